@@ -1,0 +1,270 @@
+//! The hasher pool: `workers` sync threads (an actix `SyncArbiter`) doing argon2id hashing and
+//! argon2/bcrypt verification, so CPU-heavy work never runs on an HTTP worker or a tokio thread.
+//!
+//! A `SyncArbiter` mailbox is unbounded and gives no backpressure, so admission is bounded here: a
+//! semaphore of `workers + queue_capacity` permits, taken without waiting before a job is sent and
+//! held until its answer arrives. No permit means 503 `overloaded` at once. At most `workers`
+//! hashes (and their `m_cost` of memory each) run at any moment, because there are only `workers`
+//! threads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::HasherSettings;
+use crate::error::AppError;
+
+/// Counters of the pool's work, for tests and metrics.
+#[derive(Debug, Default)]
+struct Counters {
+    hashes: AtomicU64,
+    verifications: AtomicU64,
+    rejected: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HasherStats {
+    /// Passwords hashed.
+    pub hashes: u64,
+    /// Verifications run, including those against the dummy hash for unknown accounts.
+    pub verifications: u64,
+    /// Jobs refused because the queue was full.
+    pub rejected: u64,
+    /// Jobs running or waiting now.
+    pub in_flight: usize,
+    /// Most jobs running or waiting at once (`workers + queue_capacity`).
+    pub capacity: usize,
+    pub workers: usize,
+}
+
+/// Hash a new password with the configured argon2id parameters.
+#[derive(Message)]
+#[rtype(result = "Result<String, String>")]
+struct HashPassword {
+    password: SecretString,
+}
+
+/// Verify a password against a stored hash, or against the dummy hash when there is no account,
+/// so that an unknown email costs the same work as a wrong password.
+#[derive(Message)]
+#[rtype(result = "bool")]
+struct VerifyPassword {
+    password: SecretString,
+    hash: Option<String>,
+}
+
+struct HashWorker {
+    argon2: Argon2<'static>,
+    dummy_hash: Arc<str>,
+    counters: Arc<Counters>,
+}
+
+impl Actor for HashWorker {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<HashPassword> for HashWorker {
+    type Result = Result<String, String>;
+
+    fn handle(&mut self, msg: HashPassword, _: &mut Self::Context) -> Self::Result {
+        self.counters.hashes.fetch_add(1, Ordering::Relaxed);
+        hash_with(&self.argon2, msg.password.expose_secret())
+    }
+}
+
+impl Handler<VerifyPassword> for HashWorker {
+    type Result = bool;
+
+    fn handle(&mut self, msg: VerifyPassword, _: &mut Self::Context) -> bool {
+        self.counters.verifications.fetch_add(1, Ordering::Relaxed);
+        let password = msg.password.expose_secret().as_bytes();
+        match &msg.hash {
+            Some(hash) => verify_hash(password, hash),
+            None => {
+                // Same work as a real verification; the answer is always no.
+                let _ = verify_hash(password, &self.dummy_hash);
+                false
+            }
+        }
+    }
+}
+
+fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Verifies against a PHC argon2 string (its own parameters) or a bcrypt hash (`$2a$`, `$2b$`,
+/// `$2y$`). An unreadable hash never matches.
+fn verify_hash(password: &[u8], hash: &str) -> bool {
+    if hash.starts_with("$2") {
+        return bcrypt::verify(password, hash).unwrap_or(false);
+    }
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default().verify_password(password, &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+fn argon2_from(settings: &HasherSettings) -> Result<Argon2<'static>, String> {
+    let params = Params::new(
+        settings.argon2_memory_kib,
+        settings.argon2_iterations,
+        settings.argon2_parallelism,
+        None,
+    )
+    .map_err(|e| format!("hasher: invalid argon2 parameters: {e}"))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// Handle to the pool; cheap to clone, shared by every HTTP worker.
+#[derive(Clone)]
+pub struct HasherPool {
+    workers: Addr<HashWorker>,
+    admission: Arc<Semaphore>,
+    capacity: usize,
+    worker_count: usize,
+    counters: Arc<Counters>,
+    retry_after: Duration,
+}
+
+impl HasherPool {
+    /// Starts the worker threads. Needs a running actix `System`.
+    pub fn start(settings: &HasherSettings) -> Result<Self, String> {
+        let argon2 = argon2_from(settings)?;
+        let worker_count = settings.effective_workers();
+        let capacity = worker_count + settings.effective_queue_capacity();
+        // A throwaway password: nobody can know it, and it is hashed with today's parameters so a
+        // dummy verification costs what a real one does.
+        let throwaway = SaltString::generate(&mut OsRng);
+        let dummy_hash: Arc<str> = hash_with(&argon2, throwaway.as_str())?.into();
+        let counters = Arc::new(Counters::default());
+        let worker_counters = counters.clone();
+        let workers = SyncArbiter::start(worker_count, move || HashWorker {
+            argon2: argon2.clone(),
+            dummy_hash: dummy_hash.clone(),
+            counters: worker_counters.clone(),
+        });
+        Ok(HasherPool {
+            workers,
+            admission: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            worker_count,
+            counters,
+            retry_after: Duration::from_secs(settings.retry_after_seconds.max(1)),
+        })
+    }
+
+    fn admit(&self) -> Result<OwnedSemaphorePermit, AppError> {
+        self.admission.clone().try_acquire_owned().map_err(|_| {
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            AppError::Overloaded {
+                retry_after: self.retry_after,
+            }
+        })
+    }
+
+    /// Hashes a new password (already normalised) with argon2id.
+    pub async fn hash(&self, password: &str) -> Result<String, AppError> {
+        let _permit = self.admit()?;
+        let message = HashPassword {
+            password: SecretString::from(password),
+        };
+        self.workers
+            .send(message)
+            .await?
+            .map_err(AppError::Internal)
+    }
+
+    /// Verifies a password against a stored hash; `None` runs the dummy verification.
+    pub async fn verify(&self, password: &str, hash: Option<String>) -> Result<bool, AppError> {
+        let _permit = self.admit()?;
+        let message = VerifyPassword {
+            password: SecretString::from(password),
+            hash,
+        };
+        Ok(self.workers.send(message).await?)
+    }
+
+    pub fn stats(&self) -> HasherStats {
+        HasherStats {
+            hashes: self.counters.hashes.load(Ordering::Relaxed),
+            verifications: self.counters.verifications.load(Ordering::Relaxed),
+            rejected: self.counters.rejected.load(Ordering::Relaxed),
+            in_flight: self.capacity - self.admission.available_permits(),
+            capacity: self.capacity,
+            workers: self.worker_count,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> HasherSettings {
+        HasherSettings {
+            workers: 1,
+            queue_capacity: 1,
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            argon2_parallelism: 1,
+            retry_after_seconds: 1,
+        }
+    }
+
+    #[test]
+    fn argon2id_hashes_verify_and_carry_their_parameters() {
+        let argon2 = argon2_from(&cheap()).unwrap();
+        let hash = hash_with(&argon2, "correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
+        assert!(verify_hash(b"correct horse", &hash));
+        assert!(!verify_hash(b"wrong horse", &hash));
+    }
+
+    #[test]
+    fn bcrypt_hashes_verify() {
+        let hash = bcrypt::hash("legacy password", 4).unwrap();
+        assert!(verify_hash(b"legacy password", &hash));
+        assert!(!verify_hash(b"other password", &hash));
+    }
+
+    #[test]
+    fn unreadable_hashes_never_match() {
+        assert!(!verify_hash(b"", ""));
+        assert!(!verify_hash(b"x", "$argon2id$garbage"));
+        assert!(!verify_hash(b"x", "plaintext"));
+    }
+
+    #[actix_web::test]
+    async fn the_pool_refuses_past_its_capacity_and_counts_its_work() {
+        let pool = HasherPool::start(&cheap()).unwrap();
+        let hash = pool.hash("password one").await.unwrap();
+        assert!(pool.verify("password one", Some(hash)).await.unwrap());
+        assert!(!pool.verify("password one", None).await.unwrap());
+        // Hold every permit, as queued jobs would: the next caller is refused at once.
+        let held: Vec<_> = (0..pool.capacity).map(|_| pool.admit().unwrap()).collect();
+        assert!(matches!(
+            pool.verify("x", None).await,
+            Err(AppError::Overloaded { .. })
+        ));
+        drop(held);
+        let stats = pool.stats();
+        assert_eq!(
+            (stats.hashes, stats.verifications, stats.rejected),
+            (1, 2, 1)
+        );
+        assert_eq!(stats.in_flight, 0);
+        assert_eq!(stats.capacity, 2);
+    }
+}

@@ -1,0 +1,342 @@
+//! The token actor: sessions, access JWTs, refresh rotation with reuse detection, and the
+//! access-token denylist.
+//!
+//! Its handlers return futures that run on their own (`ResponseFuture`), so one slow database
+//! round trip never serialises the others. One instance runs on each HTTP worker thread; all of
+//! them share the same [`TokenService`], whose state lives in the store and the cache, so every
+//! guarantee holds across threads and nodes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use chrono::Utc;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use uuid::Uuid;
+
+use crate::cache::Cache;
+use crate::config::TokenSettings;
+use crate::domain::claims::AccessClaims;
+use crate::domain::refresh::RefreshToken;
+use crate::domain::user::Role;
+use crate::error::AppError;
+use crate::store::{NewSession, RevokeReason, Rotation, RotationOutcome, SessionOwner, Store};
+
+/// What a client receives after signup, login or refresh.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub refresh_token: RefreshToken,
+    pub session_id: Uuid,
+}
+
+/// Start a new session (a new refresh-token family) for a user who just proved who they are.
+#[derive(Message)]
+#[rtype(result = "Result<IssuedTokens, AppError>")]
+pub struct StartSession {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// Rotate a refresh token.
+#[derive(Message)]
+#[rtype(result = "Result<IssuedTokens, AppError>")]
+pub struct Rotate {
+    pub presented: String,
+}
+
+/// Verify an access token: signature, algorithm, `kid`, `iss`, `aud`, time, and the denylist.
+#[derive(Message)]
+#[rtype(result = "Result<AccessClaims, AppError>")]
+pub struct VerifyAccess {
+    pub token: String,
+}
+
+/// End a session, by its refresh token and/or by an access token of it.
+#[derive(Message)]
+#[rtype(result = "Result<(), AppError>")]
+pub struct Logout {
+    pub refresh: Option<String>,
+    pub access: Option<AccessClaims>,
+}
+
+/// End every session of a user; answers how many were live.
+#[derive(Message)]
+#[rtype(result = "Result<usize, AppError>")]
+pub struct LogoutAll {
+    pub user_id: Uuid,
+    pub access: AccessClaims,
+}
+
+pub struct TokenService {
+    store: Arc<dyn Store>,
+    cache: Arc<dyn Cache>,
+    settings: TokenSettings,
+    encoding_key: EncodingKey,
+    decoding_key: DecodingKey,
+    header: Header,
+    validation: Validation,
+}
+
+fn jti_key(jti: Uuid) -> String {
+    format!("deny:jti:{jti}")
+}
+
+fn session_key(session_id: Uuid) -> String {
+    format!("deny:sid:{session_id}")
+}
+
+impl TokenService {
+    pub fn new(store: Arc<dyn Store>, cache: Arc<dyn Cache>, settings: TokenSettings) -> Self {
+        let algorithm = settings.algorithm.to_jsonwebtoken();
+        let secret = settings.jwt_secret.expose().as_bytes();
+        let mut header = Header::new(algorithm);
+        header.kid = Some(settings.jwt_key_id.clone());
+        // Only the configured algorithm is accepted: `alg: none` and algorithm confusion fail here.
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[settings.issuer.as_str()]);
+        validation.set_audience(&[settings.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = settings.leeway_seconds;
+        TokenService {
+            store,
+            cache,
+            encoding_key: EncodingKey::from_secret(secret),
+            decoding_key: DecodingKey::from_secret(secret),
+            header,
+            validation,
+            settings,
+        }
+    }
+
+    fn issue_access(&self, owner: SessionOwner) -> Result<(String, u64), AppError> {
+        let ttl = self.settings.access_ttl_seconds;
+        let claims = AccessClaims::new(
+            owner.user_id,
+            owner.session_id,
+            owner.role,
+            &self.settings.issuer,
+            &self.settings.audience,
+            Utc::now().timestamp(),
+            ttl as i64,
+        );
+        let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding_key)
+            .map_err(|e| AppError::Internal(format!("signing an access token: {e}")))?;
+        Ok((token, ttl))
+    }
+
+    fn issued(
+        &self,
+        owner: SessionOwner,
+        refresh_token: RefreshToken,
+    ) -> Result<IssuedTokens, AppError> {
+        let (access_token, expires_in) = self.issue_access(owner)?;
+        Ok(IssuedTokens {
+            access_token,
+            expires_in,
+            refresh_token,
+            session_id: owner.session_id,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %msg.user_id))]
+    pub async fn start_session(&self, msg: StartSession) -> Result<IssuedTokens, AppError> {
+        let refresh_token = RefreshToken::generate();
+        let session_id = Uuid::new_v4();
+        self.store
+            .create_session(NewSession {
+                id: session_id,
+                user_id: msg.user_id,
+                refresh_hash: refresh_token.hash(),
+                refresh_ttl_seconds: self.settings.refresh_ttl_seconds,
+                user_agent: msg.user_agent,
+                ip: msg.ip,
+            })
+            .await?;
+        let owner = SessionOwner {
+            session_id,
+            user_id: msg.user_id,
+            role: msg.role,
+        };
+        self.issued(owner, refresh_token)
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn rotate(&self, presented: &str) -> Result<IssuedTokens, AppError> {
+        let presented = RefreshToken::parse(presented).ok_or(AppError::TokenInvalid)?;
+        // Deterministic: the same parent always yields the same child, which is what lets a racing
+        // tab inside the grace window receive the token the first request received.
+        let child = presented.child(self.settings.refresh_secret.expose().as_bytes());
+        let outcome = self
+            .store
+            .rotate_refresh_token(Rotation {
+                presented: presented.hash(),
+                child: child.hash(),
+                refresh_ttl_seconds: self.settings.refresh_ttl_seconds,
+                grace_seconds: self.settings.refresh_reuse_grace_seconds,
+            })
+            .await?;
+        match outcome {
+            RotationOutcome::Rotated(owner) => self.issued(owner, child),
+            RotationOutcome::GraceReplay(owner) => {
+                tracing::info!(session_id = %owner.session_id, "refresh replayed within the grace window");
+                self.issued(owner, child)
+            }
+            RotationOutcome::Reused {
+                session_id,
+                user_id,
+            } => {
+                tracing::warn!(%session_id, %user_id, "refresh token reuse detected; session revoked");
+                self.deny_sessions(&[session_id]).await?;
+                Err(AppError::RefreshTokenReused)
+            }
+            RotationOutcome::Expired => Err(AppError::TokenExpired),
+            RotationOutcome::Invalid => Err(AppError::TokenInvalid),
+        }
+    }
+
+    pub async fn verify_access(&self, token: &str) -> Result<AccessClaims, AppError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AppError::TokenInvalid)?;
+        if header.kid.as_deref() != Some(self.settings.jwt_key_id.as_str()) {
+            return Err(AppError::TokenInvalid);
+        }
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding_key, &self.validation)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::ExpiredSignature => AppError::TokenExpired,
+                    _ => AppError::TokenInvalid,
+                })?;
+        let claims = data.claims;
+        // Fail closed: a token that cannot be checked against the denylist is not accepted.
+        if self
+            .cache
+            .any_denied(&[jti_key(claims.jti), session_key(claims.sid)])
+            .await?
+        {
+            return Err(AppError::TokenInvalid);
+        }
+        Ok(claims)
+    }
+
+    /// Denies every access token of these sessions for as long as any of them can live.
+    async fn deny_sessions(&self, sessions: &[Uuid]) -> Result<(), AppError> {
+        let entries: Vec<_> = sessions
+            .iter()
+            .map(|id| (session_key(*id), self.session_deny_ttl()))
+            .collect();
+        Ok(self.cache.deny(&entries).await?)
+    }
+
+    fn deny_access_entry(&self, claims: &AccessClaims) -> (String, Duration) {
+        let remaining =
+            claims.remaining_seconds(Utc::now().timestamp()) + self.settings.leeway_seconds;
+        (jti_key(claims.jti), Duration::from_secs(remaining.max(1)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn logout(&self, msg: Logout) -> Result<(), AppError> {
+        let mut entries = Vec::new();
+        if let Some(claims) = &msg.access {
+            self.store
+                .revoke_session(claims.sid, RevokeReason::Logout)
+                .await?;
+            entries.push(self.deny_access_entry(claims));
+            entries.push((session_key(claims.sid), self.session_deny_ttl()));
+        }
+        if let Some(token) = msg.refresh.as_deref().and_then(RefreshToken::parse) {
+            if let Some(revoked) = self
+                .store
+                .revoke_session_by_refresh(token.hash(), RevokeReason::Logout)
+                .await?
+            {
+                entries.push((session_key(revoked.session_id), self.session_deny_ttl()));
+            }
+        }
+        Ok(self.cache.deny(&entries).await?)
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %msg.user_id))]
+    pub async fn logout_all(&self, msg: LogoutAll) -> Result<usize, AppError> {
+        let sessions = self
+            .store
+            .revoke_user_sessions(msg.user_id, RevokeReason::LogoutAll)
+            .await?;
+        let mut entries: Vec<_> = sessions
+            .iter()
+            .map(|id| (session_key(*id), self.session_deny_ttl()))
+            .collect();
+        entries.push(self.deny_access_entry(&msg.access));
+        self.cache.deny(&entries).await?;
+        Ok(sessions.len())
+    }
+
+    fn session_deny_ttl(&self) -> Duration {
+        Duration::from_secs(self.settings.access_ttl_seconds + self.settings.leeway_seconds)
+    }
+}
+
+/// The actor wrapping [`TokenService`]; start one per HTTP worker.
+pub struct TokenActor {
+    service: Arc<TokenService>,
+}
+
+impl TokenActor {
+    pub fn new(service: Arc<TokenService>) -> Self {
+        TokenActor { service }
+    }
+}
+
+impl Actor for TokenActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<StartSession> for TokenActor {
+    type Result = ResponseFuture<Result<IssuedTokens, AppError>>;
+
+    fn handle(&mut self, msg: StartSession, _: &mut Self::Context) -> Self::Result {
+        let service = self.service.clone();
+        Box::pin(async move { service.start_session(msg).await })
+    }
+}
+
+impl Handler<Rotate> for TokenActor {
+    type Result = ResponseFuture<Result<IssuedTokens, AppError>>;
+
+    fn handle(&mut self, msg: Rotate, _: &mut Self::Context) -> Self::Result {
+        let service = self.service.clone();
+        Box::pin(async move { service.rotate(&msg.presented).await })
+    }
+}
+
+impl Handler<VerifyAccess> for TokenActor {
+    type Result = ResponseFuture<Result<AccessClaims, AppError>>;
+
+    fn handle(&mut self, msg: VerifyAccess, _: &mut Self::Context) -> Self::Result {
+        let service = self.service.clone();
+        Box::pin(async move { service.verify_access(&msg.token).await })
+    }
+}
+
+impl Handler<Logout> for TokenActor {
+    type Result = ResponseFuture<Result<(), AppError>>;
+
+    fn handle(&mut self, msg: Logout, _: &mut Self::Context) -> Self::Result {
+        let service = self.service.clone();
+        Box::pin(async move { service.logout(msg).await })
+    }
+}
+
+impl Handler<LogoutAll> for TokenActor {
+    type Result = ResponseFuture<Result<usize, AppError>>;
+
+    fn handle(&mut self, msg: LogoutAll, _: &mut Self::Context) -> Self::Result {
+        let service = self.service.clone();
+        Box::pin(async move { service.logout_all(msg).await })
+    }
+}

@@ -1,0 +1,173 @@
+//! Assembly: connect the store and the cache, start the actors, bind the listener.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix::Actor;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+
+use crate::actors::hasher::{HasherPool, HasherStats};
+use crate::actors::rate_limiter::RateLimiter;
+use crate::actors::tokens::{TokenActor, TokenService};
+use crate::auth::AuthService;
+use crate::cache::redis::RedisCache;
+use crate::cache::Cache;
+use crate::config::Settings;
+use crate::error::AppError;
+use crate::http::cookies::CookiePolicy;
+use crate::http::{self, AppState};
+use crate::store::postgres::PostgresStore;
+use crate::store::Store;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    hasher: HasherPool,
+}
+
+/// Applies migrations (creating the database first when configured to); used by `authd migrate`
+/// and by `serve` when `database.auto_migrate` is on.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<Vec<String>> {
+    if settings.database.create_if_missing
+        && PostgresStore::create_database_if_missing(&settings.database)
+            .await
+            .context("database.url: cannot create the database")?
+    {
+        tracing::info!("created database {}", settings.database.url.redacted());
+    }
+    PostgresStore::migrate(&settings.database)
+        .await
+        .context("database migration")
+}
+
+impl Application {
+    /// Connects, migrates if configured, starts the actors and binds. Needs a running actix System.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if settings.database.auto_migrate {
+            for name in migrate(&settings).await? {
+                tracing::info!(migration = %name, "applied migration");
+            }
+        }
+        let store: Arc<dyn Store> = Arc::new(
+            PostgresStore::connect(&settings.database)
+                .await
+                .with_context(|| {
+                    format!(
+                        "database.url: cannot connect to {}",
+                        settings.database.url.redacted()
+                    )
+                })?,
+        );
+        let cache: Arc<dyn Cache> = Arc::new(
+            RedisCache::connect(&settings.cache)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cache.url: cannot connect to {}",
+                        settings.cache.url.redacted()
+                    )
+                })?,
+        );
+        let hasher = HasherPool::start(&settings.hasher).map_err(anyhow::Error::msg)?;
+        let stats = hasher.stats();
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!(
+                    "server.port: cannot listen on {}:{}",
+                    settings.server.host, settings.server.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        tracing::info!(
+            "store: postgres {}; cache: redis {} (prefix {:?}); hasher: {} workers, queue {}, argon2id m={} KiB t={} p={}; listening on {}:{}",
+            settings.database.url.redacted(),
+            settings.cache.url.redacted(),
+            settings.cache.key_prefix,
+            stats.workers,
+            stats.capacity - stats.workers,
+            settings.hasher.argon2_memory_kib,
+            settings.hasher.argon2_iterations,
+            settings.hasher.argon2_parallelism,
+            settings.server.host,
+            port,
+        );
+
+        let token_service = Arc::new(TokenService::new(
+            store.clone(),
+            cache.clone(),
+            settings.tokens.clone(),
+        ));
+        let rate_limits = Arc::new(settings.rate_limit.clone());
+        let base_path = settings.base_path();
+        let cookie_policy = CookiePolicy {
+            secure: settings.cookie_secure(),
+            path: format!("{base_path}/auth"),
+            max_age_seconds: settings.tokens.refresh_ttl_seconds as i64,
+        };
+        let max_body_bytes = settings.http.max_body_bytes;
+        let settings = Arc::new(settings);
+        let pool = hasher.clone();
+
+        let server_settings = settings.clone();
+        let server = HttpServer::new(move || {
+            // One token actor and one rate-limit actor per HTTP worker thread: their messages
+            // never cross threads, and their state is shared through the store and the cache.
+            let tokens = TokenActor::new(token_service.clone()).start();
+            let rate_limiter = RateLimiter::new(cache.clone(), rate_limits.clone()).start();
+            let state = AppState {
+                auth: AuthService::new(store.clone(), pool.clone(), tokens),
+                rate_limiter,
+                store: store.clone(),
+                cache: cache.clone(),
+                cookies: cookie_policy.clone(),
+                base_path: base_path.clone(),
+                max_body_bytes,
+            };
+            App::new()
+                .app_data(web::Data::new(state))
+                .app_data(web::PayloadConfig::new(max_body_bytes))
+                .wrap(from_fn(http::middleware::rate_limit))
+                .wrap(http::cors(&server_settings))
+                .wrap(from_fn(http::middleware::request_context))
+                .configure(http::configure(&base_path))
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(AppError::NotFound)
+                }))
+        })
+        .workers(if settings.server.workers == 0 {
+            crate::config::available_cores()
+        } else {
+            settings.server.workers
+        })
+        .shutdown_timeout(settings.server.shutdown_timeout_seconds)
+        .listen(listener)?
+        .run();
+
+        Ok(Application {
+            port,
+            server,
+            hasher,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn hasher_stats(&self) -> HasherStats {
+        self.hasher.stats()
+    }
+
+    /// A handle that stops the server (gracefully or not).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

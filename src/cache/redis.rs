@@ -1,0 +1,147 @@
+//! Redis backend: one multiplexed, self-reconnecting connection per process; rate limits are one
+//! atomic GCRA script using the Redis clock, so every node agrees on time.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use super::{Cache, CacheError, RateDecision};
+use crate::config::CacheSettings;
+
+/// GCRA (generic cell rate algorithm): one key holding the theoretical arrival time, in ms.
+/// Returns {allowed, remaining, reset_after_ms, retry_after_ms}.
+const GCRA: &str = r#"
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = window / limit
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat or tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - window
+if allow_at > now then
+  return {0, 0, math.ceil(tat - now), math.ceil(allow_at - now)}
+end
+redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now))
+local remaining = math.floor((window - (new_tat - now)) / interval + 1e-9)
+return {1, remaining, math.ceil(new_tat - now), 0}
+"#;
+
+#[derive(Clone)]
+pub struct RedisCache {
+    connection: ConnectionManager,
+    prefix: String,
+    command_timeout: Duration,
+    gcra: Script,
+}
+
+impl RedisCache {
+    pub async fn connect(settings: &CacheSettings) -> Result<Self, CacheError> {
+        let client = redis::Client::open(settings.url.as_str()).map_err(unavailable)?;
+        let connect_timeout = Duration::from_secs(settings.connect_timeout_seconds);
+        let connection = tokio::time::timeout(connect_timeout, ConnectionManager::new(client))
+            .await
+            .map_err(|_| CacheError::Unavailable("timed out connecting to Redis".into()))?
+            .map_err(unavailable)?;
+        Ok(RedisCache {
+            connection,
+            prefix: settings.key_prefix.clone(),
+            command_timeout: Duration::from_millis(settings.command_timeout_ms),
+            gcra: Script::new(GCRA),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    async fn bounded<T>(
+        &self,
+        op: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, CacheError> {
+        tokio::time::timeout(self.command_timeout, op)
+            .await
+            .map_err(|_| CacheError::Unavailable("Redis command timed out".into()))?
+            .map_err(unavailable)
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> CacheError {
+    CacheError::Unavailable(e.to_string())
+}
+
+fn millis(value: i64) -> Duration {
+    Duration::from_millis(value.max(0) as u64)
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    async fn ping(&self) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        self.bounded(redis::cmd("PING").query_async::<String>(&mut connection))
+            .await
+            .map(|_| ())
+    }
+
+    async fn hit_rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, CacheError> {
+        let mut connection = self.connection.clone();
+        let key = self.key(key);
+        let mut invocation = self.gcra.key(key);
+        invocation.arg(limit).arg(window.as_millis() as u64);
+        let reply: Vec<i64> = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        let [allowed, remaining, reset_ms, retry_ms] = reply[..] else {
+            return Err(CacheError::Unavailable(
+                "unexpected rate-limit reply".into(),
+            ));
+        };
+        Ok(RateDecision {
+            allowed: allowed == 1,
+            limit,
+            remaining: remaining.clamp(0, i64::from(limit)) as u32,
+            reset_after: millis(reset_ms),
+            retry_after: millis(retry_ms),
+        })
+    }
+
+    async fn deny(&self, entries: &[(String, Duration)]) -> Result<(), CacheError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (key, ttl) in entries {
+            let ttl_ms = ttl.as_millis().max(1) as u64;
+            pipe.cmd("SET")
+                .arg(self.key(key))
+                .arg(1)
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore();
+        }
+        let mut connection = self.connection.clone();
+        self.bounded(pipe.query_async::<()>(&mut connection)).await
+    }
+
+    async fn any_denied(&self, keys: &[String]) -> Result<bool, CacheError> {
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let mut cmd = redis::cmd("EXISTS");
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        let mut connection = self.connection.clone();
+        let found: i64 = self.bounded(cmd.query_async(&mut connection)).await?;
+        Ok(found > 0)
+    }
+}

@@ -1,0 +1,759 @@
+//! Layered configuration: `config/default.toml`, then `config/$AUTHD_ENV.toml`, then the seed apps'
+//! plain variables (`DATABASE_URL`, `JWT_SECRET`, ...), then `AUTHD__SECTION__KEY` variables.
+//!
+//! Every section denies unknown fields so that a typo stops the start instead of being ignored.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Secrets shipped in `config/development.toml` and the README. They are fine for a laptop and
+/// refused everywhere else.
+pub const EXAMPLE_SECRETS: &[&str] = &[
+    "dev-only-jwt-secret-change-me-0123456789abcdef",
+    "dev-only-refresh-secret-change-me-0123456789abcdef",
+];
+
+/// Minimum length of any signing or HMAC secret, in bytes (RFC 7518 §3.2: HS256 keys of at least
+/// the hash size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Test => "test",
+            Environment::Production => "production",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, ConfigError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" => Ok(Environment::Development),
+            "test" => Ok(Environment::Test),
+            "production" | "prod" => Ok(Environment::Production),
+            other => Err(ConfigError::Invalid {
+                setting: "AUTHD_ENV".into(),
+                reason: format!(
+                    "unknown environment {other:?} (expected development, test or production)"
+                ),
+            }),
+        }
+    }
+}
+
+/// A secret from config. `Debug` and `Serialize` never show its value.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(Option<SecretString>);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(Some(SecretString::from(value.into())))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.as_ref().map(|s| s.expose_secret()).unwrap_or("")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.expose().is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_empty() {
+            "\"\""
+        } else {
+            "\"[redacted]\""
+        })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.is_empty() { "" } else { "[redacted]" })
+    }
+}
+
+/// A connection URL that may carry a password: shown with the password replaced.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct ConnectionUrl(String);
+
+impl ConnectionUrl {
+    pub fn new(value: impl Into<String>) -> Self {
+        ConnectionUrl(value.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some(scheme_end) = url.find("://") else {
+            return url.clone();
+        };
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(colon) => format!(
+                        "{}{}:***{}",
+                        &url[..scheme_end + 3],
+                        &userinfo[..colon],
+                        &url[scheme_end + 3 + at..]
+                    ),
+                    None => url.clone(),
+                }
+            }
+            None => url.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl Serialize for ConnectionUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Filled from `AUTHD_ENV` (or `NODE_ENV`), never from the files.
+    #[serde(skip_deserializing, default = "default_env")]
+    pub environment: Environment,
+    pub app: AppSettings,
+    pub server: ServerSettings,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub cache: CacheSettings,
+    pub tokens: TokenSettings,
+    pub hasher: HasherSettings,
+    pub rate_limit: RateLimitSettings,
+    pub log: LogSettings,
+}
+
+fn default_env() -> Environment {
+    Environment::Development
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSettings {
+    /// Public URL of the frontend; the CORS origin when `http.cors_allowed_origins` is empty.
+    pub frontend_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    pub shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Prefix every route is mounted under, e.g. `/api`; empty for none.
+    pub base_path: String,
+    pub max_body_bytes: usize,
+    /// Origins allowed to call with credentials. Empty means `app.frontend_url` alone.
+    pub cors_allowed_origins: Vec<String>,
+    pub cors_max_age_seconds: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://user:pass@host:port/db`.
+    pub url: ConnectionUrl,
+    pub pool_size: usize,
+    pub connect_timeout_seconds: u64,
+    /// How long a request waits for a free pooled connection before answering 503.
+    pub acquire_timeout_seconds: u64,
+    /// Apply pending migrations at start.
+    pub auto_migrate: bool,
+    /// Create the database named in `url` when it does not exist (handy on a laptop).
+    pub create_if_missing: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// `redis://host:port/db`.
+    pub url: ConnectionUrl,
+    /// Prefix of every key authd writes, so several deployments can share one Redis.
+    pub key_prefix: String,
+    pub connect_timeout_seconds: u64,
+    /// Timeout of one Redis command; past it the call counts as a cache failure.
+    pub command_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    HS384,
+    HS512,
+}
+
+impl JwtAlgorithm {
+    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
+        match self {
+            JwtAlgorithm::HS256 => jsonwebtoken::Algorithm::HS256,
+            JwtAlgorithm::HS384 => jsonwebtoken::Algorithm::HS384,
+            JwtAlgorithm::HS512 => jsonwebtoken::Algorithm::HS512,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub algorithm: JwtAlgorithm,
+    /// Signing key for HS* access tokens.
+    pub jwt_secret: Secret,
+    /// `kid` put in the JWT header and required on verification.
+    pub jwt_key_id: String,
+    /// HMAC key deriving each rotated refresh token from its parent (idempotent grace replies).
+    pub refresh_secret: Secret,
+    pub access_ttl_seconds: u64,
+    pub refresh_ttl_seconds: u64,
+    pub refresh_reuse_grace_seconds: u64,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_seconds: u64,
+    /// `Secure` flag of the refresh cookie; `None` means on everywhere except development.
+    pub cookie_secure: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HasherSettings {
+    /// Hashing threads; 0 means one per core.
+    pub workers: usize,
+    /// Jobs allowed to wait for a thread; past it callers get 503 at once. 0 means 4 x workers.
+    pub queue_capacity: usize,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// `Retry-After` sent with 503 `overloaded`.
+    pub retry_after_seconds: u64,
+}
+
+impl HasherSettings {
+    pub fn effective_workers(&self) -> usize {
+        if self.workers == 0 {
+            available_cores()
+        } else {
+            self.workers
+        }
+    }
+    pub fn effective_queue_capacity(&self) -> usize {
+        if self.queue_capacity == 0 {
+            4 * self.effective_workers()
+        } else {
+            self.queue_capacity
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Requests per IP on every endpoint except health checks.
+    pub general_max: u32,
+    pub general_window_seconds: u64,
+    /// Stricter per-IP, per-route limit on the credential endpoints in `auth_routes`.
+    pub auth_max: u32,
+    pub auth_window_seconds: u64,
+    pub auth_routes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` or `json`; empty means pretty in development, json elsewhere.
+    pub format: Option<LogFormat>,
+    /// A `tracing` filter, e.g. `info` or `authd=debug,info`. `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config error: {setting}: {reason}")]
+    Invalid { setting: String, reason: String },
+    #[error("config error: {0}")]
+    Load(String),
+}
+
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// The plain variables of the seed apps and the setting each one fills.
+pub const SEED_VARIABLES: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("DB_POOL_SIZE", "database.pool_size"),
+    ("REDIS_URL", "cache.url"),
+    ("PORT", "server.port"),
+    ("JWT_SECRET", "tokens.jwt_secret"),
+    ("FRONTEND_URL", "app.frontend_url"),
+    ("RATE_LIMIT_WINDOW", "rate_limit.general_window_seconds"),
+    ("RATE_LIMIT_MAX", "rate_limit.general_max"),
+];
+
+/// Where the config directory is: `AUTHD_CONFIG_DIR`, else `./config`, else the one in the crate.
+pub fn config_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("AUTHD_CONFIG_DIR") {
+        return PathBuf::from(dir);
+    }
+    let local = PathBuf::from("config");
+    if local.join("default.toml").exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// Which environment this process runs in: `AUTHD_ENV`, else `NODE_ENV`, else development.
+pub fn environment_from_env() -> Result<Environment, ConfigError> {
+    match std::env::var("AUTHD_ENV").or_else(|_| std::env::var("NODE_ENV")) {
+        Ok(value) => Environment::parse(&value),
+        Err(_) => Ok(Environment::Development),
+    }
+}
+
+/// Loads the layered settings from files and the process environment, and validates them.
+pub fn load() -> Result<Settings, ConfigError> {
+    let environment = environment_from_env()?;
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    load_from(&config_dir(), environment, &vars)
+}
+
+/// Loads settings from `dir` for `environment`, with `vars` standing for the process environment.
+pub fn load_from(
+    dir: &Path,
+    environment: Environment,
+    vars: &[(String, String)],
+) -> Result<Settings, ConfigError> {
+    let mut seed = config::Config::builder();
+    for (var, key) in SEED_VARIABLES {
+        if let Some((_, value)) = vars.iter().rev().find(|(name, _)| name == var) {
+            seed = seed
+                .set_override(*key, value.as_str())
+                .map_err(|e| ConfigError::Load(e.to_string()))?;
+        }
+    }
+    let seed = seed.build().map_err(|e| ConfigError::Load(e.to_string()))?;
+
+    let prefixed: config::Map<String, String> = vars
+        .iter()
+        .filter(|(name, _)| name.starts_with("AUTHD__"))
+        .cloned()
+        .collect();
+
+    let built = config::Config::builder()
+        .add_source(config::File::from(dir.join("default.toml")).required(true))
+        .add_source(
+            config::File::from(dir.join(format!("{}.toml", environment.as_str()))).required(false),
+        )
+        .add_source(seed)
+        .add_source(
+            config::Environment::with_prefix("AUTHD")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("http.cors_allowed_origins")
+                .with_list_parse_key("rate_limit.auth_routes")
+                .source(Some(prefixed)),
+        )
+        .build()
+        .map_err(|e| ConfigError::Load(e.to_string()))?;
+
+    let mut settings: Settings = built
+        .try_deserialize()
+        .map_err(|e| ConfigError::Load(e.to_string()))?;
+    settings.environment = environment;
+    settings.validate()?;
+    Ok(settings)
+}
+
+fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting: setting.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    pub fn is_development(&self) -> bool {
+        self.environment == Environment::Development
+    }
+
+    pub fn cookie_secure(&self) -> bool {
+        self.tokens.cookie_secure.unwrap_or(!self.is_development())
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.log.format.unwrap_or(if self.is_development() {
+            LogFormat::Pretty
+        } else {
+            LogFormat::Json
+        })
+    }
+
+    pub fn cors_origins(&self) -> Vec<String> {
+        if self.http.cors_allowed_origins.is_empty() {
+            vec![self.app.frontend_url.trim_end_matches('/').to_string()]
+        } else {
+            self.http.cors_allowed_origins.clone()
+        }
+    }
+
+    /// Normalised base path: empty, or `/x` without a trailing slash.
+    pub fn base_path(&self) -> String {
+        let trimmed = self.http.base_path.trim().trim_end_matches('/');
+        if trimmed.is_empty() {
+            String::new()
+        } else if trimmed.starts_with('/') {
+            trimmed.to_string()
+        } else {
+            format!("/{trimmed}")
+        }
+    }
+
+    /// Checks every rule a bad value could break; the first failure names its setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_secret("tokens.jwt_secret", "JWT_SECRET", &self.tokens.jwt_secret)?;
+        self.check_secret(
+            "tokens.refresh_secret",
+            "AUTHD__TOKENS__REFRESH_SECRET",
+            &self.tokens.refresh_secret,
+        )?;
+        if self.tokens.jwt_secret.expose() == self.tokens.refresh_secret.expose() {
+            return Err(invalid(
+                "tokens.refresh_secret",
+                "must differ from tokens.jwt_secret",
+            ));
+        }
+        if self.database.url.is_empty() {
+            return Err(invalid(
+                "database.url",
+                "is empty: set DATABASE_URL (postgres://user@host:5432/db)",
+            ));
+        }
+        if !self.database.url.as_str().starts_with("postgres://")
+            && !self.database.url.as_str().starts_with("postgresql://")
+        {
+            return Err(invalid("database.url", "must be a postgres:// URL"));
+        }
+        if self.cache.url.is_empty() {
+            return Err(invalid(
+                "cache.url",
+                "is empty: set REDIS_URL (redis://host:6379/0)",
+            ));
+        }
+        if !self.cache.url.as_str().starts_with("redis://")
+            && !self.cache.url.as_str().starts_with("rediss://")
+        {
+            return Err(invalid("cache.url", "must be a redis:// URL"));
+        }
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if self.tokens.access_ttl_seconds == 0 || self.tokens.access_ttl_seconds > 3600 {
+            return Err(invalid(
+                "tokens.access_ttl_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
+        if self.tokens.refresh_ttl_seconds < self.tokens.access_ttl_seconds {
+            return Err(invalid(
+                "tokens.refresh_ttl_seconds",
+                "must not be shorter than tokens.access_ttl_seconds",
+            ));
+        }
+        if self.tokens.issuer.is_empty() {
+            return Err(invalid("tokens.issuer", "must not be empty"));
+        }
+        if self.tokens.audience.is_empty() {
+            return Err(invalid("tokens.audience", "must not be empty"));
+        }
+        if self.hasher.argon2_parallelism == 0 || self.hasher.argon2_iterations == 0 {
+            return Err(invalid(
+                "hasher",
+                "argon2_iterations and argon2_parallelism must be at least 1",
+            ));
+        }
+        if self.hasher.argon2_memory_kib < 8 * self.hasher.argon2_parallelism {
+            return Err(invalid(
+                "hasher.argon2_memory_kib",
+                "must be at least 8 x argon2_parallelism",
+            ));
+        }
+        if self.rate_limit.enabled {
+            if self.rate_limit.general_max == 0 || self.rate_limit.general_window_seconds == 0 {
+                return Err(invalid(
+                    "rate_limit.general_max",
+                    "limit and window must be positive",
+                ));
+            }
+            if self.rate_limit.auth_max == 0 || self.rate_limit.auth_window_seconds == 0 {
+                return Err(invalid(
+                    "rate_limit.auth_max",
+                    "limit and window must be positive",
+                ));
+            }
+        }
+        if self.http.max_body_bytes == 0 {
+            return Err(invalid("http.max_body_bytes", "must be positive"));
+        }
+        for origin in self.cors_origins() {
+            if origin == "*" {
+                return Err(invalid(
+                    "http.cors_allowed_origins",
+                    "\"*\" cannot be used: credentials (the refresh cookie) are allowed, so origins must be listed",
+                ));
+            }
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(invalid(
+                    "http.cors_allowed_origins",
+                    format!("{origin:?} is not an http(s) origin"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_secret(
+        &self,
+        setting: &str,
+        variable: &str,
+        secret: &Secret,
+    ) -> Result<(), ConfigError> {
+        if secret.is_empty() {
+            return Err(invalid(setting, format!("is not set (set {variable})")));
+        }
+        if secret.expose().len() < MIN_SECRET_BYTES {
+            return Err(invalid(
+                setting,
+                format!("must be at least {MIN_SECRET_BYTES} bytes"),
+            ));
+        }
+        if !self.is_development() && EXAMPLE_SECRETS.contains(&secret.expose()) {
+            return Err(invalid(
+                setting,
+                format!("is the example secret, refused outside development (set {variable})"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective settings as TOML, secrets and URL passwords redacted.
+    pub fn redacted_toml(&self) -> String {
+        toml_like(&serde_json::to_value(self).unwrap_or_default())
+    }
+}
+
+/// Renders a two-level JSON object as TOML sections (enough for `config check`).
+fn toml_like(value: &serde_json::Value) -> String {
+    let mut top = String::new();
+    let mut sections = String::new();
+    if let serde_json::Value::Object(map) = value {
+        for (key, value) in map {
+            match value {
+                serde_json::Value::Object(inner) => {
+                    sections.push_str(&format!("\n[{key}]\n"));
+                    for (k, v) in inner {
+                        if !v.is_null() {
+                            sections.push_str(&format!("{k} = {v}\n"));
+                        }
+                    }
+                }
+                other => top.push_str(&format!("{key} = {other}\n")),
+            }
+        }
+    }
+    top + &sections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    const GOOD_JWT: &str = "a-production-jwt-secret-of-enough-length-1234";
+    const GOOD_REFRESH: &str = "a-production-refresh-secret-of-enough-length-1234";
+
+    fn production_vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut all = vec![
+            ("DATABASE_URL", "postgres://u:p@db:5432/authd"),
+            ("REDIS_URL", "redis://cache:6379/0"),
+            ("JWT_SECRET", GOOD_JWT),
+            ("AUTHD__TOKENS__REFRESH_SECRET", GOOD_REFRESH),
+        ];
+        all.extend_from_slice(extra);
+        vars(&all)
+    }
+
+    #[test]
+    fn development_defaults_load() {
+        let settings = load_from(&dir(), Environment::Development, &[]).expect("loads");
+        assert_eq!(settings.tokens.access_ttl_seconds, 900);
+        assert_eq!(settings.tokens.refresh_ttl_seconds, 7 * 24 * 3600);
+        assert_eq!(settings.hasher.argon2_memory_kib, 65536);
+        assert!(!settings.cookie_secure());
+        assert_eq!(settings.log_format(), LogFormat::Pretty);
+    }
+
+    #[test]
+    fn example_secrets_are_refused_in_production() {
+        let err = load_from(
+            &dir(),
+            Environment::Production,
+            &vars(&[
+                ("DATABASE_URL", "postgres://db/authd"),
+                ("REDIS_URL", "redis://cache"),
+                ("JWT_SECRET", EXAMPLE_SECRETS[0]),
+                ("AUTHD__TOKENS__REFRESH_SECRET", GOOD_REFRESH),
+            ]),
+        )
+        .unwrap_err();
+        let line = err.to_string();
+        assert!(line.contains("tokens.jwt_secret"), "{line}");
+        assert!(line.contains("example secret"), "{line}");
+    }
+
+    #[test]
+    fn short_secret_names_the_setting() {
+        let err = load_from(
+            &dir(),
+            Environment::Production,
+            &production_vars(&[("JWT_SECRET", "short")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("tokens.jwt_secret: must be at least 32 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn seed_variables_fill_settings_and_prefixed_ones_win() {
+        let settings = load_from(
+            &dir(),
+            Environment::Production,
+            &production_vars(&[
+                ("PORT", "9000"),
+                ("DB_POOL_SIZE", "7"),
+                ("RATE_LIMIT_MAX", "42"),
+                ("RATE_LIMIT_WINDOW", "30"),
+                ("FRONTEND_URL", "https://app.example.com"),
+                ("AUTHD__SERVER__PORT", "9100"),
+                (
+                    "AUTHD__HTTP__CORS_ALLOWED_ORIGINS",
+                    "https://a.example.com,https://b.example.com",
+                ),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(settings.server.port, 9100);
+        assert_eq!(settings.database.pool_size, 7);
+        assert_eq!(settings.rate_limit.general_max, 42);
+        assert_eq!(settings.rate_limit.general_window_seconds, 30);
+        assert_eq!(settings.app.frontend_url, "https://app.example.com");
+        assert_eq!(
+            settings.cors_origins(),
+            vec!["https://a.example.com", "https://b.example.com"]
+        );
+        assert!(settings.cookie_secure());
+        assert_eq!(settings.log_format(), LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_keys_stop_the_start() {
+        let err = load_from(
+            &dir(),
+            Environment::Production,
+            &production_vars(&[("AUTHD__TOKENS__ACESS_TTL_SECONDS", "60")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("acess_ttl_seconds"), "{err}");
+    }
+
+    #[test]
+    fn wildcard_cors_is_refused() {
+        let err = load_from(
+            &dir(),
+            Environment::Production,
+            &production_vars(&[("AUTHD__HTTP__CORS_ALLOWED_ORIGINS", "*")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("http.cors_allowed_origins"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn redacted_output_hides_secrets_and_url_passwords() {
+        let settings =
+            load_from(&dir(), Environment::Production, &production_vars(&[])).expect("loads");
+        let text = settings.redacted_toml();
+        assert!(!text.contains(GOOD_JWT));
+        assert!(!text.contains(GOOD_REFRESH));
+        assert!(!text.contains("u:p@"), "{text}");
+        assert!(text.contains("postgres://u:***@db:5432/authd"), "{text}");
+        assert!(text.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,7 @@
+//! Pure rules of authentication: no I/O, no clocks except where passed in.
+
+pub mod claims;
+pub mod email;
+pub mod password;
+pub mod refresh;
+pub mod user;

@@ -1,0 +1,117 @@
+//! The one error type of the service layer. `http::error` maps it to a status and a stable `code`,
+//! in one place; the store and cache errors convert into it here.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cache::CacheError;
+use crate::store::StoreError;
+
+/// One problem with one input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Values of the draft-7 `RateLimit-Policy` and `RateLimit` headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitHeaders {
+    pub policy: String,
+    pub state: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 400 `validation_failed`
+    #[error("the request is invalid")]
+    Validation(Vec<FieldError>),
+    /// 401 `invalid_credentials`: the same for an unknown email and a wrong password.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// 401 `unauthorized`: no bearer token where one is required.
+    #[error("authentication required")]
+    Unauthorized,
+    /// 401 `token_expired`
+    #[error("the token has expired")]
+    TokenExpired,
+    /// 401 `token_invalid`: malformed, wrong signature/algorithm/issuer/audience, revoked.
+    #[error("the token is invalid")]
+    TokenInvalid,
+    /// 401 `refresh_token_reused`: a retired refresh token was presented; its session is revoked.
+    #[error("refresh token reuse detected; the session has been revoked")]
+    RefreshTokenReused,
+    /// 403 `account_locked`: right password, but an administrator locked the account.
+    #[error("this account is locked")]
+    AccountLocked,
+    /// 404 `not_found`
+    #[error("not found")]
+    NotFound,
+    /// 409 `email_taken`
+    #[error("this email is already registered")]
+    EmailTaken,
+    /// 413 `payload_too_large`
+    #[error("the request body is too large (limit {limit} bytes)")]
+    PayloadTooLarge { limit: usize },
+    /// 415 `unsupported_media_type`
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    /// 429 `rate_limited`
+    #[error("too many requests")]
+    RateLimited {
+        retry_after: Duration,
+        headers: RateLimitHeaders,
+    },
+    /// 503 `overloaded`: the hashing pool's queue is full.
+    #[error("the server is busy; retry shortly")]
+    Overloaded { retry_after: Duration },
+    /// 503 `unavailable`: the store or the cache cannot be reached.
+    #[error("a backing service is unavailable; retry shortly")]
+    Unavailable(String),
+    /// 503 `not_ready`: readiness failed; `details` names the components.
+    #[error("not ready")]
+    NotReady(Vec<FieldError>),
+    /// 500 `internal`: the cause goes to the log, never to the client.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        AppError::Validation(vec![FieldError::new(field, message)])
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::EmailTaken => AppError::EmailTaken,
+            StoreError::Unavailable(cause) => AppError::Unavailable(cause),
+            StoreError::Backend(cause) => AppError::Internal(cause),
+        }
+    }
+}
+
+impl From<CacheError> for AppError {
+    fn from(e: CacheError) -> Self {
+        match e {
+            CacheError::Unavailable(cause) => AppError::Unavailable(cause),
+        }
+    }
+}
+
+impl From<actix::MailboxError> for AppError {
+    fn from(e: actix::MailboxError) -> Self {
+        AppError::Internal(format!("actor mailbox: {e}"))
+    }
+}

@@ -1,0 +1,66 @@
+//! The refresh-token cookie: HttpOnly, Secure (except in development), SameSite=Strict, scoped to
+//! the auth routes so it never rides along with other requests.
+
+use actix_web::cookie::time::Duration;
+use actix_web::cookie::{Cookie, SameSite};
+
+use crate::domain::refresh::RefreshToken;
+
+pub const REFRESH_COOKIE: &str = "refresh_token";
+
+#[derive(Debug, Clone)]
+pub struct CookiePolicy {
+    pub secure: bool,
+    pub path: String,
+    pub max_age_seconds: i64,
+}
+
+impl CookiePolicy {
+    fn base(&self, value: String) -> Cookie<'static> {
+        Cookie::build(REFRESH_COOKIE, value)
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Strict)
+            .path(self.path.clone())
+            .finish()
+    }
+
+    pub fn refresh(&self, token: &RefreshToken) -> Cookie<'static> {
+        let mut cookie = self.base(token.as_str().to_string());
+        cookie.set_max_age(Duration::seconds(self.max_age_seconds));
+        cookie
+    }
+
+    pub fn cleared(&self) -> Cookie<'static> {
+        let mut cookie = self.base(String::new());
+        cookie.make_removal();
+        cookie
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_cookie_has_the_contract_flags() {
+        let policy = CookiePolicy {
+            secure: true,
+            path: "/api/auth".into(),
+            max_age_seconds: 604800,
+        };
+        let text = policy.refresh(&RefreshToken::generate()).to_string();
+        for part in [
+            "HttpOnly",
+            "Secure",
+            "SameSite=Strict",
+            "Path=/api/auth",
+            "Max-Age=604800",
+        ] {
+            assert!(text.contains(part), "{part} missing in {text}");
+        }
+        let cleared = policy.cleared().to_string();
+        assert!(cleared.starts_with("refresh_token=;"), "{cleared}");
+        assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    }
+}

@@ -1,0 +1,151 @@
+//! The one mapping from errors to HTTP: status, stable `code`, headers. Bodies are rendered by the
+//! request-context middleware, which knows the request id, so every error (ours, the framework's
+//! 404/405/413, CORS refusals) leaves with the same shape.
+
+use actix_web::http::header::{HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::error::{AppError, FieldError};
+
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody<'a> {
+    pub error: &'a str,
+    pub code: &'a str,
+    pub status_code: u16,
+    pub request_id: &'a str,
+    pub timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<&'a [FieldError]>,
+}
+
+impl<'a> ErrorBody<'a> {
+    pub fn new(status: StatusCode, code: &'a str, error: &'a str, request_id: &'a str) -> Self {
+        ErrorBody {
+            error,
+            code,
+            status_code: status.as_u16(),
+            request_id,
+            timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            details: None,
+        }
+    }
+}
+
+impl AppError {
+    /// The stable machine-readable code of the contract.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Validation(_) => "validation_failed",
+            AppError::InvalidCredentials => "invalid_credentials",
+            AppError::Unauthorized => "unauthorized",
+            AppError::TokenExpired => "token_expired",
+            AppError::TokenInvalid => "token_invalid",
+            AppError::RefreshTokenReused => "refresh_token_reused",
+            AppError::AccountLocked => "account_locked",
+            AppError::NotFound => "not_found",
+            AppError::EmailTaken => "email_taken",
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::UnsupportedMediaType => "unsupported_media_type",
+            AppError::RateLimited { .. } => "rate_limited",
+            AppError::Overloaded { .. } => "overloaded",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::NotReady(_) => "not_ready",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn details(&self) -> Option<&[FieldError]> {
+        match self {
+            AppError::Validation(details) | AppError::NotReady(details) => Some(details),
+            _ => None,
+        }
+    }
+}
+
+/// Code and message for an error response the framework made (no `AppError` behind it).
+pub fn framework_error(status: StatusCode) -> (&'static str, &'static str) {
+    match status {
+        StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed"),
+        StatusCode::UNAUTHORIZED => ("unauthorized", "authentication required"),
+        StatusCode::FORBIDDEN => ("forbidden", "forbidden"),
+        StatusCode::NOT_FOUND => ("not_found", "not found"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "the request body must be application/json",
+        ),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            ("headers_too_large", "the request headers are too large")
+        }
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long to arrive"),
+        s if s.is_server_error() => ("internal", "internal error"),
+        _ => ("error", "the request failed"),
+    }
+}
+
+fn retry_after(seconds: std::time::Duration) -> HeaderValue {
+    let whole = seconds.as_secs() + u64::from(seconds.subsec_nanos() > 0);
+    HeaderValue::from(whole.max(1))
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::Validation(_) => StatusCode::BAD_REQUEST,
+            AppError::InvalidCredentials
+            | AppError::Unauthorized
+            | AppError::TokenExpired
+            | AppError::TokenInvalid
+            | AppError::RefreshTokenReused => StatusCode::UNAUTHORIZED,
+            AppError::AccountLocked => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::EmailTaken => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Overloaded { .. } | AppError::Unavailable(_) | AppError::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Status and headers only; the body is rendered by `request_context`.
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::new(self.status_code());
+        let headers = response.headers_mut();
+        match self {
+            AppError::RateLimited {
+                retry_after: wait,
+                headers: limits,
+            } => {
+                headers.insert(RETRY_AFTER, retry_after(*wait));
+                if let Ok(value) = HeaderValue::from_str(&limits.policy) {
+                    headers.insert(RATELIMIT_POLICY, value);
+                }
+                if let Ok(value) = HeaderValue::from_str(&limits.state) {
+                    headers.insert(RATELIMIT, value);
+                }
+            }
+            AppError::Overloaded { retry_after: wait } => {
+                headers.insert(RETRY_AFTER, retry_after(*wait));
+            }
+            AppError::Unavailable(_) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            AppError::Unauthorized | AppError::TokenExpired | AppError::TokenInvalid => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,144 @@
+//! Extractors: the caller's identity, the client context, and JSON bodies with the contract's
+//! errors (415, 413, 400 with details).
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::{ready, LocalBoxFuture, Ready};
+use serde::de::DeserializeOwned;
+
+use super::middleware::client_ip;
+use super::AppState;
+use crate::auth::ClientContext;
+use crate::domain::claims::AccessClaims;
+use crate::error::{AppError, FieldError};
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal("application state is not configured".into()))
+}
+
+/// The bearer token of the `Authorization` header, if it has one.
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
+}
+
+/// An authenticated caller: a valid, unrevoked access token. Otherwise 401.
+pub struct AuthUser(pub AccessClaims);
+
+impl FromRequest for AuthUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer_token(req);
+        let state = state(req);
+        Box::pin(async move {
+            let token = token.ok_or(AppError::Unauthorized)?;
+            let claims = state?.auth.verify_access(token).await?;
+            Ok(AuthUser(claims))
+        })
+    }
+}
+
+/// A caller who may be authenticated: `None` when there is no valid access token. For endpoints
+/// where a stale token must not be an error (logout).
+pub struct MaybeAuthUser(pub Option<AccessClaims>);
+
+impl FromRequest for MaybeAuthUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer_token(req);
+        let state = state(req);
+        Box::pin(async move {
+            let Some(token) = token else {
+                return Ok(MaybeAuthUser(None));
+            };
+            match state?.auth.verify_access(token).await {
+                Ok(claims) => Ok(MaybeAuthUser(Some(claims))),
+                Err(AppError::TokenExpired | AppError::TokenInvalid) => Ok(MaybeAuthUser(None)),
+                Err(other) => Err(other),
+            }
+        })
+    }
+}
+
+/// Where the request came from, for the session record.
+pub struct Client(pub ClientContext);
+
+impl FromRequest for Client {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let user_agent = req
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        ready(Ok(Client(ClientContext {
+            ip: Some(client_ip(req)),
+            user_agent,
+        })))
+    }
+}
+
+/// A JSON body. An empty body reads as `{}` (so optional bodies need no content type and
+/// missing fields are reported as such); a non-empty one must be `application/json`.
+pub struct JsonBody<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json_type = is_json(req);
+        // The read itself is bounded by the app's `PayloadConfig`, set to the same limit.
+        let limit = state(req).map(|s| s.max_body_bytes).unwrap_or_default();
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = body.await.map_err(|e| {
+                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::PayloadTooLarge { limit }
+                } else {
+                    AppError::validation("body", "the request body could not be read")
+                }
+            })?;
+            let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+                b"{}"
+            } else if json_type {
+                &bytes
+            } else {
+                return Err(AppError::UnsupportedMediaType);
+            };
+            serde_json::from_slice(text)
+                .map(JsonBody)
+                .map_err(|e| AppError::Validation(vec![FieldError::new("body", e.to_string())]))
+        })
+    }
+}

@@ -1,0 +1,158 @@
+//! Middleware: the request context (request id, error shape, access log) and per-IP rate limits.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::error::{framework_error, ErrorBody, RATELIMIT, RATELIMIT_POLICY};
+use super::AppState;
+use crate::actors::rate_limiter::CheckRequest;
+use crate::error::AppError;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the current request, as answered in `X-Request-Id`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// An incoming id is kept when it is short and plain enough to log safely.
+fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
+    let value = req.headers().get(X_REQUEST_ID)?.to_str().ok()?;
+    let plain = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    plain.then(|| value.to_string())
+}
+
+/// The address the request came from. Forwarding headers are not trusted here.
+pub fn client_ip(req: &actix_web::HttpRequest) -> IpAddr {
+    req.peer_addr()
+        .map(|addr| addr.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// Outermost layer: assigns the request id, renders every error in the one shape, logs one line
+/// per request (never a body, a query string, a token or a secret).
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request_id = incoming_request_id(&req).unwrap_or_else(|| Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let http_request = req.request().clone();
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.path(),
+    );
+
+    let outcome = next.call(req).instrument(span.clone()).await;
+    let mut response = match outcome {
+        Ok(response) => response.map_into_boxed_body(),
+        Err(error) => ServiceResponse::from_err(error, http_request),
+    };
+    if response.status().is_client_error() || response.status().is_server_error() {
+        response = render_error(response, &request_id);
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+
+    let status = response.status().as_u16();
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "-".into());
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(parent: &span, status, route = %route, latency_ms, "request served");
+    Ok(response)
+}
+
+fn render_error(response: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
+    let mut status = response.status();
+    let error = response.response().error();
+    let json = if let Some(app_error) = error.and_then(|e| e.as_error::<AppError>()) {
+        match app_error {
+            AppError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            AppError::Unavailable(cause) => tracing::warn!(%cause, "backing service unavailable"),
+            _ => {}
+        }
+        let message = app_error.to_string();
+        let mut body = ErrorBody::new(status, app_error.code(), &message, request_id);
+        body.details = app_error.details();
+        serde_json::to_vec(&body)
+    } else if error
+        .and_then(|e| e.as_error::<actix_cors::CorsError>())
+        .is_some()
+    {
+        status = StatusCode::FORBIDDEN;
+        serde_json::to_vec(&ErrorBody::new(
+            status,
+            "origin_not_allowed",
+            "this origin is not allowed to call the API",
+            request_id,
+        ))
+    } else {
+        if status.is_server_error() {
+            if let Some(cause) = error {
+                tracing::error!(%cause, "framework error");
+            }
+        }
+        let (code, message) = framework_error(status);
+        serde_json::to_vec(&ErrorBody::new(status, code, message, request_id))
+    };
+    let json = json.unwrap_or_default();
+    let (request, mut response) = response.into_parts();
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.remove(CONTENT_LENGTH);
+    ServiceResponse::new(request, response.set_body(BoxBody::new(json)))
+}
+
+/// Per-IP limits on everything but health checks, and per-route limits on credential endpoints.
+pub async fn rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next.call(req).await;
+    };
+    let route = req
+        .path()
+        .strip_prefix(state.base_path.as_str())
+        .unwrap_or(req.path())
+        .to_string();
+    if route.starts_with("/health/") {
+        return next.call(req).await;
+    }
+    let ip = client_ip(req.request());
+    let headers = state
+        .rate_limiter
+        .send(CheckRequest { ip, route })
+        .await
+        .map_err(AppError::from)??;
+    let mut response = next.call(req).await?;
+    if let Some(headers) = headers {
+        let response_headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&headers.policy) {
+            response_headers.insert(RATELIMIT_POLICY, value);
+        }
+        if let Ok(value) = HeaderValue::from_str(&headers.state) {
+            response_headers.insert(RATELIMIT, value);
+        }
+    }
+    Ok(response)
+}

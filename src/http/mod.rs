@@ -1,0 +1,74 @@
+//! The HTTP edge: routes, extractors, middleware and the error mapping.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_cors::Cors;
+use actix_web::http::{header, Method};
+use actix_web::web;
+
+use crate::actors::rate_limiter::RateLimiter;
+use crate::auth::AuthService;
+use crate::cache::Cache;
+use crate::config::Settings;
+use crate::store::Store;
+
+pub mod cookies;
+pub mod error;
+pub mod extractors;
+pub mod middleware;
+pub mod routes;
+
+/// What handlers and middleware reach through `web::Data`; one per HTTP worker.
+pub struct AppState {
+    pub auth: AuthService,
+    pub rate_limiter: Addr<RateLimiter>,
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<dyn Cache>,
+    pub cookies: cookies::CookiePolicy,
+    pub base_path: String,
+    pub max_body_bytes: usize,
+}
+
+/// CORS from the allowlist: credentials allowed, so origins are always listed, never `*`.
+pub fn cors(settings: &Settings) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            middleware::X_REQUEST_ID,
+        ])
+        .expose_headers([
+            middleware::X_REQUEST_ID,
+            error::RATELIMIT,
+            error::RATELIMIT_POLICY,
+            header::RETRY_AFTER,
+        ])
+        .supports_credentials()
+        .max_age(settings.http.cors_max_age_seconds);
+    for origin in settings.cors_origins() {
+        cors = cors.allowed_origin(&origin);
+    }
+    cors
+}
+
+/// Registers every route under the base path.
+pub fn configure(base_path: &str) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
+    move |cfg| {
+        cfg.service(
+            web::scope(base_path)
+                .service(
+                    web::scope("/auth")
+                        .route("/signup", web::post().to(routes::auth::signup))
+                        .route("/login", web::post().to(routes::auth::login))
+                        .route("/refresh", web::post().to(routes::auth::refresh))
+                        .route("/logout", web::post().to(routes::auth::logout))
+                        .route("/logout-all", web::post().to(routes::auth::logout_all)),
+                )
+                .route("/me", web::get().to(routes::me::get))
+                .route("/health/live", web::get().to(routes::health::live))
+                .route("/health/ready", web::get().to(routes::health::ready)),
+        );
+    }
+}

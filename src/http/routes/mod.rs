@@ -1,0 +1,37 @@
+pub mod auth;
+pub mod health;
+pub mod me;
+
+use serde::Serialize;
+
+use crate::domain::user::User;
+
+/// `user` of the contract.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserBody {
+    pub id: uuid::Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: &'static str,
+    pub email_verified: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&User> for UserBody {
+    fn from(user: &User) -> Self {
+        UserBody {
+            id: user.id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            role: user.role.as_str(),
+            email_verified: user.email_verified,
+            created_at: user.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageBody {
+    pub message: &'static str,
+}

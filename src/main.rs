@@ -1,0 +1,93 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use authd::app::{self, Application};
+use authd::{config, telemetry};
+
+/// authd: signup, login, refresh-token rotation with reuse detection, sessions.
+///
+/// Configuration is layered: config/default.toml, then config/$AUTHD_ENV.toml (development when
+/// unset), then DATABASE_URL / REDIS_URL / JWT_SECRET / PORT / ..., then AUTHD__SECTION__KEY
+/// variables. See the README's configuration table.
+#[derive(Parser)]
+#[command(name = "authd", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the REST API (the default). Applies pending migrations first when
+    /// database.auto_migrate is on; stops gracefully on SIGTERM or Ctrl-C.
+    Serve,
+    /// Apply pending database migrations from sql/postgres and exit. Refuses a database that was
+    /// migrated by a newer authd.
+    Migrate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the effective configuration and print it, secrets and URL passwords redacted.
+    Check,
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match config::load() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("authd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            println!("# environment: {}", settings.environment.as_str());
+            print!("{}", settings.redacted_toml());
+            ExitCode::SUCCESS
+        }
+        Command::Migrate => {
+            telemetry::init(&settings);
+            match app::migrate(&settings).await {
+                Ok(applied) => {
+                    println!("applied {} migration(s)", applied.len());
+                    for name in applied {
+                        println!("  {name}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("authd: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve => {
+            telemetry::init(&settings);
+            let application = match Application::build(settings).await {
+                Ok(application) => application,
+                Err(e) => {
+                    eprintln!("authd: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match application.run_until_stopped().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("authd: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

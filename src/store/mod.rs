@@ -1,0 +1,145 @@
+//! Durable state: users, sessions and refresh tokens. One trait, one module per backend.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::refresh::TokenHash;
+use crate::domain::user::{Role, User};
+
+pub mod postgres;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A live account already holds this email.
+    #[error("email already registered")]
+    EmailTaken,
+    /// The backend cannot be reached or has no free connection in time: retryable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the backend reported.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+pub struct NewUser {
+    pub id: Uuid,
+    /// Trimmed, case kept; uniqueness is case-insensitive.
+    pub email: String,
+    pub name: Option<String>,
+    pub password_hash: String,
+    pub role: Role,
+    pub email_verified: bool,
+}
+
+/// A user and the hash their password verifies against.
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub refresh_hash: TokenHash,
+    pub refresh_ttl_seconds: u64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// What a rotation asks of the store. The child hash is precomputed from the presented token, so
+/// the store never sees a token in clear.
+pub struct Rotation {
+    pub presented: TokenHash,
+    pub child: TokenHash,
+    pub refresh_ttl_seconds: u64,
+    pub grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOwner {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// The presented token was current: it is retired and the child is now current.
+    Rotated(SessionOwner),
+    /// The presented token was retired within the grace window by the rotation that made the
+    /// current token: answer with that same child.
+    GraceReplay(SessionOwner),
+    /// A retired token outside the grace window: the session has just been revoked.
+    Reused {
+        session_id: Uuid,
+        user_id: Uuid,
+    },
+    Expired,
+    /// Unknown token, revoked session, or a user who may no longer sign in.
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedSession {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    Logout,
+    LogoutAll,
+    Reuse,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Logout => "logout",
+            RevokeReason::LogoutAll => "logout_all",
+            RevokeReason::Reuse => "refresh_token_reused",
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
+
+    /// The live (not deleted) user holding this email, compared case-insensitively.
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError>;
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+
+    /// Creates a session whose first refresh token (generation 0) has the given hash.
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;
+
+    /// Rotates a refresh token atomically: concurrent rotations of one token are serialised on the
+    /// session, ordered by its generation counter, never by timestamps.
+    async fn rotate_refresh_token(&self, rotation: Rotation)
+        -> Result<RotationOutcome, StoreError>;
+
+    /// Revokes the session a refresh token belongs to; `None` when the token is unknown.
+    async fn revoke_session_by_refresh(
+        &self,
+        presented: TokenHash,
+        reason: RevokeReason,
+    ) -> Result<Option<RevokedSession>, StoreError>;
+
+    /// Revokes one session; false when it was already revoked or does not exist.
+    async fn revoke_session(
+        &self,
+        session_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes every live session of a user and returns their ids.
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<Vec<Uuid>, StoreError>;
+}

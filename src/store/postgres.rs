@@ -1,0 +1,518 @@
+//! PostgreSQL backend: tokio-postgres through a deadpool pool, statements prepared once per
+//! connection, migrations embedded from `sql/postgres/`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use super::{
+    NewSession, NewUser, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionOwner,
+    Store, StoreError, UserCredentials,
+};
+use crate::config::DatabaseSettings;
+use crate::domain::refresh::TokenHash;
+use crate::domain::user::{Role, User};
+
+mod embedded {
+    refinery::embed_migrations!("sql/postgres");
+}
+
+/// Serialises migrations of several nodes starting at once (any constant works; this is "authd").
+const MIGRATION_LOCK_KEY: i64 = 0x0061_7574_6864;
+
+const USER_COLUMNS: &str = "id, email, name, role, email_verified, locked, created_at, updated_at";
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// Builds the pool and checks that one connection can be made.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let pg_config = pg_config(settings)?;
+        let manager = Manager::from_config(
+            pg_config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .wait_timeout(Some(Duration::from_secs(settings.acquire_timeout_seconds)))
+            .create_timeout(Some(Duration::from_secs(settings.connect_timeout_seconds)))
+            .recycle_timeout(Some(Duration::from_secs(settings.connect_timeout_seconds)))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let store = PostgresStore { pool };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// Creates the database named in the URL if it is missing (development convenience).
+    pub async fn create_database_if_missing(
+        settings: &DatabaseSettings,
+    ) -> Result<bool, StoreError> {
+        let target = pg_config(settings)?;
+        let Some(name) = target.get_dbname().map(str::to_string) else {
+            return Ok(false);
+        };
+        let mut admin = target.clone();
+        admin.dbname("postgres");
+        let (client, connection) = admin.connect(NoTls).await.map_err(unavailable)?;
+        let driver = tokio::spawn(connection);
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(backend)?
+            .is_some();
+        if !exists {
+            let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+            match client
+                .batch_execute(&format!("CREATE DATABASE {quoted}"))
+                .await
+            {
+                Ok(()) => {}
+                // Another node created it in the meantime.
+                Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => {}
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        drop(client);
+        let _ = driver.await;
+        Ok(!exists)
+    }
+
+    /// Applies pending migrations under an advisory lock, each in its own transaction. Refuses a
+    /// database that holds migrations this build does not know (migrated by a newer authd).
+    pub async fn migrate(settings: &DatabaseSettings) -> Result<Vec<String>, StoreError> {
+        let (mut client, connection) = pg_config(settings)?
+            .connect(NoTls)
+            .await
+            .map_err(unavailable)?;
+        let driver = tokio::spawn(connection);
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+            .await
+            .map_err(backend)?;
+        let report = embedded::migrations::runner()
+            .set_abort_divergent(true)
+            .set_abort_missing(true)
+            .run_async(&mut client)
+            .await;
+        let _ = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+            .await;
+        drop(client);
+        let _ = driver.await;
+        let report = report.map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        Ok(report
+            .applied_migrations()
+            .iter()
+            .map(|m| m.to_string())
+            .collect())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(_) => {
+                StoreError::Unavailable("no database connection available in time".into())
+            }
+            PoolError::Backend(e) => unavailable(e),
+            other => StoreError::Unavailable(other.to_string()),
+        })
+    }
+}
+
+fn pg_config(settings: &DatabaseSettings) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config: tokio_postgres::Config = settings
+        .url
+        .as_str()
+        .parse()
+        .map_err(|e| StoreError::Backend(format!("database.url: {e}")))?;
+    config.connect_timeout(Duration::from_secs(settings.connect_timeout_seconds));
+    config.application_name("authd");
+    Ok(config)
+}
+
+fn unavailable(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Connection-level failures are retryable (503); statement failures are not.
+fn backend(e: tokio_postgres::Error) -> StoreError {
+    if e.is_closed() || (e.as_db_error().is_none() && e.code().is_none()) {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+fn user_from_row(row: &Row) -> Result<User, StoreError> {
+    let role: String = row.try_get("role").map_err(backend)?;
+    Ok(User {
+        id: row.try_get("id").map_err(backend)?,
+        email: row.try_get("email").map_err(backend)?,
+        name: row.try_get("name").map_err(backend)?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Backend(format!("unknown role {role:?}")))?,
+        email_verified: row.try_get("email_verified").map_err(backend)?,
+        locked: row.try_get("locked").map_err(backend)?,
+        created_at: row
+            .try_get::<_, DateTime<Utc>>("created_at")
+            .map_err(backend)?,
+        updated_at: row
+            .try_get::<_, DateTime<Utc>>("updated_at")
+            .map_err(backend)?,
+    })
+}
+
+fn ttl(seconds: u64) -> f64 {
+    seconds as f64
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(backend)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "INSERT INTO users (id, email, name, password_hash, role, email_verified)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
+            ))
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_one(
+                &statement,
+                &[
+                    &user.id,
+                    &user.email,
+                    &user.name,
+                    &user.password_hash,
+                    &user.role.as_str(),
+                    &user.email_verified,
+                ],
+            )
+            .await
+            .map_err(|e| {
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                    StoreError::EmailTaken
+                } else {
+                    backend(e)
+                }
+            })?;
+        user_from_row(&row)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM users
+                 WHERE lower(email) = lower($1) AND deleted_at IS NULL"
+            ))
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&statement, &[&email.trim()])
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            Ok(UserCredentials {
+                user: user_from_row(&row)?,
+                password_hash: row.try_get("password_hash").map_err(backend)?,
+            })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"
+            ))
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&statement, &[&id])
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let insert_session = tx
+            .prepare_cached(
+                "INSERT INTO sessions (id, user_id, expires_at, user_agent, ip)
+                 VALUES ($1, $2, now() + make_interval(secs => $3), $4, $5)",
+            )
+            .await
+            .map_err(backend)?;
+        tx.execute(
+            &insert_session,
+            &[
+                &session.id,
+                &session.user_id,
+                &ttl(session.refresh_ttl_seconds),
+                &session.user_agent,
+                &session.ip,
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        let insert_token = tx
+            .prepare_cached(
+                "INSERT INTO refresh_tokens (token_hash, session_id, generation, expires_at)
+                 VALUES ($1, $2, 0, now() + make_interval(secs => $3))",
+            )
+            .await
+            .map_err(backend)?;
+        tx.execute(
+            &insert_token,
+            &[
+                &session.refresh_hash.as_slice(),
+                &session.id,
+                &ttl(session.refresh_ttl_seconds),
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn rotate_refresh_token(
+        &self,
+        rotation: Rotation,
+    ) -> Result<RotationOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let presented = rotation.presented.as_slice();
+
+        // The session id of a token never changes, so it can be read before taking the lock.
+        let find = tx
+            .prepare_cached("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+            .await
+            .map_err(backend)?;
+        let Some(row) = tx.query_opt(&find, &[&presented]).await.map_err(backend)? else {
+            return Ok(RotationOutcome::Invalid);
+        };
+        let session_id: Uuid = row.try_get(0).map_err(backend)?;
+
+        // Every rotation of this family queues here; whoever gets the lock sees the committed
+        // generation of whoever went before.
+        let lock = tx
+            .prepare_cached(
+                "SELECT s.generation, s.revoked_at IS NOT NULL AS revoked, s.user_id, u.role,
+                        (u.deleted_at IS NOT NULL OR u.locked) AS barred
+                 FROM sessions s JOIN users u ON u.id = s.user_id
+                 WHERE s.id = $1 FOR UPDATE OF s",
+            )
+            .await
+            .map_err(backend)?;
+        let Some(session) = tx.query_opt(&lock, &[&session_id]).await.map_err(backend)? else {
+            return Ok(RotationOutcome::Invalid);
+        };
+        let current_generation: i64 = session.try_get("generation").map_err(backend)?;
+        let revoked: bool = session.try_get("revoked").map_err(backend)?;
+        let barred: bool = session.try_get("barred").map_err(backend)?;
+        let user_id: Uuid = session.try_get("user_id").map_err(backend)?;
+        let role: String = session.try_get("role").map_err(backend)?;
+        let role = Role::parse(&role)
+            .ok_or_else(|| StoreError::Backend(format!("unknown role {role:?}")))?;
+        if revoked || barred {
+            return Ok(RotationOutcome::Invalid);
+        }
+        let owner = SessionOwner {
+            session_id,
+            user_id,
+            role,
+        };
+
+        // Read after the lock: this statement sees what the previous holder committed.
+        let token = tx
+            .prepare_cached(
+                "SELECT generation, expires_at <= now() AS expired,
+                        (rotated_at IS NOT NULL AND rotated_at > now() - make_interval(secs => $2)) AS in_grace
+                 FROM refresh_tokens WHERE token_hash = $1",
+            )
+            .await
+            .map_err(backend)?;
+        let Some(token) = tx
+            .query_opt(&token, &[&presented, &ttl(rotation.grace_seconds)])
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(RotationOutcome::Invalid);
+        };
+        let generation: i64 = token.try_get("generation").map_err(backend)?;
+        let expired: bool = token.try_get("expired").map_err(backend)?;
+        let in_grace: bool = token.try_get("in_grace").map_err(backend)?;
+
+        if generation == current_generation {
+            if expired {
+                return Ok(RotationOutcome::Expired);
+            }
+            let retire = tx
+                .prepare_cached(
+                    "UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1",
+                )
+                .await
+                .map_err(backend)?;
+            tx.execute(&retire, &[&presented]).await.map_err(backend)?;
+            let insert = tx
+                .prepare_cached(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, generation, expires_at)
+                     VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+                )
+                .await
+                .map_err(backend)?;
+            tx.execute(
+                &insert,
+                &[
+                    &rotation.child.as_slice(),
+                    &session_id,
+                    &(generation + 1),
+                    &ttl(rotation.refresh_ttl_seconds),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+            let advance = tx
+                .prepare_cached(
+                    "UPDATE sessions SET generation = $2, last_used_at = now(),
+                            expires_at = now() + make_interval(secs => $3)
+                     WHERE id = $1",
+                )
+                .await
+                .map_err(backend)?;
+            tx.execute(
+                &advance,
+                &[
+                    &session_id,
+                    &(generation + 1),
+                    &ttl(rotation.refresh_ttl_seconds),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            return Ok(RotationOutcome::Rotated(owner));
+        }
+
+        if generation + 1 == current_generation && in_grace {
+            return Ok(RotationOutcome::GraceReplay(owner));
+        }
+
+        let revoke = tx
+            .prepare_cached(
+                "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+                 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .await
+            .map_err(backend)?;
+        tx.execute(&revoke, &[&session_id, &RevokeReason::Reuse.as_str()])
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(RotationOutcome::Reused {
+            session_id,
+            user_id,
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_session_by_refresh(
+        &self,
+        presented: TokenHash,
+        reason: RevokeReason,
+    ) -> Result<Option<RevokedSession>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE sessions s SET revoked_at = COALESCE(s.revoked_at, now()),
+                        revoked_reason = COALESCE(s.revoked_reason, $2)
+                 FROM refresh_tokens rt
+                 WHERE rt.token_hash = $1 AND s.id = rt.session_id
+                 RETURNING s.id, s.user_id",
+            )
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&statement, &[&presented.as_slice(), &reason.as_str()])
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            Ok(RevokedSession {
+                session_id: row.try_get(0).map_err(backend)?,
+                user_id: row.try_get(1).map_err(backend)?,
+            })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_session(
+        &self,
+        session_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+                 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .await
+            .map_err(backend)?;
+        let changed = client
+            .execute(&statement, &[&session_id, &reason.as_str()])
+            .await
+            .map_err(backend)?;
+        Ok(changed > 0)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+                 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+            )
+            .await
+            .map_err(backend)?;
+        let rows = client
+            .query(&statement, &[&user_id, &reason.as_str()])
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| row.try_get(0).map_err(backend))
+            .collect()
+    }
+}
