@@ -9,7 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
-use crate::actors::hasher::{HasherPool, HasherStats};
+use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
 use crate::auth::AuthService;
@@ -158,8 +158,9 @@ impl Application {
         self.port
     }
 
-    pub fn hasher_stats(&self) -> HasherStats {
-        self.hasher.stats()
+    /// The hasher pool, whose counters stay readable after the server is spawned.
+    pub fn hasher(&self) -> HasherPool {
+        self.hasher.clone()
     }
 
     /// A handle that stops the server (gracefully or not).

@@ -49,7 +49,6 @@ pub async fn request_context(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let request_id = incoming_request_id(&req).unwrap_or_else(|| Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let http_request = req.request().clone();
     let started = Instant::now();
     let span = tracing::info_span!(
         "request",
@@ -58,11 +57,14 @@ pub async fn request_context(
         path = %req.path(),
     );
 
-    let outcome = next.call(req).instrument(span.clone()).await;
-    let mut response = match outcome {
-        Ok(response) => response.map_into_boxed_body(),
-        Err(error) => ServiceResponse::from_err(error, http_request),
-    };
+    // Inner layers answer errors as responses (`req.error_response`), never as `Err`, so that
+    // they reach this point with their request and can be shaped. (Cloning the request here to
+    // cover an `Err` would break routing, which needs the only reference to it.)
+    let mut response = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
     if response.status().is_client_error() || response.status().is_server_error() {
         response = render_error(response, &request_id);
     }
@@ -126,9 +128,9 @@ fn render_error(response: ServiceResponse<BoxBody>, request_id: &str) -> Service
 pub async fn rate_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(req).await;
+        return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let route = req
         .path()
@@ -136,15 +138,18 @@ pub async fn rate_limit(
         .unwrap_or(req.path())
         .to_string();
     if route.starts_with("/health/") {
-        return next.call(req).await;
+        return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let ip = client_ip(req.request());
-    let headers = state
-        .rate_limiter
-        .send(CheckRequest { ip, route })
-        .await
-        .map_err(AppError::from)??;
-    let mut response = next.call(req).await?;
+    let verdict = match state.rate_limiter.send(CheckRequest { ip, route }).await {
+        Ok(verdict) => verdict,
+        Err(mailbox) => Err(AppError::from(mailbox)),
+    };
+    let headers = match verdict {
+        Ok(headers) => headers,
+        Err(refusal) => return Ok(req.error_response(refusal).map_into_boxed_body()),
+    };
+    let mut response = next.call(req).await?.map_into_boxed_body();
     if let Some(headers) = headers {
         let response_headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&headers.policy) {

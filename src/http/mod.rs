@@ -31,6 +31,7 @@ pub struct AppState {
 }
 
 /// CORS from the allowlist: credentials allowed, so origins are always listed, never `*`.
+/// Requests without an `Origin` (mobile apps, servers, curl) are not affected.
 pub fn cors(settings: &Settings) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
@@ -46,6 +47,9 @@ pub fn cors(settings: &Settings) -> Cors {
             header::RETRY_AFTER,
         ])
         .supports_credentials()
+        // A browser request from another origin is refused outright (403), not merely left
+        // without CORS headers: defence in depth for the cookie-carrying endpoints.
+        .block_on_origin_mismatch(true)
         .max_age(settings.http.cors_max_age_seconds);
     for origin in settings.cors_origins() {
         cors = cors.allowed_origin(&origin);

@@ -1,0 +1,204 @@
+//! The contract's conventions: one error shape everywhere, request ids, body rules, CORS.
+
+use serde_json::json;
+
+use crate::helpers::{assert_error, refresh_cookie_line, spawn_app, spawn_app_with, PASSWORD};
+
+const FRONTEND: &str = "http://localhost:3000";
+
+#[actix_web::test]
+async fn unknown_routes_and_wrong_methods_get_the_error_shape() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/no/such/route"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 404, "not_found").await;
+    let response = app.client.get(app.url("/auth/login")).send().await.unwrap();
+    let status = response.status().as_u16();
+    assert!(status == 404 || status == 405, "{status}");
+    let code = if status == 404 {
+        "not_found"
+    } else {
+        "method_not_allowed"
+    };
+    assert_error(response, status, code).await;
+}
+
+#[actix_web::test]
+async fn a_body_that_is_not_json_is_415() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("Content-Type", "text/plain")
+        .body(r#"{"email":"a@example.com","password":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 415, "unsupported_media_type").await;
+}
+
+#[actix_web::test]
+async fn a_body_over_the_limit_is_413() {
+    let app = spawn_app_with(|s| s.http.max_body_bytes = 1024).await;
+    let response = app
+        .post_json(
+            "/auth/signup",
+            &json!({ "email": "a@example.com", "password": "x".repeat(4096) }),
+        )
+        .await;
+    assert_error(response, 413, "payload_too_large").await;
+}
+
+#[actix_web::test]
+async fn malformed_json_is_400_with_details() {
+    let app = spawn_app().await;
+    for body in [
+        r#"{"email": "#,
+        r#"{"email": 42, "password": "x"}"#,
+        "[]",
+        r#"{"tokenTransport":"pigeon"}"#,
+    ] {
+        let response = app
+            .client
+            .post(app.url("/auth/signup"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let error = assert_error(response, 400, "validation_failed").await;
+        assert!(
+            error["details"].as_array().is_some_and(|d| !d.is_empty()),
+            "{body}: {error}"
+        );
+    }
+    let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let response = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("Content-Type", "application/json")
+        .body(nested)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 400, "validation_failed").await;
+}
+
+#[actix_web::test]
+async fn a_plain_request_id_is_kept_and_anything_else_replaced() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/health/live"))
+        .header("X-Request-Id", "trace-abc.123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-abc.123");
+    let response = app
+        .client
+        .get(app.url("/health/live"))
+        .header("X-Request-Id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(id.parse::<uuid::Uuid>().is_ok(), "{id}");
+}
+
+#[actix_web::test]
+async fn cors_admits_the_configured_origin_with_credentials_only() {
+    let app = spawn_app().await;
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/auth/login"))
+        .header("Origin", FRONTEND)
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status().as_u16(), 200);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], FRONTEND);
+    assert_eq!(
+        preflight.headers()["access-control-allow-credentials"],
+        "true"
+    );
+
+    let refused = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/auth/login"))
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(!refused
+        .headers()
+        .contains_key("access-control-allow-origin"));
+    assert_error(refused, 403, "origin_not_allowed").await;
+
+    let simple = app
+        .client
+        .get(app.url("/health/live"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_error(simple, 403, "origin_not_allowed").await;
+
+    let allowed = app
+        .client
+        .get(app.url("/health/live"))
+        .header("Origin", FRONTEND)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status().as_u16(), 200);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], FRONTEND);
+}
+
+#[actix_web::test]
+async fn every_route_moves_under_the_base_path_and_so_does_the_cookie() {
+    let app = spawn_app_with(|s| s.http.base_path = "/api/".into()).await;
+    let response = app
+        .client
+        .get(format!("{}/api/health/live", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let response = app
+        .client
+        .get(format!("{}/health/live", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 404, "not_found").await;
+
+    let response = app.signup("base@example.com", PASSWORD).await;
+    assert_eq!(response.status().as_u16(), 201);
+    let cookie = refresh_cookie_line(response.headers()).unwrap();
+    assert!(cookie.contains("Path=/api/auth"), "{cookie}");
+}
+
+#[actix_web::test]
+async fn internal_details_never_reach_the_client() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    // Break the schema under the running app: the store now fails on every query.
+    app.db()
+        .await
+        .batch_execute("ALTER TABLE users RENAME TO users_gone")
+        .await
+        .unwrap();
+    let response = app.me(&account.access_token).await;
+    let body = assert_error(response, 500, "internal").await;
+    let text = body.to_string();
+    assert!(!text.contains("users"), "{text}");
+    assert!(!text.contains("relation"), "{text}");
+}

@@ -1,0 +1,144 @@
+//! RFC 8725: only the configured algorithm, key, issuer and audience; time checked both ways.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app};
+
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn sign(claims: &Value, algorithm: Algorithm, secret: &str, kid: Option<&str>) -> String {
+    let mut header = Header::new(algorithm);
+    header.kid = kid.map(str::to_string);
+    encode(
+        &header,
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[actix_web::test]
+async fn access_tokens_carry_the_contract_claims() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    let claims = claims_of(&account.access_token);
+    for key in [
+        "sub", "sid", "role", "iss", "aud", "iat", "nbf", "exp", "jti",
+    ] {
+        assert!(claims.get(key).is_some(), "{key} missing from {claims}");
+    }
+    assert_eq!(claims["sub"], account.user_id.to_string());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(account.access_token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "HS256");
+    assert_eq!(header["kid"], "hs-1");
+}
+
+#[actix_web::test]
+async fn forged_and_out_of_time_tokens_are_401() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    let good = claims_of(&account.access_token);
+    let secret = app.settings.tokens.jwt_secret.expose().to_string();
+    let kid = Some("hs-1");
+    let now = chrono::Utc::now().timestamp();
+    let with = |patch: Value| {
+        let mut claims = good.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        claims
+    };
+
+    // A control: the same construction with the right inputs is accepted.
+    let control = sign(
+        &with(json!({ "jti": uuid::Uuid::new_v4() })),
+        Algorithm::HS256,
+        &secret,
+        kid,
+    );
+    assert_eq!(app.me(&control).await.status().as_u16(), 200);
+
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"hs-1"}"#),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&good).unwrap())
+    );
+    let cases = [
+        ("alg none", unsigned),
+        (
+            "wrong key",
+            sign(
+                &good,
+                Algorithm::HS256,
+                "another-secret-of-the-right-length-123456",
+                kid,
+            ),
+        ),
+        (
+            "other algorithm",
+            sign(&good, Algorithm::HS512, &secret, kid),
+        ),
+        (
+            "unknown kid",
+            sign(&good, Algorithm::HS256, &secret, Some("other")),
+        ),
+        ("no kid", sign(&good, Algorithm::HS256, &secret, None)),
+        (
+            "wrong issuer",
+            sign(
+                &with(json!({"iss": "evil"})),
+                Algorithm::HS256,
+                &secret,
+                kid,
+            ),
+        ),
+        (
+            "wrong audience",
+            sign(
+                &with(json!({"aud": "other-api"})),
+                Algorithm::HS256,
+                &secret,
+                kid,
+            ),
+        ),
+        (
+            "not yet valid",
+            sign(
+                &with(json!({"nbf": now + 3600})),
+                Algorithm::HS256,
+                &secret,
+                kid,
+            ),
+        ),
+        ("garbage", "a.b.c".to_string()),
+    ];
+    for (case, token) in cases {
+        let response = app.me(&token).await;
+        assert_eq!(response.status().as_u16(), 401, "{case}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "token_invalid", "{case}");
+    }
+
+    let expired = sign(
+        &with(json!({"iat": now - 7200, "nbf": now - 7200, "exp": now - 3600})),
+        Algorithm::HS256,
+        &secret,
+        kid,
+    );
+    assert_error(app.me(&expired).await, 401, "token_expired").await;
+}

@@ -1,0 +1,166 @@
+use serde_json::Value;
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, PASSWORD};
+
+#[actix_web::test]
+async fn credential_endpoints_answer_429_with_draft_7_headers_past_their_limit() {
+    let app = spawn_app_with(|s| s.rate_limit.auth_max = 2).await;
+    for _ in 0..2 {
+        let response = app.login("someone@example.com", "wrong password").await;
+        assert_eq!(response.status().as_u16(), 401);
+        assert_eq!(
+            response.headers()["ratelimit-policy"],
+            "10000;w=60, 2;w=900"
+        );
+        assert!(response.headers()["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("limit="));
+    }
+    let response = app.login("someone@example.com", PASSWORD).await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after > 0 && retry_after <= 900, "{retry_after}");
+    assert_eq!(
+        response.headers()["ratelimit-policy"],
+        "10000;w=60, 2;w=900"
+    );
+    let state = response.headers()["ratelimit"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(state.starts_with("limit=2, remaining=0, reset="), "{state}");
+    assert_error(response, 429, "rate_limited").await;
+
+    // The limit is per route: signup has its own allowance, and refresh is not a credential route.
+    assert_eq!(
+        app.signup("fresh@example.com", PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        201
+    );
+}
+
+#[actix_web::test]
+async fn every_endpoint_has_a_per_ip_limit_but_health_checks_do_not() {
+    let app = spawn_app_with(|s| s.rate_limit.general_max = 3).await;
+    for _ in 0..3 {
+        let response = app.client.get(app.url("/me")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+    }
+    let response = app.client.get(app.url("/me")).send().await.unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    assert_error(response, 429, "rate_limited").await;
+    for _ in 0..5 {
+        let response = app
+            .client
+            .get(app.url("/health/live"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+}
+
+#[actix_web::test]
+async fn rate_limits_can_be_switched_off() {
+    let app = spawn_app_with(|s| {
+        s.rate_limit.enabled = false;
+        s.rate_limit.general_max = 1;
+    })
+    .await;
+    for _ in 0..3 {
+        let response = app.client.get(app.url("/me")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+        assert!(!response.headers().contains_key("ratelimit"));
+    }
+}
+
+#[actix_web::test]
+async fn a_saturated_hasher_answers_503_overloaded_at_once_and_recovers() {
+    let app = spawn_app_with(|s| {
+        s.hasher.workers = 1;
+        s.hasher.queue_capacity = 1;
+        s.hasher.argon2_memory_kib = 32768;
+        s.hasher.argon2_iterations = 3;
+        s.hasher.argon2_parallelism = 1;
+        s.server.workers = 2;
+    })
+    .await;
+    let emails: Vec<String> = (0..12).map(|i| format!("flood-{i}@example.com")).collect();
+    let logins = emails.iter().map(|email| app.login(email, "some password"));
+    let responses = futures_util::future::join_all(logins).await;
+    let mut overloaded = 0;
+    for response in responses {
+        match response.status().as_u16() {
+            401 => {}
+            503 => {
+                assert_eq!(response.headers()["retry-after"], "1");
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["code"], "overloaded");
+                overloaded += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        overloaded > 0,
+        "a pool of 1 + 1 must refuse some of 12 concurrent logins"
+    );
+    let stats = app.hasher.stats();
+    assert_eq!(stats.rejected, overloaded);
+    assert_eq!(stats.in_flight, 0, "every permit is returned");
+    assert!(stats.verifications + stats.rejected >= 12);
+
+    // Once the burst is over, the pool serves again.
+    assert_eq!(
+        app.signup("after@example.com", PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        201
+    );
+}
+
+#[actix_web::test]
+async fn health_checks_report_live_and_ready() {
+    let app = spawn_app().await;
+    let live: Value = app
+        .client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(live["status"], "ok");
+    let response = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let ready: Value = response.json().await.unwrap();
+    assert_eq!(ready["checks"]["store"], "ok");
+    assert_eq!(ready["checks"]["cache"], "ok");
+}
+
+#[actix_web::test]
+async fn the_app_refuses_to_start_without_its_cache_and_names_the_setting() {
+    let app = spawn_app().await;
+    // Point a second app at a port where no Redis listens: it must refuse to start, loudly.
+    let mut settings = app.settings.clone();
+    settings.cache.url = authd::config::ConnectionUrl::new("redis://127.0.0.1:1/0");
+    settings.cache.connect_timeout_seconds = 1;
+    let error = authd::app::Application::build(settings)
+        .await
+        .err()
+        .expect("no start without a cache");
+    assert!(format!("{error:#}").contains("cache.url"), "{error:#}");
+}

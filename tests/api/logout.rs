@@ -1,0 +1,100 @@
+use serde_json::Value;
+
+use crate::helpers::{assert_error, refresh_cookie_line, spawn_app};
+
+#[actix_web::test]
+async fn logout_denies_the_access_token_at_once_and_kills_the_refresh_token() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    assert_eq!(app.me(&account.access_token).await.status().as_u16(), 200);
+
+    let response = app
+        .client
+        .post(app.url("/auth/logout"))
+        .bearer_auth(&account.access_token)
+        .header("Cookie", format!("refresh_token={}", account.refresh_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let cleared = refresh_cookie_line(response.headers()).expect("the cookie is cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(cleared.contains("Path=/auth"), "{cleared}");
+
+    assert_error(app.me(&account.access_token).await, 401, "token_invalid").await;
+    assert_error(
+        app.refresh_with_cookie(&account.refresh_token).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn logout_is_idempotent_and_needs_no_valid_credentials() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    for _ in 0..2 {
+        let response = app
+            .client
+            .post(app.url("/auth/logout"))
+            .header("Cookie", format!("refresh_token={}", account.refresh_token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    // Nothing at all, or a stale bearer: still 200.
+    let response = app
+        .client
+        .post(app.url("/auth/logout"))
+        .bearer_auth("not.a.jwt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    // Logging out by refresh token alone also ends the access tokens of that session.
+    assert_error(app.me(&account.access_token).await, 401, "token_invalid").await;
+}
+
+#[actix_web::test]
+async fn logout_all_ends_every_session_of_the_user_only() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    let (second_access, second_refresh) = app.login_tokens(&account.email).await;
+    let other = app.account().await;
+
+    let response = app
+        .client
+        .post(app.url("/auth/logout-all"))
+        .bearer_auth(&account.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["revokedSessions"], 2);
+
+    for access in [&account.access_token, &second_access] {
+        assert_error(app.me(access).await, 401, "token_invalid").await;
+    }
+    for refresh in [&account.refresh_token, &second_refresh] {
+        assert_error(app.refresh_with_cookie(refresh).await, 401, "token_invalid").await;
+    }
+    assert_eq!(app.me(&other.access_token).await.status().as_u16(), 200);
+    assert_eq!(
+        app.refresh_with_cookie(&other.refresh_token)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+
+    let response = app
+        .client
+        .post(app.url("/auth/logout-all"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 401, "unauthorized").await;
+}

@@ -1,0 +1,236 @@
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, refresh_cookie, spawn_app, spawn_app_with};
+
+#[actix_web::test]
+async fn refresh_rotates_the_cookie_and_issues_a_working_access_token() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    let response = app.refresh_with_cookie(&account.refresh_token).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let rotated = refresh_cookie(response.headers()).expect("a new cookie");
+    assert_ne!(rotated, account.refresh_token);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["tokenType"], "Bearer");
+    assert_eq!(body["expiresIn"], 900);
+    assert!(body.get("refreshToken").is_none());
+    let access = body["accessToken"].as_str().unwrap();
+    assert_ne!(access, account.access_token);
+    assert_eq!(app.me(access).await.status().as_u16(), 200);
+
+    // The child rotates in turn.
+    let again = app.refresh_with_cookie(&rotated).await;
+    assert_eq!(again.status().as_u16(), 200);
+    assert_ne!(refresh_cookie(again.headers()).unwrap(), rotated);
+}
+
+#[actix_web::test]
+async fn refresh_takes_the_token_from_the_body_for_clients_without_cookies() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    let response = app
+        .post_json(
+            "/auth/refresh",
+            &json!({ "refreshToken": account.refresh_token, "tokenTransport": "body" }),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let cookie = refresh_cookie(response.headers()).unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["refreshToken"], cookie.as_str());
+}
+
+#[actix_web::test]
+async fn only_hashes_of_refresh_tokens_are_stored() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    let db = app.db().await;
+    let rows = db
+        .query("SELECT token_hash FROM refresh_tokens", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let stored: Vec<u8> = rows[0].get(0);
+    use sha2::Digest;
+    let expected = sha2::Sha256::digest(account.refresh_token.as_bytes());
+    assert_eq!(stored, expected.as_slice());
+}
+
+#[actix_web::test]
+async fn reuse_of_a_rotated_token_revokes_the_whole_session() {
+    let app = spawn_app_with(|s| s.tokens.refresh_reuse_grace_seconds = 0).await;
+    let account = app.account().await;
+    let first = app.refresh_with_cookie(&account.refresh_token).await;
+    let child = refresh_cookie(first.headers()).unwrap();
+    let body: Value = first.json().await.unwrap();
+    let child_access = body["accessToken"].as_str().unwrap().to_string();
+
+    // The retired parent comes back: somebody else holds a copy.
+    let reuse = app.refresh_with_cookie(&account.refresh_token).await;
+    let cleared = reuse
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert!(
+        cleared.unwrap_or_default().contains("Max-Age=0"),
+        "the dead cookie is cleared"
+    );
+    assert_error(reuse, 401, "refresh_token_reused").await;
+
+    // The legitimate child dies with its session, and so do the session's access tokens.
+    assert_error(app.refresh_with_cookie(&child).await, 401, "token_invalid").await;
+    assert_error(app.me(&child_access).await, 401, "token_invalid").await;
+    assert_error(app.me(&account.access_token).await, 401, "token_invalid").await;
+
+    let revoked: Option<String> = app
+        .db()
+        .await
+        .query_one("SELECT revoked_reason FROM sessions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(revoked.as_deref(), Some("refresh_token_reused"));
+}
+
+#[actix_web::test]
+async fn reuse_inside_the_grace_window_gets_the_same_child_token() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    let first = app.refresh_with_cookie(&account.refresh_token).await;
+    assert_eq!(first.status().as_u16(), 200);
+    let child = refresh_cookie(first.headers()).unwrap();
+
+    // A second tab raced with the same cookie.
+    let second = app.refresh_with_cookie(&account.refresh_token).await;
+    assert_eq!(second.status().as_u16(), 200);
+    assert_eq!(refresh_cookie(second.headers()).unwrap(), child);
+    let body: Value = second.json().await.unwrap();
+    assert_eq!(
+        app.me(body["accessToken"].as_str().unwrap())
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+
+    // The session is intact and the child is current.
+    let third = app.refresh_with_cookie(&child).await;
+    assert_eq!(third.status().as_u16(), 200);
+}
+
+#[actix_web::test]
+async fn a_token_two_rotations_old_is_reuse_even_inside_the_grace_window() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    let child = refresh_cookie(
+        app.refresh_with_cookie(&account.refresh_token)
+            .await
+            .headers(),
+    )
+    .unwrap();
+    assert!(refresh_cookie(app.refresh_with_cookie(&child).await.headers()).is_some());
+    assert_error(
+        app.refresh_with_cookie(&account.refresh_token).await,
+        401,
+        "refresh_token_reused",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn twenty_concurrent_refreshes_of_one_token_yield_one_child_and_no_errors() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    let requests = (0..20).map(|_| app.refresh_with_cookie(&account.refresh_token));
+    let responses = futures_util::future::join_all(requests).await;
+    let mut children = Vec::new();
+    for response in responses {
+        assert_eq!(
+            response.status().as_u16(),
+            200,
+            "every racing tab is served"
+        );
+        children.push(refresh_cookie(response.headers()).unwrap());
+    }
+    children.dedup();
+    assert_eq!(children.len(), 1, "exactly one child token");
+
+    let db = app.db().await;
+    let sessions = db
+        .query("SELECT generation, revoked_at IS NULL FROM sessions", &[])
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 1, "no orphaned sessions");
+    assert_eq!(sessions[0].get::<_, i64>(0), 1, "one rotation happened");
+    assert!(sessions[0].get::<_, bool>(1), "the session is live");
+    let tokens: i64 = db
+        .query_one("SELECT count(*) FROM refresh_tokens", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tokens, 2, "the parent and its one child");
+}
+
+#[actix_web::test]
+async fn missing_malformed_and_unknown_refresh_tokens_are_401() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 401, "unauthorized").await;
+    assert_error(
+        app.refresh_with_cookie("garbage").await,
+        401,
+        "token_invalid",
+    )
+    .await;
+    let unknown = "A".repeat(43);
+    assert_error(
+        app.refresh_with_cookie(&unknown).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn an_expired_refresh_token_is_401_token_expired() {
+    let app = spawn_app_with(|s| {
+        s.tokens.access_ttl_seconds = 1;
+        s.tokens.refresh_ttl_seconds = 1;
+    })
+    .await;
+    let account = app.account().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_error(
+        app.refresh_with_cookie(&account.refresh_token).await,
+        401,
+        "token_expired",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn refresh_of_a_deleted_user_fails() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    app.db()
+        .await
+        .execute(
+            "UPDATE users SET deleted_at = now() WHERE id = $1",
+            &[&account.user_id],
+        )
+        .await
+        .unwrap();
+    assert_error(
+        app.refresh_with_cookie(&account.refresh_token).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+    // The token's account is gone, so the profile is too.
+    assert_error(app.me(&account.access_token).await, 401, "token_invalid").await;
+}

@@ -1,0 +1,211 @@
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, refresh_cookie, refresh_cookie_line, spawn_app, PASSWORD};
+
+#[actix_web::test]
+async fn signup_answers_201_with_the_user_an_access_token_and_a_refresh_cookie() {
+    let app = spawn_app().await;
+    let response = app
+        .post_json(
+            "/auth/signup",
+            &json!({ "email": "  Ada@Example.com ", "password": PASSWORD, "name": " Ada " }),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 201);
+    let cookie = refresh_cookie_line(response.headers()).expect("refresh cookie");
+    for flag in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/auth",
+        "Max-Age=604800",
+    ] {
+        assert!(cookie.contains(flag), "{flag} missing from {cookie}");
+    }
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["user"]["email"], "Ada@Example.com");
+    assert_eq!(body["user"]["name"], "Ada");
+    assert_eq!(body["user"]["role"], "user");
+    assert_eq!(body["user"]["emailVerified"], false);
+    assert!(body["user"]["id"]
+        .as_str()
+        .unwrap()
+        .parse::<uuid::Uuid>()
+        .is_ok());
+    assert!(body["user"]["createdAt"].as_str().is_some());
+    assert_eq!(body["tokenType"], "Bearer");
+    assert_eq!(body["expiresIn"], 900);
+    assert!(body["accessToken"].as_str().unwrap().split('.').count() == 3);
+    assert!(
+        body.get("refreshToken").is_none(),
+        "cookie transport keeps the token out of the body"
+    );
+}
+
+#[actix_web::test]
+async fn body_transport_also_returns_the_refresh_token_in_the_body() {
+    let app = spawn_app().await;
+    let response = app
+        .post_json(
+            "/auth/signup",
+            &json!({ "email": "mobile@example.com", "password": PASSWORD, "tokenTransport": "body" }),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 201);
+    let cookie = refresh_cookie(response.headers()).unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["refreshToken"], cookie.as_str());
+}
+
+#[actix_web::test]
+async fn passwords_are_stored_as_argon2id_never_in_clear() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    let row = app
+        .db()
+        .await
+        .query_one(
+            "SELECT password_hash FROM users WHERE id = $1",
+            &[&account.user_id],
+        )
+        .await
+        .unwrap();
+    let hash: String = row.get(0);
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(PASSWORD));
+}
+
+#[actix_web::test]
+async fn a_taken_email_is_409_email_taken_whatever_its_case() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.signup("taken@example.com", PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        201
+    );
+    let response = app.signup("TAKEN@example.com", PASSWORD).await;
+    assert_error(response, 409, "email_taken").await;
+}
+
+#[actix_web::test]
+async fn signup_reports_every_invalid_field() {
+    let app = spawn_app().await;
+    let response = app
+        .post_json(
+            "/auth/signup",
+            &json!({ "email": "not-an-email", "password": "short", "name": "x".repeat(201) }),
+        )
+        .await;
+    let body = assert_error(response, 400, "validation_failed").await;
+    let fields: Vec<&str> = body["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["email", "password", "name"]);
+
+    let response = app.post_json("/auth/signup", &json!({})).await;
+    let body = assert_error(response, 400, "validation_failed").await;
+    assert_eq!(body["details"].as_array().unwrap().len(), 2, "{body}");
+
+    let long = "x".repeat(129);
+    let response = app.signup("long@example.com", &long).await;
+    assert_error(response, 400, "validation_failed").await;
+}
+
+#[actix_web::test]
+async fn login_works_with_any_case_of_the_email() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    let response = app.login(&account.email.to_uppercase(), PASSWORD).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(refresh_cookie(response.headers()).is_some());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["user"]["email"], account.email.as_str());
+    assert_eq!(body["tokenType"], "Bearer");
+    let me = app.me(body["accessToken"].as_str().unwrap()).await;
+    assert_eq!(me.status().as_u16(), 200);
+}
+
+#[actix_web::test]
+async fn an_unknown_email_and_a_wrong_password_get_the_same_answer_and_the_same_hasher_work() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+
+    let before = app.hasher.stats();
+    let wrong_password = app.login(&account.email, "not the password at all").await;
+    let after_wrong = app.hasher.stats();
+    let unknown_email = app
+        .login("nobody@example.com", "not the password at all")
+        .await;
+    let after_unknown = app.hasher.stats();
+
+    assert_eq!(after_wrong.verifications - before.verifications, 1);
+    assert_eq!(after_unknown.verifications - after_wrong.verifications, 1);
+    assert_eq!(
+        after_unknown.hashes, before.hashes,
+        "a failed login hashes nothing new"
+    );
+
+    let a = assert_error(wrong_password, 401, "invalid_credentials").await;
+    let b = assert_error(unknown_email, 401, "invalid_credentials").await;
+    assert_eq!(a["error"], b["error"]);
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&a), keys(&b));
+}
+
+#[actix_web::test]
+async fn login_validates_its_input() {
+    let app = spawn_app().await;
+    let body = assert_error(
+        app.login("not-an-email", "").await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["details"].as_array().unwrap().len(), 2);
+    let huge = "p".repeat(2000);
+    assert_error(
+        app.login("a@example.com", &huge).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn me_returns_the_profile_of_the_token_holder() {
+    let app = spawn_app().await;
+    let account = app.account().await;
+    let response = app.me(&account.access_token).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["id"], account.user_id.to_string());
+    assert_eq!(body["email"], account.email.as_str());
+    for key in ["name", "role", "emailVerified", "createdAt", "updatedAt"] {
+        assert!(body.get(key).is_some(), "{key} missing from {body}");
+    }
+}
+
+#[actix_web::test]
+async fn me_without_a_token_is_401_unauthorized() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/me")).send().await.unwrap();
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_error(response, 401, "unauthorized").await;
+    let response = app
+        .client
+        .get(app.url("/me"))
+        .header("Authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 401, "unauthorized").await;
+}
