@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t authd .   Run: see docker-compose.yml.
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY sql ./sql
+COPY config ./config
+RUN cargo build --release --locked && strip target/release/authd
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin authd
+WORKDIR /app
+COPY --from=build /src/target/release/authd /usr/local/bin/authd
+COPY config ./config
+USER authd
+ENV AUTHD_ENV=production \
+    AUTHD_CONFIG_DIR=/app/config
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:8080/health/live || exit 1
+ENTRYPOINT ["authd"]
+CMD ["serve"]
