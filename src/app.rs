@@ -13,13 +13,15 @@ use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
 use crate::auth::AuthService;
+use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
 use crate::cache::Cache;
-use crate::config::Settings;
+use crate::config::{Settings, StoreBackend};
 use crate::error::AppError;
 use crate::http::cookies::CookiePolicy;
 use crate::http::{self, AppState};
 use crate::store::postgres::PostgresStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
 pub struct Application {
@@ -28,49 +30,98 @@ pub struct Application {
     hasher: HasherPool,
 }
 
-/// Applies migrations (creating the database first when configured to); used by `authd migrate`
-/// and by `serve` when `database.auto_migrate` is on.
-pub async fn migrate(settings: &Settings) -> anyhow::Result<Vec<String>> {
-    if settings.database.create_if_missing
-        && PostgresStore::create_database_if_missing(&settings.database)
-            .await
-            .context("database.url: cannot create the database")?
-    {
-        tracing::info!("created database {}", settings.database.url.redacted());
+/// Opens the configured store, applying pending migrations first when `migrate` is set (creating
+/// a PostgreSQL database first when `database.create_if_missing`). Returns the migrations applied.
+pub async fn open_store(
+    settings: &Settings,
+    migrate: bool,
+) -> anyhow::Result<(Arc<dyn Store>, Vec<String>)> {
+    let database = &settings.database;
+    match settings.store_backend()? {
+        StoreBackend::Postgres => {
+            let mut applied = Vec::new();
+            if migrate {
+                if database.create_if_missing
+                    && PostgresStore::create_database_if_missing(database)
+                        .await
+                        .context("database.url: cannot create the database")?
+                {
+                    tracing::info!("created database {}", database.url.redacted());
+                }
+                applied = PostgresStore::migrate(database)
+                    .await
+                    .context("database migration")?;
+            }
+            let store = PostgresStore::connect(database).await.with_context(|| {
+                format!(
+                    "database.url: cannot connect to {}",
+                    database.url.redacted()
+                )
+            })?;
+            Ok((Arc::new(store), applied))
+        }
+        StoreBackend::Sqlite(path) => {
+            let store = SqliteStore::open(path.as_deref())
+                .await
+                .context("database: cannot open the SQLite database")?;
+            let applied = if migrate {
+                store.migrate().await.context("database migration")?
+            } else {
+                Vec::new()
+            };
+            Ok((Arc::new(store), applied))
+        }
     }
-    PostgresStore::migrate(&settings.database)
+}
+
+/// Connects to Redis when `cache.url` is set, else keeps the state in this process.
+pub async fn open_cache(settings: &Settings) -> anyhow::Result<Arc<dyn Cache>> {
+    if !settings.cache_is_shared() {
+        return Ok(Arc::new(MemoryCache::new()));
+    }
+    let cache = RedisCache::connect(&settings.cache)
         .await
-        .context("database migration")
+        .with_context(|| {
+            format!(
+                "cache.url: cannot connect to {}",
+                settings.cache.url.redacted()
+            )
+        })?;
+    Ok(Arc::new(cache))
+}
+
+fn describe_cache(settings: &Settings) -> String {
+    if settings.cache_is_shared() {
+        format!(
+            "redis {} (prefix {:?})",
+            settings.cache.url.redacted(),
+            settings.cache.key_prefix
+        )
+    } else {
+        "in-process, single node".into()
+    }
 }
 
 impl Application {
     /// Connects, migrates if configured, starts the actors and binds. Needs a running actix System.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        if settings.database.auto_migrate {
-            for name in migrate(&settings).await? {
-                tracing::info!(migration = %name, "applied migration");
-            }
+        let backend = settings.store_backend()?;
+        let (store, applied) = open_store(&settings, settings.database.auto_migrate).await?;
+        for name in applied {
+            tracing::info!(migration = %name, "applied migration");
         }
-        let store: Arc<dyn Store> = Arc::new(
-            PostgresStore::connect(&settings.database)
-                .await
-                .with_context(|| {
-                    format!(
-                        "database.url: cannot connect to {}",
-                        settings.database.url.redacted()
-                    )
-                })?,
+        let cache = open_cache(&settings).await?;
+        tracing::info!(
+            "store: {}; cache: {}",
+            backend.describe(&settings.database),
+            describe_cache(&settings)
         );
-        let cache: Arc<dyn Cache> = Arc::new(
-            RedisCache::connect(&settings.cache)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cache.url: cannot connect to {}",
-                        settings.cache.url.redacted()
-                    )
-                })?,
-        );
+        if backend == StoreBackend::Postgres && !settings.cache_is_shared() {
+            tracing::warn!(
+                "PostgreSQL with an in-process cache: rate limits and the access-token denylist are per \
+                 process, so they do not hold across nodes; run a single node or set REDIS_URL"
+            );
+        }
         let hasher = HasherPool::start(&settings.hasher).map_err(anyhow::Error::msg)?;
         let stats = hasher.stats();
 
@@ -83,10 +134,7 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         tracing::info!(
-            "store: postgres {}; cache: redis {} (prefix {:?}); hasher: {} workers, queue {}, argon2id m={} KiB t={} p={}; listening on {}:{}",
-            settings.database.url.redacted(),
-            settings.cache.url.redacted(),
-            settings.cache.key_prefix,
+            "hasher: {} workers, queue {}, argon2id m={} KiB t={} p={}; listening on {}:{}",
             stats.workers,
             stats.capacity - stats.workers,
             settings.hasher.argon2_memory_kib,

@@ -162,10 +162,7 @@ impl AuthService {
             return Err(AppError::Validation(problems));
         }
 
-        let account = self
-            .store
-            .user_by_email(&email::canonical(&input.email))
-            .await?;
+        let account = self.store.user_by_email(&input.email).await?;
         let password = password::normalize(&input.password);
         // Exactly one verification whether or not the account exists: same work, same time.
         let (user, hash) = match account {

@@ -193,8 +193,11 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// `postgres://user:pass@host:port/db`.
+    /// `postgres://user:pass@host:port/db`, `sqlite://path/to/file.db`, `sqlite::memory:`, or empty
+    /// for the embedded default (SQLite at `sqlite_path`).
     pub url: ConnectionUrl,
+    /// The SQLite file used when `url` is empty; created with its directory on first start.
+    pub sqlite_path: String,
     pub pool_size: usize,
     pub connect_timeout_seconds: u64,
     /// How long a request waits for a free pooled connection before answering 503.
@@ -208,13 +211,32 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSettings {
-    /// `redis://host:port/db`.
+    /// `redis://host:port/db`, or empty for in-process state (one node only).
     pub url: ConnectionUrl,
     /// Prefix of every key authd writes, so several deployments can share one Redis.
     pub key_prefix: String,
     pub connect_timeout_seconds: u64,
     /// Timeout of one Redis command; past it the call counts as a cache failure.
     pub command_timeout_ms: u64,
+}
+
+/// Which store backs this process, decided once at start from `database.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    Postgres,
+    /// A SQLite file, or `None` for an in-memory database.
+    Sqlite(Option<PathBuf>),
+}
+
+impl StoreBackend {
+    /// The one-line description logged at start.
+    pub fn describe(&self, settings: &DatabaseSettings) -> String {
+        match self {
+            StoreBackend::Postgres => format!("postgres {}", settings.url.redacted()),
+            StoreBackend::Sqlite(Some(path)) => format!("sqlite {}", path.display()),
+            StoreBackend::Sqlite(None) => "sqlite in memory (data is lost at exit)".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -461,6 +483,44 @@ impl Settings {
         }
     }
 
+    pub fn store_backend(&self) -> Result<StoreBackend, ConfigError> {
+        let url = self.database.url.as_str().trim();
+        if url.is_empty() {
+            if self.database.sqlite_path.trim().is_empty() {
+                return Err(invalid(
+                    "database.sqlite_path",
+                    "must not be empty when database.url is",
+                ));
+            }
+            return Ok(StoreBackend::Sqlite(Some(PathBuf::from(
+                self.database.sqlite_path.trim(),
+            ))));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(StoreBackend::Postgres);
+        }
+        if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+            return Ok(StoreBackend::Sqlite(None));
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if !path.is_empty() {
+                return Ok(StoreBackend::Sqlite(Some(PathBuf::from(path))));
+            }
+        }
+        Err(invalid(
+            "database.url",
+            "must be postgres://..., sqlite://PATH, sqlite::memory:, or empty for the embedded SQLite default",
+        ))
+    }
+
+    /// Whether the cache is shared (Redis) rather than in-process.
+    pub fn cache_is_shared(&self) -> bool {
+        !self.cache.url.is_empty()
+    }
+
     /// Checks every rule a bad value could break; the first failure names its setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.check_secret("tokens.jwt_secret", "JWT_SECRET", &self.tokens.jwt_secret)?;
@@ -475,27 +535,15 @@ impl Settings {
                 "must differ from tokens.jwt_secret",
             ));
         }
-        if self.database.url.is_empty() {
-            return Err(invalid(
-                "database.url",
-                "is empty: set DATABASE_URL (postgres://user@host:5432/db)",
-            ));
-        }
-        if !self.database.url.as_str().starts_with("postgres://")
-            && !self.database.url.as_str().starts_with("postgresql://")
-        {
-            return Err(invalid("database.url", "must be a postgres:// URL"));
-        }
-        if self.cache.url.is_empty() {
-            return Err(invalid(
-                "cache.url",
-                "is empty: set REDIS_URL (redis://host:6379/0)",
-            ));
-        }
-        if !self.cache.url.as_str().starts_with("redis://")
+        self.store_backend()?;
+        if self.cache_is_shared()
+            && !self.cache.url.as_str().starts_with("redis://")
             && !self.cache.url.as_str().starts_with("rediss://")
         {
-            return Err(invalid("cache.url", "must be a redis:// URL"));
+            return Err(invalid(
+                "cache.url",
+                "must be a redis:// URL, or empty for in-process state",
+            ));
         }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
@@ -646,8 +694,13 @@ mod tests {
     }
 
     #[test]
-    fn development_defaults_load() {
+    fn development_defaults_to_the_embedded_backends() {
         let settings = load_from(&dir(), Environment::Development, &[]).expect("loads");
+        assert_eq!(
+            settings.store_backend().unwrap(),
+            StoreBackend::Sqlite(Some(PathBuf::from("data/authd.db")))
+        );
+        assert!(!settings.cache_is_shared());
         assert_eq!(settings.tokens.access_ttl_seconds, 900);
         assert_eq!(settings.tokens.refresh_ttl_seconds, 7 * 24 * 3600);
         assert_eq!(settings.hasher.argon2_memory_kib, 65536);
@@ -729,6 +782,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("acess_ttl_seconds"), "{err}");
+    }
+
+    #[test]
+    fn database_urls_pick_the_backend() {
+        let backend = |url: &str| {
+            load_from(
+                &dir(),
+                Environment::Development,
+                &vars(&[("DATABASE_URL", url)]),
+            )
+            .map(|s| s.store_backend().unwrap())
+        };
+        assert_eq!(
+            backend("postgres://db/authd").unwrap(),
+            StoreBackend::Postgres
+        );
+        assert_eq!(
+            backend("sqlite::memory:").unwrap(),
+            StoreBackend::Sqlite(None)
+        );
+        assert_eq!(
+            backend("sqlite://var/authd.db").unwrap(),
+            StoreBackend::Sqlite(Some(PathBuf::from("var/authd.db")))
+        );
+        let err = backend("mysql://db/authd").unwrap_err();
+        assert!(err.to_string().contains("database.url"), "{err}");
     }
 
     #[test]

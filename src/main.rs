@@ -22,8 +22,8 @@ enum Command {
     /// Serve the REST API (the default). Applies pending migrations first when
     /// database.auto_migrate is on; stops gracefully on SIGTERM or Ctrl-C.
     Serve,
-    /// Apply pending database migrations from sql/postgres and exit. Refuses a database that was
-    /// migrated by a newer authd.
+    /// Apply pending database migrations (sql/postgres or sql/sqlite, after database.url) and
+    /// exit. Refuses a database that was migrated by a newer authd.
     Migrate,
     /// Inspect the configuration.
     Config {
@@ -58,8 +58,8 @@ async fn main() -> ExitCode {
         }
         Command::Migrate => {
             telemetry::init(&settings);
-            match app::migrate(&settings).await {
-                Ok(applied) => {
+            match app::open_store(&settings, true).await {
+                Ok((_, applied)) => {
                     println!("applied {} migration(s)", applied.len());
                     for name in applied {
                         println!("  {name}");

@@ -3,6 +3,8 @@
 CREATE TABLE users (
     id             uuid        PRIMARY KEY,
     email          text        NOT NULL CHECK (length(email) <= 254),
+    -- The comparison key (trimmed, Unicode-lowercased by authd), so both backends agree on it.
+    email_canonical text       NOT NULL,
     name           text        CHECK (length(name) <= 200),
     password_hash  text        NOT NULL,
     role           text        NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin')),
@@ -14,7 +16,7 @@ CREATE TABLE users (
 );
 
 -- One live account per address, whatever its case; a soft-deleted row does not hold the address.
-CREATE UNIQUE INDEX users_email_unique ON users (lower(email)) WHERE deleted_at IS NULL;
+CREATE UNIQUE INDEX users_email_unique ON users (email_canonical) WHERE deleted_at IS NULL;
 
 CREATE TABLE sessions (
     id             uuid        PRIMARY KEY,

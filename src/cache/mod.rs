@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod memory;
 pub mod redis;
 
 #[derive(Debug, thiserror::Error)]

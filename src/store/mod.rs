@@ -7,6 +7,7 @@ use crate::domain::refresh::TokenHash;
 use crate::domain::user::{Role, User};
 
 pub mod postgres;
+pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

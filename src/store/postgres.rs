@@ -15,6 +15,7 @@ use super::{
     Store, StoreError, UserCredentials,
 };
 use crate::config::DatabaseSettings;
+use crate::domain::email;
 use crate::domain::refresh::TokenHash;
 use crate::domain::user::{Role, User};
 
@@ -191,8 +192,8 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&format!(
-                "INSERT INTO users (id, email, name, password_hash, role, email_verified)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
+                "INSERT INTO users (id, email, email_canonical, name, password_hash, role, email_verified)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {USER_COLUMNS}"
             ))
             .await
             .map_err(backend)?;
@@ -202,6 +203,7 @@ impl Store for PostgresStore {
                 &[
                     &user.id,
                     &user.email,
+                    &email::canonical(&user.email),
                     &user.name,
                     &user.password_hash,
                     &user.role.as_str(),
@@ -225,12 +227,12 @@ impl Store for PostgresStore {
         let statement = client
             .prepare_cached(&format!(
                 "SELECT {USER_COLUMNS}, password_hash FROM users
-                 WHERE lower(email) = lower($1) AND deleted_at IS NULL"
+                 WHERE email_canonical = $1 AND deleted_at IS NULL"
             ))
             .await
             .map_err(backend)?;
         let row = client
-            .query_opt(&statement, &[&email.trim()])
+            .query_opt(&statement, &[&email::canonical(email)])
             .await
             .map_err(backend)?;
         row.map(|row| {

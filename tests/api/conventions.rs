@@ -2,13 +2,14 @@
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, refresh_cookie_line, spawn_app, spawn_app_with, PASSWORD};
+use crate::helpers::{
+    assert_error, refresh_cookie_line, spawn_app, spawn_app_with, Backend, PASSWORD,
+};
 
 const FRONTEND: &str = "http://localhost:3000";
 
-#[actix_web::test]
-async fn unknown_routes_and_wrong_methods_get_the_error_shape() {
-    let app = spawn_app().await;
+async fn unknown_routes_and_wrong_methods_get_the_error_shape(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app
         .client
         .get(app.url("/no/such/route"))
@@ -27,9 +28,8 @@ async fn unknown_routes_and_wrong_methods_get_the_error_shape() {
     assert_error(response, status, code).await;
 }
 
-#[actix_web::test]
-async fn a_body_that_is_not_json_is_415() {
-    let app = spawn_app().await;
+async fn a_body_that_is_not_json_is_415(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app
         .client
         .post(app.url("/auth/login"))
@@ -41,9 +41,8 @@ async fn a_body_that_is_not_json_is_415() {
     assert_error(response, 415, "unsupported_media_type").await;
 }
 
-#[actix_web::test]
-async fn a_body_over_the_limit_is_413() {
-    let app = spawn_app_with(|s| s.http.max_body_bytes = 1024).await;
+async fn a_body_over_the_limit_is_413(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.http.max_body_bytes = 1024).await;
     let response = app
         .post_json(
             "/auth/signup",
@@ -53,9 +52,8 @@ async fn a_body_over_the_limit_is_413() {
     assert_error(response, 413, "payload_too_large").await;
 }
 
-#[actix_web::test]
-async fn malformed_json_is_400_with_details() {
-    let app = spawn_app().await;
+async fn malformed_json_is_400_with_details(backend: Backend) {
+    let app = spawn_app(backend).await;
     for body in [
         r#"{"email": "#,
         r#"{"email": 42, "password": "x"}"#,
@@ -88,9 +86,8 @@ async fn malformed_json_is_400_with_details() {
     assert_error(response, 400, "validation_failed").await;
 }
 
-#[actix_web::test]
-async fn a_plain_request_id_is_kept_and_anything_else_replaced() {
-    let app = spawn_app().await;
+async fn a_plain_request_id_is_kept_and_anything_else_replaced(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app
         .client
         .get(app.url("/health/live"))
@@ -110,9 +107,8 @@ async fn a_plain_request_id_is_kept_and_anything_else_replaced() {
     assert!(id.parse::<uuid::Uuid>().is_ok(), "{id}");
 }
 
-#[actix_web::test]
-async fn cors_admits_the_configured_origin_with_credentials_only() {
-    let app = spawn_app().await;
+async fn cors_admits_the_configured_origin_with_credentials_only(backend: Backend) {
+    let app = spawn_app(backend).await;
     let preflight = app
         .client
         .request(reqwest::Method::OPTIONS, app.url("/auth/login"))
@@ -162,9 +158,8 @@ async fn cors_admits_the_configured_origin_with_credentials_only() {
     assert_eq!(allowed.headers()["access-control-allow-origin"], FRONTEND);
 }
 
-#[actix_web::test]
-async fn every_route_moves_under_the_base_path_and_so_does_the_cookie() {
-    let app = spawn_app_with(|s| s.http.base_path = "/api/".into()).await;
+async fn every_route_moves_under_the_base_path_and_so_does_the_cookie(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.http.base_path = "/api/".into()).await;
     let response = app
         .client
         .get(format!("{}/api/health/live", app.address))
@@ -186,19 +181,25 @@ async fn every_route_moves_under_the_base_path_and_so_does_the_cookie() {
     assert!(cookie.contains("Path=/api/auth"), "{cookie}");
 }
 
-#[actix_web::test]
-async fn internal_details_never_reach_the_client() {
-    let app = spawn_app().await;
+async fn internal_details_never_reach_the_client(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     // Break the schema under the running app: the store now fails on every query.
-    app.db()
-        .await
-        .batch_execute("ALTER TABLE users RENAME TO users_gone")
-        .await
-        .unwrap();
+    app.execute("ALTER TABLE users RENAME TO users_gone").await;
     let response = app.me(&account.access_token).await;
     let body = assert_error(response, 500, "internal").await;
     let text = body.to_string();
     assert!(!text.contains("users"), "{text}");
     assert!(!text.contains("relation"), "{text}");
 }
+
+crate::backend_tests!(
+    unknown_routes_and_wrong_methods_get_the_error_shape,
+    a_body_that_is_not_json_is_415,
+    a_body_over_the_limit_is_413,
+    malformed_json_is_400_with_details,
+    a_plain_request_id_is_kept_and_anything_else_replaced,
+    cors_admits_the_configured_origin_with_credentials_only,
+    every_route_moves_under_the_base_path_and_so_does_the_cookie,
+    internal_details_never_reach_the_client,
+);

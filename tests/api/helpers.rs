@@ -1,8 +1,9 @@
 //! The test harness: each test gets its own authd on a random port, its own PostgreSQL database
 //! (dropped afterwards), its own Redis key prefix (deleted afterwards) and its own secrets.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use actix_web::dev::ServerHandle;
 use authd::actors::hasher::HasherPool;
 use authd::app::Application;
 use authd::config::{self, Environment, Settings};
@@ -16,13 +17,149 @@ use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The two backend pairs every HTTP test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL store and Redis cache: production.
+    PostgresRedis,
+    /// SQLite file and in-process cache: the embedded default.
+    SqliteInProcess,
+}
+
+/// Generates one `#[actix_web::test]` per backend for each named `async fn(Backend)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod postgres_redis {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::PostgresRedis).await
+                }
+            )*
+        }
+        mod sqlite_in_process {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::SqliteInProcess).await
+                }
+            )*
+        }
+    };
+}
+
+/// A database of one test's own, removed when the test ends.
+#[derive(Debug, Clone)]
+pub enum TestDatabase {
+    Postgres { name: String, url: String },
+    Sqlite { path: PathBuf },
+}
+
+impl TestDatabase {
+    /// A fresh, empty database for `backend` (PostgreSQL: created by authd at start).
+    pub fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::PostgresRedis => {
+                let name = format!("authd_test_{}", Uuid::new_v4().simple());
+                let admin_url = admin_database_url();
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(base, _)| base)
+                    .unwrap_or(&admin_url);
+                TestDatabase::Postgres {
+                    url: format!("{base}/{name}"),
+                    name,
+                }
+            }
+            Backend::SqliteInProcess => TestDatabase::Sqlite {
+                path: std::env::temp_dir()
+                    .join(format!("authd-test-{}.db", Uuid::new_v4().simple())),
+            },
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDatabase::Postgres { url, .. } => url.clone(),
+            TestDatabase::Sqlite { path } => format!("sqlite://{}", path.display()),
+        }
+    }
+
+    /// Removes the database; runs on a thread of its own because `Drop` cannot await.
+    pub fn remove(&self) {
+        match self {
+            TestDatabase::Postgres { name, .. } => {
+                let name = name.clone();
+                let admin_url = admin_database_url();
+                let _ = std::thread::spawn(move || {
+                    block_on_fresh_runtime(async move {
+                        if let Ok((client, connection)) =
+                            tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
+                        {
+                            tokio::spawn(connection);
+                            let _ = client
+                                .batch_execute(&format!(
+                                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                                ))
+                                .await;
+                        }
+                    })
+                })
+                .join();
+            }
+            TestDatabase::Sqlite { path } => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+        }
+    }
+}
+
+fn block_on_fresh_runtime(future: impl std::future::Future<Output = ()>) {
+    if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        runtime.block_on(future);
+    }
+}
+
+/// Deletes every Redis key under `prefix`.
+pub fn remove_redis_keys(prefix: &str) {
+    let prefix = prefix.to_string();
+    let _ = std::thread::spawn(move || {
+        block_on_fresh_runtime(async move {
+            if let Ok(client) = redis::Client::open(redis_url()) {
+                if let Ok(mut connection) = client.get_multiplexed_async_connection().await {
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(format!("{prefix}*"))
+                        .query_async(&mut connection)
+                        .await
+                        .unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _: Result<(), _> = redis::cmd("DEL")
+                            .arg(keys)
+                            .query_async(&mut connection)
+                            .await;
+                    }
+                }
+            }
+        })
+    })
+    .join();
+}
+
 /// Where the tests find PostgreSQL and Redis; override for another machine.
 fn admin_database_url() -> String {
     std::env::var("AUTHD_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn redis_url() -> String {
+pub fn redis_url() -> String {
     std::env::var("AUTHD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
 }
 
@@ -37,56 +174,46 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub settings: Settings,
     pub hasher: HasherPool,
-    database_name: String,
-    database_url: String,
+    pub backend: Backend,
+    database: TestDatabase,
+    server: ServerHandle,
 }
 
-/// The settings a test starts from: config/test.toml with fresh secrets.
-pub fn test_settings() -> Settings {
-    let vars = vec![
+/// The settings a test starts from: config/test.toml with fresh secrets, on `backend`.
+pub fn test_settings(backend: Backend, database: &TestDatabase) -> Settings {
+    let mut vars = vec![
         ("JWT_SECRET".to_string(), random_secret()),
         ("AUTHD__TOKENS__REFRESH_SECRET".to_string(), random_secret()),
-        ("REDIS_URL".to_string(), redis_url()),
+        ("DATABASE_URL".to_string(), database.url()),
     ];
+    if backend == Backend::PostgresRedis {
+        vars.push(("REDIS_URL".to_string(), redis_url()));
+    }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut settings =
         config::load_from(&dir, Environment::Test, &vars).expect("test settings load");
+    settings.database.create_if_missing = true;
+    settings.database.auto_migrate = true;
+    settings.database.pool_size = 8;
+    settings.cache.key_prefix = format!("authd:test:{}:", Uuid::new_v4().simple());
     // Most tests make more than five credential requests; the rate-limit tests set their own.
     settings.rate_limit.auth_max = 1000;
     settings.rate_limit.general_max = 10_000;
     settings
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
 }
 
-pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings = test_settings();
-    let database_name = format!("authd_test_{}", Uuid::new_v4().simple());
-    let admin_url = admin_database_url();
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(base, _)| base)
-        .unwrap_or(&admin_url);
-    let database_url = format!("{base}/{database_name}");
-    settings.database.url = config::ConnectionUrl::new(database_url.clone());
-    settings.database.create_if_missing = true;
-    settings.database.auto_migrate = true;
-    settings.database.pool_size = 8;
-    settings.cache.key_prefix = format!("authd:test:{}:", Uuid::new_v4().simple());
+pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = TestDatabase::new(backend);
+    let mut settings = test_settings(backend, &database);
     customize(&mut settings);
     settings
         .validate()
         .expect("customised test settings are valid");
-
-    let application = Application::build(settings.clone())
-        .await
-        .expect("the app starts");
-    let address = format!("http://127.0.0.1:{}", application.port());
-    let hasher = application.hasher();
-    actix_web::rt::spawn(application.run_until_stopped());
-
+    let (address, hasher, server) = start(&settings).await;
     TestApp {
         address,
         client: reqwest::Client::builder()
@@ -95,52 +222,29 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
             .expect("client"),
         settings,
         hasher,
-        database_name,
-        database_url,
+        backend,
+        database,
+        server,
     }
 }
 
+async fn start(settings: &Settings) -> (String, HasherPool, ServerHandle) {
+    let application = Application::build(settings.clone())
+        .await
+        .expect("the app starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let hasher = application.hasher();
+    let server = application.handle();
+    actix_web::rt::spawn(application.run_until_stopped());
+    (address, hasher, server)
+}
+
 impl Drop for TestApp {
-    /// Drops the database and deletes the Redis keys, on a thread of its own because `Drop` cannot
-    /// await.
     fn drop(&mut self) {
-        let database_name = self.database_name.clone();
-        let prefix = self.settings.cache.key_prefix.clone();
-        let admin_url = admin_database_url();
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                if let Ok((client, connection)) =
-                    tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(connection);
-                    let _ = client
-                        .batch_execute(&format!(
-                            "DROP DATABASE IF EXISTS \"{database_name}\" WITH (FORCE)"
-                        ))
-                        .await;
-                }
-                if let Ok(client) = redis::Client::open(redis_url()) {
-                    if let Ok(mut connection) = client.get_multiplexed_async_connection().await {
-                        let keys: Vec<String> = redis::cmd("KEYS")
-                            .arg(format!("{prefix}*"))
-                            .query_async(&mut connection)
-                            .await
-                            .unwrap_or_default();
-                        if !keys.is_empty() {
-                            let _: Result<(), _> = redis::cmd("DEL")
-                                .arg(keys)
-                                .query_async(&mut connection)
-                                .await;
-                        }
-                    }
-                }
-            });
-        });
-        let _ = cleanup.join();
+        self.database.remove();
+        if self.backend == Backend::PostgresRedis {
+            remove_redis_keys(&self.settings.cache.key_prefix);
+        }
     }
 }
 
@@ -276,13 +380,110 @@ impl TestApp {
             .expect("request")
     }
 
-    /// A connection to this test's own database, to check what the API left behind.
-    pub async fn db(&self) -> tokio_postgres::Client {
-        let (client, connection) =
-            tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
-                .await
-                .expect("test database");
-        actix_web::rt::spawn(connection);
-        client
+    /// Stops this app gracefully and starts a new one on the same settings and database.
+    pub async fn restart(&mut self) {
+        self.server.stop(true).await;
+        let (address, hasher, server) = start(&self.settings).await;
+        self.address = address;
+        self.hasher = hasher;
+        self.server = server;
     }
+
+    /// Runs SQL that both backends understand, directly on this test's database.
+    pub async fn execute(&self, sql: &str) {
+        match &self.database {
+            TestDatabase::Postgres { url, .. } => {
+                postgres_client(url)
+                    .await
+                    .batch_execute(sql)
+                    .await
+                    .expect("SQL runs");
+            }
+            TestDatabase::Sqlite { path } => {
+                rusqlite::Connection::open(path)
+                    .and_then(|c| c.execute_batch(sql))
+                    .expect("SQL runs");
+            }
+        }
+    }
+
+    /// The integer columns of every row `sql` returns (write `CAST(... AS BIGINT)` for portability).
+    pub async fn query_integers(&self, sql: &str) -> Vec<Vec<i64>> {
+        match &self.database {
+            TestDatabase::Postgres { url, .. } => postgres_client(url)
+                .await
+                .query(sql, &[])
+                .await
+                .expect("query runs")
+                .iter()
+                .map(|row| (0..row.len()).map(|i| row.get::<_, i64>(i)).collect())
+                .collect(),
+            TestDatabase::Sqlite { path } => {
+                let connection = rusqlite::Connection::open(path).expect("open");
+                let mut statement = connection.prepare(sql).expect("prepare");
+                let columns = statement.column_count();
+                statement
+                    .query_map([], |row| {
+                        (0..columns).map(|i| row.get::<_, i64>(i)).collect()
+                    })
+                    .expect("query runs")
+                    .collect::<Result<_, _>>()
+                    .expect("rows")
+            }
+        }
+    }
+
+    /// The first column, as optional text, of every row `sql` returns.
+    pub async fn query_texts(&self, sql: &str) -> Vec<Option<String>> {
+        match &self.database {
+            TestDatabase::Postgres { url, .. } => postgres_client(url)
+                .await
+                .query(sql, &[])
+                .await
+                .expect("query runs")
+                .iter()
+                .map(|row| row.get::<_, Option<String>>(0))
+                .collect(),
+            TestDatabase::Sqlite { path } => {
+                let connection = rusqlite::Connection::open(path).expect("open");
+                let mut statement = connection.prepare(sql).expect("prepare");
+                statement
+                    .query_map([], |row| row.get::<_, Option<String>>(0))
+                    .expect("query runs")
+                    .collect::<Result<_, _>>()
+                    .expect("rows")
+            }
+        }
+    }
+
+    /// The first column, as bytes, of every row `sql` returns.
+    pub async fn query_blobs(&self, sql: &str) -> Vec<Vec<u8>> {
+        match &self.database {
+            TestDatabase::Postgres { url, .. } => postgres_client(url)
+                .await
+                .query(sql, &[])
+                .await
+                .expect("query runs")
+                .iter()
+                .map(|row| row.get::<_, Vec<u8>>(0))
+                .collect(),
+            TestDatabase::Sqlite { path } => {
+                let connection = rusqlite::Connection::open(path).expect("open");
+                let mut statement = connection.prepare(sql).expect("prepare");
+                statement
+                    .query_map([], |row| row.get::<_, Vec<u8>>(0))
+                    .expect("query runs")
+                    .collect::<Result<_, _>>()
+                    .expect("rows")
+            }
+        }
+    }
+}
+
+pub async fn postgres_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("test database");
+    actix_web::rt::spawn(connection);
+    client
 }

@@ -5,7 +5,7 @@ use base64::Engine;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{assert_error, spawn_app, Backend};
 
 fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
@@ -23,9 +23,8 @@ fn sign(claims: &Value, algorithm: Algorithm, secret: &str, kid: Option<&str>) -
     .unwrap()
 }
 
-#[actix_web::test]
-async fn access_tokens_carry_the_contract_claims() {
-    let app = spawn_app().await;
+async fn access_tokens_carry_the_contract_claims(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     let claims = claims_of(&account.access_token);
     for key in [
@@ -48,9 +47,8 @@ async fn access_tokens_carry_the_contract_claims() {
     assert_eq!(header["kid"], "hs-1");
 }
 
-#[actix_web::test]
-async fn forged_and_out_of_time_tokens_are_401() {
-    let app = spawn_app().await;
+async fn forged_and_out_of_time_tokens_are_401(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     let good = claims_of(&account.access_token);
     let secret = app.settings.tokens.jwt_secret.expose().to_string();
@@ -142,3 +140,8 @@ async fn forged_and_out_of_time_tokens_are_401() {
     );
     assert_error(app.me(&expired).await, 401, "token_expired").await;
 }
+
+crate::backend_tests!(
+    access_tokens_carry_the_contract_claims,
+    forged_and_out_of_time_tokens_are_401,
+);

@@ -1,10 +1,9 @@
 use serde_json::Value;
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, PASSWORD};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend, PASSWORD};
 
-#[actix_web::test]
-async fn credential_endpoints_answer_429_with_draft_7_headers_past_their_limit() {
-    let app = spawn_app_with(|s| s.rate_limit.auth_max = 2).await;
+async fn credential_endpoints_answer_429_with_draft_7_headers_past_their_limit(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.rate_limit.auth_max = 2).await;
     for _ in 0..2 {
         let response = app.login("someone@example.com", "wrong password").await;
         assert_eq!(response.status().as_u16(), 401);
@@ -45,9 +44,8 @@ async fn credential_endpoints_answer_429_with_draft_7_headers_past_their_limit()
     );
 }
 
-#[actix_web::test]
-async fn every_endpoint_has_a_per_ip_limit_but_health_checks_do_not() {
-    let app = spawn_app_with(|s| s.rate_limit.general_max = 3).await;
+async fn every_endpoint_has_a_per_ip_limit_but_health_checks_do_not(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.rate_limit.general_max = 3).await;
     for _ in 0..3 {
         let response = app.client.get(app.url("/me")).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 401);
@@ -66,9 +64,8 @@ async fn every_endpoint_has_a_per_ip_limit_but_health_checks_do_not() {
     }
 }
 
-#[actix_web::test]
-async fn rate_limits_can_be_switched_off() {
-    let app = spawn_app_with(|s| {
+async fn rate_limits_can_be_switched_off(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.rate_limit.enabled = false;
         s.rate_limit.general_max = 1;
     })
@@ -80,9 +77,8 @@ async fn rate_limits_can_be_switched_off() {
     }
 }
 
-#[actix_web::test]
-async fn a_saturated_hasher_answers_503_overloaded_at_once_and_recovers() {
-    let app = spawn_app_with(|s| {
+async fn a_saturated_hasher_answers_503_overloaded_at_once_and_recovers(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.hasher.workers = 1;
         s.hasher.queue_capacity = 1;
         s.hasher.argon2_memory_kib = 32768;
@@ -126,9 +122,8 @@ async fn a_saturated_hasher_answers_503_overloaded_at_once_and_recovers() {
     );
 }
 
-#[actix_web::test]
-async fn health_checks_report_live_and_ready() {
-    let app = spawn_app().await;
+async fn health_checks_report_live_and_ready(backend: Backend) {
+    let app = spawn_app(backend).await;
     let live: Value = app
         .client
         .get(app.url("/health/live"))
@@ -152,8 +147,8 @@ async fn health_checks_report_live_and_ready() {
 }
 
 #[actix_web::test]
-async fn the_app_refuses_to_start_without_its_cache_and_names_the_setting() {
-    let app = spawn_app().await;
+async fn the_app_refuses_to_start_without_its_redis_and_names_the_setting() {
+    let app = spawn_app(Backend::PostgresRedis).await;
     // Point a second app at a port where no Redis listens: it must refuse to start, loudly.
     let mut settings = app.settings.clone();
     settings.cache.url = authd::config::ConnectionUrl::new("redis://127.0.0.1:1/0");
@@ -164,3 +159,11 @@ async fn the_app_refuses_to_start_without_its_cache_and_names_the_setting() {
         .expect("no start without a cache");
     assert!(format!("{error:#}").contains("cache.url"), "{error:#}");
 }
+
+crate::backend_tests!(
+    credential_endpoints_answer_429_with_draft_7_headers_past_their_limit,
+    every_endpoint_has_a_per_ip_limit_but_health_checks_do_not,
+    rate_limits_can_be_switched_off,
+    a_saturated_hasher_answers_503_overloaded_at_once_and_recovers,
+    health_checks_report_live_and_ready,
+);

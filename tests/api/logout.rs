@@ -1,10 +1,9 @@
 use serde_json::Value;
 
-use crate::helpers::{assert_error, refresh_cookie_line, spawn_app};
+use crate::helpers::{assert_error, refresh_cookie_line, spawn_app, Backend};
 
-#[actix_web::test]
-async fn logout_denies_the_access_token_at_once_and_kills_the_refresh_token() {
-    let app = spawn_app().await;
+async fn logout_denies_the_access_token_at_once_and_kills_the_refresh_token(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     assert_eq!(app.me(&account.access_token).await.status().as_u16(), 200);
 
@@ -30,9 +29,8 @@ async fn logout_denies_the_access_token_at_once_and_kills_the_refresh_token() {
     .await;
 }
 
-#[actix_web::test]
-async fn logout_is_idempotent_and_needs_no_valid_credentials() {
-    let app = spawn_app().await;
+async fn logout_is_idempotent_and_needs_no_valid_credentials(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     for _ in 0..2 {
         let response = app
@@ -57,9 +55,8 @@ async fn logout_is_idempotent_and_needs_no_valid_credentials() {
     assert_error(app.me(&account.access_token).await, 401, "token_invalid").await;
 }
 
-#[actix_web::test]
-async fn logout_all_ends_every_session_of_the_user_only() {
-    let app = spawn_app().await;
+async fn logout_all_ends_every_session_of_the_user_only(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     let (second_access, second_refresh) = app.login_tokens(&account.email).await;
     let other = app.account().await;
@@ -98,3 +95,9 @@ async fn logout_all_ends_every_session_of_the_user_only() {
         .unwrap();
     assert_error(response, 401, "unauthorized").await;
 }
+
+crate::backend_tests!(
+    logout_denies_the_access_token_at_once_and_kills_the_refresh_token,
+    logout_is_idempotent_and_needs_no_valid_credentials,
+    logout_all_ends_every_session_of_the_user_only,
+);

@@ -1,9 +1,14 @@
-//! Black-box tests: the app on a random port, real PostgreSQL, real Redis, requests over HTTP.
+//! Black-box tests: the app on a random port, requests over HTTP, each test on its own database.
+//! Every HTTP test runs twice: on PostgreSQL + Redis and on the embedded SQLite + in-process state.
+//! The `Store` and `Cache` traits have conformance suites run against each of their backends.
 
+mod cache_conformance;
 mod conventions;
+mod embedded;
 mod helpers;
 mod jwt;
 mod limits;
 mod logout;
 mod refresh;
 mod signup_login;
+mod store_conformance;

@@ -1,10 +1,9 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, refresh_cookie, spawn_app, spawn_app_with};
+use crate::helpers::{assert_error, refresh_cookie, spawn_app, spawn_app_with, Backend};
 
-#[actix_web::test]
-async fn refresh_rotates_the_cookie_and_issues_a_working_access_token() {
-    let app = spawn_app().await;
+async fn refresh_rotates_the_cookie_and_issues_a_working_access_token(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     let response = app.refresh_with_cookie(&account.refresh_token).await;
     assert_eq!(response.status().as_u16(), 200);
@@ -24,9 +23,8 @@ async fn refresh_rotates_the_cookie_and_issues_a_working_access_token() {
     assert_ne!(refresh_cookie(again.headers()).unwrap(), rotated);
 }
 
-#[actix_web::test]
-async fn refresh_takes_the_token_from_the_body_for_clients_without_cookies() {
-    let app = spawn_app().await;
+async fn refresh_takes_the_token_from_the_body_for_clients_without_cookies(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     let response = app
         .post_json(
@@ -40,25 +38,21 @@ async fn refresh_takes_the_token_from_the_body_for_clients_without_cookies() {
     assert_eq!(body["refreshToken"], cookie.as_str());
 }
 
-#[actix_web::test]
-async fn only_hashes_of_refresh_tokens_are_stored() {
-    let app = spawn_app().await;
+async fn only_hashes_of_refresh_tokens_are_stored(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
-    let db = app.db().await;
-    let rows = db
-        .query("SELECT token_hash FROM refresh_tokens", &[])
-        .await
-        .unwrap();
+    let rows = app
+        .query_blobs("SELECT token_hash FROM refresh_tokens")
+        .await;
     assert_eq!(rows.len(), 1);
-    let stored: Vec<u8> = rows[0].get(0);
+    let stored = &rows[0];
     use sha2::Digest;
     let expected = sha2::Sha256::digest(account.refresh_token.as_bytes());
-    assert_eq!(stored, expected.as_slice());
+    assert_eq!(stored.as_slice(), expected.as_slice());
 }
 
-#[actix_web::test]
-async fn reuse_of_a_rotated_token_revokes_the_whole_session() {
-    let app = spawn_app_with(|s| s.tokens.refresh_reuse_grace_seconds = 0).await;
+async fn reuse_of_a_rotated_token_revokes_the_whole_session(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.tokens.refresh_reuse_grace_seconds = 0).await;
     let account = app.account().await;
     let first = app.refresh_with_cookie(&account.refresh_token).await;
     let child = refresh_cookie(first.headers()).unwrap();
@@ -82,19 +76,12 @@ async fn reuse_of_a_rotated_token_revokes_the_whole_session() {
     assert_error(app.me(&child_access).await, 401, "token_invalid").await;
     assert_error(app.me(&account.access_token).await, 401, "token_invalid").await;
 
-    let revoked: Option<String> = app
-        .db()
-        .await
-        .query_one("SELECT revoked_reason FROM sessions", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(revoked.as_deref(), Some("refresh_token_reused"));
+    let revoked = app.query_texts("SELECT revoked_reason FROM sessions").await;
+    assert_eq!(revoked, [Some("refresh_token_reused".to_string())]);
 }
 
-#[actix_web::test]
-async fn reuse_inside_the_grace_window_gets_the_same_child_token() {
-    let app = spawn_app().await;
+async fn reuse_inside_the_grace_window_gets_the_same_child_token(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     let first = app.refresh_with_cookie(&account.refresh_token).await;
     assert_eq!(first.status().as_u16(), 200);
@@ -118,9 +105,8 @@ async fn reuse_inside_the_grace_window_gets_the_same_child_token() {
     assert_eq!(third.status().as_u16(), 200);
 }
 
-#[actix_web::test]
-async fn a_token_two_rotations_old_is_reuse_even_inside_the_grace_window() {
-    let app = spawn_app().await;
+async fn a_token_two_rotations_old_is_reuse_even_inside_the_grace_window(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     let child = refresh_cookie(
         app.refresh_with_cookie(&account.refresh_token)
@@ -137,9 +123,8 @@ async fn a_token_two_rotations_old_is_reuse_even_inside_the_grace_window() {
     .await;
 }
 
-#[actix_web::test]
-async fn twenty_concurrent_refreshes_of_one_token_yield_one_child_and_no_errors() {
-    let app = spawn_app().await;
+async fn twenty_concurrent_refreshes_of_one_token_yield_one_child_and_no_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     let requests = (0..20).map(|_| app.refresh_with_cookie(&account.refresh_token));
     let responses = futures_util::future::join_all(requests).await;
@@ -155,25 +140,23 @@ async fn twenty_concurrent_refreshes_of_one_token_yield_one_child_and_no_errors(
     children.dedup();
     assert_eq!(children.len(), 1, "exactly one child token");
 
-    let db = app.db().await;
-    let sessions = db
-        .query("SELECT generation, revoked_at IS NULL FROM sessions", &[])
-        .await
-        .unwrap();
+    let sessions = app
+        .query_integers(
+            "SELECT CAST(generation AS BIGINT), CAST(CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END AS BIGINT)
+             FROM sessions",
+        )
+        .await;
     assert_eq!(sessions.len(), 1, "no orphaned sessions");
-    assert_eq!(sessions[0].get::<_, i64>(0), 1, "one rotation happened");
-    assert!(sessions[0].get::<_, bool>(1), "the session is live");
-    let tokens: i64 = db
-        .query_one("SELECT count(*) FROM refresh_tokens", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(tokens, 2, "the parent and its one child");
+    assert_eq!(sessions[0][0], 1, "one rotation happened");
+    assert_eq!(sessions[0][1], 1, "the session is live");
+    let tokens = app
+        .query_integers("SELECT CAST(count(*) AS BIGINT) FROM refresh_tokens")
+        .await;
+    assert_eq!(tokens[0][0], 2, "the parent and its one child");
 }
 
-#[actix_web::test]
-async fn missing_malformed_and_unknown_refresh_tokens_are_401() {
-    let app = spawn_app().await;
+async fn missing_malformed_and_unknown_refresh_tokens_are_401(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app
         .client
         .post(app.url("/auth/refresh"))
@@ -196,9 +179,8 @@ async fn missing_malformed_and_unknown_refresh_tokens_are_401() {
     .await;
 }
 
-#[actix_web::test]
-async fn an_expired_refresh_token_is_401_token_expired() {
-    let app = spawn_app_with(|s| {
+async fn an_expired_refresh_token_is_401_token_expired(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.tokens.access_ttl_seconds = 1;
         s.tokens.refresh_ttl_seconds = 1;
     })
@@ -213,18 +195,14 @@ async fn an_expired_refresh_token_is_401_token_expired() {
     .await;
 }
 
-#[actix_web::test]
-async fn refresh_of_a_deleted_user_fails() {
-    let app = spawn_app().await;
+async fn refresh_of_a_deleted_user_fails(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
-    app.db()
-        .await
-        .execute(
-            "UPDATE users SET deleted_at = now() WHERE id = $1",
-            &[&account.user_id],
-        )
-        .await
-        .unwrap();
+    app.execute(&format!(
+        "UPDATE users SET deleted_at = CURRENT_TIMESTAMP WHERE id = '{}'",
+        account.user_id
+    ))
+    .await;
     assert_error(
         app.refresh_with_cookie(&account.refresh_token).await,
         401,
@@ -234,3 +212,16 @@ async fn refresh_of_a_deleted_user_fails() {
     // The token's account is gone, so the profile is too.
     assert_error(app.me(&account.access_token).await, 401, "token_invalid").await;
 }
+
+crate::backend_tests!(
+    refresh_rotates_the_cookie_and_issues_a_working_access_token,
+    refresh_takes_the_token_from_the_body_for_clients_without_cookies,
+    only_hashes_of_refresh_tokens_are_stored,
+    reuse_of_a_rotated_token_revokes_the_whole_session,
+    reuse_inside_the_grace_window_gets_the_same_child_token,
+    a_token_two_rotations_old_is_reuse_even_inside_the_grace_window,
+    twenty_concurrent_refreshes_of_one_token_yield_one_child_and_no_errors,
+    missing_malformed_and_unknown_refresh_tokens_are_401,
+    an_expired_refresh_token_is_401_token_expired,
+    refresh_of_a_deleted_user_fails,
+);

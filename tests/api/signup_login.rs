@@ -1,10 +1,11 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, refresh_cookie, refresh_cookie_line, spawn_app, PASSWORD};
+use crate::helpers::{
+    assert_error, refresh_cookie, refresh_cookie_line, spawn_app, Backend, PASSWORD,
+};
 
-#[actix_web::test]
-async fn signup_answers_201_with_the_user_an_access_token_and_a_refresh_cookie() {
-    let app = spawn_app().await;
+async fn signup_answers_201_with_the_user_an_access_token_and_a_refresh_cookie(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app
         .post_json(
             "/auth/signup",
@@ -42,9 +43,8 @@ async fn signup_answers_201_with_the_user_an_access_token_and_a_refresh_cookie()
     );
 }
 
-#[actix_web::test]
-async fn body_transport_also_returns_the_refresh_token_in_the_body() {
-    let app = spawn_app().await;
+async fn body_transport_also_returns_the_refresh_token_in_the_body(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app
         .post_json(
             "/auth/signup",
@@ -57,27 +57,22 @@ async fn body_transport_also_returns_the_refresh_token_in_the_body() {
     assert_eq!(body["refreshToken"], cookie.as_str());
 }
 
-#[actix_web::test]
-async fn passwords_are_stored_as_argon2id_never_in_clear() {
-    let app = spawn_app().await;
+async fn passwords_are_stored_as_argon2id_never_in_clear(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
-    let row = app
-        .db()
-        .await
-        .query_one(
-            "SELECT password_hash FROM users WHERE id = $1",
-            &[&account.user_id],
-        )
-        .await
-        .unwrap();
-    let hash: String = row.get(0);
+    let hashes = app
+        .query_texts(&format!(
+            "SELECT password_hash FROM users WHERE id = '{}'",
+            account.user_id
+        ))
+        .await;
+    let hash = hashes[0].clone().unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert!(!hash.contains(PASSWORD));
 }
 
-#[actix_web::test]
-async fn a_taken_email_is_409_email_taken_whatever_its_case() {
-    let app = spawn_app().await;
+async fn a_taken_email_is_409_email_taken_whatever_its_case(backend: Backend) {
+    let app = spawn_app(backend).await;
     assert_eq!(
         app.signup("taken@example.com", PASSWORD)
             .await
@@ -89,9 +84,8 @@ async fn a_taken_email_is_409_email_taken_whatever_its_case() {
     assert_error(response, 409, "email_taken").await;
 }
 
-#[actix_web::test]
-async fn signup_reports_every_invalid_field() {
-    let app = spawn_app().await;
+async fn signup_reports_every_invalid_field(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app
         .post_json(
             "/auth/signup",
@@ -116,9 +110,8 @@ async fn signup_reports_every_invalid_field() {
     assert_error(response, 400, "validation_failed").await;
 }
 
-#[actix_web::test]
-async fn login_works_with_any_case_of_the_email() {
-    let app = spawn_app().await;
+async fn login_works_with_any_case_of_the_email(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     let response = app.login(&account.email.to_uppercase(), PASSWORD).await;
     assert_eq!(response.status().as_u16(), 200);
@@ -130,9 +123,10 @@ async fn login_works_with_any_case_of_the_email() {
     assert_eq!(me.status().as_u16(), 200);
 }
 
-#[actix_web::test]
-async fn an_unknown_email_and_a_wrong_password_get_the_same_answer_and_the_same_hasher_work() {
-    let app = spawn_app().await;
+async fn an_unknown_email_and_a_wrong_password_get_the_same_answer_and_the_same_hasher_work(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
 
     let before = app.hasher.stats();
@@ -161,9 +155,8 @@ async fn an_unknown_email_and_a_wrong_password_get_the_same_answer_and_the_same_
     assert_eq!(keys(&a), keys(&b));
 }
 
-#[actix_web::test]
-async fn login_validates_its_input() {
-    let app = spawn_app().await;
+async fn login_validates_its_input(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = assert_error(
         app.login("not-an-email", "").await,
         400,
@@ -180,9 +173,8 @@ async fn login_validates_its_input() {
     .await;
 }
 
-#[actix_web::test]
-async fn me_returns_the_profile_of_the_token_holder() {
-    let app = spawn_app().await;
+async fn me_returns_the_profile_of_the_token_holder(backend: Backend) {
+    let app = spawn_app(backend).await;
     let account = app.account().await;
     let response = app.me(&account.access_token).await;
     assert_eq!(response.status().as_u16(), 200);
@@ -194,9 +186,8 @@ async fn me_returns_the_profile_of_the_token_holder() {
     }
 }
 
-#[actix_web::test]
-async fn me_without_a_token_is_401_unauthorized() {
-    let app = spawn_app().await;
+async fn me_without_a_token_is_401_unauthorized(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app.client.get(app.url("/me")).send().await.unwrap();
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_error(response, 401, "unauthorized").await;
@@ -209,3 +200,16 @@ async fn me_without_a_token_is_401_unauthorized() {
         .unwrap();
     assert_error(response, 401, "unauthorized").await;
 }
+
+crate::backend_tests!(
+    signup_answers_201_with_the_user_an_access_token_and_a_refresh_cookie,
+    body_transport_also_returns_the_refresh_token_in_the_body,
+    passwords_are_stored_as_argon2id_never_in_clear,
+    a_taken_email_is_409_email_taken_whatever_its_case,
+    signup_reports_every_invalid_field,
+    login_works_with_any_case_of_the_email,
+    an_unknown_email_and_a_wrong_password_get_the_same_answer_and_the_same_hasher_work,
+    login_validates_its_input,
+    me_returns_the_profile_of_the_token_holder,
+    me_without_a_token_is_401_unauthorized,
+);

@@ -1,0 +1,426 @@
+//! SQLite backend, the embedded default: one connection owned by a dedicated thread
+//! (tokio-rusqlite), so SQLite's blocking calls never run on an async thread and every write is
+//! serialised without `SQLITE_BUSY`. WAL journal, foreign keys on, migrations from `sql/sqlite/`.
+//! Times are stored as Unix microseconds (UTC).
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use uuid::Uuid;
+
+use super::{
+    NewSession, NewUser, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionOwner,
+    Store, StoreError, UserCredentials,
+};
+use crate::domain::email;
+use crate::domain::refresh::TokenHash;
+use crate::domain::user::{Role, User};
+
+mod embedded {
+    refinery::embed_migrations!("sql/sqlite");
+}
+
+const USER_COLUMNS: &str = "id, email, name, role, email_verified, locked, created_at, updated_at";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    connection: tokio_rusqlite::Connection,
+}
+
+fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+fn seconds_to_micros(seconds: u64) -> i64 {
+    i64::try_from(seconds)
+        .unwrap_or(i64::MAX / 1_000_000)
+        .saturating_mul(1_000_000)
+}
+
+fn store_error(e: tokio_rusqlite::Error) -> StoreError {
+    match e {
+        tokio_rusqlite::Error::ConnectionClosed => {
+            StoreError::Unavailable("the SQLite connection is closed".into())
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+fn is_unique_violation(e: &tokio_rusqlite::Error) -> bool {
+    matches!(
+        e,
+        tokio_rusqlite::Error::Rusqlite(rusqlite::Error::SqliteFailure(failure, _))
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+/// A value read from the database that does not fit its type (a corrupt row).
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text)
+}
+
+fn uuid_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
+    let text: String = row.get(index)?;
+    text.parse().map_err(|_| corrupt("uuid"))
+}
+
+fn time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(row.get(index)?).ok_or_else(|| corrupt("timestamp"))
+}
+
+fn role_from(text: &str) -> rusqlite::Result<Role> {
+    Role::parse(text).ok_or_else(|| corrupt("role"))
+}
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: uuid_at(row, 0)?,
+        email: row.get(1)?,
+        name: row.get(2)?,
+        role: role_from(&row.get::<_, String>(3)?)?,
+        email_verified: row.get(4)?,
+        locked: row.get(5)?,
+        created_at: time_at(row, 6)?,
+        updated_at: time_at(row, 7)?,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) the database file, or an in-memory one.
+    pub async fn open(path: Option<&Path>) -> Result<Self, StoreError> {
+        let connection = match path {
+            Some(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Unavailable(format!("creating {}: {e}", dir.display()))
+                    })?;
+                }
+                tokio_rusqlite::Connection::open(path).await
+            }
+            None => tokio_rusqlite::Connection::open_in_memory().await,
+        }
+        .map_err(store_error)?;
+        connection
+            .call(|c| {
+                c.pragma_update(None, "journal_mode", "WAL")?;
+                c.pragma_update(None, "synchronous", "NORMAL")?;
+                c.pragma_update(None, "foreign_keys", "ON")?;
+                c.pragma_update(None, "busy_timeout", 5000)?;
+                Ok(())
+            })
+            .await
+            .map_err(store_error)?;
+        Ok(SqliteStore { connection })
+    }
+
+    /// Applies pending migrations, each in a transaction; refuses a database that holds migrations
+    /// this build does not know.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        self.connection
+            .call(|c| {
+                let report = embedded::migrations::runner()
+                    .set_abort_divergent(true)
+                    .set_abort_missing(true)
+                    .run(c)
+                    .map_err(|e| tokio_rusqlite::Error::Other(Box::new(e)))?;
+                Ok(report
+                    .applied_migrations()
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect())
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.connection
+            .call(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+            .map_err(store_error)
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        self.connection
+            .call(move |c| {
+                let now = now_micros();
+                let mut statement = c.prepare_cached(&format!(
+                    "INSERT INTO users (id, email, email_canonical, name, password_hash, role, email_verified,
+                                        created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING {USER_COLUMNS}"
+                ))?;
+                Ok(statement.query_row(
+                    params![
+                        user.id.to_string(),
+                        user.email,
+                        email::canonical(&user.email),
+                        user.name,
+                        user.password_hash,
+                        user.role.as_str(),
+                        user.email_verified,
+                        now
+                    ],
+                    user_from_row,
+                )?)
+            })
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::EmailTaken
+                } else {
+                    store_error(e)
+                }
+            })
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
+        let canonical = email::canonical(email);
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS}, password_hash FROM users
+                     WHERE email_canonical = ?1 AND deleted_at IS NULL"
+                ))?;
+                Ok(statement
+                    .query_row([canonical], |row| {
+                        Ok(UserCredentials {
+                            user: user_from_row(row)?,
+                            password_hash: row.get(8)?,
+                        })
+                    })
+                    .optional()?)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE id = ?1 AND deleted_at IS NULL"
+                ))?;
+                Ok(statement
+                    .query_row([id.to_string()], user_from_row)
+                    .optional()?)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
+        self.connection
+            .call(move |c| {
+                let now = now_micros();
+                let expires_at = now.saturating_add(seconds_to_micros(session.refresh_ttl_seconds));
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.prepare_cached(
+                    "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip)
+                     VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    session.id.to_string(),
+                    session.user_id.to_string(),
+                    now,
+                    expires_at,
+                    session.user_agent,
+                    session.ip
+                ])?;
+                tx.prepare_cached(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+                     VALUES (?1, ?2, 0, ?3, ?4)",
+                )?
+                .execute(params![
+                    session.refresh_hash.as_slice(),
+                    session.id.to_string(),
+                    now,
+                    expires_at
+                ])?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        rotation: Rotation,
+    ) -> Result<RotationOutcome, StoreError> {
+        self.connection
+            .call(move |c| {
+                let now = now_micros();
+                // IMMEDIATE takes the write lock up front: rotations are serialised, each sees the
+                // generation the previous one committed.
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let presented = rotation.presented.as_slice();
+                let found = tx
+                    .prepare_cached(
+                        "SELECT rt.session_id, rt.generation, rt.expires_at, rt.rotated_at,
+                                s.generation, s.revoked_at IS NOT NULL, s.user_id, u.role,
+                                (u.deleted_at IS NOT NULL OR u.locked)
+                         FROM refresh_tokens rt
+                         JOIN sessions s ON s.id = rt.session_id
+                         JOIN users u ON u.id = s.user_id
+                         WHERE rt.token_hash = ?1",
+                    )?
+                    .query_row([presented], |row| {
+                        Ok((
+                            uuid_at(row, 0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, i64>(2)?,
+                            row.get::<_, Option<i64>>(3)?,
+                            row.get::<_, i64>(4)?,
+                            row.get::<_, bool>(5)?,
+                            uuid_at(row, 6)?,
+                            role_from(&row.get::<_, String>(7)?)?,
+                            row.get::<_, bool>(8)?,
+                        ))
+                    })
+                    .optional()?;
+                let Some((
+                    session_id,
+                    generation,
+                    expires_at,
+                    rotated_at,
+                    current_generation,
+                    revoked,
+                    user_id,
+                    role,
+                    barred,
+                )) = found
+                else {
+                    return Ok(RotationOutcome::Invalid);
+                };
+                if revoked || barred {
+                    return Ok(RotationOutcome::Invalid);
+                }
+                let owner = SessionOwner {
+                    session_id,
+                    user_id,
+                    role,
+                };
+
+                if generation == current_generation {
+                    if expires_at <= now {
+                        return Ok(RotationOutcome::Expired);
+                    }
+                    let child_expires_at = now.saturating_add(seconds_to_micros(rotation.refresh_ttl_seconds));
+                    tx.prepare_cached("UPDATE refresh_tokens SET rotated_at = ?2 WHERE token_hash = ?1")?
+                        .execute(params![presented, now])?;
+                    tx.prepare_cached(
+                        "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![
+                        rotation.child.as_slice(),
+                        session_id.to_string(),
+                        generation + 1,
+                        now,
+                        child_expires_at
+                    ])?;
+                    tx.prepare_cached(
+                        "UPDATE sessions SET generation = ?2, last_used_at = ?3, expires_at = ?4 WHERE id = ?1",
+                    )?
+                    .execute(params![session_id.to_string(), generation + 1, now, child_expires_at])?;
+                    tx.commit()?;
+                    return Ok(RotationOutcome::Rotated(owner));
+                }
+
+                let grace = seconds_to_micros(rotation.grace_seconds);
+                let in_grace = rotated_at.is_some_and(|at| at > now.saturating_sub(grace));
+                if generation + 1 == current_generation && in_grace {
+                    return Ok(RotationOutcome::GraceReplay(owner));
+                }
+
+                tx.prepare_cached(
+                    "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL",
+                )?
+                .execute(params![session_id.to_string(), now, RevokeReason::Reuse.as_str()])?;
+                tx.commit()?;
+                Ok(RotationOutcome::Reused { session_id, user_id })
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn revoke_session_by_refresh(
+        &self,
+        presented: TokenHash,
+        reason: RevokeReason,
+    ) -> Result<Option<RevokedSession>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let found = tx
+                    .prepare_cached(
+                        "SELECT s.id, s.user_id FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
+                         WHERE rt.token_hash = ?1",
+                    )?
+                    .query_row([presented.as_slice()], |row| Ok((uuid_at(row, 0)?, uuid_at(row, 1)?)))
+                    .optional()?;
+                let Some((session_id, user_id)) = found else {
+                    return Ok(None);
+                };
+                tx.prepare_cached(
+                    "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL",
+                )?
+                .execute(params![session_id.to_string(), now_micros(), reason.as_str()])?;
+                tx.commit()?;
+                Ok(Some(RevokedSession { session_id, user_id }))
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<bool, StoreError> {
+        self.connection
+            .call(move |c| {
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
+                         WHERE id = ?1 AND revoked_at IS NULL",
+                    )?
+                    .execute(params![
+                        session_id.to_string(),
+                        now_micros(),
+                        reason.as_str()
+                    ])?;
+                Ok(changed > 0)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(
+                    "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
+                     WHERE user_id = ?1 AND revoked_at IS NULL RETURNING id",
+                )?;
+                let ids = statement
+                    .query_map(
+                        params![user_id.to_string(), now_micros(), reason.as_str()],
+                        |row| uuid_at(row, 0),
+                    )?
+                    .collect::<rusqlite::Result<Vec<Uuid>>>()?;
+                Ok(ids)
+            })
+            .await
+            .map_err(store_error)
+    }
+}

@@ -1,0 +1,335 @@
+//! One suite for the `Store` trait, run against every backend: the same cases, the same answers.
+
+use std::sync::Arc;
+
+use authd::config::StoreBackend;
+use authd::domain::refresh::RefreshToken;
+use authd::domain::user::Role;
+use authd::store::postgres::PostgresStore;
+use authd::store::sqlite::SqliteStore;
+use authd::store::{
+    NewSession, NewUser, RevokeReason, Rotation, RotationOutcome, Store, StoreError,
+};
+use uuid::Uuid;
+
+use crate::helpers::{test_settings, Backend, TestDatabase};
+
+/// A store on a database of its own, removed afterwards.
+struct TestStore {
+    store: Arc<dyn Store>,
+    database: TestDatabase,
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        self.database.remove();
+    }
+}
+
+async fn open(backend: Backend) -> TestStore {
+    let database = TestDatabase::new(backend);
+    let settings = test_settings(backend, &database);
+    let store: Arc<dyn Store> = match settings.store_backend().unwrap() {
+        StoreBackend::Postgres => {
+            PostgresStore::create_database_if_missing(&settings.database)
+                .await
+                .unwrap();
+            PostgresStore::migrate(&settings.database).await.unwrap();
+            Arc::new(PostgresStore::connect(&settings.database).await.unwrap())
+        }
+        StoreBackend::Sqlite(path) => {
+            let store = SqliteStore::open(path.as_deref()).await.unwrap();
+            store.migrate().await.unwrap();
+            Arc::new(store)
+        }
+    };
+    TestStore { store, database }
+}
+
+fn new_user(email: &str) -> NewUser {
+    NewUser {
+        id: Uuid::new_v4(),
+        email: email.to_string(),
+        name: Some("Ada".into()),
+        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        role: Role::User,
+        email_verified: false,
+    }
+}
+
+async fn session(store: &dyn Store, user_id: Uuid, ttl: u64) -> (Uuid, RefreshToken) {
+    let token = RefreshToken::generate();
+    let id = Uuid::new_v4();
+    store
+        .create_session(NewSession {
+            id,
+            user_id,
+            refresh_hash: token.hash(),
+            refresh_ttl_seconds: ttl,
+            user_agent: Some("test".into()),
+            ip: Some("127.0.0.1".into()),
+        })
+        .await
+        .unwrap();
+    (id, token)
+}
+
+fn rotation(presented: &RefreshToken, grace_seconds: u64) -> Rotation {
+    Rotation {
+        presented: presented.hash(),
+        child: presented.child(b"conformance-key").hash(),
+        refresh_ttl_seconds: 3600,
+        grace_seconds,
+    }
+}
+
+async fn users_are_found_by_email_whatever_its_case(backend: Backend) {
+    let t = open(backend).await;
+    let created = t
+        .store
+        .create_user(new_user("Grace@Example.com"))
+        .await
+        .unwrap();
+    assert_eq!(created.email, "Grace@Example.com");
+    assert_eq!(created.role, Role::User);
+    let found = t
+        .store
+        .user_by_email(" grace@EXAMPLE.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.user, created);
+    assert!(found.password_hash.starts_with("$argon2id$"));
+    assert_eq!(t.store.user_by_id(created.id).await.unwrap(), Some(created));
+    assert!(t
+        .store
+        .user_by_email("nobody@example.com")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(t.store.user_by_id(Uuid::new_v4()).await.unwrap().is_none());
+}
+
+async fn an_email_holds_one_live_account(backend: Backend) {
+    let t = open(backend).await;
+    t.store
+        .create_user(new_user("one@example.com"))
+        .await
+        .unwrap();
+    let second = t.store.create_user(new_user("ONE@example.com")).await;
+    assert!(
+        matches!(second, Err(StoreError::EmailTaken)),
+        "{:?}",
+        second.err()
+    );
+    // Unicode case folding is the same on both backends.
+    t.store
+        .create_user(new_user("Émile@example.com"))
+        .await
+        .unwrap();
+    let again = t.store.create_user(new_user("émile@example.com")).await;
+    assert!(matches!(again, Err(StoreError::EmailTaken)));
+}
+
+async fn a_current_token_rotates_once_and_its_replays_follow_the_rules(backend: Backend) {
+    let t = open(backend).await;
+    let user = t
+        .store
+        .create_user(new_user("rotate@example.com"))
+        .await
+        .unwrap();
+    let (session_id, parent) = session(t.store.as_ref(), user.id, 3600).await;
+
+    let first = t
+        .store
+        .rotate_refresh_token(rotation(&parent, 10))
+        .await
+        .unwrap();
+    let RotationOutcome::Rotated(owner) = first else {
+        panic!("expected a rotation, got {first:?}");
+    };
+    assert_eq!(
+        (owner.session_id, owner.user_id, owner.role),
+        (session_id, user.id, Role::User)
+    );
+
+    // Within the grace window the parent replays to the same (current) child.
+    let replay = t
+        .store
+        .rotate_refresh_token(rotation(&parent, 10))
+        .await
+        .unwrap();
+    assert_eq!(replay, RotationOutcome::GraceReplay(owner));
+
+    // The child is current and rotates in turn; now the parent is two behind: reuse.
+    let child = parent.child(b"conformance-key");
+    assert!(matches!(
+        t.store
+            .rotate_refresh_token(rotation(&child, 10))
+            .await
+            .unwrap(),
+        RotationOutcome::Rotated(_)
+    ));
+    assert_eq!(
+        t.store
+            .rotate_refresh_token(rotation(&parent, 10))
+            .await
+            .unwrap(),
+        RotationOutcome::Reused {
+            session_id,
+            user_id: user.id
+        }
+    );
+    // The session is revoked: even its newest token is now invalid.
+    let grandchild = child.child(b"conformance-key");
+    assert_eq!(
+        t.store
+            .rotate_refresh_token(rotation(&grandchild, 10))
+            .await
+            .unwrap(),
+        RotationOutcome::Invalid
+    );
+}
+
+async fn a_replay_after_the_grace_window_is_reuse(backend: Backend) {
+    let t = open(backend).await;
+    let user = t
+        .store
+        .create_user(new_user("late@example.com"))
+        .await
+        .unwrap();
+    let (_, parent) = session(t.store.as_ref(), user.id, 3600).await;
+    assert!(matches!(
+        t.store
+            .rotate_refresh_token(rotation(&parent, 0))
+            .await
+            .unwrap(),
+        RotationOutcome::Rotated(_)
+    ));
+    assert!(matches!(
+        t.store
+            .rotate_refresh_token(rotation(&parent, 0))
+            .await
+            .unwrap(),
+        RotationOutcome::Reused { .. }
+    ));
+}
+
+async fn expired_unknown_and_barred_tokens_do_not_rotate(backend: Backend) {
+    let t = open(backend).await;
+    let user = t
+        .store
+        .create_user(new_user("expired@example.com"))
+        .await
+        .unwrap();
+    let (_, expired) = session(t.store.as_ref(), user.id, 0).await;
+    assert_eq!(
+        t.store
+            .rotate_refresh_token(rotation(&expired, 10))
+            .await
+            .unwrap(),
+        RotationOutcome::Expired
+    );
+    assert_eq!(
+        t.store
+            .rotate_refresh_token(rotation(&RefreshToken::generate(), 10))
+            .await
+            .unwrap(),
+        RotationOutcome::Invalid
+    );
+}
+
+async fn concurrent_rotations_of_one_token_make_one_child(backend: Backend) {
+    let t = open(backend).await;
+    let user = t
+        .store
+        .create_user(new_user("race@example.com"))
+        .await
+        .unwrap();
+    let (_, parent) = session(t.store.as_ref(), user.id, 3600).await;
+    let attempts = (0..20).map(|_| t.store.rotate_refresh_token(rotation(&parent, 10)));
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let rotated = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(RotationOutcome::Rotated(_))))
+        .count();
+    let replayed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(RotationOutcome::GraceReplay(_))))
+        .count();
+    assert_eq!((rotated, replayed), (1, 19), "{outcomes:?}");
+}
+
+async fn sessions_are_revoked_by_token_by_id_and_all_at_once(backend: Backend) {
+    let t = open(backend).await;
+    let user = t
+        .store
+        .create_user(new_user("revoke@example.com"))
+        .await
+        .unwrap();
+    let (first_id, first) = session(t.store.as_ref(), user.id, 3600).await;
+    let (second_id, _) = session(t.store.as_ref(), user.id, 3600).await;
+    let (third_id, third) = session(t.store.as_ref(), user.id, 3600).await;
+
+    let revoked = t
+        .store
+        .revoke_session_by_refresh(first.hash(), RevokeReason::Logout)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((revoked.session_id, revoked.user_id), (first_id, user.id));
+    assert!(t
+        .store
+        .revoke_session_by_refresh(RefreshToken::generate().hash(), RevokeReason::Logout)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        t.store
+            .rotate_refresh_token(rotation(&first, 10))
+            .await
+            .unwrap(),
+        RotationOutcome::Invalid
+    );
+
+    assert!(t
+        .store
+        .revoke_session(second_id, RevokeReason::Logout)
+        .await
+        .unwrap());
+    assert!(!t
+        .store
+        .revoke_session(second_id, RevokeReason::Logout)
+        .await
+        .unwrap());
+
+    let all = t
+        .store
+        .revoke_user_sessions(user.id, RevokeReason::LogoutAll)
+        .await
+        .unwrap();
+    assert_eq!(all, vec![third_id], "only the sessions still live");
+    assert_eq!(
+        t.store
+            .rotate_refresh_token(rotation(&third, 10))
+            .await
+            .unwrap(),
+        RotationOutcome::Invalid
+    );
+}
+
+async fn the_store_answers_a_ping(backend: Backend) {
+    let t = open(backend).await;
+    t.store.ping().await.unwrap();
+}
+
+crate::backend_tests!(
+    users_are_found_by_email_whatever_its_case,
+    an_email_holds_one_live_account,
+    a_current_token_rotates_once_and_its_replays_follow_the_rules,
+    a_replay_after_the_grace_window_is_reuse,
+    expired_unknown_and_barred_tokens_do_not_rotate,
+    concurrent_rotations_of_one_token_make_one_child,
+    sessions_are_revoked_by_token_by_id_and_all_at_once,
+    the_store_answers_a_ping,
+);
