@@ -17,6 +17,9 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /src/target/release/authd /usr/local/bin/authd
 COPY config ./config
+# Without DATABASE_URL authd keeps its embedded SQLite database here: mount a volume to keep it.
+RUN mkdir -p /app/data && chown authd /app/data
+VOLUME ["/app/data"]
 USER authd
 ENV AUTHD_ENV=production \
     AUTHD_CONFIG_DIR=/app/config
