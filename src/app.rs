@@ -12,12 +12,13 @@ use anyhow::Context as _;
 use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
-use crate::auth::AuthService;
+use crate::auth::{AuthService, PasswordRules};
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
 use crate::cache::Cache;
 use crate::config::{Settings, StoreBackend};
 use crate::error::AppError;
+use crate::http::client_ip::TrustedProxies;
 use crate::http::cookies::CookiePolicy;
 use crate::http::{self, AppState};
 use crate::store::postgres::PostgresStore;
@@ -150,6 +151,15 @@ impl Application {
             settings.tokens.clone(),
         ));
         let rate_limits = Arc::new(settings.rate_limit.clone());
+        let lockout = settings
+            .auth
+            .lockout
+            .enabled
+            .then(|| settings.auth.lockout.policy());
+        let password_rules = Arc::new(PasswordRules {
+            min_score: settings.auth.password_min_score,
+            app_name: settings.auth.app_name.clone(),
+        });
         let base_path = settings.base_path();
         let cookie_policy = CookiePolicy {
             secure: settings.cookie_secure(),
@@ -157,6 +167,7 @@ impl Application {
             max_age_seconds: settings.tokens.refresh_ttl_seconds as i64,
         };
         let max_body_bytes = settings.http.max_body_bytes;
+        let trusted_proxies = Arc::new(TrustedProxies::new(settings.trusted_proxies()?));
         let settings = Arc::new(settings);
         let pool = hasher.clone();
 
@@ -165,15 +176,23 @@ impl Application {
             // One token actor and one rate-limit actor per HTTP worker thread: their messages
             // never cross threads, and their state is shared through the store and the cache.
             let tokens = TokenActor::new(token_service.clone()).start();
-            let rate_limiter = RateLimiter::new(cache.clone(), rate_limits.clone()).start();
+            let rate_limiter =
+                RateLimiter::new(cache.clone(), rate_limits.clone(), lockout).start();
             let state = AppState {
-                auth: AuthService::new(store.clone(), pool.clone(), tokens),
+                auth: AuthService::new(
+                    store.clone(),
+                    pool.clone(),
+                    tokens,
+                    rate_limiter.clone(),
+                    password_rules.clone(),
+                ),
                 rate_limiter,
                 store: store.clone(),
                 cache: cache.clone(),
                 cookies: cookie_policy.clone(),
                 base_path: base_path.clone(),
                 max_body_bytes,
+                trusted_proxies: trusted_proxies.clone(),
             };
             App::new()
                 .app_data(web::Data::new(state))

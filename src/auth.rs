@@ -7,20 +7,23 @@ use std::sync::Arc;
 use actix::Addr;
 use uuid::Uuid;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::actors::hasher::HasherPool;
+use crate::actors::rate_limiter::{CheckAccount, RateLimiter, RecordLogin};
 use crate::actors::tokens::{
     IssuedTokens, Logout, LogoutAll, Rotate, StartSession, TokenActor, VerifyAccess,
 };
 use crate::domain::claims::AccessClaims;
-use crate::domain::user::{Role, User};
-use crate::domain::{email, password};
+use crate::domain::password::PasswordContext;
+use crate::domain::user::{check_name, Role, User};
+use crate::domain::{email, lockout, password};
 use crate::error::{AppError, FieldError};
 use crate::store::{NewUser, Store};
 
 /// Longest password accepted at login, in bytes: longer input is refused before any hashing, so
 /// a megabyte "password" cannot buy a megabyte of argon2 input.
 const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
-const MAX_NAME_LENGTH: usize = 200;
 const MAX_USER_AGENT_LENGTH: usize = 512;
 
 /// Who is asking, as far as the transport can tell.
@@ -41,30 +44,20 @@ pub struct LoginInput {
     pub password: String,
 }
 
+/// The configured password-strength rules.
+#[derive(Debug, Clone)]
+pub struct PasswordRules {
+    pub min_score: u8,
+    pub app_name: String,
+}
+
 #[derive(Clone)]
 pub struct AuthService {
     store: Arc<dyn Store>,
     hasher: HasherPool,
     tokens: Addr<TokenActor>,
-}
-
-fn check_name(raw: Option<&str>) -> Result<Option<String>, FieldError> {
-    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
-        return Ok(None);
-    };
-    if name.chars().count() > MAX_NAME_LENGTH {
-        return Err(FieldError::new(
-            "name",
-            format!("must be at most {MAX_NAME_LENGTH} characters"),
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "name",
-            "must not contain control characters",
-        ));
-    }
-    Ok(Some(name.to_string()))
+    limiter: Addr<RateLimiter>,
+    password_rules: Arc<PasswordRules>,
 }
 
 impl ClientContext {
@@ -78,11 +71,19 @@ impl ClientContext {
 }
 
 impl AuthService {
-    pub fn new(store: Arc<dyn Store>, hasher: HasherPool, tokens: Addr<TokenActor>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hasher: HasherPool,
+        tokens: Addr<TokenActor>,
+        limiter: Addr<RateLimiter>,
+        password_rules: Arc<PasswordRules>,
+    ) -> Self {
         AuthService {
             store,
             hasher,
             tokens,
+            limiter,
+            password_rules,
         }
     }
 
@@ -112,19 +113,28 @@ impl AuthService {
         let email = email::parse(&input.email)
             .map_err(|e| problems.push(FieldError::new("email", e.message())))
             .ok();
-        let password = password::check_new(&input.password)
-            .map_err(|e| problems.push(FieldError::new("password", e.message())))
-            .ok();
         let name = check_name(input.name.as_deref())
-            .map_err(|e| problems.push(e))
+            .map_err(|e| problems.push(FieldError::new("name", e)))
             .ok()
             .flatten();
-        let (Some(email), Some(password)) = (email, password) else {
+        let rules = &self.password_rules;
+        let context = PasswordContext::new(
+            rules.min_score,
+            email.as_deref().unwrap_or(input.email.trim()),
+            name.as_deref(),
+            &rules.app_name,
+        );
+        let password = password::check_new(&input.password, &context)
+            .map_err(|e| problems.push(FieldError::new("password", e.message())))
+            .ok();
+        let (Some(email), Some(password), true) = (email, password, problems.is_empty()) else {
+            problems.sort_by_key(|p| {
+                ["email", "password", "name"]
+                    .iter()
+                    .position(|f| *f == p.field)
+            });
             return Err(AppError::Validation(problems));
         };
-        if !problems.is_empty() {
-            return Err(AppError::Validation(problems));
-        }
 
         let password_hash = self.hasher.hash(&password).await?;
         let user = self
@@ -136,6 +146,7 @@ impl AuthService {
                 password_hash,
                 role: Role::User,
                 email_verified: false,
+                created_at: None,
             })
             .await?;
         tracing::info!(user_id = %user.id, "signed up");
@@ -162,6 +173,19 @@ impl AuthService {
             return Err(AppError::Validation(problems));
         }
 
+        // Throttled accounts wait before any lookup or hashing; unknown emails are throttled the
+        // same way, so the answer says nothing about which accounts exist.
+        let account_key = lockout::account_key(&input.email);
+        if let Some(retry_after) = self
+            .limiter
+            .send(CheckAccount {
+                account_key: account_key.clone(),
+            })
+            .await?
+        {
+            return Err(AppError::LoginThrottled { retry_after });
+        }
+
         let account = self.store.user_by_email(&input.email).await?;
         let password = password::normalize(&input.password);
         // Exactly one verification whether or not the account exists: same work, same time.
@@ -169,20 +193,59 @@ impl AuthService {
             Some(account) => (Some(account.user), Some(account.password_hash)),
             None => (None, None),
         };
-        let matches = self.hasher.verify(&password, hash).await?;
+        let verification = self.hasher.verify(&password, hash).await?;
         let user = match user {
-            Some(user) if matches => user,
+            Some(user) if verification.matches => user,
             _ => {
+                self.record_login(account_key, false).await?;
                 tracing::info!("login failed");
                 return Err(AppError::InvalidCredentials);
             }
         };
+        self.record_login(account_key, true).await?;
         if user.locked {
             return Err(AppError::AccountLocked);
+        }
+        if verification.needs_rehash {
+            self.rehash_in_background(user.id, password);
         }
         tracing::info!(user_id = %user.id, "logged in");
         let tokens = self.start_session(&user, client).await?;
         Ok((user, tokens))
+    }
+
+    async fn record_login(&self, account_key: String, succeeded: bool) -> Result<(), AppError> {
+        Ok(self
+            .limiter
+            .send(RecordLogin {
+                account_key,
+                succeeded,
+            })
+            .await?)
+    }
+
+    /// Re-hashes a password that verified against an imported or outdated hash, after the answer
+    /// has gone: the login is not made to wait for a second argon2 run. If the pool is busy, the
+    /// next login tries again.
+    fn rehash_in_background(&self, user_id: Uuid, password: String) {
+        let hasher = self.hasher.clone();
+        let store = self.store.clone();
+        let password = SecretString::from(password);
+        actix::spawn(async move {
+            let outcome = match hasher.hash(password.expose_secret()).await {
+                Ok(hash) => store
+                    .update_password_hash(user_id, &hash)
+                    .await
+                    .map_err(AppError::from),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) => {
+                    tracing::info!(%user_id, "password re-hashed with the current parameters")
+                }
+                Err(e) => tracing::warn!(%user_id, error = %e, "re-hashing postponed"),
+            }
+        });
     }
 
     pub async fn refresh(&self, presented: String) -> Result<IssuedTokens, AppError> {
@@ -216,24 +279,5 @@ impl AuthService {
             .user_by_id(claims.sub)
             .await?
             .ok_or(AppError::TokenInvalid)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_trimmed_and_blank_means_none() {
-        assert_eq!(check_name(Some("  Ada  ")).unwrap(), Some("Ada".into()));
-        assert_eq!(check_name(Some("   ")).unwrap(), None);
-        assert_eq!(check_name(None).unwrap(), None);
-    }
-
-    #[test]
-    fn names_refuse_control_characters_and_excess_length() {
-        assert!(check_name(Some("Ada\u{0}")).is_err());
-        assert!(check_name(Some(&"a".repeat(MAX_NAME_LENGTH + 1))).is_err());
-        assert!(check_name(Some(&"é".repeat(MAX_NAME_LENGTH))).is_ok());
     }
 }

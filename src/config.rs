@@ -155,6 +155,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub hasher: HasherSettings,
     pub rate_limit: RateLimitSettings,
+    pub auth: AuthSettings,
     pub log: LogSettings,
 }
 
@@ -188,6 +189,9 @@ pub struct HttpSettings {
     /// Origins allowed to call with credentials. Empty means `app.frontend_url` alone.
     pub cors_allowed_origins: Vec<String>,
     pub cors_max_age_seconds: usize,
+    /// Peers (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` headers are believed.
+    /// Empty: the socket's peer address is the client, always.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -321,6 +325,41 @@ pub struct RateLimitSettings {
     pub auth_routes: Vec<String>,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Lowest zxcvbn score (0-4) a new password may have; 0 turns the strength check off.
+    pub password_min_score: u8,
+    /// The product's name, refused as (part of) a password.
+    pub app_name: String,
+    pub lockout: LockoutSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutSettings {
+    pub enabled: bool,
+    /// Failed logins in a row before an account has to wait.
+    pub threshold: u32,
+    /// The first wait; each further failure doubles it.
+    pub base_delay_seconds: u64,
+    /// The longest wait, whatever the number of failures.
+    pub max_delay_seconds: u64,
+    /// Failures are forgotten this long after the last one.
+    pub forget_after_seconds: u64,
+}
+
+impl LockoutSettings {
+    pub fn policy(&self) -> crate::domain::lockout::LockoutPolicy {
+        crate::domain::lockout::LockoutPolicy {
+            threshold: self.threshold,
+            base_delay: std::time::Duration::from_secs(self.base_delay_seconds),
+            max_delay: std::time::Duration::from_secs(self.max_delay_seconds),
+            forget_after: std::time::Duration::from_secs(self.forget_after_seconds),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -425,6 +464,7 @@ pub fn load_from(
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("http.cors_allowed_origins")
+                .with_list_parse_key("http.trusted_proxies")
                 .with_list_parse_key("rate_limit.auth_routes")
                 .source(Some(prefixed)),
         )
@@ -516,6 +556,26 @@ impl Settings {
         ))
     }
 
+    /// The parsed `http.trusted_proxies`; a bare address is a /32 or /128.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.http
+            .trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            "http.trusted_proxies",
+                            format!("{entry:?} is not a CIDR or an IP address"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
     /// Whether the cache is shared (Redis) rather than in-process.
     pub fn cache_is_shared(&self) -> bool {
         !self.cache.url.is_empty()
@@ -536,6 +596,7 @@ impl Settings {
             ));
         }
         self.store_backend()?;
+        self.trusted_proxies()?;
         if self.cache_is_shared()
             && !self.cache.url.as_str().starts_with("redis://")
             && !self.cache.url.as_str().starts_with("rediss://")
@@ -589,6 +650,27 @@ impl Settings {
                 return Err(invalid(
                     "rate_limit.auth_max",
                     "limit and window must be positive",
+                ));
+            }
+        }
+        if self.auth.password_min_score > 4 {
+            return Err(invalid(
+                "auth.password_min_score",
+                "must be between 0 and 4",
+            ));
+        }
+        if self.auth.lockout.enabled {
+            let lockout = &self.auth.lockout;
+            if lockout.threshold == 0 || lockout.base_delay_seconds == 0 {
+                return Err(invalid(
+                    "auth.lockout.threshold",
+                    "threshold and base delay must be positive",
+                ));
+            }
+            if lockout.max_delay_seconds < lockout.base_delay_seconds {
+                return Err(invalid(
+                    "auth.lockout.max_delay_seconds",
+                    "must not be shorter than base_delay_seconds",
                 ));
             }
         }

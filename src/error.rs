@@ -72,6 +72,9 @@ pub enum AppError {
         retry_after: Duration,
         headers: RateLimitHeaders,
     },
+    /// 429 `rate_limited`: too many failed logins for this account (or unknown email) in a row.
+    #[error("too many failed attempts; retry later")]
+    LoginThrottled { retry_after: Duration },
     /// 503 `overloaded`: the hashing pool's queue is full.
     #[error("the server is busy; retry shortly")]
     Overloaded { retry_after: Duration },

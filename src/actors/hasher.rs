@@ -51,10 +51,19 @@ struct HashPassword {
     password: SecretString,
 }
 
+/// The answer of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, actix::MessageResponse)]
+pub struct Verification {
+    pub matches: bool,
+    /// The password matched a hash that is not argon2id with today's parameters (bcrypt from an
+    /// import, or argon2 with older parameters): hash it again.
+    pub needs_rehash: bool,
+}
+
 /// Verify a password against a stored hash, or against the dummy hash when there is no account,
 /// so that an unknown email costs the same work as a wrong password.
 #[derive(Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "Verification")]
 struct VerifyPassword {
     password: SecretString,
     hash: Option<String>,
@@ -62,6 +71,7 @@ struct VerifyPassword {
 
 struct HashWorker {
     argon2: Argon2<'static>,
+    params: Params,
     dummy_hash: Arc<str>,
     counters: Arc<Counters>,
 }
@@ -80,17 +90,20 @@ impl Handler<HashPassword> for HashWorker {
 }
 
 impl Handler<VerifyPassword> for HashWorker {
-    type Result = bool;
+    type Result = Verification;
 
-    fn handle(&mut self, msg: VerifyPassword, _: &mut Self::Context) -> bool {
+    fn handle(&mut self, msg: VerifyPassword, _: &mut Self::Context) -> Verification {
         self.counters.verifications.fetch_add(1, Ordering::Relaxed);
         let password = msg.password.expose_secret().as_bytes();
         match &msg.hash {
-            Some(hash) => verify_hash(password, hash),
+            Some(hash) => verify_hash(password, hash, &self.params),
             None => {
                 // Same work as a real verification; the answer is always no.
-                let _ = verify_hash(password, &self.dummy_hash);
-                false
+                let _ = verify_hash(password, &self.dummy_hash, &self.params);
+                Verification {
+                    matches: false,
+                    needs_rehash: false,
+                }
             }
         }
     }
@@ -106,25 +119,51 @@ fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, String> {
 
 /// Verifies against a PHC argon2 string (its own parameters) or a bcrypt hash (`$2a$`, `$2b$`,
 /// `$2y$`). An unreadable hash never matches.
-fn verify_hash(password: &[u8], hash: &str) -> bool {
+fn verify_hash(password: &[u8], hash: &str, current: &Params) -> Verification {
     if hash.starts_with("$2") {
-        return bcrypt::verify(password, hash).unwrap_or(false);
+        let matches = bcrypt::verify(password, hash).unwrap_or(false);
+        return Verification {
+            matches,
+            needs_rehash: matches,
+        };
     }
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default().verify_password(password, &parsed).is_ok(),
-        Err(_) => false,
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return Verification {
+            matches: false,
+            needs_rehash: false,
+        };
+    };
+    let matches = Argon2::default().verify_password(password, &parsed).is_ok();
+    Verification {
+        matches,
+        needs_rehash: matches && !is_current(&parsed, current),
     }
 }
 
-fn argon2_from(settings: &HasherSettings) -> Result<Argon2<'static>, String> {
-    let params = Params::new(
+/// argon2id, version 0x13, and exactly today's memory, time and parallelism.
+fn is_current(hash: &PasswordHash<'_>, current: &Params) -> bool {
+    let same_params = Params::try_from(hash).is_ok_and(|p| {
+        p.m_cost() == current.m_cost()
+            && p.t_cost() == current.t_cost()
+            && p.p_cost() == current.p_cost()
+    });
+    hash.algorithm == Algorithm::Argon2id.ident()
+        && hash.version == Some(Version::V0x13.into())
+        && same_params
+}
+
+fn params_from(settings: &HasherSettings) -> Result<Params, String> {
+    Params::new(
         settings.argon2_memory_kib,
         settings.argon2_iterations,
         settings.argon2_parallelism,
         None,
     )
-    .map_err(|e| format!("hasher: invalid argon2 parameters: {e}"))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    .map_err(|e| format!("hasher: invalid argon2 parameters: {e}"))
+}
+
+fn argon2_from(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
 
 /// Handle to the pool; cheap to clone, shared by every HTTP worker.
@@ -141,7 +180,8 @@ pub struct HasherPool {
 impl HasherPool {
     /// Starts the worker threads. Needs a running actix `System`.
     pub fn start(settings: &HasherSettings) -> Result<Self, String> {
-        let argon2 = argon2_from(settings)?;
+        let params = params_from(settings)?;
+        let argon2 = argon2_from(&params);
         let worker_count = settings.effective_workers();
         let capacity = worker_count + settings.effective_queue_capacity();
         // A throwaway password: nobody can know it, and it is hashed with today's parameters so a
@@ -152,6 +192,7 @@ impl HasherPool {
         let worker_counters = counters.clone();
         let workers = SyncArbiter::start(worker_count, move || HashWorker {
             argon2: argon2.clone(),
+            params: params.clone(),
             dummy_hash: dummy_hash.clone(),
             counters: worker_counters.clone(),
         });
@@ -187,7 +228,11 @@ impl HasherPool {
     }
 
     /// Verifies a password against a stored hash; `None` runs the dummy verification.
-    pub async fn verify(&self, password: &str, hash: Option<String>) -> Result<bool, AppError> {
+    pub async fn verify(
+        &self,
+        password: &str,
+        hash: Option<String>,
+    ) -> Result<Verification, AppError> {
         let _permit = self.admit()?;
         let message = VerifyPassword {
             password: SecretString::from(password),
@@ -223,35 +268,82 @@ mod tests {
         }
     }
 
-    #[test]
-    fn argon2id_hashes_verify_and_carry_their_parameters() {
-        let argon2 = argon2_from(&cheap()).unwrap();
-        let hash = hash_with(&argon2, "correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
-        assert!(verify_hash(b"correct horse", &hash));
-        assert!(!verify_hash(b"wrong horse", &hash));
+    fn current() -> Params {
+        params_from(&cheap()).unwrap()
+    }
+
+    fn verdict(matches: bool, needs_rehash: bool) -> Verification {
+        Verification {
+            matches,
+            needs_rehash,
+        }
     }
 
     #[test]
-    fn bcrypt_hashes_verify() {
+    fn argon2id_hashes_verify_and_carry_their_parameters() {
+        let hash = hash_with(&argon2_from(&current()), "correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
+        assert_eq!(
+            verify_hash(b"correct horse", &hash, &current()),
+            verdict(true, false)
+        );
+        assert_eq!(
+            verify_hash(b"wrong horse", &hash, &current()),
+            verdict(false, false)
+        );
+    }
+
+    #[test]
+    fn hashes_with_other_parameters_or_variants_verify_and_ask_for_a_rehash() {
+        let older = Params::new(32, 2, 1, None).unwrap();
+        let hash = hash_with(&argon2_from(&older), "correct horse").unwrap();
+        assert_eq!(
+            verify_hash(b"correct horse", &hash, &current()),
+            verdict(true, true)
+        );
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, current());
+        let hash = hash_with(&argon2i, "correct horse").unwrap();
+        assert_eq!(
+            verify_hash(b"correct horse", &hash, &current()),
+            verdict(true, true)
+        );
+    }
+
+    #[test]
+    fn bcrypt_hashes_verify_and_ask_for_a_rehash() {
         let hash = bcrypt::hash("legacy password", 4).unwrap();
-        assert!(verify_hash(b"legacy password", &hash));
-        assert!(!verify_hash(b"other password", &hash));
+        assert_eq!(
+            verify_hash(b"legacy password", &hash, &current()),
+            verdict(true, true)
+        );
+        assert_eq!(
+            verify_hash(b"other password", &hash, &current()),
+            verdict(false, false)
+        );
     }
 
     #[test]
     fn unreadable_hashes_never_match() {
-        assert!(!verify_hash(b"", ""));
-        assert!(!verify_hash(b"x", "$argon2id$garbage"));
-        assert!(!verify_hash(b"x", "plaintext"));
+        for hash in ["", "$argon2id$garbage", "plaintext", "$2b$04$short"] {
+            assert_eq!(
+                verify_hash(b"x", hash, &current()),
+                verdict(false, false),
+                "{hash}"
+            );
+        }
     }
 
     #[actix_web::test]
     async fn the_pool_refuses_past_its_capacity_and_counts_its_work() {
         let pool = HasherPool::start(&cheap()).unwrap();
         let hash = pool.hash("password one").await.unwrap();
-        assert!(pool.verify("password one", Some(hash)).await.unwrap());
-        assert!(!pool.verify("password one", None).await.unwrap());
+        assert!(
+            pool.verify("password one", Some(hash))
+                .await
+                .unwrap()
+                .matches
+        );
+        assert!(!pool.verify("password one", None).await.unwrap().matches);
         // Hold every permit, as queued jobs would: the next caller is refused at once.
         let held: Vec<_> = (0..pool.capacity).map(|_| pool.admit().unwrap()).collect();
         assert!(matches!(

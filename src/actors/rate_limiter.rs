@@ -14,6 +14,7 @@ use actix::{Actor, Context, Handler, Message, ResponseFuture};
 
 use crate::cache::{Cache, RateDecision};
 use crate::config::RateLimitSettings;
+use crate::domain::lockout::LockoutPolicy;
 use crate::error::{AppError, RateLimitHeaders};
 
 /// Count one request from `ip` to `route` (the path without the base path).
@@ -24,14 +25,39 @@ pub struct CheckRequest {
     pub route: String,
 }
 
+/// Before a login: the wait the account still owes, if any (`None` also when throttling is off).
+#[derive(Message)]
+#[rtype(result = "Option<Duration>")]
+pub struct CheckAccount {
+    pub account_key: String,
+}
+
+/// After a login: count a failure, or clear the account's failures on success.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordLogin {
+    pub account_key: String,
+    pub succeeded: bool,
+}
+
 pub struct RateLimiter {
     cache: Arc<dyn Cache>,
     settings: Arc<RateLimitSettings>,
+    lockout: Option<LockoutPolicy>,
 }
 
 impl RateLimiter {
-    pub fn new(cache: Arc<dyn Cache>, settings: Arc<RateLimitSettings>) -> Self {
-        RateLimiter { cache, settings }
+    /// `lockout: None` switches per-account throttling off.
+    pub fn new(
+        cache: Arc<dyn Cache>,
+        settings: Arc<RateLimitSettings>,
+        lockout: Option<LockoutPolicy>,
+    ) -> Self {
+        RateLimiter {
+            cache,
+            settings,
+            lockout,
+        }
     }
 }
 
@@ -121,6 +147,53 @@ impl Handler<CheckRequest> for RateLimiter {
 
     fn handle(&mut self, msg: CheckRequest, _: &mut Self::Context) -> Self::Result {
         Box::pin(check(self.cache.clone(), self.settings.clone(), msg))
+    }
+}
+
+impl Handler<CheckAccount> for RateLimiter {
+    type Result = ResponseFuture<Option<Duration>>;
+
+    fn handle(&mut self, msg: CheckAccount, _: &mut Self::Context) -> Self::Result {
+        let cache = self.cache.clone();
+        let enabled = self.lockout.is_some();
+        Box::pin(async move {
+            if !enabled {
+                return None;
+            }
+            cache.login_delay(&msg.account_key).await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "account throttle check failed; letting the login through");
+                None
+            })
+        })
+    }
+}
+
+impl Handler<RecordLogin> for RateLimiter {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: RecordLogin, _: &mut Self::Context) -> Self::Result {
+        let cache = self.cache.clone();
+        let policy = self.lockout;
+        Box::pin(async move {
+            let Some(policy) = policy else {
+                return;
+            };
+            let outcome = if msg.succeeded {
+                cache
+                    .clear_login_failures(&msg.account_key)
+                    .await
+                    .map(|_| None)
+            } else {
+                cache.record_login_failure(&msg.account_key, &policy).await
+            };
+            match outcome {
+                Ok(Some(delay)) => {
+                    tracing::info!(delay_ms = delay.as_millis() as u64, "account throttled")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "recording a login outcome failed"),
+            }
+        })
     }
 }
 

@@ -15,6 +15,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use super::{Cache, CacheError, RateDecision};
+use crate::domain::lockout::LockoutPolicy;
 
 type KeyedLimiter =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
@@ -22,10 +23,18 @@ type KeyedLimiter =
 /// Expired entries are swept every this many operations, so memory follows live keys only.
 const SWEEP_EVERY: u64 = 4096;
 
+/// One account's failed logins in a row.
+struct Failures {
+    count: u32,
+    blocked_until: Option<Instant>,
+    forget_at: Instant,
+}
+
 #[derive(Default)]
 pub struct MemoryCache {
     limiters: Mutex<HashMap<(u32, Duration), Arc<KeyedLimiter>>>,
     denied: Mutex<HashMap<String, Instant>>,
+    failures: Mutex<HashMap<String, Failures>>,
     operations: AtomicU64,
 }
 
@@ -63,6 +72,7 @@ impl MemoryCache {
         }
         let now = Instant::now();
         lock(&self.denied).retain(|_, deadline| *deadline > now);
+        lock(&self.failures).retain(|_, failures| failures.forget_at > now);
         for limiter in lock(&self.limiters).values() {
             limiter.retain_recent();
         }
@@ -123,5 +133,47 @@ impl Cache for MemoryCache {
         Ok(keys
             .iter()
             .any(|key| denied.get(key).is_some_and(|deadline| *deadline > now)))
+    }
+
+    async fn login_delay(&self, key: &str) -> Result<Option<Duration>, CacheError> {
+        let now = Instant::now();
+        let failures = lock(&self.failures);
+        Ok(failures
+            .get(key)
+            .filter(|f| f.forget_at > now)
+            .and_then(|f| f.blocked_until)
+            .filter(|until| *until > now)
+            .map(|until| until - now))
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<Duration>, CacheError> {
+        self.maybe_sweep();
+        let now = Instant::now();
+        let mut failures = lock(&self.failures);
+        let entry = failures.entry(key.to_string()).or_insert(Failures {
+            count: 0,
+            blocked_until: None,
+            forget_at: now,
+        });
+        if entry.forget_at <= now {
+            entry.count = 0;
+            entry.blocked_until = None;
+        }
+        entry.count = entry.count.saturating_add(1);
+        let delay = policy.delay_after(entry.count);
+        if let Some(delay) = delay {
+            entry.blocked_until = Some(now + delay);
+        }
+        entry.forget_at = now + policy.forget_after + delay.unwrap_or_default();
+        Ok(delay)
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> Result<(), CacheError> {
+        lock(&self.failures).remove(key);
+        Ok(())
     }
 }

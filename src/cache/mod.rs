@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::lockout::LockoutPolicy;
+
 pub mod memory;
 pub mod redis;
 
@@ -43,4 +45,17 @@ pub trait Cache: Send + Sync + 'static {
 
     /// Whether any of the keys is denied.
     async fn any_denied(&self, keys: &[String]) -> Result<bool, CacheError>;
+
+    /// How long the account behind `key` must still wait before its next login attempt.
+    async fn login_delay(&self, key: &str) -> Result<Option<Duration>, CacheError>;
+
+    /// Counts a failed login; answers the wait it imposes, if the policy's threshold is reached.
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<Duration>, CacheError>;
+
+    /// Forgets the failures of `key` (after a successful login).
+    async fn clear_login_failures(&self, key: &str) -> Result<(), CacheError>;
 }

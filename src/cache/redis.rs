@@ -10,6 +10,7 @@ use redis::Script;
 
 use super::{Cache, CacheError, RateDecision};
 use crate::config::CacheSettings;
+use crate::domain::lockout::LockoutPolicy;
 
 /// GCRA (generic cell rate algorithm): one key holding the theoretical arrival time, in ms.
 /// Returns {allowed, remaining, reset_after_ms, retry_after_ms}.
@@ -31,12 +32,45 @@ local remaining = math.floor((window - (new_tat - now)) / interval + 1e-9)
 return {1, remaining, math.ceil(new_tat - now), 0}
 "#;
 
+/// Remaining wait of a throttled account, in ms (0: none).
+const LOGIN_DELAY: &str = r#"
+local blocked_until = tonumber(redis.call('HGET', KEYS[1], 'until'))
+if not blocked_until then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if blocked_until > now then return blocked_until - now end
+return 0
+"#;
+
+/// Counts a failure and returns the wait it imposes, in ms (0: none). The formula is
+/// `LockoutPolicy::delay_after`'s. ARGV: threshold, base_ms, max_ms, forget_ms.
+const LOGIN_FAILURE: &str = r#"
+local threshold = tonumber(ARGV[1])
+local base = tonumber(ARGV[2])
+local max = tonumber(ARGV[3])
+local forget = tonumber(ARGV[4])
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local delay = 0
+if failures >= threshold then
+  delay = base * (2 ^ (failures - threshold))
+  if delay > max then delay = max end
+  delay = math.floor(delay)
+  redis.call('HSET', KEYS[1], 'until', now + delay)
+end
+redis.call('PEXPIRE', KEYS[1], forget + delay)
+return delay
+"#;
+
 #[derive(Clone)]
 pub struct RedisCache {
     connection: ConnectionManager,
     prefix: String,
     command_timeout: Duration,
     gcra: Script,
+    login_delay: Script,
+    login_failure: Script,
 }
 
 impl RedisCache {
@@ -52,6 +86,8 @@ impl RedisCache {
             prefix: settings.key_prefix.clone(),
             command_timeout: Duration::from_millis(settings.command_timeout_ms),
             gcra: Script::new(GCRA),
+            login_delay: Script::new(LOGIN_DELAY),
+            login_failure: Script::new(LOGIN_FAILURE),
         })
     }
 
@@ -76,6 +112,14 @@ fn unavailable(e: redis::RedisError) -> CacheError {
 
 fn millis(value: i64) -> Duration {
     Duration::from_millis(value.max(0) as u64)
+}
+
+fn wait(ms: i64) -> Option<Duration> {
+    (ms > 0).then(|| millis(ms))
+}
+
+fn lockout_key(key: &str) -> String {
+    format!("lo:{key}")
 }
 
 #[async_trait]
@@ -143,5 +187,39 @@ impl Cache for RedisCache {
         let mut connection = self.connection.clone();
         let found: i64 = self.bounded(cmd.query_async(&mut connection)).await?;
         Ok(found > 0)
+    }
+
+    async fn login_delay(&self, key: &str) -> Result<Option<Duration>, CacheError> {
+        let mut connection = self.connection.clone();
+        let invocation = self.login_delay.key(self.key(&lockout_key(key)));
+        let ms: i64 = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(wait(ms))
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<Duration>, CacheError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.login_failure.key(self.key(&lockout_key(key)));
+        invocation
+            .arg(policy.threshold)
+            .arg(policy.base_delay.as_millis() as u64)
+            .arg(policy.max_delay.as_millis() as u64)
+            .arg(policy.forget_after.as_millis() as u64);
+        let ms: i64 = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(wait(ms))
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.key(&lockout_key(key)));
+        self.bounded(cmd.query_async::<()>(&mut connection)).await
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod claims;
 pub mod email;
+pub mod lockout;
 pub mod password;
 pub mod refresh;
 pub mod user;

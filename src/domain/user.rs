@@ -39,9 +39,39 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
+pub const MAX_NAME_LENGTH: usize = 200;
+
+/// A display name: trimmed, at most 200 characters, no control characters; blank means none.
+pub fn check_name(raw: Option<&str>) -> Result<Option<String>, String> {
+    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if name.chars().count() > MAX_NAME_LENGTH {
+        return Err(format!("must be at most {MAX_NAME_LENGTH} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(Some(name.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_blank_means_none() {
+        assert_eq!(check_name(Some("  Ada  ")).unwrap(), Some("Ada".into()));
+        assert_eq!(check_name(Some("   ")).unwrap(), None);
+        assert_eq!(check_name(None).unwrap(), None);
+    }
+
+    #[test]
+    fn names_refuse_control_characters_and_excess_length() {
+        assert!(check_name(Some("Ada\u{0}")).is_err());
+        assert!(check_name(Some(&"a".repeat(MAX_NAME_LENGTH + 1))).is_err());
+        assert!(check_name(Some(&"é".repeat(MAX_NAME_LENGTH))).is_ok());
+    }
 
     #[test]
     fn roles_round_trip_and_unknown_roles_are_refused() {

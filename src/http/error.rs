@@ -53,7 +53,7 @@ impl AppError {
             AppError::EmailTaken => "email_taken",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
-            AppError::RateLimited { .. } => "rate_limited",
+            AppError::RateLimited { .. } | AppError::LoginThrottled { .. } => "rate_limited",
             AppError::Overloaded { .. } => "overloaded",
             AppError::Unavailable(_) => "unavailable",
             AppError::NotReady(_) => "not_ready",
@@ -110,7 +110,9 @@ impl ResponseError for AppError {
             AppError::EmailTaken => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited { .. } | AppError::LoginThrottled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::Overloaded { .. } | AppError::Unavailable(_) | AppError::NotReady(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -135,7 +137,8 @@ impl ResponseError for AppError {
                     headers.insert(RATELIMIT, value);
                 }
             }
-            AppError::Overloaded { retry_after: wait } => {
+            AppError::Overloaded { retry_after: wait }
+            | AppError::LoginThrottled { retry_after: wait } => {
                 headers.insert(RETRY_AFTER, retry_after(*wait));
             }
             AppError::Unavailable(_) => {

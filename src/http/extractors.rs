@@ -8,7 +8,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use serde::de::DeserializeOwned;
 
-use super::middleware::client_ip;
+use super::client_ip::client_ip;
 use super::AppState;
 use crate::auth::ClientContext;
 use crate::domain::claims::AccessClaims;

@@ -1,6 +1,5 @@
 //! Middleware: the request context (request id, error shape, access log) and per-IP rate limits.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -12,6 +11,7 @@ use actix_web::{web, HttpMessage};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::client_ip::client_ip;
 use super::error::{framework_error, ErrorBody, RATELIMIT, RATELIMIT_POLICY};
 use super::AppState;
 use crate::actors::rate_limiter::CheckRequest;
@@ -32,13 +32,6 @@ fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     plain.then(|| value.to_string())
-}
-
-/// The address the request came from. Forwarding headers are not trusted here.
-pub fn client_ip(req: &actix_web::HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map(|addr| addr.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
 /// Outermost layer: assigns the request id, renders every error in the one shape, logs one line

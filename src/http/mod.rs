@@ -13,6 +13,7 @@ use crate::cache::Cache;
 use crate::config::Settings;
 use crate::store::Store;
 
+pub mod client_ip;
 pub mod cookies;
 pub mod error;
 pub mod extractors;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub cookies: cookies::CookiePolicy,
     pub base_path: String,
     pub max_body_bytes: usize,
+    pub trusted_proxies: Arc<client_ip::TrustedProxies>,
 }
 
 /// CORS from the allowlist: credentials allowed, so origins are always listed, never `*`.

@@ -30,6 +30,8 @@ pub struct NewUser {
     pub password_hash: String,
     pub role: Role,
     pub email_verified: bool,
+    /// When the account was made; `None` is now. Imports keep the original date.
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A user and the hash their password verifies against.
@@ -114,6 +116,9 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError>;
 
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+
+    /// Replaces a user's password hash (re-hashing to today's parameters, password changes).
+    async fn update_password_hash(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError>;
 
     /// Creates a session whose first refresh token (generation 0) has the given hash.
     async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;

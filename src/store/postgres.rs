@@ -192,8 +192,9 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&format!(
-                "INSERT INTO users (id, email, email_canonical, name, password_hash, role, email_verified)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {USER_COLUMNS}"
+                "INSERT INTO users (id, email, email_canonical, name, password_hash, role, email_verified,
+                                    created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), now()) RETURNING {USER_COLUMNS}"
             ))
             .await
             .map_err(backend)?;
@@ -208,6 +209,7 @@ impl Store for PostgresStore {
                     &user.password_hash,
                     &user.role.as_str(),
                     &user.email_verified,
+                    &user.created_at,
                 ],
             )
             .await
@@ -258,6 +260,20 @@ impl Store for PostgresStore {
             .await
             .map_err(backend)?;
         row.as_ref().map(user_from_row).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_password_hash(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+            .await
+            .map_err(backend)?;
+        client
+            .execute(&statement, &[&id, &password_hash])
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     #[tracing::instrument(skip_all)]

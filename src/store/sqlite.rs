@@ -152,7 +152,7 @@ impl Store for SqliteStore {
                 let mut statement = c.prepare_cached(&format!(
                     "INSERT INTO users (id, email, email_canonical, name, password_hash, role, email_verified,
                                         created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING {USER_COLUMNS}"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {USER_COLUMNS}"
                 ))?;
                 Ok(statement.query_row(
                     params![
@@ -163,6 +163,7 @@ impl Store for SqliteStore {
                         user.password_hash,
                         user.role.as_str(),
                         user.email_verified,
+                        user.created_at.map(|t| t.timestamp_micros()).unwrap_or(now),
                         now
                     ],
                     user_from_row,
@@ -208,6 +209,20 @@ impl Store for SqliteStore {
                 Ok(statement
                     .query_row([id.to_string()], user_from_row)
                     .optional()?)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn update_password_hash(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+        let password_hash = password_hash.to_string();
+        self.connection
+            .call(move |c| {
+                c.prepare_cached(
+                    "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id.to_string(), password_hash, now_micros()])?;
+                Ok(())
             })
             .await
             .map_err(store_error)

@@ -54,6 +54,7 @@ fn new_user(email: &str) -> NewUser {
         password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
         role: Role::User,
         email_verified: false,
+        created_at: None,
     }
 }
 
