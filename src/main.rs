@@ -30,6 +30,21 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage users from the command line.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Import users from a JSON-lines FILE ("-" for standard input), one object per line:
+    /// {"email", "name"?, "passwordHash", "role"?, "emailVerified"?, "createdAt"?}. The hash is
+    /// bcrypt ($2a$/$2b$/$2y$) or an argon2 PHC string; it is re-hashed with the current argon2id
+    /// parameters at the user's first login. Emails that already have an account are left alone,
+    /// so importing twice is harmless; bad lines are reported and skipped. Exits 1 if any line failed.
+    Import { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -55,6 +70,12 @@ async fn main() -> ExitCode {
             println!("# environment: {}", settings.environment.as_str());
             print!("{}", settings.redacted_toml());
             ExitCode::SUCCESS
+        }
+        Command::Users {
+            command: UsersCommand::Import { file },
+        } => {
+            telemetry::init(&settings);
+            import(&settings, &file).await
         }
         Command::Migrate => {
             telemetry::init(&settings);
@@ -88,6 +109,49 @@ async fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+async fn import(settings: &config::Settings, file: &std::path::Path) -> ExitCode {
+    let input: Box<dyn std::io::BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(file) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => {
+                eprintln!("authd: {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let store = match app::open_store(settings, settings.database.auto_migrate).await {
+        Ok((store, _)) => store,
+        Err(e) => {
+            eprintln!("authd: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match authd::import::import_users(store.as_ref(), input).await {
+        Ok(report) => {
+            for (line, reason) in &report.failures {
+                eprintln!("line {line}: {reason}");
+            }
+            println!(
+                "imported {}, already present {}, failed {}",
+                report.imported,
+                report.already_present,
+                report.failures.len()
+            );
+            if report.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("authd: import stopped: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -140,6 +140,28 @@ fn verify_hash(password: &[u8], hash: &str, current: &Params) -> Verification {
     }
 }
 
+/// Whether authd can verify a stored hash: bcrypt (`$2a$`, `$2b$`, `$2y$`) or an argon2 PHC
+/// string (argon2id, argon2i or argon2d). Used to vet imported hashes before they are stored.
+pub fn check_stored_hash(hash: &str) -> Result<(), &'static str> {
+    if hash.starts_with("$2") {
+        let supported = ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p));
+        return match (supported, hash.parse::<bcrypt::HashParts>()) {
+            (true, Ok(_)) => Ok(()),
+            _ => Err("is not a valid bcrypt hash ($2a$, $2b$ or $2y$)"),
+        };
+    }
+    let parsed =
+        PasswordHash::new(hash).map_err(|_| "is neither a bcrypt hash nor an argon2 PHC string")?;
+    let known = [Algorithm::Argon2id, Algorithm::Argon2i, Algorithm::Argon2d]
+        .iter()
+        .any(|a| parsed.algorithm == a.ident());
+    if known && parsed.hash.is_some() && Params::try_from(&parsed).is_ok() {
+        Ok(())
+    } else {
+        Err("is not a valid argon2 PHC string")
+    }
+}
+
 /// argon2id, version 0x13, and exactly today's memory, time and parallelism.
 fn is_current(hash: &PasswordHash<'_>, current: &Params) -> bool {
     let same_params = Params::try_from(hash).is_ok_and(|p| {
@@ -320,6 +342,25 @@ mod tests {
             verify_hash(b"other password", &hash, &current()),
             verdict(false, false)
         );
+    }
+
+    #[test]
+    fn stored_hashes_are_vetted() {
+        let bcrypt_hash = bcrypt::hash("x", 4).unwrap();
+        let argon2_hash = hash_with(&argon2_from(&current()), "x").unwrap();
+        assert!(check_stored_hash(&bcrypt_hash).is_ok());
+        assert!(check_stored_hash(&bcrypt_hash.replacen("$2b$", "$2y$", 1)).is_ok());
+        assert!(check_stored_hash(&argon2_hash).is_ok());
+        for bad in [
+            "",
+            "plain",
+            "$2x$04$abc",
+            "$2b$04$short",
+            "$scrypt$ln=1,r=8,p=1$c2FsdA$aGFzaA",
+            "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ",
+        ] {
+            assert!(check_stored_hash(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

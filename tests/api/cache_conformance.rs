@@ -145,8 +145,43 @@ async fn denied_keys_expire_after_their_time_to_live(backend: Backend) {
     t.cache.ping().await.unwrap();
 }
 
+async fn failed_logins_build_a_capped_doubling_wait_that_success_clears(backend: Backend) {
+    let t = open(backend).await;
+    let key = format!("acct:{}", Uuid::new_v4());
+    let policy = authd::domain::lockout::LockoutPolicy {
+        threshold: 2,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(250),
+        forget_after: Duration::from_secs(60),
+    };
+    assert_eq!(t.cache.login_delay(&key).await.unwrap(), None);
+    assert_eq!(
+        t.cache.record_login_failure(&key, &policy).await.unwrap(),
+        None
+    );
+    let waits: Vec<Option<Duration>> = futures_util::future::join_all(
+        (0..3).map(|_| async { t.cache.record_login_failure(&key, &policy).await.unwrap() }),
+    )
+    .await;
+    let mut waits: Vec<u128> = waits.into_iter().map(|w| w.unwrap().as_millis()).collect();
+    waits.sort();
+    assert_eq!(waits, [100, 200, 250]);
+    let remaining = t.cache.login_delay(&key).await.unwrap().unwrap();
+    assert!(
+        remaining <= Duration::from_millis(250) && remaining > Duration::from_millis(150),
+        "{remaining:?}"
+    );
+    t.cache.clear_login_failures(&key).await.unwrap();
+    assert_eq!(t.cache.login_delay(&key).await.unwrap(), None);
+    assert_eq!(
+        t.cache.record_login_failure(&key, &policy).await.unwrap(),
+        None
+    );
+}
+
 crate::backend_tests!(
     a_limit_allows_its_burst_then_refuses_with_a_wait,
     an_allowance_comes_back_as_time_passes,
     denied_keys_expire_after_their_time_to_live,
+    failed_logins_build_a_capped_doubling_wait_that_success_clears,
 );

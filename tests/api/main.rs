@@ -5,6 +5,7 @@
 mod cache_conformance;
 mod conventions;
 mod embedded;
+mod hardening;
 mod helpers;
 mod jwt;
 mod limits;

@@ -1,0 +1,148 @@
+//! `authd users import`: users from another system (the seed apps: bcrypt; or argon2), one JSON
+//! object per line: `{email, name?, passwordHash, role?, emailVerified?, createdAt?}`.
+//!
+//! The hashes are stored as they are and verified on the hasher pool at login; the first
+//! successful login re-hashes the password with today's argon2id parameters. Importing is
+//! idempotent (an email that already has an account is left alone) and a bad line is reported and
+//! skipped, never the end of the import.
+
+use std::io::BufRead;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::actors::hasher::check_stored_hash;
+use crate::domain::email;
+use crate::domain::user::{check_name, Role};
+use crate::store::{NewUser, Store, StoreError};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ImportLine {
+    email: String,
+    #[serde(default)]
+    name: Option<String>,
+    password_hash: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub imported: usize,
+    /// Lines whose email already has an account: left as they are.
+    pub already_present: usize,
+    /// (line number from 1, why).
+    pub failures: Vec<(usize, String)>,
+}
+
+fn new_user(line: &str) -> Result<NewUser, String> {
+    let record: ImportLine =
+        serde_json::from_str(line).map_err(|e| format!("not a valid record: {e}"))?;
+    let email = email::parse(&record.email).map_err(|e| format!("email {}", e.message()))?;
+    check_stored_hash(&record.password_hash).map_err(|e| format!("passwordHash {e}"))?;
+    let role = match record.role.as_deref() {
+        None => Role::User,
+        Some(role) => {
+            Role::parse(role).ok_or_else(|| format!("role {role:?} is not user or admin"))?
+        }
+    };
+    let name = check_name(record.name.as_deref()).map_err(|e| format!("name {e}"))?;
+    Ok(NewUser {
+        id: Uuid::new_v4(),
+        email,
+        name,
+        password_hash: record.password_hash,
+        role,
+        email_verified: record.email_verified.unwrap_or(false),
+        created_at: record.created_at,
+    })
+}
+
+/// Imports every line of `input`; stops early only if the store itself becomes unreachable.
+pub async fn import_users(
+    store: &dyn Store,
+    input: impl BufRead,
+) -> Result<ImportReport, StoreError> {
+    let mut report = ImportReport::default();
+    for (index, line) in input.lines().enumerate() {
+        let number = index + 1;
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                report.failures.push((number, format!("unreadable: {e}")));
+                continue;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let user = match new_user(&line) {
+            Ok(user) => user,
+            Err(reason) => {
+                report.failures.push((number, reason));
+                continue;
+            }
+        };
+        match store.create_user(user).await {
+            Ok(_) => report.imported += 1,
+            Err(StoreError::EmailTaken) => report.already_present += 1,
+            Err(StoreError::Backend(cause)) => {
+                report.failures.push((number, format!("store: {cause}")))
+            }
+            Err(unavailable @ StoreError::Unavailable(_)) => return Err(unavailable),
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BCRYPT: &str = "$2b$04$EGdrhbKUv8Oc9vGiXX0HQOxSg445d458Muh7DAHskb6QbtCvdxcie";
+
+    #[test]
+    fn a_full_record_becomes_a_user() {
+        let line = format!(
+            r#"{{"email":" Ada@Example.com","name":"Ada","passwordHash":"{BCRYPT}","role":"admin","emailVerified":true,"createdAt":"2020-01-02T03:04:05Z"}}"#
+        );
+        let user = new_user(&line).unwrap();
+        assert_eq!(user.email, "Ada@Example.com");
+        assert_eq!(user.role, Role::Admin);
+        assert!(user.email_verified);
+        assert_eq!(
+            user.created_at.unwrap().to_rfc3339(),
+            "2020-01-02T03:04:05+00:00"
+        );
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            ("not json", "not a valid record"),
+            (r#"{"email":"x","passwordHash":"h"}"#, "email"),
+            (
+                r#"{"email":"a@example.com","passwordHash":"plaintext"}"#,
+                "passwordHash",
+            ),
+            (
+                &*format!(r#"{{"email":"a@example.com","passwordHash":"{BCRYPT}","role":"root"}}"#),
+                "role",
+            ),
+            (
+                &*format!(r#"{{"email":"a@example.com","passwordHash":"{BCRYPT}","extra":1}}"#),
+                "unknown field",
+            ),
+        ];
+        for (line, expected) in cases {
+            let reason = new_user(line).err().unwrap();
+            assert!(reason.contains(expected), "{line}: {reason}");
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Brute-force defence, trusted proxies, password policy and legacy hashes, over HTTP.
+
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app_with, Backend, TestApp, PASSWORD};
+
+fn lockout_after_three(s: &mut authd::config::Settings) {
+    s.auth.lockout.threshold = 3;
+    s.auth.lockout.base_delay_seconds = 1;
+    s.auth.lockout.max_delay_seconds = 900;
+}
+
+async fn fail_three_times(app: &TestApp, email: &str) {
+    for _ in 0..3 {
+        assert_error(
+            app.login(email, "not the password").await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+}
+
+async fn repeated_failures_make_an_account_wait_and_success_resets_it(backend: Backend) {
+    let app = spawn_app_with(backend, lockout_after_three).await;
+    let account = app.account().await;
+    fail_three_times(&app, &account.email).await;
+
+    // Even the right password waits now: the answer comes before any hashing.
+    let verifications = app.hasher.stats().verifications;
+    let response = app.login(&account.email.to_uppercase(), PASSWORD).await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body = assert_error(response, 429, "rate_limited").await;
+    assert!(
+        body["error"].as_str().unwrap().contains("failed attempts"),
+        "{body}"
+    );
+    assert_eq!(
+        app.hasher.stats().verifications,
+        verifications,
+        "no hashing while throttled"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        app.login(&account.email, PASSWORD).await.status().as_u16(),
+        200
+    );
+    // The success cleared the count: two more failures do not throttle.
+    for _ in 0..2 {
+        assert_error(
+            app.login(&account.email, "nope nope").await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    assert_eq!(
+        app.login(&account.email, PASSWORD).await.status().as_u16(),
+        200
+    );
+}
+
+async fn unknown_emails_are_throttled_exactly_like_real_ones(backend: Backend) {
+    let app = spawn_app_with(backend, lockout_after_three).await;
+    let account = app.account().await;
+    fail_three_times(&app, &account.email).await;
+    fail_three_times(&app, "ghost@example.com").await;
+    let real = assert_error(
+        app.login(&account.email, "x-password").await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    let ghost = assert_error(
+        app.login("ghost@example.com", "x-password").await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert_eq!(real["error"], ghost["error"]);
+}
+
+async fn a_forged_forwarded_for_does_not_escape_the_per_ip_limit(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.rate_limit.auth_max = 2).await;
+    for (i, forged) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .iter()
+        .enumerate()
+    {
+        let response = app
+            .client
+            .post(app.url("/auth/login"))
+            .header("X-Forwarded-For", *forged)
+            .json(&json!({ "email": format!("f{i}@example.com"), "password": "whatever it is" }))
+            .send()
+            .await
+            .unwrap();
+        let expected = if i < 2 { 401 } else { 429 };
+        assert_eq!(response.status().as_u16(), expected, "request {i}");
+    }
+}
+
+async fn a_trusted_proxy_passes_the_client_address_on(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.rate_limit.auth_max = 2;
+        s.http.trusted_proxies = vec!["127.0.0.0/8".into(), "::1/128".into()];
+    })
+    .await;
+    for (i, client) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .iter()
+        .enumerate()
+    {
+        let response = app
+            .client
+            .post(app.url("/auth/signup"))
+            .header("X-Forwarded-For", format!("6.6.6.6, {client}"))
+            .json(&json!({ "email": format!("p{i}@example.com"), "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            201,
+            "each client has its own allowance"
+        );
+    }
+    let ips = app.query_texts("SELECT ip FROM sessions ORDER BY ip").await;
+    assert_eq!(
+        ips,
+        ["198.51.100.1", "198.51.100.2", "198.51.100.3"].map(|ip| Some(ip.to_string()))
+    );
+}
+
+async fn weak_and_personal_passwords_are_refused_with_the_reason(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    for password in [
+        "password123",
+        "grace.hopper",
+        "gracehopper99",
+        "authdauthd1",
+    ] {
+        let response = app
+            .post_json(
+                "/auth/signup",
+                &json!({ "email": "grace.hopper@example.com", "name": "Grace Hopper", "password": password }),
+            )
+            .await;
+        let body = assert_error(response, 400, "validation_failed").await;
+        assert_eq!(body["details"][0]["field"], "password", "{password}");
+        let message = body["details"][0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("is too easy to guess"),
+            "{password}: {message}"
+        );
+    }
+}
+
+fn argon2_hash(password: &str, m: u32, t: u32, p: u32) -> String {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(m, t, p, None).unwrap(),
+    )
+    .hash_password(password.as_bytes(), &salt)
+    .unwrap()
+    .to_string()
+}
+
+/// Polls until the background re-hash has stored a hash of today's parameters.
+async fn stored_hash_after_rehash(app: &TestApp, email: &str) -> String {
+    let current = format!(
+        "$argon2id$v=19$m={},t={},p={}$",
+        app.settings.hasher.argon2_memory_kib,
+        app.settings.hasher.argon2_iterations,
+        app.settings.hasher.argon2_parallelism
+    );
+    for _ in 0..50 {
+        let hashes = app
+            .query_texts(&format!(
+                "SELECT password_hash FROM users WHERE email = '{email}'"
+            ))
+            .await;
+        let hash = hashes[0].clone().unwrap();
+        if hash.starts_with(&current) {
+            return hash;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{email} was not re-hashed to {current}");
+}
+
+async fn imported_users_log_in_with_their_old_passwords_and_are_rehashed(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let bcrypt_hash = bcrypt::hash("legacy bcrypt pass", 4).unwrap();
+    let old_argon2 = argon2_hash("legacy argon2 pass", 256, 2, 1);
+    let file = format!(
+        "{}\n\n{}\n{}\n{}\n",
+        json!({ "email": "Bcrypt@Example.com", "name": "B", "passwordHash": bcrypt_hash, "role": "admin", "emailVerified": true, "createdAt": "2021-05-06T07:08:09Z" }),
+        json!({ "email": "argon@example.com", "passwordHash": old_argon2 }),
+        json!({ "email": "broken@example.com", "passwordHash": "md5:abc" }),
+        "{not json",
+    );
+    let (store, _) = authd::app::open_store(&app.settings, false).await.unwrap();
+    let report = authd::import::import_users(store.as_ref(), file.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!((report.imported, report.already_present), (2, 0));
+    let failed_lines: Vec<usize> = report.failures.iter().map(|(line, _)| *line).collect();
+    assert_eq!(failed_lines, [4, 5]);
+
+    // Idempotent: the same file again changes nothing.
+    let again = authd::import::import_users(store.as_ref(), file.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!((again.imported, again.already_present), (0, 2));
+
+    let response = app.login("bcrypt@example.com", "legacy bcrypt pass").await;
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["user"]["role"], "admin");
+    assert_eq!(body["user"]["emailVerified"], true);
+    assert_eq!(body["user"]["createdAt"], "2021-05-06T07:08:09Z");
+    let rehashed = stored_hash_after_rehash(&app, "Bcrypt@Example.com").await;
+    assert!(!rehashed.starts_with("$2"));
+    // The new hash works, and the wrong password still does not.
+    assert_eq!(
+        app.login("bcrypt@example.com", "legacy bcrypt pass")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        app.login("bcrypt@example.com", "another pass")
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+
+    assert_eq!(
+        app.login("argon@example.com", "legacy argon2 pass")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    stored_hash_after_rehash(&app, "argon@example.com").await;
+}
+
+crate::backend_tests!(
+    repeated_failures_make_an_account_wait_and_success_resets_it,
+    unknown_emails_are_throttled_exactly_like_real_ones,
+    a_forged_forwarded_for_does_not_escape_the_per_ip_limit,
+    a_trusted_proxy_passes_the_client_address_on,
+    weak_and_personal_passwords_are_refused_with_the_reason,
+    imported_users_log_in_with_their_old_passwords_and_are_rehashed,
+);
+
+#[test]
+fn the_import_command_reports_each_bad_line_and_exits_1() {
+    let dir = std::env::temp_dir().join(format!("authd-import-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("users.jsonl");
+    let hash = bcrypt::hash("legacy bcrypt pass", 4).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{}\n",
+            json!({ "email": "cli@example.com", "passwordHash": hash }),
+            json!({ "email": "bad", "passwordHash": hash })
+        ),
+    )
+    .unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_authd"))
+            .args(["users", "import"])
+            .arg(&file)
+            .env("AUTHD_ENV", "test")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.join("authd.db").display()),
+            )
+            .env("JWT_SECRET", "an-import-test-jwt-secret-0123456789abcdef")
+            .env(
+                "AUTHD__TOKENS__REFRESH_SECRET",
+                "an-import-test-refresh-secret-0123456789ab",
+            )
+            .env_remove("REDIS_URL")
+            .env_remove("AUTHD__CACHE__URL")
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("imported 1, already present 0, failed 1"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("line 2: email must be a valid email address"),
+        "{stderr}"
+    );
+    let second = run();
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("imported 0, already present 1, failed 1")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
