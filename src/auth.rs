@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::{CheckAccount, RateLimiter, RecordLogin};
 use crate::actors::tokens::{
-    IssuedTokens, Logout, LogoutAll, Rotate, StartSession, TokenActor, VerifyAccess,
+    IssuedTokens, Logout, LogoutAll, PublishedKeys, Rotate, StartSession, TokenActor, VerifyAccess,
 };
 use crate::domain::claims::AccessClaims;
 use crate::domain::password::PasswordContext;
@@ -271,6 +271,10 @@ impl AuthService {
                 access,
             })
             .await?
+    }
+
+    pub async fn jwks(&self) -> Result<serde_json::Value, AppError> {
+        Ok(self.tokens.send(PublishedKeys).await?)
     }
 
     pub async fn me(&self, claims: &AccessClaims) -> Result<User, AppError> {

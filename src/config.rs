@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize, Serializer};
 pub const EXAMPLE_SECRETS: &[&str] = &[
     "dev-only-jwt-secret-change-me-0123456789abcdef",
     "dev-only-refresh-secret-change-me-0123456789abcdef",
+    "dev-only-key-encryption-key-change-me-0123456789",
 ];
 
 /// Minimum length of any signing or HMAC secret, in bytes (RFC 7518 §3.2: HS256 keys of at least
@@ -248,28 +249,90 @@ pub enum JwtAlgorithm {
     HS256,
     HS384,
     HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
 }
 
 impl JwtAlgorithm {
     pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
+        use jsonwebtoken::Algorithm as A;
         match self {
-            JwtAlgorithm::HS256 => jsonwebtoken::Algorithm::HS256,
-            JwtAlgorithm::HS384 => jsonwebtoken::Algorithm::HS384,
-            JwtAlgorithm::HS512 => jsonwebtoken::Algorithm::HS512,
+            JwtAlgorithm::HS256 => A::HS256,
+            JwtAlgorithm::HS384 => A::HS384,
+            JwtAlgorithm::HS512 => A::HS512,
+            JwtAlgorithm::RS256 => A::RS256,
+            JwtAlgorithm::RS384 => A::RS384,
+            JwtAlgorithm::RS512 => A::RS512,
+            JwtAlgorithm::PS256 => A::PS256,
+            JwtAlgorithm::PS384 => A::PS384,
+            JwtAlgorithm::PS512 => A::PS512,
+            JwtAlgorithm::ES256 => A::ES256,
+            JwtAlgorithm::ES384 => A::ES384,
+            JwtAlgorithm::EdDSA => A::EdDSA,
         }
     }
+
+    /// The JOSE name (`alg`).
+    pub fn name(self) -> &'static str {
+        match self {
+            JwtAlgorithm::HS256 => "HS256",
+            JwtAlgorithm::HS384 => "HS384",
+            JwtAlgorithm::HS512 => "HS512",
+            JwtAlgorithm::RS256 => "RS256",
+            JwtAlgorithm::RS384 => "RS384",
+            JwtAlgorithm::RS512 => "RS512",
+            JwtAlgorithm::PS256 => "PS256",
+            JwtAlgorithm::PS384 => "PS384",
+            JwtAlgorithm::PS512 => "PS512",
+            JwtAlgorithm::ES256 => "ES256",
+            JwtAlgorithm::ES384 => "ES384",
+            JwtAlgorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        ALL_ALGORITHMS.iter().copied().find(|a| a.name() == name)
+    }
 }
+
+pub const ALL_ALGORITHMS: [JwtAlgorithm; 12] = [
+    JwtAlgorithm::HS256,
+    JwtAlgorithm::HS384,
+    JwtAlgorithm::HS512,
+    JwtAlgorithm::RS256,
+    JwtAlgorithm::RS384,
+    JwtAlgorithm::RS512,
+    JwtAlgorithm::PS256,
+    JwtAlgorithm::PS384,
+    JwtAlgorithm::PS512,
+    JwtAlgorithm::ES256,
+    JwtAlgorithm::ES384,
+    JwtAlgorithm::EdDSA,
+];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSettings {
     pub issuer: String,
     pub audience: String,
+    /// HS256/384/512 (the `jwt_secret`), RS*/PS* (RSA 2048), ES256/ES384 or EdDSA (Ed25519);
+    /// asymmetric keys are generated and stored by authd and published at the JWKS endpoint.
     pub algorithm: JwtAlgorithm,
     /// Signing key for HS* access tokens.
     pub jwt_secret: Secret,
-    /// `kid` put in the JWT header and required on verification.
+    /// `kid` of the HS* key, put in the JWT header and required on verification.
     pub jwt_key_id: String,
+    /// Encrypts the private part of stored asymmetric keys (AES-256-GCM); needed for RS/PS/ES/EdDSA.
+    pub key_encryption_key: Secret,
+    /// How often each node reloads the stored keys (it also reloads on an unknown `kid`).
+    pub key_refresh_seconds: u64,
     /// HMAC key deriving each rotated refresh token from its parent (idempotent grace replies).
     pub refresh_secret: Secret,
     pub access_ttl_seconds: u64,
@@ -583,13 +646,23 @@ impl Settings {
 
     /// Checks every rule a bad value could break; the first failure names its setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check_secret("tokens.jwt_secret", "JWT_SECRET", &self.tokens.jwt_secret)?;
+        if self.tokens.algorithm.is_symmetric() {
+            self.check_secret("tokens.jwt_secret", "JWT_SECRET", &self.tokens.jwt_secret)?;
+        } else {
+            self.check_secret(
+                "tokens.key_encryption_key",
+                "AUTHD__TOKENS__KEY_ENCRYPTION_KEY",
+                &self.tokens.key_encryption_key,
+            )?;
+        }
         self.check_secret(
             "tokens.refresh_secret",
             "AUTHD__TOKENS__REFRESH_SECRET",
             &self.tokens.refresh_secret,
         )?;
-        if self.tokens.jwt_secret.expose() == self.tokens.refresh_secret.expose() {
+        if self.tokens.algorithm.is_symmetric()
+            && self.tokens.jwt_secret.expose() == self.tokens.refresh_secret.expose()
+        {
             return Err(invalid(
                 "tokens.refresh_secret",
                 "must differ from tokens.jwt_secret",

@@ -12,5 +12,6 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod import;
+pub mod keys;
 pub mod store;
 pub mod telemetry;

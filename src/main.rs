@@ -30,11 +30,24 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage the access-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Manage users from the command line.
     Users {
         #[command(subcommand)]
         command: UsersCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new current key for tokens.algorithm (RS*/PS*/ES*/EdDSA). Nodes sign with it after
+    /// their next reload (tokens.key_refresh_seconds); tokens signed by the previous key keep
+    /// verifying until they expire, then that key is retired from the JWKS.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -76,6 +89,31 @@ async fn main() -> ExitCode {
         } => {
             telemetry::init(&settings);
             import(&settings, &file).await
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            telemetry::init(&settings);
+            let store = match app::open_store(&settings, settings.database.auto_migrate).await {
+                Ok((store, _)) => store,
+                Err(e) => {
+                    eprintln!("authd: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match authd::keys::rotate(store.as_ref(), &settings.tokens).await {
+                Ok(kid) => {
+                    println!(
+                        "new signing key {kid} ({})",
+                        settings.tokens.algorithm.name()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("authd: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Migrate => {
             telemetry::init(&settings);

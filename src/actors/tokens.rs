@@ -9,10 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use actix::{Actor, Context, Handler, Message, MessageResult, ResponseFuture};
 use chrono::Utc;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::Header;
 use uuid::Uuid;
 
 use crate::cache::Cache;
@@ -21,6 +21,7 @@ use crate::domain::claims::AccessClaims;
 use crate::domain::refresh::RefreshToken;
 use crate::domain::user::Role;
 use crate::error::AppError;
+use crate::keys::SigningKeys;
 use crate::store::{NewSession, RevokeReason, Rotation, RotationOutcome, SessionOwner, Store};
 
 /// What a client receives after signup, login or refresh.
@@ -72,14 +73,16 @@ pub struct LogoutAll {
     pub access: AccessClaims,
 }
 
+/// The public keys that verify today's access tokens, as a JWKS.
+#[derive(Message)]
+#[rtype(result = "serde_json::Value")]
+pub struct PublishedKeys;
+
 pub struct TokenService {
     store: Arc<dyn Store>,
     cache: Arc<dyn Cache>,
     settings: TokenSettings,
-    encoding_key: EncodingKey,
-    decoding_key: DecodingKey,
-    header: Header,
-    validation: Validation,
+    keys: SigningKeys,
 }
 
 fn jti_key(jti: Uuid) -> String {
@@ -91,28 +94,23 @@ fn session_key(session_id: Uuid) -> String {
 }
 
 impl TokenService {
-    pub fn new(store: Arc<dyn Store>, cache: Arc<dyn Cache>, settings: TokenSettings) -> Self {
-        let algorithm = settings.algorithm.to_jsonwebtoken();
-        let secret = settings.jwt_secret.expose().as_bytes();
-        let mut header = Header::new(algorithm);
-        header.kid = Some(settings.jwt_key_id.clone());
-        // Only the configured algorithm is accepted: `alg: none` and algorithm confusion fail here.
-        let mut validation = Validation::new(algorithm);
-        validation.set_issuer(&[settings.issuer.as_str()]);
-        validation.set_audience(&[settings.audience.as_str()]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.leeway = settings.leeway_seconds;
+    pub fn new(
+        store: Arc<dyn Store>,
+        cache: Arc<dyn Cache>,
+        settings: TokenSettings,
+        keys: SigningKeys,
+    ) -> Self {
         TokenService {
             store,
             cache,
-            encoding_key: EncodingKey::from_secret(secret),
-            decoding_key: DecodingKey::from_secret(secret),
-            header,
-            validation,
             settings,
+            keys,
         }
+    }
+
+    /// The signing keys, for the JWKS endpoint and the periodic reload.
+    pub fn keys(&self) -> &SigningKeys {
+        &self.keys
     }
 
     fn issue_access(&self, owner: SessionOwner) -> Result<(String, u64), AppError> {
@@ -126,7 +124,14 @@ impl TokenService {
             Utc::now().timestamp(),
             ttl as i64,
         );
-        let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding_key)
+        let ring = self.keys.ring();
+        let key = ring.current();
+        let mut header = Header::new(key.algorithm);
+        header.kid = Some(key.kid.clone());
+        let encoding = key.encoding.as_ref().ok_or_else(|| {
+            AppError::Internal("the current signing key has no private part".into())
+        })?;
+        let token = jsonwebtoken::encode(&header, &claims, encoding)
             .map_err(|e| AppError::Internal(format!("signing an access token: {e}")))?;
         Ok((token, ttl))
     }
@@ -203,15 +208,15 @@ impl TokenService {
 
     pub async fn verify_access(&self, token: &str) -> Result<AccessClaims, AppError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AppError::TokenInvalid)?;
-        if header.kid.as_deref() != Some(self.settings.jwt_key_id.as_str()) {
-            return Err(AppError::TokenInvalid);
-        }
-        let data =
-            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding_key, &self.validation)
-                .map_err(|e| match e.kind() {
-                    ErrorKind::ExpiredSignature => AppError::TokenExpired,
-                    _ => AppError::TokenInvalid,
-                })?;
+        let kid = header.kid.ok_or(AppError::TokenInvalid)?;
+        let key = self.keys.find(&kid).await.ok_or(AppError::TokenInvalid)?;
+        // The key's own algorithm is the only one accepted: `alg: none`, and an HS token signed
+        // with a public key, fail here.
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &key.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AppError::TokenExpired,
+                _ => AppError::TokenInvalid,
+            })?;
         let claims = data.claims;
         // Fail closed: a token that cannot be checked against the denylist is not accepted.
         if self
@@ -338,5 +343,13 @@ impl Handler<LogoutAll> for TokenActor {
     fn handle(&mut self, msg: LogoutAll, _: &mut Self::Context) -> Self::Result {
         let service = self.service.clone();
         Box::pin(async move { service.logout_all(msg).await })
+    }
+}
+
+impl Handler<PublishedKeys> for TokenActor {
+    type Result = MessageResult<PublishedKeys>;
+
+    fn handle(&mut self, _: PublishedKeys, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.service.keys().ring().jwks().clone())
     }
 }

@@ -73,6 +73,10 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
                         .route("/logout-all", web::post().to(routes::auth::logout_all)),
                 )
                 .route("/me", web::get().to(routes::me::get))
+                .route(
+                    "/.well-known/jwks.json",
+                    web::get().to(routes::health::jwks),
+                )
                 .route("/health/live", web::get().to(routes::health::live))
                 .route("/health/ready", web::get().to(routes::health::ready)),
         );

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use crate::domain::refresh::TokenHash;
 use crate::domain::user::{Role, User};
+use crate::keys::StoredSigningKey;
 
 pub mod postgres;
 pub mod sqlite;
@@ -119,6 +120,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces a user's password hash (re-hashing to today's parameters, password changes).
     async fn update_password_hash(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError>;
+
+    /// Every stored signing key, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
+
+    /// Stores a new signing key (its `created_at` is the store's clock).
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
 
     /// Creates a session whose first refresh token (generation 0) has the given hash.
     async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;

@@ -14,10 +14,11 @@ use super::{
     NewSession, NewUser, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionOwner,
     Store, StoreError, UserCredentials,
 };
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, JwtAlgorithm};
 use crate::domain::email;
 use crate::domain::refresh::TokenHash;
 use crate::domain::user::{Role, User};
+use crate::keys::StoredSigningKey;
 
 mod embedded {
     refinery::embed_migrations!("sql/postgres");
@@ -271,6 +272,54 @@ impl Store for PostgresStore {
             .map_err(backend)?;
         client
             .execute(&statement, &[&id, &password_hash])
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT kid, algorithm, private_key, public_jwk, created_at FROM signing_keys ORDER BY created_at",
+            )
+            .await
+            .map_err(backend)?;
+        let rows = client.query(&statement, &[]).await.map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let algorithm: String = row.try_get(1).map_err(backend)?;
+                Ok(StoredSigningKey {
+                    kid: row.try_get(0).map_err(backend)?,
+                    algorithm: JwtAlgorithm::parse(&algorithm).ok_or_else(|| {
+                        StoreError::Backend(format!("unknown key algorithm {algorithm:?}"))
+                    })?,
+                    private_key: row.try_get(2).map_err(backend)?,
+                    public_jwk: row.try_get(3).map_err(backend)?,
+                    created_at: row.try_get(4).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk) VALUES ($1, $2, $3, $4)",
+            )
+            .await
+            .map_err(backend)?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &key.kid,
+                    &key.algorithm.name(),
+                    &key.private_key,
+                    &key.public_jwk,
+                ],
+            )
             .await
             .map_err(backend)?;
         Ok(())

@@ -14,9 +14,11 @@ use super::{
     NewSession, NewUser, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionOwner,
     Store, StoreError, UserCredentials,
 };
+use crate::config::JwtAlgorithm;
 use crate::domain::email;
 use crate::domain::refresh::TokenHash;
 use crate::domain::user::{Role, User};
+use crate::keys::StoredSigningKey;
 
 mod embedded {
     refinery::embed_migrations!("sql/sqlite");
@@ -222,6 +224,51 @@ impl Store for SqliteStore {
                     "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
                 )?
                 .execute(params![id.to_string(), password_hash, now_micros()])?;
+                Ok(())
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        self.connection
+            .call(|c| {
+                let mut statement = c.prepare_cached(
+                    "SELECT kid, algorithm, private_key, public_jwk, created_at FROM signing_keys ORDER BY created_at",
+                )?;
+                let keys = statement
+                    .query_map([], |row| {
+                        let algorithm: String = row.get(1)?;
+                        Ok(StoredSigningKey {
+                            kid: row.get(0)?,
+                            algorithm: JwtAlgorithm::parse(&algorithm).ok_or_else(|| corrupt("key algorithm"))?,
+                            private_key: row.get(2)?,
+                            public_jwk: row.get(3)?,
+                            created_at: time_at(row, 4)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(keys)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.connection
+            .call(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    key.kid,
+                    key.algorithm.name(),
+                    key.private_key,
+                    key.public_jwk,
+                    now_micros()
+                ])?;
                 Ok(())
             })
             .await

@@ -8,6 +8,7 @@ mod embedded;
 mod hardening;
 mod helpers;
 mod jwt;
+mod keys;
 mod limits;
 mod logout;
 mod refresh;

@@ -1,4 +1,5 @@
-//! Liveness (the process answers) and readiness (the store and the cache answer too).
+//! Liveness (the process answers), readiness (the store and the cache answer too), and the JWKS
+//! that resource servers verify access tokens with.
 
 use std::time::Duration;
 
@@ -40,4 +41,13 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError>
     } else {
         Err(AppError::NotReady(failures))
     }
+}
+
+/// `GET /.well-known/jwks.json`: public keys of the asymmetric signing keys in force (empty for
+/// HS*). Caches may keep it a minute; a rotated-in key signs only after nodes reload theirs.
+pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let keys = state.auth.jwks().await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "public, max-age=60"))
+        .json(keys))
 }
