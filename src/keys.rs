@@ -338,49 +338,8 @@ impl KeyRing {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KEK: &[u8] = b"a-key-encryption-key-of-32-bytes-or-more";
-
-    #[test]
-    fn private_keys_are_sealed_to_their_kid_and_the_encryption_key() {
-        let blob = encrypt(b"secret der", KEK, "kid-1").unwrap();
-        assert!(!blob.windows(10).any(|w| w == b"secret der"));
-        assert_eq!(decrypt(&blob, KEK, "kid-1").unwrap(), b"secret der");
-        assert!(decrypt(&blob, b"another-key-encryption-key-0123456789", "kid-1").is_err());
-        assert!(
-            decrypt(&blob, KEK, "kid-2").is_err(),
-            "a blob moved to another kid fails"
-        );
-        let mut tampered = blob.clone();
-        let last = tampered.len() - 1;
-        tampered[last] ^= 1;
-        assert!(decrypt(&tampered, KEK, "kid-1").is_err());
-        assert!(decrypt(b"short", KEK, "kid-1").is_err());
-    }
-
-    #[test]
-    fn generated_keys_carry_their_public_jwk() {
-        for algorithm in [
-            JwtAlgorithm::ES256,
-            JwtAlgorithm::ES384,
-            JwtAlgorithm::EdDSA,
-        ] {
-            let key = generate(algorithm, KEK).unwrap();
-            let jwk: Value = serde_json::from_str(&key.public_jwk).unwrap();
-            assert_eq!(jwk["kid"], key.kid.as_str());
-            assert_eq!(jwk["alg"], algorithm.name());
-            assert_eq!(jwk["use"], "sig");
-            assert!(jwk.get("d").is_none(), "no private part in the JWK");
-        }
-        assert!(generate(JwtAlgorithm::HS256, KEK).is_err());
-    }
-}
-
 /// How often an unknown `kid` may trigger a reload of the stored keys, at most.
-const RELOAD_ON_MISS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+const RELOAD_ON_MISS_EVERY: Duration = Duration::from_secs(5);
 
 /// The key ring of this process, reloaded from the store periodically and on an unknown `kid`
 /// (a key another node has just rotated in).
@@ -486,4 +445,45 @@ impl SigningKeys {
 async fn has_key_for(store: &dyn Store, algorithm: JwtAlgorithm) -> Result<bool, String> {
     let stored = store.signing_keys().await.map_err(|e| e.to_string())?;
     Ok(stored.iter().any(|k| k.algorithm == algorithm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEK: &[u8] = b"a-key-encryption-key-of-32-bytes-or-more";
+
+    #[test]
+    fn private_keys_are_sealed_to_their_kid_and_the_encryption_key() {
+        let blob = encrypt(b"secret der", KEK, "kid-1").unwrap();
+        assert!(!blob.windows(10).any(|w| w == b"secret der"));
+        assert_eq!(decrypt(&blob, KEK, "kid-1").unwrap(), b"secret der");
+        assert!(decrypt(&blob, b"another-key-encryption-key-0123456789", "kid-1").is_err());
+        assert!(
+            decrypt(&blob, KEK, "kid-2").is_err(),
+            "a blob moved to another kid fails"
+        );
+        let mut tampered = blob.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(decrypt(&tampered, KEK, "kid-1").is_err());
+        assert!(decrypt(b"short", KEK, "kid-1").is_err());
+    }
+
+    #[test]
+    fn generated_keys_carry_their_public_jwk() {
+        for algorithm in [
+            JwtAlgorithm::ES256,
+            JwtAlgorithm::ES384,
+            JwtAlgorithm::EdDSA,
+        ] {
+            let key = generate(algorithm, KEK).unwrap();
+            let jwk: Value = serde_json::from_str(&key.public_jwk).unwrap();
+            assert_eq!(jwk["kid"], key.kid.as_str());
+            assert_eq!(jwk["alg"], algorithm.name());
+            assert_eq!(jwk["use"], "sig");
+            assert!(jwk.get("d").is_none(), "no private part in the JWK");
+        }
+        assert!(generate(JwtAlgorithm::HS256, KEK).is_err());
+    }
 }
