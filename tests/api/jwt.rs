@@ -139,6 +139,32 @@ async fn forged_and_out_of_time_tokens_are_401(backend: Backend) {
         kid,
     );
     assert_error(app.me(&expired).await, 401, "token_expired").await;
+
+    // Clock skew inside `tokens.leeway_seconds` (30) is tolerated both ways; beyond it, not.
+    let leeway = app.settings.tokens.leeway_seconds as i64;
+    let just_expired = sign(
+        &with(
+            json!({"iat": now - 960, "nbf": now - 960, "exp": now - leeway / 2, "jti": uuid::Uuid::new_v4()}),
+        ),
+        Algorithm::HS256,
+        &secret,
+        kid,
+    );
+    assert_eq!(app.me(&just_expired).await.status().as_u16(), 200);
+    let slightly_early = sign(
+        &with(json!({"nbf": now + leeway / 2, "jti": uuid::Uuid::new_v4()})),
+        Algorithm::HS256,
+        &secret,
+        kid,
+    );
+    assert_eq!(app.me(&slightly_early).await.status().as_u16(), 200);
+    let past_leeway = sign(
+        &with(json!({"iat": now - 960, "nbf": now - 960, "exp": now - leeway - 5})),
+        Algorithm::HS256,
+        &secret,
+        kid,
+    );
+    assert_error(app.me(&past_leeway).await, 401, "token_expired").await;
 }
 
 crate::backend_tests!(
