@@ -9,10 +9,11 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
+use crate::accounts::AccountService;
 use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
-use crate::auth::{AuthService, PasswordRules};
+use crate::auth::{AuthService, PasswordRules, SignupRules};
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
 use crate::cache::Cache;
@@ -186,6 +187,9 @@ impl Application {
             .lockout
             .enabled
             .then(|| settings.auth.lockout.policy());
+        let signup_rules = SignupRules {
+            allow_email_reuse_after_delete: settings.auth.allow_email_reuse_after_delete,
+        };
         let password_rules = Arc::new(PasswordRules {
             min_score: settings.auth.password_min_score,
             app_name: settings.auth.app_name.clone(),
@@ -208,13 +212,21 @@ impl Application {
             let tokens = TokenActor::new(token_service.clone()).start();
             let rate_limiter =
                 RateLimiter::new(cache.clone(), rate_limits.clone(), lockout).start();
+            let accounts = AccountService::new(
+                store.clone(),
+                pool.clone(),
+                tokens.clone(),
+                password_rules.clone(),
+            );
             let state = AppState {
+                accounts,
                 auth: AuthService::new(
                     store.clone(),
                     pool.clone(),
                     tokens,
                     rate_limiter.clone(),
                     password_rules.clone(),
+                    signup_rules,
                 ),
                 rate_limiter,
                 store: store.clone(),
@@ -227,6 +239,10 @@ impl Application {
             App::new()
                 .app_data(web::Data::new(state))
                 .app_data(web::PayloadConfig::new(max_body_bytes))
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|e, _| AppError::validation("query", e.to_string()).into()),
+                )
                 .wrap(from_fn(http::middleware::rate_limit))
                 .wrap(http::cors(&server_settings))
                 .wrap(from_fn(http::middleware::request_context))

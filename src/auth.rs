@@ -51,6 +51,12 @@ pub struct PasswordRules {
     pub app_name: String,
 }
 
+/// Signup rules beyond the password.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignupRules {
+    pub allow_email_reuse_after_delete: bool,
+}
+
 #[derive(Clone)]
 pub struct AuthService {
     store: Arc<dyn Store>,
@@ -58,6 +64,7 @@ pub struct AuthService {
     tokens: Addr<TokenActor>,
     limiter: Addr<RateLimiter>,
     password_rules: Arc<PasswordRules>,
+    signup_rules: SignupRules,
 }
 
 impl ClientContext {
@@ -77,6 +84,7 @@ impl AuthService {
         tokens: Addr<TokenActor>,
         limiter: Addr<RateLimiter>,
         password_rules: Arc<PasswordRules>,
+        signup_rules: SignupRules,
     ) -> Self {
         AuthService {
             store,
@@ -84,6 +92,7 @@ impl AuthService {
             tokens,
             limiter,
             password_rules,
+            signup_rules,
         }
     }
 
@@ -136,6 +145,11 @@ impl AuthService {
             return Err(AppError::Validation(problems));
         };
 
+        if !self.signup_rules.allow_email_reuse_after_delete
+            && self.store.email_held_by_deleted_user(&email).await?
+        {
+            return Err(AppError::EmailTaken);
+        }
         let password_hash = self.hasher.hash(&password).await?;
         let user = self
             .store

@@ -395,6 +395,8 @@ pub struct AuthSettings {
     pub password_min_score: u8,
     /// The product's name, refused as (part of) a password.
     pub app_name: String,
+    /// Whether the email of a deleted account may sign up again.
+    pub allow_email_reuse_after_delete: bool,
     pub lockout: LockoutSettings,
 }
 

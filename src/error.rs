@@ -54,6 +54,9 @@ pub enum AppError {
     /// 403 `account_locked`: right password, but an administrator locked the account.
     #[error("this account is locked")]
     AccountLocked,
+    /// 403 `forbidden`: authenticated, but not allowed (not an admin).
+    #[error("forbidden")]
+    Forbidden,
     /// 404 `not_found`
     #[error("not found")]
     NotFound,

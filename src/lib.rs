@@ -3,6 +3,7 @@
 //! tokens and rate limits; state lives behind the `store` and `cache` traits; `domain` holds the
 //! pure rules.
 
+pub mod accounts;
 pub mod actors;
 pub mod app;
 pub mod auth;

@@ -36,6 +36,7 @@ enum Command {
         command: KeysCommand,
     },
     /// Manage users from the command line.
+    #[command(alias = "user")]
     Users {
         #[command(subcommand)]
         command: UsersCommand,
@@ -52,6 +53,18 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum UsersCommand {
+    /// Create an account, e.g. the first admin: `authd user create --admin --email a@b.c`.
+    /// The password is read from a prompt, or from the first line of standard input when that is
+    /// not a terminal; never from an argument, where it would land in shell history.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Give the account the admin role.
+        #[arg(long)]
+        admin: bool,
+    },
     /// Import users from a JSON-lines FILE ("-" for standard input), one object per line:
     /// {"email", "name"?, "passwordHash", "role"?, "emailVerified"?, "createdAt"?}. The hash is
     /// bcrypt ($2a$/$2b$/$2y$) or an argon2 PHC string; it is re-hashed with the current argon2id
@@ -83,6 +96,12 @@ async fn main() -> ExitCode {
             println!("# environment: {}", settings.environment.as_str());
             print!("{}", settings.redacted_toml());
             ExitCode::SUCCESS
+        }
+        Command::Users {
+            command: UsersCommand::Create { email, name, admin },
+        } => {
+            telemetry::init(&settings);
+            create_user(&settings, &email, name.as_deref(), admin).await
         }
         Command::Users {
             command: UsersCommand::Import { file },
@@ -189,6 +208,91 @@ async fn import(settings: &config::Settings, file: &std::path::Path) -> ExitCode
         }
         Err(e) => {
             eprintln!("authd: import stopped: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_password() -> std::io::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("password: ")?;
+        let second = rpassword::prompt_password("again: ")?;
+        if first != second {
+            return Err(std::io::Error::other("the passwords differ"));
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+async fn create_user(
+    settings: &config::Settings,
+    email: &str,
+    name: Option<&str>,
+    admin: bool,
+) -> ExitCode {
+    let password = match read_password() {
+        Ok(password) => password,
+        Err(e) => {
+            eprintln!("authd: reading the password: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let store = match app::open_store(settings, settings.database.auto_migrate).await {
+        Ok((store, _)) => store,
+        Err(e) => {
+            eprintln!("authd: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let hasher = match authd::actors::hasher::HasherPool::start(&settings.hasher) {
+        Ok(hasher) => hasher,
+        Err(e) => {
+            eprintln!("authd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rules = authd::auth::PasswordRules {
+        min_score: settings.auth.password_min_score,
+        app_name: settings.auth.app_name.clone(),
+    };
+    let role = if admin {
+        authd::domain::user::Role::Admin
+    } else {
+        authd::domain::user::Role::User
+    };
+    match authd::accounts::provision_user(
+        store.as_ref(),
+        &hasher,
+        &rules,
+        email,
+        name,
+        role,
+        &password,
+    )
+    .await
+    {
+        Ok(user) => {
+            println!(
+                "created {} {} ({})",
+                user.role.as_str(),
+                user.email,
+                user.id
+            );
+            ExitCode::SUCCESS
+        }
+        Err(authd::error::AppError::Validation(problems)) => {
+            for p in problems {
+                eprintln!("authd: {} {}", p.field, p.message);
+            }
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("authd: {e}");
             ExitCode::FAILURE
         }
     }

@@ -73,6 +73,23 @@ pub struct LogoutAll {
     pub access: AccessClaims,
 }
 
+/// Which of a user's sessions to revoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionScope {
+    All,
+    AllExcept(Uuid),
+    Only(Uuid),
+}
+
+/// Revoke some of a user's sessions and deny their access tokens at once; answers how many.
+#[derive(Message)]
+#[rtype(result = "Result<usize, AppError>")]
+pub struct RevokeSessions {
+    pub user_id: Uuid,
+    pub scope: SessionScope,
+    pub reason: RevokeReason,
+}
+
 /// The public keys that verify today's access tokens, as a JWKS.
 #[derive(Message)]
 #[rtype(result = "serde_json::Value")]
@@ -270,7 +287,7 @@ impl TokenService {
     pub async fn logout_all(&self, msg: LogoutAll) -> Result<usize, AppError> {
         let sessions = self
             .store
-            .revoke_user_sessions(msg.user_id, RevokeReason::LogoutAll)
+            .revoke_user_sessions(msg.user_id, None, RevokeReason::LogoutAll)
             .await?;
         let mut entries: Vec<_> = sessions
             .iter()
@@ -279,6 +296,35 @@ impl TokenService {
         entries.push(self.deny_access_entry(&msg.access));
         self.cache.deny(&entries).await?;
         Ok(sessions.len())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %msg.user_id))]
+    pub async fn revoke_sessions(&self, msg: RevokeSessions) -> Result<usize, AppError> {
+        let revoked = match msg.scope {
+            SessionScope::All => {
+                self.store
+                    .revoke_user_sessions(msg.user_id, None, msg.reason)
+                    .await?
+            }
+            SessionScope::AllExcept(keep) => {
+                self.store
+                    .revoke_user_sessions(msg.user_id, Some(keep), msg.reason)
+                    .await?
+            }
+            SessionScope::Only(session_id) => {
+                if self
+                    .store
+                    .revoke_session_of(msg.user_id, session_id, msg.reason)
+                    .await?
+                {
+                    vec![session_id]
+                } else {
+                    Vec::new()
+                }
+            }
+        };
+        self.deny_sessions(&revoked).await?;
+        Ok(revoked.len())
     }
 
     fn session_deny_ttl(&self) -> Duration {
@@ -351,5 +397,14 @@ impl Handler<PublishedKeys> for TokenActor {
 
     fn handle(&mut self, _: PublishedKeys, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.service.keys().ring().jwks().clone())
+    }
+}
+
+impl Handler<RevokeSessions> for TokenActor {
+    type Result = ResponseFuture<Result<usize, AppError>>;
+
+    fn handle(&mut self, msg: RevokeSessions, _: &mut Self::Context) -> Self::Result {
+        let service = self.service.clone();
+        Box::pin(async move { service.revoke_sessions(msg).await })
     }
 }

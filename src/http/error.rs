@@ -49,6 +49,7 @@ impl AppError {
             AppError::TokenInvalid => "token_invalid",
             AppError::RefreshTokenReused => "refresh_token_reused",
             AppError::AccountLocked => "account_locked",
+            AppError::Forbidden => "forbidden",
             AppError::NotFound => "not_found",
             AppError::EmailTaken => "email_taken",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
@@ -105,7 +106,7 @@ impl ResponseError for AppError {
             | AppError::TokenExpired
             | AppError::TokenInvalid
             | AppError::RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            AppError::AccountLocked => StatusCode::FORBIDDEN,
+            AppError::AccountLocked | AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::EmailTaken => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

@@ -12,6 +12,7 @@ use super::client_ip::client_ip;
 use super::AppState;
 use crate::auth::ClientContext;
 use crate::domain::claims::AccessClaims;
+use crate::domain::user::User;
 use crate::error::{AppError, FieldError};
 
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
@@ -42,6 +43,23 @@ impl FromRequest for AuthUser {
             let token = token.ok_or(AppError::Unauthorized)?;
             let claims = state?.auth.verify_access(token).await?;
             Ok(AuthUser(claims))
+        })
+    }
+}
+
+/// An authenticated caller who is, per the store right now, an unlocked admin. Otherwise 401/403.
+pub struct AdminUser(pub User);
+
+impl FromRequest for AdminUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = AuthUser::from_request(req, payload);
+        let state = state(req);
+        Box::pin(async move {
+            let AuthUser(claims) = caller.await?;
+            Ok(AdminUser(state?.accounts.require_admin(&claims).await?))
         })
     }
 }

@@ -7,6 +7,7 @@ use actix_cors::Cors;
 use actix_web::http::{header, Method};
 use actix_web::web;
 
+use crate::accounts::AccountService;
 use crate::actors::rate_limiter::RateLimiter;
 use crate::auth::AuthService;
 use crate::cache::Cache;
@@ -23,6 +24,7 @@ pub mod routes;
 /// What handlers and middleware reach through `web::Data`; one per HTTP worker.
 pub struct AppState {
     pub auth: AuthService,
+    pub accounts: AccountService,
     pub rate_limiter: Addr<RateLimiter>,
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn Cache>,
@@ -70,9 +72,37 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
                         .route("/login", web::post().to(routes::auth::login))
                         .route("/refresh", web::post().to(routes::auth::refresh))
                         .route("/logout", web::post().to(routes::auth::logout))
-                        .route("/logout-all", web::post().to(routes::auth::logout_all)),
+                        .route("/logout-all", web::post().to(routes::auth::logout_all))
+                        .route("/sessions", web::get().to(routes::account::sessions))
+                        .route(
+                            "/sessions/{id}",
+                            web::delete().to(routes::account::revoke_session),
+                        )
+                        .route(
+                            "/password/change",
+                            web::post().to(routes::account::change_password),
+                        ),
                 )
-                .route("/me", web::get().to(routes::me::get))
+                .service(
+                    web::resource("/me")
+                        .route(web::get().to(routes::me::get))
+                        .route(web::patch().to(routes::account::update_me))
+                        .route(web::delete().to(routes::account::delete_me)),
+                )
+                .service(
+                    web::scope("/admin")
+                        .route("/users", web::get().to(routes::admin::list_users))
+                        .service(
+                            web::resource("/users/{id}")
+                                .route(web::get().to(routes::admin::get_user))
+                                .route(web::patch().to(routes::admin::update_user))
+                                .route(web::delete().to(routes::admin::delete_user)),
+                        )
+                        .route(
+                            "/users/{id}/revoke-sessions",
+                            web::post().to(routes::admin::revoke_sessions),
+                        ),
+                )
                 .route(
                     "/.well-known/jwks.json",
                     web::get().to(routes::health::jwks),

@@ -89,11 +89,50 @@ pub struct RevokedSession {
     pub user_id: Uuid,
 }
 
+/// A session as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub last_used_at: chrono::DateTime<chrono::Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// One page of the admin user list.
+#[derive(Debug, Clone, Default)]
+pub struct UserPage {
+    /// The last (created_at, id) of the previous page.
+    pub after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    pub limit: u32,
+    pub query: Option<String>,
+}
+
+impl UserPage {
+    /// The `LIKE` pattern for the query: lowercased, `%`, `_` and `\` escaped, wrapped in `%`.
+    pub fn like_pattern(&self) -> Option<String> {
+        self.query.as_ref().map(|q| {
+            let escaped = q
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeReason {
     Logout,
     LogoutAll,
     Reuse,
+    /// The user ended one of their sessions from the sessions list.
+    RevokedByUser,
+    PasswordChanged,
+    AccountDeleted,
+    AccountLocked,
+    RevokedByAdmin,
 }
 
 impl RevokeReason {
@@ -102,6 +141,11 @@ impl RevokeReason {
             RevokeReason::Logout => "logout",
             RevokeReason::LogoutAll => "logout_all",
             RevokeReason::Reuse => "refresh_token_reused",
+            RevokeReason::RevokedByUser => "revoked_by_user",
+            RevokeReason::PasswordChanged => "password_changed",
+            RevokeReason::AccountDeleted => "account_deleted",
+            RevokeReason::AccountLocked => "account_locked",
+            RevokeReason::RevokedByAdmin => "revoked_by_admin",
         }
     }
 }
@@ -149,10 +193,49 @@ pub trait Store: Send + Sync + 'static {
         reason: RevokeReason,
     ) -> Result<bool, StoreError>;
 
-    /// Revokes every live session of a user and returns their ids.
+    /// Revokes every live session of a user but `except` (the caller's own, when it stays) and
+    /// returns their ids.
     async fn revoke_user_sessions(
         &self,
         user_id: Uuid,
+        except: Option<Uuid>,
         reason: RevokeReason,
     ) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Revokes one session if it belongs to `user_id`; false otherwise or if already revoked.
+    async fn revoke_session_of(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<bool, StoreError>;
+
+    /// The user's sessions that are neither revoked nor expired, newest first.
+    async fn live_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError>;
+
+    /// A live user and their password hash, by id.
+    async fn user_credentials_by_id(&self, id: Uuid)
+        -> Result<Option<UserCredentials>, StoreError>;
+
+    /// Sets the display name; `None` when there is no such live user.
+    async fn update_name(&self, id: Uuid, name: Option<String>)
+        -> Result<Option<User>, StoreError>;
+
+    /// Sets the role and/or the lock; `None` when there is no such live user.
+    async fn update_role_and_lock(
+        &self,
+        id: Uuid,
+        role: Option<Role>,
+        locked: Option<bool>,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Whether a deleted account once held this email (compared like logins compare them).
+    async fn email_held_by_deleted_user(&self, email: &str) -> Result<bool, StoreError>;
+
+    /// Marks a user deleted (the row stays, the email is free again); false if there was none.
+    async fn soft_delete_user(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    /// Live users ordered by (created_at, id), after the cursor, optionally matching `query`
+    /// (a case-insensitive substring of the email or the name).
+    async fn list_users(&self, page: &UserPage) -> Result<Vec<User>, StoreError>;
 }

@@ -11,8 +11,8 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::{
-    NewSession, NewUser, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionOwner,
-    Store, StoreError, UserCredentials,
+    NewSession, NewUser, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
+    SessionOwner, Store, StoreError, UserCredentials, UserPage,
 };
 use crate::config::{DatabaseSettings, JwtAlgorithm};
 use crate::domain::email;
@@ -564,22 +564,195 @@ impl Store for PostgresStore {
     async fn revoke_user_sessions(
         &self,
         user_id: Uuid,
+        except: Option<Uuid>,
         reason: RevokeReason,
     ) -> Result<Vec<Uuid>, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
                 "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
-                 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+                 WHERE user_id = $1 AND revoked_at IS NULL AND ($3::uuid IS NULL OR id <> $3)
+                 RETURNING id",
             )
             .await
             .map_err(backend)?;
         let rows = client
-            .query(&statement, &[&user_id, &reason.as_str()])
+            .query(&statement, &[&user_id, &reason.as_str(), &except])
             .await
             .map_err(backend)?;
         rows.iter()
             .map(|row| row.try_get(0).map_err(backend))
             .collect()
+    }
+
+    async fn revoke_session_of(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE sessions SET revoked_at = now(), revoked_reason = $3
+                 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            )
+            .await
+            .map_err(backend)?;
+        let changed = client
+            .execute(&statement, &[&session_id, &user_id, &reason.as_str()])
+            .await
+            .map_err(backend)?;
+        Ok(changed > 0)
+    }
+
+    async fn live_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions
+                 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
+                 ORDER BY last_used_at DESC, id",
+            )
+            .await
+            .map_err(backend)?;
+        let rows = client
+            .query(&statement, &[&user_id])
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionInfo {
+                    id: row.try_get(0).map_err(backend)?,
+                    created_at: row.try_get(1).map_err(backend)?,
+                    last_used_at: row.try_get(2).map_err(backend)?,
+                    user_agent: row.try_get(3).map_err(backend)?,
+                    ip: row.try_get(4).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn user_credentials_by_id(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = $1 AND deleted_at IS NULL"
+            ))
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&statement, &[&id])
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            Ok(UserCredentials {
+                user: user_from_row(&row)?,
+                password_hash: row.try_get("password_hash").map_err(backend)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn update_name(
+        &self,
+        id: Uuid,
+        name: Option<String>,
+    ) -> Result<Option<User>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "UPDATE users SET name = $2, updated_at = now()
+                 WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+            ))
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&statement, &[&id, &name])
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn update_role_and_lock(
+        &self,
+        id: Uuid,
+        role: Option<Role>,
+        locked: Option<bool>,
+    ) -> Result<Option<User>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "UPDATE users SET role = COALESCE($2, role), locked = COALESCE($3, locked), updated_at = now()
+                 WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+            ))
+            .await
+            .map_err(backend)?;
+        let role = role.map(Role::as_str);
+        let row = client
+            .query_opt(&statement, &[&id, &role, &locked])
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn email_held_by_deleted_user(&self, email: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = $1 AND deleted_at IS NOT NULL)",
+            )
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_one(&statement, &[&email::canonical(email)])
+            .await
+            .map_err(backend)?;
+        row.try_get(0).map_err(backend)
+    }
+
+    async fn soft_delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE users SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .await
+            .map_err(backend)?;
+        Ok(client.execute(&statement, &[&id]).await.map_err(backend)? > 0)
+    }
+
+    async fn list_users(&self, page: &UserPage) -> Result<Vec<User>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users
+                 WHERE deleted_at IS NULL
+                   AND ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))
+                   AND ($3::text IS NULL OR email_canonical LIKE $3 ESCAPE '\\' OR lower(name) LIKE $3 ESCAPE '\\')
+                 ORDER BY created_at, id LIMIT $4"
+            ))
+            .await
+            .map_err(backend)?;
+        let (after_time, after_id) = match page.after {
+            Some((time, id)) => (Some(time), Some(id)),
+            None => (None, None),
+        };
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &after_time,
+                    &after_id,
+                    &page.like_pattern(),
+                    &i64::from(page.limit),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter().map(user_from_row).collect()
     }
 }

@@ -11,8 +11,8 @@ use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
 use super::{
-    NewSession, NewUser, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionOwner,
-    Store, StoreError, UserCredentials,
+    NewSession, NewUser, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
+    SessionOwner, Store, StoreError, UserCredentials, UserPage,
 };
 use crate::config::JwtAlgorithm;
 use crate::domain::email;
@@ -466,21 +466,193 @@ impl Store for SqliteStore {
     async fn revoke_user_sessions(
         &self,
         user_id: Uuid,
+        except: Option<Uuid>,
         reason: RevokeReason,
     ) -> Result<Vec<Uuid>, StoreError> {
         self.connection
             .call(move |c| {
                 let mut statement = c.prepare_cached(
                     "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
-                     WHERE user_id = ?1 AND revoked_at IS NULL RETURNING id",
+                     WHERE user_id = ?1 AND revoked_at IS NULL AND (?4 IS NULL OR id <> ?4) RETURNING id",
                 )?;
                 let ids = statement
                     .query_map(
-                        params![user_id.to_string(), now_micros(), reason.as_str()],
+                        params![
+                            user_id.to_string(),
+                            now_micros(),
+                            reason.as_str(),
+                            except.map(|id| id.to_string())
+                        ],
                         |row| uuid_at(row, 0),
                     )?
                     .collect::<rusqlite::Result<Vec<Uuid>>>()?;
                 Ok(ids)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn revoke_session_of(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<bool, StoreError> {
+        self.connection
+            .call(move |c| {
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
+                         WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+                    )?
+                    .execute(params![
+                        session_id.to_string(),
+                        user_id.to_string(),
+                        now_micros(),
+                        reason.as_str()
+                    ])?;
+                Ok(changed > 0)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn live_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(
+                    "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions
+                     WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2
+                     ORDER BY last_used_at DESC, id",
+                )?;
+                let sessions = statement
+                    .query_map(params![user_id.to_string(), now_micros()], |row| {
+                        Ok(SessionInfo {
+                            id: uuid_at(row, 0)?,
+                            created_at: time_at(row, 1)?,
+                            last_used_at: time_at(row, 2)?,
+                            user_agent: row.get(3)?,
+                            ip: row.get(4)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(sessions)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn user_credentials_by_id(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = ?1 AND deleted_at IS NULL"
+                ))?;
+                Ok(statement
+                    .query_row([id.to_string()], |row| {
+                        Ok(UserCredentials {
+                            user: user_from_row(row)?,
+                            password_hash: row.get(8)?,
+                        })
+                    })
+                    .optional()?)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn update_name(
+        &self,
+        id: Uuid,
+        name: Option<String>,
+    ) -> Result<Option<User>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(&format!(
+                    "UPDATE users SET name = ?2, updated_at = ?3
+                     WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+                ))?;
+                Ok(statement
+                    .query_row(params![id.to_string(), name, now_micros()], user_from_row)
+                    .optional()?)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn update_role_and_lock(
+        &self,
+        id: Uuid,
+        role: Option<Role>,
+        locked: Option<bool>,
+    ) -> Result<Option<User>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(&format!(
+                    "UPDATE users SET role = COALESCE(?2, role), locked = COALESCE(?3, locked), updated_at = ?4
+                     WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+                ))?;
+                Ok(statement
+                    .query_row(
+                        params![id.to_string(), role.map(Role::as_str), locked, now_micros()],
+                        user_from_row,
+                    )
+                    .optional()?)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn email_held_by_deleted_user(&self, email: &str) -> Result<bool, StoreError> {
+        let canonical = email::canonical(email);
+        self.connection
+            .call(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = ?1 AND deleted_at IS NOT NULL)",
+                )?
+                .query_row([canonical], |row| row.get::<_, bool>(0))?)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn soft_delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.connection
+            .call(move |c| {
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE users SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                    )?
+                    .execute(params![id.to_string(), now_micros()])?;
+                Ok(changed > 0)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn list_users(&self, page: &UserPage) -> Result<Vec<User>, StoreError> {
+        let (after_time, after_id) = match page.after {
+            Some((time, id)) => (Some(time.timestamp_micros()), Some(id.to_string())),
+            None => (None, None),
+        };
+        let pattern = page.like_pattern();
+        let limit = i64::from(page.limit);
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users
+                     WHERE deleted_at IS NULL
+                       AND (?1 IS NULL OR created_at > ?1 OR (created_at = ?1 AND id > ?2))
+                       AND (?3 IS NULL OR email_canonical LIKE ?3 ESCAPE '\\' OR lower(name) LIKE ?3 ESCAPE '\\')
+                     ORDER BY created_at, id LIMIT ?4"
+                ))?;
+                let users = statement
+                    .query_map(params![after_time, after_id, pattern, limit], user_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(users)
             })
             .await
             .map_err(store_error)

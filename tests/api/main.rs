@@ -2,6 +2,8 @@
 //! Every HTTP test runs twice: on PostgreSQL + Redis and on the embedded SQLite + in-process state.
 //! The `Store` and `Cache` traits have conformance suites run against each of their backends.
 
+mod account;
+mod admin;
 mod cache_conformance;
 mod conventions;
 mod embedded;

@@ -306,7 +306,7 @@ async fn sessions_are_revoked_by_token_by_id_and_all_at_once(backend: Backend) {
 
     let all = t
         .store
-        .revoke_user_sessions(user.id, RevokeReason::LogoutAll)
+        .revoke_user_sessions(user.id, None, RevokeReason::LogoutAll)
         .await
         .unwrap();
     assert_eq!(all, vec![third_id], "only the sessions still live");

@@ -1,3 +1,5 @@
+pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod me;
@@ -27,6 +29,24 @@ impl From<&User> for UserBody {
             role: user.role.as_str(),
             email_verified: user.email_verified,
             created_at: user.created_at,
+        }
+    }
+}
+
+/// `GET /me`: the user with `updatedAt`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeBody {
+    #[serde(flatten)]
+    user: UserBody,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&User> for MeBody {
+    fn from(user: &User) -> Self {
+        MeBody {
+            user: UserBody::from(user),
+            updated_at: user.updated_at,
         }
     }
 }

@@ -1,0 +1,372 @@
+//! Account management after sign-in: sessions, profile, password change, deletion, and the admin
+//! operations on users. Like `auth`, no HTTP and no SQL: messages to the actors, calls to the store.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::actors::hasher::HasherPool;
+use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
+use crate::auth::PasswordRules;
+use crate::domain::claims::AccessClaims;
+use crate::domain::password::{self, PasswordContext};
+use crate::domain::user::{check_name, Role, User};
+use crate::error::{AppError, FieldError};
+use crate::store::{RevokeReason, SessionInfo, Store, UserPage};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 200;
+
+#[derive(Clone)]
+pub struct AccountService {
+    store: Arc<dyn Store>,
+    hasher: HasherPool,
+    tokens: Addr<TokenActor>,
+    password_rules: Arc<PasswordRules>,
+}
+
+/// One page of users and where the next begins.
+pub struct UserList {
+    pub users: Vec<User>,
+    pub next_cursor: Option<String>,
+}
+
+/// What an admin may change on a user.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub role: Option<Role>,
+    pub locked: Option<bool>,
+}
+
+fn encode_cursor(user: &User) -> String {
+    URL_SAFE_NO_PAD.encode(format!(
+        "{}.{}",
+        user.created_at.timestamp_micros(),
+        user.id
+    ))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
+    let invalid = || AppError::validation("cursor", "is not a cursor this API returned");
+    let text = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let text = String::from_utf8(text).map_err(|_| invalid())?;
+    let (micros, id) = text.split_once('.').ok_or_else(invalid)?;
+    let time = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(invalid)?;
+    Ok((time, id.parse().map_err(|_| invalid())?))
+}
+
+impl AccountService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hasher: HasherPool,
+        tokens: Addr<TokenActor>,
+        password_rules: Arc<PasswordRules>,
+    ) -> Self {
+        AccountService {
+            store,
+            hasher,
+            tokens,
+            password_rules,
+        }
+    }
+
+    async fn revoke(
+        &self,
+        user_id: Uuid,
+        scope: SessionScope,
+        reason: RevokeReason,
+    ) -> Result<usize, AppError> {
+        self.tokens
+            .send(RevokeSessions {
+                user_id,
+                scope,
+                reason,
+            })
+            .await?
+    }
+
+    /// The caller's live sessions, each marked whether it is the one asking.
+    pub async fn sessions(
+        &self,
+        caller: &AccessClaims,
+    ) -> Result<Vec<(SessionInfo, bool)>, AppError> {
+        let sessions = self.store.live_sessions(caller.sub).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| {
+                let current = s.id == caller.sid;
+                (s, current)
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's own sessions; anyone else's is "not found".
+    pub async fn revoke_session(
+        &self,
+        caller: &AccessClaims,
+        session_id: Uuid,
+    ) -> Result<(), AppError> {
+        let revoked = self
+            .revoke(
+                caller.sub,
+                SessionScope::Only(session_id),
+                RevokeReason::RevokedByUser,
+            )
+            .await?;
+        if revoked == 0 {
+            return Err(AppError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub async fn update_name(
+        &self,
+        caller: &AccessClaims,
+        name: Option<&str>,
+    ) -> Result<User, AppError> {
+        let name = check_name(name).map_err(|e| AppError::validation("name", e))?;
+        self.store
+            .update_name(caller.sub, name)
+            .await?
+            .ok_or(AppError::TokenInvalid)
+    }
+
+    /// Checks the caller's current password; a wrong one is a field error, not a 401, so that a
+    /// frontend does not take it for an expired session.
+    async fn check_current_password(
+        &self,
+        caller: &AccessClaims,
+        field: &str,
+        password: &str,
+    ) -> Result<User, AppError> {
+        if password.is_empty() {
+            return Err(AppError::validation(field, "is required"));
+        }
+        let account = self
+            .store
+            .user_credentials_by_id(caller.sub)
+            .await?
+            .ok_or(AppError::TokenInvalid)?;
+        let verification = self
+            .hasher
+            .verify(&password::normalize(password), Some(account.password_hash))
+            .await?;
+        if !verification.matches {
+            return Err(AppError::validation(field, "is not the current password"));
+        }
+        Ok(account.user)
+    }
+
+    /// Changes the password and ends every other session; the one asking stays signed in.
+    pub async fn change_password(
+        &self,
+        caller: &AccessClaims,
+        current: &str,
+        new: &str,
+    ) -> Result<usize, AppError> {
+        let user = self
+            .check_current_password(caller, "currentPassword", current)
+            .await?;
+        let rules = &self.password_rules;
+        let context = PasswordContext::new(
+            rules.min_score,
+            &user.email,
+            user.name.as_deref(),
+            &rules.app_name,
+        );
+        let new = password::check_new(new, &context)
+            .map_err(|e| AppError::Validation(vec![FieldError::new("newPassword", e.message())]))?;
+        let hash = self.hasher.hash(&new).await?;
+        self.store.update_password_hash(user.id, &hash).await?;
+        let revoked = self
+            .revoke(
+                user.id,
+                SessionScope::AllExcept(caller.sid),
+                RevokeReason::PasswordChanged,
+            )
+            .await?;
+        tracing::info!(user_id = %user.id, revoked, "password changed");
+        Ok(revoked)
+    }
+
+    /// Soft-deletes the caller's account after checking the password, and ends every session.
+    pub async fn delete_me(&self, caller: &AccessClaims, password: &str) -> Result<(), AppError> {
+        let user = self
+            .check_current_password(caller, "password", password)
+            .await?;
+        self.store.soft_delete_user(user.id).await?;
+        self.revoke(user.id, SessionScope::All, RevokeReason::AccountDeleted)
+            .await?;
+        tracing::info!(user_id = %user.id, "account deleted by its owner");
+        Ok(())
+    }
+
+    /// The caller, if they are still an admin who may act: the store decides, not the token, so a
+    /// demoted or locked admin loses the rights at once.
+    pub async fn require_admin(&self, caller: &AccessClaims) -> Result<User, AppError> {
+        match self.store.user_by_id(caller.sub).await? {
+            Some(user) if user.role == Role::Admin && !user.locked => Ok(user),
+            Some(_) => Err(AppError::Forbidden),
+            None => Err(AppError::TokenInvalid),
+        }
+    }
+
+    pub async fn list_users(
+        &self,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+        query: Option<&str>,
+    ) -> Result<UserList, AppError> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if limit == 0 || limit > MAX_PAGE_SIZE {
+            return Err(AppError::validation(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        let page = UserPage {
+            after: cursor
+                .filter(|c| !c.is_empty())
+                .map(decode_cursor)
+                .transpose()?,
+            limit: limit + 1,
+            query: query
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(str::to_string),
+        };
+        let mut users = self.store.list_users(&page).await?;
+        let next_cursor = if users.len() > limit as usize {
+            users.truncate(limit as usize);
+            users.last().map(encode_cursor)
+        } else {
+            None
+        };
+        Ok(UserList { users, next_cursor })
+    }
+
+    pub async fn get_user(&self, id: Uuid) -> Result<User, AppError> {
+        self.store.user_by_id(id).await?.ok_or(AppError::NotFound)
+    }
+
+    fn refuse_self(admin: &User, id: Uuid, what: &str) -> Result<(), AppError> {
+        if admin.id == id {
+            return Err(AppError::validation(
+                "id",
+                format!("an admin cannot {what} their own account"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Changes a user's role or lock; locking ends their sessions.
+    pub async fn update_user(
+        &self,
+        admin: &User,
+        id: Uuid,
+        changes: UserChanges,
+    ) -> Result<User, AppError> {
+        if changes.role.is_some_and(|r| r != Role::Admin) || changes.locked == Some(true) {
+            Self::refuse_self(admin, id, "demote or lock")?;
+        }
+        let user = self
+            .store
+            .update_role_and_lock(id, changes.role, changes.locked)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        if changes.locked == Some(true) {
+            self.revoke(id, SessionScope::All, RevokeReason::AccountLocked)
+                .await?;
+        }
+        tracing::info!(admin_id = %admin.id, user_id = %id, ?changes, "admin updated a user");
+        Ok(user)
+    }
+
+    pub async fn delete_user(&self, admin: &User, id: Uuid) -> Result<(), AppError> {
+        Self::refuse_self(admin, id, "delete")?;
+        if !self.store.soft_delete_user(id).await? {
+            return Err(AppError::NotFound);
+        }
+        self.revoke(id, SessionScope::All, RevokeReason::AccountDeleted)
+            .await?;
+        tracing::info!(admin_id = %admin.id, user_id = %id, "admin deleted a user");
+        Ok(())
+    }
+
+    pub async fn revoke_user_sessions(&self, admin: &User, id: Uuid) -> Result<usize, AppError> {
+        self.get_user(id).await?;
+        let revoked = self
+            .revoke(id, SessionScope::All, RevokeReason::RevokedByAdmin)
+            .await?;
+        tracing::info!(admin_id = %admin.id, user_id = %id, revoked, "admin revoked sessions");
+        Ok(revoked)
+    }
+}
+
+/// Creates an account from the command line (`authd user create`): the password passes the same
+/// policy as a signup; the email counts as verified, since an operator vouches for it.
+pub async fn provision_user(
+    store: &dyn Store,
+    hasher: &HasherPool,
+    rules: &PasswordRules,
+    email: &str,
+    name: Option<&str>,
+    role: Role,
+    password: &str,
+) -> Result<User, AppError> {
+    let email = crate::domain::email::parse(email)
+        .map_err(|e| AppError::validation("email", e.message()))?;
+    let name = check_name(name).map_err(|e| AppError::validation("name", e))?;
+    let context = PasswordContext::new(rules.min_score, &email, name.as_deref(), &rules.app_name);
+    let password = password::check_new(password, &context)
+        .map_err(|e| AppError::validation("password", e.message()))?;
+    let password_hash = hasher.hash(&password).await?;
+    Ok(store
+        .create_user(crate::store::NewUser {
+            id: Uuid::new_v4(),
+            email,
+            name,
+            password_hash,
+            role,
+            email_verified: true,
+            created_at: None,
+        })
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_junk_is_a_field_error() {
+        let user = User {
+            id: Uuid::new_v4(),
+            email: "a@example.com".into(),
+            name: None,
+            role: Role::User,
+            email_verified: false,
+            locked: false,
+            created_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            updated_at: Utc::now(),
+        };
+        assert_eq!(
+            decode_cursor(&encode_cursor(&user)).unwrap(),
+            (user.created_at, user.id)
+        );
+        for junk in ["", "!!", "bm90LWEtY3Vyc29y"] {
+            assert!(
+                matches!(decode_cursor(junk), Err(AppError::Validation(_))),
+                "{junk}"
+            );
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The signed-in user's account: sessions, profile, password change, deletion; and the CLI.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    assert_error, refresh_cookie_line, spawn_app, spawn_app_with, Backend, TestApp, PASSWORD,
+};
+
+const NEW_PASSWORD: &str = "lantern orchard quietly 42";
+
+impl TestApp {
+    pub async fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request")
+    }
+}
+
+fn sid_of(access_token: &str) -> String {
+    use base64::Engine;
+    let payload = access_token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["sid"].as_str().unwrap().to_string()
+}
+
+async fn sessions_are_listed_with_the_current_one_marked_and_can_be_ended(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    let (second_access, second_refresh) = app.login_tokens(&account.email).await;
+    let other = app.account().await;
+
+    let response = app
+        .authed(
+            reqwest::Method::GET,
+            "/auth/sessions",
+            &account.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let sessions: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["id"], sid_of(&account.access_token).as_str());
+    for key in ["createdAt", "lastUsedAt", "userAgent", "ip"] {
+        assert!(sessions[0].get(key).is_some(), "{key}");
+    }
+    assert_eq!(sessions[0]["ip"], "127.0.0.1");
+
+    let second_sid = sid_of(&second_access);
+    let response = app
+        .authed(
+            reqwest::Method::DELETE,
+            &format!("/auth/sessions/{second_sid}"),
+            &account.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 204);
+    assert_error(app.me(&second_access).await, 401, "token_invalid").await;
+    assert_error(
+        app.refresh_with_cookie(&second_refresh).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+    assert_eq!(app.me(&account.access_token).await.status().as_u16(), 200);
+
+    // Someone else's session, a second time, or a made-up one: not found.
+    let others = sid_of(&other.access_token);
+    for sid in [others.clone(), second_sid, uuid::Uuid::new_v4().to_string()] {
+        let response = app
+            .authed(
+                reqwest::Method::DELETE,
+                &format!("/auth/sessions/{sid}"),
+                &account.access_token,
+                None,
+            )
+            .await;
+        assert_error(response, 404, "not_found").await;
+    }
+    assert_eq!(app.me(&other.access_token).await.status().as_u16(), 200);
+}
+
+async fn the_profile_name_can_be_changed_and_cleared(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    let response = app
+        .authed(
+            reqwest::Method::PATCH,
+            "/me",
+            &account.access_token,
+            Some(json!({ "name": "  Ada L. " })),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["name"], "Ada L.");
+    assert!(body["updatedAt"].as_str().is_some());
+    let me: Value = app.me(&account.access_token).await.json().await.unwrap();
+    assert_eq!(me["name"], "Ada L.");
+
+    let response = app
+        .authed(
+            reqwest::Method::PATCH,
+            "/me",
+            &account.access_token,
+            Some(json!({ "name": "x".repeat(201) })),
+        )
+        .await;
+    assert_error(response, 400, "validation_failed").await;
+    let response = app
+        .authed(
+            reqwest::Method::PATCH,
+            "/me",
+            &account.access_token,
+            Some(json!({ "name": null })),
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["name"], Value::Null);
+}
+
+async fn changing_the_password_keeps_this_session_and_ends_the_others(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    let (other_access, other_refresh) = app.login_tokens(&account.email).await;
+    let change =
+        |current: &str, new: &str| json!({ "currentPassword": current, "newPassword": new });
+
+    let response = app
+        .authed(
+            reqwest::Method::POST,
+            "/auth/password/change",
+            &account.access_token,
+            Some(change("wrong one!", NEW_PASSWORD)),
+        )
+        .await;
+    let body = assert_error(response, 400, "validation_failed").await;
+    assert_eq!(body["details"][0]["field"], "currentPassword");
+    let response = app
+        .authed(
+            reqwest::Method::POST,
+            "/auth/password/change",
+            &account.access_token,
+            Some(change(PASSWORD, "password1")),
+        )
+        .await;
+    let body = assert_error(response, 400, "validation_failed").await;
+    assert_eq!(body["details"][0]["field"], "newPassword");
+
+    let response = app
+        .authed(
+            reqwest::Method::POST,
+            "/auth/password/change",
+            &account.access_token,
+            Some(change(PASSWORD, NEW_PASSWORD)),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["revokedSessions"], 1);
+
+    assert_eq!(app.me(&account.access_token).await.status().as_u16(), 200);
+    assert_eq!(
+        app.refresh_with_cookie(&account.refresh_token)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_error(app.me(&other_access).await, 401, "token_invalid").await;
+    assert_error(
+        app.refresh_with_cookie(&other_refresh).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+    assert_error(
+        app.login(&account.email, PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(
+        app.login(&account.email, NEW_PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+async fn deleting_the_account_needs_the_password_and_ends_everything(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    let response = app
+        .authed(
+            reqwest::Method::DELETE,
+            "/me",
+            &account.access_token,
+            Some(json!({ "password": "not it at all" })),
+        )
+        .await;
+    let body = assert_error(response, 400, "validation_failed").await;
+    assert_eq!(body["details"][0]["field"], "password");
+
+    let response = app
+        .authed(
+            reqwest::Method::DELETE,
+            "/me",
+            &account.access_token,
+            Some(json!({ "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 204);
+    assert!(refresh_cookie_line(response.headers())
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_error(app.me(&account.access_token).await, 401, "token_invalid").await;
+    assert_error(
+        app.refresh_with_cookie(&account.refresh_token).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+    assert_error(
+        app.login(&account.email, PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    // By default the address stays spent.
+    assert_error(
+        app.signup(&account.email, PASSWORD).await,
+        409,
+        "email_taken",
+    )
+    .await;
+    let deleted = app
+        .query_integers("SELECT CAST(count(*) AS BIGINT) FROM users WHERE deleted_at IS NOT NULL")
+        .await;
+    assert_eq!(deleted[0][0], 1, "a soft delete keeps the row");
+}
+
+async fn a_deleted_accounts_email_can_sign_up_again_when_configured(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.auth.allow_email_reuse_after_delete = true).await;
+    let account = app.account().await;
+    let response = app
+        .authed(
+            reqwest::Method::DELETE,
+            "/me",
+            &account.access_token,
+            Some(json!({ "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 204);
+    let response = app.signup(&account.email, PASSWORD).await;
+    assert_eq!(response.status().as_u16(), 201);
+    let body: Value = response.json().await.unwrap();
+    assert_ne!(
+        body["user"]["id"],
+        account.user_id.to_string(),
+        "a new account, not the old one"
+    );
+}
+
+crate::backend_tests!(
+    sessions_are_listed_with_the_current_one_marked_and_can_be_ended,
+    the_profile_name_can_be_changed_and_cleared,
+    changing_the_password_keeps_this_session_and_ends_the_others,
+    deleting_the_account_needs_the_password_and_ends_everything,
+    a_deleted_accounts_email_can_sign_up_again_when_configured,
+);
+
+#[test]
+fn the_cli_creates_the_first_admin_with_a_password_from_stdin() {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("authd-user-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |password: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_authd"))
+            .args([
+                "user",
+                "create",
+                "--admin",
+                "--email",
+                "root@example.com",
+                "--name",
+                "Root",
+            ])
+            .env("AUTHD_ENV", "test")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.join("authd.db").display()),
+            )
+            .env("JWT_SECRET", "a-user-test-jwt-secret-0123456789abcdef")
+            .env(
+                "AUTHD__TOKENS__REFRESH_SECRET",
+                "a-user-test-refresh-secret-0123456789ab",
+            )
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let weak = run("password");
+    assert_eq!(weak.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("authd: password"));
+    let created = run(NEW_PASSWORD);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(String::from_utf8_lossy(&created.stdout).starts_with("created admin root@example.com"));
+    let again = run(NEW_PASSWORD);
+    assert_eq!(again.status.code(), Some(1), "the email is taken now");
+    let _ = std::fs::remove_dir_all(&dir);
+}

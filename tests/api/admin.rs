@@ -1,0 +1,293 @@
+//! `/admin/*`: only unlocked admins, as the store says right now.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app, Account, Backend, TestApp, PASSWORD};
+
+async fn make_admin(app: &TestApp) -> Account {
+    let admin = app.account().await;
+    app.execute(&format!(
+        "UPDATE users SET role = 'admin' WHERE id = '{}'",
+        admin.user_id
+    ))
+    .await;
+    admin
+}
+
+async fn admin_endpoints_need_an_admin(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.account().await;
+    let id = user.user_id;
+    let calls = [
+        (reqwest::Method::GET, "/admin/users".to_string()),
+        (reqwest::Method::GET, format!("/admin/users/{id}")),
+        (reqwest::Method::PATCH, format!("/admin/users/{id}")),
+        (reqwest::Method::DELETE, format!("/admin/users/{id}")),
+        (
+            reqwest::Method::POST,
+            format!("/admin/users/{id}/revoke-sessions"),
+        ),
+    ];
+    for (method, path) in calls {
+        let response = app
+            .authed(method.clone(), &path, &user.access_token, None)
+            .await;
+        assert_error(response, 403, "forbidden").await;
+        let response = app
+            .client
+            .request(method, app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 401, "unauthorized").await;
+    }
+}
+
+async fn users_are_listed_in_pages_and_searched(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = make_admin(&app).await;
+    for i in 0..4 {
+        assert_eq!(
+            app.signup(&format!("page{i}@example.com"), PASSWORD)
+                .await
+                .status()
+                .as_u16(),
+            201
+        );
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/admin/users?limit=2&cursor={c}"),
+            None => "/admin/users?limit=2".to_string(),
+        };
+        let body: Value = app
+            .authed(reqwest::Method::GET, &path, &admin.access_token, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let users = body["users"].as_array().unwrap();
+        assert!(users.len() <= 2);
+        seen.extend(
+            users
+                .iter()
+                .map(|u| u["email"].as_str().unwrap().to_string()),
+        );
+        match body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "no user twice across pages");
+
+    let body: Value = app
+        .authed(
+            reqwest::Method::GET,
+            "/admin/users?q=PAGE2",
+            &admin.access_token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let found: Vec<&str> = body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, ["page2@example.com"]);
+    let body: Value = app
+        .authed(
+            reqwest::Method::GET,
+            "/admin/users?q=%25",
+            &admin.access_token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        body["users"].as_array().unwrap().is_empty(),
+        "% is matched literally"
+    );
+
+    for bad in [
+        "/admin/users?limit=0",
+        "/admin/users?limit=1000",
+        "/admin/users?cursor=junk",
+        "/admin/users?limit=x",
+    ] {
+        let response = app
+            .authed(reqwest::Method::GET, bad, &admin.access_token, None)
+            .await;
+        assert_error(response, 400, "validation_failed").await;
+    }
+}
+
+async fn an_admin_reads_changes_locks_and_deletes_users(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = make_admin(&app).await;
+    let user = app.account().await;
+    let path = format!("/admin/users/{}", user.user_id);
+
+    let body: Value = app
+        .authed(reqwest::Method::GET, &path, &admin.access_token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["email"], user.email.as_str());
+    assert_eq!(body["locked"], false);
+    let missing = format!("/admin/users/{}", uuid::Uuid::new_v4());
+    assert_error(
+        app.authed(reqwest::Method::GET, &missing, &admin.access_token, None)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    // Locking ends the user's sessions and keeps them out.
+    let response = app
+        .authed(
+            reqwest::Method::PATCH,
+            &path,
+            &admin.access_token,
+            Some(json!({ "locked": true })),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert_error(app.me(&user.access_token).await, 401, "token_invalid").await;
+    assert_error(
+        app.login(&user.email, PASSWORD).await,
+        403,
+        "account_locked",
+    )
+    .await;
+    app.authed(
+        reqwest::Method::PATCH,
+        &path,
+        &admin.access_token,
+        Some(json!({ "locked": false })),
+    )
+    .await;
+    assert_eq!(
+        app.login(&user.email, PASSWORD).await.status().as_u16(),
+        200
+    );
+
+    let body: Value = app
+        .authed(
+            reqwest::Method::PATCH,
+            &path,
+            &admin.access_token,
+            Some(json!({ "role": "admin" })),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["role"], "admin");
+    let response = app
+        .authed(
+            reqwest::Method::PATCH,
+            &path,
+            &admin.access_token,
+            Some(json!({ "role": "root" })),
+        )
+        .await;
+    assert_error(response, 400, "validation_failed").await;
+
+    // An admin cannot demote, lock or delete themselves.
+    let own = format!("/admin/users/{}", admin.user_id);
+    for (method, body) in [
+        (reqwest::Method::PATCH, Some(json!({ "role": "user" }))),
+        (reqwest::Method::PATCH, Some(json!({ "locked": true }))),
+        (reqwest::Method::DELETE, None),
+    ] {
+        assert_error(
+            app.authed(method, &own, &admin.access_token, body).await,
+            400,
+            "validation_failed",
+        )
+        .await;
+    }
+
+    let (fresh_access, _) = app.login_tokens(&user.email).await;
+    let response = app
+        .authed(
+            reqwest::Method::POST,
+            &format!("{path}/revoke-sessions"),
+            &admin.access_token,
+            None,
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert!(body["revokedSessions"].as_u64().unwrap() >= 1);
+    assert_error(app.me(&fresh_access).await, 401, "token_invalid").await;
+
+    assert_eq!(
+        app.authed(reqwest::Method::DELETE, &path, &admin.access_token, None)
+            .await
+            .status()
+            .as_u16(),
+        204
+    );
+    assert_error(
+        app.authed(reqwest::Method::GET, &path, &admin.access_token, None)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.login(&user.email, PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+}
+
+async fn a_demoted_admin_loses_admin_rights_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = make_admin(&app).await;
+    let response = app
+        .authed(
+            reqwest::Method::GET,
+            "/admin/users",
+            &admin.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    app.execute(&format!(
+        "UPDATE users SET role = 'user' WHERE id = '{}'",
+        admin.user_id
+    ))
+    .await;
+    let response = app
+        .authed(
+            reqwest::Method::GET,
+            "/admin/users",
+            &admin.access_token,
+            None,
+        )
+        .await;
+    assert_error(response, 403, "forbidden").await;
+}
+
+crate::backend_tests!(
+    admin_endpoints_need_an_admin,
+    users_are_listed_in_pages_and_searched,
+    an_admin_reads_changes_locks_and_deletes_users,
+    a_demoted_admin_loses_admin_rights_at_once,
+);
