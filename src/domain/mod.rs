@@ -3,6 +3,8 @@
 pub mod claims;
 pub mod email;
 pub mod lockout;
+pub mod messages;
+pub mod one_time;
 pub mod password;
 pub mod refresh;
 pub mod user;

@@ -13,23 +13,26 @@ use sha2::{Digest, Sha256};
 /// Length of an encoded token: 32 bytes in unpadded base64url.
 pub const ENCODED_LENGTH: usize = 43;
 
-/// A refresh token in clear, as the client holds it. Never logged.
+/// An opaque token in clear, as the client holds it (refresh tokens, emailed one-time tokens).
+/// Never logged.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RefreshToken(String);
+pub struct OpaqueToken(String);
 
-impl std::fmt::Debug for RefreshToken {
+pub type RefreshToken = OpaqueToken;
+
+impl std::fmt::Debug for OpaqueToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RefreshToken([redacted])")
+        f.write_str("OpaqueToken([redacted])")
     }
 }
 
 pub type TokenHash = [u8; 32];
 
-impl RefreshToken {
+impl OpaqueToken {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        RefreshToken(URL_SAFE_NO_PAD.encode(bytes))
+        OpaqueToken(URL_SAFE_NO_PAD.encode(bytes))
     }
 
     /// Accepts only the shape authd issues, so junk never reaches the store.
@@ -39,7 +42,7 @@ impl RefreshToken {
             return None;
         }
         let bytes = URL_SAFE_NO_PAD.decode(presented).ok()?;
-        (bytes.len() == 32).then(|| RefreshToken(presented.to_string()))
+        (bytes.len() == 32).then(|| OpaqueToken(presented.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -51,12 +54,12 @@ impl RefreshToken {
     }
 
     /// The token that replaces this one on rotation.
-    pub fn child(&self, key: &[u8]) -> RefreshToken {
+    pub fn child(&self, key: &[u8]) -> OpaqueToken {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
         mac.update(b"authd/refresh-rotation/v1\0");
         mac.update(self.0.as_bytes());
-        RefreshToken(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+        OpaqueToken(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
     }
 }
 

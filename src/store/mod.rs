@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::domain::one_time::TokenKind;
 use crate::domain::refresh::TokenHash;
 use crate::domain::user::{Role, User};
 use crate::keys::StoredSigningKey;
@@ -122,6 +123,61 @@ impl UserPage {
     }
 }
 
+/// An emailed one-time token to create (its hash only).
+#[derive(Debug, Clone)]
+pub struct NewOneTimeToken {
+    pub hash: TokenHash,
+    pub kind: TokenKind,
+    pub user_id: Option<Uuid>,
+    pub email: String,
+    /// JSON object text.
+    pub metadata: String,
+    pub ttl_seconds: u64,
+}
+
+/// A consumed one-time token: what it was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedToken {
+    pub kind: TokenKind,
+    pub user_id: Option<Uuid>,
+    pub email: String,
+    pub metadata: String,
+}
+
+/// A mail for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEmail {
+    pub id: Uuid,
+    /// `<uuid@host>`, stable across retries.
+    pub message_id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+}
+
+/// A mail the mailer has claimed, with the attempts made so far (this one included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedEmail {
+    pub email: OutboxEmail,
+    pub attempts: u32,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Sent,
+    /// Try again after this many seconds.
+    Retry {
+        after_seconds: u64,
+        error: String,
+    },
+    /// Give up: too many attempts.
+    Dead {
+        error: String,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeReason {
     Logout,
@@ -164,6 +220,38 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces a user's password hash (re-hashing to today's parameters, password changes).
     async fn update_password_hash(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError>;
+
+    /// Stores a one-time token and, in the same transaction, the mail that carries it.
+    async fn create_one_time_token(
+        &self,
+        token: &NewOneTimeToken,
+        email: Option<&OutboxEmail>,
+    ) -> Result<(), StoreError>;
+
+    /// Consumes a live token of one of `kinds` exactly once; `None` when unknown, used, expired or
+    /// of another kind. Concurrent calls: one wins.
+    async fn consume_one_time_token(
+        &self,
+        hash: TokenHash,
+        kinds: &[TokenKind],
+    ) -> Result<Option<ConsumedToken>, StoreError>;
+
+    /// Puts a mail in the outbox on its own.
+    async fn enqueue_email(&self, email: &OutboxEmail) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` due mails for `lease_seconds` (another node skips them meanwhile; if
+    /// this one dies, they come due again) and counts the attempt.
+    async fn claim_due_emails(
+        &self,
+        limit: u32,
+        lease_seconds: u64,
+    ) -> Result<Vec<ClaimedEmail>, StoreError>;
+
+    /// Records how an attempt ended.
+    async fn record_delivery(&self, id: Uuid, outcome: &DeliveryOutcome) -> Result<(), StoreError>;
+
+    /// Marks the user's email verified; false when there is no such live user.
+    async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError>;
 
     /// Every stored signing key, oldest first.
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;

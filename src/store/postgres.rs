@@ -11,11 +11,13 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::{
-    NewSession, NewUser, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
+    ClaimedEmail, ConsumedToken, DeliveryOutcome, NewOneTimeToken, NewSession, NewUser,
+    OutboxEmail, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
     SessionOwner, Store, StoreError, UserCredentials, UserPage,
 };
 use crate::config::{DatabaseSettings, JwtAlgorithm};
 use crate::domain::email;
+use crate::domain::one_time::TokenKind;
 use crate::domain::refresh::TokenHash;
 use crate::domain::user::{Role, User};
 use crate::keys::StoredSigningKey;
@@ -176,6 +178,33 @@ fn user_from_row(row: &Row) -> Result<User, StoreError> {
     })
 }
 
+async fn insert_email(
+    tx: &deadpool_postgres::Transaction<'_>,
+    email: &OutboxEmail,
+) -> Result<(), StoreError> {
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO email_outbox (id, message_id, recipient, subject, text_body, html_body)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await
+        .map_err(backend)?;
+    tx.execute(
+        &statement,
+        &[
+            &email.id,
+            &email.message_id,
+            &email.recipient,
+            &email.subject,
+            &email.text_body,
+            &email.html_body,
+        ],
+    )
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
 fn ttl(seconds: u64) -> f64 {
     seconds as f64
 }
@@ -275,6 +304,177 @@ impl Store for PostgresStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_one_time_token(
+        &self,
+        token: &NewOneTimeToken,
+        email: Option<&OutboxEmail>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
+            )
+            .await
+            .map_err(backend)?;
+        tx.execute(
+            &insert,
+            &[
+                &token.hash.as_slice(),
+                &token.kind.as_str(),
+                &token.user_id,
+                &token.email,
+                &token.metadata,
+                &ttl(token.ttl_seconds),
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        if let Some(email) = email {
+            insert_email(&tx, email).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn consume_one_time_token(
+        &self,
+        hash: TokenHash,
+        kinds: &[TokenKind],
+    ) -> Result<Option<ConsumedToken>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE one_time_tokens SET consumed_at = now()
+                 WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > now() AND kind = ANY($2)
+                 RETURNING kind, user_id, email, metadata",
+            )
+            .await
+            .map_err(backend)?;
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        let row = client
+            .query_opt(&statement, &[&hash.as_slice(), &kinds])
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            let kind: String = row.try_get(0).map_err(backend)?;
+            Ok(ConsumedToken {
+                kind: TokenKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Backend(format!("unknown token kind {kind:?}")))?,
+                user_id: row.try_get(1).map_err(backend)?,
+                email: row.try_get(2).map_err(backend)?,
+                metadata: row.try_get(3).map_err(backend)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn enqueue_email(&self, email: &OutboxEmail) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        insert_email(&tx, email).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn claim_due_emails(
+        &self,
+        limit: u32,
+        lease_seconds: u64,
+    ) -> Result<Vec<ClaimedEmail>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE email_outbox SET attempts = attempts + 1,
+                        next_attempt_at = now() + make_interval(secs => $2)
+                 WHERE id IN (SELECT id FROM email_outbox
+                              WHERE status = 'pending' AND next_attempt_at <= now()
+                              ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, message_id, recipient, subject, text_body, html_body, attempts",
+            )
+            .await
+            .map_err(backend)?;
+        let rows = client
+            .query(&statement, &[&i64::from(limit), &ttl(lease_seconds)])
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(ClaimedEmail {
+                    email: OutboxEmail {
+                        id: row.try_get(0).map_err(backend)?,
+                        message_id: row.try_get(1).map_err(backend)?,
+                        recipient: row.try_get(2).map_err(backend)?,
+                        subject: row.try_get(3).map_err(backend)?,
+                        text_body: row.try_get(4).map_err(backend)?,
+                        html_body: row.try_get(5).map_err(backend)?,
+                    },
+                    attempts: row.try_get::<_, i32>(6).map_err(backend)?.max(0) as u32,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_delivery(&self, id: Uuid, outcome: &DeliveryOutcome) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        match outcome {
+            DeliveryOutcome::Sent => {
+                let statement = client
+                    .prepare_cached(
+                        "UPDATE email_outbox SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1",
+                    )
+                    .await
+                    .map_err(backend)?;
+                client.execute(&statement, &[&id]).await.map_err(backend)?;
+            }
+            DeliveryOutcome::Retry {
+                after_seconds,
+                error,
+            } => {
+                let statement = client
+                    .prepare_cached(
+                        "UPDATE email_outbox SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
+                         WHERE id = $1",
+                    )
+                    .await
+                    .map_err(backend)?;
+                client
+                    .execute(&statement, &[&id, &ttl(*after_seconds), error])
+                    .await
+                    .map_err(backend)?;
+            }
+            DeliveryOutcome::Dead { error } => {
+                let statement = client
+                    .prepare_cached(
+                        "UPDATE email_outbox SET status = 'dead', last_error = $2 WHERE id = $1",
+                    )
+                    .await
+                    .map_err(backend)?;
+                client
+                    .execute(&statement, &[&id, error])
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE users SET email_verified = true, updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .await
+            .map_err(backend)?;
+        Ok(client
+            .execute(&statement, &[&user_id])
+            .await
+            .map_err(backend)?
+            > 0)
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {

@@ -11,11 +11,13 @@ use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
 use super::{
-    NewSession, NewUser, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
+    ClaimedEmail, ConsumedToken, DeliveryOutcome, NewOneTimeToken, NewSession, NewUser,
+    OutboxEmail, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
     SessionOwner, Store, StoreError, UserCredentials, UserPage,
 };
 use crate::config::JwtAlgorithm;
 use crate::domain::email;
+use crate::domain::one_time::TokenKind;
 use crate::domain::refresh::TokenHash;
 use crate::domain::user::{Role, User};
 use crate::keys::StoredSigningKey;
@@ -87,6 +89,27 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         created_at: time_at(row, 6)?,
         updated_at: time_at(row, 7)?,
     })
+}
+
+fn insert_email(
+    tx: &rusqlite::Transaction<'_>,
+    email: &OutboxEmail,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO email_outbox (id, message_id, recipient, subject, text_body, html_body, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+    )?
+    .execute(params![
+        email.id.to_string(),
+        email.message_id,
+        email.recipient,
+        email.subject,
+        email.text_body,
+        email.html_body,
+        now
+    ])?;
+    Ok(())
 }
 
 impl SqliteStore {
@@ -225,6 +248,176 @@ impl Store for SqliteStore {
                 )?
                 .execute(params![id.to_string(), password_hash, now_micros()])?;
                 Ok(())
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn create_one_time_token(
+        &self,
+        token: &NewOneTimeToken,
+        email: Option<&OutboxEmail>,
+    ) -> Result<(), StoreError> {
+        let token = token.clone();
+        let email = email.cloned();
+        self.connection
+            .call(move |c| {
+                let now = now_micros();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.prepare_cached(
+                    "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    token.hash.as_slice(),
+                    token.kind.as_str(),
+                    token.user_id.map(|id| id.to_string()),
+                    token.email,
+                    token.metadata,
+                    now,
+                    now.saturating_add(seconds_to_micros(token.ttl_seconds))
+                ])?;
+                if let Some(email) = &email {
+                    insert_email(&tx, email, now)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn consume_one_time_token(
+        &self,
+        hash: TokenHash,
+        kinds: &[TokenKind],
+    ) -> Result<Option<ConsumedToken>, StoreError> {
+        let kinds = format!(
+            ",{},",
+            kinds
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        self.connection
+            .call(move |c| {
+                let found = c
+                    .prepare_cached(
+                        "UPDATE one_time_tokens SET consumed_at = ?2
+                         WHERE token_hash = ?1 AND consumed_at IS NULL AND expires_at > ?2
+                           AND instr(?3, ',' || kind || ',') > 0
+                         RETURNING kind, user_id, email, metadata",
+                    )?
+                    .query_row(params![hash.as_slice(), now_micros(), kinds], |row| {
+                        let kind: String = row.get(0)?;
+                        let user_id: Option<String> = row.get(1)?;
+                        Ok(ConsumedToken {
+                            kind: TokenKind::parse(&kind).ok_or_else(|| corrupt("token kind"))?,
+                            user_id: user_id
+                                .map(|id| id.parse().map_err(|_| corrupt("uuid")))
+                                .transpose()?,
+                            email: row.get(2)?,
+                            metadata: row.get(3)?,
+                        })
+                    })
+                    .optional()?;
+                Ok(found)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn enqueue_email(&self, email: &OutboxEmail) -> Result<(), StoreError> {
+        let email = email.clone();
+        self.connection
+            .call(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                insert_email(&tx, &email, now_micros())?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn claim_due_emails(
+        &self,
+        limit: u32,
+        lease_seconds: u64,
+    ) -> Result<Vec<ClaimedEmail>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let now = now_micros();
+                let mut statement = c.prepare_cached(
+                    "UPDATE email_outbox SET attempts = attempts + 1, next_attempt_at = ?3
+                     WHERE id IN (SELECT id FROM email_outbox
+                                  WHERE status = 'pending' AND next_attempt_at <= ?2
+                                  ORDER BY next_attempt_at LIMIT ?1)
+                     RETURNING id, message_id, recipient, subject, text_body, html_body, attempts",
+                )?;
+                let claimed = statement
+                    .query_map(
+                        params![
+                            i64::from(limit),
+                            now,
+                            now.saturating_add(seconds_to_micros(lease_seconds))
+                        ],
+                        |row| {
+                            Ok(ClaimedEmail {
+                                email: OutboxEmail {
+                                    id: uuid_at(row, 0)?,
+                                    message_id: row.get(1)?,
+                                    recipient: row.get(2)?,
+                                    subject: row.get(3)?,
+                                    text_body: row.get(4)?,
+                                    html_body: row.get(5)?,
+                                },
+                                attempts: row.get::<_, i64>(6)?.max(0) as u32,
+                            })
+                        },
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(claimed)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn record_delivery(&self, id: Uuid, outcome: &DeliveryOutcome) -> Result<(), StoreError> {
+        let outcome = outcome.clone();
+        self.connection
+            .call(move |c| {
+                let now = now_micros();
+                let id = id.to_string();
+                match outcome {
+                    DeliveryOutcome::Sent => c
+                        .prepare_cached(
+                            "UPDATE email_outbox SET status = 'sent', sent_at = ?2, last_error = NULL WHERE id = ?1",
+                        )?
+                        .execute(params![id, now])?,
+                    DeliveryOutcome::Retry { after_seconds, error } => c
+                        .prepare_cached("UPDATE email_outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1")?
+                        .execute(params![id, now.saturating_add(seconds_to_micros(after_seconds)), error])?,
+                    DeliveryOutcome::Dead { error } => c
+                        .prepare_cached("UPDATE email_outbox SET status = 'dead', last_error = ?2 WHERE id = ?1")?
+                        .execute(params![id, error])?,
+                };
+                Ok(())
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError> {
+        self.connection
+            .call(move |c| {
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                    )?
+                    .execute(params![user_id.to_string(), now_micros()])?;
+                Ok(changed > 0)
             })
             .await
             .map_err(store_error)

@@ -1,0 +1,131 @@
+//! The emails authd sends, rendered from the templates in `templates/email/` (plain text and HTML,
+//! built into the binary). Values are HTML-escaped in the HTML part.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    VerifyEmail,
+    ResetPassword,
+    Invitation,
+    /// Somebody signed up with an address that has an account (sent instead of revealing it).
+    AccountExists,
+}
+
+/// A rendered email, ready for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+fn templates(kind: MessageKind) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        MessageKind::VerifyEmail => (
+            "Confirm your email address",
+            include_str!("../../templates/email/verify.txt"),
+            include_str!("../../templates/email/verify.html"),
+        ),
+        MessageKind::ResetPassword => (
+            "Reset your password",
+            include_str!("../../templates/email/reset.txt"),
+            include_str!("../../templates/email/reset.html"),
+        ),
+        MessageKind::Invitation => (
+            "You are invited",
+            include_str!("../../templates/email/invitation.txt"),
+            include_str!("../../templates/email/invitation.html"),
+        ),
+        MessageKind::AccountExists => (
+            "Somebody tried to sign up with your address",
+            include_str!("../../templates/email/account_exists.txt"),
+            include_str!("../../templates/email/account_exists.html"),
+        ),
+    }
+}
+
+fn escape_html(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// "1 hour", "24 hours", "7 days".
+pub fn human_duration(d: Duration) -> String {
+    let hours = d.as_secs() / 3600;
+    match hours {
+        0 => format!("{} minutes", (d.as_secs() / 60).max(1)),
+        1 => "1 hour".into(),
+        h if h % 24 == 0 && h > 24 => format!("{} days", h / 24),
+        h => format!("{h} hours"),
+    }
+}
+
+pub fn render(
+    kind: MessageKind,
+    app_name: &str,
+    name: Option<&str>,
+    link: &str,
+    expires_in: Duration,
+) -> Message {
+    let (subject, text, html) = templates(kind);
+    let name = name.unwrap_or("there");
+    let expires = human_duration(expires_in);
+    let fill = |template: &str, escape: fn(&str) -> String| {
+        template
+            .replace("{{name}}", &escape(name))
+            .replace("{{app_name}}", &escape(app_name))
+            .replace("{{link}}", &escape(link))
+            .replace("{{expires}}", &escape(&expires))
+    };
+    Message {
+        subject: format!("{app_name}: {subject}"),
+        text: fill(text, str::to_string),
+        html: fill(html, escape_html),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_parts_carry_the_link_and_html_is_escaped() {
+        let message = render(
+            MessageKind::ResetPassword,
+            "authd",
+            Some("<Ada>"),
+            "https://app.example.com/reset-password?token=abc&x=1",
+            Duration::from_secs(3600),
+        );
+        assert_eq!(message.subject, "authd: Reset your password");
+        assert!(message
+            .text
+            .contains("https://app.example.com/reset-password?token=abc&x=1"));
+        assert!(message.text.contains("Hello <Ada>,"));
+        assert!(message
+            .html
+            .contains("href=\"https://app.example.com/reset-password?token=abc&amp;x=1\""));
+        assert!(message.html.contains("&lt;Ada&gt;"));
+        assert!(message.text.contains("expires in 1 hour"));
+        assert!(!message.text.contains("{{"));
+        assert!(!message.html.contains("{{"));
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_secs(86400)), "24 hours");
+        assert_eq!(human_duration(Duration::from_secs(7 * 86400)), "7 days");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
+    }
+}
