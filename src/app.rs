@@ -11,6 +11,7 @@ use anyhow::Context as _;
 
 use crate::accounts::AccountService;
 use crate::actors::hasher::HasherPool;
+use crate::actors::mailer::{message_id_domain, Mailer};
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
 use crate::auth::{AuthService, PasswordRules, SignupRules};
@@ -23,9 +24,12 @@ use crate::http::client_ip::TrustedProxies;
 use crate::http::cookies::CookiePolicy;
 use crate::http::{self, AppState};
 use crate::keys::SigningKeys;
+use crate::lifecycle::LifecycleService;
+use crate::outbox::{Outbox, TokenLifetimes, FOLLOW_UP_LIFETIME};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
+use std::time::Duration;
 
 pub struct Application {
     port: u16,
@@ -189,7 +193,27 @@ impl Application {
             .then(|| settings.auth.lockout.policy());
         let signup_rules = SignupRules {
             allow_email_reuse_after_delete: settings.auth.allow_email_reuse_after_delete,
+            require_email_verification: settings.auth.require_email_verification,
         };
+        // One mailer per process: it owns the SMTP transport and drains the shared outbox.
+        let mailer = Mailer::new(store.clone(), settings.mail.clone())
+            .map_err(anyhow::Error::msg)?
+            .start();
+        tracing::info!("mail: {}", Mailer::describe(&settings.mail));
+        let outbox = Outbox::new(
+            store.clone(),
+            mailer,
+            Arc::new(settings.app.clone()),
+            settings.auth.app_name.clone(),
+            message_id_domain(&settings.mail),
+            TokenLifetimes {
+                email_verification: Duration::from_secs(
+                    settings.auth.email_verification_ttl_seconds,
+                ),
+                password_reset: Duration::from_secs(settings.auth.password_reset_ttl_seconds),
+                invitation: Duration::from_secs(settings.auth.invitation_ttl_seconds),
+            },
+        );
         let password_rules = Arc::new(PasswordRules {
             min_score: settings.auth.password_min_score,
             app_name: settings.auth.app_name.clone(),
@@ -199,6 +223,10 @@ impl Application {
             secure: settings.cookie_secure(),
             path: format!("{base_path}/auth"),
             max_age_seconds: settings.tokens.refresh_ttl_seconds as i64,
+        };
+        let one_time_cookie = CookiePolicy {
+            max_age_seconds: FOLLOW_UP_LIFETIME.as_secs() as i64,
+            ..cookie_policy.clone()
         };
         let max_body_bytes = settings.http.max_body_bytes;
         let trusted_proxies = Arc::new(TrustedProxies::new(settings.trusted_proxies()?));
@@ -218,8 +246,17 @@ impl Application {
                 tokens.clone(),
                 password_rules.clone(),
             );
+            let lifecycle = LifecycleService::new(
+                store.clone(),
+                pool.clone(),
+                tokens.clone(),
+                rate_limiter.clone(),
+                outbox.clone(),
+                password_rules.clone(),
+            );
             let state = AppState {
                 accounts,
+                lifecycle,
                 auth: AuthService::new(
                     store.clone(),
                     pool.clone(),
@@ -227,11 +264,13 @@ impl Application {
                     rate_limiter.clone(),
                     password_rules.clone(),
                     signup_rules,
+                    outbox.clone(),
                 ),
                 rate_limiter,
                 store: store.clone(),
                 cache: cache.clone(),
                 cookies: cookie_policy.clone(),
+                one_time_cookie: one_time_cookie.clone(),
                 base_path: base_path.clone(),
                 max_body_bytes,
                 trusted_proxies: trusted_proxies.clone(),

@@ -15,11 +15,13 @@ use crate::actors::tokens::{
     IssuedTokens, Logout, LogoutAll, PublishedKeys, Rotate, StartSession, TokenActor, VerifyAccess,
 };
 use crate::domain::claims::AccessClaims;
+use crate::domain::one_time::TokenKind;
 use crate::domain::password::PasswordContext;
 use crate::domain::user::{check_name, Role, User};
 use crate::domain::{email, lockout, password};
 use crate::error::{AppError, FieldError};
-use crate::store::{NewUser, Store};
+use crate::outbox::Outbox;
+use crate::store::{NewUser, Store, StoreError};
 
 /// Longest password accepted at login, in bytes: longer input is refused before any hashing, so
 /// a megabyte "password" cannot buy a megabyte of argon2 input.
@@ -55,6 +57,16 @@ pub struct PasswordRules {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SignupRules {
     pub allow_email_reuse_after_delete: bool,
+    pub require_email_verification: bool,
+}
+
+/// How a signup ended.
+pub enum SignupOutcome {
+    /// Signed in at once.
+    SignedIn(User, IssuedTokens),
+    /// Verification is required: a mail is on its way, no tokens yet. When the address already
+    /// had an account, `User` is a stand-in shaped like a new one and the owner gets a notice.
+    VerificationSent(User),
 }
 
 #[derive(Clone)]
@@ -65,6 +77,22 @@ pub struct AuthService {
     limiter: Addr<RateLimiter>,
     password_rules: Arc<PasswordRules>,
     signup_rules: SignupRules,
+    outbox: Outbox,
+}
+
+/// What a signup answers for an address it must not reveal: shaped like a new account.
+fn stand_in(email: String, name: Option<String>) -> User {
+    let now = chrono::Utc::now();
+    User {
+        id: Uuid::new_v4(),
+        email,
+        name,
+        role: Role::User,
+        email_verified: false,
+        locked: false,
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 impl ClientContext {
@@ -85,6 +113,7 @@ impl AuthService {
         limiter: Addr<RateLimiter>,
         password_rules: Arc<PasswordRules>,
         signup_rules: SignupRules,
+        outbox: Outbox,
     ) -> Self {
         AuthService {
             store,
@@ -93,6 +122,7 @@ impl AuthService {
             limiter,
             password_rules,
             signup_rules,
+            outbox,
         }
     }
 
@@ -117,7 +147,7 @@ impl AuthService {
         &self,
         input: SignupInput,
         client: &ClientContext,
-    ) -> Result<(User, IssuedTokens), AppError> {
+    ) -> Result<SignupOutcome, AppError> {
         let mut problems = Vec::new();
         let email = email::parse(&input.email)
             .map_err(|e| problems.push(FieldError::new("email", e.message())))
@@ -145,27 +175,57 @@ impl AuthService {
             return Err(AppError::Validation(problems));
         };
 
+        let hidden = self.signup_rules.require_email_verification;
         if !self.signup_rules.allow_email_reuse_after_delete
             && self.store.email_held_by_deleted_user(&email).await?
         {
+            if hidden {
+                // Same work and the same answer as a fresh signup; the address learns nothing.
+                let _ = self.hasher.hash(&password).await?;
+                return Ok(SignupOutcome::VerificationSent(stand_in(email, name)));
+            }
             return Err(AppError::EmailTaken);
         }
         let password_hash = self.hasher.hash(&password).await?;
-        let user = self
+        let created = self
             .store
             .create_user(NewUser {
                 id: Uuid::new_v4(),
-                email,
-                name,
+                email: email.clone(),
+                name: name.clone(),
                 password_hash,
                 role: Role::User,
                 email_verified: false,
                 created_at: None,
             })
-            .await?;
+            .await;
+        let user = match created {
+            Ok(user) => user,
+            Err(StoreError::EmailTaken) if hidden => {
+                if let Some(owner) = self.store.user_by_email(&email).await? {
+                    self.outbox
+                        .send_account_exists(&owner.user.email, owner.user.name.as_deref())
+                        .await?;
+                }
+                return Ok(SignupOutcome::VerificationSent(stand_in(email, name)));
+            }
+            Err(e) => return Err(e.into()),
+        };
         tracing::info!(user_id = %user.id, "signed up");
+        self.outbox
+            .send_token(
+                TokenKind::EmailVerification,
+                Some(user.id),
+                &user.email,
+                user.name.as_deref(),
+                &serde_json::json!({}),
+            )
+            .await?;
+        if hidden {
+            return Ok(SignupOutcome::VerificationSent(user));
+        }
         let tokens = self.start_session(&user, client).await?;
-        Ok((user, tokens))
+        Ok(SignupOutcome::SignedIn(user, tokens))
     }
 
     #[tracing::instrument(skip_all)]
@@ -219,6 +279,9 @@ impl AuthService {
         self.record_login(account_key, true).await?;
         if user.locked {
             return Err(AppError::AccountLocked);
+        }
+        if self.signup_rules.require_email_verification && !user.email_verified {
+            return Err(AppError::EmailNotVerified);
         }
         if verification.needs_rehash {
             self.rehash_in_background(user.id, password);

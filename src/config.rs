@@ -157,6 +157,7 @@ pub struct Settings {
     pub hasher: HasherSettings,
     pub rate_limit: RateLimitSettings,
     pub auth: AuthSettings,
+    pub mail: MailSettings,
     pub log: LogSettings,
 }
 
@@ -167,8 +168,60 @@ fn default_env() -> Environment {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSettings {
-    /// Public URL of the frontend; the CORS origin when `http.cors_allowed_origins` is empty.
+    /// Public URL of the frontend; the CORS origin when `http.cors_allowed_origins` is empty, and
+    /// the base of the links in emails.
     pub frontend_url: String,
+    /// Frontend pages the emailed links open, with `?token=...` appended.
+    pub verify_email_path: String,
+    pub reset_password_path: String,
+    pub invitation_path: String,
+}
+
+impl AppSettings {
+    /// `frontend_url + path + ?token=...`.
+    pub fn link(&self, path: &str, token: &str) -> String {
+        format!(
+            "{}{}?token={}",
+            self.frontend_url.trim_end_matches('/'),
+            path,
+            token
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or a test sink.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// `Name <address>` the mails come from.
+    pub from: String,
+    /// Empty: no SMTP; mails are written to `file_dir` as .eml files (and logged, without body).
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_tls: SmtpTls,
+    pub smtp_username: String,
+    pub smtp_password: Secret,
+    pub file_dir: String,
+    /// How often the mailer looks for due mail (it is also woken when mail is queued).
+    pub poll_interval_ms: u64,
+    pub batch_size: u32,
+    /// How long a claimed mail is reserved for the node sending it.
+    pub lease_seconds: u64,
+    /// Attempts before a mail is marked dead.
+    pub max_attempts: u32,
+    pub backoff_base_seconds: u64,
+    pub backoff_max_seconds: u64,
+    pub send_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -397,6 +450,12 @@ pub struct AuthSettings {
     pub app_name: String,
     /// Whether the email of a deleted account may sign up again.
     pub allow_email_reuse_after_delete: bool,
+    /// Login needs a verified email (answered 403 `email_not_verified` after the right password);
+    /// signup then answers without tokens and never reveals whether the email had an account.
+    pub require_email_verification: bool,
+    pub email_verification_ttl_seconds: u64,
+    pub password_reset_ttl_seconds: u64,
+    pub invitation_ttl_seconds: u64,
     pub lockout: LockoutSettings,
 }
 
@@ -727,6 +786,21 @@ impl Settings {
                     "limit and window must be positive",
                 ));
             }
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "mail.from",
+                "must be an address, optionally with a name: Name <a@b.c>",
+            ));
+        }
+        if self.mail.batch_size == 0
+            || self.mail.max_attempts == 0
+            || self.mail.poll_interval_ms == 0
+        {
+            return Err(invalid(
+                "mail",
+                "batch_size, max_attempts and poll_interval_ms must be positive",
+            ));
         }
         if self.auth.password_min_score > 4 {
             return Err(invalid(

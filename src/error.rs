@@ -51,6 +51,13 @@ pub enum AppError {
     /// 401 `refresh_token_reused`: a retired refresh token was presented; its session is revoked.
     #[error("refresh token reuse detected; the session has been revoked")]
     RefreshTokenReused,
+    /// 400 `token_invalid`: an emailed one-time token that is unknown, used or expired. 400, not
+    /// 401, so that a frontend's "refresh on 401" logic does not fire on a stale link.
+    #[error("this link is invalid or has expired")]
+    OneTimeTokenInvalid,
+    /// 403 `email_not_verified`: right password, but the email must be verified first.
+    #[error("the email address is not verified yet")]
+    EmailNotVerified,
     /// 403 `account_locked`: right password, but an administrator locked the account.
     #[error("this account is locked")]
     AccountLocked,

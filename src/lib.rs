@@ -14,5 +14,7 @@ pub mod error;
 pub mod http;
 pub mod import;
 pub mod keys;
+pub mod lifecycle;
+pub mod outbox;
 pub mod store;
 pub mod telemetry;

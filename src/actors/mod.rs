@@ -5,5 +5,6 @@
 //! - [`rate_limiter`]: per-IP limits, shared across nodes through the cache.
 
 pub mod hasher;
+pub mod mailer;
 pub mod rate_limiter;
 pub mod tokens;

@@ -7,6 +7,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use crate::domain::refresh::RefreshToken;
 
 pub const REFRESH_COOKIE: &str = "refresh_token";
+pub const ONE_TIME_COOKIE: &str = "one_time_token";
 
 #[derive(Debug, Clone)]
 pub struct CookiePolicy {
@@ -17,7 +18,11 @@ pub struct CookiePolicy {
 
 impl CookiePolicy {
     fn base(&self, value: String) -> Cookie<'static> {
-        Cookie::build(REFRESH_COOKIE, value)
+        self.named(REFRESH_COOKIE, value)
+    }
+
+    fn named(&self, name: &'static str, value: String) -> Cookie<'static> {
+        Cookie::build(name, value)
             .http_only(true)
             .secure(self.secure)
             .same_site(SameSite::Strict)
@@ -33,6 +38,19 @@ impl CookiePolicy {
 
     pub fn cleared(&self) -> Cookie<'static> {
         let mut cookie = self.base(String::new());
+        cookie.make_removal();
+        cookie
+    }
+
+    /// The `one_time_token` cookie carrying a follow-up token.
+    pub fn one_time(&self, token: &RefreshToken) -> Cookie<'static> {
+        let mut cookie = self.named(ONE_TIME_COOKIE, token.as_str().to_string());
+        cookie.set_max_age(Duration::seconds(self.max_age_seconds));
+        cookie
+    }
+
+    pub fn one_time_cleared(&self) -> Cookie<'static> {
+        let mut cookie = self.named(ONE_TIME_COOKIE, String::new());
         cookie.make_removal();
         cookie
     }

@@ -46,7 +46,8 @@ impl AppError {
             AppError::InvalidCredentials => "invalid_credentials",
             AppError::Unauthorized => "unauthorized",
             AppError::TokenExpired => "token_expired",
-            AppError::TokenInvalid => "token_invalid",
+            AppError::TokenInvalid | AppError::OneTimeTokenInvalid => "token_invalid",
+            AppError::EmailNotVerified => "email_not_verified",
             AppError::RefreshTokenReused => "refresh_token_reused",
             AppError::AccountLocked => "account_locked",
             AppError::Forbidden => "forbidden",
@@ -100,13 +101,15 @@ fn retry_after(seconds: std::time::Duration) -> HeaderValue {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::Validation(_) => StatusCode::BAD_REQUEST,
+            AppError::Validation(_) | AppError::OneTimeTokenInvalid => StatusCode::BAD_REQUEST,
             AppError::InvalidCredentials
             | AppError::Unauthorized
             | AppError::TokenExpired
             | AppError::TokenInvalid
             | AppError::RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            AppError::AccountLocked | AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::AccountLocked | AppError::Forbidden | AppError::EmailNotVerified => {
+                StatusCode::FORBIDDEN
+            }
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::EmailTaken => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

@@ -12,6 +12,7 @@ use crate::actors::rate_limiter::RateLimiter;
 use crate::auth::AuthService;
 use crate::cache::Cache;
 use crate::config::Settings;
+use crate::lifecycle::LifecycleService;
 use crate::store::Store;
 
 pub mod client_ip;
@@ -25,10 +26,13 @@ pub mod routes;
 pub struct AppState {
     pub auth: AuthService,
     pub accounts: AccountService,
+    pub lifecycle: LifecycleService,
     pub rate_limiter: Addr<RateLimiter>,
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn Cache>,
     pub cookies: cookies::CookiePolicy,
+    /// The `one_time_token` cookie set by `POST /auth/tokens/validate`.
+    pub one_time_cookie: cookies::CookiePolicy,
     pub base_path: String,
     pub max_body_bytes: usize,
     pub trusted_proxies: Arc<client_ip::TrustedProxies>,
@@ -81,6 +85,26 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
                         .route(
                             "/password/change",
                             web::post().to(routes::account::change_password),
+                        )
+                        .route(
+                            "/password/forgot",
+                            web::post().to(routes::lifecycle::forgot_password),
+                        )
+                        .route(
+                            "/password/reset",
+                            web::post().to(routes::lifecycle::reset_password),
+                        )
+                        .route(
+                            "/email/verify",
+                            web::post().to(routes::lifecycle::verify_email),
+                        )
+                        .route(
+                            "/email/resend",
+                            web::post().to(routes::lifecycle::resend_verification),
+                        )
+                        .route(
+                            "/tokens/validate",
+                            web::post().to(routes::lifecycle::validate_token),
                         ),
                 )
                 .service(

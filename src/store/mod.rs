@@ -189,6 +189,7 @@ pub enum RevokeReason {
     AccountDeleted,
     AccountLocked,
     RevokedByAdmin,
+    PasswordReset,
 }
 
 impl RevokeReason {
@@ -202,6 +203,7 @@ impl RevokeReason {
             RevokeReason::AccountDeleted => "account_deleted",
             RevokeReason::AccountLocked => "account_locked",
             RevokeReason::RevokedByAdmin => "revoked_by_admin",
+            RevokeReason::PasswordReset => "password_reset",
         }
     }
 }
@@ -231,6 +233,13 @@ pub trait Store: Send + Sync + 'static {
     /// Consumes a live token of one of `kinds` exactly once; `None` when unknown, used, expired or
     /// of another kind. Concurrent calls: one wins.
     async fn consume_one_time_token(
+        &self,
+        hash: TokenHash,
+        kinds: &[TokenKind],
+    ) -> Result<Option<ConsumedToken>, StoreError>;
+
+    /// What a live token of one of `kinds` is for, without consuming it.
+    async fn peek_one_time_token(
         &self,
         hash: TokenHash,
         kinds: &[TokenKind],

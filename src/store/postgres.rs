@@ -205,6 +205,17 @@ async fn insert_email(
     Ok(())
 }
 
+fn consumed_from_row(row: &Row) -> Result<ConsumedToken, StoreError> {
+    let kind: String = row.try_get(0).map_err(backend)?;
+    Ok(ConsumedToken {
+        kind: TokenKind::parse(&kind)
+            .ok_or_else(|| StoreError::Backend(format!("unknown token kind {kind:?}")))?,
+        user_id: row.try_get(1).map_err(backend)?,
+        email: row.try_get(2).map_err(backend)?,
+        metadata: row.try_get(3).map_err(backend)?,
+    })
+}
+
 fn ttl(seconds: u64) -> f64 {
     seconds as f64
 }
@@ -360,17 +371,28 @@ impl Store for PostgresStore {
             .query_opt(&statement, &[&hash.as_slice(), &kinds])
             .await
             .map_err(backend)?;
-        row.map(|row| {
-            let kind: String = row.try_get(0).map_err(backend)?;
-            Ok(ConsumedToken {
-                kind: TokenKind::parse(&kind)
-                    .ok_or_else(|| StoreError::Backend(format!("unknown token kind {kind:?}")))?,
-                user_id: row.try_get(1).map_err(backend)?,
-                email: row.try_get(2).map_err(backend)?,
-                metadata: row.try_get(3).map_err(backend)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(consumed_from_row).transpose()
+    }
+
+    async fn peek_one_time_token(
+        &self,
+        hash: TokenHash,
+        kinds: &[TokenKind],
+    ) -> Result<Option<ConsumedToken>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT kind, user_id, email, metadata FROM one_time_tokens
+                 WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > now() AND kind = ANY($2)",
+            )
+            .await
+            .map_err(backend)?;
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        let row = client
+            .query_opt(&statement, &[&hash.as_slice(), &kinds])
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(consumed_from_row).transpose()
     }
 
     async fn enqueue_email(&self, email: &OutboxEmail) -> Result<(), StoreError> {

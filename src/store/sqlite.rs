@@ -112,6 +112,25 @@ fn insert_email(
     Ok(())
 }
 
+/// `,a,b,` for `instr(list, ',' || kind || ',')`: a kind filter without building SQL.
+fn kinds_list(kinds: &[TokenKind]) -> String {
+    let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    format!(",{},", names.join(","))
+}
+
+fn consumed_from_row(row: &Row<'_>) -> rusqlite::Result<ConsumedToken> {
+    let kind: String = row.get(0)?;
+    let user_id: Option<String> = row.get(1)?;
+    Ok(ConsumedToken {
+        kind: TokenKind::parse(&kind).ok_or_else(|| corrupt("token kind"))?,
+        user_id: user_id
+            .map(|id| id.parse().map_err(|_| corrupt("uuid")))
+            .transpose()?,
+        email: row.get(2)?,
+        metadata: row.get(3)?,
+    })
+}
+
 impl SqliteStore {
     /// Opens (creating it and its directory if needed) the database file, or an in-memory one.
     pub async fn open(path: Option<&Path>) -> Result<Self, StoreError> {
@@ -292,14 +311,7 @@ impl Store for SqliteStore {
         hash: TokenHash,
         kinds: &[TokenKind],
     ) -> Result<Option<ConsumedToken>, StoreError> {
-        let kinds = format!(
-            ",{},",
-            kinds
-                .iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let kinds = kinds_list(kinds);
         self.connection
             .call(move |c| {
                 let found = c
@@ -309,20 +321,35 @@ impl Store for SqliteStore {
                            AND instr(?3, ',' || kind || ',') > 0
                          RETURNING kind, user_id, email, metadata",
                     )?
-                    .query_row(params![hash.as_slice(), now_micros(), kinds], |row| {
-                        let kind: String = row.get(0)?;
-                        let user_id: Option<String> = row.get(1)?;
-                        Ok(ConsumedToken {
-                            kind: TokenKind::parse(&kind).ok_or_else(|| corrupt("token kind"))?,
-                            user_id: user_id
-                                .map(|id| id.parse().map_err(|_| corrupt("uuid")))
-                                .transpose()?,
-                            email: row.get(2)?,
-                            metadata: row.get(3)?,
-                        })
-                    })
+                    .query_row(
+                        params![hash.as_slice(), now_micros(), kinds],
+                        consumed_from_row,
+                    )
                     .optional()?;
                 Ok(found)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn peek_one_time_token(
+        &self,
+        hash: TokenHash,
+        kinds: &[TokenKind],
+    ) -> Result<Option<ConsumedToken>, StoreError> {
+        let kinds = kinds_list(kinds);
+        self.connection
+            .call(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT kind, user_id, email, metadata FROM one_time_tokens
+                     WHERE token_hash = ?1 AND consumed_at IS NULL AND expires_at > ?2
+                       AND instr(?3, ',' || kind || ',') > 0",
+                )?
+                .query_row(
+                    params![hash.as_slice(), now_micros(), kinds],
+                    consumed_from_row,
+                )
+                .optional()?)
             })
             .await
             .map_err(store_error)

@@ -196,6 +196,12 @@ pub fn test_settings(backend: Backend, database: &TestDatabase) -> Settings {
     settings.database.auto_migrate = true;
     settings.database.pool_size = 8;
     settings.cache.key_prefix = format!("authd:test:{}:", Uuid::new_v4().simple());
+    // Mail goes to files of this test's own unless a test points it at an SMTP sink.
+    settings.mail.file_dir = std::env::temp_dir()
+        .join(format!("authd-mail-{}", Uuid::new_v4().simple()))
+        .display()
+        .to_string();
+    settings.mail.poll_interval_ms = 200;
     // Most tests make more than five credential requests; the rate-limit tests set their own.
     settings.rate_limit.auth_max = 1000;
     settings.rate_limit.general_max = 10_000;
@@ -241,6 +247,7 @@ async fn start(settings: &Settings) -> (String, HasherPool, ServerHandle) {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.settings.mail.file_dir);
         self.database.remove();
         if self.backend == Backend::PostgresRedis {
             remove_redis_keys(&self.settings.cache.key_prefix);

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{MessageBody, UserBody};
 use crate::actors::tokens::IssuedTokens;
-use crate::auth::{LoginInput, SignupInput};
+use crate::auth::{LoginInput, SignupInput, SignupOutcome};
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::http::cookies::REFRESH_COOKIE;
@@ -59,6 +59,12 @@ struct TokenBody {
 }
 
 #[derive(Serialize)]
+struct VerificationBody {
+    user: UserBody,
+    message: &'static str,
+}
+
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LogoutAllBody {
     message: &'static str,
@@ -100,14 +106,21 @@ pub async fn signup(
         password: body.password,
         name: body.name,
     };
-    let (user, tokens) = state.auth.signup(input, &client).await?;
-    Ok(token_response(
-        HttpResponse::Created(),
-        &state,
-        Some(&user),
-        tokens,
-        body.token_transport,
-    ))
+    match state.auth.signup(input, &client).await? {
+        SignupOutcome::SignedIn(user, tokens) => Ok(token_response(
+            HttpResponse::Created(),
+            &state,
+            Some(&user),
+            tokens,
+            body.token_transport,
+        )),
+        SignupOutcome::VerificationSent(user) => {
+            Ok(HttpResponse::Created().json(VerificationBody {
+                user: UserBody::from(&user),
+                message: "check your email to verify your address, then sign in",
+            }))
+        }
+    }
 }
 
 pub async fn login(

@@ -2,6 +2,7 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod lifecycle;
 pub mod me;
 
 use serde::Serialize;

@@ -1,0 +1,194 @@
+//! The emailed flows: email verification and its resend, forgotten and reset passwords, and the
+//! exchange of an emailed token for a short-lived follow-up cookie. Answers to "send me a mail"
+//! requests are the same whether or not the address has an account.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use serde_json::{json, Value};
+
+use crate::actors::hasher::HasherPool;
+use crate::actors::rate_limiter::{RateLimiter, RecordLogin};
+use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
+use crate::auth::PasswordRules;
+use crate::domain::one_time::TokenKind;
+use crate::domain::password::{self, PasswordContext};
+use crate::domain::refresh::OpaqueToken;
+use crate::domain::{email, lockout};
+use crate::error::{AppError, FieldError};
+use crate::outbox::Outbox;
+use crate::store::{RevokeReason, Store};
+
+#[derive(Clone)]
+pub struct LifecycleService {
+    store: Arc<dyn Store>,
+    hasher: HasherPool,
+    tokens: Addr<TokenActor>,
+    limiter: Addr<RateLimiter>,
+    outbox: Outbox,
+    password_rules: Arc<PasswordRules>,
+}
+
+/// What `POST /auth/tokens/validate` learned, and the follow-up token for the cookie.
+pub struct ValidatedToken {
+    pub kind: TokenKind,
+    pub metadata: Value,
+    pub follow_up: OpaqueToken,
+}
+
+fn presented(token: &str) -> Result<OpaqueToken, AppError> {
+    OpaqueToken::parse(token).ok_or(AppError::OneTimeTokenInvalid)
+}
+
+fn checked_email(raw: &str) -> Result<String, AppError> {
+    email::parse(raw).map_err(|e| AppError::validation("email", e.message()))
+}
+
+impl LifecycleService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hasher: HasherPool,
+        tokens: Addr<TokenActor>,
+        limiter: Addr<RateLimiter>,
+        outbox: Outbox,
+        password_rules: Arc<PasswordRules>,
+    ) -> Self {
+        LifecycleService {
+            store,
+            hasher,
+            tokens,
+            limiter,
+            outbox,
+            password_rules,
+        }
+    }
+
+    /// Marks the email verified; the token is used up.
+    pub async fn verify_email(&self, token: &str) -> Result<(), AppError> {
+        let token = presented(token)?;
+        let consumed = self
+            .store
+            .consume_one_time_token(token.hash(), &[TokenKind::EmailVerification])
+            .await?
+            .ok_or(AppError::OneTimeTokenInvalid)?;
+        let user_id = consumed.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
+        if !self.store.mark_email_verified(user_id).await? {
+            return Err(AppError::OneTimeTokenInvalid);
+        }
+        tracing::info!(%user_id, "email verified");
+        Ok(())
+    }
+
+    /// Sends a new verification mail if the address has an unverified account; silent otherwise.
+    pub async fn resend_verification(&self, raw_email: &str) -> Result<(), AppError> {
+        let address = checked_email(raw_email)?;
+        if let Some(account) = self.store.user_by_email(&address).await? {
+            let user = account.user;
+            if !user.email_verified {
+                self.outbox
+                    .send_token(
+                        TokenKind::EmailVerification,
+                        Some(user.id),
+                        &user.email,
+                        user.name.as_deref(),
+                        &json!({}),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a reset mail if the address has an account; silent otherwise.
+    pub async fn forgot_password(&self, raw_email: &str) -> Result<(), AppError> {
+        let address = checked_email(raw_email)?;
+        if let Some(account) = self.store.user_by_email(&address).await? {
+            let user = account.user;
+            self.outbox
+                .send_token(
+                    TokenKind::PasswordReset,
+                    Some(user.id),
+                    &user.email,
+                    user.name.as_deref(),
+                    &json!({}),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token and ends every session of the account. The policy
+    /// is checked before the token is used up, so a refused password does not burn the link.
+    pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<usize, AppError> {
+        let token = presented(token)?;
+        let peeked = self
+            .store
+            .peek_one_time_token(token.hash(), &[TokenKind::PasswordReset])
+            .await?
+            .ok_or(AppError::OneTimeTokenInvalid)?;
+        let user_id = peeked.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(AppError::OneTimeTokenInvalid)?;
+        let rules = &self.password_rules;
+        let context = PasswordContext::new(
+            rules.min_score,
+            &user.email,
+            user.name.as_deref(),
+            &rules.app_name,
+        );
+        let new_password = password::check_new(new_password, &context)
+            .map_err(|e| AppError::Validation(vec![FieldError::new("newPassword", e.message())]))?;
+        let hash = self.hasher.hash(&new_password).await?;
+        // Only one request can use the token, even if two got this far together.
+        self.store
+            .consume_one_time_token(token.hash(), &[TokenKind::PasswordReset])
+            .await?
+            .ok_or(AppError::OneTimeTokenInvalid)?;
+        self.store.update_password_hash(user.id, &hash).await?;
+        let revoked = self
+            .tokens
+            .send(RevokeSessions {
+                user_id: user.id,
+                scope: SessionScope::All,
+                reason: RevokeReason::PasswordReset,
+            })
+            .await??;
+        // Whoever was guessing the old password is no reason to keep the owner waiting.
+        self.limiter
+            .send(RecordLogin {
+                account_key: lockout::account_key(&user.email),
+                succeeded: true,
+            })
+            .await?;
+        tracing::info!(user_id = %user.id, revoked, "password reset");
+        Ok(revoked)
+    }
+
+    /// Uses up an emailed token and answers what it is for, with a follow-up token (one hour) for
+    /// the `one_time_token` cookie that authorises the next step.
+    pub async fn validate_token(&self, token: &str) -> Result<ValidatedToken, AppError> {
+        let token = presented(token)?;
+        let consumed = self
+            .store
+            .consume_one_time_token(
+                token.hash(),
+                &[
+                    TokenKind::EmailVerification,
+                    TokenKind::PasswordReset,
+                    TokenKind::Invitation,
+                ],
+            )
+            .await?
+            .ok_or(AppError::OneTimeTokenInvalid)?;
+        let follow_up = self.outbox.follow_up(&consumed).await?;
+        let metadata = serde_json::from_str(&consumed.metadata).unwrap_or_else(|_| json!({}));
+        Ok(ValidatedToken {
+            kind: consumed.kind,
+            metadata,
+            follow_up,
+        })
+    }
+}

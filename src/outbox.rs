@@ -1,0 +1,168 @@
+//! Putting mail in the outbox: emailed one-time tokens (the token and its mail in one
+//! transaction) and notices. The mailer actor is woken after each write.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use uuid::Uuid;
+
+use crate::actors::mailer::{Mailer, Wake};
+use crate::config::AppSettings;
+use crate::domain::messages::{self, MessageKind};
+use crate::domain::one_time::TokenKind;
+use crate::domain::refresh::OpaqueToken;
+use crate::error::AppError;
+use crate::store::{ConsumedToken, NewOneTimeToken, OutboxEmail, Store};
+
+/// How long each kind of emailed token lives.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenLifetimes {
+    pub email_verification: Duration,
+    pub password_reset: Duration,
+    pub invitation: Duration,
+}
+
+impl TokenLifetimes {
+    fn of(&self, kind: TokenKind) -> Duration {
+        match kind {
+            TokenKind::EmailVerification => self.email_verification,
+            TokenKind::PasswordReset => self.password_reset,
+            TokenKind::Invitation => self.invitation,
+        }
+    }
+}
+
+/// A token exchanged at `POST /auth/tokens/validate` lives this long in its cookie.
+pub const FOLLOW_UP_LIFETIME: Duration = Duration::from_secs(3600);
+
+#[derive(Clone)]
+pub struct Outbox {
+    store: Arc<dyn Store>,
+    mailer: Addr<Mailer>,
+    app: Arc<AppSettings>,
+    app_name: String,
+    message_domain: String,
+    lifetimes: TokenLifetimes,
+}
+
+fn message_kind(kind: TokenKind) -> MessageKind {
+    match kind {
+        TokenKind::EmailVerification => MessageKind::VerifyEmail,
+        TokenKind::PasswordReset => MessageKind::ResetPassword,
+        TokenKind::Invitation => MessageKind::Invitation,
+    }
+}
+
+impl Outbox {
+    pub fn new(
+        store: Arc<dyn Store>,
+        mailer: Addr<Mailer>,
+        app: Arc<AppSettings>,
+        app_name: String,
+        message_domain: String,
+        lifetimes: TokenLifetimes,
+    ) -> Self {
+        Outbox {
+            store,
+            mailer,
+            app,
+            app_name,
+            message_domain,
+            lifetimes,
+        }
+    }
+
+    fn page(&self, kind: TokenKind) -> &str {
+        match kind {
+            TokenKind::EmailVerification => &self.app.verify_email_path,
+            TokenKind::PasswordReset => &self.app.reset_password_path,
+            TokenKind::Invitation => &self.app.invitation_path,
+        }
+    }
+
+    fn outbox_email(&self, to: &str, message: messages::Message) -> OutboxEmail {
+        let id = Uuid::new_v4();
+        OutboxEmail {
+            id,
+            message_id: format!("<{}@{}>", id.simple(), self.message_domain),
+            recipient: to.to_string(),
+            subject: message.subject,
+            text_body: message.text,
+            html_body: message.html,
+        }
+    }
+
+    /// Creates a token of `kind` and the mail carrying its link, atomically, then wakes the mailer.
+    pub async fn send_token(
+        &self,
+        kind: TokenKind,
+        user_id: Option<Uuid>,
+        to: &str,
+        name: Option<&str>,
+        metadata: &serde_json::Value,
+    ) -> Result<(), AppError> {
+        let token = OpaqueToken::generate();
+        let lifetime = self.lifetimes.of(kind);
+        let link = self.app.link(self.page(kind), token.as_str());
+        let message = messages::render(message_kind(kind), &self.app_name, name, &link, lifetime);
+        let email = self.outbox_email(to, message);
+        self.store
+            .create_one_time_token(
+                &NewOneTimeToken {
+                    hash: token.hash(),
+                    kind,
+                    user_id,
+                    email: to.to_string(),
+                    metadata: metadata.to_string(),
+                    ttl_seconds: lifetime.as_secs(),
+                },
+                Some(&email),
+            )
+            .await?;
+        self.mailer.do_send(Wake);
+        Ok(())
+    }
+
+    /// Tells the owner of `to` that somebody tried to sign up with it (instead of saying so in
+    /// the signup answer), with a link to the password-reset page.
+    pub async fn send_account_exists(&self, to: &str, name: Option<&str>) -> Result<(), AppError> {
+        let link = format!(
+            "{}{}",
+            self.app.frontend_url.trim_end_matches('/'),
+            self.app.reset_password_path
+        );
+        let message = messages::render(
+            MessageKind::AccountExists,
+            &self.app_name,
+            name,
+            &link,
+            Duration::ZERO,
+        );
+        self.store
+            .enqueue_email(&self.outbox_email(to, message))
+            .await?;
+        self.mailer.do_send(Wake);
+        Ok(())
+    }
+
+    /// Re-issues a consumed emailed token as a short-lived follow-up token (no mail): what the
+    /// `one_time_token` cookie carries after `POST /auth/tokens/validate`.
+    pub async fn follow_up(&self, consumed: &ConsumedToken) -> Result<OpaqueToken, AppError> {
+        let token = OpaqueToken::generate();
+        self.store
+            .create_one_time_token(
+                &NewOneTimeToken {
+                    hash: token.hash(),
+                    kind: consumed.kind,
+                    user_id: consumed.user_id,
+                    email: consumed.email.clone(),
+                    metadata: consumed.metadata.clone(),
+                    ttl_seconds: FOLLOW_UP_LIFETIME.as_secs(),
+                },
+                None,
+            )
+            .await?;
+        Ok(token)
+    }
+}
