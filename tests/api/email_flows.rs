@@ -1,0 +1,378 @@
+//! The emailed flows end to end, through a real SMTP server: the tests read the links from the
+//! delivered mail, as a user would.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app_with, Backend, PASSWORD};
+use crate::smtp::{free_port, use_sink, SmtpSink};
+
+const NEW_PASSWORD: &str = "lantern orchard quietly 42";
+
+async fn signup_mails_a_verification_link_that_verifies_once(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
+    let account = app.account().await;
+    let mails = sink.wait_for(1).await;
+    let mail = &mails[0];
+    assert_eq!(mail.to, account.email);
+    assert!(
+        mail.subject.contains("Confirm your email address"),
+        "{}",
+        mail.subject
+    );
+    assert!(
+        mail.message_id.starts_with('<') && mail.message_id.ends_with("@localhost>"),
+        "{}",
+        mail.message_id
+    );
+    assert!(
+        mail.text
+            .contains("http://localhost:3000/verify-email?token="),
+        "{}",
+        mail.text
+    );
+    assert!(mail.html.contains("/verify-email?token="));
+
+    let token = mail.token();
+    let response = app
+        .post_json("/auth/email/verify", &json!({ "token": token }))
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let me: Value = app.me(&account.access_token).await.json().await.unwrap();
+    assert_eq!(me["emailVerified"], true);
+    let again = app
+        .post_json("/auth/email/verify", &json!({ "token": token }))
+        .await;
+    assert_error(again, 400, "token_invalid").await;
+    let junk = app
+        .post_json("/auth/email/verify", &json!({ "token": "junk" }))
+        .await;
+    assert_error(junk, 400, "token_invalid").await;
+}
+
+async fn forgot_then_reset_signs_every_session_out(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
+    let account = app.account().await;
+    let (_, other_refresh) = app.login_tokens(&account.email).await;
+    sink.wait_for(1).await;
+
+    let known = app
+        .post_json(
+            "/auth/password/forgot",
+            &json!({ "email": account.email.to_uppercase() }),
+        )
+        .await;
+    let unknown = app
+        .post_json(
+            "/auth/password/forgot",
+            &json!({ "email": "nobody@example.com" }),
+        )
+        .await;
+    assert_eq!(known.status().as_u16(), 202);
+    assert_eq!(unknown.status().as_u16(), 202);
+    assert_eq!(
+        known.json::<Value>().await.unwrap(),
+        unknown.json::<Value>().await.unwrap()
+    );
+    let mails = sink.wait_for(2).await;
+    let reset = mails
+        .iter()
+        .find(|m| m.subject.contains("Reset your password"))
+        .unwrap();
+    assert_eq!(reset.to, account.email);
+    assert!(reset.text.contains("/reset-password?token="));
+
+    // A refused password does not burn the link.
+    let weak = app
+        .post_json(
+            "/auth/password/reset",
+            &json!({ "token": reset.token(), "newPassword": "password1" }),
+        )
+        .await;
+    let body = assert_error(weak, 400, "validation_failed").await;
+    assert_eq!(body["details"][0]["field"], "newPassword");
+    let response = app
+        .post_json(
+            "/auth/password/reset",
+            &json!({ "token": reset.token(), "newPassword": NEW_PASSWORD }),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["revokedSessions"], 2);
+
+    assert_error(
+        app.refresh_with_cookie(&account.refresh_token).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+    assert_error(
+        app.refresh_with_cookie(&other_refresh).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+    assert_error(
+        app.login(&account.email, PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(
+        app.login(&account.email, NEW_PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    let again = app
+        .post_json(
+            "/auth/password/reset",
+            &json!({ "token": reset.token(), "newPassword": NEW_PASSWORD }),
+        )
+        .await;
+    assert_error(again, 400, "token_invalid").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 2, "no mail for the unknown address");
+}
+
+async fn a_validated_token_becomes_a_one_hour_cookie_for_the_next_step(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
+    let account = app.account().await;
+    app.post_json("/auth/password/forgot", &json!({ "email": account.email }))
+        .await;
+    let mails = sink.wait_for(2).await;
+    let token = mails
+        .iter()
+        .find(|m| m.subject.contains("Reset"))
+        .unwrap()
+        .token();
+
+    let response = app
+        .post_json("/auth/tokens/validate", &json!({ "token": token }))
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let cookie_line = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("one_time_token="))
+        .expect("the one_time_token cookie");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/auth", "Max-Age=3600"] {
+        assert!(
+            cookie_line.contains(flag),
+            "{flag} missing from {cookie_line}"
+        );
+    }
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["tokenType"], "password_reset");
+    assert_eq!(body["metadata"], json!({}));
+    // The emailed token is used up; the cookie carries the follow-up.
+    assert_error(
+        app.post_json("/auth/tokens/validate", &json!({ "token": token }))
+            .await,
+        400,
+        "token_invalid",
+    )
+    .await;
+    let follow_up = cookie_line
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("one_time_token=")
+        .to_string();
+    let response = app
+        .client
+        .post(app.url("/auth/password/reset"))
+        .header("Cookie", format!("one_time_token={follow_up}"))
+        .json(&json!({ "newPassword": NEW_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        app.login(&account.email, NEW_PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+async fn with_verification_required_signup_hides_taken_emails_and_login_waits_for_the_link(
+    backend: Backend,
+) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, |s| {
+        use_sink(s, sink.port);
+        s.auth.require_email_verification = true;
+    })
+    .await;
+    let signup_body =
+        |name: &str| json!({ "email": "vera@example.com", "password": PASSWORD, "name": name });
+    let first = app.post_json("/auth/signup", &signup_body("Vera")).await;
+    assert_eq!(first.status().as_u16(), 201);
+    assert!(
+        first.headers().get("set-cookie").is_none(),
+        "no tokens before verification"
+    );
+    let first: Value = first.json().await.unwrap();
+    assert!(first.get("accessToken").is_none());
+    assert!(first["message"].as_str().unwrap().contains("verify"));
+
+    // The same address again: the same shape of answer; the owner is told by mail instead.
+    let second = app.post_json("/auth/signup", &signup_body("Mallory")).await;
+    assert_eq!(second.status().as_u16(), 201);
+    let second: Value = second.json().await.unwrap();
+    let keys = |v: &Value| {
+        let mut keys: Vec<String> = v["user"].as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&first), keys(&second));
+    assert_eq!(first["message"], second["message"]);
+    let mails = sink.wait_for(2).await;
+    assert!(mails.iter().any(|m| m.subject.contains("tried to sign up")));
+    let users = app
+        .query_integers("SELECT CAST(count(*) AS BIGINT) FROM users")
+        .await;
+    assert_eq!(users[0][0], 1);
+
+    assert_error(
+        app.login("vera@example.com", "wrong password!").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_error(
+        app.login("vera@example.com", PASSWORD).await,
+        403,
+        "email_not_verified",
+    )
+    .await;
+    let verify = mails
+        .iter()
+        .find(|m| m.subject.contains("Confirm"))
+        .unwrap();
+    assert_eq!(
+        app.post_json("/auth/email/verify", &json!({ "token": verify.token() }))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        app.login("vera@example.com", PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+async fn resend_mails_only_unverified_accounts_and_answers_alike(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
+    let account = app.account().await;
+    sink.wait_for(1).await;
+    let known = app
+        .post_json("/auth/email/resend", &json!({ "email": account.email }))
+        .await;
+    let unknown = app
+        .post_json(
+            "/auth/email/resend",
+            &json!({ "email": "ghost@example.com" }),
+        )
+        .await;
+    assert_eq!(known.status().as_u16(), 202);
+    assert_eq!(
+        known.json::<Value>().await.unwrap(),
+        unknown.json::<Value>().await.unwrap()
+    );
+    let mails = sink.wait_for(2).await;
+    assert!(mails.iter().all(|m| m.to == account.email));
+    assert_error(
+        app.post_json("/auth/email/resend", &json!({ "email": "nope" }))
+            .await,
+        400,
+        "validation_failed",
+    )
+    .await;
+}
+
+async fn mail_waits_in_the_outbox_while_smtp_is_down_and_arrives_exactly_once(backend: Backend) {
+    let port = free_port();
+    let app = spawn_app_with(backend, |s| use_sink(s, port)).await;
+    // Nothing listens yet: the requests still succeed.
+    let account = app.account().await;
+    let forgot = app
+        .post_json("/auth/password/forgot", &json!({ "email": account.email }))
+        .await;
+    assert_eq!(forgot.status().as_u16(), 202);
+    let mut waited = 0;
+    loop {
+        let failed = app
+            .query_integers(
+                "SELECT CAST(count(*) AS BIGINT) FROM email_outbox WHERE status = 'pending' AND attempts >= 1 AND last_error IS NOT NULL",
+            )
+            .await;
+        if failed[0][0] == 2 {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 100, "the mailer never tried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let sink = SmtpSink::start_on(port);
+    let mails = sink.wait_for(2).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mails_later = sink.received();
+    assert_eq!(mails_later.len(), 2, "no duplicates: {mails:?}");
+    let mut ids: Vec<&String> = mails_later.iter().map(|m| &m.message_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2);
+    let sent = app
+        .query_integers("SELECT CAST(count(*) AS BIGINT) FROM email_outbox WHERE status = 'sent'")
+        .await;
+    assert_eq!(sent[0][0], 2);
+}
+
+async fn a_mail_that_keeps_failing_is_dead_lettered(backend: Backend) {
+    let port = free_port();
+    let app = spawn_app_with(backend, |s| {
+        use_sink(s, port);
+        s.mail.max_attempts = 2;
+    })
+    .await;
+    app.account().await;
+    for _ in 0..100 {
+        let dead = app
+            .query_integers(
+                "SELECT CAST(count(*) AS BIGINT) FROM email_outbox WHERE status = 'dead'",
+            )
+            .await;
+        if dead[0][0] == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the mail was never dead-lettered");
+}
+
+crate::backend_tests!(
+    signup_mails_a_verification_link_that_verifies_once,
+    forgot_then_reset_signs_every_session_out,
+    a_validated_token_becomes_a_one_hour_cookie_for_the_next_step,
+    with_verification_required_signup_hides_taken_emails_and_login_waits_for_the_link,
+    resend_mails_only_unverified_accounts_and_answers_alike,
+    mail_waits_in_the_outbox_while_smtp_is_down_and_arrives_exactly_once,
+    a_mail_that_keeps_failing_is_dead_lettered,
+);
