@@ -1,15 +1,47 @@
-//! A real SMTP server for the tests: Python's aiosmtpd on a loopback port, storing what it
-//! receives in a maildir that the tests read like a mailbox.
+//! A real SMTP server for the tests, in the test process: mailin-embedded listening on a loopback
+//! port, keeping every message it accepts so that tests can read them like a mailbox.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mailin_embedded::response::OK;
+use mailin_embedded::{Handler, Response, Server};
+
+/// Receives mail for one test. Its server thread lives until the test process ends.
 pub struct SmtpSink {
     pub port: u16,
-    maildir: PathBuf,
-    child: Option<Child>,
+    inbox: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+#[derive(Clone)]
+struct Collector {
+    inbox: Arc<Mutex<Vec<Vec<u8>>>>,
+    current: Vec<u8>,
+}
+
+impl Handler for Collector {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        _to: &[String],
+    ) -> Response {
+        self.current.clear();
+        OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.current.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let message = std::mem::take(&mut self.current);
+        self.inbox.lock().unwrap().push(message);
+        OK
+    }
 }
 
 /// One received mail, decoded.
@@ -46,43 +78,30 @@ impl SmtpSink {
         Self::start_on(free_port())
     }
 
-    /// Starts aiosmtpd on `port` and waits until it accepts connections.
+    /// Starts an SMTP server on `port`; it accepts connections once this returns.
     pub fn start_on(port: u16) -> Self {
-        let maildir =
-            std::env::temp_dir().join(format!("authd-maildir-{}", uuid::Uuid::new_v4().simple()));
-        let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m aiosmtpd (pip install aiosmtpd)");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "aiosmtpd did not start on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        SmtpSink {
-            port,
-            maildir,
-            child: Some(child),
-        }
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("a free loopback port");
+        let inbox = Arc::new(Mutex::new(Vec::new()));
+        let mut server = Server::new(Collector {
+            inbox: inbox.clone(),
+            current: Vec::new(),
+        });
+        server
+            .with_name("sink.test")
+            .with_num_threads(2)
+            .with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        SmtpSink { port, inbox }
     }
 
-    /// Everything received so far.
+    /// Everything received so far, decoded.
     pub fn received(&self) -> Vec<ReceivedMail> {
-        let mut mails = Vec::new();
-        for folder in ["new", "cur"] {
-            let Ok(entries) = std::fs::read_dir(self.maildir.join(folder)) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let raw = std::fs::read(entry.path()).unwrap();
-                let parsed = mailparse::parse_mail(&raw).unwrap();
+        let raw: Vec<Vec<u8>> = self.inbox.lock().unwrap().clone();
+        raw.iter()
+            .map(|bytes| {
+                let parsed = mailparse::parse_mail(bytes).unwrap();
                 let header = |name: &str| {
                     parsed
                         .headers
@@ -99,16 +118,15 @@ impl SmtpSink {
                         .map(|p| p.get_body().unwrap())
                         .unwrap_or_default()
                 };
-                mails.push(ReceivedMail {
+                ReceivedMail {
                     to: header("To"),
                     subject: header("Subject"),
                     message_id: header("Message-ID"),
                     text: part("text/plain"),
                     html: part("text/html"),
-                });
-            }
-        }
-        mails
+                }
+            })
+            .collect()
     }
 
     /// Waits (up to 10 s) until `count` mails have arrived, and returns them.
@@ -126,20 +144,6 @@ impl SmtpSink {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.maildir);
     }
 }
 
