@@ -17,6 +17,7 @@ use crate::actors::tokens::{
 use crate::domain::claims::AccessClaims;
 use crate::domain::one_time::TokenKind;
 use crate::domain::password::PasswordContext;
+use crate::domain::refresh::OpaqueToken;
 use crate::domain::user::{check_name, Role, User};
 use crate::domain::{email, lockout, password};
 use crate::error::{AppError, FieldError};
@@ -39,6 +40,21 @@ pub struct SignupInput {
     pub email: String,
     pub password: String,
     pub name: Option<String>,
+    pub invitation: Option<Invitation>,
+}
+
+/// Where an invitation token came from.
+pub enum Invitation {
+    /// `invitationToken` in the body: it must be a live invitation.
+    Presented(String),
+    /// The `one_time_token` cookie: used when it holds an invitation, ignored otherwise.
+    Cookie(String),
+}
+
+/// What a valid invitation grants.
+struct Invited {
+    token: OpaqueToken,
+    role: Role,
 }
 
 pub struct LoginInput {
@@ -175,7 +191,8 @@ impl AuthService {
             return Err(AppError::Validation(problems));
         };
 
-        let hidden = self.signup_rules.require_email_verification;
+        let invited = self.check_invitation(input.invitation, &email).await?;
+        let hidden = self.signup_rules.require_email_verification && invited.is_none();
         if !self.signup_rules.allow_email_reuse_after_delete
             && self.store.email_held_by_deleted_user(&email).await?
         {
@@ -187,6 +204,13 @@ impl AuthService {
             return Err(AppError::EmailTaken);
         }
         let password_hash = self.hasher.hash(&password).await?;
+        if let Some(invited) = &invited {
+            // Used up only now, when nothing else can refuse the signup.
+            self.store
+                .consume_one_time_token(invited.token.hash(), &[TokenKind::Invitation])
+                .await?
+                .ok_or(AppError::OneTimeTokenInvalid)?;
+        }
         let created = self
             .store
             .create_user(NewUser {
@@ -194,8 +218,9 @@ impl AuthService {
                 email: email.clone(),
                 name: name.clone(),
                 password_hash,
-                role: Role::User,
-                email_verified: false,
+                role: invited.as_ref().map_or(Role::User, |i| i.role),
+                // The invitation reached this address: it is verified.
+                email_verified: invited.is_some(),
                 created_at: None,
             })
             .await;
@@ -211,21 +236,96 @@ impl AuthService {
             }
             Err(e) => return Err(e.into()),
         };
-        tracing::info!(user_id = %user.id, "signed up");
-        self.outbox
-            .send_token(
-                TokenKind::EmailVerification,
-                Some(user.id),
-                &user.email,
-                user.name.as_deref(),
-                &serde_json::json!({}),
-            )
-            .await?;
+        tracing::info!(user_id = %user.id, role = user.role.as_str(), "signed up");
+        if !user.email_verified {
+            self.outbox
+                .send_token(
+                    TokenKind::EmailVerification,
+                    Some(user.id),
+                    &user.email,
+                    user.name.as_deref(),
+                    &serde_json::json!({}),
+                )
+                .await?;
+        }
         if hidden {
             return Ok(SignupOutcome::VerificationSent(user));
         }
         let tokens = self.start_session(&user, client).await?;
         Ok(SignupOutcome::SignedIn(user, tokens))
+    }
+
+    /// The invitation behind a signup, if any, checked but not yet used up: it must be live and
+    /// addressed to the email signing up.
+    async fn check_invitation(
+        &self,
+        invitation: Option<Invitation>,
+        email: &str,
+    ) -> Result<Option<Invited>, AppError> {
+        let (token, required) = match invitation {
+            None => return Ok(None),
+            Some(Invitation::Presented(token)) => (token, true),
+            Some(Invitation::Cookie(token)) => (token, false),
+        };
+        let Some(token) = OpaqueToken::parse(&token) else {
+            return if required {
+                Err(AppError::OneTimeTokenInvalid)
+            } else {
+                Ok(None)
+            };
+        };
+        let Some(found) = self
+            .store
+            .peek_one_time_token(token.hash(), &[TokenKind::Invitation])
+            .await?
+        else {
+            return if required {
+                Err(AppError::OneTimeTokenInvalid)
+            } else {
+                Ok(None)
+            };
+        };
+        if email::canonical(&found.email) != email::canonical(email) {
+            return Err(AppError::validation(
+                "email",
+                "must be the address the invitation was sent to",
+            ));
+        }
+        let metadata: serde_json::Value = serde_json::from_str(&found.metadata).unwrap_or_default();
+        let role = metadata["role"]
+            .as_str()
+            .and_then(Role::parse)
+            .unwrap_or(Role::User);
+        Ok(Some(Invited { token, role }))
+    }
+
+    /// Invites `email` with `role`: a one-time token (7 days by default) mailed to the address.
+    pub async fn invite(
+        &self,
+        admin_id: Uuid,
+        raw_email: &str,
+        role: Role,
+        metadata: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, AppError> {
+        let address =
+            email::parse(raw_email).map_err(|e| AppError::validation("email", e.message()))?;
+        if self.store.user_by_email(&address).await?.is_some() {
+            return Err(AppError::EmailTaken);
+        }
+        let mut metadata = metadata;
+        metadata.insert("role".into(), role.as_str().into());
+        metadata.insert("invitedBy".into(), admin_id.to_string().into());
+        self.outbox
+            .send_token(
+                TokenKind::Invitation,
+                None,
+                &address,
+                None,
+                &serde_json::Value::Object(metadata),
+            )
+            .await?;
+        tracing::info!(%admin_id, role = role.as_str(), "invitation sent");
+        Ok(address)
     }
 
     #[tracing::instrument(skip_all)]

@@ -115,6 +115,7 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
                 )
                 .service(
                     web::scope("/admin")
+                        .route("/invitations", web::post().to(routes::admin::invite))
                         .route("/users", web::get().to(routes::admin::list_users))
                         .service(
                             web::resource("/users/{id}")

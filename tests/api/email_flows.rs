@@ -367,7 +367,120 @@ async fn a_mail_that_keeps_failing_is_dead_lettered(backend: Backend) {
     panic!("the mail was never dead-lettered");
 }
 
+async fn an_invitation_signs_up_the_invited_address_with_its_role(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, |s| {
+        use_sink(s, sink.port);
+        s.auth.require_email_verification = true;
+    })
+    .await;
+    // With verification required, accounts made here are verified by hand.
+    let verified_account = |email: &'static str, role: &'static str| {
+        let app = &app;
+        async move {
+            assert_eq!(app.signup(email, PASSWORD).await.status().as_u16(), 201);
+            app.execute(&format!(
+                "UPDATE users SET role = '{role}', email_verified = TRUE WHERE email = '{email}'"
+            ))
+            .await;
+            app.login_tokens(email).await.0
+        }
+    };
+    let admin_token = verified_account("boss@example.com", "admin").await;
+    let outsider_token = verified_account("outsider@example.com", "user").await;
+    let invite = |body: Value| {
+        app.authed(
+            reqwest::Method::POST,
+            "/admin/invitations",
+            &admin_token,
+            Some(body),
+        )
+    };
+    let response = invite(
+        json!({ "email": "Ivy@Example.com", "role": "admin", "metadata": { "team": "ops" } }),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 201);
+    assert_error(
+        invite(json!({ "email": "boss@example.com", "role": "user" })).await,
+        409,
+        "email_taken",
+    )
+    .await;
+    assert_error(
+        invite(json!({ "email": "x@example.com" })).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    let response = app
+        .authed(
+            reqwest::Method::POST,
+            "/admin/invitations",
+            &outsider_token,
+            Some(json!({ "email": "y@example.com", "role": "admin" })),
+        )
+        .await;
+    assert_error(response, 403, "forbidden").await;
+
+    let mails = sink.wait_for(3).await;
+    let invitation = mails
+        .iter()
+        .find(|m| m.subject.contains("invited"))
+        .expect("the invitation");
+    assert_eq!(invitation.to, "Ivy@Example.com");
+    assert!(invitation.text.contains("/accept-invitation?token="));
+    let token = invitation.token();
+
+    // Only the invited address may use it, and a wrong one does not burn it.
+    let wrong = app
+        .post_json(
+            "/auth/signup",
+            &json!({ "email": "other@example.com", "password": PASSWORD, "invitationToken": token }),
+        )
+        .await;
+    assert_error(wrong, 400, "validation_failed").await;
+    let validated = app
+        .post_json("/auth/tokens/validate", &json!({ "token": token }))
+        .await;
+    assert_eq!(validated.status().as_u16(), 200);
+    let cookie = validated
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("one_time_token="))
+        .unwrap();
+    let body: Value = validated.json().await.unwrap();
+    assert_eq!(body["tokenType"], "invitation");
+    assert_eq!(body["metadata"]["role"], "admin");
+    assert_eq!(body["metadata"]["team"], "ops");
+
+    // Verification is required here, yet the invited signup signs in at once: the mail got there.
+    let response = app
+        .client
+        .post(app.url("/auth/signup"))
+        .header("Cookie", cookie.split(';').next().unwrap())
+        .json(&json!({ "email": "ivy@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["user"]["role"], "admin");
+    assert_eq!(body["user"]["emailVerified"], true);
+    assert!(body["accessToken"].as_str().is_some());
+    let again = app
+        .post_json(
+            "/auth/signup",
+            &json!({ "email": "ivy2@example.com", "password": PASSWORD, "invitationToken": token }),
+        )
+        .await;
+    assert_error(again, 400, "token_invalid").await;
+}
+
 crate::backend_tests!(
+    an_invitation_signs_up_the_invited_address_with_its_role,
     signup_mails_a_verification_link_that_verifies_once,
     forgot_then_reset_signs_every_session_out,
     a_validated_token_becomes_a_one_hour_cookie_for_the_next_step,

@@ -127,3 +127,44 @@ pub async fn revoke_sessions(
         .await?;
     Ok(HttpResponse::Ok().json(RevokedBody { revoked_sessions }))
 }
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct InvitationRequest {
+    email: String,
+    role: Option<Role>,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Serialize)]
+struct InvitationBody {
+    email: String,
+    role: &'static str,
+    message: &'static str,
+}
+
+/// `POST /admin/invitations`: mails a one-time invitation; signing up with it grants the role and
+/// a verified email.
+pub async fn invite(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    JsonBody(body): JsonBody<InvitationRequest>,
+) -> Result<HttpResponse, AppError> {
+    let role = body
+        .role
+        .ok_or_else(|| AppError::validation("role", "is required (user or admin)"))?;
+    let email = state
+        .auth
+        .invite(
+            admin.id,
+            &body.email,
+            role,
+            body.metadata.unwrap_or_default(),
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(InvitationBody {
+        email,
+        role: role.as_str(),
+        message: "invitation sent",
+    }))
+}

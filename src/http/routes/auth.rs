@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{MessageBody, UserBody};
 use crate::actors::tokens::IssuedTokens;
-use crate::auth::{LoginInput, SignupInput, SignupOutcome};
+use crate::auth::{Invitation, LoginInput, SignupInput, SignupOutcome};
 use crate::domain::user::User;
 use crate::error::AppError;
-use crate::http::cookies::REFRESH_COOKIE;
+use crate::http::cookies::{ONE_TIME_COOKIE, REFRESH_COOKIE};
 use crate::http::extractors::{AuthUser, Client, JsonBody, MaybeAuthUser};
 use crate::http::AppState;
 
@@ -28,6 +28,7 @@ pub struct SignupRequest {
     email: String,
     password: String,
     name: Option<String>,
+    invitation_token: Option<String>,
     token_transport: TokenTransport,
 }
 
@@ -97,14 +98,22 @@ fn presented_refresh(req: &HttpRequest, body: Option<String>) -> Option<String> 
 }
 
 pub async fn signup(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Client(client): Client,
     JsonBody(body): JsonBody<SignupRequest>,
 ) -> Result<HttpResponse, AppError> {
+    let invitation = match body.invitation_token.filter(|t| !t.is_empty()) {
+        Some(token) => Some(Invitation::Presented(token)),
+        None => req
+            .cookie(ONE_TIME_COOKIE)
+            .map(|c| Invitation::Cookie(c.value().to_string())),
+    };
     let input = SignupInput {
         email: body.email,
         password: body.password,
         name: body.name,
+        invitation,
     };
     match state.auth.signup(input, &client).await? {
         SignupOutcome::SignedIn(user, tokens) => Ok(token_response(
