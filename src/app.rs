@@ -11,6 +11,7 @@ use anyhow::Context as _;
 
 use crate::accounts::AccountService;
 use crate::actors::hasher::HasherPool;
+use crate::actors::janitor::Janitor;
 use crate::actors::mailer::{message_id_domain, Mailer};
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
@@ -200,6 +201,9 @@ impl Application {
             .map_err(anyhow::Error::msg)?
             .start();
         tracing::info!("mail: {}", Mailer::describe(&settings.mail));
+        if settings.janitor.enabled {
+            Janitor::new(store.clone(), settings.janitor.clone()).start();
+        }
         let outbox = Outbox::new(
             store.clone(),
             mailer,

@@ -158,6 +158,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub auth: AuthSettings,
     pub mail: MailSettings,
+    pub janitor: JanitorSettings,
     pub log: LogSettings,
 }
 
@@ -484,6 +485,17 @@ impl LockoutSettings {
     }
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JanitorSettings {
+    pub enabled: bool,
+    pub interval_seconds: u64,
+    /// Rows deleted per statement.
+    pub batch_size: u32,
+    /// How long revoked sessions, used tokens and delivered mail are kept, for inspection.
+    pub retention_seconds: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -801,6 +813,9 @@ impl Settings {
                 "mail",
                 "batch_size, max_attempts and poll_interval_ms must be positive",
             ));
+        }
+        if self.janitor.batch_size == 0 {
+            return Err(invalid("janitor.batch_size", "must be positive"));
         }
         if self.auth.password_min_score > 4 {
             return Err(invalid(

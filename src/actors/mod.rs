@@ -5,6 +5,7 @@
 //! - [`rate_limiter`]: per-IP limits, shared across nodes through the cache.
 
 pub mod hasher;
+pub mod janitor;
 pub mod mailer;
 pub mod rate_limiter;
 pub mod tokens;

@@ -178,6 +178,37 @@ pub enum DeliveryOutcome {
     },
 }
 
+/// What the janitor clears out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeTarget {
+    /// Refresh tokens expired longer ago than the retention.
+    ExpiredRefreshTokens,
+    /// Sessions expired, or revoked longer ago than the retention (their tokens go with them).
+    DeadSessions,
+    /// One-time tokens expired, or used longer ago than the retention.
+    SpentOneTimeTokens,
+    /// Outbox rows sent (or dead) longer ago than the retention.
+    DeliveredEmails,
+}
+
+impl PurgeTarget {
+    pub const ALL: [PurgeTarget; 4] = [
+        PurgeTarget::ExpiredRefreshTokens,
+        PurgeTarget::DeadSessions,
+        PurgeTarget::SpentOneTimeTokens,
+        PurgeTarget::DeliveredEmails,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PurgeTarget::ExpiredRefreshTokens => "refresh_tokens",
+            PurgeTarget::DeadSessions => "sessions",
+            PurgeTarget::SpentOneTimeTokens => "one_time_tokens",
+            PurgeTarget::DeliveredEmails => "email_outbox",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeReason {
     Logout,
@@ -261,6 +292,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Marks the user's email verified; false when there is no such live user.
     async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError>;
+
+    /// Deletes at most `limit` rows of `target` (older than `retention_seconds` where it
+    /// applies) and answers how many; short statements, so no lock is held for long.
+    async fn purge(
+        &self,
+        target: PurgeTarget,
+        retention_seconds: u64,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
 
     /// Every stored signing key, oldest first.
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     ClaimedEmail, ConsumedToken, DeliveryOutcome, NewOneTimeToken, NewSession, NewUser,
-    OutboxEmail, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
+    OutboxEmail, PurgeTarget, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
     SessionOwner, Store, StoreError, UserCredentials, UserPage,
 };
 use crate::config::{DatabaseSettings, JwtAlgorithm};
@@ -497,6 +497,45 @@ impl Store for PostgresStore {
             .await
             .map_err(backend)?
             > 0)
+    }
+
+    async fn purge(
+        &self,
+        target: PurgeTarget,
+        retention_seconds: u64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let sql = match target {
+            PurgeTarget::ExpiredRefreshTokens => {
+                "DELETE FROM refresh_tokens WHERE token_hash IN (
+                     SELECT token_hash FROM refresh_tokens
+                     WHERE expires_at < now() - make_interval(secs => $1) LIMIT $2)"
+            }
+            PurgeTarget::DeadSessions => {
+                "DELETE FROM sessions WHERE id IN (
+                     SELECT id FROM sessions
+                     WHERE expires_at < now() OR revoked_at < now() - make_interval(secs => $1)
+                     LIMIT $2)"
+            }
+            PurgeTarget::SpentOneTimeTokens => {
+                "DELETE FROM one_time_tokens WHERE token_hash IN (
+                     SELECT token_hash FROM one_time_tokens
+                     WHERE expires_at < now() OR consumed_at < now() - make_interval(secs => $1)
+                     LIMIT $2)"
+            }
+            PurgeTarget::DeliveredEmails => {
+                "DELETE FROM email_outbox WHERE id IN (
+                     SELECT id FROM email_outbox
+                     WHERE status IN ('sent', 'dead') AND COALESCE(sent_at, next_attempt_at) < now() - make_interval(secs => $1)
+                     LIMIT $2)"
+            }
+        };
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(backend)?;
+        client
+            .execute(&statement, &[&ttl(retention_seconds), &i64::from(limit)])
+            .await
+            .map_err(backend)
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {

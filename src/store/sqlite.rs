@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     ClaimedEmail, ConsumedToken, DeliveryOutcome, NewOneTimeToken, NewSession, NewUser,
-    OutboxEmail, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
+    OutboxEmail, PurgeTarget, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
     SessionOwner, Store, StoreError, UserCredentials, UserPage,
 };
 use crate::config::JwtAlgorithm;
@@ -445,6 +445,44 @@ impl Store for SqliteStore {
                     )?
                     .execute(params![user_id.to_string(), now_micros()])?;
                 Ok(changed > 0)
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn purge(
+        &self,
+        target: PurgeTarget,
+        retention_seconds: u64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let sql = match target {
+            PurgeTarget::ExpiredRefreshTokens => {
+                "DELETE FROM refresh_tokens WHERE rowid IN (
+                     SELECT rowid FROM refresh_tokens WHERE expires_at < ?1 - ?2 LIMIT ?3)"
+            }
+            PurgeTarget::DeadSessions => {
+                "DELETE FROM sessions WHERE rowid IN (
+                     SELECT rowid FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1 - ?2 LIMIT ?3)"
+            }
+            PurgeTarget::SpentOneTimeTokens => {
+                "DELETE FROM one_time_tokens WHERE rowid IN (
+                     SELECT rowid FROM one_time_tokens WHERE expires_at < ?1 OR consumed_at < ?1 - ?2 LIMIT ?3)"
+            }
+            PurgeTarget::DeliveredEmails => {
+                "DELETE FROM email_outbox WHERE rowid IN (
+                     SELECT rowid FROM email_outbox
+                     WHERE status IN ('sent', 'dead') AND COALESCE(sent_at, next_attempt_at) < ?1 - ?2 LIMIT ?3)"
+            }
+        };
+        self.connection
+            .call(move |c| {
+                let deleted = c.prepare_cached(sql)?.execute(params![
+                    now_micros(),
+                    seconds_to_micros(retention_seconds),
+                    i64::from(limit)
+                ])?;
+                Ok(deleted as u64)
             })
             .await
             .map_err(store_error)

@@ -324,7 +324,120 @@ async fn the_store_answers_a_ping(backend: Backend) {
     t.store.ping().await.unwrap();
 }
 
+async fn the_janitor_purges_what_has_outlived_its_use_in_batches(backend: Backend) {
+    use authd::domain::one_time::TokenKind;
+    use authd::store::{DeliveryOutcome, NewOneTimeToken, OutboxEmail, PurgeTarget};
+
+    let t = open(backend).await;
+    let user = t
+        .store
+        .create_user(new_user("old@example.com"))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        session(t.store.as_ref(), user.id, 0).await;
+    }
+    let (live_id, live) = session(t.store.as_ref(), user.id, 3600).await;
+    let (revoked_id, _) = session(t.store.as_ref(), user.id, 3600).await;
+    t.store
+        .revoke_session(revoked_id, RevokeReason::Logout)
+        .await
+        .unwrap();
+    for ttl in [0, 3600] {
+        t.store
+            .create_one_time_token(
+                &NewOneTimeToken {
+                    hash: RefreshToken::generate().hash(),
+                    kind: TokenKind::PasswordReset,
+                    user_id: Some(user.id),
+                    email: user.email.clone(),
+                    metadata: "{}".into(),
+                    ttl_seconds: ttl,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let mail = OutboxEmail {
+        id: Uuid::new_v4(),
+        message_id: format!("<{}@test>", Uuid::new_v4()),
+        recipient: "old@example.com".into(),
+        subject: "s".into(),
+        text_body: "t".into(),
+        html_body: "h".into(),
+    };
+    t.store.enqueue_email(&mail).await.unwrap();
+    t.store
+        .record_delivery(mail.id, &DeliveryOutcome::Sent)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    // Within the retention, revoked sessions and sent mail stay; expired ones go, batch by batch.
+    assert_eq!(
+        t.store
+            .purge(PurgeTarget::DeadSessions, 3600, 2)
+            .await
+            .unwrap(),
+        2
+    );
+    let settings = authd::config::JanitorSettings {
+        enabled: true,
+        interval_seconds: 60,
+        batch_size: 2,
+        retention_seconds: 3600,
+    };
+    authd::actors::janitor::sweep_once(t.store.as_ref(), &settings).await;
+    assert_eq!(
+        t.store
+            .purge(PurgeTarget::DeadSessions, 3600, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        t.store
+            .purge(PurgeTarget::DeliveredEmails, 3600, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        t.store
+            .purge(PurgeTarget::SpentOneTimeTokens, 3600, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    // With no retention, the revoked session and the sent mail go too; the live session stays.
+    assert_eq!(
+        t.store
+            .purge(PurgeTarget::DeadSessions, 0, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        t.store
+            .purge(PurgeTarget::DeliveredEmails, 0, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    let sessions = t.store.live_sessions(user.id).await.unwrap();
+    assert_eq!(sessions.iter().map(|s| s.id).collect::<Vec<_>>(), [live_id]);
+    assert!(matches!(
+        t.store
+            .rotate_refresh_token(rotation(&live, 10))
+            .await
+            .unwrap(),
+        RotationOutcome::Rotated(_)
+    ));
+}
+
 crate::backend_tests!(
+    the_janitor_purges_what_has_outlived_its_use_in_batches,
     users_are_found_by_email_whatever_its_case,
     an_email_holds_one_live_account,
     a_current_token_rotates_once_and_its_replays_follow_the_rules,
