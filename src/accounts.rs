@@ -11,12 +11,14 @@ use uuid::Uuid;
 
 use crate::actors::hasher::HasherPool;
 use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
-use crate::auth::PasswordRules;
+use crate::audit::{Audit, EventKind};
+use crate::auth::{ClientContext, FlowDeps, PasswordRules};
 use crate::domain::claims::AccessClaims;
 use crate::domain::password::{self, PasswordContext};
 use crate::domain::user::{check_name, Role, User};
 use crate::error::{AppError, FieldError};
-use crate::store::{RevokeReason, SessionInfo, Store, UserPage};
+use crate::store::{AuthEvent, EventPage, RevokeReason, SessionInfo, Store, UserPage};
+use serde_json::json;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 200;
@@ -27,6 +29,7 @@ pub struct AccountService {
     hasher: HasherPool,
     tokens: Addr<TokenActor>,
     password_rules: Arc<PasswordRules>,
+    audit: Audit,
 }
 
 /// One page of users and where the next begins.
@@ -42,12 +45,19 @@ pub struct UserChanges {
     pub locked: Option<bool>,
 }
 
-fn encode_cursor(user: &User) -> String {
-    URL_SAFE_NO_PAD.encode(format!(
-        "{}.{}",
-        user.created_at.timestamp_micros(),
-        user.id
-    ))
+fn encode_cursor(time: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}.{}", time.timestamp_micros(), id))
+}
+
+fn checked_limit(limit: Option<u32>) -> Result<u32, AppError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if limit == 0 || limit > MAX_PAGE_SIZE {
+        return Err(AppError::validation(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    Ok(limit)
 }
 
 fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
@@ -64,17 +74,13 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
 }
 
 impl AccountService {
-    pub fn new(
-        store: Arc<dyn Store>,
-        hasher: HasherPool,
-        tokens: Addr<TokenActor>,
-        password_rules: Arc<PasswordRules>,
-    ) -> Self {
+    pub fn new(deps: FlowDeps) -> Self {
         AccountService {
-            store,
-            hasher,
-            tokens,
-            password_rules,
+            store: deps.store,
+            hasher: deps.hasher,
+            tokens: deps.tokens,
+            password_rules: deps.password_rules,
+            audit: deps.audit,
         }
     }
 
@@ -113,6 +119,7 @@ impl AccountService {
         &self,
         caller: &AccessClaims,
         session_id: Uuid,
+        client: &ClientContext,
     ) -> Result<(), AppError> {
         let revoked = self
             .revoke(
@@ -124,6 +131,14 @@ impl AccountService {
         if revoked == 0 {
             return Err(AppError::NotFound);
         }
+        self.audit
+            .record(
+                EventKind::SessionRevoked,
+                Some(caller.sub),
+                client,
+                json!({ "sessionId": session_id }),
+            )
+            .await;
         Ok(())
     }
 
@@ -171,6 +186,7 @@ impl AccountService {
         caller: &AccessClaims,
         current: &str,
         new: &str,
+        client: &ClientContext,
     ) -> Result<usize, AppError> {
         let user = self
             .check_current_password(caller, "currentPassword", current)
@@ -194,11 +210,24 @@ impl AccountService {
             )
             .await?;
         tracing::info!(user_id = %user.id, revoked, "password changed");
+        self.audit
+            .record(
+                EventKind::PasswordChanged,
+                Some(user.id),
+                client,
+                json!({ "revokedSessions": revoked }),
+            )
+            .await;
         Ok(revoked)
     }
 
     /// Soft-deletes the caller's account after checking the password, and ends every session.
-    pub async fn delete_me(&self, caller: &AccessClaims, password: &str) -> Result<(), AppError> {
+    pub async fn delete_me(
+        &self,
+        caller: &AccessClaims,
+        password: &str,
+        client: &ClientContext,
+    ) -> Result<(), AppError> {
         let user = self
             .check_current_password(caller, "password", password)
             .await?;
@@ -206,6 +235,14 @@ impl AccountService {
         self.revoke(user.id, SessionScope::All, RevokeReason::AccountDeleted)
             .await?;
         tracing::info!(user_id = %user.id, "account deleted by its owner");
+        self.audit
+            .record(
+                EventKind::AccountDeleted,
+                Some(user.id),
+                client,
+                json!({ "by": "owner" }),
+            )
+            .await;
         Ok(())
     }
 
@@ -225,13 +262,7 @@ impl AccountService {
         limit: Option<u32>,
         query: Option<&str>,
     ) -> Result<UserList, AppError> {
-        let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
-        if limit == 0 || limit > MAX_PAGE_SIZE {
-            return Err(AppError::validation(
-                "limit",
-                format!("must be between 1 and {MAX_PAGE_SIZE}"),
-            ));
-        }
+        let limit = checked_limit(limit)?;
         let page = UserPage {
             after: cursor
                 .filter(|c| !c.is_empty())
@@ -246,11 +277,37 @@ impl AccountService {
         let mut users = self.store.list_users(&page).await?;
         let next_cursor = if users.len() > limit as usize {
             users.truncate(limit as usize);
-            users.last().map(encode_cursor)
+            users.last().map(|u| encode_cursor(u.created_at, u.id))
         } else {
             None
         };
         Ok(UserList { users, next_cursor })
+    }
+
+    /// The audit log, newest first: one user's (`Some`) or everyone's.
+    pub async fn events(
+        &self,
+        user_id: Option<Uuid>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<AuthEvent>, Option<String>), AppError> {
+        let limit = checked_limit(limit)?;
+        let page = EventPage {
+            user_id,
+            before: cursor
+                .filter(|c| !c.is_empty())
+                .map(decode_cursor)
+                .transpose()?,
+            limit: limit + 1,
+        };
+        let mut events = self.store.list_events(&page).await?;
+        let next_cursor = if events.len() > limit as usize {
+            events.truncate(limit as usize);
+            events.last().map(|e| encode_cursor(e.created_at, e.id))
+        } else {
+            None
+        };
+        Ok((events, next_cursor))
     }
 
     pub async fn get_user(&self, id: Uuid) -> Result<User, AppError> {
@@ -273,6 +330,7 @@ impl AccountService {
         admin: &User,
         id: Uuid,
         changes: UserChanges,
+        client: &ClientContext,
     ) -> Result<User, AppError> {
         if changes.role.is_some_and(|r| r != Role::Admin) || changes.locked == Some(true) {
             Self::refuse_self(admin, id, "demote or lock")?;
@@ -287,10 +345,23 @@ impl AccountService {
                 .await?;
         }
         tracing::info!(admin_id = %admin.id, user_id = %id, ?changes, "admin updated a user");
+        let details = json!({
+            "adminId": admin.id,
+            "role": changes.role.map(Role::as_str),
+            "locked": changes.locked,
+        });
+        self.audit
+            .record(EventKind::AdminUserUpdated, Some(id), client, details)
+            .await;
         Ok(user)
     }
 
-    pub async fn delete_user(&self, admin: &User, id: Uuid) -> Result<(), AppError> {
+    pub async fn delete_user(
+        &self,
+        admin: &User,
+        id: Uuid,
+        client: &ClientContext,
+    ) -> Result<(), AppError> {
         Self::refuse_self(admin, id, "delete")?;
         if !self.store.soft_delete_user(id).await? {
             return Err(AppError::NotFound);
@@ -298,15 +369,36 @@ impl AccountService {
         self.revoke(id, SessionScope::All, RevokeReason::AccountDeleted)
             .await?;
         tracing::info!(admin_id = %admin.id, user_id = %id, "admin deleted a user");
+        self.audit
+            .record(
+                EventKind::AdminUserDeleted,
+                Some(id),
+                client,
+                json!({ "adminId": admin.id }),
+            )
+            .await;
         Ok(())
     }
 
-    pub async fn revoke_user_sessions(&self, admin: &User, id: Uuid) -> Result<usize, AppError> {
+    pub async fn revoke_user_sessions(
+        &self,
+        admin: &User,
+        id: Uuid,
+        client: &ClientContext,
+    ) -> Result<usize, AppError> {
         self.get_user(id).await?;
         let revoked = self
             .revoke(id, SessionScope::All, RevokeReason::RevokedByAdmin)
             .await?;
         tracing::info!(admin_id = %admin.id, user_id = %id, revoked, "admin revoked sessions");
+        self.audit
+            .record(
+                EventKind::AdminSessionsRevoked,
+                Some(id),
+                client,
+                json!({ "adminId": admin.id, "revokedSessions": revoked }),
+            )
+            .await;
         Ok(revoked)
     }
 }
@@ -359,7 +451,7 @@ mod tests {
             updated_at: Utc::now(),
         };
         assert_eq!(
-            decode_cursor(&encode_cursor(&user)).unwrap(),
+            decode_cursor(&encode_cursor(user.created_at, user.id)).unwrap(),
             (user.created_at, user.id)
         );
         for junk in ["", "!!", "bm90LWEtY3Vyc29y"] {

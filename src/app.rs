@@ -15,7 +15,8 @@ use crate::actors::janitor::Janitor;
 use crate::actors::mailer::{message_id_domain, Mailer};
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
-use crate::auth::{AuthService, PasswordRules, SignupRules};
+use crate::audit::Audit;
+use crate::auth::{AuthService, FlowDeps, PasswordRules, SignupRules};
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
 use crate::cache::Cache;
@@ -179,11 +180,13 @@ impl Application {
             kid = %current_kid,
             "access tokens signed"
         );
+        let audit = Audit::new(store.clone());
         let token_service = Arc::new(TokenService::new(
             store.clone(),
             cache.clone(),
             settings.tokens.clone(),
             keys,
+            audit.clone(),
         ));
         spawn_key_reload(token_service.clone(), settings.tokens.key_refresh_seconds);
         let rate_limits = Arc::new(settings.rate_limit.clone());
@@ -244,32 +247,19 @@ impl Application {
             let tokens = TokenActor::new(token_service.clone()).start();
             let rate_limiter =
                 RateLimiter::new(cache.clone(), rate_limits.clone(), lockout).start();
-            let accounts = AccountService::new(
-                store.clone(),
-                pool.clone(),
-                tokens.clone(),
-                password_rules.clone(),
-            );
-            let lifecycle = LifecycleService::new(
-                store.clone(),
-                pool.clone(),
-                tokens.clone(),
-                rate_limiter.clone(),
-                outbox.clone(),
-                password_rules.clone(),
-            );
+            let deps = FlowDeps {
+                store: store.clone(),
+                hasher: pool.clone(),
+                tokens,
+                limiter: rate_limiter.clone(),
+                outbox: outbox.clone(),
+                audit: audit.clone(),
+                password_rules: password_rules.clone(),
+            };
             let state = AppState {
-                accounts,
-                lifecycle,
-                auth: AuthService::new(
-                    store.clone(),
-                    pool.clone(),
-                    tokens,
-                    rate_limiter.clone(),
-                    password_rules.clone(),
-                    signup_rules,
-                    outbox.clone(),
-                ),
+                accounts: AccountService::new(deps.clone()),
+                lifecycle: LifecycleService::new(deps.clone()),
+                auth: AuthService::new(deps, signup_rules),
                 rate_limiter,
                 store: store.clone(),
                 cache: cache.clone(),

@@ -8,6 +8,9 @@ use actix::Addr;
 use uuid::Uuid;
 
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use crate::audit::{Audit, EventKind};
 
 use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::{CheckAccount, RateLimiter, RecordLogin};
@@ -34,6 +37,7 @@ const MAX_USER_AGENT_LENGTH: usize = 512;
 pub struct ClientContext {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    pub request_id: Option<String>,
 }
 
 pub struct SignupInput {
@@ -69,6 +73,19 @@ pub struct PasswordRules {
     pub app_name: String,
 }
 
+/// What the flows (`auth`, `accounts`, `lifecycle`) are built from: one set per HTTP worker, since
+/// the actor addresses are per worker.
+#[derive(Clone)]
+pub struct FlowDeps {
+    pub store: Arc<dyn Store>,
+    pub hasher: HasherPool,
+    pub tokens: Addr<TokenActor>,
+    pub limiter: Addr<RateLimiter>,
+    pub outbox: Outbox,
+    pub audit: Audit,
+    pub password_rules: Arc<PasswordRules>,
+}
+
 /// Signup rules beyond the password.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SignupRules {
@@ -94,6 +111,7 @@ pub struct AuthService {
     password_rules: Arc<PasswordRules>,
     signup_rules: SignupRules,
     outbox: Outbox,
+    audit: Audit,
 }
 
 /// What a signup answers for an address it must not reveal: shaped like a new account.
@@ -122,23 +140,16 @@ impl ClientContext {
 }
 
 impl AuthService {
-    pub fn new(
-        store: Arc<dyn Store>,
-        hasher: HasherPool,
-        tokens: Addr<TokenActor>,
-        limiter: Addr<RateLimiter>,
-        password_rules: Arc<PasswordRules>,
-        signup_rules: SignupRules,
-        outbox: Outbox,
-    ) -> Self {
+    pub fn new(deps: FlowDeps, signup_rules: SignupRules) -> Self {
         AuthService {
-            store,
-            hasher,
-            tokens,
-            limiter,
-            password_rules,
+            store: deps.store,
+            hasher: deps.hasher,
+            tokens: deps.tokens,
+            limiter: deps.limiter,
+            password_rules: deps.password_rules,
             signup_rules,
-            outbox,
+            outbox: deps.outbox,
+            audit: deps.audit,
         }
     }
 
@@ -237,6 +248,14 @@ impl AuthService {
             Err(e) => return Err(e.into()),
         };
         tracing::info!(user_id = %user.id, role = user.role.as_str(), "signed up");
+        self.audit
+            .record(
+                EventKind::Signup,
+                Some(user.id),
+                client,
+                json!({ "invited": invited.is_some(), "role": user.role.as_str() }),
+            )
+            .await;
         if !user.email_verified {
             self.outbox
                 .send_token(
@@ -302,6 +321,7 @@ impl AuthService {
     /// Invites `email` with `role`: a one-time token (7 days by default) mailed to the address.
     pub async fn invite(
         &self,
+        client: &ClientContext,
         admin_id: Uuid,
         raw_email: &str,
         role: Role,
@@ -325,6 +345,14 @@ impl AuthService {
             )
             .await?;
         tracing::info!(%admin_id, role = role.as_str(), "invitation sent");
+        self.audit
+            .record(
+                EventKind::InvitationSent,
+                Some(admin_id),
+                client,
+                json!({ "email": address, "role": role.as_str() }),
+            )
+            .await;
         Ok(address)
     }
 
@@ -370,9 +398,14 @@ impl AuthService {
         let verification = self.hasher.verify(&password, hash).await?;
         let user = match user {
             Some(user) if verification.matches => user,
-            _ => {
+            known => {
                 self.record_login(account_key, false).await?;
                 tracing::info!("login failed");
+                let user_id = known.map(|u| u.id);
+                let details = json!({ "reason": if user_id.is_some() { "wrong_password" } else { "unknown_email" } });
+                self.audit
+                    .record(EventKind::LoginFailed, user_id, client, details)
+                    .await;
                 return Err(AppError::InvalidCredentials);
             }
         };
@@ -388,6 +421,14 @@ impl AuthService {
         }
         tracing::info!(user_id = %user.id, "logged in");
         let tokens = self.start_session(&user, client).await?;
+        self.audit
+            .record(
+                EventKind::LoginSucceeded,
+                Some(user.id),
+                client,
+                json!({ "sessionId": tokens.session_id }),
+            )
+            .await;
         Ok((user, tokens))
     }
 
@@ -425,8 +466,17 @@ impl AuthService {
         });
     }
 
-    pub async fn refresh(&self, presented: String) -> Result<IssuedTokens, AppError> {
-        self.tokens.send(Rotate { presented }).await?
+    pub async fn refresh(
+        &self,
+        presented: String,
+        client: &ClientContext,
+    ) -> Result<IssuedTokens, AppError> {
+        self.tokens
+            .send(Rotate {
+                presented,
+                client: client.clone(),
+            })
+            .await?
     }
 
     pub async fn verify_access(&self, token: String) -> Result<AccessClaims, AppError> {
@@ -437,17 +487,32 @@ impl AuthService {
         &self,
         refresh: Option<String>,
         access: Option<AccessClaims>,
+        client: &ClientContext,
     ) -> Result<(), AppError> {
-        self.tokens.send(Logout { refresh, access }).await?
+        let user_id = access.as_ref().map(|a| a.sub);
+        self.tokens.send(Logout { refresh, access }).await??;
+        self.audit
+            .record(EventKind::Logout, user_id, client, json!({}))
+            .await;
+        Ok(())
     }
 
-    pub async fn logout_all(&self, access: AccessClaims) -> Result<usize, AppError> {
-        self.tokens
-            .send(LogoutAll {
-                user_id: access.sub,
-                access,
-            })
-            .await?
+    pub async fn logout_all(
+        &self,
+        access: AccessClaims,
+        client: &ClientContext,
+    ) -> Result<usize, AppError> {
+        let user_id = access.sub;
+        let revoked = self.tokens.send(LogoutAll { user_id, access }).await??;
+        self.audit
+            .record(
+                EventKind::LogoutAll,
+                Some(user_id),
+                client,
+                json!({ "revokedSessions": revoked }),
+            )
+            .await;
+        Ok(revoked)
     }
 
     pub async fn jwks(&self) -> Result<serde_json::Value, AppError> {

@@ -494,6 +494,8 @@ pub struct JanitorSettings {
     pub batch_size: u32,
     /// How long revoked sessions, used tokens and delivered mail are kept, for inspection.
     pub retention_seconds: u64,
+    /// How long audit events are kept.
+    pub events_retention_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod actors;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod config;

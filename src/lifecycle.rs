@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::{RateLimiter, RecordLogin};
 use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
-use crate::auth::PasswordRules;
+use crate::audit::{Audit, EventKind};
+use crate::auth::{ClientContext, FlowDeps, PasswordRules};
 use crate::domain::one_time::TokenKind;
 use crate::domain::password::{self, PasswordContext};
 use crate::domain::refresh::OpaqueToken;
@@ -27,6 +28,7 @@ pub struct LifecycleService {
     limiter: Addr<RateLimiter>,
     outbox: Outbox,
     password_rules: Arc<PasswordRules>,
+    audit: Audit,
 }
 
 /// What `POST /auth/tokens/validate` learned, and the follow-up token for the cookie.
@@ -45,26 +47,20 @@ fn checked_email(raw: &str) -> Result<String, AppError> {
 }
 
 impl LifecycleService {
-    pub fn new(
-        store: Arc<dyn Store>,
-        hasher: HasherPool,
-        tokens: Addr<TokenActor>,
-        limiter: Addr<RateLimiter>,
-        outbox: Outbox,
-        password_rules: Arc<PasswordRules>,
-    ) -> Self {
+    pub fn new(deps: FlowDeps) -> Self {
         LifecycleService {
-            store,
-            hasher,
-            tokens,
-            limiter,
-            outbox,
-            password_rules,
+            store: deps.store,
+            hasher: deps.hasher,
+            tokens: deps.tokens,
+            limiter: deps.limiter,
+            outbox: deps.outbox,
+            password_rules: deps.password_rules,
+            audit: deps.audit,
         }
     }
 
     /// Marks the email verified; the token is used up.
-    pub async fn verify_email(&self, token: &str) -> Result<(), AppError> {
+    pub async fn verify_email(&self, token: &str, client: &ClientContext) -> Result<(), AppError> {
         let token = presented(token)?;
         let consumed = self
             .store
@@ -76,6 +72,9 @@ impl LifecycleService {
             return Err(AppError::OneTimeTokenInvalid);
         }
         tracing::info!(%user_id, "email verified");
+        self.audit
+            .record(EventKind::EmailVerified, Some(user_id), client, json!({}))
+            .await;
         Ok(())
     }
 
@@ -119,7 +118,12 @@ impl LifecycleService {
 
     /// Sets a new password with a reset token and ends every session of the account. The policy
     /// is checked before the token is used up, so a refused password does not burn the link.
-    pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<usize, AppError> {
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: &str,
+        client: &ClientContext,
+    ) -> Result<usize, AppError> {
         let token = presented(token)?;
         let peeked = self
             .store
@@ -164,6 +168,14 @@ impl LifecycleService {
             })
             .await?;
         tracing::info!(user_id = %user.id, revoked, "password reset");
+        self.audit
+            .record(
+                EventKind::PasswordReset,
+                Some(user.id),
+                client,
+                json!({ "revokedSessions": revoked }),
+            )
+            .await;
         Ok(revoked)
     }
 

@@ -40,12 +40,13 @@ impl Janitor {
 /// Deletes batch after batch of each target until a batch comes back short.
 pub async fn sweep_once(store: &dyn Store, settings: &JanitorSettings) {
     for target in PurgeTarget::ALL {
+        let retention = match target {
+            PurgeTarget::OldEvents => settings.events_retention_seconds,
+            _ => settings.retention_seconds,
+        };
         let mut total = 0;
         loop {
-            match store
-                .purge(target, settings.retention_seconds, settings.batch_size)
-                .await
-            {
+            match store.purge(target, retention, settings.batch_size).await {
                 Ok(deleted) => {
                     total += deleted;
                     if deleted < u64::from(settings.batch_size) {

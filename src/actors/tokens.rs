@@ -15,6 +15,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::Header;
 use uuid::Uuid;
 
+use crate::audit::{Audit, EventKind};
+use crate::auth::ClientContext;
 use crate::cache::Cache;
 use crate::config::TokenSettings;
 use crate::domain::claims::AccessClaims;
@@ -48,6 +50,8 @@ pub struct StartSession {
 #[rtype(result = "Result<IssuedTokens, AppError>")]
 pub struct Rotate {
     pub presented: String,
+    /// Who presented it, for the audit log when it turns out to be reuse.
+    pub client: ClientContext,
 }
 
 /// Verify an access token: signature, algorithm, `kid`, `iss`, `aud`, time, and the denylist.
@@ -100,6 +104,7 @@ pub struct TokenService {
     cache: Arc<dyn Cache>,
     settings: TokenSettings,
     keys: SigningKeys,
+    audit: Audit,
 }
 
 fn jti_key(jti: Uuid) -> String {
@@ -116,12 +121,14 @@ impl TokenService {
         cache: Arc<dyn Cache>,
         settings: TokenSettings,
         keys: SigningKeys,
+        audit: Audit,
     ) -> Self {
         TokenService {
             store,
             cache,
             settings,
             keys,
+            audit,
         }
     }
 
@@ -190,7 +197,11 @@ impl TokenService {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn rotate(&self, presented: &str) -> Result<IssuedTokens, AppError> {
+    pub async fn rotate(
+        &self,
+        presented: &str,
+        client: &ClientContext,
+    ) -> Result<IssuedTokens, AppError> {
         let presented = RefreshToken::parse(presented).ok_or(AppError::TokenInvalid)?;
         // Deterministic: the same parent always yields the same child, which is what lets a racing
         // tab inside the grace window receive the token the first request received.
@@ -215,6 +226,14 @@ impl TokenService {
                 user_id,
             } => {
                 tracing::warn!(%session_id, %user_id, "refresh token reuse detected; session revoked");
+                self.audit
+                    .record(
+                        EventKind::RefreshReuseDetected,
+                        Some(user_id),
+                        client,
+                        serde_json::json!({ "sessionId": session_id }),
+                    )
+                    .await;
                 self.deny_sessions(&[session_id]).await?;
                 Err(AppError::RefreshTokenReused)
             }
@@ -361,7 +380,7 @@ impl Handler<Rotate> for TokenActor {
 
     fn handle(&mut self, msg: Rotate, _: &mut Self::Context) -> Self::Result {
         let service = self.service.clone();
-        Box::pin(async move { service.rotate(&msg.presented).await })
+        Box::pin(async move { service.rotate(&msg.presented, &msg.client).await })
     }
 }
 

@@ -4,11 +4,12 @@
 use actix_web::dev::Payload;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use serde::de::DeserializeOwned;
 
 use super::client_ip::client_ip;
+use super::middleware::RequestId;
 use super::AppState;
 use crate::auth::ClientContext;
 use crate::domain::claims::AccessClaims;
@@ -101,9 +102,11 @@ impl FromRequest for Client {
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
         ready(Ok(Client(ClientContext {
             ip: Some(client_ip(req)),
             user_agent,
+            request_id,
         })))
     }
 }

@@ -107,6 +107,7 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
                             web::post().to(routes::lifecycle::validate_token),
                         ),
                 )
+                .service(web::resource("/me/events").route(web::get().to(routes::events::mine)))
                 .service(
                     web::resource("/me")
                         .route(web::get().to(routes::me::get))
@@ -116,6 +117,7 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
                 .service(
                     web::scope("/admin")
                         .route("/invitations", web::post().to(routes::admin::invite))
+                        .route("/events", web::get().to(routes::events::all))
                         .route("/users", web::get().to(routes::admin::list_users))
                         .service(
                             web::resource("/users/{id}")

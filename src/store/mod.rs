@@ -178,6 +178,41 @@ pub enum DeliveryOutcome {
     },
 }
 
+/// An audit event to record.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub user_id: Option<Uuid>,
+    pub kind: &'static str,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    /// JSON object text.
+    pub details: String,
+}
+
+/// A recorded audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthEvent {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub kind: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub details: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One page of the audit log, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventPage {
+    /// Only this user's events.
+    pub user_id: Option<Uuid>,
+    /// The last (created_at, id) of the previous page.
+    pub before: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    pub limit: u32,
+}
+
 /// What the janitor clears out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PurgeTarget {
@@ -189,14 +224,17 @@ pub enum PurgeTarget {
     SpentOneTimeTokens,
     /// Outbox rows sent (or dead) longer ago than the retention.
     DeliveredEmails,
+    /// Audit events older than the retention.
+    OldEvents,
 }
 
 impl PurgeTarget {
-    pub const ALL: [PurgeTarget; 4] = [
+    pub const ALL: [PurgeTarget; 5] = [
         PurgeTarget::ExpiredRefreshTokens,
         PurgeTarget::DeadSessions,
         PurgeTarget::SpentOneTimeTokens,
         PurgeTarget::DeliveredEmails,
+        PurgeTarget::OldEvents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -205,6 +243,7 @@ impl PurgeTarget {
             PurgeTarget::DeadSessions => "sessions",
             PurgeTarget::SpentOneTimeTokens => "one_time_tokens",
             PurgeTarget::DeliveredEmails => "email_outbox",
+            PurgeTarget::OldEvents => "auth_events",
         }
     }
 }
@@ -292,6 +331,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Marks the user's email verified; false when there is no such live user.
     async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError>;
+
+    async fn record_event(&self, event: &NewEvent) -> Result<(), StoreError>;
+
+    async fn list_events(&self, page: &EventPage) -> Result<Vec<AuthEvent>, StoreError>;
 
     /// Deletes at most `limit` rows of `target` (older than `retention_seconds` where it
     /// applies) and answers how many; short statements, so no lock is held for long.

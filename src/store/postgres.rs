@@ -10,6 +10,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+use super::{AuthEvent, EventPage, NewEvent};
 use super::{
     ClaimedEmail, ConsumedToken, DeliveryOutcome, NewOneTimeToken, NewSession, NewUser,
     OutboxEmail, PurgeTarget, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
@@ -499,6 +500,76 @@ impl Store for PostgresStore {
             > 0)
     }
 
+    async fn record_event(&self, event: &NewEvent) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .await
+            .map_err(backend)?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &Uuid::new_v4(),
+                    &event.user_id,
+                    &event.kind,
+                    &event.ip,
+                    &event.user_agent,
+                    &event.request_id,
+                    &event.details,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_events(&self, page: &EventPage) -> Result<Vec<AuthEvent>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id, user_id, kind, ip, user_agent, request_id, details, created_at FROM auth_events
+                 WHERE ($1::uuid IS NULL OR user_id = $1)
+                   AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+                 ORDER BY created_at DESC, id DESC LIMIT $4",
+            )
+            .await
+            .map_err(backend)?;
+        let (before_time, before_id) = match page.before {
+            Some((time, id)) => (Some(time), Some(id)),
+            None => (None, None),
+        };
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &page.user_id,
+                    &before_time,
+                    &before_id,
+                    &i64::from(page.limit),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuthEvent {
+                    id: row.try_get(0).map_err(backend)?,
+                    user_id: row.try_get(1).map_err(backend)?,
+                    kind: row.try_get(2).map_err(backend)?,
+                    ip: row.try_get(3).map_err(backend)?,
+                    user_agent: row.try_get(4).map_err(backend)?,
+                    request_id: row.try_get(5).map_err(backend)?,
+                    details: row.try_get(6).map_err(backend)?,
+                    created_at: row.try_get(7).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
     async fn purge(
         &self,
         target: PurgeTarget,
@@ -522,6 +593,10 @@ impl Store for PostgresStore {
                      SELECT token_hash FROM one_time_tokens
                      WHERE expires_at < now() OR consumed_at < now() - make_interval(secs => $1)
                      LIMIT $2)"
+            }
+            PurgeTarget::OldEvents => {
+                "DELETE FROM auth_events WHERE id IN (
+                     SELECT id FROM auth_events WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)"
             }
             PurgeTarget::DeliveredEmails => {
                 "DELETE FROM email_outbox WHERE id IN (

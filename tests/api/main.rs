@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod audit;
 mod cache_conformance;
 mod conventions;
 mod email_flows;

@@ -387,6 +387,7 @@ async fn the_janitor_purges_what_has_outlived_its_use_in_batches(backend: Backen
         interval_seconds: 60,
         batch_size: 2,
         retention_seconds: 3600,
+        events_retention_seconds: 3600,
     };
     authd::actors::janitor::sweep_once(t.store.as_ref(), &settings).await;
     assert_eq!(

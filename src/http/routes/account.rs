@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::MeBody;
 use crate::error::AppError;
-use crate::http::extractors::{AuthUser, JsonBody};
+use crate::http::extractors::{AuthUser, Client, JsonBody};
 use crate::http::AppState;
 
 #[derive(Serialize)]
@@ -43,12 +43,13 @@ pub async fn sessions(
 
 pub async fn revoke_session(
     state: web::Data<AppState>,
+    Client(client): Client,
     AuthUser(claims): AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     state
         .accounts
-        .revoke_session(&claims, id.into_inner())
+        .revoke_session(&claims, id.into_inner(), &client)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -79,10 +80,14 @@ pub struct DeleteMeRequest {
 
 pub async fn delete_me(
     state: web::Data<AppState>,
+    Client(client): Client,
     AuthUser(claims): AuthUser,
     JsonBody(body): JsonBody<DeleteMeRequest>,
 ) -> Result<HttpResponse, AppError> {
-    state.accounts.delete_me(&claims, &body.password).await?;
+    state
+        .accounts
+        .delete_me(&claims, &body.password, &client)
+        .await?;
     Ok(HttpResponse::NoContent()
         .cookie(state.cookies.cleared())
         .finish())
@@ -104,12 +109,13 @@ struct ChangePasswordBody {
 
 pub async fn change_password(
     state: web::Data<AppState>,
+    Client(client): Client,
     AuthUser(claims): AuthUser,
     JsonBody(body): JsonBody<ChangePasswordRequest>,
 ) -> Result<HttpResponse, AppError> {
     let revoked_sessions = state
         .accounts
-        .change_password(&claims, &body.current_password, &body.new_password)
+        .change_password(&claims, &body.current_password, &body.new_password, &client)
         .await?;
     Ok(HttpResponse::Ok().json(ChangePasswordBody {
         message: "password changed; other sessions signed out",

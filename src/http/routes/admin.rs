@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::accounts::UserChanges;
 use crate::domain::user::{Role, User};
 use crate::error::AppError;
-use crate::http::extractors::{AdminUser, JsonBody};
+use crate::http::extractors::{AdminUser, Client, JsonBody};
 use crate::http::AppState;
 
 /// A user as an admin sees it.
@@ -86,6 +86,7 @@ pub struct UpdateUserRequest {
 
 pub async fn update_user(
     state: web::Data<AppState>,
+    Client(client): Client,
     AdminUser(admin): AdminUser,
     id: web::Path<Uuid>,
     JsonBody(body): JsonBody<UpdateUserRequest>,
@@ -96,17 +97,21 @@ pub async fn update_user(
     };
     let user = state
         .accounts
-        .update_user(&admin, id.into_inner(), changes)
+        .update_user(&admin, id.into_inner(), changes, &client)
         .await?;
     Ok(HttpResponse::Ok().json(AdminUserBody::from(&user)))
 }
 
 pub async fn delete_user(
     state: web::Data<AppState>,
+    Client(client): Client,
     AdminUser(admin): AdminUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
-    state.accounts.delete_user(&admin, id.into_inner()).await?;
+    state
+        .accounts
+        .delete_user(&admin, id.into_inner(), &client)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -118,12 +123,13 @@ struct RevokedBody {
 
 pub async fn revoke_sessions(
     state: web::Data<AppState>,
+    Client(client): Client,
     AdminUser(admin): AdminUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let revoked_sessions = state
         .accounts
-        .revoke_user_sessions(&admin, id.into_inner())
+        .revoke_user_sessions(&admin, id.into_inner(), &client)
         .await?;
     Ok(HttpResponse::Ok().json(RevokedBody { revoked_sessions }))
 }
@@ -147,6 +153,7 @@ struct InvitationBody {
 /// a verified email.
 pub async fn invite(
     state: web::Data<AppState>,
+    Client(client): Client,
     AdminUser(admin): AdminUser,
     JsonBody(body): JsonBody<InvitationRequest>,
 ) -> Result<HttpResponse, AppError> {
@@ -156,6 +163,7 @@ pub async fn invite(
     let email = state
         .auth
         .invite(
+            &client,
             admin.id,
             &body.email,
             role,

@@ -154,10 +154,11 @@ pub async fn login(
 pub async fn refresh(
     req: HttpRequest,
     state: web::Data<AppState>,
+    Client(client): Client,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<HttpResponse, AppError> {
     let presented = presented_refresh(&req, body.refresh_token).ok_or(AppError::Unauthorized)?;
-    match state.auth.refresh(presented).await {
+    match state.auth.refresh(presented, &client).await {
         Ok(tokens) => Ok(token_response(
             HttpResponse::Ok(),
             &state,
@@ -180,11 +181,12 @@ pub async fn refresh(
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
+    Client(client): Client,
     MaybeAuthUser(claims): MaybeAuthUser,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<HttpResponse, AppError> {
     let presented = presented_refresh(&req, body.refresh_token);
-    state.auth.logout(presented, claims).await?;
+    state.auth.logout(presented, claims, &client).await?;
     Ok(HttpResponse::Ok()
         .cookie(state.cookies.cleared())
         .json(MessageBody {
@@ -194,9 +196,10 @@ pub async fn logout(
 
 pub async fn logout_all(
     state: web::Data<AppState>,
+    Client(client): Client,
     AuthUser(claims): AuthUser,
 ) -> Result<HttpResponse, AppError> {
-    let revoked_sessions = state.auth.logout_all(claims).await?;
+    let revoked_sessions = state.auth.logout_all(claims, &client).await?;
     Ok(HttpResponse::Ok()
         .cookie(state.cookies.cleared())
         .json(LogoutAllBody {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::MessageBody;
 use crate::error::AppError;
 use crate::http::cookies::ONE_TIME_COOKIE;
-use crate::http::extractors::JsonBody;
+use crate::http::extractors::{Client, JsonBody};
 use crate::http::AppState;
 
 #[derive(Deserialize, Default)]
@@ -52,10 +52,11 @@ fn accepted() -> HttpResponse {
 pub async fn verify_email(
     req: HttpRequest,
     state: web::Data<AppState>,
+    Client(client): Client,
     JsonBody(body): JsonBody<TokenRequest>,
 ) -> Result<HttpResponse, AppError> {
     let token = one_time_token(&req, body.token)?;
-    state.lifecycle.verify_email(&token).await?;
+    state.lifecycle.verify_email(&token, &client).await?;
     Ok(HttpResponse::Ok()
         .cookie(state.one_time_cookie.one_time_cleared())
         .json(MessageBody {
@@ -89,12 +90,13 @@ struct ResetBody {
 pub async fn reset_password(
     req: HttpRequest,
     state: web::Data<AppState>,
+    Client(client): Client,
     JsonBody(body): JsonBody<ResetRequest>,
 ) -> Result<HttpResponse, AppError> {
     let token = one_time_token(&req, body.token)?;
     let revoked_sessions = state
         .lifecycle
-        .reset_password(&token, &body.new_password)
+        .reset_password(&token, &body.new_password, &client)
         .await?;
     Ok(HttpResponse::Ok()
         .cookie(state.one_time_cookie.one_time_cleared())

@@ -1,6 +1,7 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod events;
 pub mod health;
 pub mod lifecycle;
 pub mod me;

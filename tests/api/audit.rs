@@ -1,0 +1,161 @@
+//! The audit log: what happened, to whom, from where, under which request id.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend, PASSWORD};
+
+async fn a_users_own_events_tell_the_story_of_their_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    assert_eq!(
+        app.login(&account.email, "wrong password!")
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+    let response = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("X-Request-Id", "trace-login-1")
+        .header("User-Agent", "audit-test/1.0")
+        .json(&json!({ "email": account.email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+
+    let body: Value = app
+        .authed(
+            reqwest::Method::GET,
+            "/me/events",
+            &account.access_token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events = body["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["login_succeeded", "login_failed", "signup"],
+        "newest first"
+    );
+    let login = &events[0];
+    assert_eq!(login["requestId"], "trace-login-1");
+    assert_eq!(login["userAgent"], "audit-test/1.0");
+    assert_eq!(login["ip"], "127.0.0.1");
+    assert_eq!(events[1]["details"]["reason"], "wrong_password");
+    assert!(body["nextCursor"].is_null());
+
+    // Paging walks the same list.
+    let first: Value = app
+        .authed(
+            reqwest::Method::GET,
+            "/me/events?limit=2",
+            &account.access_token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cursor = first["nextCursor"].as_str().unwrap().to_string();
+    let rest: Value = app
+        .authed(
+            reqwest::Method::GET,
+            &format!("/me/events?limit=2&cursor={cursor}"),
+            &account.access_token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["events"][0]["kind"], "signup");
+    assert!(rest["nextCursor"].is_null());
+}
+
+async fn reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.tokens.refresh_reuse_grace_seconds = 0).await;
+    let admin = app.account().await;
+    app.execute(&format!(
+        "UPDATE users SET role = 'admin' WHERE id = '{}'",
+        admin.user_id
+    ))
+    .await;
+    let user = app.account().await;
+    app.refresh_with_cookie(&user.refresh_token).await;
+    assert_error(
+        app.refresh_with_cookie(&user.refresh_token).await,
+        401,
+        "refresh_token_reused",
+    )
+    .await;
+    let path = format!("/admin/users/{}", user.user_id);
+    app.authed(
+        reqwest::Method::PATCH,
+        &path,
+        &admin.access_token,
+        Some(json!({ "locked": true })),
+    )
+    .await;
+
+    let body: Value = app
+        .authed(
+            reqwest::Method::GET,
+            &format!("/admin/events?userId={}", user.user_id),
+            &admin.access_token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["admin_user_updated", "refresh_reuse_detected", "signup"]
+    );
+    let update = &body["events"][0];
+    assert_eq!(update["details"]["adminId"], admin.user_id.to_string());
+    assert_eq!(update["details"]["locked"], true);
+
+    let everyone: Value = app
+        .authed(
+            reqwest::Method::GET,
+            "/admin/events",
+            &admin.access_token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(everyone["events"].as_array().unwrap().len() >= 4);
+    let response = app
+        .authed(
+            reqwest::Method::GET,
+            "/admin/events",
+            &user.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        response.status().as_u16(),
+        401,
+        "the locked user's token died with the lock"
+    );
+}
+
+crate::backend_tests!(
+    a_users_own_events_tell_the_story_of_their_account,
+    reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone,
+);
