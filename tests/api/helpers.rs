@@ -414,8 +414,12 @@ impl TestApp {
         }
     }
 
-    /// The integer columns of every row `sql` returns (write `CAST(... AS BIGINT)` for portability).
-    pub async fn query_integers(&self, sql: &str) -> Vec<Vec<i64>> {
+    /// Every row `sql` returns, each column read as `T` (on both backends, so write portable SQL:
+    /// `CAST(... AS BIGINT)` for integers).
+    pub async fn query_values<T>(&self, sql: &str) -> Vec<Vec<T>>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a> + rusqlite::types::FromSql,
+    {
         match &self.database {
             TestDatabase::Postgres { url, .. } => postgres_client(url)
                 .await
@@ -423,67 +427,41 @@ impl TestApp {
                 .await
                 .expect("query runs")
                 .iter()
-                .map(|row| (0..row.len()).map(|i| row.get::<_, i64>(i)).collect())
+                .map(|row| (0..row.len()).map(|i| row.get::<_, T>(i)).collect())
                 .collect(),
             TestDatabase::Sqlite { path } => {
                 let connection = rusqlite::Connection::open(path).expect("open");
                 let mut statement = connection.prepare(sql).expect("prepare");
                 let columns = statement.column_count();
                 statement
-                    .query_map([], |row| {
-                        (0..columns).map(|i| row.get::<_, i64>(i)).collect()
-                    })
+                    .query_map([], |row| (0..columns).map(|i| row.get::<_, T>(i)).collect())
                     .expect("query runs")
                     .collect::<Result<_, _>>()
                     .expect("rows")
             }
         }
+    }
+
+    pub async fn query_integers(&self, sql: &str) -> Vec<Vec<i64>> {
+        self.query_values(sql).await
     }
 
     /// The first column, as optional text, of every row `sql` returns.
     pub async fn query_texts(&self, sql: &str) -> Vec<Option<String>> {
-        match &self.database {
-            TestDatabase::Postgres { url, .. } => postgres_client(url)
-                .await
-                .query(sql, &[])
-                .await
-                .expect("query runs")
-                .iter()
-                .map(|row| row.get::<_, Option<String>>(0))
-                .collect(),
-            TestDatabase::Sqlite { path } => {
-                let connection = rusqlite::Connection::open(path).expect("open");
-                let mut statement = connection.prepare(sql).expect("prepare");
-                statement
-                    .query_map([], |row| row.get::<_, Option<String>>(0))
-                    .expect("query runs")
-                    .collect::<Result<_, _>>()
-                    .expect("rows")
-            }
-        }
+        self.query_values(sql)
+            .await
+            .into_iter()
+            .map(|mut row| row.remove(0))
+            .collect()
     }
 
     /// The first column, as bytes, of every row `sql` returns.
     pub async fn query_blobs(&self, sql: &str) -> Vec<Vec<u8>> {
-        match &self.database {
-            TestDatabase::Postgres { url, .. } => postgres_client(url)
-                .await
-                .query(sql, &[])
-                .await
-                .expect("query runs")
-                .iter()
-                .map(|row| row.get::<_, Vec<u8>>(0))
-                .collect(),
-            TestDatabase::Sqlite { path } => {
-                let connection = rusqlite::Connection::open(path).expect("open");
-                let mut statement = connection.prepare(sql).expect("prepare");
-                statement
-                    .query_map([], |row| row.get::<_, Vec<u8>>(0))
-                    .expect("query runs")
-                    .collect::<Result<_, _>>()
-                    .expect("rows")
-            }
-        }
+        self.query_values(sql)
+            .await
+            .into_iter()
+            .map(|mut row| row.remove(0))
+            .collect()
     }
 }
 
