@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
@@ -123,6 +124,43 @@ impl PostgresStore {
             .iter()
             .map(|m| m.to_string())
             .collect())
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(backend)?;
+        client.query(&statement, params).await.map_err(backend)
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(backend)?;
+        client.query_opt(&statement, params).await.map_err(backend)
+    }
+
+    async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(backend)?;
+        client.query_one(&statement, params).await.map_err(backend)
+    }
+
+    /// Runs one statement on a pooled connection, prepared once per connection.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(backend)?;
+        client.execute(&statement, params).await.map_err(backend)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -267,18 +305,15 @@ impl Store for PostgresStore {
 
     #[tracing::instrument(skip_all)]
     async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT {USER_COLUMNS}, password_hash FROM users
+        let row = self
+            .query_opt(
+                &format!(
+                    "SELECT {USER_COLUMNS}, password_hash FROM users
                  WHERE email_canonical = $1 AND deleted_at IS NULL"
-            ))
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_opt(&statement, &[&email::canonical(email)])
-            .await
-            .map_err(backend)?;
+                ),
+                &[&email::canonical(email)],
+            )
+            .await?;
         row.map(|row| {
             Ok(UserCredentials {
                 user: user_from_row(&row)?,
@@ -290,31 +325,22 @@ impl Store for PostgresStore {
 
     #[tracing::instrument(skip_all)]
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"
-            ))
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_opt(&statement, &[&id])
-            .await
-            .map_err(backend)?;
+        let row = self
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"),
+                &[&id],
+            )
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     #[tracing::instrument(skip_all)]
     async fn update_password_hash(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
-            .await
-            .map_err(backend)?;
-        client
-            .execute(&statement, &[&id, &password_hash])
-            .await
-            .map_err(backend)?;
+        self.execute(
+            "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+            &[&id, &password_hash],
+        )
+        .await?;
         Ok(())
     }
 
@@ -408,22 +434,17 @@ impl Store for PostgresStore {
         limit: u32,
         lease_seconds: u64,
     ) -> Result<Vec<ClaimedEmail>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let rows = self
+            .query(
                 "UPDATE email_outbox SET attempts = attempts + 1,
                         next_attempt_at = now() + make_interval(secs => $2)
                  WHERE id IN (SELECT id FROM email_outbox
                               WHERE status = 'pending' AND next_attempt_at <= now()
                               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
                  RETURNING id, message_id, recipient, subject, text_body, html_body, attempts",
+                &[&i64::from(limit), &ttl(lease_seconds)],
             )
-            .await
-            .map_err(backend)?;
-        let rows = client
-            .query(&statement, &[&i64::from(limit), &ttl(lease_seconds)])
-            .await
-            .map_err(backend)?;
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(ClaimedEmail {
@@ -501,29 +522,20 @@ impl Store for PostgresStore {
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details)
+        self.execute(
+            "INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .await
-            .map_err(backend)?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &Uuid::new_v4(),
-                    &event.user_id,
-                    &event.kind,
-                    &event.ip,
-                    &event.user_agent,
-                    &event.request_id,
-                    &event.details,
-                ],
-            )
-            .await
-            .map_err(backend)?;
+            &[
+                &Uuid::new_v4(),
+                &event.user_id,
+                &event.kind,
+                &event.ip,
+                &event.user_agent,
+                &event.request_id,
+                &event.details,
+            ],
+        )
+        .await?;
         Ok(())
     }
 
@@ -605,23 +617,13 @@ impl Store for PostgresStore {
                      LIMIT $2)"
             }
         };
-        let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(backend)?;
-        client
-            .execute(&statement, &[&ttl(retention_seconds), &i64::from(limit)])
+        self.execute(sql, &[&ttl(retention_seconds), &i64::from(limit)])
             .await
-            .map_err(backend)
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "SELECT kid, algorithm, private_key, public_jwk, created_at FROM signing_keys ORDER BY created_at",
-            )
-            .await
-            .map_err(backend)?;
-        let rows = client.query(&statement, &[]).await.map_err(backend)?;
+        let rows = self.query("SELECT kid, algorithm, private_key, public_jwk, created_at FROM signing_keys ORDER BY created_at", &[])
+            .await?;
         rows.iter()
             .map(|row| {
                 let algorithm: String = row.try_get(1).map_err(backend)?;
@@ -639,25 +641,13 @@ impl Store for PostgresStore {
     }
 
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk) VALUES ($1, $2, $3, $4)",
-            )
-            .await
-            .map_err(backend)?;
-        client
-            .execute(
-                &statement,
-                &[
+        self.execute("INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk) VALUES ($1, $2, $3, $4)", &[
                     &key.kid,
                     &key.algorithm.name(),
                     &key.private_key,
                     &key.public_jwk,
-                ],
-            )
-            .await
-            .map_err(backend)?;
+                ])
+            .await?;
         Ok(())
     }
 
@@ -851,21 +841,16 @@ impl Store for PostgresStore {
         presented: TokenHash,
         reason: RevokeReason,
     ) -> Result<Option<RevokedSession>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let row = self
+            .query_opt(
                 "UPDATE sessions s SET revoked_at = COALESCE(s.revoked_at, now()),
                         revoked_reason = COALESCE(s.revoked_reason, $2)
                  FROM refresh_tokens rt
                  WHERE rt.token_hash = $1 AND s.id = rt.session_id
                  RETURNING s.id, s.user_id",
+                &[&presented.as_slice(), &reason.as_str()],
             )
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_opt(&statement, &[&presented.as_slice(), &reason.as_str()])
-            .await
-            .map_err(backend)?;
+            .await?;
         row.map(|row| {
             Ok(RevokedSession {
                 session_id: row.try_get(0).map_err(backend)?,
@@ -881,18 +866,13 @@ impl Store for PostgresStore {
         session_id: Uuid,
         reason: RevokeReason,
     ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let changed = self
+            .execute(
                 "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
                  WHERE id = $1 AND revoked_at IS NULL",
+                &[&session_id, &reason.as_str()],
             )
-            .await
-            .map_err(backend)?;
-        let changed = client
-            .execute(&statement, &[&session_id, &reason.as_str()])
-            .await
-            .map_err(backend)?;
+            .await?;
         Ok(changed > 0)
     }
 
@@ -903,19 +883,14 @@ impl Store for PostgresStore {
         except: Option<Uuid>,
         reason: RevokeReason,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let rows = self
+            .query(
                 "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
                  WHERE user_id = $1 AND revoked_at IS NULL AND ($3::uuid IS NULL OR id <> $3)
                  RETURNING id",
+                &[&user_id, &reason.as_str(), &except],
             )
-            .await
-            .map_err(backend)?;
-        let rows = client
-            .query(&statement, &[&user_id, &reason.as_str(), &except])
-            .await
-            .map_err(backend)?;
+            .await?;
         rows.iter()
             .map(|row| row.try_get(0).map_err(backend))
             .collect()
@@ -927,35 +902,25 @@ impl Store for PostgresStore {
         session_id: Uuid,
         reason: RevokeReason,
     ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let changed = self
+            .execute(
                 "UPDATE sessions SET revoked_at = now(), revoked_reason = $3
                  WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+                &[&session_id, &user_id, &reason.as_str()],
             )
-            .await
-            .map_err(backend)?;
-        let changed = client
-            .execute(&statement, &[&session_id, &user_id, &reason.as_str()])
-            .await
-            .map_err(backend)?;
+            .await?;
         Ok(changed > 0)
     }
 
     async fn live_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let rows = self
+            .query(
                 "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions
                  WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
                  ORDER BY last_used_at DESC, id",
+                &[&user_id],
             )
-            .await
-            .map_err(backend)?;
-        let rows = client
-            .query(&statement, &[&user_id])
-            .await
-            .map_err(backend)?;
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(SessionInfo {
@@ -973,17 +938,10 @@ impl Store for PostgresStore {
         &self,
         id: Uuid,
     ) -> Result<Option<UserCredentials>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
+        let row = self.query_opt(&format!(
                 "SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = $1 AND deleted_at IS NULL"
-            ))
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_opt(&statement, &[&id])
-            .await
-            .map_err(backend)?;
+            ), &[&id])
+            .await?;
         row.map(|row| {
             Ok(UserCredentials {
                 user: user_from_row(&row)?,
@@ -998,18 +956,15 @@ impl Store for PostgresStore {
         id: Uuid,
         name: Option<String>,
     ) -> Result<Option<User>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "UPDATE users SET name = $2, updated_at = now()
+        let row = self
+            .query_opt(
+                &format!(
+                    "UPDATE users SET name = $2, updated_at = now()
                  WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
-            ))
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_opt(&statement, &[&id, &name])
-            .await
-            .map_err(backend)?;
+                ),
+                &[&id, &name],
+            )
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -1036,17 +991,8 @@ impl Store for PostgresStore {
     }
 
     async fn email_held_by_deleted_user(&self, email: &str) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = $1 AND deleted_at IS NOT NULL)",
-            )
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_one(&statement, &[&email::canonical(email)])
-            .await
-            .map_err(backend)?;
+        let row = self.query_one("SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = $1 AND deleted_at IS NOT NULL)", &[&email::canonical(email)])
+            .await?;
         row.try_get(0).map_err(backend)
     }
 
