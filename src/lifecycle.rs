@@ -152,6 +152,8 @@ impl LifecycleService {
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
         self.store.update_password_hash(user.id, &hash).await?;
+        // Following the emailed link proved the address is theirs.
+        self.store.mark_email_verified(user.id).await?;
         let revoked = self
             .tokens
             .send(RevokeSessions {
