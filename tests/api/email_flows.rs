@@ -122,12 +122,12 @@ async fn forgot_then_reset_signs_every_session_out(backend: Backend) {
         "invalid_credentials",
     )
     .await;
+    let login = app.login(&account.email, NEW_PASSWORD).await;
+    assert_eq!(login.status().as_u16(), 200);
+    let login: Value = login.json().await.unwrap();
     assert_eq!(
-        app.login(&account.email, NEW_PASSWORD)
-            .await
-            .status()
-            .as_u16(),
-        200
+        login["user"]["emailVerified"], true,
+        "the reset link proved the address"
     );
     let again = app
         .post_json(
