@@ -11,7 +11,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{AuthEvent, EventPage, NewEvent};
+use super::{configured_runner, migration_error, AuthEvent, EventPage, MigrationTarget, NewEvent};
 use super::{
     ClaimedEmail, ConsumedToken, DeliveryOutcome, NewOneTimeToken, NewSession, NewUser,
     OutboxEmail, PurgeTarget, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
@@ -99,6 +99,14 @@ impl PostgresStore {
     /// Applies pending migrations under an advisory lock, each in its own transaction. Refuses a
     /// database that holds migrations this build does not know (migrated by a newer authd).
     pub async fn migrate(settings: &DatabaseSettings) -> Result<Vec<String>, StoreError> {
+        Self::migrate_to(settings, None).await
+    }
+
+    /// Applies migrations up to `target` (all when `None`).
+    pub async fn migrate_to(
+        settings: &DatabaseSettings,
+        target: MigrationTarget,
+    ) -> Result<Vec<String>, StoreError> {
         let (mut client, connection) = pg_config(settings)?
             .connect(NoTls)
             .await
@@ -108,9 +116,7 @@ impl PostgresStore {
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
             .await
             .map_err(backend)?;
-        let report = embedded::migrations::runner()
-            .set_abort_divergent(true)
-            .set_abort_missing(true)
+        let report = configured_runner(embedded::migrations::runner(), target)
             .run_async(&mut client)
             .await;
         let _ = client
@@ -118,7 +124,7 @@ impl PostgresStore {
             .await;
         drop(client);
         let _ = driver.await;
-        let report = report.map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        let report = report.map_err(|e| migration_error(&e))?;
         Ok(report
             .applied_migrations()
             .iter()

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
-use super::{AuthEvent, EventPage, NewEvent};
+use super::{configured_runner, migration_error, AuthEvent, EventPage, MigrationTarget, NewEvent};
 use super::{
     ClaimedEmail, ConsumedToken, DeliveryOutcome, NewOneTimeToken, NewSession, NewUser,
     OutboxEmail, PurgeTarget, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
@@ -163,21 +163,26 @@ impl SqliteStore {
     /// Applies pending migrations, each in a transaction; refuses a database that holds migrations
     /// this build does not know.
     pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        self.migrate_to(None).await
+    }
+
+    /// Applies migrations up to `target` (all when `None`).
+    pub async fn migrate_to(&self, target: MigrationTarget) -> Result<Vec<String>, StoreError> {
         self.connection
-            .call(|c| {
-                let report = embedded::migrations::runner()
-                    .set_abort_divergent(true)
-                    .set_abort_missing(true)
+            .call(move |c| {
+                Ok(configured_runner(embedded::migrations::runner(), target)
                     .run(c)
-                    .map_err(|e| tokio_rusqlite::Error::Other(Box::new(e)))?;
-                Ok(report
-                    .applied_migrations()
-                    .iter()
-                    .map(|m| m.to_string())
-                    .collect())
+                    .map(|report| {
+                        report
+                            .applied_migrations()
+                            .iter()
+                            .map(|m| m.to_string())
+                            .collect()
+                    })
+                    .map_err(|e| migration_error(&e)))
             })
             .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?
     }
 }
 

@@ -213,7 +213,15 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
-    let database = TestDatabase::new(backend);
+    spawn_app_on(backend, TestDatabase::new(backend), customize).await
+}
+
+/// Starts the app on a database the test prepared (removed when the app is dropped).
+pub async fn spawn_app_on(
+    backend: Backend,
+    database: TestDatabase,
+    customize: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = test_settings(backend, &database);
     customize(&mut settings);
     settings

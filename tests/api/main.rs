@@ -15,6 +15,7 @@ mod jwt;
 mod keys;
 mod limits;
 mod logout;
+mod migrations;
 mod refresh;
 mod signup_login;
 mod smtp;

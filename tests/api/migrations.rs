@@ -1,0 +1,130 @@
+//! Data safety across versions: migrations upgrade a database that holds data, running them again
+//! changes nothing, and a database migrated by a newer authd is refused.
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use authd::store::postgres::PostgresStore;
+use authd::store::sqlite::SqliteStore;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app_on, test_settings, Backend, TestDatabase, PASSWORD};
+
+/// Applies migrations up to `target` on the test database, as an older authd would have.
+async fn migrate_to(backend: Backend, database: &TestDatabase, target: Option<u32>) -> Vec<String> {
+    let settings = test_settings(backend, database);
+    match backend {
+        Backend::PostgresRedis => {
+            PostgresStore::create_database_if_missing(&settings.database)
+                .await
+                .unwrap();
+            PostgresStore::migrate_to(&settings.database, target)
+                .await
+                .unwrap()
+        }
+        Backend::SqliteInProcess => {
+            let TestDatabase::Sqlite { path } = database else {
+                unreachable!()
+            };
+            SqliteStore::open(Some(path))
+                .await
+                .unwrap()
+                .migrate_to(target)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+async fn run_sql(database: &TestDatabase, sql: &str) {
+    match database {
+        TestDatabase::Postgres { url, .. } => {
+            crate::helpers::postgres_client(url)
+                .await
+                .batch_execute(sql)
+                .await
+                .unwrap();
+        }
+        TestDatabase::Sqlite { path } => {
+            rusqlite::Connection::open(path)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap();
+        }
+    }
+}
+
+async fn a_first_schema_database_with_users_upgrades_in_place(backend: Backend) {
+    let database = TestDatabase::new(backend);
+    let applied = migrate_to(backend, &database, Some(1)).await;
+    assert_eq!(applied.len(), 1, "{applied:?}");
+
+    // A user as the first release stored them.
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    let hash = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(1024, 1, 1, None).unwrap(),
+    )
+    .hash_password(PASSWORD.as_bytes(), &salt)
+    .unwrap()
+    .to_string();
+    let id = uuid::Uuid::new_v4();
+    let insert = match backend {
+        Backend::PostgresRedis => format!(
+            "INSERT INTO users (id, email, email_canonical, name, password_hash) \
+             VALUES ('{id}', 'Early@Example.com', 'early@example.com', 'Early', '{hash}')"
+        ),
+        Backend::SqliteInProcess => format!(
+            "INSERT INTO users (id, email, email_canonical, name, password_hash, created_at, updated_at) \
+             VALUES ('{id}', 'Early@Example.com', 'early@example.com', 'Early', '{hash}', 1600000000000000, 1600000000000000)"
+        ),
+    };
+    run_sql(&database, &insert).await;
+
+    // Today's authd migrates at start, and the early user signs in as before.
+    let app = spawn_app_on(backend, database, |_| {}).await;
+    let response = app.login("early@example.com", PASSWORD).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["user"]["id"], id.to_string());
+    assert_eq!(body["user"]["name"], "Early");
+    let events = app
+        .query_integers("SELECT CAST(count(*) AS BIGINT) FROM auth_events")
+        .await;
+    assert_eq!(
+        events[0][0], 1,
+        "the new audit table works on the upgraded database"
+    );
+}
+
+async fn migrating_again_changes_nothing(backend: Backend) {
+    let database = TestDatabase::new(backend);
+    assert!(!migrate_to(backend, &database, None).await.is_empty());
+    assert!(migrate_to(backend, &database, None).await.is_empty());
+    database.remove();
+}
+
+async fn a_database_migrated_by_a_newer_authd_is_refused(backend: Backend) {
+    let database = TestDatabase::new(backend);
+    migrate_to(backend, &database, None).await;
+    run_sql(
+        &database,
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+         VALUES (99, 'from_a_newer_authd', '2030-01-01T00:00:00Z', '0')",
+    )
+    .await;
+    let settings = test_settings(backend, &database);
+    let error = authd::app::Application::build(settings)
+        .await
+        .err()
+        .expect("refused");
+    let message = format!("{error:#}");
+    assert!(message.contains("newer version"), "{message}");
+    database.remove();
+}
+
+crate::backend_tests!(
+    a_first_schema_database_with_users_upgrades_in_place,
+    migrating_again_changes_nothing,
+    a_database_migrated_by_a_newer_authd_is_refused,
+);
