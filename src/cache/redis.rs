@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
 use super::{Cache, CacheError, RateDecision};
@@ -77,10 +77,22 @@ impl RedisCache {
     pub async fn connect(settings: &CacheSettings) -> Result<Self, CacheError> {
         let client = redis::Client::open(settings.url.as_str()).map_err(unavailable)?;
         let connect_timeout = Duration::from_secs(settings.connect_timeout_seconds);
-        let connection = tokio::time::timeout(connect_timeout, ConnectionManager::new(client))
-            .await
-            .map_err(|_| CacheError::Unavailable("timed out connecting to Redis".into()))?
-            .map_err(unavailable)?;
+        // Reconnect quickly and keep trying in short steps: a long backoff inside the connection
+        // manager would outlast every command timeout, so callers would only ever see timeouts
+        // and the connection would not heal promptly once Redis is back.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(connect_timeout)
+            .set_response_timeout(Duration::from_millis(settings.command_timeout_ms))
+            .set_number_of_retries(2)
+            .set_factor(50)
+            .set_max_delay(500);
+        let connection = tokio::time::timeout(
+            connect_timeout,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| CacheError::Unavailable("timed out connecting to Redis".into()))?
+        .map_err(unavailable)?;
         Ok(RedisCache {
             connection,
             prefix: settings.key_prefix.clone(),

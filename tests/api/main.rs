@@ -9,6 +9,7 @@ mod cache_conformance;
 mod conventions;
 mod email_flows;
 mod embedded;
+mod faults;
 mod hardening;
 mod helpers;
 mod jwt;
