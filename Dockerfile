@@ -7,7 +7,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY sql ./sql
 COPY config ./config
-RUN cargo build --release --locked && strip target/release/authd
+COPY templates ./templates
+RUN cargo build --release --locked --bin authd && strip target/release/authd
 
 FROM debian:bookworm-slim
 RUN apt-get update \
