@@ -392,6 +392,9 @@ pub struct TokenSettings {
     pub access_ttl_seconds: u64,
     pub refresh_ttl_seconds: u64,
     pub refresh_reuse_grace_seconds: u64,
+    /// Absolute session lifetime: past it, refresh answers `token_expired` and the user signs in
+    /// again, however active (ASVS 3.3.2).
+    pub session_max_lifetime_seconds: u64,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway_seconds: u64,
     /// `Secure` flag of the refresh cookie; `None` means on everywhere except development.
@@ -814,6 +817,12 @@ impl Settings {
             return Err(invalid(
                 "mail",
                 "batch_size, max_attempts and poll_interval_ms must be positive",
+            ));
+        }
+        if self.tokens.session_max_lifetime_seconds < self.tokens.access_ttl_seconds {
+            return Err(invalid(
+                "tokens.session_max_lifetime_seconds",
+                "must not be shorter than tokens.access_ttl_seconds",
             ));
         }
         if self.janitor.batch_size == 0 {

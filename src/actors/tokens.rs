@@ -213,6 +213,7 @@ impl TokenService {
                 child: child.hash(),
                 refresh_ttl_seconds: self.settings.refresh_ttl_seconds,
                 grace_seconds: self.settings.refresh_reuse_grace_seconds,
+                session_max_lifetime_seconds: self.settings.session_max_lifetime_seconds,
             })
             .await?;
         match outcome {

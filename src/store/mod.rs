@@ -58,6 +58,8 @@ pub struct Rotation {
     pub child: TokenHash,
     pub refresh_ttl_seconds: u64,
     pub grace_seconds: u64,
+    /// A session older than this does not rotate any more (expired): the user signs in again.
+    pub session_max_lifetime_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -724,13 +724,21 @@ impl Store for PostgresStore {
         let lock = tx
             .prepare_cached(
                 "SELECT s.generation, s.revoked_at IS NOT NULL AS revoked, s.user_id, u.role,
-                        (u.deleted_at IS NOT NULL OR u.locked) AS barred
+                        (u.deleted_at IS NOT NULL OR u.locked) AS barred,
+                        s.created_at < now() - make_interval(secs => $2) AS too_old
                  FROM sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.id = $1 FOR UPDATE OF s",
             )
             .await
             .map_err(backend)?;
-        let Some(session) = tx.query_opt(&lock, &[&session_id]).await.map_err(backend)? else {
+        let Some(session) = tx
+            .query_opt(
+                &lock,
+                &[&session_id, &ttl(rotation.session_max_lifetime_seconds)],
+            )
+            .await
+            .map_err(backend)?
+        else {
             return Ok(RotationOutcome::Invalid);
         };
         let current_generation: i64 = session.try_get("generation").map_err(backend)?;
@@ -742,6 +750,9 @@ impl Store for PostgresStore {
             .ok_or_else(|| StoreError::Backend(format!("unknown role {role:?}")))?;
         if revoked || barred {
             return Ok(RotationOutcome::Invalid);
+        }
+        if session.try_get::<_, bool>("too_old").map_err(backend)? {
+            return Ok(RotationOutcome::Expired);
         }
         let owner = SessionOwner {
             session_id,

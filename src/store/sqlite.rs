@@ -653,7 +653,7 @@ impl Store for SqliteStore {
                     .prepare_cached(
                         "SELECT rt.session_id, rt.generation, rt.expires_at, rt.rotated_at,
                                 s.generation, s.revoked_at IS NOT NULL, s.user_id, u.role,
-                                (u.deleted_at IS NOT NULL OR u.locked)
+                                (u.deleted_at IS NOT NULL OR u.locked), s.created_at
                          FROM refresh_tokens rt
                          JOIN sessions s ON s.id = rt.session_id
                          JOIN users u ON u.id = s.user_id
@@ -670,6 +670,7 @@ impl Store for SqliteStore {
                             uuid_at(row, 6)?,
                             role_from(&row.get::<_, String>(7)?)?,
                             row.get::<_, bool>(8)?,
+                            row.get::<_, i64>(9)?,
                         ))
                     })
                     .optional()?;
@@ -683,12 +684,16 @@ impl Store for SqliteStore {
                     user_id,
                     role,
                     barred,
+                    session_created_at,
                 )) = found
                 else {
                     return Ok(RotationOutcome::Invalid);
                 };
                 if revoked || barred {
                     return Ok(RotationOutcome::Invalid);
+                }
+                if session_created_at < now.saturating_sub(seconds_to_micros(rotation.session_max_lifetime_seconds)) {
+                    return Ok(RotationOutcome::Expired);
                 }
                 let owner = SessionOwner {
                     session_id,

@@ -81,6 +81,7 @@ fn rotation(presented: &RefreshToken, grace_seconds: u64) -> Rotation {
         child: presented.child(b"conformance-key").hash(),
         refresh_ttl_seconds: 3600,
         grace_seconds,
+        session_max_lifetime_seconds: 86400,
     }
 }
 
@@ -238,6 +239,30 @@ async fn expired_unknown_and_barred_tokens_do_not_rotate(backend: Backend) {
             .unwrap(),
         RotationOutcome::Invalid
     );
+}
+
+async fn a_session_past_its_absolute_lifetime_does_not_rotate(backend: Backend) {
+    let t = open(backend).await;
+    let user = t
+        .store
+        .create_user(new_user("aged@example.com"))
+        .await
+        .unwrap();
+    let (_, token) = session(t.store.as_ref(), user.id, 3600).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut aged = rotation(&token, 10);
+    aged.session_max_lifetime_seconds = 1;
+    assert_eq!(
+        t.store.rotate_refresh_token(aged).await.unwrap(),
+        RotationOutcome::Expired
+    );
+    assert!(matches!(
+        t.store
+            .rotate_refresh_token(rotation(&token, 10))
+            .await
+            .unwrap(),
+        RotationOutcome::Rotated(_)
+    ));
 }
 
 async fn concurrent_rotations_of_one_token_make_one_child(backend: Backend) {
@@ -445,6 +470,7 @@ crate::backend_tests!(
     a_replay_after_the_grace_window_is_reuse,
     expired_unknown_and_barred_tokens_do_not_rotate,
     concurrent_rotations_of_one_token_make_one_child,
+    a_session_past_its_absolute_lifetime_does_not_rotate,
     sessions_are_revoked_by_token_by_id_and_all_at_once,
     the_store_answers_a_ping,
 );
