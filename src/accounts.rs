@@ -14,9 +14,11 @@ use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
 use crate::audit::{Audit, EventKind};
 use crate::auth::{ClientContext, FlowDeps, PasswordRules};
 use crate::domain::claims::AccessClaims;
+use crate::domain::messages::MessageKind;
 use crate::domain::password::{self, PasswordContext};
 use crate::domain::user::{check_name, Role, User};
 use crate::error::{AppError, FieldError};
+use crate::outbox::Outbox;
 use crate::store::{AuthEvent, EventPage, RevokeReason, SessionInfo, Store, UserPage};
 use serde_json::json;
 
@@ -30,6 +32,7 @@ pub struct AccountService {
     tokens: Addr<TokenActor>,
     password_rules: Arc<PasswordRules>,
     audit: Audit,
+    outbox: Outbox,
 }
 
 /// One page of users and where the next begins.
@@ -81,6 +84,7 @@ impl AccountService {
             tokens: deps.tokens,
             password_rules: deps.password_rules,
             audit: deps.audit,
+            outbox: deps.outbox,
         }
     }
 
@@ -210,6 +214,13 @@ impl AccountService {
             )
             .await?;
         tracing::info!(user_id = %user.id, revoked, "password changed");
+        self.outbox
+            .send_notice(
+                MessageKind::PasswordChanged,
+                &user.email,
+                user.name.as_deref(),
+            )
+            .await?;
         self.audit
             .record(
                 EventKind::PasswordChanged,

@@ -18,6 +18,7 @@ use crate::actors::tokens::{
     IssuedTokens, Logout, LogoutAll, PublishedKeys, Rotate, StartSession, TokenActor, VerifyAccess,
 };
 use crate::domain::claims::AccessClaims;
+use crate::domain::messages::MessageKind;
 use crate::domain::one_time::TokenKind;
 use crate::domain::password::PasswordContext;
 use crate::domain::refresh::OpaqueToken;
@@ -240,7 +241,11 @@ impl AuthService {
             Err(StoreError::EmailTaken) if hidden => {
                 if let Some(owner) = self.store.user_by_email(&email).await? {
                     self.outbox
-                        .send_account_exists(&owner.user.email, owner.user.name.as_deref())
+                        .send_notice(
+                            MessageKind::AccountExists,
+                            &owner.user.email,
+                            owner.user.name.as_deref(),
+                        )
                         .await?;
                 }
                 return Ok(SignupOutcome::VerificationSent(stand_in(email, name)));

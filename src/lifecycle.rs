@@ -12,6 +12,7 @@ use crate::actors::rate_limiter::{RateLimiter, RecordLogin};
 use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
 use crate::audit::{Audit, EventKind};
 use crate::auth::{ClientContext, FlowDeps, PasswordRules};
+use crate::domain::messages::MessageKind;
 use crate::domain::one_time::TokenKind;
 use crate::domain::password::{self, PasswordContext};
 use crate::domain::refresh::OpaqueToken;
@@ -170,6 +171,13 @@ impl LifecycleService {
             })
             .await?;
         tracing::info!(user_id = %user.id, revoked, "password reset");
+        self.outbox
+            .send_notice(
+                MessageKind::PasswordChanged,
+                &user.email,
+                user.name.as_deref(),
+            )
+            .await?;
         self.audit
             .record(
                 EventKind::PasswordReset,

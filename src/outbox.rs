@@ -124,21 +124,20 @@ impl Outbox {
         Ok(())
     }
 
-    /// Tells the owner of `to` that somebody tried to sign up with it (instead of saying so in
-    /// the signup answer), with a link to the password-reset page.
-    pub async fn send_account_exists(&self, to: &str, name: Option<&str>) -> Result<(), AppError> {
+    /// A notice without a token (account exists, password changed), linking to the page where a
+    /// password reset starts.
+    pub async fn send_notice(
+        &self,
+        kind: MessageKind,
+        to: &str,
+        name: Option<&str>,
+    ) -> Result<(), AppError> {
         let link = format!(
             "{}{}",
             self.app.frontend_url.trim_end_matches('/'),
             self.app.reset_password_path
         );
-        let message = messages::render(
-            MessageKind::AccountExists,
-            &self.app_name,
-            name,
-            &link,
-            Duration::ZERO,
-        );
+        let message = messages::render(kind, &self.app_name, name, &link, Duration::ZERO);
         self.store
             .enqueue_email(&self.outbox_email(to, message))
             .await?;

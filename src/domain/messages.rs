@@ -10,6 +10,8 @@ pub enum MessageKind {
     Invitation,
     /// Somebody signed up with an address that has an account (sent instead of revealing it).
     AccountExists,
+    /// The password was changed or reset (ASVS 2.5.5: tell the owner).
+    PasswordChanged,
 }
 
 /// A rendered email, ready for the outbox.
@@ -41,6 +43,11 @@ fn templates(kind: MessageKind) -> (&'static str, &'static str, &'static str) {
             "Somebody tried to sign up with your address",
             include_str!("../../templates/email/account_exists.txt"),
             include_str!("../../templates/email/account_exists.html"),
+        ),
+        MessageKind::PasswordChanged => (
+            "Your password was changed",
+            include_str!("../../templates/email/password_changed.txt"),
+            include_str!("../../templates/email/password_changed.html"),
         ),
     }
 }
