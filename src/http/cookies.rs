@@ -4,7 +4,7 @@
 use actix_web::cookie::time::Duration;
 use actix_web::cookie::{Cookie, SameSite};
 
-use crate::domain::refresh::RefreshToken;
+use crate::domain::refresh::{OpaqueToken, RefreshToken};
 
 pub const REFRESH_COOKIE: &str = "refresh_token";
 pub const ONE_TIME_COOKIE: &str = "one_time_token";
@@ -43,7 +43,7 @@ impl CookiePolicy {
     }
 
     /// The `one_time_token` cookie carrying a follow-up token.
-    pub fn one_time(&self, token: &RefreshToken) -> Cookie<'static> {
+    pub fn one_time(&self, token: &OpaqueToken) -> Cookie<'static> {
         let mut cookie = self.named(ONE_TIME_COOKIE, token.as_str().to_string());
         cookie.set_max_age(Duration::seconds(self.max_age_seconds));
         cookie
