@@ -80,6 +80,9 @@ impl Mailer {
             .parse()
             .map_err(|e| format!("mail.from: {e}"))?;
         let transport = if settings.smtp_host.trim().is_empty() {
+            // Created once at start; each mail then only writes its file.
+            std::fs::create_dir_all(&settings.file_dir)
+                .map_err(|e| format!("mail.file_dir: cannot create {}: {e}", settings.file_dir))?;
             Transport::Files(PathBuf::from(&settings.file_dir))
         } else {
             Transport::Smtp(smtp_transport(&settings).map_err(|e| format!("mail.smtp_host: {e}"))?)
@@ -227,9 +230,6 @@ async fn write_file(
     email: &OutboxEmail,
     bytes: &[u8],
 ) -> Result<(), String> {
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| e.to_string())?;
     let final_path = dir.join(format!("{}.eml", email.id));
     let temporary = dir.join(format!(".{}.eml.tmp", email.id));
     tokio::fs::write(&temporary, bytes)

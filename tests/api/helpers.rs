@@ -255,8 +255,10 @@ async fn start(settings: &Settings) -> (String, HasherPool, ServerHandle) {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.settings.mail.file_dir);
+        // The database first: removing it takes long enough for a mail the app was still
+        // writing to land, so the mail folder goes last and stays gone.
         self.database.remove();
+        let _ = std::fs::remove_dir_all(&self.settings.mail.file_dir);
         if self.backend == Backend::PostgresRedis {
             remove_redis_keys(&self.settings.cache.key_prefix);
         }
