@@ -15,9 +15,9 @@ use crate::audit::{Audit, EventKind};
 use crate::auth::{ClientContext, FlowDeps, PasswordRules};
 use crate::domain::claims::AccessClaims;
 use crate::domain::messages::MessageKind;
-use crate::domain::password::{self, PasswordContext};
+use crate::domain::password;
 use crate::domain::user::{check_name, Role, User};
-use crate::error::{AppError, FieldError};
+use crate::error::AppError;
 use crate::outbox::Outbox;
 use crate::store::{AuthEvent, EventPage, RevokeReason, SessionInfo, Store, UserPage};
 use serde_json::json;
@@ -195,15 +195,9 @@ impl AccountService {
         let user = self
             .check_current_password(caller, "currentPassword", current)
             .await?;
-        let rules = &self.password_rules;
-        let context = PasswordContext::new(
-            rules.min_score,
-            &user.email,
-            user.name.as_deref(),
-            &rules.app_name,
-        );
-        let new = password::check_new(new, &context)
-            .map_err(|e| AppError::Validation(vec![FieldError::new("newPassword", e.message())]))?;
+        let new =
+            self.password_rules
+                .check_new(new, &user.email, user.name.as_deref(), "newPassword")?;
         let hash = self.hasher.hash(&new).await?;
         self.store.update_password_hash(user.id, &hash).await?;
         let revoked = self
@@ -428,9 +422,7 @@ pub async fn provision_user(
     let email = crate::domain::email::parse(email)
         .map_err(|e| AppError::validation("email", e.message()))?;
     let name = check_name(name).map_err(|e| AppError::validation("name", e))?;
-    let context = PasswordContext::new(rules.min_score, &email, name.as_deref(), &rules.app_name);
-    let password = password::check_new(password, &context)
-        .map_err(|e| AppError::validation("password", e.message()))?;
+    let password = rules.check_new(password, &email, name.as_deref(), "password")?;
     let password_hash = hasher.hash(&password).await?;
     Ok(store
         .create_user(crate::store::NewUser {

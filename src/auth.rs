@@ -87,6 +87,21 @@ pub struct FlowDeps {
     pub password_rules: Arc<PasswordRules>,
 }
 
+impl PasswordRules {
+    /// Checks a new password for the account `email`/`name` and answers the form to hash, or the
+    /// error for `field`.
+    pub fn check_new(
+        &self,
+        raw: &str,
+        email: &str,
+        name: Option<&str>,
+        field: &str,
+    ) -> Result<String, AppError> {
+        let context = PasswordContext::new(self.min_score, email, name, &self.app_name);
+        password::check_new(raw, &context).map_err(|e| AppError::validation(field, e.message()))
+    }
+}
+
 /// Signup rules beyond the password.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SignupRules {

@@ -14,10 +14,9 @@ use crate::audit::{Audit, EventKind};
 use crate::auth::{ClientContext, FlowDeps, PasswordRules};
 use crate::domain::messages::MessageKind;
 use crate::domain::one_time::TokenKind;
-use crate::domain::password::{self, PasswordContext};
 use crate::domain::refresh::OpaqueToken;
 use crate::domain::{email, lockout};
-use crate::error::{AppError, FieldError};
+use crate::error::AppError;
 use crate::outbox::Outbox;
 use crate::store::{RevokeReason, Store};
 
@@ -137,15 +136,12 @@ impl LifecycleService {
             .user_by_id(user_id)
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
-        let rules = &self.password_rules;
-        let context = PasswordContext::new(
-            rules.min_score,
+        let new_password = self.password_rules.check_new(
+            new_password,
             &user.email,
             user.name.as_deref(),
-            &rules.app_name,
-        );
-        let new_password = password::check_new(new_password, &context)
-            .map_err(|e| AppError::Validation(vec![FieldError::new("newPassword", e.message())]))?;
+            "newPassword",
+        )?;
         let hash = self.hasher.hash(&new_password).await?;
         // Only one request can use the token, even if two got this far together.
         self.store
