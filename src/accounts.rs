@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use actix::Addr;
+use crate::actors::Tracked;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -29,7 +29,7 @@ pub const MAX_PAGE_SIZE: u32 = 200;
 pub struct AccountService {
     store: Arc<dyn Store>,
     hasher: HasherPool,
-    tokens: Addr<TokenActor>,
+    tokens: Tracked<TokenActor>,
     password_rules: Arc<PasswordRules>,
     audit: Audit,
     outbox: Outbox,

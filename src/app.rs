@@ -15,6 +15,7 @@ use crate::actors::janitor::Janitor;
 use crate::actors::mailer::{message_id_domain, Mailer};
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
+use crate::actors::Tracked;
 use crate::audit::Audit;
 use crate::auth::{AuthService, FlowDeps, PasswordRules, SignupRules};
 use crate::cache::memory::MemoryCache;
@@ -237,6 +238,19 @@ impl Application {
         };
         let max_body_bytes = settings.http.max_body_bytes;
         let trusted_proxies = Arc::new(TrustedProxies::new(settings.trusted_proxies()?));
+        let metrics_networks: Option<Arc<[ipnet::IpNet]>> = settings
+            .metrics
+            .enabled
+            .then(|| settings.metrics_networks().map(Arc::from))
+            .transpose()?;
+        if metrics_networks.is_some() {
+            crate::metrics::handle();
+        }
+        // Made once: the document is the same for every worker.
+        let api_document = settings
+            .http
+            .docs_enabled
+            .then(|| http::openapi::document(&base_path));
         let settings = Arc::new(settings);
         let pool = hasher.clone();
 
@@ -244,9 +258,11 @@ impl Application {
         let server = HttpServer::new(move || {
             // One token actor and one rate-limit actor per HTTP worker thread: their messages
             // never cross threads, and their state is shared through the store and the cache.
-            let tokens = TokenActor::new(token_service.clone()).start();
-            let rate_limiter =
-                RateLimiter::new(cache.clone(), rate_limits.clone(), lockout).start();
+            let tokens = Tracked::new(TokenActor::new(token_service.clone()).start(), "tokens");
+            let rate_limiter = Tracked::new(
+                RateLimiter::new(cache.clone(), rate_limits.clone(), lockout).start(),
+                "rate_limiter",
+            );
             let deps = FlowDeps {
                 store: store.clone(),
                 hasher: pool.clone(),
@@ -268,6 +284,8 @@ impl Application {
                 base_path: base_path.clone(),
                 max_body_bytes,
                 trusted_proxies: trusted_proxies.clone(),
+                hasher: pool.clone(),
+                metrics_networks: metrics_networks.clone(),
             };
             App::new()
                 .app_data(web::Data::new(state))
@@ -279,10 +297,10 @@ impl Application {
                 .wrap(from_fn(http::middleware::rate_limit))
                 .wrap(http::cors(&server_settings))
                 .wrap(from_fn(http::middleware::request_context))
-                .configure(http::configure(&base_path))
-                .default_service(web::to(|| async {
-                    Err::<actix_web::HttpResponse, _>(AppError::NotFound)
-                }))
+                // Before the API's scope, which (with an empty base path) would take every path.
+                .configure(http::operations(&base_path, api_document.clone()))
+                .configure(http::register(&base_path))
+                .default_service(web::to(http::no_route))
         })
         .workers(if settings.server.workers == 0 {
             crate::config::available_cores()

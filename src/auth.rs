@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use actix::Addr;
+use crate::actors::Tracked;
 use uuid::Uuid;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -80,8 +80,8 @@ pub struct PasswordRules {
 pub struct FlowDeps {
     pub store: Arc<dyn Store>,
     pub hasher: HasherPool,
-    pub tokens: Addr<TokenActor>,
-    pub limiter: Addr<RateLimiter>,
+    pub tokens: Tracked<TokenActor>,
+    pub limiter: Tracked<RateLimiter>,
     pub outbox: Outbox,
     pub audit: Audit,
     pub password_rules: Arc<PasswordRules>,
@@ -122,8 +122,8 @@ pub enum SignupOutcome {
 pub struct AuthService {
     store: Arc<dyn Store>,
     hasher: HasherPool,
-    tokens: Addr<TokenActor>,
-    limiter: Addr<RateLimiter>,
+    tokens: Tracked<TokenActor>,
+    limiter: Tracked<RateLimiter>,
     password_rules: Arc<PasswordRules>,
     signup_rules: SignupRules,
     outbox: Outbox,
@@ -405,6 +405,7 @@ impl AuthService {
             })
             .await?
         {
+            crate::metrics::rate_limited("account");
             return Err(AppError::LoginThrottled { retry_after });
         }
 

@@ -38,7 +38,7 @@ impl Environment {
         }
     }
 
-    fn parse(value: &str) -> Result<Self, ConfigError> {
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
         match value.trim().to_ascii_lowercase().as_str() {
             "development" | "dev" => Ok(Environment::Development),
             "test" => Ok(Environment::Test),
@@ -159,6 +159,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub mail: MailSettings,
     pub janitor: JanitorSettings,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
 }
 
@@ -247,6 +248,8 @@ pub struct HttpSettings {
     /// Peers (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` headers are believed.
     /// Empty: the socket's peer address is the client, always.
     pub trusted_proxies: Vec<String>,
+    /// Serve the OpenAPI document at `/openapi.json` and Swagger UI at `/docs/`.
+    pub docs_enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -510,6 +513,15 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve Prometheus metrics at `/metrics` on the main port.
+    pub enabled: bool,
+    /// Client networks (after `http.trusted_proxies`) that may read `/metrics`; others get 404.
+    pub allowed_networks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// `pretty` or `json`; empty means pretty in development, json elsewhere.
     pub format: Option<LogFormat>,
@@ -607,6 +619,7 @@ pub fn load_from(
                 .with_list_parse_key("http.cors_allowed_origins")
                 .with_list_parse_key("http.trusted_proxies")
                 .with_list_parse_key("rate_limit.auth_routes")
+                .with_list_parse_key("metrics.allowed_networks")
                 .source(Some(prefixed)),
         )
         .build()
@@ -699,22 +712,12 @@ impl Settings {
 
     /// The parsed `http.trusted_proxies`; a bare address is a /32 or /128.
     pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
-        self.http
-            .trusted_proxies
-            .iter()
-            .map(|entry| {
-                let entry = entry.trim();
-                entry
-                    .parse::<ipnet::IpNet>()
-                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        invalid(
-                            "http.trusted_proxies",
-                            format!("{entry:?} is not a CIDR or an IP address"),
-                        )
-                    })
-            })
-            .collect()
+        networks("http.trusted_proxies", &self.http.trusted_proxies)
+    }
+
+    /// The parsed `metrics.allowed_networks`.
+    pub fn metrics_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        networks("metrics.allowed_networks", &self.metrics.allowed_networks)
     }
 
     /// Whether the cache is shared (Redis) rather than in-process.
@@ -748,6 +751,7 @@ impl Settings {
         }
         self.store_backend()?;
         self.trusted_proxies()?;
+        self.metrics_networks()?;
         if self.cache_is_shared()
             && !self.cache.url.as_str().starts_with("redis://")
             && !self.cache.url.as_str().starts_with("rediss://")
@@ -919,6 +923,20 @@ fn toml_like(value: &serde_json::Value) -> String {
         }
     }
     top + &sections
+}
+
+/// CIDRs or bare addresses (a /32 or /128) from a list setting.
+fn networks(setting: &str, entries: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    entries
+        .iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| invalid(setting, format!("{entry:?} is not a CIDR or an IP address")))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::cache::CacheError;
 use crate::store::StoreError;
 
 /// One problem with one input field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -67,6 +67,9 @@ pub enum AppError {
     /// 404 `not_found`
     #[error("not found")]
     NotFound,
+    /// 405 `method_not_allowed`: the path exists, not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// 409 `email_taken`
     #[error("this email is already registered")]
     EmailTaken,
@@ -109,8 +112,14 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::EmailTaken => AppError::EmailTaken,
-            StoreError::Unavailable(cause) => AppError::Unavailable(cause),
-            StoreError::Backend(cause) => AppError::Internal(cause),
+            StoreError::Unavailable(cause) => {
+                crate::metrics::backend_error("store", "unavailable");
+                AppError::Unavailable(cause)
+            }
+            StoreError::Backend(cause) => {
+                crate::metrics::backend_error("store", "backend");
+                AppError::Internal(cause)
+            }
         }
     }
 }

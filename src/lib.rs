@@ -16,6 +16,7 @@ pub mod http;
 pub mod import;
 pub mod keys;
 pub mod lifecycle;
+pub mod metrics;
 pub mod outbox;
 pub mod store;
 pub mod telemetry;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use actix::Addr;
+use crate::actors::Tracked;
 use serde_json::{json, Value};
 
 use crate::actors::hasher::HasherPool;
@@ -24,8 +24,8 @@ use crate::store::{RevokeReason, Store};
 pub struct LifecycleService {
     store: Arc<dyn Store>,
     hasher: HasherPool,
-    tokens: Addr<TokenActor>,
-    limiter: Addr<RateLimiter>,
+    tokens: Tracked<TokenActor>,
+    limiter: Tracked<RateLimiter>,
     outbox: Outbox,
     password_rules: Arc<PasswordRules>,
     audit: Audit,

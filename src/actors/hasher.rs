@@ -7,9 +7,9 @@
 //! hashes (and their `m_cost` of memory each) run at any moment, because there are only `workers`
 //! threads.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use argon2::password_hash::rand_core::OsRng;
@@ -20,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::HasherSettings;
 use crate::error::AppError;
+use crate::metrics;
 
 /// Counters of the pool's work, for tests and metrics.
 #[derive(Debug, Default)]
@@ -27,6 +28,20 @@ struct Counters {
     hashes: AtomicU64,
     verifications: AtomicU64,
     rejected: AtomicU64,
+    /// Jobs a worker thread is running now.
+    running: AtomicUsize,
+}
+
+impl Counters {
+    /// Runs one job on the calling worker thread, counting it and recording its timings.
+    fn run<T>(&self, operation: &'static str, queued_at: Instant, job: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        self.running.fetch_add(1, Ordering::Relaxed);
+        let answer = job();
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        metrics::hasher_job(operation, started - queued_at, started.elapsed());
+        answer
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +54,8 @@ pub struct HasherStats {
     pub rejected: u64,
     /// Jobs running or waiting now.
     pub in_flight: usize,
+    /// Jobs admitted and waiting for a worker thread.
+    pub queued: usize,
     /// Most jobs running or waiting at once (`workers + queue_capacity`).
     pub capacity: usize,
     pub workers: usize,
@@ -49,6 +66,7 @@ pub struct HasherStats {
 #[rtype(result = "Result<String, String>")]
 struct HashPassword {
     password: SecretString,
+    queued_at: Instant,
 }
 
 /// The answer of a verification.
@@ -67,6 +85,7 @@ pub struct Verification {
 struct VerifyPassword {
     password: SecretString,
     hash: Option<String>,
+    queued_at: Instant,
 }
 
 struct HashWorker {
@@ -85,7 +104,9 @@ impl Handler<HashPassword> for HashWorker {
 
     fn handle(&mut self, msg: HashPassword, _: &mut Self::Context) -> Self::Result {
         self.counters.hashes.fetch_add(1, Ordering::Relaxed);
-        hash_with(&self.argon2, msg.password.expose_secret())
+        self.counters.run("hash", msg.queued_at, || {
+            hash_with(&self.argon2, msg.password.expose_secret())
+        })
     }
 }
 
@@ -95,17 +116,18 @@ impl Handler<VerifyPassword> for HashWorker {
     fn handle(&mut self, msg: VerifyPassword, _: &mut Self::Context) -> Verification {
         self.counters.verifications.fetch_add(1, Ordering::Relaxed);
         let password = msg.password.expose_secret().as_bytes();
-        match &msg.hash {
-            Some(hash) => verify_hash(password, hash, &self.params),
-            None => {
-                // Same work as a real verification; the answer is always no.
-                let _ = verify_hash(password, &self.dummy_hash, &self.params);
-                Verification {
-                    matches: false,
-                    needs_rehash: false,
+        self.counters
+            .run("verify", msg.queued_at, || match &msg.hash {
+                Some(hash) => verify_hash(password, hash, &self.params),
+                None => {
+                    // Same work as a real verification; the answer is always no.
+                    let _ = verify_hash(password, &self.dummy_hash, &self.params);
+                    Verification {
+                        matches: false,
+                        needs_rehash: false,
+                    }
                 }
-            }
-        }
+            })
     }
 }
 
@@ -231,6 +253,7 @@ impl HasherPool {
     fn admit(&self) -> Result<OwnedSemaphorePermit, AppError> {
         self.admission.clone().try_acquire_owned().map_err(|_| {
             self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            metrics::hasher_rejected();
             AppError::Overloaded {
                 retry_after: self.retry_after,
             }
@@ -242,6 +265,7 @@ impl HasherPool {
         let _permit = self.admit()?;
         let message = HashPassword {
             password: SecretString::from(password),
+            queued_at: Instant::now(),
         };
         self.workers
             .send(message)
@@ -259,16 +283,19 @@ impl HasherPool {
         let message = VerifyPassword {
             password: SecretString::from(password),
             hash,
+            queued_at: Instant::now(),
         };
         Ok(self.workers.send(message).await?)
     }
 
     pub fn stats(&self) -> HasherStats {
+        let in_flight = self.capacity - self.admission.available_permits();
         HasherStats {
             hashes: self.counters.hashes.load(Ordering::Relaxed),
             verifications: self.counters.verifications.load(Ordering::Relaxed),
             rejected: self.counters.rejected.load(Ordering::Relaxed),
-            in_flight: self.capacity - self.admission.available_permits(),
+            in_flight,
+            queued: in_flight.saturating_sub(self.counters.running.load(Ordering::Relaxed)),
             capacity: self.capacity,
             workers: self.worker_count,
         }

@@ -150,15 +150,18 @@ async fn drain_once(
         let outcome = deliver(transport, from, &mail, settings).await;
         match &outcome {
             DeliveryOutcome::Sent => {
+                crate::metrics::mail_attempt("sent");
                 tracing::info!(message_id = %mail.email.message_id, "mail sent")
             }
             DeliveryOutcome::Retry {
                 after_seconds,
                 error,
             } => {
+                crate::metrics::mail_attempt("retry");
                 tracing::warn!(message_id = %mail.email.message_id, attempt = mail.attempts, after_seconds, %error, "mail failed; will retry")
             }
             DeliveryOutcome::Dead { error } => {
+                crate::metrics::mail_attempt("dead");
                 tracing::error!(message_id = %mail.email.message_id, attempts = mail.attempts, %error, "mail dead-lettered")
             }
         }

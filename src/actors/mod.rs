@@ -9,3 +9,39 @@ pub mod janitor;
 pub mod mailer;
 pub mod rate_limiter;
 pub mod tokens;
+
+use actix::dev::ToEnvelope;
+use actix::{Actor, Addr, Handler, MailboxError, Message};
+
+/// An actor's address that counts the messages sent to it and not answered yet
+/// (`authd_actor_mailbox_backlog`): actix mailboxes are unbounded and report no length.
+pub struct Tracked<A: Actor> {
+    addr: Addr<A>,
+    name: &'static str,
+}
+
+impl<A: Actor> Clone for Tracked<A> {
+    fn clone(&self) -> Self {
+        Tracked {
+            addr: self.addr.clone(),
+            name: self.name,
+        }
+    }
+}
+
+impl<A: Actor> Tracked<A> {
+    pub fn new(addr: Addr<A>, name: &'static str) -> Self {
+        Tracked { addr, name }
+    }
+
+    pub async fn send<M>(&self, message: M) -> Result<M::Result, MailboxError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        let _backlog = crate::metrics::mailbox(self.name);
+        self.addr.send(message).await
+    }
+}

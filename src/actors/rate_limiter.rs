@@ -127,6 +127,7 @@ async fn check(
             state: state(&decision),
         };
         if !decision.allowed {
+            crate::metrics::rate_limited("ip");
             return Err(AppError::RateLimited {
                 retry_after: decision.retry_after,
                 headers,

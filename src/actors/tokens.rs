@@ -227,6 +227,7 @@ impl TokenService {
                 user_id,
             } => {
                 tracing::warn!(%session_id, %user_id, "refresh token reuse detected; session revoked");
+                crate::metrics::refresh_reuse_detected();
                 self.audit
                     .record(
                         EventKind::RefreshReuseDetected,

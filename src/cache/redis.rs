@@ -111,10 +111,14 @@ impl RedisCache {
         &self,
         op: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, CacheError> {
-        tokio::time::timeout(self.command_timeout, op)
+        let answer = tokio::time::timeout(self.command_timeout, op)
             .await
-            .map_err(|_| CacheError::Unavailable("Redis command timed out".into()))?
-            .map_err(unavailable)
+            .map_err(|_| CacheError::Unavailable("Redis command timed out".into()))
+            .and_then(|answer| answer.map_err(unavailable));
+        if answer.is_err() {
+            crate::metrics::backend_error("cache", "unavailable");
+        }
+        answer
     }
 }
 

@@ -13,15 +13,30 @@ use crate::error::{AppError, FieldError};
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
-#[derive(Debug, Serialize)]
+/// The one error shape of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ApiError)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody<'a> {
+    /// A human-readable message; never internals.
     pub error: &'a str,
+    /// Stable machine code: `validation_failed`, `invalid_credentials`, `unauthorized`,
+    /// `token_expired`, `token_invalid`, `email_not_verified`, `refresh_token_reused`,
+    /// `account_locked`, `forbidden`, `not_found`, `method_not_allowed`, `email_taken`,
+    /// `payload_too_large`, `unsupported_media_type`, `headers_too_large`, `request_timeout`,
+    /// `bad_request`, `origin_not_allowed`, `rate_limited`, `overloaded`, `unavailable`,
+    /// `not_ready`, `internal`.
+    #[schema(example = "invalid_credentials")]
     pub code: &'a str,
+    /// The HTTP status, repeated.
     pub status_code: u16,
+    /// The `X-Request-Id` of the answer: quote it when reporting a problem.
     pub request_id: &'a str,
+    /// RFC 3339, milliseconds, UTC.
     pub timestamp: String,
+    /// Per-field problems (`validation_failed`, `not_ready`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FieldError>>)]
     pub details: Option<&'a [FieldError]>,
 }
 
@@ -52,6 +67,7 @@ impl AppError {
             AppError::AccountLocked => "account_locked",
             AppError::Forbidden => "forbidden",
             AppError::NotFound => "not_found",
+            AppError::MethodNotAllowed => "method_not_allowed",
             AppError::EmailTaken => "email_taken",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
@@ -111,6 +127,7 @@ impl ResponseError for AppError {
                 StatusCode::FORBIDDEN
             }
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::EmailTaken => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -41,6 +41,7 @@ pub async fn request_context(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let request_id = incoming_request_id(&req).unwrap_or_else(|| Uuid::new_v4().to_string());
+    let method = req.method().clone();
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let started = Instant::now();
     let span = tracing::info_span!(
@@ -66,11 +67,14 @@ pub async fn request_context(
     }
 
     let status = response.status().as_u16();
+    // The pattern, not the path: ids in paths must not become metric labels.
     let route = response
         .request()
         .match_pattern()
-        .unwrap_or_else(|| "-".into());
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        .unwrap_or_else(|| "unmatched".into());
+    let elapsed = started.elapsed();
+    crate::metrics::http_request(method.as_str(), &route, status, elapsed);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     tracing::info!(parent: &span, status, route = %route, latency_ms, "request served");
     Ok(response)
 }
@@ -130,7 +134,7 @@ pub async fn rate_limit(
         .strip_prefix(state.base_path.as_str())
         .unwrap_or(req.path())
         .to_string();
-    if route.starts_with("/health/") {
+    if route.starts_with("/health/") || route == "/metrics" {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let ip = client_ip(req.request());

@@ -2,16 +2,17 @@
 
 use std::sync::Arc;
 
-use actix::Addr;
 use actix_cors::Cors;
 use actix_web::http::{header, Method};
-use actix_web::web;
+use actix_web::{web, HttpRequest};
+use utoipa_actix_web::{scope, service_config::ServiceConfig};
 
 use crate::accounts::AccountService;
 use crate::actors::rate_limiter::RateLimiter;
 use crate::auth::AuthService;
 use crate::cache::Cache;
 use crate::config::Settings;
+use crate::error::AppError;
 use crate::lifecycle::LifecycleService;
 use crate::store::Store;
 
@@ -20,6 +21,7 @@ pub mod cookies;
 pub mod error;
 pub mod extractors;
 pub mod middleware;
+pub mod openapi;
 pub mod routes;
 
 /// What handlers and middleware reach through `web::Data`; one per HTTP worker.
@@ -27,7 +29,7 @@ pub struct AppState {
     pub auth: AuthService,
     pub accounts: AccountService,
     pub lifecycle: LifecycleService,
-    pub rate_limiter: Addr<RateLimiter>,
+    pub rate_limiter: crate::actors::Tracked<RateLimiter>,
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn Cache>,
     pub cookies: cookies::CookiePolicy,
@@ -36,6 +38,9 @@ pub struct AppState {
     pub base_path: String,
     pub max_body_bytes: usize,
     pub trusted_proxies: Arc<client_ip::TrustedProxies>,
+    pub hasher: crate::actors::hasher::HasherPool,
+    /// Who may read `/metrics`; `None` when metrics are off.
+    pub metrics_networks: Option<Arc<[ipnet::IpNet]>>,
 }
 
 /// CORS from the allowlist: credentials allowed, so origins are always listed, never `*`.
@@ -65,77 +70,83 @@ pub fn cors(settings: &Settings) -> Cors {
     cors
 }
 
-/// Registers every route under the base path.
-pub fn configure(base_path: &str) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
+/// Registers every route under the base path. The same call feeds [`openapi::document`], so
+/// what is served is what is documented.
+pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
+    use routes::{account, admin, auth, events, health, lifecycle, me};
     move |cfg| {
         cfg.service(
-            web::scope(base_path)
+            scope(base_path)
                 .service(
-                    web::scope("/auth")
-                        .route("/signup", web::post().to(routes::auth::signup))
-                        .route("/login", web::post().to(routes::auth::login))
-                        .route("/refresh", web::post().to(routes::auth::refresh))
-                        .route("/logout", web::post().to(routes::auth::logout))
-                        .route("/logout-all", web::post().to(routes::auth::logout_all))
-                        .route("/sessions", web::get().to(routes::account::sessions))
-                        .route(
-                            "/sessions/{id}",
-                            web::delete().to(routes::account::revoke_session),
-                        )
-                        .route(
-                            "/password/change",
-                            web::post().to(routes::account::change_password),
-                        )
-                        .route(
-                            "/password/forgot",
-                            web::post().to(routes::lifecycle::forgot_password),
-                        )
-                        .route(
-                            "/password/reset",
-                            web::post().to(routes::lifecycle::reset_password),
-                        )
-                        .route(
-                            "/email/verify",
-                            web::post().to(routes::lifecycle::verify_email),
-                        )
-                        .route(
-                            "/email/resend",
-                            web::post().to(routes::lifecycle::resend_verification),
-                        )
-                        .route(
-                            "/tokens/validate",
-                            web::post().to(routes::lifecycle::validate_token),
-                        ),
+                    scope("/auth")
+                        .service(auth::signup)
+                        .service(auth::login)
+                        .service(auth::refresh)
+                        .service(auth::logout)
+                        .service(auth::logout_all)
+                        .service(account::sessions)
+                        .service(account::revoke_session)
+                        .service(account::change_password)
+                        .service(lifecycle::forgot_password)
+                        .service(lifecycle::reset_password)
+                        .service(lifecycle::verify_email)
+                        .service(lifecycle::resend_verification)
+                        .service(lifecycle::validate_token),
                 )
-                .service(web::resource("/me/events").route(web::get().to(routes::events::mine)))
+                .service(events::mine)
+                .service(me::get)
+                .service(account::update_me)
+                .service(account::delete_me)
                 .service(
-                    web::resource("/me")
-                        .route(web::get().to(routes::me::get))
-                        .route(web::patch().to(routes::account::update_me))
-                        .route(web::delete().to(routes::account::delete_me)),
+                    scope("/admin")
+                        .service(admin::invite)
+                        .service(events::all)
+                        .service(admin::list_users)
+                        .service(admin::get_user)
+                        .service(admin::update_user)
+                        .service(admin::delete_user)
+                        .service(admin::revoke_sessions),
                 )
-                .service(
-                    web::scope("/admin")
-                        .route("/invitations", web::post().to(routes::admin::invite))
-                        .route("/events", web::get().to(routes::events::all))
-                        .route("/users", web::get().to(routes::admin::list_users))
-                        .service(
-                            web::resource("/users/{id}")
-                                .route(web::get().to(routes::admin::get_user))
-                                .route(web::patch().to(routes::admin::update_user))
-                                .route(web::delete().to(routes::admin::delete_user)),
-                        )
-                        .route(
-                            "/users/{id}/revoke-sessions",
-                            web::post().to(routes::admin::revoke_sessions),
-                        ),
-                )
-                .route(
-                    "/.well-known/jwks.json",
-                    web::get().to(routes::health::jwks),
-                )
-                .route("/health/live", web::get().to(routes::health::live))
-                .route("/health/ready", web::get().to(routes::health::ready)),
+                .service(health::jwks)
+                .service(health::live)
+                .service(health::ready),
         );
     }
+}
+
+/// Registers the routes on a plain actix `ServiceConfig` (the app itself; the document is made
+/// once by [`openapi::document`]).
+pub fn register(base_path: &str) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
+    move |cfg| configure(base_path)(&mut ServiceConfig::new(cfg))
+}
+
+/// The operator's routes, outside the API document: `/metrics`, and (when given a document)
+/// `/openapi.json` and Swagger UI at `/docs/`.
+pub fn operations(
+    base_path: &str,
+    document: Option<utoipa::openapi::OpenApi>,
+) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
+    move |cfg| {
+        cfg.route(
+            &format!("{base_path}/metrics"),
+            web::get().to(routes::metrics::render),
+        );
+        if let Some(document) = document {
+            let docs = format!("{base_path}/docs");
+            cfg.service(web::redirect(docs.clone(), format!("{docs}/")));
+            cfg.service(
+                utoipa_swagger_ui::SwaggerUi::new(format!("{base_path}/docs/{{_:.*}}"))
+                    .url(format!("{base_path}/openapi.json"), document),
+            );
+        }
+    }
+}
+
+/// The answer when no route matched: 405 when the path exists with other methods, else 404.
+pub async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, AppError> {
+    Err(if req.resource_map().has_resource(req.path()) {
+        AppError::MethodNotAllowed
+    } else {
+        AppError::NotFound
+    })
 }

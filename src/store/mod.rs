@@ -311,10 +311,28 @@ pub(crate) fn configured_runner(
     }
 }
 
+/// A connection pool's state at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    pub size: usize,
+    pub available: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Mails waiting to be sent (pending, not dead), for metrics.
+    async fn outbox_depth(&self) -> Result<i64, StoreError>;
+
+    /// Connections of the pool, for metrics; `None` for a backend without a pool.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
 

@@ -11,7 +11,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{configured_runner, migration_error, AuthEvent, EventPage, MigrationTarget, NewEvent};
+use super::{
+    configured_runner, migration_error, AuthEvent, EventPage, MigrationTarget, NewEvent, PoolStatus,
+};
 use super::{
     ClaimedEmail, ConsumedToken, DeliveryOutcome, NewOneTimeToken, NewSession, NewUser,
     OutboxEmail, PurgeTarget, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
@@ -271,6 +273,26 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map_err(backend)?;
         Ok(())
+    }
+
+    async fn outbox_depth(&self) -> Result<i64, StoreError> {
+        let row = self
+            .query_one(
+                "SELECT count(*) FROM email_outbox WHERE status = 'pending'",
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        let status = self.pool.status();
+        Some(PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        })
     }
 
     #[tracing::instrument(skip_all)]

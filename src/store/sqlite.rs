@@ -195,6 +195,19 @@ impl Store for SqliteStore {
             .map_err(store_error)
     }
 
+    async fn outbox_depth(&self) -> Result<i64, StoreError> {
+        self.connection
+            .call(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM email_outbox WHERE status = 'pending'",
+                    [],
+                    |row| row.get(0),
+                )?)
+            })
+            .await
+            .map_err(store_error)
+    }
+
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
         self.connection
             .call(move |c| {

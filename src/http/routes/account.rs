@@ -1,17 +1,19 @@
 //! The signed-in user's own account: sessions, profile, password, deletion.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::MeBody;
 use crate::error::AppError;
+use crate::http::error::ErrorBody;
 use crate::http::extractors::{AuthUser, Client, JsonBody};
 use crate::http::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SessionBody {
+pub struct SessionBody {
     id: Uuid,
     created_at: chrono::DateTime<chrono::Utc>,
     last_used_at: chrono::DateTime<chrono::Utc>,
@@ -20,6 +22,12 @@ struct SessionBody {
     current: bool,
 }
 
+#[utoipa::path(
+    tag = "sessions",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The user's active sessions, the current one marked", body = [SessionBody]))
+)]
+#[get("/sessions")]
 pub async fn sessions(
     state: web::Data<AppState>,
     AuthUser(claims): AuthUser,
@@ -41,6 +49,16 @@ pub async fn sessions(
     Ok(HttpResponse::Ok().json(sessions))
 }
 
+#[utoipa::path(
+    tag = "sessions",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "`not_found`: no such session of this user", body = ErrorBody),
+    )
+)]
+#[delete("/sessions/{id}")]
 pub async fn revoke_session(
     state: web::Data<AppState>,
     Client(client): Client,
@@ -54,12 +72,19 @@ pub async fn revoke_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct UpdateMeRequest {
     name: Option<String>,
 }
 
+#[utoipa::path(
+    tag = "me",
+    security(("bearer" = [])),
+    request_body = UpdateMeRequest,
+    responses((status = 200, description = "The updated profile", body = MeBody))
+)]
+#[patch("/me")]
 pub async fn update_me(
     state: web::Data<AppState>,
     AuthUser(claims): AuthUser,
@@ -72,12 +97,23 @@ pub async fn update_me(
     Ok(HttpResponse::Ok().json(MeBody::from(&user)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct DeleteMeRequest {
+    #[schema(required = true)]
     password: String,
 }
 
+#[utoipa::path(
+    tag = "me",
+    security(("bearer" = [])),
+    request_body = DeleteMeRequest,
+    responses(
+        (status = 204, description = "The account is deleted and every session revoked"),
+        (status = 401, description = "`invalid_credentials`: wrong password", body = ErrorBody),
+    )
+)]
+#[delete("/me")]
 pub async fn delete_me(
     state: web::Data<AppState>,
     Client(client): Client,
@@ -93,20 +129,33 @@ pub async fn delete_me(
         .finish())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ChangePasswordRequest {
+    #[schema(required = true)]
     current_password: String,
+    #[schema(required = true)]
     new_password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ChangePasswordBody {
+pub struct ChangePasswordBody {
     message: &'static str,
     revoked_sessions: usize,
 }
 
+#[utoipa::path(
+    tag = "password",
+    security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed; every other session is signed out", body = ChangePasswordBody),
+        (status = 400, description = "`validation_failed`: the new password is weak", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: wrong current password", body = ErrorBody),
+    )
+)]
+#[post("/password/change")]
 pub async fn change_password(
     state: web::Data<AppState>,
     Client(client): Client,

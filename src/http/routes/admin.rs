@@ -1,17 +1,19 @@
 //! `/admin/*`: user administration, for unlocked admins only.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::accounts::UserChanges;
 use crate::domain::user::{Role, User};
 use crate::error::AppError;
+use crate::http::error::ErrorBody;
 use crate::http::extractors::{AdminUser, Client, JsonBody};
 use crate::http::AppState;
 
 /// A user as an admin sees it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminUserBody {
     id: Uuid,
@@ -39,20 +41,31 @@ impl From<&User> for AdminUserBody {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `nextCursor` of the previous page.
     cursor: Option<String>,
+    /// Page size (default 50, at most 200).
     limit: Option<u32>,
+    /// Search in email and name.
     q: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct UserListBody {
+pub struct UserListBody {
     users: Vec<AdminUserBody>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "A page of users, oldest first", body = UserListBody))
+)]
+#[get("/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -68,6 +81,16 @@ pub async fn list_users(
     }))
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user", body = AdminUserBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
+#[get("/users/{id}")]
 pub async fn get_user(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -77,13 +100,24 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().json(AdminUserBody::from(&user)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct UpdateUserRequest {
     role: Option<Role>,
     locked: Option<bool>,
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = UpdateUserRequest,
+    responses(
+        (status = 200, description = "The updated user; locking revokes its sessions", body = AdminUserBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
+#[patch("/users/{id}")]
 pub async fn update_user(
     state: web::Data<AppState>,
     Client(client): Client,
@@ -102,6 +136,16 @@ pub async fn update_user(
     Ok(HttpResponse::Ok().json(AdminUserBody::from(&user)))
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Deleted; its sessions are revoked"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
+#[delete("/users/{id}")]
 pub async fn delete_user(
     state: web::Data<AppState>,
     Client(client): Client,
@@ -115,12 +159,22 @@ pub async fn delete_user(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RevokedBody {
+pub struct RevokedBody {
     revoked_sessions: usize,
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Every session of the user is revoked", body = RevokedBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
+#[post("/users/{id}/revoke-sessions")]
 pub async fn revoke_sessions(
     state: web::Data<AppState>,
     Client(client): Client,
@@ -134,16 +188,19 @@ pub async fn revoke_sessions(
     Ok(HttpResponse::Ok().json(RevokedBody { revoked_sessions }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct InvitationRequest {
+    #[schema(required = true, format = Email, example = "ada@example.com")]
     email: String,
     role: Option<Role>,
+    /// Returned by `POST /auth/tokens/validate` to the invitee's page.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-#[derive(Serialize)]
-struct InvitationBody {
+#[derive(Serialize, ToSchema)]
+pub struct InvitationBody {
     email: String,
     role: &'static str,
     message: &'static str,
@@ -151,6 +208,13 @@ struct InvitationBody {
 
 /// `POST /admin/invitations`: mails a one-time invitation; signing up with it grants the role and
 /// a verified email.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = InvitationRequest,
+    responses((status = 201, description = "A one-time invitation is mailed", body = InvitationBody))
+)]
+#[post("/invitations")]
 pub async fn invite(
     state: web::Data<AppState>,
     Client(client): Client,

@@ -1,7 +1,8 @@
 //! `/auth/*`: parse, call the flow, shape the answer.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{MessageBody, UserBody};
 use crate::actors::tokens::IssuedTokens;
@@ -9,10 +10,11 @@ use crate::auth::{Invitation, LoginInput, SignupInput, SignupOutcome};
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::http::cookies::{ONE_TIME_COOKIE, REFRESH_COOKIE};
+use crate::http::error::ErrorBody;
 use crate::http::extractors::{AuthUser, Client, JsonBody, MaybeAuthUser};
 use crate::http::AppState;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenTransport {
     /// The refresh token rides only in the HttpOnly cookie (browsers).
@@ -22,52 +24,67 @@ pub enum TokenTransport {
     Body,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SignupRequest {
+    #[schema(required = true, format = Email, example = "ada@example.com")]
     email: String,
+    #[schema(required = true)]
     password: String,
     name: Option<String>,
     invitation_token: Option<String>,
     token_transport: TokenTransport,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LoginRequest {
+    #[schema(required = true, format = Email, example = "ada@example.com")]
     email: String,
+    #[schema(required = true)]
     password: String,
     token_transport: TokenTransport,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RefreshRequest {
     refresh_token: Option<String>,
     token_transport: TokenTransport,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TokenBody {
+pub struct TokenBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<UserBody>,
     access_token: String,
+    /// Always `Bearer`.
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: u64,
+    /// Only with `tokenTransport: body`; browsers get it in the HttpOnly cookie alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
 }
 
-#[derive(Serialize)]
-struct VerificationBody {
+/// `POST /auth/signup` answers with tokens, or (verification required) with the user and a message.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SignupResponse {
+    SignedIn(TokenBody),
+    VerificationSent(VerificationBody),
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VerificationBody {
     user: UserBody,
     message: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct LogoutAllBody {
+pub struct LogoutAllBody {
     message: &'static str,
     revoked_sessions: usize,
 }
@@ -97,6 +114,17 @@ fn presented_refresh(req: &HttpRequest, body: Option<String>) -> Option<String> 
         .filter(|t| !t.is_empty())
 }
 
+#[utoipa::path(
+    tag = "auth",
+    request_body = SignupRequest,
+    responses(
+        (status = 201, description = "Signed up. Signed in (tokens; refresh cookie set) unless `auth.require_email_verification` is on, then a verification mail is sent", body = SignupResponse,
+            headers(("Set-Cookie" = String, description = "`refresh_token`: HttpOnly, SameSite=Strict, Path=/auth"))),
+        (status = 400, description = "`validation_failed` (weak or short password, bad email) or `token_invalid` (invitation)", body = ErrorBody),
+        (status = 409, description = "`email_taken`", body = ErrorBody),
+    )
+)]
+#[post("/signup")]
 pub async fn signup(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -132,6 +160,17 @@ pub async fn signup(
     }
 }
 
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; refresh cookie set", body = TokenBody,
+            headers(("Set-Cookie" = String, description = "`refresh_token`: HttpOnly, SameSite=Strict, Path=/auth"))),
+        (status = 401, description = "`invalid_credentials`: the same answer for an unknown email and a wrong password", body = ErrorBody),
+        (status = 403, description = "`account_locked` (by an admin) or `email_not_verified`", body = ErrorBody),
+    )
+)]
+#[post("/login")]
 pub async fn login(
     state: web::Data<AppState>,
     Client(client): Client,
@@ -151,6 +190,16 @@ pub async fn login(
     ))
 }
 
+#[utoipa::path(
+    tag = "auth",
+    request_body(content = RefreshRequest, description = "Optional: browsers send nothing and the cookie is used"),
+    security((), ("refresh_cookie" = [])),
+    responses(
+        (status = 200, description = "Rotated: a new access token and refresh token (cookie; body too with `tokenTransport: body`)", body = TokenBody),
+        (status = 401, description = "`unauthorized` (no token), `token_invalid`, `token_expired`, or `refresh_token_reused` (the whole session is revoked); the cookie is cleared", body = ErrorBody),
+    )
+)]
+#[post("/refresh")]
 pub async fn refresh(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -178,6 +227,15 @@ pub async fn refresh(
     }
 }
 
+#[utoipa::path(
+    tag = "auth",
+    request_body(content = RefreshRequest, description = "Optional"),
+    security((), ("bearer" = []), ("refresh_cookie" = [])),
+    responses(
+        (status = 200, description = "The session is revoked (idempotent) and the cookie cleared", body = MessageBody),
+    )
+)]
+#[post("/logout")]
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -194,6 +252,14 @@ pub async fn logout(
         }))
 }
 
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every session of the user is revoked", body = LogoutAllBody),
+    )
+)]
+#[post("/logout-all")]
 pub async fn logout_all(
     state: web::Data<AppState>,
     Client(client): Client,

@@ -1,7 +1,8 @@
 //! The audit log: `GET /me/events` (one's own) and `GET /admin/events` (everyone's, or one user's).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::error::AppError;
@@ -9,23 +10,26 @@ use crate::http::extractors::{AdminUser, AuthUser};
 use crate::http::AppState;
 use crate::store::AuthEvent;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
     cursor: Option<String>,
     limit: Option<u32>,
+    /// Admins only: one user's events.
     user_id: Option<Uuid>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EventBody {
+pub struct EventBody {
     id: Uuid,
     user_id: Option<Uuid>,
     kind: String,
     ip: Option<String>,
     user_agent: Option<String>,
     request_id: Option<String>,
+    #[schema(value_type = Object)]
     details: serde_json::Value,
     created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -45,9 +49,9 @@ impl From<AuthEvent> for EventBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EventListBody {
+pub struct EventListBody {
     events: Vec<EventBody>,
     next_cursor: Option<String>,
 }
@@ -67,6 +71,13 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    tag = "me",
+    security(("bearer" = [])),
+    params(EventQuery),
+    responses((status = 200, description = "The user's own audit events, newest first", body = EventListBody))
+)]
+#[get("/me/events")]
 pub async fn mine(
     state: web::Data<AppState>,
     AuthUser(claims): AuthUser,
@@ -75,6 +86,13 @@ pub async fn mine(
     list(&state, Some(claims.sub), &query).await
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(EventQuery),
+    responses((status = 200, description = "Audit events of everyone (or of `userId`), newest first", body = EventListBody))
+)]
+#[get("/events")]
 pub async fn all(
     state: web::Data<AppState>,
     _admin: AdminUser,

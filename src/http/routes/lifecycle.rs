@@ -1,31 +1,35 @@
 //! The emailed flows: verify, resend, forgot, reset, and the token exchange for a cookie.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::MessageBody;
 use crate::error::AppError;
 use crate::http::cookies::ONE_TIME_COOKIE;
+use crate::http::error::ErrorBody;
 use crate::http::extractors::{Client, JsonBody};
 use crate::http::AppState;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TokenRequest {
     token: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EmailRequest {
+    #[schema(required = true, format = Email, example = "ada@example.com")]
     email: String,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ResetRequest {
     token: Option<String>,
+    #[schema(required = true)]
     new_password: String,
 }
 
@@ -49,6 +53,16 @@ fn accepted() -> HttpResponse {
     })
 }
 
+#[utoipa::path(
+    tag = "email",
+    request_body = TokenRequest,
+    security((), ("one_time_cookie" = [])),
+    responses(
+        (status = 200, description = "The email is verified", body = MessageBody),
+        (status = 400, description = "`token_invalid` (unknown, used or expired) or `validation_failed`", body = ErrorBody),
+    )
+)]
+#[post("/email/verify")]
 pub async fn verify_email(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -64,6 +78,12 @@ pub async fn verify_email(
         }))
 }
 
+#[utoipa::path(
+    tag = "email",
+    request_body = EmailRequest,
+    responses((status = 202, description = "The same answer whether or not the address has an account", body = MessageBody))
+)]
+#[post("/email/resend")]
 pub async fn resend_verification(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<EmailRequest>,
@@ -72,6 +92,12 @@ pub async fn resend_verification(
     Ok(accepted())
 }
 
+#[utoipa::path(
+    tag = "password",
+    request_body = EmailRequest,
+    responses((status = 202, description = "The same answer whether or not the address has an account", body = MessageBody))
+)]
+#[post("/password/forgot")]
 pub async fn forgot_password(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<EmailRequest>,
@@ -80,13 +106,23 @@ pub async fn forgot_password(
     Ok(accepted())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ResetBody {
+pub struct ResetBody {
     message: &'static str,
     revoked_sessions: usize,
 }
 
+#[utoipa::path(
+    tag = "password",
+    request_body = ResetRequest,
+    security((), ("one_time_cookie" = [])),
+    responses(
+        (status = 200, description = "Reset; every session is signed out", body = ResetBody),
+        (status = 400, description = "`token_invalid` or `validation_failed` (weak password)", body = ErrorBody),
+    )
+)]
+#[post("/password/reset")]
 pub async fn reset_password(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -106,13 +142,25 @@ pub async fn reset_password(
         }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ValidatedBody {
+pub struct ValidatedBody {
+    /// `email_verification`, `password_reset` or `invitation`.
     token_type: &'static str,
+    #[schema(value_type = Object)]
     metadata: Value,
 }
 
+#[utoipa::path(
+    tag = "email",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "The emailed token is valid; a follow-up token is set in the `one_time_token` cookie (1 h)", body = ValidatedBody,
+            headers(("Set-Cookie" = String, description = "`one_time_token`: HttpOnly, SameSite=Strict"))),
+        (status = 400, description = "`token_invalid`", body = ErrorBody),
+    )
+)]
+#[post("/tokens/validate")]
 pub async fn validate_token(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<TokenRequest>,

@@ -5,13 +5,15 @@ pub mod events;
 pub mod health;
 pub mod lifecycle;
 pub mod me;
+pub mod metrics;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::user::User;
 
 /// `user` of the contract.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserBody {
     pub id: uuid::Uuid,
@@ -36,7 +38,7 @@ impl From<&User> for UserBody {
 }
 
 /// `GET /me`: the user with `updatedAt`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeBody {
     #[serde(flatten)]
@@ -53,7 +55,7 @@ impl From<&User> for MeBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MessageBody {
     pub message: &'static str,
 }

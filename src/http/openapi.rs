@@ -1,0 +1,170 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations: the routes registered in
+//! [`super::configure`] are the routes documented, because both come from the same call.
+
+use actix_web::App;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+
+use crate::error::FieldError;
+use crate::http::cookies::{ONE_TIME_COOKIE, REFRESH_COOKIE};
+use crate::http::error::ErrorBody;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "authd",
+        description = "Authentication service: signup, login, refresh-token rotation with reuse \
+detection, sessions, email flows, invitations and user administration.\n\n\
+Every error answers with one shape (`ApiError`); its `code` is stable. Access tokens are JWTs \
+(`Authorization: Bearer`); the refresh token rides in the HttpOnly `refresh_token` cookie \
+(browsers) or, with `tokenTransport: body`, in the JSON body (mobile and server clients)."
+    ),
+    components(schemas(ErrorBody, FieldError)),
+    tags(
+        (name = "auth", description = "Sign up, sign in, refresh, sign out"),
+        (name = "sessions", description = "The user's own sessions"),
+        (name = "password", description = "Change, forgot, reset"),
+        (name = "email", description = "Verification and emailed tokens"),
+        (name = "me", description = "The signed-in user's profile and audit log"),
+        (name = "admin", description = "User administration (role `admin`)"),
+        (name = "health", description = "Probes and the JWKS"),
+    )
+)]
+struct ApiDoc;
+
+/// Security schemes, and the answers every operation can give (shared, so each handler lists
+/// only its own).
+struct CommonAnswers;
+
+const COMMON: [(&str, &str); 5] = [
+    (
+        "RateLimited",
+        "`rate_limited`: too many requests; see `Retry-After` and the `RateLimit` headers",
+    ),
+    (
+        "Internal",
+        "`internal`: an unexpected failure (logged with the request id)",
+    ),
+    (
+        "Unavailable",
+        "`overloaded` (the password hasher's queue is full) or `unavailable` (the store or cache \
+         is down); retry after `Retry-After`",
+    ),
+    (
+        "PayloadTooLarge",
+        "`payload_too_large`: the body exceeds `http.max_body_bytes`",
+    ),
+    (
+        "UnsupportedMediaType",
+        "`unsupported_media_type`: a body that is not JSON",
+    ),
+];
+
+fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            Content::new(Some(RefOr::Ref(Ref::from_schema_name("ApiError")))),
+        )
+        .build()
+}
+
+fn answer(name: &str) -> RefOr<Response> {
+    RefOr::Ref(Ref::from_response_name(name))
+}
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("The access token from login, signup or refresh"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "refresh_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                REFRESH_COOKIE,
+                "HttpOnly; set by login, signup and refresh; sent to /auth only",
+            ))),
+        );
+        components.add_security_scheme(
+            "one_time_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                ONE_TIME_COOKIE,
+                "HttpOnly; set by POST /auth/tokens/validate",
+            ))),
+        );
+        for (name, description) in COMMON {
+            components
+                .responses
+                .insert(name.to_string(), RefOr::T(error_response(description)));
+        }
+        components.responses.insert(
+            "Unauthorized".to_string(),
+            RefOr::T(error_response(
+                "`unauthorized` (no bearer token), `token_invalid`, `token_expired`; admin routes \
+                 also answer 403 `forbidden`",
+            )),
+        );
+
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+                &mut item.put,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, name: &str| {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| answer(name));
+                };
+                add("429", "RateLimited");
+                add("500", "Internal");
+                add("503", "Unavailable");
+                if operation.request_body.is_some() {
+                    add("413", "PayloadTooLarge");
+                    add("415", "UnsupportedMediaType");
+                }
+                let needs_bearer = operation.security.as_ref().is_some_and(|requirements| {
+                    requirements.iter().any(|r| {
+                        serde_json::to_value(r)
+                            .ok()
+                            .and_then(|v| v.get("bearer").cloned())
+                            .is_some()
+                    })
+                });
+                if needs_bearer {
+                    add("401", "Unauthorized");
+                }
+            }
+        }
+    }
+}
+
+/// The document for an app whose routes live under `base_path`.
+pub fn document(base_path: &str) -> utoipa::openapi::OpenApi {
+    let (_, document) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(super::configure(base_path))
+        .split_for_parts();
+    let mut document = document;
+    CommonAnswers.modify(&mut document);
+    document
+}

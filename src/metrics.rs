@@ -1,0 +1,119 @@
+//! Prometheus metrics: every name authd exports is here, recorded through the `metrics` facade
+//! and rendered by `metrics-exporter-prometheus` at `/metrics`.
+//!
+//! Counters and histograms are recorded where things happen; gauges that describe a state (the
+//! hasher's queue, the DB pool, the mail outbox) are read when Prometheus scrapes.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::actors::hasher::HasherStats;
+use crate::store::Store;
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-wide recorder, installed on first use (the `metrics` facade has one global
+/// recorder; several apps in one test process share it).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+        }
+        handle
+    })
+}
+
+/// One answered HTTP request; `route` is the matched pattern (bounded cardinality), never the
+/// raw path.
+pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route.to_string()),
+        ("status", status.to_string()),
+    ];
+    counter!("authd_http_requests_total", &labels).increment(1);
+    histogram!(
+        "authd_http_request_duration_seconds",
+        "method" => method.to_string(),
+        "route" => route.to_string()
+    )
+    .record(elapsed.as_secs_f64());
+}
+
+/// One hasher job: how long it waited for a worker thread, and how long it ran.
+pub fn hasher_job(operation: &'static str, waited: Duration, ran: Duration) {
+    histogram!("authd_hasher_wait_seconds", "op" => operation).record(waited.as_secs_f64());
+    histogram!("authd_hasher_job_seconds", "op" => operation).record(ran.as_secs_f64());
+}
+
+pub fn hasher_rejected() {
+    counter!("authd_hasher_rejections_total").increment(1);
+}
+
+/// Counts a message sent to an actor and not answered yet, until the guard drops: actix
+/// mailboxes are unbounded and do not report their length, so the backlog is counted here.
+pub struct MailboxGuard(&'static str);
+
+pub fn mailbox(actor: &'static str) -> MailboxGuard {
+    gauge!("authd_actor_mailbox_backlog", "actor" => actor).increment(1.0);
+    MailboxGuard(actor)
+}
+
+impl Drop for MailboxGuard {
+    fn drop(&mut self) {
+        gauge!("authd_actor_mailbox_backlog", "actor" => self.0).decrement(1.0);
+    }
+}
+
+/// A request or login refused by a rate limit; `scope` is `ip`, `route` or `account`.
+pub fn rate_limited(scope: &'static str) {
+    counter!("authd_rate_limit_rejections_total", "scope" => scope).increment(1);
+}
+
+/// A failed store or cache operation; `kind` is `unavailable` or `backend`.
+pub fn backend_error(backend: &'static str, kind: &'static str) {
+    counter!("authd_backend_errors_total", "backend" => backend, "kind" => kind).increment(1);
+}
+
+/// A mail delivery attempt; `outcome` is `sent`, `retry` or `dead`.
+pub fn mail_attempt(outcome: &'static str) {
+    counter!("authd_mail_deliveries_total", "outcome" => outcome).increment(1);
+}
+
+/// A refresh token presented again after its rotation (its session is revoked).
+pub fn refresh_reuse_detected() {
+    counter!("authd_refresh_reuse_detected_total").increment(1);
+}
+
+/// Reads the state gauges, then renders the text exposition.
+pub async fn render(store: &dyn Store, hasher: &HasherStats) -> String {
+    gauge!("authd_hasher_workers").set(hasher.workers as f64);
+    gauge!("authd_hasher_capacity").set(hasher.capacity as f64);
+    gauge!("authd_hasher_in_flight").set(hasher.in_flight as f64);
+    gauge!("authd_hasher_queue_depth").set(hasher.queued as f64);
+    if let Some(pool) = store.pool_status() {
+        gauge!("authd_db_pool_max_connections").set(pool.max_size as f64);
+        gauge!("authd_db_pool_connections", "state" => "in_use")
+            .set(pool.size.saturating_sub(pool.available) as f64);
+        gauge!("authd_db_pool_connections", "state" => "idle").set(pool.available as f64);
+        gauge!("authd_db_pool_waiting").set(pool.waiting as f64);
+    }
+    match store.outbox_depth().await {
+        Ok(depth) => gauge!("authd_mail_outbox_depth").set(depth as f64),
+        Err(e) => tracing::warn!(error = %e, "metrics: could not read the outbox depth"),
+    }
+    let handle = handle();
+    handle.run_upkeep();
+    handle.render()
+}

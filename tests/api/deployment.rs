@@ -1,0 +1,132 @@
+//! The shipped deployment files agree with the settings authd reads: every variable that
+//! docker-compose.yml and the Dockerfile set is one authd knows, and together they load into
+//! valid production settings.
+
+use std::path::Path;
+
+use authd::config::{self, Environment, SEED_VARIABLES};
+use serde_yaml::Value;
+
+/// Variables authd reads besides the settings themselves.
+const PROCESS_VARIABLES: &[&str] = &["AUTHD_ENV", "NODE_ENV", "AUTHD_CONFIG_DIR", "RUST_LOG"];
+
+fn repo_file(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `${NAME:-default}` as Compose would expand it with `NAME` unset.
+fn compose_default(value: &str) -> String {
+    match value
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+    {
+        Some(inner) => inner
+            .split_once(":-")
+            .map(|(_, default)| default.to_string())
+            .unwrap_or_default(),
+        None => value.to_string(),
+    }
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("unexpected environment value {other:?}"),
+    }
+}
+
+/// The `ENV` variables of the Dockerfile's final stage.
+fn dockerfile_env() -> Vec<(String, String)> {
+    let dockerfile = repo_file("Dockerfile");
+    let final_stage = dockerfile
+        .rsplit("\nFROM ")
+        .next()
+        .expect("a final stage")
+        .replace("\\\n", " ");
+    final_stage
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("ENV "))
+        .flat_map(|assignments| {
+            assignments
+                .split_whitespace()
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The authd services of docker-compose.yml and their environments (anchors merged).
+fn compose_authd_services() -> Vec<(String, Vec<(String, String)>)> {
+    let mut compose: Value = serde_yaml::from_str(&repo_file("docker-compose.yml")).unwrap();
+    compose.apply_merge().unwrap();
+    let services = compose["services"].as_mapping().expect("services");
+    services
+        .iter()
+        .filter(|(_, service)| service.get("build").is_some())
+        .map(|(name, service)| {
+            let mut environment = service["environment"].clone();
+            environment.apply_merge().unwrap();
+            let vars = environment
+                .as_mapping()
+                .expect("environment as a mapping")
+                .iter()
+                .map(|(k, v)| (scalar(k), compose_default(&scalar(v))))
+                .collect();
+            (scalar(name), vars)
+        })
+        .collect()
+}
+
+#[test]
+fn compose_and_dockerfile_set_only_variables_authd_reads_and_they_load() {
+    let services = compose_authd_services();
+    assert!(services.len() >= 2, "two authd replicas: {services:?}");
+    let config_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for (service, environment) in services {
+        let mut vars = dockerfile_env();
+        vars.extend(environment);
+        for (name, _) in &vars {
+            let known = name.starts_with("AUTHD__")
+                || PROCESS_VARIABLES.contains(&name.as_str())
+                || SEED_VARIABLES.iter().any(|(seed, _)| seed == name);
+            assert!(known, "{service}: authd does not read {name}");
+        }
+        let environment = vars
+            .iter()
+            .find(|(name, _)| name == "AUTHD_ENV")
+            .map(|(_, value)| Environment::parse(value).unwrap())
+            .unwrap_or(Environment::Development);
+        // Unknown AUTHD__ keys fail here: the settings deny unknown fields.
+        let settings = config::load_from(&config_dir, environment, &vars)
+            .unwrap_or_else(|e| panic!("{service}: {e}"));
+        assert!(
+            settings.database.url.as_str().starts_with("postgres://"),
+            "{service}"
+        );
+        assert!(
+            settings.cache_is_shared(),
+            "{service}: replicas share Redis"
+        );
+        assert_eq!(settings.server.host, "0.0.0.0", "{service}");
+        assert!(
+            !settings.mail.smtp_host.is_empty(),
+            "{service}: mail catcher"
+        );
+        assert!(!settings.trusted_proxies().unwrap().is_empty(), "{service}");
+    }
+}
+
+#[test]
+fn the_nginx_config_routes_to_every_replica() {
+    let nginx = repo_file("deploy/nginx.conf");
+    for (service, _) in compose_authd_services() {
+        assert!(
+            nginx.contains(&format!("server {service}:8080")),
+            "{service} missing from nginx upstream"
+        );
+    }
+}
