@@ -657,11 +657,18 @@ impl Settings {
         })
     }
 
+    /// The CORS allowlist as browsers send `Origin`: trimmed, without a trailing slash (so
+    /// `https://app.example/` and ` https://app.example` both match).
     pub fn cors_origins(&self) -> Vec<String> {
+        let normalise = |origin: &String| origin.trim().trim_end_matches('/').to_string();
         if self.http.cors_allowed_origins.is_empty() {
-            vec![self.app.frontend_url.trim_end_matches('/').to_string()]
+            vec![normalise(&self.app.frontend_url)]
         } else {
-            self.http.cors_allowed_origins.clone()
+            self.http
+                .cors_allowed_origins
+                .iter()
+                .map(normalise)
+                .collect()
         }
     }
 
@@ -863,10 +870,13 @@ impl Settings {
                     "\"*\" cannot be used: credentials (the refresh cookie) are allowed, so origins must be listed",
                 ));
             }
-            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+            let host = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            if !host.is_some_and(|h| !h.is_empty() && !h.contains(['/', '?', '#', ' '])) {
                 return Err(invalid(
                     "http.cors_allowed_origins",
-                    format!("{origin:?} is not an http(s) origin"),
+                    format!("{origin:?} is not an http(s) origin (scheme://host[:port], no path)"),
                 ));
             }
         }
@@ -1097,6 +1107,35 @@ mod tests {
             err.to_string().contains("http.cors_allowed_origins"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn cors_origins_are_normalised_and_paths_refused() {
+        let settings = load_from(
+            &dir(),
+            Environment::Production,
+            &production_vars(&[(
+                "AUTHD__HTTP__CORS_ALLOWED_ORIGINS",
+                "https://app.example/, http://127.0.0.1:5555",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.cors_origins(),
+            ["https://app.example", "http://127.0.0.1:5555"]
+        );
+        for bad in ["https://app.example/login", "app.example", "https://"] {
+            let err = load_from(
+                &dir(),
+                Environment::Production,
+                &production_vars(&[("AUTHD__HTTP__CORS_ALLOWED_ORIGINS", bad)]),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("http.cors_allowed_origins"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]
