@@ -949,6 +949,101 @@ fn networks(setting: &str, entries: &[String]) -> Result<Vec<ipnet::IpNet>, Conf
         .collect()
 }
 
+/// The defaults file compiled in: the source of `authd config reference`.
+const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// One documented setting of `config/default.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceEntry {
+    /// `section.key` (or `section.sub.key`).
+    pub key: String,
+    /// As written in the file; `None` for an optional key that is unset by default.
+    pub default: Option<String>,
+    pub meaning: String,
+}
+
+/// Every setting with its default and meaning, read from `config/default.toml` (the comment lines
+/// right above a key are its meaning; `# key = value` marks an optional, unset key).
+pub fn reference_entries() -> Vec<ReferenceEntry> {
+    let mut entries = Vec::new();
+    let mut section = String::new();
+    let mut comment: Vec<&str> = Vec::new();
+    for line in DEFAULT_TOML.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_string();
+            comment.clear();
+            continue;
+        }
+        if line.is_empty() {
+            comment.clear();
+            continue;
+        }
+        let (optional, assignment) = match line.strip_prefix('#') {
+            Some(text) => {
+                let text = text.trim();
+                let is_key = text.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                });
+                if !is_key || section.is_empty() {
+                    comment.push(text);
+                    continue;
+                }
+                (true, text)
+            }
+            None => (false, line),
+        };
+        let Some((key, value)) = assignment.split_once(" = ") else {
+            continue;
+        };
+        entries.push(ReferenceEntry {
+            key: format!("{section}.{}", key.trim()),
+            default: (!optional).then(|| value.trim().to_string()),
+            meaning: comment.join(" "),
+        });
+        comment.clear();
+    }
+    entries
+}
+
+/// The environment variables that set `key`: `AUTHD__SECTION__KEY`, and a seed variable if any.
+pub fn variables_for(key: &str) -> Vec<String> {
+    let mut vars = vec![format!(
+        "AUTHD__{}",
+        key.replace('.', "__").to_ascii_uppercase()
+    )];
+    vars.extend(
+        SEED_VARIABLES
+            .iter()
+            .filter(|(_, setting)| *setting == key)
+            .map(|(var, _)| var.to_string()),
+    );
+    vars
+}
+
+/// The README's configuration table, generated.
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "| setting | default | environment variables | meaning |\n|---|---|---|---|\n",
+    );
+    for entry in reference_entries() {
+        let default = entry
+            .default
+            .map(|d| format!("`{}`", d.replace('|', "\\|")))
+            .unwrap_or_else(|| "unset".into());
+        let vars = variables_for(&entry.key)
+            .iter()
+            .map(|v| format!("`{v}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&format!(
+            "| `{}` | {default} | {vars} | {} |\n",
+            entry.key,
+            entry.meaning.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1148,5 +1243,57 @@ mod tests {
         assert!(!text.contains("u:p@"), "{text}");
         assert!(text.contains("postgres://u:***@db:5432/authd"), "{text}");
         assert!(text.contains("[redacted]"));
+    }
+
+    #[test]
+    fn the_reference_covers_exactly_the_settings_struct() {
+        fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+            match value.as_object() {
+                Some(map) => {
+                    for (k, v) in map {
+                        let key = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        leaves(&key, v, out);
+                    }
+                }
+                None => out.push(prefix.to_string()),
+            }
+        }
+        let settings = load_from(&dir(), Environment::Development, &[]).unwrap();
+        let mut from_struct = Vec::new();
+        leaves(
+            "",
+            &serde_json::to_value(&settings).unwrap(),
+            &mut from_struct,
+        );
+        from_struct.retain(|k| k != "environment");
+        from_struct.sort();
+        let mut documented: Vec<String> = reference_entries().into_iter().map(|e| e.key).collect();
+        documented.sort();
+        assert_eq!(documented, from_struct);
+        for entry in reference_entries() {
+            assert!(!entry.meaning.is_empty(), "{} has no meaning", entry.key);
+        }
+    }
+
+    #[test]
+    fn the_readme_carries_the_generated_reference() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .unwrap();
+        let start = "<!-- config-reference:start (generated by `authd config reference`) -->\n";
+        let end = "<!-- config-reference:end -->";
+        let block = readme
+            .split_once(start)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .map(|(block, _)| block)
+            .expect("README has the config reference markers");
+        assert!(
+            block == reference_markdown(),
+            "README's configuration table is stale: run `cargo run -q -- config reference` and paste it between the markers"
+        );
     }
 }

@@ -77,6 +77,9 @@ enum UsersCommand {
 enum ConfigCommand {
     /// Validate the effective configuration and print it, secrets and URL passwords redacted.
     Check,
+    /// Print every setting with its default, environment variables and meaning (Markdown; the
+    /// README's table).
+    Reference,
 }
 
 #[actix_web::main]
@@ -90,6 +93,12 @@ async fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Config {
+            command: ConfigCommand::Reference,
+        } => {
+            print!("{}", config::reference_markdown());
+            ExitCode::SUCCESS
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => {
