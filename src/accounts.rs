@@ -433,6 +433,7 @@ pub async fn provision_user(
             role,
             email_verified: true,
             created_at: None,
+            verification: None,
         })
         .await?)
 }

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use crate::accounts::AccountService;
 use crate::actors::hasher::HasherPool;
 use crate::actors::janitor::Janitor;
-use crate::actors::mailer::{message_id_domain, Mailer};
+use crate::actors::mailer::{message_id_domain, Flush, Mailer};
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
 use crate::actors::Tracked;
@@ -38,6 +38,8 @@ pub struct Application {
     port: u16,
     server: Server,
     hasher: HasherPool,
+    mailer: actix::Addr<Mailer>,
+    shutdown_timeout: Duration,
 }
 
 /// Opens the configured store, applying pending migrations first when `migrate` is set (creating
@@ -210,7 +212,7 @@ impl Application {
         }
         let outbox = Outbox::new(
             store.clone(),
-            mailer,
+            mailer.clone(),
             Arc::new(settings.app.clone()),
             settings.auth.app_name.clone(),
             message_id_domain(&settings.mail),
@@ -315,6 +317,8 @@ impl Application {
             port,
             server,
             hasher,
+            mailer,
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_seconds),
         })
     }
 
@@ -332,7 +336,18 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until stopped (SIGTERM, Ctrl-C or a handle): the server stops accepting and gives
+    /// in-flight requests (and the hasher jobs they wait for) `server.shutdown_timeout_seconds`;
+    /// then the mailer finishes its batch and sends what is due, within the same bound.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        match tokio::time::timeout(self.shutdown_timeout, self.mailer.send(Flush)).await {
+            Ok(Ok(())) => tracing::info!("shutdown: mail outbox flushed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "shutdown: the mailer is gone"),
+            Err(_) => tracing::warn!(
+                "shutdown: mail still sending at the timeout; it stays in the outbox"
+            ),
+        }
+        served
     }
 }

@@ -238,17 +238,30 @@ impl AuthService {
                 .await?
                 .ok_or(AppError::OneTimeTokenInvalid)?;
         }
+        let id = Uuid::new_v4();
+        // The invitation reached this address: it is verified. Otherwise the verification mail
+        // is written with the user, in one transaction.
+        let email_verified = invited.is_some();
+        let verification = (!email_verified).then(|| {
+            self.outbox.prepare_token(
+                TokenKind::EmailVerification,
+                Some(id),
+                &email,
+                name.as_deref(),
+                &serde_json::json!({}),
+            )
+        });
         let created = self
             .store
             .create_user(NewUser {
-                id: Uuid::new_v4(),
+                id,
                 email: email.clone(),
                 name: name.clone(),
                 password_hash,
                 role: invited.as_ref().map_or(Role::User, |i| i.role),
-                // The invitation reached this address: it is verified.
-                email_verified: invited.is_some(),
+                email_verified,
                 created_at: None,
+                verification,
             })
             .await;
         let user = match created {
@@ -277,15 +290,7 @@ impl AuthService {
             )
             .await;
         if !user.email_verified {
-            self.outbox
-                .send_token(
-                    TokenKind::EmailVerification,
-                    Some(user.id),
-                    &user.email,
-                    user.name.as_deref(),
-                    &serde_json::json!({}),
-                )
-                .await?;
+            self.outbox.wake();
         }
         if hidden {
             return Ok(SignupOutcome::VerificationSent(user));

@@ -61,6 +61,7 @@ fn new_user(line: &str) -> Result<NewUser, String> {
         role,
         email_verified: record.email_verified.unwrap_or(false),
         created_at: record.created_at,
+        verification: None,
     })
 }
 

@@ -102,26 +102,43 @@ impl Outbox {
         name: Option<&str>,
         metadata: &serde_json::Value,
     ) -> Result<(), AppError> {
+        let (token, email) = self.prepare_token(kind, user_id, to, name, metadata);
+        self.store
+            .create_one_time_token(&token, Some(&email))
+            .await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// A new emailed token and its mail, for the caller to store in a transaction of its own
+    /// (then [`Outbox::wake`]).
+    pub fn prepare_token(
+        &self,
+        kind: TokenKind,
+        user_id: Option<Uuid>,
+        to: &str,
+        name: Option<&str>,
+        metadata: &serde_json::Value,
+    ) -> (NewOneTimeToken, OutboxEmail) {
         let token = OpaqueToken::generate();
         let lifetime = self.lifetimes.of(kind);
         let link = self.app.link(self.page(kind), token.as_str());
         let message = messages::render(message_kind(kind), &self.app_name, name, &link, lifetime);
         let email = self.outbox_email(to, message);
-        self.store
-            .create_one_time_token(
-                &NewOneTimeToken {
-                    hash: token.hash(),
-                    kind,
-                    user_id,
-                    email: to.to_string(),
-                    metadata: metadata.to_string(),
-                    ttl_seconds: lifetime.as_secs(),
-                },
-                Some(&email),
-            )
-            .await?;
+        let stored = NewOneTimeToken {
+            hash: token.hash(),
+            kind,
+            user_id,
+            email: to.to_string(),
+            metadata: metadata.to_string(),
+            ttl_seconds: lifetime.as_secs(),
+        };
+        (stored, email)
+    }
+
+    /// Tells the mailer that mail was queued.
+    pub fn wake(&self) {
         self.mailer.do_send(Wake);
-        Ok(())
     }
 
     /// A notice without a token (account exists, password changed), linking to the page where a
@@ -141,7 +158,7 @@ impl Outbox {
         self.store
             .enqueue_email(&self.outbox_email(to, message))
             .await?;
-        self.mailer.do_send(Wake);
+        self.wake();
         Ok(())
     }
 

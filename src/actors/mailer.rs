@@ -26,6 +26,13 @@ use crate::store::{ClaimedEmail, DeliveryOutcome, OutboxEmail, Store};
 #[rtype(result = "()")]
 pub struct Wake;
 
+/// At shutdown, once HTTP has stopped: let the batch being sent finish (its outcomes recorded),
+/// then send what is due now. Whatever is still unsent stays `pending` in the outbox for the next
+/// node; a batch cut short keeps its lease until `mail.lease_seconds` and is then sent again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     Files(PathBuf),
@@ -39,6 +46,8 @@ pub struct Mailer {
     draining: bool,
     /// A wake-up arrived during a drain: drain again right after.
     again: bool,
+    /// Held while a batch is sent, so `Flush` can wait for it.
+    batch: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn smtp_transport(settings: &MailSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
@@ -94,6 +103,7 @@ impl Mailer {
             settings,
             draining: false,
             again: false,
+            batch: Arc::default(),
         })
     }
 
@@ -118,7 +128,11 @@ impl Mailer {
         let transport = self.transport.clone();
         let from = self.from.clone();
         let settings = self.settings.clone();
-        let work = async move { drain_once(store.as_ref(), &transport, &from, &settings).await };
+        let batch = self.batch.clone();
+        let work = async move {
+            let _sending = batch.lock().await;
+            drain_once(store.as_ref(), &transport, &from, &settings).await
+        };
         ctx.spawn(work.into_actor(self).map(|full_batch, act, ctx| {
             act.draining = false;
             if full_batch || std::mem::take(&mut act.again) {
@@ -262,5 +276,21 @@ impl Handler<Wake> for Mailer {
 
     fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
         self.drain(ctx);
+    }
+}
+
+impl Handler<Flush> for Mailer {
+    type Result = actix::ResponseFuture<()>;
+
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        let transport = self.transport.clone();
+        let from = self.from.clone();
+        let settings = self.settings.clone();
+        let batch = self.batch.clone();
+        Box::pin(async move {
+            let _sending = batch.lock().await;
+            drain_once(store.as_ref(), &transport, &from, &settings).await;
+        })
     }
 }

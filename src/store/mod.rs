@@ -34,6 +34,9 @@ pub struct NewUser {
     pub email_verified: bool,
     /// When the account was made; `None` is now. Imports keep the original date.
     pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The verification token and its mail, written in the same transaction as the user, so a
+    /// signup is never left without its mail.
+    pub verification: Option<(NewOneTimeToken, OutboxEmail)>,
 }
 
 /// A user and the hash their password verifies against.

@@ -225,6 +225,33 @@ fn user_from_row(row: &Row) -> Result<User, StoreError> {
     })
 }
 
+async fn insert_token(
+    tx: &deadpool_postgres::Transaction<'_>,
+    token: &NewOneTimeToken,
+) -> Result<(), StoreError> {
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, expires_at)
+             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
+        )
+        .await
+        .map_err(backend)?;
+    tx.execute(
+        &insert,
+        &[
+            &token.hash.as_slice(),
+            &token.kind.as_str(),
+            &token.user_id,
+            &token.email,
+            &token.metadata,
+            &ttl(token.ttl_seconds),
+        ],
+    )
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
 async fn insert_email(
     tx: &deadpool_postgres::Transaction<'_>,
     email: &OutboxEmail,
@@ -297,8 +324,9 @@ impl Store for PostgresStore {
 
     #[tracing::instrument(skip_all)]
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
-        let client = self.client().await?;
-        let statement = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let statement = tx
             .prepare_cached(&format!(
                 "INSERT INTO users (id, email, email_canonical, name, password_hash, role, email_verified,
                                     created_at, updated_at)
@@ -306,7 +334,7 @@ impl Store for PostgresStore {
             ))
             .await
             .map_err(backend)?;
-        let row = client
+        let row = tx
             .query_one(
                 &statement,
                 &[
@@ -328,7 +356,13 @@ impl Store for PostgresStore {
                     backend(e)
                 }
             })?;
-        user_from_row(&row)
+        let created = user_from_row(&row)?;
+        if let Some((token, email)) = &user.verification {
+            insert_token(&tx, token).await?;
+            insert_email(&tx, email).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(created)
     }
 
     #[tracing::instrument(skip_all)]
@@ -380,26 +414,7 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
-            )
-            .await
-            .map_err(backend)?;
-        tx.execute(
-            &insert,
-            &[
-                &token.hash.as_slice(),
-                &token.kind.as_str(),
-                &token.user_id,
-                &token.email,
-                &token.metadata,
-                &ttl(token.ttl_seconds),
-            ],
-        )
-        .await
-        .map_err(backend)?;
+        insert_token(&tx, token).await?;
         if let Some(email) = email {
             insert_email(&tx, email).await?;
         }

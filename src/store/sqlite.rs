@@ -92,6 +92,27 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
+fn insert_token(
+    tx: &rusqlite::Transaction<'_>,
+    token: &NewOneTimeToken,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        token.hash.as_slice(),
+        token.kind.as_str(),
+        token.user_id.map(|id| id.to_string()),
+        token.email,
+        token.metadata,
+        now,
+        now.saturating_add(seconds_to_micros(token.ttl_seconds))
+    ])?;
+    Ok(())
+}
+
 fn insert_email(
     tx: &rusqlite::Transaction<'_>,
     email: &OutboxEmail,
@@ -212,12 +233,13 @@ impl Store for SqliteStore {
         self.connection
             .call(move |c| {
                 let now = now_micros();
-                let mut statement = c.prepare_cached(&format!(
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut statement = tx.prepare_cached(&format!(
                     "INSERT INTO users (id, email, email_canonical, name, password_hash, role, email_verified,
                                         created_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {USER_COLUMNS}"
                 ))?;
-                Ok(statement.query_row(
+                let created = statement.query_row(
                     params![
                         user.id.to_string(),
                         user.email,
@@ -230,7 +252,14 @@ impl Store for SqliteStore {
                         now
                     ],
                     user_from_row,
-                )?)
+                )?;
+                drop(statement);
+                if let Some((token, email)) = &user.verification {
+                    insert_token(&tx, token, now)?;
+                    insert_email(&tx, email, now)?;
+                }
+                tx.commit()?;
+                Ok(created)
             })
             .await
             .map_err(|e| {
@@ -302,19 +331,7 @@ impl Store for SqliteStore {
             .call(move |c| {
                 let now = now_micros();
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                tx.prepare_cached(
-                    "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?
-                .execute(params![
-                    token.hash.as_slice(),
-                    token.kind.as_str(),
-                    token.user_id.map(|id| id.to_string()),
-                    token.email,
-                    token.metadata,
-                    now,
-                    now.saturating_add(seconds_to_micros(token.ttl_seconds))
-                ])?;
+                insert_token(&tx, &token, now)?;
                 if let Some(email) = &email {
                     insert_email(&tx, email, now)?;
                 }

@@ -55,6 +55,7 @@ fn new_user(email: &str) -> NewUser {
         role: Role::User,
         email_verified: false,
         created_at: None,
+        verification: None,
     }
 }
 
