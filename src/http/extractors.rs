@@ -150,12 +150,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     AppError::validation("body", "the request body could not be read")
                 }
             })?;
-            let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-                b"{}"
-            } else if json_type {
-                &bytes
-            } else {
-                return Err(AppError::UnsupportedMediaType);
+            let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+            let text: &[u8] = match first {
+                None => b"{}",
+                Some(_) if !json_type => return Err(AppError::UnsupportedMediaType),
+                // Every body of the API is an object: serde would also take a struct from an
+                // array (`[null, null]`) and an optional body from `null`.
+                Some(b'{') => &bytes,
+                Some(_) => {
+                    return Err(AppError::validation("body", "must be a JSON object"));
+                }
             };
             serde_json::from_slice(text)
                 .map(JsonBody)

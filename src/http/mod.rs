@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, extractors, middleware and the error mapping.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use actix_cors::Cors;
 use actix_web::http::{header, Method};
@@ -142,11 +143,73 @@ pub fn operations(
     }
 }
 
-/// The answer when no route matched: 405 when the path exists with other methods, else 404.
+/// The answer when no route matched: 405 with `Allow` (RFC 9110 §15.5.6) when the path exists
+/// with other methods, else 404.
 pub async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, AppError> {
-    Err(if req.resource_map().has_resource(req.path()) {
-        AppError::MethodNotAllowed
-    } else {
-        AppError::NotFound
-    })
+    if !req.resource_map().has_resource(req.path()) {
+        return Err(AppError::NotFound);
+    }
+    let base_path = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.base_path.clone())
+        .unwrap_or_default();
+    let mut response = actix_web::HttpResponse::from_error(AppError::MethodNotAllowed);
+    if let Ok(value) = header::HeaderValue::from_str(&allowed_methods(&base_path, req.path())) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    Ok(response)
+}
+
+/// Path templates of the API under one base path, split in segments, with the methods of each.
+type MethodTable = Vec<(Vec<String>, String)>;
+
+fn method_table(base_path: &str) -> MethodTable {
+    openapi::document(base_path)
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let methods: Vec<&str> = [
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(method, served)| served.then_some(method))
+            .collect();
+            (
+                path.split('/').map(str::to_string).collect(),
+                methods.join(", "),
+            )
+        })
+        .collect()
+}
+
+/// The `Allow` value for a path that exists: the documented methods of the API path it matches;
+/// the operator's routes outside the document (`/metrics`, `/openapi.json`, `/docs/`) are GET only.
+pub fn allowed_methods(base_path: &str, path: &str) -> String {
+    static TABLES: OnceLock<Mutex<HashMap<String, Arc<MethodTable>>>> = OnceLock::new();
+    let table = {
+        let mut tables = TABLES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        tables
+            .entry(base_path.to_string())
+            .or_insert_with(|| Arc::new(method_table(base_path)))
+            .clone()
+    };
+    let segments: Vec<&str> = path.split('/').collect();
+    table
+        .iter()
+        .find(|(template, _)| {
+            template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| {
+                    t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty())
+                })
+        })
+        .map(|(_, methods)| methods.clone())
+        .unwrap_or_else(|| "GET".to_string())
 }

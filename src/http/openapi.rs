@@ -3,6 +3,7 @@
 
 use actix_web::App;
 use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
@@ -39,7 +40,20 @@ struct ApiDoc;
 /// only its own).
 struct CommonAnswers;
 
-const COMMON: [(&str, &str); 5] = [
+const COMMON: [(&str, &str); 8] = [
+    (
+        "BadRequest",
+        "`validation_failed`: malformed JSON, or a missing or invalid field or parameter \
+         (`details` lists each)",
+    ),
+    (
+        "HeadersTooLarge",
+        "`headers_too_large`: the request headers exceed `http.max_header_bytes`",
+    ),
+    (
+        "RequestTimeout",
+        "`request_timeout`: the body did not arrive within `server.client_body_timeout_ms`",
+    ),
     (
         "RateLimited",
         "`rate_limited`: too many requests; see `Retry-After` and the `RateLimit` headers",
@@ -110,6 +124,12 @@ impl Modify for CommonAnswers {
                 .insert(name.to_string(), RefOr::T(error_response(description)));
         }
         components.responses.insert(
+            "Forbidden".to_string(),
+            RefOr::T(error_response(
+                "`forbidden`: the caller is not (any more) an unlocked admin",
+            )),
+        );
+        components.responses.insert(
             "Unauthorized".to_string(),
             RefOr::T(error_response(
                 "`unauthorized` (no bearer token), `token_invalid`, `token_expired`; admin routes \
@@ -117,7 +137,8 @@ impl Modify for CommonAnswers {
             )),
         );
 
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let admin_only = path.contains("/admin/");
             for operation in [
                 &mut item.get,
                 &mut item.post,
@@ -134,10 +155,19 @@ impl Modify for CommonAnswers {
                         .entry(status.to_string())
                         .or_insert_with(|| answer(name));
                 };
+                let has_parameters = operation
+                    .parameters
+                    .as_ref()
+                    .is_some_and(|parameters| !parameters.is_empty());
                 add("429", "RateLimited");
+                add("431", "HeadersTooLarge");
                 add("500", "Internal");
                 add("503", "Unavailable");
+                if operation.request_body.is_some() || has_parameters {
+                    add("400", "BadRequest");
+                }
                 if operation.request_body.is_some() {
+                    add("408", "RequestTimeout");
                     add("413", "PayloadTooLarge");
                     add("415", "UnsupportedMediaType");
                 }
@@ -152,8 +182,37 @@ impl Modify for CommonAnswers {
                 if needs_bearer {
                     add("401", "Unauthorized");
                 }
+                if admin_only {
+                    add("403", "Forbidden");
+                }
+                // An optional body (`request_body = Option<T>`) may be left out, but when sent it
+                // is the object, never JSON `null`: keep `required: false`, drop the null branch.
+                if let Some(body) = operation.request_body.as_mut() {
+                    for content in body.content.values_mut() {
+                        drop_null_alternative(content);
+                    }
+                }
             }
         }
+    }
+}
+
+fn is_null_schema(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(object))
+        if object.schema_type == SchemaType::Type(Type::Null))
+}
+
+/// `oneOf: [null, X]` becomes `X`.
+fn drop_null_alternative(content: &mut Content) {
+    let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+        return;
+    };
+    if one_of.items.len() != 2 {
+        return;
+    }
+    let mut rest = one_of.items.iter().filter(|item| !is_null_schema(item));
+    if let (Some(only), None) = (rest.next(), rest.next()) {
+        content.schema = Some(only.clone());
     }
 }
 

@@ -75,13 +75,16 @@ pub async fn revoke_session(
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct UpdateMeRequest {
+    /// The new display name (at most 200 characters, no control characters); empty or absent
+    /// clears it.
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     name: Option<String>,
 }
 
 #[utoipa::path(
     tag = "me",
     security(("bearer" = [])),
-    request_body = UpdateMeRequest,
+    request_body(content = Option<UpdateMeRequest>, description = "Optional: no body clears the name"),
     responses((status = 200, description = "The updated profile", body = MeBody))
 )]
 #[patch("/me")]
@@ -100,7 +103,7 @@ pub async fn update_me(
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct DeleteMeRequest {
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 1)]
     password: String,
 }
 
@@ -110,7 +113,7 @@ pub struct DeleteMeRequest {
     request_body = DeleteMeRequest,
     responses(
         (status = 204, description = "The account is deleted and every session revoked"),
-        (status = 401, description = "`invalid_credentials`: wrong password", body = ErrorBody),
+        (status = 400, description = "`validation_failed`: the password is missing or wrong (a field error, not a 401, so a frontend does not take it for an expired session)", body = ErrorBody),
     )
 )]
 #[delete("/me")]
@@ -132,9 +135,11 @@ pub async fn delete_me(
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ChangePasswordRequest {
-    #[schema(required = true)]
+    /// A wrong current password is a field error (400), not a 401.
+    #[schema(required = true, min_length = 1)]
     current_password: String,
-    #[schema(required = true)]
+    /// The same rules as signup's password.
+    #[schema(required = true, min_length = 8, max_length = 128)]
     new_password: String,
 }
 
@@ -151,8 +156,7 @@ pub struct ChangePasswordBody {
     request_body = ChangePasswordRequest,
     responses(
         (status = 200, description = "Changed; every other session is signed out", body = ChangePasswordBody),
-        (status = 400, description = "`validation_failed`: the new password is weak", body = ErrorBody),
-        (status = 401, description = "`invalid_credentials`: wrong current password", body = ErrorBody),
+        (status = 400, description = "`validation_failed`: the current password is wrong (a field error, not a 401) or the new one is weak", body = ErrorBody),
     )
 )]
 #[post("/password/change")]

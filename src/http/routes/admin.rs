@@ -47,6 +47,7 @@ pub struct ListQuery {
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
     /// Page size (default 50, at most 200).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// Search in email and name.
     q: Option<String>,
@@ -111,7 +112,7 @@ pub struct UpdateUserRequest {
     tag = "admin",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
-    request_body = UpdateUserRequest,
+    request_body(content = Option<UpdateUserRequest>, description = "The fields to change; none changes nothing"),
     responses(
         (status = 200, description = "The updated user; locking revokes its sessions", body = AdminUserBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
@@ -191,8 +192,10 @@ pub async fn revoke_sessions(
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct InvitationRequest {
-    #[schema(required = true, format = Email, example = "ada@example.com")]
+    #[schema(required = true, format = Email, max_length = 254, example = "ada@example.com")]
     email: String,
+    /// Required (`null` or absent: 400); an `Option` only to answer with a field error.
+    #[schema(required = true, value_type = Role)]
     role: Option<Role>,
     /// Returned by `POST /auth/tokens/validate` to the invitee's page.
     #[schema(value_type = Option<Object>)]
@@ -212,7 +215,10 @@ pub struct InvitationBody {
     tag = "admin",
     security(("bearer" = [])),
     request_body = InvitationRequest,
-    responses((status = 201, description = "A one-time invitation is mailed", body = InvitationBody))
+    responses(
+        (status = 201, description = "A one-time invitation is mailed", body = InvitationBody),
+        (status = 409, description = "`email_taken`: the address already has an account", body = ErrorBody),
+    )
 )]
 #[post("/invitations")]
 pub async fn invite(

@@ -27,10 +27,14 @@ pub enum TokenTransport {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SignupRequest {
-    #[schema(required = true, format = Email, example = "ada@example.com")]
+    #[schema(required = true, format = Email, max_length = 254, example = "ada@example.com")]
     email: String,
-    #[schema(required = true)]
+    /// 8 to 128 characters after NFKC normalisation, and not guessable (zxcvbn score at least
+    /// `auth.password_min_score`): a weak password is answered 400 with the reason.
+    #[schema(required = true, min_length = 8, max_length = 128)]
     password: String,
+    /// Display name: at most 200 characters, no control characters.
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     name: Option<String>,
     invitation_token: Option<String>,
     token_transport: TokenTransport,
@@ -39,9 +43,9 @@ pub struct SignupRequest {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LoginRequest {
-    #[schema(required = true, format = Email, example = "ada@example.com")]
+    #[schema(required = true, format = Email, max_length = 254, example = "ada@example.com")]
     email: String,
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 1, max_length = 256)]
     password: String,
     token_transport: TokenTransport,
 }
@@ -192,7 +196,7 @@ pub async fn login(
 
 #[utoipa::path(
     tag = "auth",
-    request_body(content = RefreshRequest, description = "Optional: browsers send nothing and the cookie is used"),
+    request_body(content = Option<RefreshRequest>, description = "Optional: browsers send nothing and the cookie is used"),
     security((), ("refresh_cookie" = [])),
     responses(
         (status = 200, description = "Rotated: a new access token and refresh token (cookie; body too with `tokenTransport: body`)", body = TokenBody),
@@ -229,7 +233,7 @@ pub async fn refresh(
 
 #[utoipa::path(
     tag = "auth",
-    request_body(content = RefreshRequest, description = "Optional"),
+    request_body(content = Option<RefreshRequest>, description = "Optional"),
     security((), ("bearer" = []), ("refresh_cookie" = [])),
     responses(
         (status = 200, description = "The session is revoked (idempotent) and the cookie cleared", body = MessageBody),

@@ -14,7 +14,10 @@ use crate::store::AuthEvent;
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
+    /// `nextCursor` of the previous page.
     cursor: Option<String>,
+    /// Page size (default 50, at most 200).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// Admins only: one user's events.
     user_id: Option<Uuid>,

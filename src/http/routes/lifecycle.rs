@@ -15,21 +15,32 @@ use crate::http::AppState;
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TokenRequest {
+    /// The emailed token; absent when the `one_time_token` cookie carries it.
+    token: Option<String>,
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ValidateTokenRequest {
+    /// The token from the emailed link.
+    #[schema(required = true, min_length = 1)]
     token: Option<String>,
 }
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EmailRequest {
-    #[schema(required = true, format = Email, example = "ada@example.com")]
+    #[schema(required = true, format = Email, max_length = 254, example = "ada@example.com")]
     email: String,
 }
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ResetRequest {
+    /// The emailed token; absent when the `one_time_token` cookie carries it.
     token: Option<String>,
-    #[schema(required = true)]
+    /// The same rules as signup's password.
+    #[schema(required = true, min_length = 8, max_length = 128)]
     new_password: String,
 }
 
@@ -55,7 +66,7 @@ fn accepted() -> HttpResponse {
 
 #[utoipa::path(
     tag = "email",
-    request_body = TokenRequest,
+    request_body(content = Option<TokenRequest>, description = "Optional when the `one_time_token` cookie carries the token"),
     security((), ("one_time_cookie" = [])),
     responses(
         (status = 200, description = "The email is verified", body = MessageBody),
@@ -153,7 +164,7 @@ pub struct ValidatedBody {
 
 #[utoipa::path(
     tag = "email",
-    request_body = TokenRequest,
+    request_body = ValidateTokenRequest,
     responses(
         (status = 200, description = "The emailed token is valid; a follow-up token is set in the `one_time_token` cookie (1 h)", body = ValidatedBody,
             headers(("Set-Cookie" = String, description = "`one_time_token`: HttpOnly, SameSite=Strict"))),
@@ -163,7 +174,7 @@ pub struct ValidatedBody {
 #[post("/tokens/validate")]
 pub async fn validate_token(
     state: web::Data<AppState>,
-    JsonBody(body): JsonBody<TokenRequest>,
+    JsonBody(body): JsonBody<ValidateTokenRequest>,
 ) -> Result<HttpResponse, AppError> {
     let token = body
         .token
