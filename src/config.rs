@@ -416,6 +416,9 @@ pub struct HasherSettings {
     pub argon2_parallelism: u32,
     /// `Retry-After` sent with 503 `overloaded`.
     pub retry_after_seconds: u64,
+    /// Niceness of the hashing threads (0-19, Linux): above 0, HTTP workers pre-empt hashing, so
+    /// cheap requests stay fast while the pool is saturated.
+    pub thread_nice: i32,
 }
 
 impl HasherSettings {
@@ -794,6 +797,9 @@ impl Settings {
                 "hasher",
                 "argon2_iterations and argon2_parallelism must be at least 1",
             ));
+        }
+        if !(0..=19).contains(&self.hasher.thread_nice) {
+            return Err(invalid("hasher.thread_nice", "must be 0 to 19"));
         }
         if self.hasher.argon2_memory_kib < 8 * self.hasher.argon2_parallelism {
             return Err(invalid(

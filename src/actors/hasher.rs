@@ -206,6 +206,24 @@ fn params_from(settings: &HasherSettings) -> Result<Params, String> {
     .map_err(|e| format!("hasher: invalid argon2 parameters: {e}"))
 }
 
+/// Sets the calling thread's niceness (Linux: `setpriority` on a thread id acts on that thread
+/// alone). Elsewhere it would renice the whole process, so it does nothing.
+fn lower_thread_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system call with no pointers; `0` means the calling thread.
+        let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+        if result != 0 {
+            tracing::warn!(nice, error = %std::io::Error::last_os_error(), "hasher: cannot lower the thread priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    tracing::warn!(nice, "hasher.thread_nice is only applied on Linux");
+}
+
 fn argon2_from(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
@@ -234,11 +252,16 @@ impl HasherPool {
         let dummy_hash: Arc<str> = hash_with(&argon2, throwaway.as_str())?.into();
         let counters = Arc::new(Counters::default());
         let worker_counters = counters.clone();
-        let workers = SyncArbiter::start(worker_count, move || HashWorker {
-            argon2: argon2.clone(),
-            params: params.clone(),
-            dummy_hash: dummy_hash.clone(),
-            counters: worker_counters.clone(),
+        let nice = settings.thread_nice;
+        // The factory runs on each worker thread as it starts.
+        let workers = SyncArbiter::start(worker_count, move || {
+            lower_thread_priority(nice);
+            HashWorker {
+                argon2: argon2.clone(),
+                params: params.clone(),
+                dummy_hash: dummy_hash.clone(),
+                counters: worker_counters.clone(),
+            }
         });
         Ok(HasherPool {
             workers,
@@ -314,6 +337,7 @@ mod tests {
             argon2_iterations: 1,
             argon2_parallelism: 1,
             retry_after_seconds: 1,
+            thread_nice: 0,
         }
     }
 
