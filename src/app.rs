@@ -285,6 +285,8 @@ impl Application {
                 one_time_cookie: one_time_cookie.clone(),
                 base_path: base_path.clone(),
                 max_body_bytes,
+                max_header_bytes: server_settings.http.max_header_bytes,
+                body_timeout: server_settings.server.client_body_timeout(),
                 trusted_proxies: trusted_proxies.clone(),
                 hasher: pool.clone(),
                 metrics_networks: metrics_networks.clone(),
@@ -310,6 +312,15 @@ impl Application {
             settings.server.workers
         })
         .shutdown_timeout(settings.server.shutdown_timeout_seconds)
+        // Slow clients: every wait on a client is bounded (see `http::connections`).
+        .keep_alive(settings.server.keep_alive())
+        .client_request_timeout(settings.server.client_request_timeout())
+        .client_disconnect_timeout(settings.server.client_disconnect_timeout())
+        .max_connections(settings.server.max_connections)
+        .on_connect(http::connections::watch(
+            settings.server.keep_alive().unwrap_or_default()
+                + settings.server.client_request_timeout(),
+        ))
         .listen(listener)?
         .run();
 

@@ -234,6 +234,33 @@ pub struct ServerSettings {
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     pub shutdown_timeout_seconds: u64,
+    /// An idle kept-alive connection is closed after this; 0 turns keep-alive off.
+    pub keep_alive_seconds: u64,
+    /// A request head (request line and headers) must arrive within this: the first one on a
+    /// connection is answered 408, a later one ends the connection.
+    pub client_request_timeout_ms: u64,
+    /// A request body must have arrived within this once it is read; else 408 `request_timeout`.
+    pub client_body_timeout_ms: u64,
+    /// After a closing answer, how long the client gets to close its side.
+    pub client_disconnect_timeout_ms: u64,
+    /// Open connections per HTTP worker; past it new ones wait in the listen queue.
+    pub max_connections: usize,
+}
+
+impl ServerSettings {
+    pub fn keep_alive(&self) -> Option<std::time::Duration> {
+        (self.keep_alive_seconds > 0)
+            .then(|| std::time::Duration::from_secs(self.keep_alive_seconds))
+    }
+    pub fn client_request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.client_request_timeout_ms)
+    }
+    pub fn client_body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.client_body_timeout_ms)
+    }
+    pub fn client_disconnect_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.client_disconnect_timeout_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -242,6 +269,8 @@ pub struct HttpSettings {
     /// Prefix every route is mounted under, e.g. `/api`; empty for none.
     pub base_path: String,
     pub max_body_bytes: usize,
+    /// Requests whose URI and headers exceed this many bytes get 431 `headers_too_large`.
+    pub max_header_bytes: usize,
     /// Origins allowed to call with credentials. Empty means `app.frontend_url` alone.
     pub cors_allowed_origins: Vec<String>,
     pub cors_max_age_seconds: usize,
@@ -773,6 +802,27 @@ impl Settings {
         }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        for (setting, value) in [
+            (
+                "server.client_request_timeout_ms",
+                self.server.client_request_timeout_ms,
+            ),
+            (
+                "server.client_body_timeout_ms",
+                self.server.client_body_timeout_ms,
+            ),
+        ] {
+            // Zero would switch the bound off: a slow client could then hold a connection forever.
+            if value == 0 {
+                return Err(invalid(setting, "must be positive"));
+            }
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if self.http.max_header_bytes < 1024 {
+            return Err(invalid("http.max_header_bytes", "must be at least 1024"));
         }
         if self.tokens.access_ttl_seconds == 0 || self.tokens.access_ttl_seconds > 3600 {
             return Err(invalid(

@@ -70,6 +70,9 @@ pub enum AppError {
     /// 405 `method_not_allowed`: the path exists, not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 408 `request_timeout`: the body did not arrive in time (`server.client_body_timeout_ms`).
+    #[error("the request body took too long to arrive")]
+    RequestTimeout,
     /// 409 `email_taken`
     #[error("this email is already registered")]
     EmailTaken,
@@ -79,6 +82,9 @@ pub enum AppError {
     /// 415 `unsupported_media_type`
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
+    /// 431 `headers_too_large`: the URI and headers exceed `http.max_header_bytes`.
+    #[error("the request headers are too large (limit {limit} bytes)")]
+    HeadersTooLarge { limit: usize },
     /// 429 `rate_limited`
     #[error("too many requests")]
     RateLimited {

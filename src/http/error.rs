@@ -68,9 +68,11 @@ impl AppError {
             AppError::Forbidden => "forbidden",
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::RequestTimeout => "request_timeout",
             AppError::EmailTaken => "email_taken",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
+            AppError::HeadersTooLarge { .. } => "headers_too_large",
             AppError::RateLimited { .. } | AppError::LoginThrottled { .. } => "rate_limited",
             AppError::Overloaded { .. } => "overloaded",
             AppError::Unavailable(_) => "unavailable",
@@ -128,9 +130,11 @@ impl ResponseError for AppError {
             }
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::EmailTaken => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             AppError::RateLimited { .. } | AppError::LoginThrottled { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -164,6 +168,12 @@ impl ResponseError for AppError {
             }
             AppError::Unavailable(_) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The rest of the body may still be on its way: this connection is done.
+            AppError::RequestTimeout => {
+                response
+                    .head_mut()
+                    .set_connection_type(actix_web::http::ConnectionType::Close);
             }
             AppError::Unauthorized | AppError::TokenExpired | AppError::TokenInvalid => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

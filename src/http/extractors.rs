@@ -139,11 +139,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let json_type = is_json(req);
-        // The read itself is bounded by the app's `PayloadConfig`, set to the same limit.
-        let limit = state(req).map(|s| s.max_body_bytes).unwrap_or_default();
+        // The read itself is bounded by the app's `PayloadConfig`, set to the same limit, and in
+        // time: a body that trickles in (slowloris) gets 408 and the connection is closed.
+        let (limit, timeout) = state(req)
+            .map(|s| (s.max_body_bytes, s.body_timeout))
+            .unwrap_or((0, std::time::Duration::from_secs(10)));
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let bytes = body.await.map_err(|e| {
+            let body = actix_web::rt::time::timeout(timeout, body)
+                .await
+                .map_err(|_| AppError::RequestTimeout)?;
+            let bytes = body.map_err(|e| {
                 if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
                     AppError::PayloadTooLarge { limit }
                 } else {

@@ -12,6 +12,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::client_ip::client_ip;
+use super::connections::ConnectionWatch;
 use super::error::{framework_error, ErrorBody, RATELIMIT, RATELIMIT_POLICY};
 use super::AppState;
 use crate::actors::rate_limiter::CheckRequest;
@@ -34,8 +35,17 @@ fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
     plain.then(|| value.to_string())
 }
 
+/// Bytes of the URI and the headers (names and values), as the client sent them.
+fn head_bytes(req: &ServiceRequest) -> usize {
+    let uri = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    req.headers().iter().fold(uri, |sum, (name, value)| {
+        sum + name.as_str().len() + value.len()
+    })
+}
+
 /// Outermost layer: assigns the request id, renders every error in the one shape, logs one line
-/// per request (never a body, a query string, a token or a secret).
+/// per request (never a body, a query string, a token or a secret), refuses oversized headers
+/// (431) and tells the connection's watchdog that a request is being handled.
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -51,14 +61,26 @@ pub async fn request_context(
         path = %req.path(),
     );
 
+    let _active = req
+        .conn_data::<ConnectionWatch>()
+        .map(ConnectionWatch::request_started);
+    let max_header_bytes = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.max_header_bytes);
+
     // Inner layers answer errors as responses (`req.error_response`), never as `Err`, so that
     // they reach this point with their request and can be shaped. (Cloning the request here to
     // cover an `Err` would break routing, which needs the only reference to it.)
-    let mut response = next
-        .call(req)
-        .instrument(span.clone())
-        .await?
-        .map_into_boxed_body();
+    let mut response = match max_header_bytes {
+        Some(limit) if head_bytes(&req) > limit => req
+            .error_response(AppError::HeadersTooLarge { limit })
+            .map_into_boxed_body(),
+        _ => next
+            .call(req)
+            .instrument(span.clone())
+            .await?
+            .map_into_boxed_body(),
+    };
     if response.status().is_client_error() || response.status().is_server_error() {
         response = render_error(response, &request_id);
     }

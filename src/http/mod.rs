@@ -18,6 +18,7 @@ use crate::lifecycle::LifecycleService;
 use crate::store::Store;
 
 pub mod client_ip;
+pub mod connections;
 pub mod cookies;
 pub mod error;
 pub mod extractors;
@@ -38,6 +39,10 @@ pub struct AppState {
     pub one_time_cookie: cookies::CookiePolicy,
     pub base_path: String,
     pub max_body_bytes: usize,
+    /// `http.max_header_bytes`: larger URIs and headers get 431.
+    pub max_header_bytes: usize,
+    /// `server.client_body_timeout_ms`: a JSON body must have arrived within this.
+    pub body_timeout: std::time::Duration,
     pub trusted_proxies: Arc<client_ip::TrustedProxies>,
     pub hasher: crate::actors::hasher::HasherPool,
     /// Who may read `/metrics`; `None` when metrics are off.

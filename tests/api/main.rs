@@ -5,6 +5,7 @@
 mod account;
 mod admin;
 mod audit;
+mod bad_input;
 mod cache_conformance;
 mod conventions;
 mod crash;
