@@ -620,6 +620,85 @@ pub fn load_from(
     environment: Environment,
     vars: &[(String, String)],
 ) -> Result<Settings, ConfigError> {
+    check_whole_numbers(vars)?;
+    let mut settings =
+        build(dir, environment, vars).map_err(|e| blame(dir, environment, vars, e))?;
+    settings.environment = environment;
+    settings.validate()?;
+    Ok(settings)
+}
+
+/// The setting a variable fills: a seed variable's, or `AUTHD__SECTION__KEY` as `section.key`.
+fn setting_of(variable: &str) -> Option<String> {
+    if let Some((_, key)) = SEED_VARIABLES.iter().find(|(name, _)| *name == variable) {
+        return Some(key.to_string());
+    }
+    let rest = variable.strip_prefix("AUTHD__")?;
+    Some(
+        rest.split("__")
+            .collect::<Vec<_>>()
+            .join(".")
+            .to_lowercase(),
+    )
+}
+
+/// The config crate reads `yes`/`no`/`on`/`off` as 1 and 0 for a number (so `PORT=no` would
+/// listen on a random port): a variable for a numeric setting must hold a whole number.
+fn check_whole_numbers(vars: &[(String, String)]) -> Result<(), ConfigError> {
+    let numeric: Vec<String> = reference_entries()
+        .into_iter()
+        .filter(|e| {
+            e.default
+                .as_deref()
+                .is_some_and(|d| d.parse::<i64>().is_ok())
+        })
+        .map(|e| e.key)
+        .collect();
+    for (variable, value) in vars {
+        let Some(key) = setting_of(variable) else {
+            continue;
+        };
+        if numeric.contains(&key) && value.trim().parse::<i128>().is_err() {
+            return Err(invalid(
+                &key,
+                format!("{variable} must be a whole number, not {value:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The config crate's type errors do not always say which key they are about: find the one
+/// variable without which the settings load, and name its setting.
+fn blame(
+    dir: &Path,
+    environment: Environment,
+    vars: &[(String, String)],
+    error: ConfigError,
+) -> ConfigError {
+    for (index, (variable, _)) in vars.iter().enumerate() {
+        let Some(key) = setting_of(variable) else {
+            continue;
+        };
+        let mut others = vars.to_vec();
+        others.remove(index);
+        if build(dir, environment, &others).is_ok() {
+            let reason = match &error {
+                ConfigError::Load(message) => message.clone(),
+                other => other.to_string(),
+            };
+            return invalid(&key, format!("{variable}: {reason}"));
+        }
+    }
+    error
+}
+
+/// Files and variables, deserialised; not validated.
+fn build(
+    dir: &Path,
+    environment: Environment,
+    vars: &[(String, String)],
+) -> Result<Settings, ConfigError> {
     let mut seed = config::Config::builder();
     for (var, key) in SEED_VARIABLES {
         if let Some((_, value)) = vars.iter().rev().find(|(name, _)| name == var) {
@@ -657,12 +736,9 @@ pub fn load_from(
         .build()
         .map_err(|e| ConfigError::Load(e.to_string()))?;
 
-    let mut settings: Settings = built
+    built
         .try_deserialize()
-        .map_err(|e| ConfigError::Load(e.to_string()))?;
-    settings.environment = environment;
-    settings.validate()?;
-    Ok(settings)
+        .map_err(|e| ConfigError::Load(e.to_string()))
 }
 
 fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
@@ -858,17 +934,21 @@ impl Settings {
             ));
         }
         if self.rate_limit.enabled {
-            if self.rate_limit.general_max == 0 || self.rate_limit.general_window_seconds == 0 {
-                return Err(invalid(
-                    "rate_limit.general_max",
-                    "limit and window must be positive",
-                ));
-            }
-            if self.rate_limit.auth_max == 0 || self.rate_limit.auth_window_seconds == 0 {
-                return Err(invalid(
-                    "rate_limit.auth_max",
-                    "limit and window must be positive",
-                ));
+            for (setting, value) in [
+                ("rate_limit.general_max", self.rate_limit.general_max as u64),
+                (
+                    "rate_limit.general_window_seconds",
+                    self.rate_limit.general_window_seconds,
+                ),
+                ("rate_limit.auth_max", self.rate_limit.auth_max as u64),
+                (
+                    "rate_limit.auth_window_seconds",
+                    self.rate_limit.auth_window_seconds,
+                ),
+            ] {
+                if value == 0 {
+                    return Err(invalid(setting, "limits and windows must be positive"));
+                }
             }
         }
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
@@ -903,10 +983,13 @@ impl Settings {
         }
         if self.auth.lockout.enabled {
             let lockout = &self.auth.lockout;
-            if lockout.threshold == 0 || lockout.base_delay_seconds == 0 {
+            if lockout.threshold == 0 {
+                return Err(invalid("auth.lockout.threshold", "must be positive"));
+            }
+            if lockout.base_delay_seconds == 0 {
                 return Err(invalid(
-                    "auth.lockout.threshold",
-                    "threshold and base delay must be positive",
+                    "auth.lockout.base_delay_seconds",
+                    "must be positive",
                 ));
             }
             if lockout.max_delay_seconds < lockout.base_delay_seconds {
@@ -919,10 +1002,16 @@ impl Settings {
         if self.http.max_body_bytes == 0 {
             return Err(invalid("http.max_body_bytes", "must be positive"));
         }
+        // With no allowlist the frontend's URL is the origin: a bad one is reported as that setting.
+        let origins_setting = if self.http.cors_allowed_origins.is_empty() {
+            "app.frontend_url"
+        } else {
+            "http.cors_allowed_origins"
+        };
         for origin in self.cors_origins() {
             if origin == "*" {
                 return Err(invalid(
-                    "http.cors_allowed_origins",
+                    origins_setting,
                     "\"*\" cannot be used: credentials (the refresh cookie) are allowed, so origins must be listed",
                 ));
             }
@@ -931,7 +1020,7 @@ impl Settings {
                 .or_else(|| origin.strip_prefix("https://"));
             if !host.is_some_and(|h| !h.is_empty() && !h.contains(['/', '?', '#', ' '])) {
                 return Err(invalid(
-                    "http.cors_allowed_origins",
+                    origins_setting,
                     format!("{origin:?} is not an http(s) origin (scheme://host[:port], no path)"),
                 ));
             }

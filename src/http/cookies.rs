@@ -3,6 +3,8 @@
 
 use actix_web::cookie::time::Duration;
 use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header::COOKIE;
+use actix_web::HttpRequest;
 
 use crate::domain::refresh::{OpaqueToken, RefreshToken};
 
@@ -54,6 +56,28 @@ impl CookiePolicy {
         cookie.make_removal();
         cookie
     }
+}
+
+/// The value of the request's cookie `name` (the first, as browsers send the most specific
+/// first), read from the raw `Cookie` headers. actix's own `HttpRequest::cookie` gives up on every
+/// cookie when any byte of the header is not UTF-8, so a stray cookie of another app on the same
+/// site would hide ours; here the other pairs do not matter, whatever their bytes.
+pub fn request_cookie(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(COOKIE)
+        .flat_map(|header| header.as_bytes().split(|b| *b == b';'))
+        .find_map(|pair| {
+            let at = pair.iter().position(|b| *b == b'=')?;
+            let (key, value) = (pair[..at].trim_ascii(), pair[at + 1..].trim_ascii());
+            if key != name.as_bytes() {
+                return None;
+            }
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(value);
+            std::str::from_utf8(value).ok().map(str::to_string)
+        })
 }
 
 #[cfg(test)]

@@ -423,9 +423,26 @@ async fn invalid_utf8_in_header_values_is_ignored_or_refused(backend: Backend) {
         .await
         .unwrap();
     assert_error(response, 401, "unauthorized").await;
+    // A refresh cookie among cookies of other apps on the site whose bytes are not UTF-8 (or
+    // that have no `=`): still found.
+    let account = app.account().await;
+    let mut cookies = b"theme=dark; legacy=caf\xe9; nameless; refresh_token=".to_vec();
+    cookies.extend_from_slice(account.refresh_token.as_bytes());
+    cookies.extend_from_slice(b"; other=\xff");
+    let response = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header(
+            "Cookie",
+            reqwest::header::HeaderValue::from_bytes(&cookies).unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(crate::helpers::refresh_cookie(response.headers()).is_some());
     // A request id that is not text is replaced; a forwarding header or user agent that is not
     // text is ignored.
-    let account = app.account().await;
     let response = app
         .client
         .get(app.url("/me"))

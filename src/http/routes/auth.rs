@@ -9,7 +9,7 @@ use crate::actors::tokens::IssuedTokens;
 use crate::auth::{Invitation, LoginInput, SignupInput, SignupOutcome};
 use crate::domain::user::User;
 use crate::error::AppError;
-use crate::http::cookies::{ONE_TIME_COOKIE, REFRESH_COOKIE};
+use crate::http::cookies::{request_cookie, ONE_TIME_COOKIE, REFRESH_COOKIE};
 use crate::http::error::ErrorBody;
 use crate::http::extractors::{AuthUser, Client, JsonBody, MaybeAuthUser};
 use crate::http::AppState;
@@ -114,7 +114,7 @@ fn token_response(
 /// The refresh token from the body when given there, else from the cookie.
 fn presented_refresh(req: &HttpRequest, body: Option<String>) -> Option<String> {
     body.filter(|t| !t.is_empty())
-        .or_else(|| req.cookie(REFRESH_COOKIE).map(|c| c.value().to_string()))
+        .or_else(|| request_cookie(req, REFRESH_COOKIE))
         .filter(|t| !t.is_empty())
 }
 
@@ -137,9 +137,7 @@ pub async fn signup(
 ) -> Result<HttpResponse, AppError> {
     let invitation = match body.invitation_token.filter(|t| !t.is_empty()) {
         Some(token) => Some(Invitation::Presented(token)),
-        None => req
-            .cookie(ONE_TIME_COOKIE)
-            .map(|c| Invitation::Cookie(c.value().to_string())),
+        None => request_cookie(&req, ONE_TIME_COOKIE).map(Invitation::Cookie),
     };
     let input = SignupInput {
         email: body.email,

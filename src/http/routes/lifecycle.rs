@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::MessageBody;
 use crate::error::AppError;
-use crate::http::cookies::ONE_TIME_COOKIE;
+use crate::http::cookies::{request_cookie, ONE_TIME_COOKIE};
 use crate::http::error::ErrorBody;
 use crate::http::extractors::{Client, JsonBody};
 use crate::http::AppState;
@@ -47,7 +47,7 @@ pub struct ResetRequest {
 /// The emailed token from the body, else the follow-up token from the `one_time_token` cookie.
 fn one_time_token(req: &HttpRequest, body: Option<String>) -> Result<String, AppError> {
     body.filter(|t| !t.is_empty())
-        .or_else(|| req.cookie(ONE_TIME_COOKIE).map(|c| c.value().to_string()))
+        .or_else(|| request_cookie(req, ONE_TIME_COOKIE))
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             AppError::validation(
