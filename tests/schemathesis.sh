@@ -93,7 +93,9 @@ run() {
     echo "== schemathesis: $name (max $MAX_EXAMPLES examples, seed $SEED, at most ${TIME_LIMIT}s)"
     local seed_args=(--seed "$SEED")
     [[ $SEED == random ]] && seed_args=()
-    # Its working files (.hypothesis) go to the temporary directory, not the repository.
+    # Its working files (.hypothesis) go to the temporary directory, not the repository. One
+    # worker: with more, hypothesis parses lambdas from several threads and CPython 3.11 can fail
+    # with "AST constructor recursion depth mismatch" (a runtime error in the tool, not authd).
     if ! (cd "$WORK" && timeout --kill-after=10 "$TIME_LIMIT" "$VENV/bin/schemathesis" --no-color \
         --config-file "$config" run "$BASE/openapi.json" \
         --checks all --max-examples "$MAX_EXAMPLES" "${seed_args[@]}" \
