@@ -3,12 +3,14 @@
 # each backend starts authd on a loopback port with a fresh store, seeds accounts through
 # `authd users import`, runs the goose phases, stops authd and cleans up; then prints one table.
 #
-# Usage: load-tests/run.sh                      embedded default, then PostgreSQL + Redis
+# Usage: load-tests/run.sh                      embedded default, the embedded default with the hasher
+#                                               threads at nice 10, then PostgreSQL + Redis
 #        BACKENDS=embedded load-tests/run.sh    one backend only
-# Env:   PORT (18080), SECONDS_PER_PHASE (8; login phases 1.5 x), PHASES (all), PG_PHASES (the
+# Env:   PORT (18080), SECONDS_PER_PHASE (6; login phases 1.5 x), PHASES (all), PG_PHASES (the
 #        phases run on PostgreSQL + Redis), SEEDED (accounts, 400), OUT_DIR (where the JSON and the
 #        table are kept; default $CARGO_TARGET_DIR/load-results/<time>), NO_BUILD=1 (use the
-#        binaries already built), and any AUTHD__... setting to try a variant, e.g.
+#        binaries already built), KEEP_DEBUG=1 (build with the repository's release profile), and
+#        any AUTHD__... setting to try a variant, e.g.
 #        AUTHD__HASHER__ARGON2_MEMORY_KIB=19456 AUTHD__HASHER__ARGON2_ITERATIONS=2 \
 #        AUTHD__HASHER__ARGON2_PARALLELISM=1 load-tests/run.sh
 # Needs: a Rust toolchain, curl; for the second backend PostgreSQL on 127.0.0.1:5432 (user
@@ -18,10 +20,13 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PORT=${PORT:-18080}
-BACKENDS=${BACKENDS:-embedded postgres}
+BACKENDS=${BACKENDS:-embedded embedded-nice postgres}
 PHASES=${PHASES:-all}
+NICE=${NICE:-10}
+USER_NICE=${AUTHD__HASHER__THREAD_NICE:-}
+NICE_PHASES=${NICE_PHASES:-me_probe,login_flood+me_probe,flood10x}
 PG_PHASES=${PG_PHASES:-me_probe,login_flood,me,refresh_storm}
-SECONDS_PER_PHASE=${SECONDS_PER_PHASE:-8}
+SECONDS_PER_PHASE=${SECONDS_PER_PHASE:-6}
 SEEDED=${SEEDED:-400}
 REDIS_DB=${REDIS_DB:-9}
 BASE="http://127.0.0.1:$PORT"
@@ -31,10 +36,12 @@ command -v curl >/dev/null || { echo "run.sh: curl is missing" >&2; exit 1; }
 
 if [ -z "${NO_BUILD:-}" ]; then
   echo "== build (release)" >&2
-  # Two invocations, so that authd is built with exactly its own features (goose's TLS stack would
-  # otherwise be unified into authd's rustls).
-  cargo build --release --quiet -p authd
-  cargo build --release --quiet -p authd-load
+  # One invocation for both, so the dependencies they share are built once (their features are
+  # unified: tokio's multi-thread runtime and the like, nothing authd's code paths use), and
+  # without debug line tables (the same machine code; a shorter build and link). KEEP_DEBUG=1
+  # keeps the repository's profile.
+  if [ -z "${KEEP_DEBUG:-}" ]; then export CARGO_PROFILE_RELEASE_DEBUG=false; fi
+  cargo build --release --quiet -p authd -p authd-load
 fi
 AUTHD=$TARGET/release/authd
 LOAD=$TARGET/release/authd-load
@@ -87,11 +94,19 @@ echo "== hash cost: argon2id m=$M_KIB KiB t=$T_COST p=$P_COST, alone and $WORKER
 
 run_backend() {
   local backend=$1 label phases
+  if [ -n "$USER_NICE" ]; then export AUTHD__HASHER__THREAD_NICE=$USER_NICE; else unset AUTHD__HASHER__THREAD_NICE; fi
   case $backend in
     embedded)
       label=embedded
       phases=$PHASES
       export AUTHD__DATABASE__SQLITE_PATH=$WORK/authd.db
+      unset DATABASE_URL REDIS_URL AUTHD__CACHE__KEY_PREFIX
+      ;;
+    embedded-nice)
+      label="embedded, hasher nice $NICE"
+      phases=$NICE_PHASES
+      export AUTHD__DATABASE__SQLITE_PATH=$WORK/authd-nice.db
+      export AUTHD__HASHER__THREAD_NICE=$NICE
       unset DATABASE_URL REDIS_URL AUTHD__CACHE__KEY_PREFIX
       ;;
     postgres)
@@ -109,7 +124,7 @@ run_backend() {
       export REDIS_URL=redis://127.0.0.1:6379/$REDIS_DB
       export AUTHD__CACHE__KEY_PREFIX=$PREFIX
       ;;
-    *) echo "run.sh: unknown backend $backend (embedded, postgres)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown backend $backend (embedded, embedded-nice, postgres)" >&2; exit 2 ;;
   esac
   echo "== $label: seed $SEEDED accounts (authd users import)" >&2
   "$AUTHD" users import "$WORK/users.jsonl" >&2

@@ -20,138 +20,186 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use gumdrop::Options;
 use serde::{Deserialize, Serialize};
 
 use hashcost::Argon2Params;
 use phases::{PhaseReport, Sizes};
 
-/// The password of every seeded account and of the mixed scenario's signups.
-const DEFAULT_PASSWORD: &str = "kiwi orbit lantern glacier 42";
-
-#[derive(Parser)]
-#[command(
-    name = "authd-load",
-    about = "Load tests and figures for authd (loopback only)"
-)]
+/// Load tests and figures for authd (loopback only). Commands: hash-cost, seed-file, run, table;
+/// `authd-load COMMAND --help` for each.
+#[derive(Options)]
 struct Cli {
-    #[command(subcommand)]
-    command: Command,
+    #[options(help = "print help")]
+    help: bool,
+    #[options(command)]
+    command: Option<Command>,
 }
 
-#[derive(clap::Args, Clone, Copy)]
-struct ParamArgs {
-    /// argon2id memory in KiB (authd: hasher.argon2_memory_kib)
-    #[arg(long, default_value_t = 65536)]
-    m_kib: u32,
-    /// argon2id iterations (hasher.argon2_iterations)
-    #[arg(long, default_value_t = 3)]
-    t: u32,
-    /// argon2id parallelism (hasher.argon2_parallelism)
-    #[arg(long, default_value_t = 4)]
-    p: u32,
-}
-
-impl ParamArgs {
-    fn params(self) -> Argon2Params {
-        Argon2Params {
-            m_kib: self.m_kib,
-            t: self.t,
-            p: self.p,
-        }
-    }
-}
-
-#[derive(Subcommand)]
+#[derive(Options)]
+#[allow(clippy::large_enum_variant)] // parsed once
 enum Command {
-    /// Time one argon2id hash with these parameters (median of --runs), and --threads at once.
-    HashCost {
-        #[command(flatten)]
-        params: ParamArgs,
-        #[arg(long, default_value_t = 7)]
-        runs: usize,
-        /// Hashes at once for the parallel figure (authd's hasher workers).
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
-    },
-    /// Print a JSON-lines file for `authd users import`: --count accounts
-    /// `<prefix>-<i>@example.com`, all with one argon2id hash of --password made with today's
-    /// parameters (so logins verify at full cost and never trigger a re-hash).
-    SeedFile {
-        #[command(flatten)]
-        params: ParamArgs,
-        #[arg(long, default_value_t = 400)]
-        count: usize,
-        #[arg(long, default_value = "load")]
-        prefix: String,
-        #[arg(long, default_value = DEFAULT_PASSWORD)]
-        password: String,
-    },
-    /// Run phases against a running authd and print their figures as JSON.
-    Run(Box<RunArgs>),
-    /// Print the table from a hash-cost JSON and one or more run JSONs.
-    Table {
-        hash: PathBuf,
-        runs: Vec<PathBuf>,
-        /// Lines printed above the table (date, load, config...).
-        #[arg(long)]
-        note: Vec<String>,
-    },
+    #[options(
+        help = "time one argon2id hash with these parameters (median of --runs), and --threads at once"
+    )]
+    HashCost(HashCostArgs),
+    #[options(
+        help = "print a JSON-lines file for `authd users import`: --count accounts \
+                <prefix>-<i>@example.com, all with one argon2id hash of --password made with \
+                today's parameters (logins verify at full cost and never trigger a re-hash)"
+    )]
+    SeedFile(SeedFileArgs),
+    #[options(help = "run phases against a running authd and write their figures as JSON")]
+    Run(RunArgs),
+    #[options(help = "print the table from a hash-cost JSON and run JSONs: table HASH RUN...")]
+    Table(TableArgs),
 }
 
-#[derive(clap::Args)]
-struct RunArgs {
-    /// authd's origin; loopback only.
-    #[arg(long, default_value = "http://127.0.0.1:18080")]
-    host: String,
-    /// authd's process id, for its memory and CPU (optional).
-    #[arg(long)]
-    pid: Option<u32>,
-    /// A label for the table, e.g. embedded or postgres+redis.
-    #[arg(long, default_value = "embedded")]
-    backend: String,
-    /// Comma-separated phases, in order: live, me, me_probe, login_flood, login_flood+me_probe,
-    /// flood10x, refresh_storm, mixed; or "all".
-    #[arg(long, default_value = "all")]
-    phases: String,
-    #[arg(long, default_value = "load")]
+#[derive(Options)]
+struct HashCostArgs {
+    #[options(help = "print help")]
+    help: bool,
+    #[options(
+        no_short,
+        help = "argon2id memory in KiB (hasher.argon2_memory_kib)",
+        default = "65536"
+    )]
+    m_kib: u32,
+    #[options(
+        no_short,
+        help = "argon2id iterations (hasher.argon2_iterations)",
+        default = "3"
+    )]
+    t: u32,
+    #[options(
+        no_short,
+        help = "argon2id parallelism (hasher.argon2_parallelism)",
+        default = "4"
+    )]
+    p: u32,
+    #[options(no_short, help = "hashes timed one at a time", default = "7")]
+    runs: usize,
+    #[options(
+        no_short,
+        help = "hashes at once (authd's hasher workers)",
+        default = "2"
+    )]
+    threads: usize,
+}
+
+#[derive(Options)]
+struct SeedFileArgs {
+    #[options(help = "print help")]
+    help: bool,
+    #[options(no_short, help = "argon2id memory in KiB", default = "65536")]
+    m_kib: u32,
+    #[options(no_short, help = "argon2id iterations", default = "3")]
+    t: u32,
+    #[options(no_short, help = "argon2id parallelism", default = "4")]
+    p: u32,
+    #[options(no_short, help = "accounts", default = "400")]
+    count: usize,
+    #[options(no_short, help = "email prefix", default = "load")]
     prefix: String,
-    /// How many seeded accounts exist (`<prefix>-0` ..).
-    #[arg(long, default_value_t = 400)]
-    seeded: usize,
-    #[arg(long, default_value = DEFAULT_PASSWORD)]
+    #[options(
+        no_short,
+        help = "their password",
+        default = "kiwi orbit lantern glacier 42"
+    )]
     password: String,
-    #[arg(long, default_value_t = 2)]
+}
+
+#[derive(Options)]
+struct TableArgs {
+    #[options(help = "print help")]
+    help: bool,
+    #[options(no_short, help = "a line printed above the table (repeatable)")]
+    note: Vec<String>,
+    #[options(free, help = "hash-cost JSON, then one run JSON per column")]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Options)]
+struct RunArgs {
+    #[options(help = "print help")]
+    help: bool,
+    #[options(
+        no_short,
+        help = "authd's origin; loopback only",
+        default = "http://127.0.0.1:18080"
+    )]
+    host: String,
+    #[options(no_short, help = "authd's process id, for its memory and CPU")]
+    pid: Option<u32>,
+    #[options(
+        no_short,
+        help = "a label for the table's column",
+        default = "embedded"
+    )]
+    backend: String,
+    #[options(
+        no_short,
+        help = "comma-separated phases, in order (live, me, me_probe, login_flood, \
+                login_flood+me_probe, flood10x, refresh_storm, mixed) or all",
+        default = "all"
+    )]
+    phases: String,
+    #[options(no_short, help = "seeded accounts' email prefix", default = "load")]
+    prefix: String,
+    #[options(no_short, help = "how many seeded accounts exist", default = "400")]
+    seeded: usize,
+    #[options(
+        no_short,
+        help = "their password",
+        default = "kiwi orbit lantern glacier 42"
+    )]
+    password: String,
+    #[options(no_short, help = "authd's hasher workers", default = "2")]
     hasher_workers: usize,
-    #[arg(long, default_value_t = 8)]
+    #[options(no_short, help = "authd's hasher queue capacity", default = "8")]
     hasher_queue: usize,
-    #[arg(long, default_value_t = 32)]
+    #[options(no_short, help = "users of the me and live phases", default = "32")]
     read_users: usize,
-    #[arg(long, default_value_t = 4)]
+    #[options(no_short, help = "users of the /me latency probe", default = "4")]
     probe_users: usize,
-    #[arg(long, default_value_t = 10)]
+    #[options(
+        no_short,
+        help = "the probe's pause after each request (ms)",
+        default = "10"
+    )]
     probe_wait_ms: u64,
-    #[arg(long, default_value_t = 16)]
+    #[options(no_short, help = "users of refresh_storm", default = "16")]
     refresh_users: usize,
-    #[arg(long, default_value_t = 32)]
+    #[options(no_short, help = "users of mixed", default = "32")]
     mixed_users: usize,
-    #[arg(long, default_value_t = 10)]
+    #[options(
+        no_short,
+        help = "flood10x's users per unit of pool capacity",
+        default = "10"
+    )]
     flood_factor: usize,
-    /// Measured seconds per phase (login phases: 1.5 x).
-    #[arg(long, default_value_t = 8.0)]
+    #[options(
+        no_short,
+        help = "measured seconds per phase (login phases 1.5 x)",
+        default = "8"
+    )]
     seconds: f64,
-    #[arg(long, default_value_t = 1.0)]
+    #[options(no_short, help = "warm-up before each window (s)", default = "1")]
     warmup_seconds: f64,
-    #[arg(long, default_value_t = 1_000_000)]
+    #[options(
+        no_short,
+        help = "requests counted per phase at most",
+        default = "1000000"
+    )]
     max_requests: u64,
-    /// Seconds to wait between phases (the hasher queue drains, connections close).
-    #[arg(long, default_value_t = 2.0)]
+    #[options(no_short, help = "pause between phases (s)", default = "2")]
     settle_seconds: f64,
-    /// Write the JSON here rather than to standard output.
-    #[arg(long)]
+    #[options(no_short, help = "write the JSON here rather than to standard output")]
     out: Option<PathBuf>,
-    /// Extra goose options for every phase (after --), e.g. -- --report-file report.html
-    #[arg(last = true)]
+    #[options(
+        free,
+        help = "after --: goose options for every phase, e.g. -- --report-file r.html"
+    )]
     goose_args: Vec<String>,
 }
 
@@ -166,35 +214,75 @@ pub struct RunReport {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::HashCost {
-            params,
-            runs,
-            threads,
-        } => match hashcost::measure(params.params(), runs, threads) {
-            Ok(cost) => print_json(&cost),
-            Err(e) => fail(&e),
-        },
-        Command::SeedFile {
-            params,
-            count,
-            prefix,
-            password,
-        } => seed_file(params.params(), count, &prefix, &password),
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = match Cli::parse_args_default(&args) {
+        Ok(cli) => cli,
+        Err(e) => return fail(&format!("{e} (authd-load --help)")),
+    };
+    let Some(command) = cli.command else {
+        println!("{}", Cli::usage());
+        if let Some(commands) = Cli::command_list() {
+            println!("\nCommands:\n{commands}");
+        }
+        return if cli.help {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        };
+    };
+    if command_help(&command) {
+        return ExitCode::SUCCESS;
+    }
+    match command {
+        Command::HashCost(a) => {
+            let params = Argon2Params {
+                m_kib: a.m_kib,
+                t: a.t,
+                p: a.p,
+            };
+            match hashcost::measure(params, a.runs, a.threads) {
+                Ok(cost) => print_json(&cost),
+                Err(e) => fail(&e),
+            }
+        }
+        Command::SeedFile(a) => {
+            let params = Argon2Params {
+                m_kib: a.m_kib,
+                t: a.t,
+                p: a.p,
+            };
+            seed_file(params, a.count, &a.prefix, &a.password)
+        }
         Command::Run(args) => {
-            let args = *args;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
             runtime.block_on(run(args))
         }
-        Command::Table { hash, runs, note } => match report::print_table(&hash, &runs, &note) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&e),
-        },
+        Command::Table(a) => {
+            let Some((hash, runs)) = a.files.split_first() else {
+                return fail("table HASH.json RUN.json...");
+            };
+            match report::print_table(hash, runs, &a.note) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
     }
+}
+
+/// Prints a command's help when asked; answers whether it did.
+fn command_help(command: &Command) -> bool {
+    let usage = match command {
+        Command::HashCost(a) if a.help => HashCostArgs::usage(),
+        Command::SeedFile(a) if a.help => SeedFileArgs::usage(),
+        Command::Run(a) if a.help => RunArgs::usage(),
+        Command::Table(a) if a.help => TableArgs::usage(),
+        _ => return false,
+    };
+    println!("{usage}");
+    true
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -245,6 +333,9 @@ async fn run(args: RunArgs) -> ExitCode {
             .filter(|s| !s.is_empty())
             .collect()
     };
+    if args.password.is_empty() || args.seeded == 0 {
+        return fail("--password and --seeded must not be empty");
+    }
     let sizes = Sizes {
         hasher_workers: args.hasher_workers,
         hasher_queue: args.hasher_queue,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
+use gumdrop::Options;
 use serde::{Deserialize, Serialize};
 
 use crate::procfs;
@@ -131,7 +132,7 @@ pub async fn run_phase(
         base_url.into(),
         "--users".into(),
         users.to_string(),
-        "--increase-rate".into(),
+        "--hatch-rate".into(),
         (users * 4).max(1).to_string(),
         "--run-time".into(),
         run_time.to_string(),
@@ -139,6 +140,7 @@ pub async fn run_phase(
         "10".into(),
         "--no-gzip".into(),
         "--no-telnet".into(),
+        "--no-websocket".into(),
         "--no-print-metrics".into(),
         "--quiet".into(),
     ];

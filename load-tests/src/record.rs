@@ -75,6 +75,14 @@ fn end(w: &mut Window, reason: String) {
     }
 }
 
+/// Ends the phase before (or instead of) its window, giving the reason.
+pub fn abort(reason: String) {
+    let mut guard = lock();
+    if let Some(w) = guard.as_mut() {
+        end(w, reason);
+    }
+}
+
 /// Records one finished request.
 pub fn record(name: &'static str, status: u16, latency: Duration) {
     let now = Instant::now();
@@ -91,7 +99,7 @@ pub fn record(name: &'static str, status: u16, latency: Duration) {
     let at = now - opens_at;
     if at > w.measure {
         w.outside += 1;
-        let reason = format!("measured {:.0} s", w.measure.as_secs_f64());
+        let reason = format!("measured {:.1} s", w.measure.as_secs_f64());
         end(w, reason);
         return;
     }

@@ -443,7 +443,9 @@ pub fn print_table(
     row(
         format!(
             "mixed ({} users; 70 % /me, 20 % refresh, 8 % login, 2 % signup): requests/s",
-            users_of(&runs[0], "mixed", "mixed").unwrap_or(0)
+            runs.iter()
+                .find_map(|r| users_of(r, "mixed", "mixed"))
+                .unwrap_or(0)
         ),
         each(&|r| {
             let ph = phase(r, "mixed")?;

@@ -251,9 +251,14 @@ async fn start_with_session(user: &mut GooseUser, kind: Kind) -> Tx {
     let index = next_index(kind);
     let tokens = match cached_session(index) {
         Some(tokens) => tokens,
-        None => login_for_session(user, index)
-            .await
-            .map_err(|e| Box::new(TransactionError::Custom(e)))?,
+        None => match login_for_session(user, index).await {
+            Ok(tokens) => tokens,
+            Err(e) => {
+                // Without a session this phase cannot measure anything: end it now.
+                record::abort(format!("start-up login failed: {e}"));
+                return Ok(());
+            }
+        },
     };
     user.set_session_data(UserState::new(index, Some(tokens)));
     record::user_ready();
