@@ -31,7 +31,7 @@ SEEDED=${SEEDED:-400}
 REDIS_DB=${REDIS_DB:-9}
 BASE="http://127.0.0.1:$PORT"
 STARTED_AT=$(date -u '+%Y-%m-%d %H:%M UTC')
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+T0=$(date +%s)
 command -v curl >/dev/null || { echo "run.sh: curl is missing" >&2; exit 1; }
 
 if [ -z "${NO_BUILD:-}" ]; then
@@ -43,6 +43,7 @@ if [ -z "${NO_BUILD:-}" ]; then
   if [ -z "${KEEP_DEBUG:-}" ]; then export CARGO_PROFILE_RELEASE_DEBUG=false; fi
   cargo build --release --quiet -p authd -p authd-load
 fi
+BUILD_SECONDS=$(( $(date +%s) - T0 ))
 AUTHD=$TARGET/release/authd
 LOAD=$TARGET/release/authd-load
 
@@ -156,6 +157,9 @@ run_backend() {
   fi
 }
 
+# Other processes (another build, a test run) would take the cores from authd: say how busy the
+# machine was just before the load (the table also shows other processes' CPU in every window).
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 RESULTS=()
 for backend in $BACKENDS; do
   run_backend "$backend"
@@ -167,7 +171,7 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo >&2
 "$LOAD" table "$OUT/hash.json" "${RESULTS[@]}" \
   --note "authd load figures, $STARTED_AT, commit $COMMIT, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))" \
-  --note "load average (1/5/15 min) before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)" \
+  --note "load average (1/5/15 min) before the load: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg); build ${BUILD_SECONDS} s, whole run $(( $(date +%s) - T0 )) s" \
   --note "config: AUTHD_ENV=production, argon2id m=$M_KIB KiB t=$T_COST p=$P_COST, hasher $WORKERS workers (queue per authd's log), $HTTP_WORKERS HTTP workers, rate limit and lockout off, log warn; goose on the same machine" \
   --note "" | tee "$OUT/table.md"
 echo "(JSON and this table are kept in $OUT)" >&2

@@ -98,6 +98,10 @@ pub struct PhaseReport {
     /// load generator's.
     pub server_cpu_s: Option<f64>,
     pub client_cpu_s: Option<f64>,
+    /// The whole machine's busy CPU seconds in the window (everything: authd, goose, PostgreSQL,
+    /// Redis, and whatever else runs), and the seconds the hypervisor stole.
+    pub machine_busy_s: Option<f64>,
+    pub machine_steal_s: Option<f64>,
     pub cpu_seconds: f64,
     /// authd's busiest threads during the window: (name#rank, cores).
     pub server_threads: Vec<(String, f64)>,
@@ -189,6 +193,8 @@ pub async fn run_phase(
         hwm_after_kib: pid.and_then(procfs::hwm_kib),
         server_cpu_s: cpu.server_cpu_s,
         client_cpu_s: cpu.client_cpu_s,
+        machine_busy_s: cpu.machine_busy_s,
+        machine_steal_s: cpu.machine_steal_s,
         cpu_seconds: cpu.seconds,
         server_threads: cpu.threads,
         wall_s,
@@ -199,6 +205,8 @@ pub async fn run_phase(
 struct WindowCpu {
     server_cpu_s: Option<f64>,
     client_cpu_s: Option<f64>,
+    machine_busy_s: Option<f64>,
+    machine_steal_s: Option<f64>,
     seconds: f64,
     threads: Vec<(String, f64)>,
 }
@@ -207,6 +215,7 @@ struct CpuReading {
     at: std::time::Instant,
     server: Option<f64>,
     client: Option<f64>,
+    machine: Option<(f64, f64)>,
     threads: Vec<(u32, String, f64)>,
 }
 
@@ -215,6 +224,7 @@ fn read_cpu(pid: Option<u32>) -> CpuReading {
         at: std::time::Instant::now(),
         server: pid.and_then(|p| procfs::cpu_seconds(Some(p))),
         client: procfs::cpu_seconds(None),
+        machine: procfs::machine_cpu_seconds(),
         threads: pid.map(procfs::thread_cpu).unwrap_or_default(),
     }
 }
@@ -238,6 +248,8 @@ async fn cpu_over_window(pid: Option<u32>) -> WindowCpu {
     WindowCpu {
         server_cpu_s: end.server.zip(start.server).map(|(b, a)| b - a),
         client_cpu_s: end.client.zip(start.client).map(|(b, a)| b - a),
+        machine_busy_s: end.machine.zip(start.machine).map(|(b, a)| b.0 - a.0),
+        machine_steal_s: end.machine.zip(start.machine).map(|(b, a)| b.1 - a.1),
         seconds,
         threads: procfs::busiest_threads(&start.threads, &end.threads, seconds),
     }

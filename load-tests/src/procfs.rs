@@ -82,6 +82,22 @@ pub fn busiest_threads(
     busy
 }
 
+/// The whole machine's CPU seconds so far from /proc/stat: (busy, steal), summed over every CPU.
+/// Busy is user + nice + system + irq + softirq; steal is time the hypervisor gave to others.
+pub fn machine_cpu_seconds() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)?;
+    let steal = *v.get(7)?;
+    Some((busy / clock_ticks(), steal / clock_ticks()))
+}
+
 /// USER_HZ: 100 on every Linux this runs on; `AUTHD_LOAD_CLK_TCK` overrides it.
 fn clock_ticks() -> f64 {
     std::env::var("AUTHD_LOAD_CLK_TCK")
@@ -132,6 +148,7 @@ mod tests {
         assert!(hwm_kib(me).unwrap() >= rss_kib(me).unwrap() / 2);
         assert!(cpu_seconds(None).is_some());
         assert!(cpu_seconds(Some(me)).is_some());
+        assert!(machine_cpu_seconds().is_some());
         let threads = thread_cpu(me);
         assert!(!threads.is_empty());
         assert_eq!(threads[0].0, me);

@@ -105,6 +105,22 @@ fn status_latency(stats: &RequestStats, status: u16) -> Option<&Latency> {
     stats.by_status.get(&status)
 }
 
+/// Cores used during the window by processes other than authd and goose (PostgreSQL, Redis, and
+/// anything else running on the machine).
+fn other_cores(ph: &PhaseReport) -> Option<f64> {
+    let seconds = ph.cpu_seconds.max(f64::MIN_POSITIVE);
+    Some((ph.machine_busy_s? - ph.server_cpu_s? - ph.client_cpu_s?).max(0.0) / seconds)
+}
+
+/// Cores of authd's HTTP workers (`actix-rt` threads) during the window.
+fn http_worker_cores(ph: &PhaseReport) -> f64 {
+    ph.server_threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("actix-rt"))
+        .map(|(_, cores)| cores)
+        .sum()
+}
+
 struct Row {
     figure: String,
     cells: Vec<String>,
@@ -382,8 +398,20 @@ pub fn print_table(
         "",
     );
     row(
-        "  authd CPU per answer, cores busy".into(),
-        each(&|r| cpu(r, "flood10x", "POST /auth/login")),
+        "  HTTP workers' CPU per answer; cores: HTTP workers, other authd threads, goose".into(),
+        each(&|r| {
+            let ph = phase(r, "flood10x")?;
+            let s = ph.window.requests.get("POST /auth/login")?;
+            let seconds = ph.cpu_seconds.max(f64::MIN_POSITIVE);
+            let http = http_worker_cores(ph);
+            let authd = ph.server_cpu_s? / seconds;
+            Some(format!(
+                "{:.0} us; {http:.2}, {:.2}, {:.2}",
+                http * seconds / s.count.max(1) as f64 * 1e6,
+                (authd - http).max(0.0),
+                ph.client_cpu_s? / seconds
+            ))
+        }),
         "",
     );
     row(
@@ -423,6 +451,22 @@ pub fn print_table(
         "peak <= bound",
     );
 
+    row(
+        "  the flood's own growth: peak - VmRSS before it".into(),
+        each(&|r| {
+            let ph = phase(r, "flood10x")?;
+            let growth = ph.rss_peak_kib?.saturating_sub(ph.rss_before_kib?);
+            let hashing = r.sizes.hasher_workers as u64 * hash.params.m_kib as u64;
+            Some(format!(
+                "{} (hashing {} + {})",
+                mib(growth),
+                mib(hashing),
+                mib(growth.saturating_sub(hashing))
+            ))
+        }),
+        "",
+    );
+
     // Rotations.
     row(
         format!(
@@ -439,42 +483,85 @@ pub fn print_table(
         "",
     );
 
+    row(
+        "  cores: authd, goose, other processes (PostgreSQL, Redis, ...)".into(),
+        each(&|r| {
+            let ph = phase(r, "refresh_storm")?;
+            let seconds = ph.cpu_seconds.max(f64::MIN_POSITIVE);
+            Some(format!(
+                "{:.2}, {:.2}, {:.2}",
+                ph.server_cpu_s? / seconds,
+                ph.client_cpu_s? / seconds,
+                other_cores(ph)?
+            ))
+        }),
+        "",
+    );
+
     // Mixed.
     row(
         format!(
-            "mixed ({} users; 70 % /me, 20 % refresh, 8 % login, 2 % signup): requests/s",
+            "mixed ({} users): requests/s; share /me, refresh, login, signup",
             runs.iter()
                 .find_map(|r| users_of(r, "mixed", "mixed"))
                 .unwrap_or(0)
         ),
         each(&|r| {
             let ph = phase(r, "mixed")?;
-            let total: f64 = ph.window.requests.values().map(|s| s.per_s).sum();
-            let n503: u64 = ph
-                .window
-                .requests
-                .values()
-                .filter_map(|s| status_latency(s, 503).map(|l| l.count))
-                .sum();
-            Some(format!("{}, {n503} x 503", rate(total)))
+            let total: u64 = ph.window.requests.values().map(|s| s.count).sum();
+            let share = |name: &str| {
+                let n = ph.window.requests.get(name).map(|s| s.count).unwrap_or(0);
+                100.0 * n as f64 / total.max(1) as f64
+            };
+            Some(format!(
+                "{}; {:.0} / {:.0} / {:.0} / {:.0} %",
+                rate(ph.window.requests.values().map(|s| s.per_s).sum()),
+                share("GET /me"),
+                share("POST /auth/refresh"),
+                share("POST /auth/login"),
+                share("POST /auth/signup")
+            ))
         }),
-        "",
+        "70/20/8/2",
     );
-    for (req, label) in [
-        ("GET /me", "/me"),
-        ("POST /auth/refresh", "refresh"),
-        ("POST /auth/login", "login"),
-        ("POST /auth/signup", "signup"),
+    for (req, label, ok) in [
+        ("GET /me", "/me", 200),
+        ("POST /auth/refresh", "refresh", 200),
+        ("POST /auth/login", "login", 200),
+        ("POST /auth/signup", "signup", 201),
     ] {
         row(
-            format!("  mixed {label}: p50 / p99"),
+            format!("  mixed {label}: p50 / p99 of its {ok}s, other answers"),
             each(&|r| {
                 let s = request(r, "mixed", req)?;
-                Some(with_errors(p50_p99(&s.latency), s))
+                let l = status_latency(s, ok)?;
+                let others = non_2xx(s);
+                Some(if others.is_empty() {
+                    p50_p99(l)
+                } else {
+                    format!("{} ({others})", p50_p99(l))
+                })
             }),
             "",
         );
     }
+    row(
+        "other processes' CPU during the windows: most, in phase; steal".into(),
+        each(&|r| {
+            let (name, cores) = r
+                .phases
+                .iter()
+                .filter_map(|ph| Some((ph.name.as_str(), other_cores(ph)?)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))?;
+            let steal = r
+                .phases
+                .iter()
+                .filter_map(|ph| Some(ph.machine_steal_s? / ph.cpu_seconds.max(f64::MIN_POSITIVE)))
+                .fold(0.0, f64::max);
+            Some(format!("{cores:.2} cores ({name}); steal {steal:.2}"))
+        }),
+        "~0",
+    );
 
     // Print.
     for note in notes {
