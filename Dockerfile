@@ -4,6 +4,9 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The workspace's other members and bench targets must exist for cargo to read the manifest.
+COPY load-tests ./load-tests
+COPY benches ./benches
 COPY src ./src
 COPY sql ./sql
 COPY config ./config

@@ -1441,4 +1441,73 @@ mod tests {
             "README's configuration table is stale: run `cargo run -q -- config reference` and paste it between the markers"
         );
     }
+
+    /// Property tests: whatever the environment holds, loading ends in settings or in an error
+    /// that names what to fix, never in a panic.
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn variable(key: &str) -> String {
+            format!("AUTHD__{}", key.replace('.', "__").to_uppercase())
+        }
+
+        /// The error names the setting (`server.port`, its last part, or its variable).
+        fn names(error: &ConfigError, key: &str, variable: &str) -> bool {
+            let text = error.to_string();
+            let last = key.rsplit('.').next().unwrap_or(key);
+            text.contains(key) || text.contains(last) || text.contains(variable)
+        }
+
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "-?[0-9]{1,25}",
+                "(true|false|yes|no|on|off|1|0|-1)",
+                "[ -~]{0,64}",
+                "([a-z]{1,8}://[a-z0-9.:@/]{0,20}, ?){0,3}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_value_of_any_setting_loads_or_names_the_setting(
+                index in any::<prop::sample::Index>(),
+                value in value(),
+            ) {
+                let keys: Vec<String> = reference_entries().into_iter().map(|e| e.key).collect();
+                let key = &keys[index.index(keys.len())];
+                let var = variable(key);
+                if let Err(e) = load_from(&dir(), Environment::Development, &vars(&[(&var, &value)])) {
+                    prop_assert!(names(&e, key, &var), "{var}={value:?}: {e}");
+                }
+            }
+
+            #[test]
+            fn any_seed_variable_loads_or_names_the_setting(
+                index in any::<prop::sample::Index>(),
+                value in value(),
+            ) {
+                let (var, key) = SEED_VARIABLES[index.index(SEED_VARIABLES.len())];
+                if let Err(e) = load_from(&dir(), Environment::Production, &production_vars(&[(var, &value)])) {
+                    prop_assert!(names(&e, key, var), "{var}={value:?}: {e}");
+                }
+            }
+
+            #[test]
+            fn unknown_or_misplaced_variables_are_refused_by_name(
+                name in "[A-Z][A-Z_]{0,20}(__[A-Z][A-Z_]{0,20}){0,2}",
+                value in value(),
+            ) {
+                let var = format!("AUTHD__{name}");
+                if let Err(e) = load_from(&dir(), Environment::Development, &vars(&[(&var, &value)])) {
+                    let named = name.split("__").any(|part| e.to_string().contains(&part.to_lowercase()));
+                    prop_assert!(named, "{var}={value:?}: {e}");
+                }
+            }
+        }
+    }
 }

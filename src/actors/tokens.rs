@@ -429,3 +429,168 @@ impl Handler<RevokeSessions> for TokenActor {
         Box::pin(async move { service.revoke_sessions(msg).await })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::cache::memory::MemoryCache;
+    use crate::config::{Environment, JwtAlgorithm};
+    use crate::store::sqlite::SqliteStore;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A token service on an in-memory SQLite store and in-process cache, with the development
+    /// settings and `algorithm`; and one valid access token it issued.
+    fn service(
+        runtime: &tokio::runtime::Runtime,
+        algorithm: JwtAlgorithm,
+    ) -> (TokenService, String) {
+        runtime.block_on(async {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+            let mut settings =
+                crate::config::load_from(&dir, Environment::Development, &[]).unwrap();
+            settings.tokens.algorithm = algorithm;
+            let sqlite = SqliteStore::open(None).await.unwrap();
+            sqlite.migrate().await.unwrap();
+            let store: Arc<dyn Store> = Arc::new(sqlite);
+            let keys = SigningKeys::load(store.clone(), settings.tokens.clone())
+                .await
+                .unwrap();
+            let service = TokenService::new(
+                store.clone(),
+                Arc::new(MemoryCache::new()),
+                settings.tokens.clone(),
+                keys,
+                Audit::new(store),
+            );
+            let (token, _) = service
+                .issue_access(SessionOwner {
+                    session_id: Uuid::new_v4(),
+                    user_id: Uuid::new_v4(),
+                    role: Role::User,
+                })
+                .unwrap();
+            assert!(
+                service.verify_access(&token).await.is_ok(),
+                "the issued token verifies"
+            );
+            (service, token)
+        })
+    }
+
+    fn refused(result: Result<AccessClaims, AppError>) -> bool {
+        matches!(result, Err(AppError::TokenInvalid | AppError::TokenExpired))
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Text shaped like a JWT: three base64url-ish segments, sometimes a real header.
+    fn jwt_like() -> impl Strategy<Value = String> {
+        let segment = "[A-Za-z0-9_=+/-]{0,80}";
+        prop_oneof![
+            (segment, segment, segment).prop_map(|(a, b, c)| format!("{a}.{b}.{c}")),
+            (segment, segment).prop_map(|(b, c)| {
+                // {"alg":"HS256","kid":"hs-1","typ":"JWT"} and {"alg":"none"}
+                let header = if c.len() % 2 == 0 {
+                    "eyJhbGciOiJIUzI1NiIsImtpZCI6ImhzLTEiLCJ0eXAiOiJKV1QifQ"
+                } else {
+                    "eyJhbGciOiJub25lIn0"
+                };
+                format!("{header}.{b}.{c}")
+            }),
+        ]
+    }
+
+    /// A replacement for one character of a token: mostly base64url and `.`, sometimes anything.
+    fn replacement() -> impl Strategy<Value = char> {
+        prop_oneof![
+            4 => prop::sample::select(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.".chars().collect::<Vec<_>>()
+            ),
+            1 => any::<char>(),
+        ]
+    }
+
+    #[test]
+    fn arbitrary_text_is_never_an_access_token() {
+        let runtime = runtime();
+        let (service, _) = service(&runtime, JwtAlgorithm::HS256);
+        let mut runner = proptest::test_runner::TestRunner::new(config());
+        runner
+            .run(&prop_oneof![any::<String>(), jwt_like()], |text| {
+                let result = runtime.block_on(service.verify_access(&text));
+                prop_assert!(refused(result), "{text:?}");
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// One service per algorithm for all cases (key generation is the slow part).
+    fn mutations_are_refused(algorithm: JwtAlgorithm) {
+        let runtime = runtime();
+        let (service, token) = service(&runtime, algorithm);
+        let length = token.chars().count();
+        let mut runner = proptest::test_runner::TestRunner::new(config());
+        runner
+            .run(
+                &(0..length, replacement(), any::<bool>()),
+                |(index, replacement, truncate)| {
+                    let mut chars: Vec<char> = token.chars().collect();
+                    if truncate {
+                        chars.truncate(index);
+                    } else {
+                        chars[index] = replacement;
+                    }
+                    let mutated: String = chars.into_iter().collect();
+                    if mutated != token {
+                        let result = runtime.block_on(service.verify_access(&mutated));
+                        prop_assert!(refused(result), "{algorithm:?} accepted {mutated}");
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+        // A token signed with another key, however valid its claims, is refused too.
+        let mut runner = proptest::test_runner::TestRunner::new(config());
+        runner
+            .run(&any::<[u8; 32]>(), |secret| {
+                let claims = runtime.block_on(service.verify_access(&token)).unwrap();
+                let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+                header.kid = Some(jsonwebtoken::decode_header(&token).unwrap().kid.unwrap());
+                let forged = jsonwebtoken::encode(
+                    &header,
+                    &claims,
+                    &jsonwebtoken::EncodingKey::from_secret(&secret),
+                )
+                .unwrap();
+                let result = runtime.block_on(service.verify_access(&forged));
+                prop_assert!(refused(result), "{algorithm:?} accepted a forgery");
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn mutated_hs256_tokens_are_refused() {
+        mutations_are_refused(JwtAlgorithm::HS256);
+    }
+
+    #[test]
+    fn mutated_es256_tokens_are_refused() {
+        mutations_are_refused(JwtAlgorithm::ES256);
+    }
+}

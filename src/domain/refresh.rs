@@ -103,4 +103,67 @@ mod tests {
         );
         assert_ne!(t.hash(), RefreshToken::generate().hash());
     }
+
+    /// Property tests: whatever is presented, parsing never panics and accepts exactly the
+    /// canonical encodings of 32 bytes.
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_text_is_accepted_only_as_a_canonical_32_byte_token(text in any::<String>()) {
+                if let Some(token) = RefreshToken::parse(&text) {
+                    let bytes = URL_SAFE_NO_PAD.decode(token.as_str()).unwrap();
+                    prop_assert_eq!(bytes.len(), 32);
+                    prop_assert_eq!(URL_SAFE_NO_PAD.encode(&bytes), token.as_str());
+                    prop_assert_eq!(token.as_str(), text.trim());
+                }
+            }
+
+            #[test]
+            fn token_shaped_text_parses_iff_it_is_canonical(
+                chars in prop::collection::vec(prop::sample::select(ALPHABET), ENCODED_LENGTH),
+            ) {
+                let text = String::from_utf8(chars).unwrap();
+                let canonical = URL_SAFE_NO_PAD
+                    .decode(&text)
+                    .is_ok_and(|bytes| URL_SAFE_NO_PAD.encode(bytes) == text);
+                prop_assert_eq!(RefreshToken::parse(&text).is_some(), canonical);
+            }
+
+            #[test]
+            fn every_32_bytes_round_trip_with_surrounding_space(
+                bytes in any::<[u8; 32]>(),
+                padding in "[ \t\n]{0,3}",
+            ) {
+                let encoded = URL_SAFE_NO_PAD.encode(bytes);
+                let token = RefreshToken::parse(&format!("{padding}{encoded}{padding}")).unwrap();
+                prop_assert_eq!(token.as_str(), encoded.as_str());
+                prop_assert_eq!(token.child(b"k"), RefreshToken::parse(token.child(b"k").as_str()).unwrap());
+            }
+
+            #[test]
+            fn a_changed_character_is_another_token_or_none(
+                bytes in any::<[u8; 32]>(),
+                index in 0..ENCODED_LENGTH,
+                replacement in any::<char>(),
+            ) {
+                let encoded = URL_SAFE_NO_PAD.encode(bytes);
+                let original = RefreshToken::parse(&encoded).unwrap();
+                let mut chars: Vec<char> = encoded.chars().collect();
+                prop_assume!(chars[index] != replacement);
+                chars[index] = replacement;
+                let mutated: String = chars.into_iter().collect();
+                if let Some(token) = RefreshToken::parse(&mutated) {
+                    prop_assert_ne!(token.hash(), original.hash());
+                }
+            }
+        }
+    }
 }

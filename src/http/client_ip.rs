@@ -180,4 +180,104 @@ mod tests {
             ip("10.0.0.1")
         );
     }
+
+    /// Property tests: any header bytes parse without a panic, and the answer is always an
+    /// address someone vouched for.
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn config() -> ProptestConfig {
+            ProptestConfig {
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        /// Bytes a header value may hold (visible ASCII, space, tab, obs-text).
+        fn header_value() -> impl Strategy<Value = HeaderValue> {
+            prop_oneof![
+                prop::collection::vec(
+                    prop_oneof![Just(b'\t'), 0x20u8..0x7f, 0x80u8..=0xff],
+                    0..200
+                ),
+                "[0-9a-f:.\\[\\]\", ;=a-zA-Z]{0,120}".prop_map(String::into_bytes),
+            ]
+            .prop_map(|bytes| HeaderValue::from_bytes(&bytes).expect("allowed bytes"))
+        }
+
+        fn address() -> impl Strategy<Value = IpAddr> {
+            prop_oneof![
+                any::<[u8; 4]>().prop_map(IpAddr::from),
+                any::<[u8; 16]>().prop_map(IpAddr::from),
+                // Some inside the trusted network, so chains of proxies occur.
+                any::<[u8; 3]>().prop_map(|o| IpAddr::from([10, o[0], o[1], o[2]])),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_forwarding_headers_give_the_peer_or_an_address_they_name(
+                peer in address(),
+                forwarded in prop::collection::vec(header_value(), 0..3),
+                x_forwarded_for in prop::collection::vec(header_value(), 0..3),
+            ) {
+                let mut map = HeaderMap::new();
+                for value in &forwarded {
+                    map.append(FORWARDED, value.clone());
+                }
+                for value in &x_forwarded_for {
+                    map.append(
+                        actix_web::http::header::HeaderName::from_static(X_FORWARDED_FOR),
+                        value.clone(),
+                    );
+                }
+                let trusted = proxies(&["10.0.0.0/8"]);
+                let client = trusted.client_ip(peer, &map);
+                // Nobody trusted, nothing believed.
+                prop_assert_eq!(TrustedProxies::default().client_ip(peer, &map), peer);
+                if !trusted.trusts(peer) {
+                    prop_assert_eq!(client, peer);
+                } else {
+                    prop_assert!(
+                        client == peer || forwarded_hops(&map).contains(&Some(client)),
+                        "{client} is neither the peer nor a forwarded hop"
+                    );
+                }
+            }
+
+            #[test]
+            fn the_client_is_the_rightmost_untrusted_hop(
+                peer in any::<[u8; 3]>().prop_map(|o| IpAddr::from([10, o[0], o[1], o[2]])),
+                chain in prop::collection::vec(address(), 1..8),
+                spaces in any::<bool>(),
+                with_ports in any::<bool>(),
+            ) {
+                let render = |ip: &IpAddr| match (ip, with_ports) {
+                    (IpAddr::V6(v6), true) => format!("[{v6}]:443"),
+                    (IpAddr::V4(v4), true) => format!("{v4}:443"),
+                    (ip, false) => ip.to_string(),
+                };
+                let separator = if spaces { ", " } else { "," };
+                let value = chain.iter().map(render).collect::<Vec<_>>().join(separator);
+                let mut map = HeaderMap::new();
+                map.insert(
+                    actix_web::http::header::HeaderName::from_static(X_FORWARDED_FOR),
+                    HeaderValue::from_str(&value).unwrap(),
+                );
+                let trusted = proxies(&["10.0.0.0/8"]);
+                let expected = chain
+                    .iter()
+                    .rev()
+                    .find(|ip| !trusted.trusts(**ip))
+                    .or(chain.first())
+                    .copied()
+                    .unwrap();
+                prop_assert_eq!(trusted.client_ip(peer, &map), expected, "{}", value);
+            }
+        }
+    }
 }

@@ -275,3 +275,125 @@ pub async fn logout_all(
             revoked_sessions,
         }))
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{HeaderValue, COOKIE};
+    use actix_web::test::TestRequest;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::refresh::RefreshToken;
+    use crate::http::cookies::CookiePolicy;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    fn request(headers: &[Vec<u8>]) -> HttpRequest {
+        let mut request = TestRequest::default();
+        for bytes in headers {
+            request = request.append_header((COOKIE, HeaderValue::from_bytes(bytes).unwrap()));
+        }
+        request.to_http_request()
+    }
+
+    /// Bytes a header value may hold: tab, visible ASCII, space, obs-text (not UTF-8 on its own).
+    fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(
+                prop_oneof![Just(b'\t'), 0x20u8..0x7f, 0x80u8..=0xff],
+                0..120
+            ),
+            "[ a-z_=;\"%]{0,60}".prop_map(String::into_bytes),
+        ]
+    }
+
+    /// Another cookie of the site: any name but ours, any value, any bytes.
+    fn other_cookie() -> impl Strategy<Value = Vec<u8>> {
+        (
+            "[a-zA-Z0-9_.-]{0,12}".prop_filter("not ours", |n| n != REFRESH_COOKIE),
+            prop::collection::vec(
+                prop_oneof![0x21u8..0x7f, 0x80u8..=0xff]
+                    .prop_filter("not a separator", |b| *b != b';'),
+                0..40,
+            ),
+            any::<bool>(),
+        )
+            .prop_map(|(name, value, with_equals)| {
+                let mut pair = name.into_bytes();
+                if with_equals {
+                    pair.push(b'=');
+                }
+                pair.extend(value);
+                pair
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Whatever the `Cookie` headers hold, reading them never panics; the body's token wins
+        /// when it has one, and a token read from a cookie is never empty.
+        #[test]
+        fn any_cookie_header_is_read_without_panic(
+            headers in prop::collection::vec(header_bytes(), 0..3),
+            body in prop::option::of("[A-Za-z0-9_-]{0,50}"),
+        ) {
+            let req = request(&headers);
+            let presented = presented_refresh(&req, body.clone());
+            match body.filter(|b| !b.is_empty()) {
+                Some(body) => prop_assert_eq!(presented, Some(body)),
+                None => if let Some(token) = presented {
+                    prop_assert!(!token.is_empty());
+                    let found = headers.iter().any(|h| {
+                        String::from_utf8_lossy(h).contains(REFRESH_COOKIE)
+                    });
+                    prop_assert!(found);
+                },
+            }
+        }
+
+        /// The refresh cookie is found among any other cookies of the site, whatever their bytes
+        /// (not UTF-8, no `=`, empty names), in one header or several.
+        #[test]
+        fn the_refresh_cookie_is_found_among_any_others(
+            token in any::<[u8; 32]>(),
+            before in prop::collection::vec(other_cookie(), 0..4),
+            after in prop::collection::vec(other_cookie(), 0..4),
+            separate_headers in any::<bool>(),
+        ) {
+            let token = RefreshToken::parse(&base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                token,
+            ))
+            .unwrap();
+            let ours = format!("{REFRESH_COOKIE}={}", token.as_str()).into_bytes();
+            let pairs: Vec<Vec<u8>> = before.into_iter().chain([ours]).chain(after).collect();
+            let headers = if separate_headers {
+                pairs
+            } else {
+                vec![pairs.join(&b"; "[..])]
+            };
+            let req = request(&headers);
+            prop_assert_eq!(presented_refresh(&req, None), Some(token.as_str().to_string()));
+        }
+
+        /// What authd sets in `Set-Cookie` is what it reads back from `Cookie`.
+        #[test]
+        fn the_cookie_authd_sets_is_the_cookie_authd_reads(
+            secure in any::<bool>(),
+            path in "/[a-z]{0,8}/auth",
+        ) {
+            let policy = CookiePolicy { secure, path, max_age_seconds: 60 };
+            let token = RefreshToken::generate();
+            let set_cookie = policy.refresh(&token).to_string();
+            let pair = set_cookie.split(';').next().unwrap().as_bytes().to_vec();
+            let req = request(&[pair]);
+            prop_assert_eq!(presented_refresh(&req, None), Some(token.as_str().to_string()));
+        }
+    }
+}

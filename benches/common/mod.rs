@@ -1,0 +1,131 @@
+//! What the benches share: settings from the repository's config (development: example secrets),
+//! a store (in-memory SQLite, or a fresh PostgreSQL database), a seeded user, a token service.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use authd::actors::tokens::{IssuedTokens, StartSession, TokenService};
+use authd::audit::Audit;
+use authd::auth::ClientContext;
+use authd::cache::memory::MemoryCache;
+use authd::config::{self, Environment, JwtAlgorithm, Settings};
+use authd::domain::user::Role;
+use authd::keys::SigningKeys;
+use authd::store::postgres::PostgresStore;
+use authd::store::sqlite::SqliteStore;
+use authd::store::Store;
+use tokio::runtime::Runtime;
+use uuid::Uuid;
+
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The development settings (example secrets), with `algorithm` for access tokens.
+pub fn settings(algorithm: JwtAlgorithm) -> Settings {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut settings =
+        config::load_from(&dir, Environment::Development, &[]).expect("config/ loads");
+    settings.tokens.algorithm = algorithm;
+    settings
+}
+
+pub async fn sqlite_memory() -> Arc<dyn Store> {
+    let store = SqliteStore::open(None).await.expect("in-memory SQLite");
+    store.migrate().await.expect("migrations");
+    Arc::new(store)
+}
+
+/// A fresh database on the PostgreSQL server of `DATABASE_URL` (any database on it), migrated;
+/// `None` when `DATABASE_URL` is unset. Drop it with [`drop_postgres`].
+pub async fn postgres(settings: &mut Settings) -> Option<(Arc<dyn Store>, String)> {
+    let server = std::env::var("DATABASE_URL").ok()?;
+    let (base, _) = server.rsplit_once('/')?;
+    let name = format!("authd_bench_{}", Uuid::new_v4().simple());
+    settings.database.url = config::ConnectionUrl::new(format!("{base}/{name}"));
+    PostgresStore::create_database_if_missing(&settings.database)
+        .await
+        .expect("create the bench database");
+    PostgresStore::migrate(&settings.database)
+        .await
+        .expect("migrations");
+    let store = PostgresStore::connect(&settings.database)
+        .await
+        .expect("connect");
+    Some((Arc::new(store), format!("{base}/postgres")))
+}
+
+pub async fn drop_postgres(admin_url: &str, database_url: &str) {
+    let name = database_url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+        .await
+        .expect("admin connection");
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .expect("drop the bench database");
+    drop(client);
+    let _ = driver.await;
+}
+
+/// Creates one account through the import path (no hashing) and answers its id.
+pub async fn seed_user(store: &dyn Store) -> Uuid {
+    let email = format!("bench-{}@example.com", Uuid::new_v4().simple());
+    let line = format!(
+        r#"{{"email":"{email}","passwordHash":"$2b$04$EGdrhbKUv8Oc9vGiXX0HQOxSg445d458Muh7DAHskb6QbtCvdxcie"}}"#
+    );
+    let report = authd::import::import_users(store, line.as_bytes())
+        .await
+        .expect("import");
+    assert_eq!(report.imported, 1, "{report:?}");
+    store
+        .user_by_email(&email)
+        .await
+        .expect("lookup")
+        .expect("the imported user")
+        .user
+        .id
+}
+
+pub async fn token_service(store: Arc<dyn Store>, settings: &Settings) -> Arc<TokenService> {
+    let keys = SigningKeys::load(store.clone(), settings.tokens.clone())
+        .await
+        .expect("signing keys");
+    Arc::new(TokenService::new(
+        store.clone(),
+        Arc::new(MemoryCache::new()),
+        settings.tokens.clone(),
+        keys,
+        Audit::new(store),
+    ))
+}
+
+pub async fn start_session(service: &TokenService, user_id: Uuid) -> IssuedTokens {
+    service
+        .start_session(StartSession {
+            user_id,
+            role: Role::User,
+            user_agent: Some("bench".into()),
+            ip: Some("127.0.0.1".into()),
+        })
+        .await
+        .expect("session")
+}
+
+pub fn client() -> ClientContext {
+    ClientContext {
+        ip: Some([127, 0, 0, 1].into()),
+        user_agent: Some("bench".into()),
+        request_id: None,
+    }
+}

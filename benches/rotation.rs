@@ -1,0 +1,100 @@
+//! One refresh rotation: the store's part alone (`Store::rotate_refresh_token`: lock the session,
+//! check the generation, retire the parent, insert the child) and the whole of
+//! `TokenService::rotate` (parse, derive the child, the store's part, sign a new access token).
+//! Each iteration rotates the token the previous one produced, so the chain grows as in a real
+//! session. On in-memory SQLite always; on PostgreSQL too when `DATABASE_URL` points at a server
+//! (a fresh database is created there and dropped afterwards).
+//!
+//! `cargo bench --bench rotation`
+//! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench rotation`
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authd::config::{JwtAlgorithm, Settings};
+use authd::store::{Rotation, RotationOutcome, Store};
+use criterion::{criterion_group, criterion_main, Criterion};
+use tokio::runtime::Runtime;
+
+fn bench_backend(
+    c: &mut Criterion,
+    rt: &Runtime,
+    backend: &str,
+    store: Arc<dyn Store>,
+    settings: &Settings,
+) {
+    let service = rt.block_on(common::token_service(store.clone(), settings));
+    let user_id = rt.block_on(common::seed_user(store.as_ref()));
+    let tokens = settings.tokens.clone();
+    let secret = tokens.refresh_secret.expose().as_bytes().to_vec();
+    let mut group = c.benchmark_group(format!("rotation/{backend}"));
+
+    let mut current = rt
+        .block_on(common::start_session(&service, user_id))
+        .refresh_token;
+    group.bench_function("store", |b| {
+        b.iter(|| {
+            let child = current.child(&secret);
+            let outcome = rt
+                .block_on(store.rotate_refresh_token(Rotation {
+                    presented: current.hash(),
+                    child: child.hash(),
+                    refresh_ttl_seconds: tokens.refresh_ttl_seconds,
+                    grace_seconds: tokens.refresh_reuse_grace_seconds,
+                    session_max_lifetime_seconds: tokens.session_max_lifetime_seconds,
+                }))
+                .expect("store answers");
+            assert!(
+                matches!(outcome, RotationOutcome::Rotated(_)),
+                "{outcome:?}"
+            );
+            current = child;
+        })
+    });
+
+    let client = common::client();
+    let mut current = rt
+        .block_on(common::start_session(&service, user_id))
+        .refresh_token;
+    group.bench_function("token_service", |b| {
+        b.iter(|| {
+            let issued = rt
+                .block_on(service.rotate(current.as_str(), &client))
+                .expect("rotates");
+            current = black_box(issued).refresh_token;
+        })
+    });
+    group.finish();
+}
+
+fn rotation(c: &mut Criterion) {
+    let rt = common::runtime();
+    let settings = common::settings(JwtAlgorithm::HS256);
+    let store = rt.block_on(common::sqlite_memory());
+    bench_backend(c, &rt, "sqlite_memory", store, &settings);
+
+    let mut pg_settings = common::settings(JwtAlgorithm::HS256);
+    if let Some((store, admin_url)) = rt.block_on(common::postgres(&mut pg_settings)) {
+        bench_backend(c, &rt, "postgres", store.clone(), &pg_settings);
+        drop(store);
+        let url = pg_settings.database.url.as_str().to_string();
+        rt.block_on(common::drop_postgres(&admin_url, &url));
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = rotation
+}
+criterion_main!(benches);
