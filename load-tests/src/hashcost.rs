@@ -36,6 +36,9 @@ pub struct HashCost {
     pub parallel_median_ms: f64,
     /// Hashes per second with `threads` threads busy: the pool's measured ceiling.
     pub parallel_per_s: f64,
+    /// Cores other processes used while the hashes were timed (they would slow them down).
+    #[serde(default)]
+    pub other_cores: f64,
 }
 
 /// A PHC string for `password`, as authd would store it with these parameters.
@@ -75,6 +78,9 @@ pub fn measure(params: Argon2Params, runs: usize, threads: usize) -> Result<Hash
     let argon2 = params.argon2()?;
     let runs = runs.max(1);
     let threads = threads.max(1);
+    let machine_before = crate::procfs::machine_cpu_seconds();
+    let own_before = crate::procfs::cpu_seconds(None);
+    let started_all = Instant::now();
     // One warm-up: page faults of the first 64 MiB block, CPU frequency ramp.
     one_hash(&argon2);
     let mut single: Vec<f64> = (0..runs)
@@ -103,6 +109,15 @@ pub fn measure(params: Argon2Params, runs: usize, threads: usize) -> Result<Hash
     let mut all: Vec<f64> = per_thread.into_iter().flatten().collect();
     let parallel_per_s = all.len() as f64 / wall;
     let parallel_median_ms = median(&mut all);
+    let other_cores = match (
+        machine_before.zip(crate::procfs::machine_cpu_seconds()),
+        own_before.zip(crate::procfs::cpu_seconds(None)),
+    ) {
+        (Some(((busy0, _), (busy1, _))), Some((own0, own1))) => {
+            ((busy1 - busy0) - (own1 - own0)).max(0.0) / started_all.elapsed().as_secs_f64()
+        }
+        _ => 0.0,
+    };
     Ok(HashCost {
         params,
         cores: std::thread::available_parallelism()
@@ -113,6 +128,7 @@ pub fn measure(params: Argon2Params, runs: usize, threads: usize) -> Result<Hash
         threads,
         parallel_median_ms,
         parallel_per_s,
+        other_cores,
     })
 }
 

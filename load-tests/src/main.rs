@@ -77,7 +77,7 @@ struct HashCostArgs {
         default = "4"
     )]
     p: u32,
-    #[options(no_short, help = "hashes timed one at a time", default = "7")]
+    #[options(no_short, help = "hashes timed one at a time", default = "11")]
     runs: usize,
     #[options(
         no_short,

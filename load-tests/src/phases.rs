@@ -60,7 +60,8 @@ pub fn composition(name: &str, sizes: &Sizes) -> Result<(Vec<(Kind, usize)>, f64
     Ok(match name {
         "live" => (vec![(Kind::Live, sizes.read_users)], s),
         "me" => (vec![(Kind::Me, sizes.read_users)], s),
-        "me_probe" => (vec![(Kind::MeProbe, sizes.probe_users)], s),
+        // The probes get the longer window too: their p99 is the ratio's denominator.
+        "me_probe" => (vec![(Kind::MeProbe, sizes.probe_users)], login),
         "login_flood" => (vec![(Kind::LoginFlood, sizes.capacity())], login),
         "login_flood+me_probe" => (
             vec![

@@ -184,10 +184,11 @@ pub fn print_table(
             hash.single_ms.len()
         ),
         first_only(format!(
-            "{:.0} ms (min {:.0}, max {:.0})",
+            "{:.0} ms (min {:.0}, max {:.0}; other processes {:.2} cores meanwhile)",
             hash.single_median_ms,
             hash.single_ms.first().copied().unwrap_or(0.0),
-            hash.single_ms.last().copied().unwrap_or(0.0)
+            hash.single_ms.last().copied().unwrap_or(0.0),
+            hash.other_cores
         )),
         "",
     );
@@ -398,7 +399,8 @@ pub fn print_table(
         "",
     );
     row(
-        "  HTTP workers' CPU per answer; cores: HTTP workers, other authd threads, goose".into(),
+        "  HTTP workers' CPU per answer; cores: HTTP workers, other authd threads, goose, others"
+            .into(),
         each(&|r| {
             let ph = phase(r, "flood10x")?;
             let s = ph.window.requests.get("POST /auth/login")?;
@@ -406,10 +408,11 @@ pub fn print_table(
             let http = http_worker_cores(ph);
             let authd = ph.server_cpu_s? / seconds;
             Some(format!(
-                "{:.0} us; {http:.2}, {:.2}, {:.2}",
+                "{:.0} us; {http:.2}, {:.2}, {:.2}, {:.2}",
                 http * seconds / s.count.max(1) as f64 * 1e6,
                 (authd - http).max(0.0),
-                ph.client_cpu_s? / seconds
+                ph.client_cpu_s? / seconds,
+                other_cores(ph)?
             ))
         }),
         "",
