@@ -167,9 +167,11 @@ for backend in $BACKENDS; do
 done
 [ ${#RESULTS[@]} -gt 0 ] || { echo "run.sh: no backend ran" >&2; exit 1; }
 
+echo "== hash cost again, after the load" >&2
+"$LOAD" hash-cost --m-kib "$M_KIB" --t "$T_COST" --p "$P_COST" --threads "$WORKERS" > "$OUT/hash-after.json"
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo >&2
-"$LOAD" table "$OUT/hash.json" "${RESULTS[@]}" \
+"$LOAD" table "$OUT/hash.json" "${RESULTS[@]}" --hash-again "$OUT/hash-after.json" \
   --note "authd load figures, $STARTED_AT, commit $COMMIT, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))" \
   --note "load average (1/5/15 min) before the load: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg); build ${BUILD_SECONDS} s, whole run $(( $(date +%s) - T0 )) s" \
   --note "config: AUTHD_ENV=production, argon2id m=$M_KIB KiB t=$T_COST p=$P_COST, hasher $WORKERS workers (queue per authd's log), $HTTP_WORKERS HTTP workers, rate limit and lockout off, log warn; goose on the same machine" \

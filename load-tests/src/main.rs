@@ -115,6 +115,11 @@ struct TableArgs {
     help: bool,
     #[options(no_short, help = "a line printed above the table (repeatable)")]
     note: Vec<String>,
+    #[options(
+        no_short,
+        help = "a second hash-cost JSON (timed after the load): the ceiling uses the mean"
+    )]
+    hash_again: Option<PathBuf>,
     #[options(free, help = "hash-cost JSON, then one run JSON per column")]
     files: Vec<PathBuf>,
 }
@@ -165,7 +170,7 @@ struct RunArgs {
     #[options(
         no_short,
         help = "the probe's pause after each request (ms)",
-        default = "10"
+        default = "5"
     )]
     probe_wait_ms: u64,
     #[options(no_short, help = "users of refresh_storm", default = "16")]
@@ -264,7 +269,7 @@ fn main() -> ExitCode {
             let Some((hash, runs)) = a.files.split_first() else {
                 return fail("table HASH.json RUN.json...");
             };
-            match report::print_table(hash, runs, &a.note) {
+            match report::print_table(hash, a.hash_again.as_deref(), runs, &a.note) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }
