@@ -197,9 +197,16 @@ fn unavailable(e: tokio_postgres::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-/// Connection-level failures are retryable (503); statement failures are not.
+/// Connection-level failures are retryable (503); statement failures are not. The server says
+/// "retry later" with codes too: class 08 (connection exception), 53 (insufficient resources:
+/// too many connections, out of memory or disk) and 57P0x (shutting down, starting up, crash
+/// recovery), met while PostgreSQL restarts.
 fn backend(e: tokio_postgres::Error) -> StoreError {
-    if e.is_closed() || (e.as_db_error().is_none() && e.code().is_none()) {
+    let retryable_code = e.code().is_some_and(|code| {
+        let code = code.code();
+        code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+    });
+    if e.is_closed() || retryable_code || (e.as_db_error().is_none() && e.code().is_none()) {
         StoreError::Unavailable(e.to_string())
     } else {
         StoreError::Backend(e.to_string())

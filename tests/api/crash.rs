@@ -219,7 +219,7 @@ async fn postgresql_restarted_under_load_fails_fast_recovers_and_leaves_no_half_
                     assert_eq!(body["code"], "unavailable", "{body}");
                     actix_web::rt::time::sleep(Duration::from_millis(50)).await;
                 }
-                other => panic!("{other} {body}"),
+                other => panic!("{other} {body}\n{}", node.log()),
             }
         }
     };
