@@ -266,13 +266,7 @@ async fn heads_past_the_frameworks_bounds_get_431_and_a_close(backend: Backend) 
     assert_eq!(response.status, 431, "{}", response.head);
 
     // The service is unharmed.
-    let response = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    assert_still_serving(&app).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,13 +320,7 @@ async fn a_slow_later_request_head_on_a_kept_alive_connection_is_cut_off(backend
         "closed after {answered:?}"
     );
     // Meanwhile other clients are served.
-    let response = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    assert_still_serving(&app).await;
 }
 
 async fn a_trickling_body_gets_408_within_the_body_timeout(backend: Backend) {
@@ -762,6 +750,17 @@ async fn long_strings_within_the_body_limit_are_4xx(backend: Backend) {
         .to_string();
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
     assert_error(response, 401, "token_invalid").await;
+}
+
+/// The service is unharmed: a plain request from another client is answered.
+async fn assert_still_serving(app: &TestApp) {
+    let response = app
+        .client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
 }
 
 crate::backend_tests!(
