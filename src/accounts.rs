@@ -6,17 +6,18 @@ use std::sync::Arc;
 use crate::actors::Tracked;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use uuid::Uuid;
 
 use crate::actors::hasher::HasherPool;
+use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
 use crate::audit::{Audit, EventKind};
-use crate::auth::{ClientContext, FlowDeps, PasswordRules};
-use crate::domain::claims::AccessClaims;
+use crate::auth::{clear_failures, reserve_attempt, ClientContext, FlowDeps, PasswordRules};
+use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::messages::MessageKind;
-use crate::domain::password;
 use crate::domain::user::{check_name, Role, User};
+use crate::domain::{lockout, password};
 use crate::error::AppError;
 use crate::outbox::Outbox;
 use crate::store::{AuthEvent, EventPage, RevokeReason, SessionInfo, Store, UserPage};
@@ -30,6 +31,7 @@ pub struct AccountService {
     store: Arc<dyn Store>,
     hasher: HasherPool,
     tokens: Tracked<TokenActor>,
+    limiter: Tracked<RateLimiter>,
     password_rules: Arc<PasswordRules>,
     audit: Audit,
     outbox: Outbox,
@@ -63,15 +65,32 @@ fn checked_limit(limit: Option<u32>) -> Result<u32, AppError> {
     Ok(limit)
 }
 
+/// The search text: trimmed, blank meaning none; control characters (a NUL, which PostgreSQL
+/// text cannot hold, among them) are refused.
+fn checked_query(query: Option<&str>) -> Result<Option<String>, AppError> {
+    let Some(query) = query.map(str::trim).filter(|q| !q.is_empty()) else {
+        return Ok(None);
+    };
+    if query.chars().any(char::is_control) {
+        return Err(AppError::validation(
+            "q",
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(query.to_string()))
+}
+
 fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
     let invalid = || AppError::validation("cursor", "is not a cursor this API returned");
     let text = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = String::from_utf8(text).map_err(|_| invalid())?;
     let (micros, id) = text.split_once('.').ok_or_else(invalid)?;
+    // Only times a store can hold: PostgreSQL refuses some that chrono reads (and answered 500).
     let time = micros
         .parse::<i64>()
         .ok()
         .and_then(DateTime::from_timestamp_micros)
+        .filter(|t| (1..=9999).contains(&t.year()))
         .ok_or_else(invalid)?;
     Ok((time, id.parse().map_err(|_| invalid())?))
 }
@@ -82,6 +101,7 @@ impl AccountService {
             store: deps.store,
             hasher: deps.hasher,
             tokens: deps.tokens,
+            limiter: deps.limiter,
             password_rules: deps.password_rules,
             audit: deps.audit,
             outbox: deps.outbox,
@@ -158,29 +178,45 @@ impl AccountService {
             .ok_or(AppError::TokenInvalid)
     }
 
-    /// Checks the caller's current password; a wrong one is a field error, not a 401, so that a
-    /// frontend does not take it for an expired session.
+    /// Checks the caller's current password before a sensitive change (`action`); a wrong one is
+    /// a field error, not a 401, so that a frontend does not take it for an expired session.
+    /// A stolen access token must not become a password oracle: the check shares the account's
+    /// login allowance (reserved before hashing, 429 when spent) and every failure is audited.
     async fn check_current_password(
         &self,
         caller: &AccessClaims,
         field: &str,
         password: &str,
+        action: &'static str,
+        client: &ClientContext,
     ) -> Result<User, AppError> {
         if password.is_empty() {
             return Err(AppError::validation(field, "is required"));
         }
+        let permit = self.hasher.reserve()?;
         let account = self
             .store
             .user_credentials_by_id(caller.sub)
             .await?
             .ok_or(AppError::TokenInvalid)?;
-        let verification = self
-            .hasher
+        let account_key = lockout::account_key(&account.user.email);
+        reserve_attempt(&self.limiter, &account_key).await?;
+        let verification = permit
             .verify(&password::normalize(password), Some(account.password_hash))
             .await?;
         if !verification.matches {
+            tracing::info!(user_id = %caller.sub, action, "current password check failed");
+            self.audit
+                .record(
+                    EventKind::ReauthenticationFailed,
+                    Some(caller.sub),
+                    client,
+                    json!({ "action": action }),
+                )
+                .await;
             return Err(AppError::validation(field, "is not the current password"));
         }
+        clear_failures(&self.limiter, account_key).await?;
         Ok(account.user)
     }
 
@@ -193,13 +229,19 @@ impl AccountService {
         client: &ClientContext,
     ) -> Result<usize, AppError> {
         let user = self
-            .check_current_password(caller, "currentPassword", current)
+            .check_current_password(
+                caller,
+                "currentPassword",
+                current,
+                "password_change",
+                client,
+            )
             .await?;
         let new =
             self.password_rules
                 .check_new(new, &user.email, user.name.as_deref(), "newPassword")?;
         let hash = self.hasher.hash(&new).await?;
-        self.store.update_password_hash(user.id, &hash).await?;
+        self.store.set_password(user.id, &hash).await?;
         let revoked = self
             .revoke(
                 user.id,
@@ -234,7 +276,7 @@ impl AccountService {
         client: &ClientContext,
     ) -> Result<(), AppError> {
         let user = self
-            .check_current_password(caller, "password", password)
+            .check_current_password(caller, "password", password, "account_deletion", client)
             .await?;
         self.store.soft_delete_user(user.id).await?;
         self.revoke(user.id, SessionScope::All, RevokeReason::AccountDeleted)
@@ -251,13 +293,13 @@ impl AccountService {
         Ok(())
     }
 
-    /// The caller, if they are still an admin who may act: the store decides, not the token, so a
-    /// demoted or locked admin loses the rights at once.
-    pub async fn require_admin(&self, caller: &AccessClaims) -> Result<User, AppError> {
-        match self.store.user_by_id(caller.sub).await? {
-            Some(user) if user.role == Role::Admin && !user.locked => Ok(user),
-            Some(_) => Err(AppError::Forbidden),
-            None => Err(AppError::TokenInvalid),
+    /// The caller, if they are still an admin who may act: the account as the store holds it
+    /// decides, not the token's `role`, so a demoted or locked admin loses the rights at once.
+    pub fn require_admin(caller: Caller) -> Result<User, AppError> {
+        if caller.user.role == Role::Admin && !caller.user.locked {
+            Ok(caller.user)
+        } else {
+            Err(AppError::Forbidden)
         }
     }
 
@@ -274,10 +316,7 @@ impl AccountService {
                 .map(decode_cursor)
                 .transpose()?,
             limit: limit + 1,
-            query: query
-                .map(str::trim)
-                .filter(|q| !q.is_empty())
-                .map(str::to_string),
+            query: checked_query(query)?,
         };
         let mut users = self.store.list_users(&page).await?;
         let next_cursor = if users.len() > limit as usize {
@@ -458,7 +497,10 @@ mod tests {
             decode_cursor(&encode_cursor(user.created_at, user.id)).unwrap(),
             (user.created_at, user.id)
         );
-        for junk in ["", "!!", "bm90LWEtY3Vyc29y"] {
+        let far_future = URL_SAFE_NO_PAD.encode(format!("{}.{}", i64::MAX / 2, Uuid::nil()));
+        let before_christ =
+            URL_SAFE_NO_PAD.encode(format!("{}.{}", -62_200_000_000_000_000i64, Uuid::nil()));
+        for junk in ["", "!!", "bm90LWEtY3Vyc29y", &far_future, &before_christ] {
             assert!(
                 matches!(decode_cursor(junk), Err(AppError::Validation(_))),
                 "{junk}"

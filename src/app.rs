@@ -148,8 +148,8 @@ impl Application {
         );
         if backend == StoreBackend::Postgres && !settings.cache_is_shared() {
             tracing::warn!(
-                "PostgreSQL with an in-process cache: rate limits and the access-token denylist are per \
-                 process, so they do not hold across nodes; run a single node or set REDIS_URL"
+                "PostgreSQL with an in-process cache: rate limits and login throttling are per process, \
+                 so they do not hold across nodes; run a single node or set REDIS_URL"
             );
         }
         let hasher = HasherPool::start(&settings.hasher).map_err(anyhow::Error::msg)?;
@@ -186,7 +186,6 @@ impl Application {
         let audit = Audit::new(store.clone());
         let token_service = Arc::new(TokenService::new(
             store.clone(),
-            cache.clone(),
             settings.tokens.clone(),
             keys,
             audit.clone(),
@@ -239,7 +238,10 @@ impl Application {
             ..cookie_policy.clone()
         };
         let max_body_bytes = settings.http.max_body_bytes;
-        let trusted_proxies = Arc::new(TrustedProxies::new(settings.trusted_proxies()?));
+        let trusted_proxies = Arc::new(TrustedProxies::new(
+            settings.trusted_proxies()?,
+            settings.http.forwarded_header,
+        ));
         let metrics_networks: Option<Arc<[ipnet::IpNet]>> = settings
             .metrics
             .enabled

@@ -14,6 +14,8 @@ pub enum EventKind {
     Signup,
     LoginSucceeded,
     LoginFailed,
+    /// A wrong current password where one is asked again (password change, account deletion).
+    ReauthenticationFailed,
     Logout,
     LogoutAll,
     RefreshReuseDetected,
@@ -34,6 +36,7 @@ impl EventKind {
             EventKind::Signup => "signup",
             EventKind::LoginSucceeded => "login_succeeded",
             EventKind::LoginFailed => "login_failed",
+            EventKind::ReauthenticationFailed => "reauthentication_failed",
             EventKind::Logout => "logout",
             EventKind::LogoutAll => "logout_all",
             EventKind::RefreshReuseDetected => "refresh_reuse_detected",

@@ -13,11 +13,11 @@ use serde_json::json;
 use crate::audit::{Audit, EventKind};
 
 use crate::actors::hasher::HasherPool;
-use crate::actors::rate_limiter::{CheckAccount, RateLimiter, RecordLogin};
+use crate::actors::rate_limiter::{ClearFailures, RateLimiter, ReserveAttempt};
 use crate::actors::tokens::{
     IssuedTokens, Logout, LogoutAll, PublishedKeys, Rotate, StartSession, TokenActor, VerifyAccess,
 };
-use crate::domain::claims::AccessClaims;
+use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::messages::MessageKind;
 use crate::domain::one_time::TokenKind;
 use crate::domain::password::PasswordContext;
@@ -26,7 +26,7 @@ use crate::domain::user::{check_name, Role, User};
 use crate::domain::{email, lockout, password};
 use crate::error::{AppError, FieldError};
 use crate::outbox::Outbox;
-use crate::store::{NewUser, Store, StoreError};
+use crate::store::{NewUser, Store, StoreError, TokenOrigin};
 
 /// Longest password accepted at login, in bytes: longer input is refused before any hashing, so
 /// a megabyte "password" cannot buy a megabyte of argon2 input.
@@ -130,9 +130,10 @@ pub struct AuthService {
     audit: Audit,
 }
 
-/// What a signup answers for an address it must not reveal: shaped like a new account.
+/// What a signup answers for an address it must not reveal: shaped like a new account, down to
+/// the precision of its timestamps (the stores keep microseconds).
 fn stand_in(email: String, name: Option<String>) -> User {
-    let now = chrono::Utc::now();
+    let now = crate::domain::user::at_store_precision(chrono::Utc::now());
     User {
         id: Uuid::new_v4(),
         email,
@@ -218,6 +219,8 @@ impl AuthService {
             return Err(AppError::Validation(problems));
         };
 
+        // The hasher place before any I/O: a signup the pool would refuse costs nothing else.
+        let permit = self.hasher.reserve()?;
         let invited = self.check_invitation(input.invitation, &email).await?;
         let hidden = self.signup_rules.require_email_verification && invited.is_none();
         if !self.signup_rules.allow_email_reuse_after_delete
@@ -225,16 +228,20 @@ impl AuthService {
         {
             if hidden {
                 // Same work and the same answer as a fresh signup; the address learns nothing.
-                let _ = self.hasher.hash(&password).await?;
+                let _ = permit.hash(&password).await?;
                 return Ok(SignupOutcome::VerificationSent(stand_in(email, name)));
             }
             return Err(AppError::EmailTaken);
         }
-        let password_hash = self.hasher.hash(&password).await?;
+        let password_hash = permit.hash(&password).await?;
         if let Some(invited) = &invited {
             // Used up only now, when nothing else can refuse the signup.
             self.store
-                .consume_one_time_token(invited.token.hash(), &[TokenKind::Invitation])
+                .consume_one_time_token(
+                    invited.token.hash(),
+                    &[TokenKind::Invitation],
+                    TokenOrigin::Any,
+                )
                 .await?
                 .ok_or(AppError::OneTimeTokenInvalid)?;
         }
@@ -340,6 +347,23 @@ impl AuthService {
             .as_str()
             .and_then(Role::parse)
             .unwrap_or(Role::User);
+        // An invitation grants what its inviter may grant today: an admin since demoted, locked
+        // or deleted has invited nobody.
+        let inviter = metadata["invitedBy"]
+            .as_str()
+            .and_then(|id| id.parse::<Uuid>().ok());
+        let inviter_may_invite = match inviter {
+            Some(id) => self
+                .store
+                .user_by_id(id)
+                .await?
+                .is_some_and(|admin| admin.role == Role::Admin && !admin.locked),
+            None => false,
+        };
+        if !inviter_may_invite {
+            tracing::info!(inviter = ?inviter, "invitation refused: its inviter is no longer an admin");
+            return Err(AppError::OneTimeTokenInvalid);
+        }
         Ok(Some(Invited { token, role }))
     }
 
@@ -400,19 +424,13 @@ impl AuthService {
             return Err(AppError::Validation(problems));
         }
 
-        // Throttled accounts wait before any lookup or hashing; unknown emails are throttled the
-        // same way, so the answer says nothing about which accounts exist.
+        // The hasher place first: a login the pool would refuse costs no lookup and no attempt.
+        let permit = self.hasher.reserve()?;
+        // Then the attempt, reserved atomically before any lookup or hashing, so concurrent
+        // guesses count against each other; unknown emails are throttled the same way, so the
+        // answer says nothing about which accounts exist.
         let account_key = lockout::account_key(&input.email);
-        if let Some(retry_after) = self
-            .limiter
-            .send(CheckAccount {
-                account_key: account_key.clone(),
-            })
-            .await?
-        {
-            crate::metrics::rate_limited("account");
-            return Err(AppError::LoginThrottled { retry_after });
-        }
+        reserve_attempt(&self.limiter, &account_key).await?;
 
         let account = self.store.user_by_email(&input.email).await?;
         let password = password::normalize(&input.password);
@@ -421,26 +439,47 @@ impl AuthService {
             Some(account) => (Some(account.user), Some(account.password_hash)),
             None => (None, None),
         };
-        let verification = self.hasher.verify(&password, hash).await?;
+        let verification = permit.verify(&password, hash).await?;
         let user = match user {
             Some(user) if verification.matches => user,
             known => {
-                self.record_login(account_key, false).await?;
                 tracing::info!("login failed");
                 let user_id = known.map(|u| u.id);
-                let details = json!({ "reason": if user_id.is_some() { "wrong_password" } else { "unknown_email" } });
+                let reason = if user_id.is_some() {
+                    "wrong_password"
+                } else {
+                    "unknown_email"
+                };
                 self.audit
-                    .record(EventKind::LoginFailed, user_id, client, details)
+                    .record(
+                        EventKind::LoginFailed,
+                        user_id,
+                        client,
+                        json!({ "reason": reason }),
+                    )
                     .await;
                 return Err(AppError::InvalidCredentials);
             }
         };
-        self.record_login(account_key, true).await?;
-        if user.locked {
-            return Err(AppError::AccountLocked);
-        }
-        if self.signup_rules.require_email_verification && !user.email_verified {
-            return Err(AppError::EmailNotVerified);
+        clear_failures(&self.limiter, account_key).await?;
+        // The right password, but no session: recorded like any refused login.
+        let refusal = if user.locked {
+            Some((AppError::AccountLocked, "account_locked"))
+        } else if self.signup_rules.require_email_verification && !user.email_verified {
+            Some((AppError::EmailNotVerified, "email_not_verified"))
+        } else {
+            None
+        };
+        if let Some((error, reason)) = refusal {
+            self.audit
+                .record(
+                    EventKind::LoginFailed,
+                    Some(user.id),
+                    client,
+                    json!({ "reason": reason }),
+                )
+                .await;
+            return Err(error);
         }
         if verification.needs_rehash {
             self.rehash_in_background(user.id, password);
@@ -458,16 +497,6 @@ impl AuthService {
         Ok((user, tokens))
     }
 
-    async fn record_login(&self, account_key: String, succeeded: bool) -> Result<(), AppError> {
-        Ok(self
-            .limiter
-            .send(RecordLogin {
-                account_key,
-                succeeded,
-            })
-            .await?)
-    }
-
     /// Re-hashes a password that verified against an imported or outdated hash, after the answer
     /// has gone: the login is not made to wait for a second argon2 run. If the pool is busy, the
     /// next login tries again.
@@ -478,7 +507,7 @@ impl AuthService {
         actix::spawn(async move {
             let outcome = match hasher.hash(password.expose_secret()).await {
                 Ok(hash) => store
-                    .update_password_hash(user_id, &hash)
+                    .rehash_password(user_id, &hash)
                     .await
                     .map_err(AppError::from),
                 Err(e) => Err(e),
@@ -505,7 +534,7 @@ impl AuthService {
             .await?
     }
 
-    pub async fn verify_access(&self, token: String) -> Result<AccessClaims, AppError> {
+    pub async fn verify_access(&self, token: String) -> Result<Caller, AppError> {
         self.tokens.send(VerifyAccess { token }).await?
     }
 
@@ -515,8 +544,8 @@ impl AuthService {
         access: Option<AccessClaims>,
         client: &ClientContext,
     ) -> Result<(), AppError> {
-        let user_id = access.as_ref().map(|a| a.sub);
-        self.tokens.send(Logout { refresh, access }).await??;
+        // Whoever's session it was, whether the access token or only the cookie named it.
+        let user_id = self.tokens.send(Logout { refresh, access }).await??;
         self.audit
             .record(EventKind::Logout, user_id, client, json!({}))
             .await;
@@ -529,7 +558,7 @@ impl AuthService {
         client: &ClientContext,
     ) -> Result<usize, AppError> {
         let user_id = access.sub;
-        let revoked = self.tokens.send(LogoutAll { user_id, access }).await??;
+        let revoked = self.tokens.send(LogoutAll { user_id }).await??;
         self.audit
             .record(
                 EventKind::LogoutAll,
@@ -544,12 +573,32 @@ impl AuthService {
     pub async fn jwks(&self) -> Result<serde_json::Value, AppError> {
         Ok(self.tokens.send(PublishedKeys).await?)
     }
+}
 
-    pub async fn me(&self, claims: &AccessClaims) -> Result<User, AppError> {
-        // A token can outlive its account by up to its lifetime; the account decides.
-        self.store
-            .user_by_id(claims.sub)
-            .await?
-            .ok_or(AppError::TokenInvalid)
+/// Reserves one password attempt for the account behind `account_key` (login or
+/// re-authentication: one allowance for both), or answers 429 with the wait it owes.
+pub(crate) async fn reserve_attempt(
+    limiter: &Tracked<RateLimiter>,
+    account_key: &str,
+) -> Result<(), AppError> {
+    let wait = limiter
+        .send(ReserveAttempt {
+            account_key: account_key.to_string(),
+        })
+        .await?;
+    match wait {
+        Some(retry_after) => {
+            crate::metrics::rate_limited("account");
+            Err(AppError::LoginThrottled { retry_after })
+        }
+        None => Ok(()),
     }
+}
+
+/// The right password: the account's failures are forgotten.
+pub(crate) async fn clear_failures(
+    limiter: &Tracked<RateLimiter>,
+    account_key: String,
+) -> Result<(), AppError> {
+    Ok(limiter.send(ClearFailures { account_key }).await?)
 }

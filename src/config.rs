@@ -263,6 +263,16 @@ impl ServerSettings {
     }
 }
 
+/// Which forwarding header carries the client address from the trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum ForwardedHeader {
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=...`.
+    #[serde(rename = "forwarded")]
+    Forwarded,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
@@ -274,9 +284,12 @@ pub struct HttpSettings {
     /// Origins allowed to call with credentials. Empty means `app.frontend_url` alone.
     pub cors_allowed_origins: Vec<String>,
     pub cors_max_age_seconds: usize,
-    /// Peers (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` headers are believed.
-    /// Empty: the socket's peer address is the client, always.
+    /// Peers (CIDRs or addresses) whose forwarding header is believed. Empty: the socket's peer
+    /// address is the client, always.
     pub trusted_proxies: Vec<String>,
+    /// The one header the trusted proxies set; the other is ignored, so a client cannot slip an
+    /// address past a proxy that only rewrites its own header.
+    pub forwarded_header: ForwardedHeader,
     /// Serve the OpenAPI document at `/openapi.json` and Swagger UI at `/docs/`.
     pub docs_enabled: bool,
 }
@@ -478,6 +491,8 @@ pub struct RateLimitSettings {
     pub auth_max: u32,
     pub auth_window_seconds: u64,
     pub auth_routes: Vec<String>,
+    /// IPv6 clients share one bucket per prefix of this length (a host usually holds a whole /64).
+    pub ipv6_prefix_length: u8,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -950,6 +965,12 @@ impl Settings {
                     return Err(invalid(setting, "limits and windows must be positive"));
                 }
             }
+        }
+        if !(1..=128).contains(&self.rate_limit.ipv6_prefix_length) {
+            return Err(invalid(
+                "rate_limit.ipv6_prefix_length",
+                "must be between 1 and 128",
+            ));
         }
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(invalid(

@@ -1,6 +1,7 @@
 //! The emailed flows: email verification and its resend, forgotten and reset passwords, and the
 //! exchange of an emailed token for a short-lived follow-up cookie. Answers to "send me a mail"
-//! requests are the same whether or not the address has an account.
+//! requests are the same whether or not the address has an account, and come before any work for
+//! the address is done, so their timing says nothing either.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use crate::actors::Tracked;
 use serde_json::{json, Value};
 
 use crate::actors::hasher::HasherPool;
-use crate::actors::rate_limiter::{RateLimiter, RecordLogin};
+use crate::actors::rate_limiter::{ClearFailures, RateLimiter};
 use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
 use crate::audit::{Audit, EventKind};
 use crate::auth::{ClientContext, FlowDeps, PasswordRules};
@@ -18,7 +19,7 @@ use crate::domain::refresh::OpaqueToken;
 use crate::domain::{email, lockout};
 use crate::error::AppError;
 use crate::outbox::Outbox;
-use crate::store::{RevokeReason, Store};
+use crate::store::{RevokeReason, Store, TokenOrigin};
 
 #[derive(Clone)]
 pub struct LifecycleService {
@@ -64,7 +65,11 @@ impl LifecycleService {
         let token = presented(token)?;
         let consumed = self
             .store
-            .consume_one_time_token(token.hash(), &[TokenKind::EmailVerification])
+            .consume_one_time_token(
+                token.hash(),
+                &[TokenKind::EmailVerification],
+                TokenOrigin::Any,
+            )
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
         let user_id = consumed.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
@@ -79,14 +84,37 @@ impl LifecycleService {
     }
 
     /// Sends a new verification mail if the address has an unverified account; silent otherwise.
-    pub async fn resend_verification(&self, raw_email: &str) -> Result<(), AppError> {
+    pub fn resend_verification(&self, raw_email: &str) -> Result<(), AppError> {
         let address = checked_email(raw_email)?;
-        if let Some(account) = self.store.user_by_email(&address).await? {
-            let user = account.user;
-            if !user.email_verified {
-                self.outbox
+        self.after_answer("resend verification", move |this| async move {
+            if let Some(account) = this.store.user_by_email(&address).await? {
+                let user = account.user;
+                if !user.email_verified {
+                    this.outbox
+                        .send_token(
+                            TokenKind::EmailVerification,
+                            Some(user.id),
+                            &user.email,
+                            user.name.as_deref(),
+                            &json!({}),
+                        )
+                        .await?;
+                }
+            }
+            Ok(())
+        });
+        Ok(())
+    }
+
+    /// Sends a reset mail if the address has an account; silent otherwise.
+    pub fn forgot_password(&self, raw_email: &str) -> Result<(), AppError> {
+        let address = checked_email(raw_email)?;
+        self.after_answer("forgot password", move |this| async move {
+            if let Some(account) = this.store.user_by_email(&address).await? {
+                let user = account.user;
+                this.outbox
                     .send_token(
-                        TokenKind::EmailVerification,
+                        TokenKind::PasswordReset,
                         Some(user.id),
                         &user.email,
                         user.name.as_deref(),
@@ -94,26 +122,25 @@ impl LifecycleService {
                     )
                     .await?;
             }
-        }
+            Ok(())
+        });
         Ok(())
     }
 
-    /// Sends a reset mail if the address has an account; silent otherwise.
-    pub async fn forgot_password(&self, raw_email: &str) -> Result<(), AppError> {
-        let address = checked_email(raw_email)?;
-        if let Some(account) = self.store.user_by_email(&address).await? {
-            let user = account.user;
-            self.outbox
-                .send_token(
-                    TokenKind::PasswordReset,
-                    Some(user.id),
-                    &user.email,
-                    user.name.as_deref(),
-                    &json!({}),
-                )
-                .await?;
-        }
-        Ok(())
+    /// Runs the work of a "send me a mail" request after its answer has gone: a known address
+    /// (a lookup, a token and a mail written) and an unknown one (a lookup) then answer alike in
+    /// time too. A failure is logged; the client may ask again.
+    fn after_answer<F, Fut>(&self, what: &'static str, work: F)
+    where
+        F: FnOnce(LifecycleService) -> Fut + 'static,
+        Fut: std::future::Future<Output = Result<(), AppError>> + 'static,
+    {
+        let this = self.clone();
+        actix::spawn(async move {
+            if let Err(e) = work(this).await {
+                tracing::warn!(error = %e, "{what}: the mail was not queued");
+            }
+        });
     }
 
     /// Sets a new password with a reset token and ends every session of the account. The policy
@@ -145,10 +172,11 @@ impl LifecycleService {
         let hash = self.hasher.hash(&new_password).await?;
         // Only one request can use the token, even if two got this far together.
         self.store
-            .consume_one_time_token(token.hash(), &[TokenKind::PasswordReset])
+            .consume_one_time_token(token.hash(), &[TokenKind::PasswordReset], TokenOrigin::Any)
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
-        self.store.update_password_hash(user.id, &hash).await?;
+        // Every other reset link of the account is retired with it.
+        self.store.set_password(user.id, &hash).await?;
         // Following the emailed link proved the address is theirs.
         self.store.mark_email_verified(user.id).await?;
         let revoked = self
@@ -161,9 +189,8 @@ impl LifecycleService {
             .await??;
         // Whoever was guessing the old password is no reason to keep the owner waiting.
         self.limiter
-            .send(RecordLogin {
+            .send(ClearFailures {
                 account_key: lockout::account_key(&user.email),
-                succeeded: true,
             })
             .await?;
         tracing::info!(user_id = %user.id, revoked, "password reset");
@@ -198,6 +225,9 @@ impl LifecycleService {
                     TokenKind::PasswordReset,
                     TokenKind::Invitation,
                 ],
+                // A follow-up token is not exchanged again: a link's life ends an hour after it
+                // was first opened, however often the cookie is replayed here.
+                TokenOrigin::Emailed,
             )
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;

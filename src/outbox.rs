@@ -132,6 +132,7 @@ impl Outbox {
             email: to.to_string(),
             metadata: metadata.to_string(),
             ttl_seconds: lifetime.as_secs(),
+            follow_up: false,
         };
         (stored, email)
     }
@@ -175,6 +176,7 @@ impl Outbox {
                     email: consumed.email.clone(),
                     metadata: consumed.metadata.clone(),
                     ttl_seconds: FOLLOW_UP_LIFETIME.as_secs(),
+                    follow_up: true,
                 },
                 None,
             )

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use authd::actors::tokens::{IssuedTokens, StartSession, TokenService};
 use authd::audit::Audit;
 use authd::auth::ClientContext;
-use authd::cache::memory::MemoryCache;
 use authd::config::{self, Environment, JwtAlgorithm, Settings};
 use authd::domain::user::Role;
 use authd::keys::SigningKeys;
@@ -103,7 +102,6 @@ pub async fn token_service(store: Arc<dyn Store>, settings: &Settings) -> Arc<To
         .expect("signing keys");
     Arc::new(TokenService::new(
         store.clone(),
-        Arc::new(MemoryCache::new()),
         settings.tokens.clone(),
         keys,
         Audit::new(store),

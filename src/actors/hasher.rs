@@ -239,6 +239,40 @@ pub struct HasherPool {
     retry_after: Duration,
 }
 
+/// A place in the pool, held from [`HasherPool::reserve`] until its one job has answered.
+pub struct HashPermit {
+    workers: Addr<HashWorker>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl HashPermit {
+    /// Hashes a new password (already normalised) with argon2id.
+    pub async fn hash(self, password: &str) -> Result<String, AppError> {
+        let message = HashPassword {
+            password: SecretString::from(password),
+            queued_at: Instant::now(),
+        };
+        self.workers
+            .send(message)
+            .await?
+            .map_err(AppError::Internal)
+    }
+
+    /// Verifies a password against a stored hash; `None` runs the dummy verification.
+    pub async fn verify(
+        self,
+        password: &str,
+        hash: Option<String>,
+    ) -> Result<Verification, AppError> {
+        let message = VerifyPassword {
+            password: SecretString::from(password),
+            hash,
+            queued_at: Instant::now(),
+        };
+        Ok(self.workers.send(message).await?)
+    }
+}
+
 impl HasherPool {
     /// Starts the worker threads. Needs a running actix `System`.
     pub fn start(settings: &HasherSettings) -> Result<Self, String> {
@@ -273,27 +307,26 @@ impl HasherPool {
         })
     }
 
-    fn admit(&self) -> Result<OwnedSemaphorePermit, AppError> {
-        self.admission.clone().try_acquire_owned().map_err(|_| {
+    /// Takes a place in the pool without waiting, or answers 503 `overloaded` at once. A flow
+    /// that will hash takes it before anything else it does (the account lookup included), so a
+    /// request the pool refuses costs no database work.
+    pub fn reserve(&self) -> Result<HashPermit, AppError> {
+        let permit = self.admission.clone().try_acquire_owned().map_err(|_| {
             self.counters.rejected.fetch_add(1, Ordering::Relaxed);
             metrics::hasher_rejected();
             AppError::Overloaded {
                 retry_after: self.retry_after,
             }
+        })?;
+        Ok(HashPermit {
+            workers: self.workers.clone(),
+            _permit: permit,
         })
     }
 
     /// Hashes a new password (already normalised) with argon2id.
     pub async fn hash(&self, password: &str) -> Result<String, AppError> {
-        let _permit = self.admit()?;
-        let message = HashPassword {
-            password: SecretString::from(password),
-            queued_at: Instant::now(),
-        };
-        self.workers
-            .send(message)
-            .await?
-            .map_err(AppError::Internal)
+        self.reserve()?.hash(password).await
     }
 
     /// Verifies a password against a stored hash; `None` runs the dummy verification.
@@ -302,13 +335,7 @@ impl HasherPool {
         password: &str,
         hash: Option<String>,
     ) -> Result<Verification, AppError> {
-        let _permit = self.admit()?;
-        let message = VerifyPassword {
-            password: SecretString::from(password),
-            hash,
-            queued_at: Instant::now(),
-        };
-        Ok(self.workers.send(message).await?)
+        self.reserve()?.verify(password, hash).await
     }
 
     pub fn stats(&self) -> HasherStats {
@@ -437,16 +464,19 @@ mod tests {
         );
         assert!(!pool.verify("password one", None).await.unwrap().matches);
         // Hold every permit, as queued jobs would: the next caller is refused at once.
-        let held: Vec<_> = (0..pool.capacity).map(|_| pool.admit().unwrap()).collect();
+        let held: Vec<_> = (0..pool.capacity)
+            .map(|_| pool.reserve().unwrap())
+            .collect();
         assert!(matches!(
             pool.verify("x", None).await,
             Err(AppError::Overloaded { .. })
         ));
+        assert!(matches!(pool.reserve(), Err(AppError::Overloaded { .. })));
         drop(held);
         let stats = pool.stats();
         assert_eq!(
             (stats.hashes, stats.verifications, stats.rejected),
-            (1, 2, 1)
+            (1, 2, 2)
         );
         assert_eq!(stats.in_flight, 0);
         assert_eq!(stats.capacity, 2);

@@ -14,10 +14,11 @@ use actix::{Actor, Context, Handler, Message, ResponseFuture};
 
 use crate::cache::{Cache, RateDecision};
 use crate::config::RateLimitSettings;
+use crate::domain::limits::client_bucket;
 use crate::domain::lockout::LockoutPolicy;
 use crate::error::{AppError, RateLimitHeaders};
 
-/// Count one request from `ip` to `route` (the path without the base path).
+/// Count one request from `ip` to `route` (the matched route pattern without the base path).
 #[derive(Message)]
 #[rtype(result = "Result<Option<RateLimitHeaders>, AppError>")]
 pub struct CheckRequest {
@@ -25,19 +26,20 @@ pub struct CheckRequest {
     pub route: String,
 }
 
-/// Before a login: the wait the account still owes, if any (`None` also when throttling is off).
+/// Before a password is verified (login, or re-authentication with the current password): reserve
+/// one attempt for the account, atomically, or learn how long it must wait (`Some`). `None` also
+/// when throttling is off or the cache cannot be reached (fail open, logged).
 #[derive(Message)]
 #[rtype(result = "Option<Duration>")]
-pub struct CheckAccount {
+pub struct ReserveAttempt {
     pub account_key: String,
 }
 
-/// After a login: count a failure, or clear the account's failures on success.
+/// After the right password: forget the account's failures.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RecordLogin {
+pub struct ClearFailures {
     pub account_key: String,
-    pub succeeded: bool,
 }
 
 pub struct RateLimiter {
@@ -97,14 +99,15 @@ async fn check(
     if !settings.enabled {
         return Ok(None);
     }
+    let bucket = client_bucket(msg.ip, settings.ipv6_prefix_length);
     let mut limits = vec![Limit {
-        key: format!("rl:ip:{}", msg.ip),
+        key: format!("rl:ip:{bucket}"),
         max: settings.general_max,
         window: Duration::from_secs(settings.general_window_seconds),
     }];
     if settings.auth_routes.iter().any(|route| route == &msg.route) {
         limits.push(Limit {
-            key: format!("rl:auth:{}:{}", msg.route, msg.ip),
+            key: format!("rl:auth:{}:{bucket}", msg.route),
             max: settings.auth_max,
             window: Duration::from_secs(settings.auth_window_seconds),
         });
@@ -151,48 +154,37 @@ impl Handler<CheckRequest> for RateLimiter {
     }
 }
 
-impl Handler<CheckAccount> for RateLimiter {
+impl Handler<ReserveAttempt> for RateLimiter {
     type Result = ResponseFuture<Option<Duration>>;
 
-    fn handle(&mut self, msg: CheckAccount, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ReserveAttempt, _: &mut Self::Context) -> Self::Result {
         let cache = self.cache.clone();
-        let enabled = self.lockout.is_some();
+        let policy = self.lockout;
         Box::pin(async move {
-            if !enabled {
-                return None;
+            let policy = policy?;
+            match cache.reserve_login_attempt(&msg.account_key, &policy).await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::error!(error = %e, "account throttle unavailable; letting the attempt through");
+                    None
+                }
             }
-            cache.login_delay(&msg.account_key).await.unwrap_or_else(|e| {
-                tracing::error!(error = %e, "account throttle check failed; letting the login through");
-                None
-            })
         })
     }
 }
 
-impl Handler<RecordLogin> for RateLimiter {
+impl Handler<ClearFailures> for RateLimiter {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, msg: RecordLogin, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ClearFailures, _: &mut Self::Context) -> Self::Result {
         let cache = self.cache.clone();
-        let policy = self.lockout;
+        let enabled = self.lockout.is_some();
         Box::pin(async move {
-            let Some(policy) = policy else {
+            if !enabled {
                 return;
-            };
-            let outcome = if msg.succeeded {
-                cache
-                    .clear_login_failures(&msg.account_key)
-                    .await
-                    .map(|_| None)
-            } else {
-                cache.record_login_failure(&msg.account_key, &policy).await
-            };
-            match outcome {
-                Ok(Some(delay)) => {
-                    tracing::info!(delay_ms = delay.as_millis() as u64, "account throttled")
-                }
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "recording a login outcome failed"),
+            }
+            if let Err(e) = cache.clear_login_failures(&msg.account_key).await {
+                tracing::error!(error = %e, "clearing an account's failures failed");
             }
         })
     }

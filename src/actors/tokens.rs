@@ -1,13 +1,13 @@
-//! The token actor: sessions, access JWTs, refresh rotation with reuse detection, and the
-//! access-token denylist.
+//! The token actor: sessions, access JWTs, refresh rotation with reuse detection, and the check
+//! of every access token against its session in the store (so a revocation holds across restarts,
+//! nodes and cache evictions).
 //!
 //! Its handlers return futures that run on their own (`ResponseFuture`), so one slow database
 //! round trip never serialises the others. One instance runs on each HTTP worker thread; all of
-//! them share the same [`TokenService`], whose state lives in the store and the cache, so every
-//! guarantee holds across threads and nodes.
+//! them share the same [`TokenService`], whose state lives in the store, so every guarantee holds
+//! across threads and nodes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::{Actor, Context, Handler, Message, MessageResult, ResponseFuture};
 use chrono::Utc;
@@ -17,9 +17,8 @@ use uuid::Uuid;
 
 use crate::audit::{Audit, EventKind};
 use crate::auth::ClientContext;
-use crate::cache::Cache;
 use crate::config::TokenSettings;
-use crate::domain::claims::AccessClaims;
+use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::refresh::RefreshToken;
 use crate::domain::user::Role;
 use crate::error::AppError;
@@ -54,16 +53,17 @@ pub struct Rotate {
     pub client: ClientContext,
 }
 
-/// Verify an access token: signature, algorithm, `kid`, `iss`, `aud`, time, and the denylist.
+/// Verify an access token: signature, algorithm, `kid`, `iss`, `aud`, time, and that its session
+/// is live and its user may still sign in.
 #[derive(Message)]
-#[rtype(result = "Result<AccessClaims, AppError>")]
+#[rtype(result = "Result<Caller, AppError>")]
 pub struct VerifyAccess {
     pub token: String,
 }
 
-/// End a session, by its refresh token and/or by an access token of it.
+/// End a session, by its refresh token and/or by an access token of it; answers whose it was.
 #[derive(Message)]
-#[rtype(result = "Result<(), AppError>")]
+#[rtype(result = "Result<Option<Uuid>, AppError>")]
 pub struct Logout {
     pub refresh: Option<String>,
     pub access: Option<AccessClaims>,
@@ -74,7 +74,6 @@ pub struct Logout {
 #[rtype(result = "Result<usize, AppError>")]
 pub struct LogoutAll {
     pub user_id: Uuid,
-    pub access: AccessClaims,
 }
 
 /// Which of a user's sessions to revoke.
@@ -85,7 +84,7 @@ pub enum SessionScope {
     Only(Uuid),
 }
 
-/// Revoke some of a user's sessions and deny their access tokens at once; answers how many.
+/// Revoke some of a user's sessions (their access tokens stop working at once); answers how many.
 #[derive(Message)]
 #[rtype(result = "Result<usize, AppError>")]
 pub struct RevokeSessions {
@@ -101,31 +100,20 @@ pub struct PublishedKeys;
 
 pub struct TokenService {
     store: Arc<dyn Store>,
-    cache: Arc<dyn Cache>,
     settings: TokenSettings,
     keys: SigningKeys,
     audit: Audit,
 }
 
-fn jti_key(jti: Uuid) -> String {
-    format!("deny:jti:{jti}")
-}
-
-fn session_key(session_id: Uuid) -> String {
-    format!("deny:sid:{session_id}")
-}
-
 impl TokenService {
     pub fn new(
         store: Arc<dyn Store>,
-        cache: Arc<dyn Cache>,
         settings: TokenSettings,
         keys: SigningKeys,
         audit: Audit,
     ) -> Self {
         TokenService {
             store,
-            cache,
             settings,
             keys,
             audit,
@@ -236,7 +224,6 @@ impl TokenService {
                         serde_json::json!({ "sessionId": session_id }),
                     )
                     .await;
-                self.deny_sessions(&[session_id]).await?;
                 Err(AppError::RefreshTokenReused)
             }
             RotationOutcome::Expired => Err(AppError::TokenExpired),
@@ -244,7 +231,7 @@ impl TokenService {
         }
     }
 
-    pub async fn verify_access(&self, token: &str) -> Result<AccessClaims, AppError> {
+    pub async fn verify_access(&self, token: &str) -> Result<Caller, AppError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AppError::TokenInvalid)?;
         let kid = header.kid.ok_or(AppError::TokenInvalid)?;
         let key = self.keys.find(&kid).await.ok_or(AppError::TokenInvalid)?;
@@ -256,41 +243,25 @@ impl TokenService {
                 _ => AppError::TokenInvalid,
             })?;
         let claims = data.claims;
-        // Fail closed: a token that cannot be checked against the denylist is not accepted.
-        if self
-            .cache
-            .any_denied(&[jti_key(claims.jti), session_key(claims.sid)])
+        // The store is the authority on revocation: a logout, lock, deletion or password change
+        // revoked the session row, and that holds after a restart and on every node. One indexed
+        // read that also yields the account, which most callers need next anyway.
+        let user = self
+            .store
+            .live_session_user(claims.sid, claims.sub)
             .await?
-        {
-            return Err(AppError::TokenInvalid);
-        }
-        Ok(claims)
-    }
-
-    /// Denies every access token of these sessions for as long as any of them can live.
-    async fn deny_sessions(&self, sessions: &[Uuid]) -> Result<(), AppError> {
-        let entries: Vec<_> = sessions
-            .iter()
-            .map(|id| (session_key(*id), self.session_deny_ttl()))
-            .collect();
-        Ok(self.cache.deny(&entries).await?)
-    }
-
-    fn deny_access_entry(&self, claims: &AccessClaims) -> (String, Duration) {
-        let remaining =
-            claims.remaining_seconds(Utc::now().timestamp()) + self.settings.leeway_seconds;
-        (jti_key(claims.jti), Duration::from_secs(remaining.max(1)))
+            .ok_or(AppError::TokenInvalid)?;
+        Ok(Caller { claims, user })
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn logout(&self, msg: Logout) -> Result<(), AppError> {
-        let mut entries = Vec::new();
+    pub async fn logout(&self, msg: Logout) -> Result<Option<Uuid>, AppError> {
+        let mut user_id = None;
         if let Some(claims) = &msg.access {
             self.store
                 .revoke_session(claims.sid, RevokeReason::Logout)
                 .await?;
-            entries.push(self.deny_access_entry(claims));
-            entries.push((session_key(claims.sid), self.session_deny_ttl()));
+            user_id = Some(claims.sub);
         }
         if let Some(token) = msg.refresh.as_deref().and_then(RefreshToken::parse) {
             if let Some(revoked) = self
@@ -298,10 +269,10 @@ impl TokenService {
                 .revoke_session_by_refresh(token.hash(), RevokeReason::Logout)
                 .await?
             {
-                entries.push((session_key(revoked.session_id), self.session_deny_ttl()));
+                user_id = user_id.or(Some(revoked.user_id));
             }
         }
-        Ok(self.cache.deny(&entries).await?)
+        Ok(user_id)
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %msg.user_id))]
@@ -310,46 +281,29 @@ impl TokenService {
             .store
             .revoke_user_sessions(msg.user_id, None, RevokeReason::LogoutAll)
             .await?;
-        let mut entries: Vec<_> = sessions
-            .iter()
-            .map(|id| (session_key(*id), self.session_deny_ttl()))
-            .collect();
-        entries.push(self.deny_access_entry(&msg.access));
-        self.cache.deny(&entries).await?;
         Ok(sessions.len())
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %msg.user_id))]
     pub async fn revoke_sessions(&self, msg: RevokeSessions) -> Result<usize, AppError> {
         let revoked = match msg.scope {
-            SessionScope::All => {
+            SessionScope::All => self
+                .store
+                .revoke_user_sessions(msg.user_id, None, msg.reason)
+                .await?
+                .len(),
+            SessionScope::AllExcept(keep) => self
+                .store
+                .revoke_user_sessions(msg.user_id, Some(keep), msg.reason)
+                .await?
+                .len(),
+            SessionScope::Only(session_id) => usize::from(
                 self.store
-                    .revoke_user_sessions(msg.user_id, None, msg.reason)
-                    .await?
-            }
-            SessionScope::AllExcept(keep) => {
-                self.store
-                    .revoke_user_sessions(msg.user_id, Some(keep), msg.reason)
-                    .await?
-            }
-            SessionScope::Only(session_id) => {
-                if self
-                    .store
                     .revoke_session_of(msg.user_id, session_id, msg.reason)
-                    .await?
-                {
-                    vec![session_id]
-                } else {
-                    Vec::new()
-                }
-            }
+                    .await?,
+            ),
         };
-        self.deny_sessions(&revoked).await?;
-        Ok(revoked.len())
-    }
-
-    fn session_deny_ttl(&self) -> Duration {
-        Duration::from_secs(self.settings.access_ttl_seconds + self.settings.leeway_seconds)
+        Ok(revoked)
     }
 }
 
@@ -387,7 +341,7 @@ impl Handler<Rotate> for TokenActor {
 }
 
 impl Handler<VerifyAccess> for TokenActor {
-    type Result = ResponseFuture<Result<AccessClaims, AppError>>;
+    type Result = ResponseFuture<Result<Caller, AppError>>;
 
     fn handle(&mut self, msg: VerifyAccess, _: &mut Self::Context) -> Self::Result {
         let service = self.service.clone();
@@ -396,7 +350,7 @@ impl Handler<VerifyAccess> for TokenActor {
 }
 
 impl Handler<Logout> for TokenActor {
-    type Result = ResponseFuture<Result<(), AppError>>;
+    type Result = ResponseFuture<Result<Option<Uuid>, AppError>>;
 
     fn handle(&mut self, msg: Logout, _: &mut Self::Context) -> Self::Result {
         let service = self.service.clone();
@@ -437,9 +391,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::cache::memory::MemoryCache;
     use crate::config::{Environment, JwtAlgorithm};
     use crate::store::sqlite::SqliteStore;
+    use crate::store::NewUser;
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
@@ -448,7 +402,7 @@ mod tests {
             .unwrap()
     }
 
-    /// A token service on an in-memory SQLite store and in-process cache, with the development
+    /// A token service on an in-memory SQLite store, with the development
     /// settings and `algorithm`; and one valid access token it issued.
     fn service(
         runtime: &tokio::runtime::Runtime,
@@ -467,18 +421,33 @@ mod tests {
                 .unwrap();
             let service = TokenService::new(
                 store.clone(),
-                Arc::new(MemoryCache::new()),
                 settings.tokens.clone(),
                 keys,
-                Audit::new(store),
+                Audit::new(store.clone()),
             );
-            let (token, _) = service
-                .issue_access(SessionOwner {
-                    session_id: Uuid::new_v4(),
-                    user_id: Uuid::new_v4(),
+            let user = store
+                .create_user(NewUser {
+                    id: Uuid::new_v4(),
+                    email: "tokens@example.com".into(),
+                    name: None,
+                    password_hash: "unused".into(),
                     role: Role::User,
+                    email_verified: true,
+                    created_at: None,
+                    verification: None,
                 })
+                .await
                 .unwrap();
+            let token = service
+                .start_session(StartSession {
+                    user_id: user.id,
+                    role: Role::User,
+                    user_agent: None,
+                    ip: None,
+                })
+                .await
+                .unwrap()
+                .access_token;
             assert!(
                 service.verify_access(&token).await.is_ok(),
                 "the issued token verifies"
@@ -487,7 +456,7 @@ mod tests {
         })
     }
 
-    fn refused(result: Result<AccessClaims, AppError>) -> bool {
+    fn refused(result: Result<Caller, AppError>) -> bool {
         matches!(result, Err(AppError::TokenInvalid | AppError::TokenExpired))
     }
 
@@ -568,7 +537,10 @@ mod tests {
         let mut runner = proptest::test_runner::TestRunner::new(config());
         runner
             .run(&any::<[u8; 32]>(), |secret| {
-                let claims = runtime.block_on(service.verify_access(&token)).unwrap();
+                let claims = runtime
+                    .block_on(service.verify_access(&token))
+                    .unwrap()
+                    .claims;
                 let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
                 header.kid = Some(jsonwebtoken::decode_header(&token).unwrap().kid.unwrap());
                 let forged = jsonwebtoken::encode(

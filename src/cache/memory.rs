@@ -1,6 +1,6 @@
 //! In-process cache, the embedded default: governor's keyed GCRA limiters for rate limits and a
-//! map with deadlines for the denylist. Right for one node; with several, each keeps its own state
-//! (the start-up log says so).
+//! map of login attempts. Right for one node; with several, each keeps its own state (the start-up
+//! log says so).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -15,7 +15,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use super::{Cache, CacheError, RateDecision};
-use crate::domain::lockout::LockoutPolicy;
+use crate::domain::lockout::{AttemptRecord, LockoutPolicy, Reservation};
 
 type KeyedLimiter =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
@@ -23,19 +23,28 @@ type KeyedLimiter =
 /// Expired entries are swept every this many operations, so memory follows live keys only.
 const SWEEP_EVERY: u64 = 4096;
 
-/// One account's failed logins in a row.
-struct Failures {
-    count: u32,
-    blocked_until: Option<Instant>,
-    forget_at: Instant,
+/// One account's recent attempts; times count from the cache's epoch.
+struct Attempts {
+    record: AttemptRecord,
+    forget_at: Duration,
 }
 
-#[derive(Default)]
 pub struct MemoryCache {
     limiters: Mutex<HashMap<(u32, Duration), Arc<KeyedLimiter>>>,
-    denied: Mutex<HashMap<String, Instant>>,
-    failures: Mutex<HashMap<String, Failures>>,
+    attempts: Mutex<HashMap<String, Attempts>>,
     operations: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for MemoryCache {
+    fn default() -> Self {
+        MemoryCache {
+            limiters: Mutex::default(),
+            attempts: Mutex::default(),
+            operations: AtomicU64::default(),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 /// A poisoned lock only means another thread panicked mid-update of plain data; keep going.
@@ -70,9 +79,8 @@ impl MemoryCache {
         if self.operations.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY != SWEEP_EVERY - 1 {
             return;
         }
-        let now = Instant::now();
-        lock(&self.denied).retain(|_, deadline| *deadline > now);
-        lock(&self.failures).retain(|_, failures| failures.forget_at > now);
+        let now = self.epoch.elapsed();
+        lock(&self.attempts).retain(|_, attempts| attempts.forget_at > now);
         for limiter in lock(&self.limiters).values() {
             limiter.retain_recent();
         }
@@ -115,65 +123,31 @@ impl Cache for MemoryCache {
         })
     }
 
-    async fn deny(&self, entries: &[(String, Duration)]) -> Result<(), CacheError> {
-        self.maybe_sweep();
-        let now = Instant::now();
-        let mut denied = lock(&self.denied);
-        for (key, ttl) in entries {
-            let deadline = now + *ttl;
-            let entry = denied.entry(key.clone()).or_insert(deadline);
-            *entry = (*entry).max(deadline);
-        }
-        Ok(())
-    }
-
-    async fn any_denied(&self, keys: &[String]) -> Result<bool, CacheError> {
-        let now = Instant::now();
-        let denied = lock(&self.denied);
-        Ok(keys
-            .iter()
-            .any(|key| denied.get(key).is_some_and(|deadline| *deadline > now)))
-    }
-
-    async fn login_delay(&self, key: &str) -> Result<Option<Duration>, CacheError> {
-        let now = Instant::now();
-        let failures = lock(&self.failures);
-        Ok(failures
-            .get(key)
-            .filter(|f| f.forget_at > now)
-            .and_then(|f| f.blocked_until)
-            .filter(|until| *until > now)
-            .map(|until| until - now))
-    }
-
-    async fn record_login_failure(
+    async fn reserve_login_attempt(
         &self,
         key: &str,
         policy: &LockoutPolicy,
     ) -> Result<Option<Duration>, CacheError> {
         self.maybe_sweep();
-        let now = Instant::now();
-        let mut failures = lock(&self.failures);
-        let entry = failures.entry(key.to_string()).or_insert(Failures {
-            count: 0,
-            blocked_until: None,
-            forget_at: now,
-        });
-        if entry.forget_at <= now {
-            entry.count = 0;
-            entry.blocked_until = None;
+        let now = self.epoch.elapsed();
+        let mut attempts = lock(&self.attempts);
+        let record = attempts
+            .get(key)
+            .filter(|a| a.forget_at > now)
+            .map(|a| a.record)
+            .unwrap_or_default();
+        match policy.reserve(record, now) {
+            (_, Reservation::Refused { wait }) => Ok(Some(wait)),
+            (record, Reservation::Granted { delay }) => {
+                let forget_at = now + policy.keep_for(delay);
+                attempts.insert(key.to_string(), Attempts { record, forget_at });
+                Ok(None)
+            }
         }
-        entry.count = entry.count.saturating_add(1);
-        let delay = policy.delay_after(entry.count);
-        if let Some(delay) = delay {
-            entry.blocked_until = Some(now + delay);
-        }
-        entry.forget_at = now + policy.forget_after + delay.unwrap_or_default();
-        Ok(delay)
     }
 
     async fn clear_login_failures(&self, key: &str) -> Result<(), CacheError> {
-        lock(&self.failures).remove(key);
+        lock(&self.attempts).remove(key);
         Ok(())
     }
 }

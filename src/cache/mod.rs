@@ -1,5 +1,7 @@
-//! Shared, expiring state: rate-limit counters and the access-token denylist. One trait, one module
-//! per backend; every key is namespaced by the configured prefix.
+//! Shared, expiring state: rate-limit counters and per-account login attempts. One trait, one
+//! module per backend; every key is namespaced by the configured prefix. Nothing here decides
+//! whether a token is still valid: revocation lives in the store, so a cache that restarts,
+//! evicts or loses keys lets no revoked token back in.
 
 use std::time::Duration;
 
@@ -40,17 +42,10 @@ pub trait Cache: Send + Sync + 'static {
         window: Duration,
     ) -> Result<RateDecision, CacheError>;
 
-    /// Marks each key as denied for its time to live.
-    async fn deny(&self, entries: &[(String, Duration)]) -> Result<(), CacheError>;
-
-    /// Whether any of the keys is denied.
-    async fn any_denied(&self, keys: &[String]) -> Result<bool, CacheError>;
-
-    /// How long the account behind `key` must still wait before its next login attempt.
-    async fn login_delay(&self, key: &str) -> Result<Option<Duration>, CacheError>;
-
-    /// Counts a failed login; answers the wait it imposes, if the policy's threshold is reached.
-    async fn record_login_failure(
+    /// Reserves one login attempt for the account behind `key` before its password is verified:
+    /// `Some(wait)` when it must wait first (nothing counted), else the attempt counts as a failure
+    /// until [`Cache::clear_login_failures`]. Atomic, so concurrent attempts see each other.
+    async fn reserve_login_attempt(
         &self,
         key: &str,
         policy: &LockoutPolicy,

@@ -32,26 +32,22 @@ local remaining = math.floor((window - (new_tat - now)) / interval + 1e-9)
 return {1, remaining, math.ceil(new_tat - now), 0}
 "#;
 
-/// Remaining wait of a throttled account, in ms (0: none).
-const LOGIN_DELAY: &str = r#"
-local blocked_until = tonumber(redis.call('HGET', KEYS[1], 'until'))
-if not blocked_until then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if blocked_until > now then return blocked_until - now end
-return 0
-"#;
-
-/// Counts a failure and returns the wait it imposes, in ms (0: none). The formula is
-/// `LockoutPolicy::delay_after`'s. ARGV: threshold, base_ms, max_ms, forget_ms.
-const LOGIN_FAILURE: &str = r#"
+/// Reserves one login attempt (`LockoutPolicy::reserve`, the same rule on Redis's clock): returns
+/// {0, wait_ms} when the account must wait (nothing counted), else counts the attempt and returns
+/// {1, delay_ms} with the wait it imposes on the next one (0: none). ARGV: threshold, base_ms,
+/// max_ms, forget_ms.
+const RESERVE_ATTEMPT: &str = r#"
 local threshold = tonumber(ARGV[1])
 local base = tonumber(ARGV[2])
 local max = tonumber(ARGV[3])
 local forget = tonumber(ARGV[4])
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local blocked_until = tonumber(redis.call('HGET', KEYS[1], 'until'))
+if blocked_until and blocked_until > now then
+  return {0, blocked_until - now}
+end
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 local delay = 0
 if failures >= threshold then
   delay = base * (2 ^ (failures - threshold))
@@ -60,7 +56,7 @@ if failures >= threshold then
   redis.call('HSET', KEYS[1], 'until', now + delay)
 end
 redis.call('PEXPIRE', KEYS[1], forget + delay)
-return delay
+return {1, delay}
 "#;
 
 #[derive(Clone)]
@@ -69,8 +65,7 @@ pub struct RedisCache {
     prefix: String,
     command_timeout: Duration,
     gcra: Script,
-    login_delay: Script,
-    login_failure: Script,
+    reserve_attempt: Script,
 }
 
 impl RedisCache {
@@ -98,8 +93,7 @@ impl RedisCache {
             prefix: settings.key_prefix.clone(),
             command_timeout: Duration::from_millis(settings.command_timeout_ms),
             gcra: Script::new(GCRA),
-            login_delay: Script::new(LOGIN_DELAY),
-            login_failure: Script::new(LOGIN_FAILURE),
+            reserve_attempt: Script::new(RESERVE_ATTEMPT),
         })
     }
 
@@ -128,10 +122,6 @@ fn unavailable(e: redis::RedisError) -> CacheError {
 
 fn millis(value: i64) -> Duration {
     Duration::from_millis(value.max(0) as u64)
-}
-
-fn wait(ms: i64) -> Option<Duration> {
-    (ms > 0).then(|| millis(ms))
 }
 
 fn lockout_key(key: &str) -> String {
@@ -174,62 +164,28 @@ impl Cache for RedisCache {
         })
     }
 
-    async fn deny(&self, entries: &[(String, Duration)]) -> Result<(), CacheError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for (key, ttl) in entries {
-            let ttl_ms = ttl.as_millis().max(1) as u64;
-            pipe.cmd("SET")
-                .arg(self.key(key))
-                .arg(1)
-                .arg("PX")
-                .arg(ttl_ms)
-                .ignore();
-        }
-        let mut connection = self.connection.clone();
-        self.bounded(pipe.query_async::<()>(&mut connection)).await
-    }
-
-    async fn any_denied(&self, keys: &[String]) -> Result<bool, CacheError> {
-        if keys.is_empty() {
-            return Ok(false);
-        }
-        let mut cmd = redis::cmd("EXISTS");
-        for key in keys {
-            cmd.arg(self.key(key));
-        }
-        let mut connection = self.connection.clone();
-        let found: i64 = self.bounded(cmd.query_async(&mut connection)).await?;
-        Ok(found > 0)
-    }
-
-    async fn login_delay(&self, key: &str) -> Result<Option<Duration>, CacheError> {
-        let mut connection = self.connection.clone();
-        let invocation = self.login_delay.key(self.key(&lockout_key(key)));
-        let ms: i64 = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
-        Ok(wait(ms))
-    }
-
-    async fn record_login_failure(
+    async fn reserve_login_attempt(
         &self,
         key: &str,
         policy: &LockoutPolicy,
     ) -> Result<Option<Duration>, CacheError> {
         let mut connection = self.connection.clone();
-        let mut invocation = self.login_failure.key(self.key(&lockout_key(key)));
+        let mut invocation = self.reserve_attempt.key(self.key(&lockout_key(key)));
         invocation
             .arg(policy.threshold)
             .arg(policy.base_delay.as_millis() as u64)
             .arg(policy.max_delay.as_millis() as u64)
             .arg(policy.forget_after.as_millis() as u64);
-        let ms: i64 = self
+        let reply: Vec<i64> = self
             .bounded(invocation.invoke_async(&mut connection))
             .await?;
-        Ok(wait(ms))
+        match reply[..] {
+            [1, _] => Ok(None),
+            [0, wait_ms] => Ok(Some(millis(wait_ms.max(1)))),
+            _ => Err(CacheError::Unavailable(
+                "unexpected login-attempt reply".into(),
+            )),
+        }
     }
 
     async fn clear_login_failures(&self, key: &str) -> Result<(), CacheError> {

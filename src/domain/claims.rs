@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::user::Role;
+use super::user::{Role, User};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -19,6 +19,14 @@ pub struct AccessClaims {
     pub exp: i64,
     /// Unique id, the key of the access-token denylist.
     pub jti: Uuid,
+}
+
+/// An authenticated caller: the verified claims of their access token and their account as the
+/// store holds it at this moment (role and lock included, which the token may no longer reflect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub claims: AccessClaims,
+    pub user: User,
 }
 
 impl AccessClaims {

@@ -1,5 +1,9 @@
-//! Email addresses: trimmed, checked for shape, compared case-insensitively.
+//! Email addresses: Unicode-normalised (NFKC), trimmed, checked for shape, and compared by a
+//! canonical form: the local part lowercased, the domain as IDNA (UTS #46) ASCII. Two spellings
+//! of one mailbox (`x@example.com`, fullwidth `x@ｅｘａｍｐｌｅ.com`, an NFD `é`, `X@EXAMPLE.COM`)
+//! are one account.
 
+use unicode_normalization::UnicodeNormalization;
 use validator::ValidateEmail;
 
 /// RFC 5321's limit on a forward path.
@@ -20,9 +24,10 @@ impl EmailError {
     }
 }
 
-/// Trims the address and checks its shape; the case is kept as the user typed it.
+/// Normalises (NFKC) and trims the address and checks its shape; the case is kept as typed.
 pub fn parse(raw: &str) -> Result<String, EmailError> {
-    let email = raw.trim();
+    let email: String = raw.trim().nfkc().collect();
+    let email = email.trim();
     if email.len() > MAX_EMAIL_LENGTH {
         return Err(EmailError::TooLong);
     }
@@ -32,9 +37,18 @@ pub fn parse(raw: &str) -> Result<String, EmailError> {
     Ok(email.to_string())
 }
 
-/// The key two addresses are compared by: one account per address whatever its case.
+/// The key two addresses are compared by: one account per mailbox, whatever its case, Unicode
+/// form or the script its domain is written in.
 pub fn canonical(email: &str) -> String {
-    email.trim().to_lowercase()
+    let normalized: String = email.trim().nfkc().collect();
+    let normalized = normalized.trim();
+    match normalized.rsplit_once('@') {
+        Some((local, domain)) => {
+            let domain = idna::domain_to_ascii(domain).unwrap_or_else(|_| domain.to_lowercase());
+            format!("{}@{domain}", local.to_lowercase())
+        }
+        None => normalized.to_lowercase(),
+    }
 }
 
 #[cfg(test)]
@@ -49,6 +63,30 @@ mod tests {
     #[test]
     fn canonical_form_ignores_case_and_spaces() {
         assert_eq!(canonical(" Ada@Example.COM"), canonical("ada@example.com"));
+    }
+
+    #[test]
+    fn unicode_spellings_of_one_mailbox_share_the_canonical_form() {
+        let plain = canonical("x@example.com");
+        // Fullwidth domain, fullwidth local part, NFD vs NFC, an IDN in Unicode and punycode.
+        assert_eq!(
+            canonical("x@\u{FF45}\u{FF58}\u{FF41}\u{FF4D}\u{FF50}\u{FF4C}\u{FF45}.com"),
+            plain
+        );
+        assert_eq!(canonical("\u{FF38}@example.com"), plain);
+        assert_eq!(
+            canonical("re\u{0301}my@example.com"),
+            canonical("r\u{00E9}my@example.com")
+        );
+        assert_eq!(
+            canonical("ada@B\u{00FC}cher.example"),
+            canonical("ada@xn--bcher-kva.example")
+        );
+        assert_ne!(canonical("x@example.com"), canonical("y@example.com"));
+        assert_eq!(
+            parse("x@\u{FF45}\u{FF58}\u{FF41}\u{FF4D}\u{FF50}\u{FF4C}\u{FF45}.com").unwrap(),
+            "x@example.com"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod claims;
 pub mod email;
+pub mod limits;
 pub mod lockout;
 pub mod messages;
 pub mod one_time;

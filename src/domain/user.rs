@@ -39,6 +39,12 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
+/// `time` cut to the microseconds both stores keep, so a value made here reads like one that was
+/// stored and read back.
+pub fn at_store_precision(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(time.timestamp_micros()).unwrap_or(time)
+}
+
 pub const MAX_NAME_LENGTH: usize = 200;
 
 /// A display name: trimmed, at most 200 characters, no control characters; blank means none.

@@ -1,7 +1,9 @@
 //! The client's address. The socket's peer address, unless that peer is a configured trusted
-//! proxy: then the forwarding headers (`Forwarded`, else `X-Forwarded-For`) are read from the right,
-//! skipping trusted hops, and the first untrusted address is the client. A header from an untrusted
-//! peer is ignored, so nobody can pick their own rate-limit bucket by forging it.
+//! proxy: then the one forwarding header the proxies are configured to set (`X-Forwarded-For` or
+//! `Forwarded`, `http.forwarded_header`) is read from the right, skipping trusted hops, and the
+//! first untrusted address is the client. The other header is never read: a proxy rewrites the
+//! header it sets and passes the other through, so reading both would let a client choose. A
+//! header from an untrusted peer is ignored, so nobody can pick their own rate-limit bucket.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -10,19 +12,29 @@ use actix_web::{web, HttpRequest};
 use ipnet::IpNet;
 
 use super::AppState;
+use crate::config::ForwardedHeader;
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
-#[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+#[derive(Debug, Clone)]
+pub struct TrustedProxies {
+    nets: Vec<IpNet>,
+    header: ForwardedHeader,
+}
+
+impl Default for TrustedProxies {
+    fn default() -> Self {
+        TrustedProxies::new(Vec::new(), ForwardedHeader::XForwardedFor)
+    }
+}
 
 impl TrustedProxies {
-    pub fn new(nets: Vec<IpNet>) -> Self {
-        TrustedProxies(nets)
+    pub fn new(nets: Vec<IpNet>, header: ForwardedHeader) -> Self {
+        TrustedProxies { nets, header }
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(&ip))
+        self.nets.iter().any(|net| net.contains(&ip))
     }
 
     /// The client address for a request from `peer` carrying `headers`.
@@ -30,7 +42,7 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let hops = forwarded_hops(headers);
+        let hops = forwarded_hops(headers, self.header);
         let mut client = peer;
         for hop in hops.iter().rev() {
             match hop {
@@ -48,15 +60,12 @@ impl TrustedProxies {
     }
 }
 
-/// The addresses a request passed through, client first, from `Forwarded` or `X-Forwarded-For`.
-fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<&str> = headers
-        .get_all(FORWARDED)
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded
-            .iter()
+/// The addresses a request passed through, client first, from the one configured header.
+fn forwarded_hops(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<IpAddr>> {
+    if header == ForwardedHeader::Forwarded {
+        return headers
+            .get_all(FORWARDED)
+            .filter_map(|v| v.to_str().ok())
             .flat_map(|value| value.split(','))
             .map(|element| {
                 element
@@ -120,7 +129,11 @@ mod tests {
     }
 
     fn proxies(nets: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+        proxies_reading(nets, ForwardedHeader::XForwardedFor)
+    }
+
+    fn proxies_reading(nets: &[&str], header: ForwardedHeader) -> TrustedProxies {
+        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect(), header)
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -154,18 +167,25 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_over_x_forwarded_for_and_its_forms_parse() {
-        let trusted = proxies(&["10.0.0.0/8", "::1/128"]);
+    fn only_the_configured_header_is_read_and_its_forms_parse() {
         let h = headers(&[
             (
                 "forwarded",
                 "for=\"[2001:db8::17]:4711\";proto=https, for=10.0.0.3",
             ),
-            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.1:8080"),
         ]);
-        assert_eq!(trusted.client_ip(ip("::1"), &h), ip("2001:db8::17"));
-        let h = headers(&[("x-forwarded-for", "198.51.100.1:8080")]);
-        assert_eq!(trusted.client_ip(ip("10.1.1.1"), &h), ip("198.51.100.1"));
+        let forwarded = proxies_reading(&["10.0.0.0/8", "::1/128"], ForwardedHeader::Forwarded);
+        assert_eq!(forwarded.client_ip(ip("::1"), &h), ip("2001:db8::17"));
+        // The shipped nginx rewrites X-Forwarded-For and passes a client's Forwarded through:
+        // authd reading X-Forwarded-For never sees the forged one.
+        let x_forwarded_for = proxies(&["10.0.0.0/8", "::1/128"]);
+        assert_eq!(x_forwarded_for.client_ip(ip("::1"), &h), ip("198.51.100.1"));
+        let forged_only = headers(&[("forwarded", "for=6.6.6.6")]);
+        assert_eq!(
+            x_forwarded_for.client_ip(ip("10.1.1.1"), &forged_only),
+            ip("10.1.1.1")
+        );
     }
 
     #[test]
@@ -243,7 +263,9 @@ mod tests {
                     prop_assert_eq!(client, peer);
                 } else {
                     prop_assert!(
-                        client == peer || forwarded_hops(&map).contains(&Some(client)),
+                        client == peer
+                            || forwarded_hops(&map, ForwardedHeader::XForwardedFor)
+                                .contains(&Some(client)),
                         "{client} is neither the peer nor a forwarded hop"
                     );
                 }

@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use super::client_ip::client_ip;
 use super::middleware::RequestId;
 use super::AppState;
+use crate::accounts::AccountService;
 use crate::auth::ClientContext;
-use crate::domain::claims::AccessClaims;
+use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::user::User;
 use crate::error::{AppError, FieldError};
 
@@ -30,8 +31,9 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
-/// An authenticated caller: a valid, unrevoked access token. Otherwise 401.
-pub struct AuthUser(pub AccessClaims);
+/// An authenticated caller: a valid access token of a live session, and the account behind it.
+/// Otherwise 401.
+pub struct AuthUser(pub Caller);
 
 impl FromRequest for AuthUser {
     type Error = AppError;
@@ -42,8 +44,7 @@ impl FromRequest for AuthUser {
         let state = state(req);
         Box::pin(async move {
             let token = token.ok_or(AppError::Unauthorized)?;
-            let claims = state?.auth.verify_access(token).await?;
-            Ok(AuthUser(claims))
+            Ok(AuthUser(state?.auth.verify_access(token).await?))
         })
     }
 }
@@ -57,10 +58,9 @@ impl FromRequest for AdminUser {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let caller = AuthUser::from_request(req, payload);
-        let state = state(req);
         Box::pin(async move {
-            let AuthUser(claims) = caller.await?;
-            Ok(AdminUser(state?.accounts.require_admin(&claims).await?))
+            let AuthUser(caller) = caller.await?;
+            Ok(AdminUser(AccountService::require_admin(caller)?))
         })
     }
 }
@@ -81,7 +81,7 @@ impl FromRequest for MaybeAuthUser {
                 return Ok(MaybeAuthUser(None));
             };
             match state?.auth.verify_access(token).await {
-                Ok(claims) => Ok(MaybeAuthUser(Some(claims))),
+                Ok(caller) => Ok(MaybeAuthUser(Some(caller.claims))),
                 Err(AppError::TokenExpired | AppError::TokenInvalid) => Ok(MaybeAuthUser(None)),
                 Err(other) => Err(other),
             }
@@ -167,9 +167,29 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     return Err(AppError::validation("body", "must be a JSON object"));
                 }
             };
-            serde_json::from_slice(text)
+            let mut deserializer = serde_json::Deserializer::from_slice(text);
+            serde_path_to_error::deserialize(&mut deserializer)
                 .map(JsonBody)
-                .map_err(|e| AppError::Validation(vec![FieldError::new("body", e.to_string())]))
+                .map_err(|e| AppError::Validation(vec![json_problem(&e)]))
         })
     }
+}
+
+/// A JSON body that did not deserialise, as a problem with the field it is about (`email`,
+/// `metadata.plan`), or with `body` when no field is to blame (malformed JSON, an unknown field).
+fn json_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+    let path = e.path().to_string();
+    let inner = e.inner();
+    let message = inner.to_string();
+    // serde_json appends where it stopped reading; the field name says more to a frontend.
+    let message = match message.rsplit_once(" at line ") {
+        Some((head, _)) if inner.line() > 0 => head.to_string(),
+        _ => message,
+    };
+    let field = if path.is_empty() || path == "." || inner.is_syntax() || inner.is_eof() {
+        "body".to_string()
+    } else {
+        path
+    };
+    FieldError::new(field, message)
 }

@@ -143,6 +143,21 @@ fn render_error(response: ServiceResponse<BoxBody>, request_id: &str) -> Service
     ServiceResponse::new(request, response.set_body(BoxBody::new(json)))
 }
 
+/// The route a request will be routed to, as its pattern without the base path (`/auth/login`,
+/// `/admin/users/{id}`), or `unmatched`. Routing runs after this middleware, so the pattern is
+/// looked up here the way the router will match it: on the percent-decoded path. Keying limits on
+/// the raw path would give `/auth/%6Cogin` a bucket of its own while it still reaches login.
+fn route_pattern(req: &ServiceRequest, base_path: &str) -> String {
+    let decoded = req.match_info().as_str();
+    match req.resource_map().match_pattern(decoded) {
+        Some(pattern) => pattern
+            .strip_prefix(base_path)
+            .map(str::to_string)
+            .unwrap_or(pattern),
+        None => "unmatched".to_string(),
+    }
+}
+
 /// Per-IP limits on everything but health checks, and per-route limits on credential endpoints.
 pub async fn rate_limit(
     req: ServiceRequest,
@@ -151,11 +166,7 @@ pub async fn rate_limit(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let route = req
-        .path()
-        .strip_prefix(state.base_path.as_str())
-        .unwrap_or(req.path())
-        .to_string();
+    let route = route_pattern(&req, &state.base_path);
     if route.starts_with("/health/") || route == "/metrics" {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }

@@ -151,7 +151,9 @@ pub fn operations(
 /// The answer when no route matched: 405 with `Allow` (RFC 9110 §15.5.6) when the path exists
 /// with other methods, else 404.
 pub async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, AppError> {
-    if !req.resource_map().has_resource(req.path()) {
+    // The decoded path, as the router matched it.
+    let path = req.match_info().as_str().to_string();
+    if !req.resource_map().has_resource(&path) {
         return Err(AppError::NotFound);
     }
     let base_path = req
@@ -159,7 +161,7 @@ pub async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, AppEr
         .map(|state| state.base_path.clone())
         .unwrap_or_default();
     let mut response = actix_web::HttpResponse::from_error(AppError::MethodNotAllowed);
-    if let Ok(value) = header::HeaderValue::from_str(&allowed_methods(&base_path, req.path())) {
+    if let Ok(value) = header::HeaderValue::from_str(&allowed_methods(&base_path, &path)) {
         response.headers_mut().insert(header::ALLOW, value);
     }
     Ok(response)

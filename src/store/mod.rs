@@ -138,6 +138,19 @@ pub struct NewOneTimeToken {
     /// JSON object text.
     pub metadata: String,
     pub ttl_seconds: u64,
+    /// A follow-up token (the `one_time_token` cookie) rather than an emailed one.
+    pub follow_up: bool,
+}
+
+/// Which one-time tokens a consumption accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOrigin {
+    /// Only tokens that were emailed: what `POST /auth/tokens/validate` exchanges, so a follow-up
+    /// token cannot be exchanged for a fresh one again and again.
+    Emailed,
+    /// Emailed tokens and follow-up tokens alike: what the next step (verify, reset, signup)
+    /// takes.
+    Any,
 }
 
 /// A consumed one-time token: what it was for.
@@ -314,6 +327,17 @@ pub(crate) fn configured_runner(
     }
 }
 
+/// The migration whose schema change comes with Unicode-aware canonical emails: when a run
+/// applies it, the backend recomputes every account's comparison key once.
+const CANONICAL_EMAILS_VERSION: u32 = 5;
+
+pub(crate) fn applies_canonical_emails(report: &refinery::Report) -> bool {
+    report
+        .applied_migrations()
+        .iter()
+        .any(|m| m.version() == CANONICAL_EMAILS_VERSION)
+}
+
 /// A connection pool's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStatus {
@@ -344,8 +368,21 @@ pub trait Store: Send + Sync + 'static {
 
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
 
-    /// Replaces a user's password hash (re-hashing to today's parameters, password changes).
-    async fn update_password_hash(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError>;
+    /// Replaces the hash of the same password (re-hashing to today's parameters).
+    async fn rehash_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError>;
+
+    /// Sets a new password and, in the same transaction, retires every outstanding reset token of
+    /// the user (emailed or follow-up): a link mailed before the change opens nothing after it.
+    async fn set_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError>;
+
+    /// The user behind an access token, if its session is live (not revoked) and the user may
+    /// still sign in (not deleted, not locked). The store decides, so a revocation holds across
+    /// restarts and nodes whatever a cache remembers.
+    async fn live_session_user(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Option<User>, StoreError>;
 
     /// Stores a one-time token and, in the same transaction, the mail that carries it.
     async fn create_one_time_token(
@@ -354,12 +391,13 @@ pub trait Store: Send + Sync + 'static {
         email: Option<&OutboxEmail>,
     ) -> Result<(), StoreError>;
 
-    /// Consumes a live token of one of `kinds` exactly once; `None` when unknown, used, expired or
-    /// of another kind. Concurrent calls: one wins.
+    /// Consumes a live token of one of `kinds` and `origin` exactly once; `None` when unknown,
+    /// used, expired or of another kind or origin. Concurrent calls: one wins.
     async fn consume_one_time_token(
         &self,
         hash: TokenHash,
         kinds: &[TokenKind],
+        origin: TokenOrigin,
     ) -> Result<Option<ConsumedToken>, StoreError>;
 
     /// What a live token of one of `kinds` is for, without consuming it.

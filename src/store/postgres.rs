@@ -12,12 +12,13 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::{
-    configured_runner, migration_error, AuthEvent, EventPage, MigrationTarget, NewEvent, PoolStatus,
+    applies_canonical_emails, configured_runner, migration_error, AuthEvent, EventPage,
+    MigrationTarget, NewEvent, PoolStatus,
 };
 use super::{
     ClaimedEmail, ConsumedToken, DeliveryOutcome, NewOneTimeToken, NewSession, NewUser,
     OutboxEmail, PurgeTarget, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
-    SessionOwner, Store, StoreError, UserCredentials, UserPage,
+    SessionOwner, Store, StoreError, TokenOrigin, UserCredentials, UserPage,
 };
 use crate::config::{DatabaseSettings, JwtAlgorithm};
 use crate::domain::email;
@@ -121,12 +122,17 @@ impl PostgresStore {
         let report = configured_runner(embedded::migrations::runner(), target)
             .run_async(&mut client)
             .await;
+        let recanonicalized = match &report {
+            Ok(report) if applies_canonical_emails(report) => recanonicalize_emails(&client).await,
+            _ => Ok(()),
+        };
         let _ = client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
             .await;
         drop(client);
         let _ = driver.await;
         let report = report.map_err(|e| migration_error(&e))?;
+        recanonicalized?;
         Ok(report
             .applied_migrations()
             .iter()
@@ -180,6 +186,41 @@ impl PostgresStore {
             other => StoreError::Unavailable(other.to_string()),
         })
     }
+}
+
+/// Once, with the migration that introduced Unicode-aware canonical emails: recomputes the
+/// comparison key of every account. Two accounts that now fold to one mailbox keep their rows; the
+/// younger keeps its old key (logged), so nothing is lost and an operator can merge them.
+async fn recanonicalize_emails(client: &tokio_postgres::Client) -> Result<(), StoreError> {
+    let rows = client
+        .query(
+            "SELECT id, email, email_canonical FROM users ORDER BY created_at, id",
+            &[],
+        )
+        .await
+        .map_err(backend)?;
+    for row in rows {
+        let (id, address, old): (Uuid, String, String) = (row.get(0), row.get(1), row.get(2));
+        let new = email::canonical(&address);
+        if new == old {
+            continue;
+        }
+        match client
+            .execute(
+                "UPDATE users SET email_canonical = $2 WHERE id = $1",
+                &[&id, &new],
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => tracing::warn!(
+                user_id = %id,
+                "two live accounts hold one mailbox under Unicode normalisation; this one keeps its old key"
+            ),
+            Err(e) => return Err(backend(e)),
+        }
+    }
+    Ok(())
 }
 
 fn pg_config(settings: &DatabaseSettings) -> Result<tokio_postgres::Config, StoreError> {
@@ -238,8 +279,8 @@ async fn insert_token(
 ) -> Result<(), StoreError> {
     let insert = tx
         .prepare_cached(
-            "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, expires_at)
-             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
+            "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, expires_at, follow_up)
+             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7)",
         )
         .await
         .map_err(backend)?;
@@ -252,6 +293,7 @@ async fn insert_token(
             &token.email,
             &token.metadata,
             &ttl(token.ttl_seconds),
+            &token.follow_up,
         ],
     )
     .await
@@ -404,13 +446,53 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn update_password_hash(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+    async fn rehash_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
         self.execute(
             "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
             &[&id, &password_hash],
         )
         .await?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let update = tx
+            .prepare_cached("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+            .await
+            .map_err(backend)?;
+        tx.execute(&update, &[&id, &password_hash])
+            .await
+            .map_err(backend)?;
+        let retire = tx
+            .prepare_cached(
+                "UPDATE one_time_tokens SET consumed_at = now()
+                 WHERE user_id = $1 AND kind = 'password_reset' AND consumed_at IS NULL",
+            )
+            .await
+            .map_err(backend)?;
+        tx.execute(&retire, &[&id]).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn live_session_user(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Option<User>, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT u.id, u.email, u.name, u.role, u.email_verified, u.locked, u.created_at, u.updated_at
+                 FROM sessions s JOIN users u ON u.id = s.user_id
+                 WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL
+                   AND u.deleted_at IS NULL AND NOT u.locked",
+                &[&session_id, &user_id],
+            )
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
     }
 
     #[tracing::instrument(skip_all)]
@@ -433,19 +515,22 @@ impl Store for PostgresStore {
         &self,
         hash: TokenHash,
         kinds: &[TokenKind],
+        origin: TokenOrigin,
     ) -> Result<Option<ConsumedToken>, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
                 "UPDATE one_time_tokens SET consumed_at = now()
                  WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > now() AND kind = ANY($2)
+                   AND (NOT follow_up OR NOT $3)
                  RETURNING kind, user_id, email, metadata",
             )
             .await
             .map_err(backend)?;
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        let emailed_only = origin == TokenOrigin::Emailed;
         let row = client
-            .query_opt(&statement, &[&hash.as_slice(), &kinds])
+            .query_opt(&statement, &[&hash.as_slice(), &kinds, &emailed_only])
             .await
             .map_err(backend)?;
         row.as_ref().map(consumed_from_row).transpose()

@@ -10,11 +10,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
-use super::{configured_runner, migration_error, AuthEvent, EventPage, MigrationTarget, NewEvent};
+use super::{
+    applies_canonical_emails, configured_runner, migration_error, AuthEvent, EventPage,
+    MigrationTarget, NewEvent,
+};
 use super::{
     ClaimedEmail, ConsumedToken, DeliveryOutcome, NewOneTimeToken, NewSession, NewUser,
     OutboxEmail, PurgeTarget, RevokeReason, RevokedSession, Rotation, RotationOutcome, SessionInfo,
-    SessionOwner, Store, StoreError, UserCredentials, UserPage,
+    SessionOwner, Store, StoreError, TokenOrigin, UserCredentials, UserPage,
 };
 use crate::config::JwtAlgorithm;
 use crate::domain::email;
@@ -98,8 +101,8 @@ fn insert_token(
     now: i64,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, created_at, expires_at, follow_up)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         token.hash.as_slice(),
@@ -108,7 +111,8 @@ fn insert_token(
         token.email,
         token.metadata,
         now,
-        now.saturating_add(seconds_to_micros(token.ttl_seconds))
+        now.saturating_add(seconds_to_micros(token.ttl_seconds)),
+        token.follow_up
     ])?;
     Ok(())
 }
@@ -191,20 +195,54 @@ impl SqliteStore {
     pub async fn migrate_to(&self, target: MigrationTarget) -> Result<Vec<String>, StoreError> {
         self.connection
             .call(move |c| {
-                Ok(configured_runner(embedded::migrations::runner(), target)
-                    .run(c)
-                    .map(|report| {
-                        report
-                            .applied_migrations()
-                            .iter()
-                            .map(|m| m.to_string())
-                            .collect()
-                    })
-                    .map_err(|e| migration_error(&e)))
+                let report = match configured_runner(embedded::migrations::runner(), target).run(c)
+                {
+                    Ok(report) => report,
+                    Err(e) => return Ok(Err(migration_error(&e))),
+                };
+                if applies_canonical_emails(&report) {
+                    recanonicalize_emails(c)?;
+                }
+                Ok(Ok(report
+                    .applied_migrations()
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect()))
             })
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?
     }
+}
+
+/// Once, with the migration that introduced Unicode-aware canonical emails: recomputes the
+/// comparison key of every account (see the PostgreSQL backend; the same rule).
+fn recanonicalize_emails(c: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+    let accounts: Vec<(String, String, String)> = c
+        .prepare("SELECT id, email, email_canonical FROM users ORDER BY created_at, id")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, address, old) in accounts {
+        let new = email::canonical(&address);
+        if new == old {
+            continue;
+        }
+        match c.execute(
+            "UPDATE users SET email_canonical = ?2 WHERE id = ?1",
+            params![id, new],
+        ) {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+            {
+                tracing::warn!(
+                    user_id = %id,
+                    "two live accounts hold one mailbox under Unicode normalisation; this one keeps its old key"
+                )
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -306,7 +344,7 @@ impl Store for SqliteStore {
             .map_err(store_error)
     }
 
-    async fn update_password_hash(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+    async fn rehash_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
         let password_hash = password_hash.to_string();
         self.connection
             .call(move |c| {
@@ -315,6 +353,51 @@ impl Store for SqliteStore {
                 )?
                 .execute(params![id.to_string(), password_hash, now_micros()])?;
                 Ok(())
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn set_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+        let password_hash = password_hash.to_string();
+        self.connection
+            .call(move |c| {
+                let now = now_micros();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.prepare_cached(
+                    "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id.to_string(), password_hash, now])?;
+                tx.prepare_cached(
+                    "UPDATE one_time_tokens SET consumed_at = ?2
+                     WHERE user_id = ?1 AND kind = 'password_reset' AND consumed_at IS NULL",
+                )?
+                .execute(params![id.to_string(), now])?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn live_session_user(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Option<User>, StoreError> {
+        self.connection
+            .call(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT u.id, u.email, u.name, u.role, u.email_verified, u.locked, u.created_at, u.updated_at
+                     FROM sessions s JOIN users u ON u.id = s.user_id
+                     WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL
+                       AND u.deleted_at IS NULL AND NOT u.locked",
+                )?
+                .query_row(
+                    params![session_id.to_string(), user_id.to_string()],
+                    user_from_row,
+                )
+                .optional()?)
             })
             .await
             .map_err(store_error)
@@ -346,19 +429,21 @@ impl Store for SqliteStore {
         &self,
         hash: TokenHash,
         kinds: &[TokenKind],
+        origin: TokenOrigin,
     ) -> Result<Option<ConsumedToken>, StoreError> {
         let kinds = kinds_list(kinds);
+        let emailed_only = origin == TokenOrigin::Emailed;
         self.connection
             .call(move |c| {
                 let found = c
                     .prepare_cached(
                         "UPDATE one_time_tokens SET consumed_at = ?2
                          WHERE token_hash = ?1 AND consumed_at IS NULL AND expires_at > ?2
-                           AND instr(?3, ',' || kind || ',') > 0
+                           AND instr(?3, ',' || kind || ',') > 0 AND (NOT follow_up OR NOT ?4)
                          RETURNING kind, user_id, email, metadata",
                     )?
                     .query_row(
-                        params![hash.as_slice(), now_micros(), kinds],
+                        params![hash.as_slice(), now_micros(), kinds, emailed_only],
                         consumed_from_row,
                     )
                     .optional()?;

@@ -3,29 +3,10 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, refresh_cookie_line, spawn_app, spawn_app_with, Backend, TestApp, PASSWORD,
+    assert_error, refresh_cookie_line, spawn_app, spawn_app_with, Backend, PASSWORD,
 };
 
 const NEW_PASSWORD: &str = "lantern orchard quietly 42";
-
-impl TestApp {
-    pub async fn authed(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> reqwest::Response {
-        let mut request = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.expect("request")
-    }
-}
 
 fn sid_of(access_token: &str) -> String {
     use base64::Engine;

@@ -2,17 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, Account, Backend, TestApp, PASSWORD};
-
-async fn make_admin(app: &TestApp) -> Account {
-    let admin = app.account().await;
-    app.execute(&format!(
-        "UPDATE users SET role = 'admin' WHERE id = '{}'",
-        admin.user_id
-    ))
-    .await;
-    admin
-}
+use crate::helpers::{assert_error, spawn_app, Backend, PASSWORD};
 
 async fn admin_endpoints_need_an_admin(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -45,7 +35,7 @@ async fn admin_endpoints_need_an_admin(backend: Backend) {
 
 async fn users_are_listed_in_pages_and_searched(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = make_admin(&app).await;
+    let admin = app.admin().await;
     for i in 0..4 {
         assert_eq!(
             app.signup(&format!("page{i}@example.com"), PASSWORD)
@@ -135,7 +125,7 @@ async fn users_are_listed_in_pages_and_searched(backend: Backend) {
 
 async fn an_admin_reads_changes_locks_and_deletes_users(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = make_admin(&app).await;
+    let admin = app.admin().await;
     let user = app.account().await;
     let path = format!("/admin/users/{}", user.user_id);
 
@@ -259,7 +249,7 @@ async fn an_admin_reads_changes_locks_and_deletes_users(backend: Backend) {
 
 async fn a_demoted_admin_loses_admin_rights_at_once(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = make_admin(&app).await;
+    let admin = app.admin().await;
     let response = app
         .authed(
             reqwest::Method::GET,

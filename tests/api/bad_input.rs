@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Account, Backend, TestApp};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend, TestApp};
 
 /// A bound for anything a test waits on that should come back at once.
 const PROMPT: Duration = Duration::from_secs(10);
@@ -173,16 +173,6 @@ async fn trickle(
         Ok(result) => result,
         Err(_) => (None, bound, false),
     }
-}
-
-async fn make_admin(app: &TestApp) -> Account {
-    let admin = app.account().await;
-    app.execute(&format!(
-        "UPDATE users SET role = 'admin' WHERE id = '{}'",
-        admin.user_id
-    ))
-    .await;
-    admin
 }
 
 async fn post_raw_json(app: &TestApp, path: &str, body: Vec<u8>) -> reqwest::Response {
@@ -459,7 +449,7 @@ async fn invalid_utf8_in_header_values_is_ignored_or_refused(backend: Backend) {
 
 async fn invalid_utf8_in_paths_and_queries_is_4xx(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = make_admin(&app).await;
+    let admin = app.admin().await;
     let token = admin.access_token.as_str();
     // Raw bytes in the request line: refused by actix's HTTP parser before authd sees them
     // (400 with an empty body, connection closed).
@@ -567,7 +557,7 @@ async fn deeply_nested_json_is_400(backend: Backend) {
     assert_error(response, 401, "invalid_credentials").await;
 
     // A free-form field (invitation metadata) deeper than serde_json's limit.
-    let admin = make_admin(&app).await;
+    let admin = app.admin().await;
     let depth = 5_000;
     let metadata = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
     let response = app

@@ -99,89 +99,61 @@ async fn an_allowance_comes_back_as_time_passes(backend: Backend) {
     );
 }
 
-async fn denied_keys_expire_after_their_time_to_live(backend: Backend) {
-    let t = open(backend).await;
-    let short = format!("deny:{}", Uuid::new_v4());
-    let long = format!("deny:{}", Uuid::new_v4());
-    let never = format!("deny:{}", Uuid::new_v4());
-    assert!(!t
-        .cache
-        .any_denied(&[short.clone(), long.clone()])
-        .await
-        .unwrap());
-    t.cache
-        .deny(&[
-            (short.clone(), Duration::from_millis(300)),
-            (long.clone(), Duration::from_secs(60)),
-        ])
-        .await
-        .unwrap();
-    assert!(t
-        .cache
-        .any_denied(std::slice::from_ref(&short))
-        .await
-        .unwrap());
-    assert!(t
-        .cache
-        .any_denied(&[never.clone(), long.clone()])
-        .await
-        .unwrap());
-    assert!(!t
-        .cache
-        .any_denied(std::slice::from_ref(&never))
-        .await
-        .unwrap());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!t
-        .cache
-        .any_denied(std::slice::from_ref(&short))
-        .await
-        .unwrap());
-    assert!(t
-        .cache
-        .any_denied(std::slice::from_ref(&long))
-        .await
-        .unwrap());
-    t.cache.ping().await.unwrap();
-}
-
-async fn failed_logins_build_a_capped_doubling_wait_that_success_clears(backend: Backend) {
+async fn login_attempts_are_reserved_atomically_with_a_capped_doubling_wait(backend: Backend) {
     let t = open(backend).await;
     let key = format!("acct:{}", Uuid::new_v4());
     let policy = authd::domain::lockout::LockoutPolicy {
         threshold: 2,
-        base_delay: Duration::from_millis(100),
-        max_delay: Duration::from_millis(250),
+        base_delay: Duration::from_millis(300),
+        max_delay: Duration::from_millis(500),
         forget_after: Duration::from_secs(60),
     };
-    assert_eq!(t.cache.login_delay(&key).await.unwrap(), None);
-    assert_eq!(
-        t.cache.record_login_failure(&key, &policy).await.unwrap(),
-        None
-    );
-    let waits: Vec<Option<Duration>> = futures_util::future::join_all(
-        (0..3).map(|_| async { t.cache.record_login_failure(&key, &policy).await.unwrap() }),
+    // Ten attempts at once: exactly `threshold` are granted, the others must wait the first delay.
+    let verdicts: Vec<Option<Duration>> = futures_util::future::join_all(
+        (0..10).map(|_| async { t.cache.reserve_login_attempt(&key, &policy).await.unwrap() }),
     )
     .await;
-    let mut waits: Vec<u128> = waits.into_iter().map(|w| w.unwrap().as_millis()).collect();
-    waits.sort();
-    assert_eq!(waits, [100, 200, 250]);
-    let remaining = t.cache.login_delay(&key).await.unwrap().unwrap();
-    assert!(
-        remaining <= Duration::from_millis(250) && remaining > Duration::from_millis(150),
-        "{remaining:?}"
-    );
-    t.cache.clear_login_failures(&key).await.unwrap();
-    assert_eq!(t.cache.login_delay(&key).await.unwrap(), None);
     assert_eq!(
-        t.cache.record_login_failure(&key, &policy).await.unwrap(),
+        verdicts.iter().filter(|v| v.is_none()).count(),
+        2,
+        "{verdicts:?}"
+    );
+    for wait in verdicts.iter().flatten() {
+        assert!(
+            *wait <= Duration::from_millis(300) && *wait > Duration::from_millis(100),
+            "{wait:?}"
+        );
+    }
+    // After the wait one more attempt is granted and doubles it, up to the cap.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        t.cache.reserve_login_attempt(&key, &policy).await.unwrap(),
         None
     );
+    let wait = t.cache.reserve_login_attempt(&key, &policy).await.unwrap();
+    assert!(
+        wait.is_some_and(|w| w <= Duration::from_millis(500) && w > Duration::from_millis(300)),
+        "{wait:?}"
+    );
+    // Success clears everything.
+    t.cache.clear_login_failures(&key).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            t.cache.reserve_login_attempt(&key, &policy).await.unwrap(),
+            None
+        );
+    }
+    assert!(t
+        .cache
+        .reserve_login_attempt(&key, &policy)
+        .await
+        .unwrap()
+        .is_some());
+    t.cache.ping().await.unwrap();
 }
 
 crate::backend_tests!(
     a_limit_allows_its_burst_then_refuses_with_a_wait,
     an_allowance_comes_back_as_time_passes,
-    denied_keys_expire_after_their_time_to_live,
-    failed_logins_build_a_capped_doubling_wait_that_success_clears,
+    login_attempts_are_reserved_atomically_with_a_capped_doubling_wait,
 );

@@ -130,3 +130,40 @@ fn the_nginx_config_routes_to_every_replica() {
         );
     }
 }
+
+/// The shipped proxy overwrites the one forwarding header authd reads from it and strips the
+/// other, so no address a client wrote reaches authd (authd ignores the other header too).
+#[test]
+fn the_nginx_config_overwrites_the_header_authd_reads_and_strips_the_other() {
+    let nginx = repo_file("deploy/nginx.conf");
+    let directives: Vec<String> = nginx
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|line| line.starts_with("proxy_set_header"))
+        .collect();
+    let set = |header: &str| {
+        directives
+            .iter()
+            .find(|d| d.split_whitespace().nth(1) == Some(header))
+            .map(|d| d.split_whitespace().skip(2).collect::<Vec<_>>().join(" "))
+    };
+    let config_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for (service, vars) in compose_authd_services() {
+        let settings = config::load_from(&config_dir, Environment::Production, &vars)
+            .unwrap_or_else(|e| panic!("{service}: {e}"));
+        let (read, other) = match settings.http.forwarded_header {
+            config::ForwardedHeader::XForwardedFor => ("X-Forwarded-For", "Forwarded"),
+            config::ForwardedHeader::Forwarded => ("Forwarded", "X-Forwarded-For"),
+        };
+        let value = set(read).unwrap_or_else(|| panic!("nginx does not set {read}"));
+        assert!(
+            value == "$remote_addr;" || value == "\"for=$remote_addr\";",
+            "{read} must be overwritten with the peer address, not appended to: {value}"
+        );
+        assert_eq!(
+            set(other).as_deref(),
+            Some("\"\";"),
+            "nginx must strip a client's {other}"
+        );
+    }
+}

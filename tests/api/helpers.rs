@@ -369,6 +369,35 @@ impl TestApp {
         }
     }
 
+    /// Signs up a fresh user and makes them an admin (as `authd user create --admin` would).
+    pub async fn admin(&self) -> Account {
+        let admin = self.account().await;
+        self.execute(&format!(
+            "UPDATE users SET role = 'admin' WHERE id = '{}'",
+            admin.user_id
+        ))
+        .await;
+        admin
+    }
+
+    /// A request with `token` as the bearer and `body` as JSON.
+    pub async fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request")
+    }
+
     /// Logs in and returns (access token, refresh token).
     pub async fn login_tokens(&self, email: &str) -> (String, String) {
         let response = self.login(email, PASSWORD).await;

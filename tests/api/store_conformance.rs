@@ -379,6 +379,7 @@ async fn the_janitor_purges_what_has_outlived_its_use_in_batches(backend: Backen
                     email: user.email.clone(),
                     metadata: "{}".into(),
                     ttl_seconds: ttl,
+                    follow_up: false,
                 },
                 None,
             )

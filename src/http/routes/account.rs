@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::MeBody;
+use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::http::error::ErrorBody;
 use crate::http::extractors::{AuthUser, Client, JsonBody};
@@ -15,7 +16,9 @@ use crate::http::AppState;
 #[serde(rename_all = "camelCase")]
 pub struct SessionBody {
     id: Uuid,
+    #[serde(serialize_with = "super::timestamp")]
     created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(serialize_with = "super::timestamp")]
     last_used_at: chrono::DateTime<chrono::Utc>,
     user_agent: Option<String>,
     ip: Option<String>,
@@ -30,7 +33,7 @@ pub struct SessionBody {
 #[get("/sessions")]
 pub async fn sessions(
     state: web::Data<AppState>,
-    AuthUser(claims): AuthUser,
+    AuthUser(Caller { claims, .. }): AuthUser,
 ) -> Result<HttpResponse, AppError> {
     let sessions: Vec<SessionBody> = state
         .accounts
@@ -62,7 +65,7 @@ pub async fn sessions(
 pub async fn revoke_session(
     state: web::Data<AppState>,
     Client(client): Client,
-    AuthUser(claims): AuthUser,
+    AuthUser(Caller { claims, .. }): AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     state
@@ -90,7 +93,7 @@ pub struct UpdateMeRequest {
 #[patch("/me")]
 pub async fn update_me(
     state: web::Data<AppState>,
-    AuthUser(claims): AuthUser,
+    AuthUser(Caller { claims, .. }): AuthUser,
     JsonBody(body): JsonBody<UpdateMeRequest>,
 ) -> Result<HttpResponse, AppError> {
     let user = state
@@ -120,7 +123,7 @@ pub struct DeleteMeRequest {
 pub async fn delete_me(
     state: web::Data<AppState>,
     Client(client): Client,
-    AuthUser(claims): AuthUser,
+    AuthUser(Caller { claims, .. }): AuthUser,
     JsonBody(body): JsonBody<DeleteMeRequest>,
 ) -> Result<HttpResponse, AppError> {
     state
@@ -163,7 +166,7 @@ pub struct ChangePasswordBody {
 pub async fn change_password(
     state: web::Data<AppState>,
     Client(client): Client,
-    AuthUser(claims): AuthUser,
+    AuthUser(Caller { claims, .. }): AuthUser,
     JsonBody(body): JsonBody<ChangePasswordRequest>,
 ) -> Result<HttpResponse, AppError> {
     let revoked_sessions = state

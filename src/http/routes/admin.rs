@@ -22,7 +22,9 @@ pub struct AdminUserBody {
     role: &'static str,
     email_verified: bool,
     locked: bool,
+    #[serde(serialize_with = "super::timestamp")]
     created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(serialize_with = "super::timestamp")]
     updated_at: chrono::DateTime<chrono::Utc>,
 }
 

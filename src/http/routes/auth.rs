@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use super::{MessageBody, UserBody};
 use crate::actors::tokens::IssuedTokens;
 use crate::auth::{Invitation, LoginInput, SignupInput, SignupOutcome};
+use crate::domain::claims::Caller;
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::http::cookies::{request_cookie, ONE_TIME_COOKIE, REFRESH_COOKIE};
@@ -265,7 +266,7 @@ pub async fn logout(
 pub async fn logout_all(
     state: web::Data<AppState>,
     Client(client): Client,
-    AuthUser(claims): AuthUser,
+    AuthUser(Caller { claims, .. }): AuthUser,
 ) -> Result<HttpResponse, AppError> {
     let revoked_sessions = state.auth.logout_all(claims, &client).await?;
     Ok(HttpResponse::Ok()

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::http::extractors::{AdminUser, AuthUser};
 use crate::http::AppState;
@@ -34,6 +35,7 @@ pub struct EventBody {
     request_id: Option<String>,
     #[schema(value_type = Object)]
     details: serde_json::Value,
+    #[serde(serialize_with = "super::timestamp")]
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -83,7 +85,7 @@ async fn list(
 #[get("/me/events")]
 pub async fn mine(
     state: web::Data<AppState>,
-    AuthUser(claims): AuthUser,
+    AuthUser(Caller { claims, .. }): AuthUser,
     query: web::Query<EventQuery>,
 ) -> Result<HttpResponse, AppError> {
     list(&state, Some(claims.sub), &query).await

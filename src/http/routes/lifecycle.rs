@@ -99,7 +99,7 @@ pub async fn resend_verification(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
-    state.lifecycle.resend_verification(&body.email).await?;
+    state.lifecycle.resend_verification(&body.email)?;
     Ok(accepted())
 }
 
@@ -113,7 +113,7 @@ pub async fn forgot_password(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
-    state.lifecycle.forgot_password(&body.email).await?;
+    state.lifecycle.forgot_password(&body.email)?;
     Ok(accepted())
 }
 

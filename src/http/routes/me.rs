@@ -1,9 +1,8 @@
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, HttpResponse};
 
 use super::MeBody;
 use crate::error::AppError;
 use crate::http::extractors::AuthUser;
-use crate::http::AppState;
 
 #[utoipa::path(
     tag = "me",
@@ -11,10 +10,7 @@ use crate::http::AppState;
     responses((status = 200, description = "The signed-in user", body = MeBody))
 )]
 #[get("/me")]
-pub async fn get(
-    state: web::Data<AppState>,
-    AuthUser(claims): AuthUser,
-) -> Result<HttpResponse, AppError> {
-    let user = state.auth.me(&claims).await?;
-    Ok(HttpResponse::Ok().json(MeBody::from(&user)))
+pub async fn get(AuthUser(caller): AuthUser) -> Result<HttpResponse, AppError> {
+    // The account was read with the session check, in the same query.
+    Ok(HttpResponse::Ok().json(MeBody::from(&caller.user)))
 }

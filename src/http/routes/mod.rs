@@ -10,6 +10,17 @@ pub mod metrics;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// Timestamps in answers: RFC 3339, UTC, always six fractional digits
+/// (`2026-12-03T08:30:08.123400Z`). One fixed width, as the stores keep microseconds: chrono's
+/// default drops trailing zeros and shows whatever precision a value has, so two answers could
+/// differ in the shape of a timestamp alone (a stand-in made in memory against a stored row).
+pub(crate) fn timestamp<S: serde::Serializer>(
+    time: &chrono::DateTime<chrono::Utc>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
 use crate::domain::user::User;
 
 /// `user` of the contract.
@@ -21,6 +32,7 @@ pub struct UserBody {
     pub name: Option<String>,
     pub role: &'static str,
     pub email_verified: bool,
+    #[serde(serialize_with = "timestamp")]
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -43,6 +55,7 @@ impl From<&User> for UserBody {
 pub struct MeBody {
     #[serde(flatten)]
     user: UserBody,
+    #[serde(serialize_with = "timestamp")]
     updated_at: chrono::DateTime<chrono::Utc>,
 }
 
