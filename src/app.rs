@@ -10,6 +10,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
 use crate::accounts::AccountService;
+use crate::actors::deferred::{Deferred, Drain};
 use crate::actors::hasher::HasherPool;
 use crate::actors::janitor::Janitor;
 use crate::actors::mailer::{message_id_domain, Flush, Mailer};
@@ -39,6 +40,7 @@ pub struct Application {
     server: Server,
     hasher: HasherPool,
     mailer: actix::Addr<Mailer>,
+    deferred: actix::Addr<Deferred>,
     shutdown_timeout: Duration,
 }
 
@@ -206,6 +208,8 @@ impl Application {
             .map_err(anyhow::Error::msg)?
             .start();
         tracing::info!("mail: {}", Mailer::describe(&settings.mail));
+        // On this (the main) arbiter, which outlives the HTTP workers at shutdown.
+        let deferred = Deferred::new().start();
         if settings.janitor.enabled {
             Janitor::new(store.clone(), settings.janitor.clone()).start();
         }
@@ -259,6 +263,7 @@ impl Application {
         let pool = hasher.clone();
 
         let server_settings = settings.clone();
+        let worker_deferred = deferred.clone();
         let server = HttpServer::new(move || {
             // One token actor and one rate-limit actor per HTTP worker thread: their messages
             // never cross threads, and their state is shared through the store and the cache.
@@ -269,6 +274,7 @@ impl Application {
             );
             let deps = FlowDeps {
                 store: store.clone(),
+                deferred: worker_deferred.clone(),
                 hasher: pool.clone(),
                 tokens,
                 limiter: rate_limiter.clone(),
@@ -331,6 +337,7 @@ impl Application {
             server,
             hasher,
             mailer,
+            deferred,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_seconds),
         })
     }
@@ -354,6 +361,11 @@ impl Application {
     /// then the mailer finishes its batch and sends what is due, within the same bound.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        // Work promised in answers (mail for a known address) is done before the mail is flushed.
+        match tokio::time::timeout(self.shutdown_timeout, self.deferred.send(Drain)).await {
+            Ok(_) => {}
+            Err(_) => tracing::warn!("shutdown: deferred work still running at the timeout"),
+        }
         match tokio::time::timeout(self.shutdown_timeout, self.mailer.send(Flush)).await {
             Ok(Ok(())) => tracing::info!("shutdown: mail outbox flushed"),
             Ok(Err(e)) => tracing::warn!(error = %e, "shutdown: the mailer is gone"),

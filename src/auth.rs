@@ -79,6 +79,8 @@ pub struct PasswordRules {
 #[derive(Clone)]
 pub struct FlowDeps {
     pub store: Arc<dyn Store>,
+    /// Work done after the answer (on the main arbiter, drained at shutdown).
+    pub deferred: actix::Addr<crate::actors::deferred::Deferred>,
     pub hasher: HasherPool,
     pub tokens: Tracked<TokenActor>,
     pub limiter: Tracked<RateLimiter>,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::actors::Tracked;
 use serde_json::{json, Value};
 
+use crate::actors::deferred::{Deferred, Run};
 use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::{ClearFailures, RateLimiter};
 use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
@@ -23,6 +24,7 @@ use crate::store::{RevokeReason, Store, TokenOrigin};
 
 #[derive(Clone)]
 pub struct LifecycleService {
+    deferred: actix::Addr<Deferred>,
     store: Arc<dyn Store>,
     hasher: HasherPool,
     tokens: Tracked<TokenActor>,
@@ -50,6 +52,7 @@ fn checked_email(raw: &str) -> Result<String, AppError> {
 impl LifecycleService {
     pub fn new(deps: FlowDeps) -> Self {
         LifecycleService {
+            deferred: deps.deferred,
             store: deps.store,
             hasher: deps.hasher,
             tokens: deps.tokens,
@@ -132,15 +135,15 @@ impl LifecycleService {
     /// time too. A failure is logged; the client may ask again.
     fn after_answer<F, Fut>(&self, what: &'static str, work: F)
     where
-        F: FnOnce(LifecycleService) -> Fut + 'static,
-        Fut: std::future::Future<Output = Result<(), AppError>> + 'static,
+        F: FnOnce(LifecycleService) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), AppError>> + Send + 'static,
     {
         let this = self.clone();
-        actix::spawn(async move {
+        self.deferred.do_send(Run(Box::pin(async move {
             if let Err(e) = work(this).await {
                 tracing::warn!(error = %e, "{what}: the mail was not queued");
             }
-        });
+        })));
     }
 
     /// Sets a new password with a reset token and ends every session of the account. The policy

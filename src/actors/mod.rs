@@ -1,9 +1,13 @@
 //! The actors that own the hard parts. HTTP handlers only send them messages.
 //!
 //! - [`hasher`]: a bounded pool of sync threads for argon2id/bcrypt, with fast 503 on overload.
-//! - [`tokens`]: sessions, access JWTs, refresh rotation and reuse detection, the denylist.
-//! - [`rate_limiter`]: per-IP limits, shared across nodes through the cache.
+//! - [`tokens`]: sessions, access JWTs, refresh rotation and reuse detection, and the check of
+//!   access tokens against their session.
+//! - [`rate_limiter`]: per-IP limits and per-account attempts, shared across nodes through the
+//!   cache.
+//! - [`deferred`]: work promised in an answer and done after it, drained on shutdown.
 
+pub mod deferred;
 pub mod hasher;
 pub mod janitor;
 pub mod mailer;

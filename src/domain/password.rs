@@ -186,4 +186,22 @@ mod tests {
             check_new("filename12", &length_only())
         );
     }
+
+    /// The shipped default: NIST SP 800-63B asks for length and a blocklist, not composition, so
+    /// a random eight-letter lowercase password passes while the usual suspects do not.
+    fn shipped() -> PasswordContext {
+        PasswordContext::new(2, "ada@example.com", None, "authd")
+    }
+
+    #[test]
+    fn a_random_lowercase_password_passes_and_common_ones_do_not() {
+        assert!(check_new("qhvzkrpw", &shipped()).is_ok());
+        assert!(check_new("tmzqxbwe", &shipped()).is_ok());
+        for weak in ["password", "12345678", "iloveyou", "letmein123"] {
+            assert!(
+                matches!(check_new(weak, &shipped()), Err(PasswordError::TooWeak(_))),
+                "{weak:?} was accepted"
+            );
+        }
+    }
 }

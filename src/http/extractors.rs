@@ -168,9 +168,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 }
             };
             let mut deserializer = serde_json::Deserializer::from_slice(text);
-            serde_path_to_error::deserialize(&mut deserializer)
-                .map(JsonBody)
-                .map_err(|e| AppError::Validation(vec![json_problem(&e)]))
+            let value = serde_path_to_error::deserialize(&mut deserializer)
+                .map_err(|e| AppError::Validation(vec![json_problem(&e)]))?;
+            // Nothing but whitespace may follow the object.
+            deserializer
+                .end()
+                .map_err(|e| AppError::validation("body", e.to_string()))?;
+            Ok(JsonBody(value))
         })
     }
 }

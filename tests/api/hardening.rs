@@ -224,7 +224,7 @@ async fn imported_users_log_in_with_their_old_passwords_and_are_rehashed(backend
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["user"]["role"], "admin");
     assert_eq!(body["user"]["emailVerified"], true);
-    assert_eq!(body["user"]["createdAt"], "2021-05-06T07:08:09Z");
+    assert_eq!(body["user"]["createdAt"], "2021-05-06T07:08:09.000000Z");
     let rehashed = stored_hash_after_rehash(&app, "Bcrypt@Example.com").await;
     assert!(!rehashed.starts_with("$2"));
     // The new hash works, and the wrong password still does not.

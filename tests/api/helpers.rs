@@ -325,6 +325,11 @@ pub struct Account {
 }
 
 impl TestApp {
+    /// The URL of this test's own database (`postgres://...` or `sqlite://PATH`).
+    pub fn database_url(&self) -> String {
+        self.database.url()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}{}", self.address, self.settings.base_path(), path)
     }
