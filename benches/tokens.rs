@@ -1,6 +1,6 @@
 //! Access tokens: signing one as the token service does (claims, header with `kid`, the current
 //! key), and verifying one through `TokenService::verify_access` (signature, algorithm, `kid`,
-//! `iss`, `aud`, time, and the in-process denylist), for HS256 (the default), ES256 and EdDSA.
+//! `iss`, `aud`, time, and the session-row check in the store, here in-memory SQLite), for HS256 (the default), ES256 and EdDSA.
 //! Also the CPU part of a refresh rotation: deriving the child token and hashing both.
 //!
 //! `cargo bench --bench tokens`
