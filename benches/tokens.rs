@@ -10,8 +10,8 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use authd::config::JwtAlgorithm;
 use authd::domain::claims::AccessClaims;
+use authd::domain::jwt_algorithm::JwtAlgorithm;
 use authd::domain::refresh::RefreshToken;
 use authd::domain::user::Role;
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -13,8 +13,9 @@ use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
 use crate::audit::{Audit, EventKind};
-use crate::auth::{clear_failures, reserve_attempt, ClientContext, FlowDeps, PasswordRules};
+use crate::auth::{clear_failures, reserve_attempt, FlowDeps, PasswordRules};
 use crate::domain::claims::{AccessClaims, Caller};
+use crate::domain::client::ClientContext;
 use crate::domain::messages::MessageKind;
 use crate::domain::user::{check_name, Role, User};
 use crate::domain::{lockout, password};
@@ -458,10 +459,10 @@ pub async fn provision_user(
     role: Role,
     password: &str,
 ) -> Result<User, AppError> {
-    let email = crate::domain::email::parse(email)
+    let email = crate::domain::email::EmailAddress::parse(email)
         .map_err(|e| AppError::validation("email", e.message()))?;
     let name = check_name(name).map_err(|e| AppError::validation("name", e))?;
-    let password = rules.check_new(password, &email, name.as_deref(), "password")?;
+    let password = rules.check_new(password, email.as_str(), name.as_deref(), "password")?;
     let password_hash = hasher.hash(&password).await?;
     Ok(store
         .create_user(crate::store::NewUser {

@@ -190,7 +190,6 @@ impl Application {
             store.clone(),
             settings.tokens.clone(),
             keys,
-            audit.clone(),
         ));
         spawn_key_reload(token_service.clone(), settings.tokens.key_refresh_seconds);
         let rate_limits = Arc::new(settings.rate_limit.clone());

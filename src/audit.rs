@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::ClientContext;
+use crate::domain::client::ClientContext;
 use crate::store::{NewEvent, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

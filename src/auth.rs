@@ -1,7 +1,6 @@
 //! The authentication flows, as sequences of messages to the actors. No HTTP here and no SQL:
 //! handlers call these, these call the actors and the store.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::actors::Tracked;
@@ -15,31 +14,25 @@ use crate::audit::{Audit, EventKind};
 use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::{ClearFailures, RateLimiter, ReserveAttempt};
 use crate::actors::tokens::{
-    IssuedTokens, Logout, LogoutAll, PublishedKeys, Rotate, StartSession, TokenActor, VerifyAccess,
+    IssuedTokens, Logout, LogoutAll, PublishedKeys, Rotate, Rotated, StartSession, TokenActor,
+    VerifyAccess,
 };
 use crate::domain::claims::{AccessClaims, Caller};
+use crate::domain::client::ClientContext;
+use crate::domain::email::{CanonicalEmail, EmailAddress};
 use crate::domain::messages::MessageKind;
-use crate::domain::one_time::TokenKind;
+use crate::domain::one_time::{OneTimeUse, TokenKind};
 use crate::domain::password::PasswordContext;
 use crate::domain::refresh::OpaqueToken;
 use crate::domain::user::{check_name, Role, User};
-use crate::domain::{email, lockout, password};
+use crate::domain::{lockout, password};
 use crate::error::{AppError, FieldError};
 use crate::outbox::Outbox;
-use crate::store::{NewUser, Store, StoreError, TokenOrigin};
+use crate::store::{NewUser, Store, StoreError};
 
 /// Longest password accepted at login, in bytes: longer input is refused before any hashing, so
 /// a megabyte "password" cannot buy a megabyte of argon2 input.
 const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
-const MAX_USER_AGENT_LENGTH: usize = 512;
-
-/// Who is asking, as far as the transport can tell.
-#[derive(Debug, Clone, Default)]
-pub struct ClientContext {
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-}
 
 pub struct SignupInput {
     pub email: String,
@@ -148,16 +141,6 @@ fn stand_in(email: String, name: Option<String>) -> User {
     }
 }
 
-impl ClientContext {
-    fn session_fields(&self) -> (Option<String>, Option<String>) {
-        let user_agent = self
-            .user_agent
-            .as_ref()
-            .map(|ua| ua.chars().take(MAX_USER_AGENT_LENGTH).collect());
-        (user_agent, self.ip.map(|ip| ip.to_string()))
-    }
-}
-
 impl AuthService {
     pub fn new(deps: FlowDeps, signup_rules: SignupRules) -> Self {
         AuthService {
@@ -195,7 +178,7 @@ impl AuthService {
         client: &ClientContext,
     ) -> Result<SignupOutcome, AppError> {
         let mut problems = Vec::new();
-        let email = email::parse(&input.email)
+        let email = EmailAddress::parse(&input.email)
             .map_err(|e| problems.push(FieldError::new("email", e.message())))
             .ok();
         let name = check_name(input.name.as_deref())
@@ -205,7 +188,9 @@ impl AuthService {
         let rules = &self.password_rules;
         let context = PasswordContext::new(
             rules.min_score,
-            email.as_deref().unwrap_or(input.email.trim()),
+            email
+                .as_ref()
+                .map_or(input.email.trim(), EmailAddress::as_str),
             name.as_deref(),
             &rules.app_name,
         );
@@ -226,12 +211,18 @@ impl AuthService {
         let invited = self.check_invitation(input.invitation, &email).await?;
         let hidden = self.signup_rules.require_email_verification && invited.is_none();
         if !self.signup_rules.allow_email_reuse_after_delete
-            && self.store.email_held_by_deleted_user(&email).await?
+            && self
+                .store
+                .email_held_by_deleted_user(email.canonical())
+                .await?
         {
             if hidden {
                 // Same work and the same answer as a fresh signup; the address learns nothing.
                 let _ = permit.hash(&password).await?;
-                return Ok(SignupOutcome::VerificationSent(stand_in(email, name)));
+                return Ok(SignupOutcome::VerificationSent(stand_in(
+                    email.into_string(),
+                    name,
+                )));
             }
             return Err(AppError::EmailTaken);
         }
@@ -241,8 +232,7 @@ impl AuthService {
             self.store
                 .consume_one_time_token(
                     invited.token.hash(),
-                    &[TokenKind::Invitation],
-                    TokenOrigin::Any,
+                    &OneTimeUse::any(&[TokenKind::Invitation]),
                 )
                 .await?
                 .ok_or(AppError::OneTimeTokenInvalid)?;
@@ -255,7 +245,7 @@ impl AuthService {
             self.outbox.prepare_token(
                 TokenKind::EmailVerification,
                 Some(id),
-                &email,
+                email.as_str(),
                 name.as_deref(),
                 &serde_json::json!({}),
             )
@@ -276,7 +266,7 @@ impl AuthService {
         let user = match created {
             Ok(user) => user,
             Err(StoreError::EmailTaken) if hidden => {
-                if let Some(owner) = self.store.user_by_email(&email).await? {
+                if let Some(owner) = self.store.user_by_email(email.canonical()).await? {
                     self.outbox
                         .send_notice(
                             MessageKind::AccountExists,
@@ -285,7 +275,10 @@ impl AuthService {
                         )
                         .await?;
                 }
-                return Ok(SignupOutcome::VerificationSent(stand_in(email, name)));
+                return Ok(SignupOutcome::VerificationSent(stand_in(
+                    email.into_string(),
+                    name,
+                )));
             }
             Err(e) => return Err(e.into()),
         };
@@ -313,7 +306,7 @@ impl AuthService {
     async fn check_invitation(
         &self,
         invitation: Option<Invitation>,
-        email: &str,
+        email: &EmailAddress,
     ) -> Result<Option<Invited>, AppError> {
         let (token, required) = match invitation {
             None => return Ok(None),
@@ -329,7 +322,7 @@ impl AuthService {
         };
         let Some(found) = self
             .store
-            .peek_one_time_token(token.hash(), &[TokenKind::Invitation])
+            .peek_one_time_token(token.hash(), &OneTimeUse::any(&[TokenKind::Invitation]))
             .await?
         else {
             return if required {
@@ -338,7 +331,7 @@ impl AuthService {
                 Ok(None)
             };
         };
-        if email::canonical(&found.email) != email::canonical(email) {
+        if CanonicalEmail::of(&found.email) != *email.canonical() {
             return Err(AppError::validation(
                 "email",
                 "must be the address the invitation was sent to",
@@ -378,9 +371,14 @@ impl AuthService {
         role: Role,
         metadata: serde_json::Map<String, serde_json::Value>,
     ) -> Result<String, AppError> {
-        let address =
-            email::parse(raw_email).map_err(|e| AppError::validation("email", e.message()))?;
-        if self.store.user_by_email(&address).await?.is_some() {
+        let address = EmailAddress::parse(raw_email)
+            .map_err(|e| AppError::validation("email", e.message()))?;
+        if self
+            .store
+            .user_by_email(address.canonical())
+            .await?
+            .is_some()
+        {
             return Err(AppError::EmailTaken);
         }
         let mut metadata = metadata;
@@ -390,7 +388,7 @@ impl AuthService {
             .send_token(
                 TokenKind::Invitation,
                 None,
-                &address,
+                address.as_str(),
                 None,
                 &serde_json::Value::Object(metadata),
             )
@@ -401,10 +399,10 @@ impl AuthService {
                 EventKind::InvitationSent,
                 Some(admin_id),
                 client,
-                json!({ "email": address, "role": role.as_str() }),
+                json!({ "email": address.as_str(), "role": role.as_str() }),
             )
             .await;
-        Ok(address)
+        Ok(address.into_string())
     }
 
     #[tracing::instrument(skip_all)]
@@ -414,7 +412,7 @@ impl AuthService {
         client: &ClientContext,
     ) -> Result<(User, IssuedTokens), AppError> {
         let mut problems = Vec::new();
-        if let Err(e) = email::parse(&input.email) {
+        if let Err(e) = EmailAddress::parse(&input.email) {
             problems.push(FieldError::new("email", e.message()));
         }
         if input.password.is_empty() {
@@ -434,7 +432,10 @@ impl AuthService {
         let account_key = lockout::account_key(&input.email);
         reserve_attempt(&self.limiter, &account_key).await?;
 
-        let account = self.store.user_by_email(&input.email).await?;
+        let account = self
+            .store
+            .user_by_email(&CanonicalEmail::of(&input.email))
+            .await?;
         let password = password::normalize(&input.password);
         // Exactly one verification whether or not the account exists: same work, same time.
         let (user, hash) = match account {
@@ -528,12 +529,24 @@ impl AuthService {
         presented: String,
         client: &ClientContext,
     ) -> Result<IssuedTokens, AppError> {
-        self.tokens
-            .send(Rotate {
-                presented,
-                client: client.clone(),
-            })
-            .await?
+        match self.tokens.send(Rotate { presented }).await?? {
+            Rotated::Issued(tokens) => Ok(tokens),
+            Rotated::Reused {
+                session_id,
+                user_id,
+            } => {
+                crate::metrics::refresh_reuse_detected();
+                self.audit
+                    .record(
+                        EventKind::RefreshReuseDetected,
+                        Some(user_id),
+                        client,
+                        json!({ "sessionId": session_id }),
+                    )
+                    .await;
+                Err(AppError::RefreshTokenReused)
+            }
+        }
     }
 
     pub async fn verify_access(&self, token: String) -> Result<Caller, AppError> {

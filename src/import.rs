@@ -13,7 +13,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::actors::hasher::check_stored_hash;
-use crate::domain::email;
+use crate::domain::email::EmailAddress;
 use crate::domain::user::{check_name, Role};
 use crate::store::{NewUser, Store, StoreError};
 
@@ -44,7 +44,7 @@ pub struct ImportReport {
 fn new_user(line: &str) -> Result<NewUser, String> {
     let record: ImportLine =
         serde_json::from_str(line).map_err(|e| format!("not a valid record: {e}"))?;
-    let email = email::parse(&record.email).map_err(|e| format!("email {}", e.message()))?;
+    let email = EmailAddress::parse(&record.email).map_err(|e| format!("email {}", e.message()))?;
     check_stored_hash(&record.password_hash).map_err(|e| format!("passwordHash {e}"))?;
     let role = match record.role.as_deref() {
         None => Role::User,
@@ -114,7 +114,7 @@ mod tests {
             r#"{{"email":" Ada@Example.com","name":"Ada","passwordHash":"{BCRYPT}","role":"admin","emailVerified":true,"createdAt":"2020-01-02T03:04:05Z"}}"#
         );
         let user = new_user(&line).unwrap();
-        assert_eq!(user.email, "Ada@Example.com");
+        assert_eq!(user.email.as_str(), "Ada@Example.com");
         assert_eq!(user.role, Role::Admin);
         assert!(user.email_verified);
         assert_eq!(

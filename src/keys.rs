@@ -27,8 +27,9 @@ use rsa::traits::PublicKeyParts;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::config::{JwtAlgorithm, TokenSettings};
-use crate::store::Store;
+use crate::config::TokenSettings;
+use crate::domain::jwt_algorithm::JwtAlgorithm;
+use crate::store::{Store, StoredSigningKey};
 
 /// RSA modulus size for generated RS*/PS* keys.
 const RSA_BITS: usize = 2048;
@@ -43,18 +44,6 @@ pub enum KeyError {
     Corrupt(String, String),
     #[error("no signing key for {0:?} is stored")]
     Missing(JwtAlgorithm),
-}
-
-/// A key as the store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredSigningKey {
-    pub kid: String,
-    pub algorithm: JwtAlgorithm,
-    /// Nonce followed by the AES-256-GCM ciphertext of the private key's DER.
-    pub private_key: Vec<u8>,
-    /// The public JWK (with `kid`, `alg`, `use`), as published.
-    pub public_jwk: String,
-    pub created_at: DateTime<Utc>,
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -13,14 +13,16 @@ use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::{ClearFailures, RateLimiter};
 use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
 use crate::audit::{Audit, EventKind};
-use crate::auth::{ClientContext, FlowDeps, PasswordRules};
+use crate::auth::{FlowDeps, PasswordRules};
+use crate::domain::client::ClientContext;
+use crate::domain::email::EmailAddress;
+use crate::domain::lockout;
 use crate::domain::messages::MessageKind;
-use crate::domain::one_time::TokenKind;
+use crate::domain::one_time::{OneTimeUse, TokenKind};
 use crate::domain::refresh::OpaqueToken;
-use crate::domain::{email, lockout};
 use crate::error::AppError;
 use crate::outbox::Outbox;
-use crate::store::{RevokeReason, Store, TokenOrigin};
+use crate::store::{RevokeReason, Store};
 
 #[derive(Clone)]
 pub struct LifecycleService {
@@ -45,8 +47,8 @@ fn presented(token: &str) -> Result<OpaqueToken, AppError> {
     OpaqueToken::parse(token).ok_or(AppError::OneTimeTokenInvalid)
 }
 
-fn checked_email(raw: &str) -> Result<String, AppError> {
-    email::parse(raw).map_err(|e| AppError::validation("email", e.message()))
+fn checked_email(raw: &str) -> Result<EmailAddress, AppError> {
+    EmailAddress::parse(raw).map_err(|e| AppError::validation("email", e.message()))
 }
 
 impl LifecycleService {
@@ -70,8 +72,7 @@ impl LifecycleService {
             .store
             .consume_one_time_token(
                 token.hash(),
-                &[TokenKind::EmailVerification],
-                TokenOrigin::Any,
+                &OneTimeUse::any(&[TokenKind::EmailVerification]),
             )
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
@@ -90,7 +91,7 @@ impl LifecycleService {
     pub fn resend_verification(&self, raw_email: &str) -> Result<(), AppError> {
         let address = checked_email(raw_email)?;
         self.after_answer("resend verification", move |this| async move {
-            if let Some(account) = this.store.user_by_email(&address).await? {
+            if let Some(account) = this.store.user_by_email(address.canonical()).await? {
                 let user = account.user;
                 if !user.email_verified {
                     this.outbox
@@ -113,7 +114,7 @@ impl LifecycleService {
     pub fn forgot_password(&self, raw_email: &str) -> Result<(), AppError> {
         let address = checked_email(raw_email)?;
         self.after_answer("forgot password", move |this| async move {
-            if let Some(account) = this.store.user_by_email(&address).await? {
+            if let Some(account) = this.store.user_by_email(address.canonical()).await? {
                 let user = account.user;
                 this.outbox
                     .send_token(
@@ -157,7 +158,7 @@ impl LifecycleService {
         let token = presented(token)?;
         let peeked = self
             .store
-            .peek_one_time_token(token.hash(), &[TokenKind::PasswordReset])
+            .peek_one_time_token(token.hash(), &OneTimeUse::any(&[TokenKind::PasswordReset]))
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
         let user_id = peeked.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
@@ -175,7 +176,7 @@ impl LifecycleService {
         let hash = self.hasher.hash(&new_password).await?;
         // Only one request can use the token, even if two got this far together.
         self.store
-            .consume_one_time_token(token.hash(), &[TokenKind::PasswordReset], TokenOrigin::Any)
+            .consume_one_time_token(token.hash(), &OneTimeUse::any(&[TokenKind::PasswordReset]))
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
         // Every other reset link of the account is retired with it.
@@ -221,16 +222,15 @@ impl LifecycleService {
         let token = presented(token)?;
         let consumed = self
             .store
+            // A follow-up token is not exchanged again: a link's life ends an hour after it was
+            // first opened, however often the cookie is replayed here.
             .consume_one_time_token(
                 token.hash(),
-                &[
+                &OneTimeUse::emailed(&[
                     TokenKind::EmailVerification,
                     TokenKind::PasswordReset,
                     TokenKind::Invitation,
-                ],
-                // A follow-up token is not exchanged again: a link's life ends an hour after it
-                // was first opened, however often the cookie is replayed here.
-                TokenOrigin::Emailed,
+                ]),
             )
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;

@@ -10,9 +10,6 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::actors::hasher::HasherStats;
-use crate::store::Store;
-
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -96,22 +93,42 @@ pub fn refresh_reuse_detected() {
     counter!("authd_refresh_reuse_detected_total").increment(1);
 }
 
-/// Reads the state gauges, then renders the text exposition.
-pub async fn render(store: &dyn Store, hasher: &HasherStats) -> String {
-    gauge!("authd_hasher_workers").set(hasher.workers as f64);
-    gauge!("authd_hasher_capacity").set(hasher.capacity as f64);
-    gauge!("authd_hasher_in_flight").set(hasher.in_flight as f64);
-    gauge!("authd_hasher_queue_depth").set(hasher.queued as f64);
-    if let Some(pool) = store.pool_status() {
+/// What the process holds at the moment of a scrape, read by the caller.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StateGauges {
+    pub hasher_workers: usize,
+    pub hasher_capacity: usize,
+    pub hasher_in_flight: usize,
+    pub hasher_queued: usize,
+    /// The store's connection pool, for a backend that has one.
+    pub pool: Option<PoolGauges>,
+    /// Mails waiting in the outbox; `None` when it could not be read.
+    pub outbox_depth: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolGauges {
+    pub max_size: usize,
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}
+
+/// Sets the state gauges, then renders the text exposition.
+pub fn render(state: &StateGauges) -> String {
+    gauge!("authd_hasher_workers").set(state.hasher_workers as f64);
+    gauge!("authd_hasher_capacity").set(state.hasher_capacity as f64);
+    gauge!("authd_hasher_in_flight").set(state.hasher_in_flight as f64);
+    gauge!("authd_hasher_queue_depth").set(state.hasher_queued as f64);
+    if let Some(pool) = state.pool {
         gauge!("authd_db_pool_max_connections").set(pool.max_size as f64);
         gauge!("authd_db_pool_connections", "state" => "in_use")
             .set(pool.size.saturating_sub(pool.available) as f64);
         gauge!("authd_db_pool_connections", "state" => "idle").set(pool.available as f64);
         gauge!("authd_db_pool_waiting").set(pool.waiting as f64);
     }
-    match store.outbox_depth().await {
-        Ok(depth) => gauge!("authd_mail_outbox_depth").set(depth as f64),
-        Err(e) => tracing::warn!(error = %e, "metrics: could not read the outbox depth"),
+    if let Some(depth) = state.outbox_depth {
+        gauge!("authd_mail_outbox_depth").set(depth as f64);
     }
     let handle = handle();
     handle.run_upkeep();

@@ -7,9 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use authd::actors::tokens::{IssuedTokens, StartSession, TokenService};
-use authd::audit::Audit;
-use authd::auth::ClientContext;
-use authd::config::{self, Environment, JwtAlgorithm, Settings};
+use authd::config::{self, Environment, Settings};
+use authd::domain::jwt_algorithm::JwtAlgorithm;
 use authd::domain::user::Role;
 use authd::keys::SigningKeys;
 use authd::store::postgres::PostgresStore;
@@ -88,7 +87,7 @@ pub async fn seed_user(store: &dyn Store) -> Uuid {
         .expect("import");
     assert_eq!(report.imported, 1, "{report:?}");
     store
-        .user_by_email(&email)
+        .user_by_email(&authd::domain::email::CanonicalEmail::of(&email))
         .await
         .expect("lookup")
         .expect("the imported user")
@@ -104,7 +103,6 @@ pub async fn token_service(store: Arc<dyn Store>, settings: &Settings) -> Arc<To
         store.clone(),
         settings.tokens.clone(),
         keys,
-        Audit::new(store),
     ))
 }
 
@@ -118,12 +116,4 @@ pub async fn start_session(service: &TokenService, user_id: Uuid) -> IssuedToken
         })
         .await
         .expect("session")
-}
-
-pub fn client() -> ClientContext {
-    ClientContext {
-        ip: Some([127, 0, 0, 1].into()),
-        user_agent: Some("bench".into()),
-        request_id: None,
-    }
 }

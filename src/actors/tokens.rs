@@ -15,8 +15,6 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::Header;
 use uuid::Uuid;
 
-use crate::audit::{Audit, EventKind};
-use crate::auth::ClientContext;
 use crate::config::TokenSettings;
 use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::refresh::RefreshToken;
@@ -46,11 +44,17 @@ pub struct StartSession {
 
 /// Rotate a refresh token.
 #[derive(Message)]
-#[rtype(result = "Result<IssuedTokens, AppError>")]
+#[rtype(result = "Result<Rotated, AppError>")]
 pub struct Rotate {
     pub presented: String,
-    /// Who presented it, for the audit log when it turns out to be reuse.
-    pub client: ClientContext,
+}
+
+/// What a rotation came to: new tokens, or a reused token whose session is now revoked (the
+/// caller records it and answers `refresh_token_reused`).
+#[derive(Debug)]
+pub enum Rotated {
+    Issued(IssuedTokens),
+    Reused { session_id: Uuid, user_id: Uuid },
 }
 
 /// Verify an access token: signature, algorithm, `kid`, `iss`, `aud`, time, and that its session
@@ -102,21 +106,14 @@ pub struct TokenService {
     store: Arc<dyn Store>,
     settings: TokenSettings,
     keys: SigningKeys,
-    audit: Audit,
 }
 
 impl TokenService {
-    pub fn new(
-        store: Arc<dyn Store>,
-        settings: TokenSettings,
-        keys: SigningKeys,
-        audit: Audit,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, settings: TokenSettings, keys: SigningKeys) -> Self {
         TokenService {
             store,
             settings,
             keys,
-            audit,
         }
     }
 
@@ -185,11 +182,7 @@ impl TokenService {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn rotate(
-        &self,
-        presented: &str,
-        client: &ClientContext,
-    ) -> Result<IssuedTokens, AppError> {
+    pub async fn rotate(&self, presented: &str) -> Result<Rotated, AppError> {
         let presented = RefreshToken::parse(presented).ok_or(AppError::TokenInvalid)?;
         // Deterministic: the same parent always yields the same child, which is what lets a racing
         // tab inside the grace window receive the token the first request received.
@@ -205,26 +198,20 @@ impl TokenService {
             })
             .await?;
         match outcome {
-            RotationOutcome::Rotated(owner) => self.issued(owner, child),
+            RotationOutcome::Rotated(owner) => self.issued(owner, child).map(Rotated::Issued),
             RotationOutcome::GraceReplay(owner) => {
                 tracing::info!(session_id = %owner.session_id, "refresh replayed within the grace window");
-                self.issued(owner, child)
+                self.issued(owner, child).map(Rotated::Issued)
             }
             RotationOutcome::Reused {
                 session_id,
                 user_id,
             } => {
                 tracing::warn!(%session_id, %user_id, "refresh token reuse detected; session revoked");
-                crate::metrics::refresh_reuse_detected();
-                self.audit
-                    .record(
-                        EventKind::RefreshReuseDetected,
-                        Some(user_id),
-                        client,
-                        serde_json::json!({ "sessionId": session_id }),
-                    )
-                    .await;
-                Err(AppError::RefreshTokenReused)
+                Ok(Rotated::Reused {
+                    session_id,
+                    user_id,
+                })
             }
             RotationOutcome::Expired => Err(AppError::TokenExpired),
             RotationOutcome::Invalid => Err(AppError::TokenInvalid),
@@ -332,11 +319,11 @@ impl Handler<StartSession> for TokenActor {
 }
 
 impl Handler<Rotate> for TokenActor {
-    type Result = ResponseFuture<Result<IssuedTokens, AppError>>;
+    type Result = ResponseFuture<Result<Rotated, AppError>>;
 
     fn handle(&mut self, msg: Rotate, _: &mut Self::Context) -> Self::Result {
         let service = self.service.clone();
-        Box::pin(async move { service.rotate(&msg.presented, &msg.client).await })
+        Box::pin(async move { service.rotate(&msg.presented).await })
     }
 }
 
@@ -391,7 +378,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::config::{Environment, JwtAlgorithm};
+    use crate::config::Environment;
+    use crate::domain::jwt_algorithm::JwtAlgorithm;
     use crate::store::sqlite::SqliteStore;
     use crate::store::NewUser;
 
@@ -419,16 +407,11 @@ mod tests {
             let keys = SigningKeys::load(store.clone(), settings.tokens.clone())
                 .await
                 .unwrap();
-            let service = TokenService::new(
-                store.clone(),
-                settings.tokens.clone(),
-                keys,
-                Audit::new(store.clone()),
-            );
+            let service = TokenService::new(store.clone(), settings.tokens.clone(), keys);
             let user = store
                 .create_user(NewUser {
                     id: Uuid::new_v4(),
-                    email: "tokens@example.com".into(),
+                    email: crate::domain::email::EmailAddress::parse("tokens@example.com").unwrap(),
                     name: None,
                     password_hash: "unused".into(),
                     role: Role::User,

@@ -24,36 +24,83 @@ impl EmailError {
     }
 }
 
-/// Normalises (NFKC) and trims the address and checks its shape; the case is kept as typed.
-pub fn parse(raw: &str) -> Result<String, EmailError> {
-    let email: String = raw.trim().nfkc().collect();
-    let email = email.trim();
-    if email.len() > MAX_EMAIL_LENGTH {
-        return Err(EmailError::TooLong);
-    }
-    if !email.validate_email() {
-        return Err(EmailError::Invalid);
-    }
-    Ok(email.to_string())
+/// An address as the user typed it, normalised (NFKC, trimmed) and checked for shape, with the
+/// key it is compared by. The only way to get one is `parse`, so an unchecked address never
+/// reaches the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAddress {
+    address: String,
+    canonical: CanonicalEmail,
 }
 
 /// The key two addresses are compared by: one account per mailbox, whatever its case, Unicode
-/// form or the script its domain is written in.
-pub fn canonical(email: &str) -> String {
-    let normalized: String = email.trim().nfkc().collect();
-    let normalized = normalized.trim();
-    match normalized.rsplit_once('@') {
-        Some((local, domain)) => {
-            let domain = idna::domain_to_ascii(domain).unwrap_or_else(|_| domain.to_lowercase());
-            format!("{}@{domain}", local.to_lowercase())
+/// form or the script its domain is written in. The local part is lowercased, the domain is IDNA
+/// (UTS #46) ASCII.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CanonicalEmail(String);
+
+impl EmailAddress {
+    /// Normalises and checks; the case is kept as typed (it is what mail goes to).
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let email: String = raw.trim().nfkc().collect();
+        let email = email.trim();
+        if email.len() > MAX_EMAIL_LENGTH {
+            return Err(EmailError::TooLong);
         }
-        None => normalized.to_lowercase(),
+        if !email.validate_email() {
+            return Err(EmailError::Invalid);
+        }
+        Ok(EmailAddress {
+            address: email.to_string(),
+            canonical: CanonicalEmail::of(email),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.address
+    }
+
+    pub fn canonical(&self) -> &CanonicalEmail {
+        &self.canonical
+    }
+
+    pub fn into_string(self) -> String {
+        self.address
+    }
+}
+
+impl CanonicalEmail {
+    /// The key of any text, checked or not: a login compares what was typed without refusing it,
+    /// so a malformed address is simply one that matches no account.
+    pub fn of(email: &str) -> Self {
+        let normalized: String = email.trim().nfkc().collect();
+        let normalized = normalized.trim();
+        CanonicalEmail(match normalized.rsplit_once('@') {
+            Some((local, domain)) => {
+                let domain =
+                    idna::domain_to_ascii(domain).unwrap_or_else(|_| domain.to_lowercase());
+                format!("{}@{domain}", local.to_lowercase())
+            }
+            None => normalized.to_lowercase(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn canonical(email: &str) -> CanonicalEmail {
+        CanonicalEmail::of(email)
+    }
+
+    fn parse(raw: &str) -> Result<String, EmailError> {
+        EmailAddress::parse(raw).map(EmailAddress::into_string)
+    }
 
     #[test]
     fn trims_and_keeps_case() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::email;
+use super::email::CanonicalEmail;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockoutPolicy {
@@ -76,7 +76,7 @@ impl LockoutPolicy {
 /// allowance and no address is written to the cache in clear. Unknown addresses get keys too, so
 /// throttling says nothing about which accounts exist.
 pub fn account_key(raw_email: &str) -> String {
-    let digest = Sha256::digest(email::canonical(raw_email).as_bytes());
+    let digest = Sha256::digest(CanonicalEmail::of(raw_email).as_str().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -1,11 +1,14 @@
 //! Pure rules of authentication: no I/O, no clocks except where passed in.
 
 pub mod claims;
+pub mod client;
 pub mod email;
+pub mod jwt_algorithm;
 pub mod limits;
 pub mod lockout;
 pub mod messages;
 pub mod one_time;
 pub mod password;
 pub mod refresh;
+pub mod rotation;
 pub mod user;

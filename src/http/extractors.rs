@@ -12,8 +12,8 @@ use super::client_ip::client_ip;
 use super::middleware::RequestId;
 use super::AppState;
 use crate::accounts::AccountService;
-use crate::auth::ClientContext;
 use crate::domain::claims::{AccessClaims, Caller};
+use crate::domain::client::ClientContext;
 use crate::domain::user::User;
 use crate::error::{AppError, FieldError};
 

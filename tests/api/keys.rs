@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use authd::config::{JwtAlgorithm, Secret};
+use authd::config::Secret;
+use authd::domain::jwt_algorithm::JwtAlgorithm;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use authd::config::StoreBackend;
+use authd::domain::email::{CanonicalEmail, EmailAddress};
 use authd::domain::refresh::RefreshToken;
 use authd::domain::user::Role;
 use authd::store::postgres::PostgresStore;
@@ -49,7 +50,7 @@ async fn open(backend: Backend) -> TestStore {
 fn new_user(email: &str) -> NewUser {
     NewUser {
         id: Uuid::new_v4(),
-        email: email.to_string(),
+        email: EmailAddress::parse(email).expect("a valid address"),
         name: Some("Ada".into()),
         password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
         role: Role::User,
@@ -97,7 +98,7 @@ async fn users_are_found_by_email_whatever_its_case(backend: Backend) {
     assert_eq!(created.role, Role::User);
     let found = t
         .store
-        .user_by_email(" grace@EXAMPLE.com")
+        .user_by_email(&CanonicalEmail::of(" grace@EXAMPLE.com"))
         .await
         .unwrap()
         .unwrap();
@@ -106,7 +107,7 @@ async fn users_are_found_by_email_whatever_its_case(backend: Backend) {
     assert_eq!(t.store.user_by_id(created.id).await.unwrap(), Some(created));
     assert!(t
         .store
-        .user_by_email("nobody@example.com")
+        .user_by_email(&CanonicalEmail::of("nobody@example.com"))
         .await
         .unwrap()
         .is_none());
@@ -125,12 +126,12 @@ async fn an_email_holds_one_live_account(backend: Backend) {
         "{:?}",
         second.err()
     );
-    // Unicode case folding is the same on both backends.
+    // Unicode case folding (here of an internationalised domain) is the same on both backends.
     t.store
-        .create_user(new_user("Émile@example.com"))
+        .create_user(new_user("emile@Éxample.com"))
         .await
         .unwrap();
-    let again = t.store.create_user(new_user("émile@example.com")).await;
+    let again = t.store.create_user(new_user("emile@éxample.com")).await;
     assert!(matches!(again, Err(StoreError::EmailTaken)));
 }
 

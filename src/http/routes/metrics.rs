@@ -6,6 +6,7 @@ use actix_web::{web, HttpResponse};
 use crate::error::AppError;
 use crate::http::extractors::Client;
 use crate::http::AppState;
+use crate::metrics::{self, PoolGauges, StateGauges};
 
 pub async fn render(
     state: web::Data<AppState>,
@@ -18,7 +19,26 @@ pub async fn render(
     if !allowed {
         return Err(AppError::NotFound);
     }
-    let text = crate::metrics::render(state.store.as_ref(), &state.hasher.stats()).await;
+    let hasher = state.hasher.stats();
+    let outbox_depth = state
+        .store
+        .outbox_depth()
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "metrics: could not read the outbox depth"))
+        .ok();
+    let text = metrics::render(&StateGauges {
+        hasher_workers: hasher.workers,
+        hasher_capacity: hasher.capacity,
+        hasher_in_flight: hasher.in_flight,
+        hasher_queued: hasher.queued,
+        pool: state.store.pool_status().map(|pool| PoolGauges {
+            max_size: pool.max_size,
+            size: pool.size,
+            available: pool.available,
+            waiting: pool.waiting,
+        }),
+        outbox_depth,
+    });
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))

@@ -1,0 +1,69 @@
+//! The audit log.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::PostgresStore;
+use crate::store::*;
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn record_event(&self, event: &NewEvent) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &Uuid::new_v4(),
+                &event.user_id,
+                &event.kind,
+                &event.ip,
+                &event.user_agent,
+                &event.request_id,
+                &event.details,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn list_events(&self, page: &EventPage) -> Result<Vec<AuthEvent>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id, user_id, kind, ip, user_agent, request_id, details, created_at FROM auth_events
+                 WHERE ($1::uuid IS NULL OR user_id = $1)
+                   AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+                 ORDER BY created_at DESC, id DESC LIMIT $4",
+            )
+            .await?;
+        let (before_time, before_id) = match page.before {
+            Some((time, id)) => (Some(time), Some(id)),
+            None => (None, None),
+        };
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &page.user_id,
+                    &before_time,
+                    &before_id,
+                    &i64::from(page.limit),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuthEvent {
+                    id: row.try_get(0)?,
+                    user_id: row.try_get(1)?,
+                    kind: row.try_get(2)?,
+                    ip: row.try_get(3)?,
+                    user_agent: row.try_get(4)?,
+                    request_id: row.try_get(5)?,
+                    details: row.try_get(6)?,
+                    created_at: row.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,64 @@
+//! Readiness, pool metrics and the janitor's purges.
+
+use async_trait::async_trait;
+
+use super::{ttl, PostgresStore};
+use crate::store::*;
+
+#[async_trait]
+impl MaintenanceStore for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        let status = self.pool.status();
+        Some(PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        })
+    }
+
+    async fn purge(
+        &self,
+        target: PurgeTarget,
+        retention_seconds: u64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let sql = match target {
+            PurgeTarget::ExpiredRefreshTokens => {
+                "DELETE FROM refresh_tokens WHERE token_hash IN (
+                     SELECT token_hash FROM refresh_tokens
+                     WHERE expires_at < now() - make_interval(secs => $1) LIMIT $2)"
+            }
+            PurgeTarget::DeadSessions => {
+                "DELETE FROM sessions WHERE id IN (
+                     SELECT id FROM sessions
+                     WHERE expires_at < now() OR revoked_at < now() - make_interval(secs => $1)
+                     LIMIT $2)"
+            }
+            PurgeTarget::SpentOneTimeTokens => {
+                "DELETE FROM one_time_tokens WHERE token_hash IN (
+                     SELECT token_hash FROM one_time_tokens
+                     WHERE expires_at < now() OR consumed_at < now() - make_interval(secs => $1)
+                     LIMIT $2)"
+            }
+            PurgeTarget::OldEvents => {
+                "DELETE FROM auth_events WHERE id IN (
+                     SELECT id FROM auth_events WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)"
+            }
+            PurgeTarget::DeliveredEmails => {
+                "DELETE FROM email_outbox WHERE id IN (
+                     SELECT id FROM email_outbox
+                     WHERE status IN ('sent', 'dead') AND COALESCE(sent_at, next_attempt_at) < now() - make_interval(secs => $1)
+                     LIMIT $2)"
+            }
+        };
+        self.execute(sql, &[&ttl(retention_seconds), &i64::from(limit)])
+            .await
+    }
+}

@@ -1,0 +1,243 @@
+//! Accounts: creation, lookups by email and id, password, profile, role, deletion.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::one_time::insert_token;
+use super::outbox::insert_email;
+use super::{PostgresStore, USER_COLUMNS};
+use crate::domain::email::CanonicalEmail;
+use crate::domain::user::{Role, User};
+use crate::store::*;
+
+#[async_trait]
+impl UserStore for PostgresStore {
+    #[tracing::instrument(skip_all)]
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let statement = tx
+            .prepare_cached(&format!(
+                "INSERT INTO users (id, email, email_canonical, name, password_hash, role, email_verified,
+                                    created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), now()) RETURNING {USER_COLUMNS}"
+            ))
+            .await?;
+        let row = tx
+            .query_one(
+                &statement,
+                &[
+                    &user.id,
+                    &user.email.as_str(),
+                    &user.email.canonical().as_str(),
+                    &user.name,
+                    &user.password_hash,
+                    &user.role.as_str(),
+                    &user.email_verified,
+                    &user.created_at,
+                ],
+            )
+            .await
+            .map_err(|e| {
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                    StoreError::EmailTaken
+                } else {
+                    e.into()
+                }
+            })?;
+        let created = user_from_row(&row)?;
+        if let Some((token, email)) = &user.verification {
+            insert_token(&tx, token).await?;
+            insert_email(&tx, email).await?;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn user_by_email(
+        &self,
+        email: &CanonicalEmail,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        let row = self
+            .query_opt(
+                &format!(
+                    "SELECT {USER_COLUMNS}, password_hash FROM users
+                 WHERE email_canonical = $1 AND deleted_at IS NULL"
+                ),
+                &[&email.as_str()],
+            )
+            .await?;
+        row.map(|row| {
+            Ok(UserCredentials {
+                user: user_from_row(&row)?,
+                password_hash: row.try_get("password_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        let row = self
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"),
+                &[&id],
+            )
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn rehash_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+            &[&id, &password_hash],
+        )
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let update = tx
+            .prepare_cached("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+            .await?;
+        tx.execute(&update, &[&id, &password_hash]).await?;
+        let retire = tx
+            .prepare_cached(
+                "UPDATE one_time_tokens SET consumed_at = now()
+                 WHERE user_id = $1 AND kind = 'password_reset' AND consumed_at IS NULL",
+            )
+            .await?;
+        tx.execute(&retire, &[&id]).await?;
+        tx.commit().await.map_err(StoreError::from)
+    }
+
+    async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE users SET email_verified = true, updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .await?;
+        Ok(client.execute(&statement, &[&user_id]).await? > 0)
+    }
+
+    async fn user_credentials_by_id(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        let row = self.query_opt(&format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = $1 AND deleted_at IS NULL"
+            ), &[&id])
+            .await?;
+        row.map(|row| {
+            Ok(UserCredentials {
+                user: user_from_row(&row)?,
+                password_hash: row.try_get("password_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn update_name(
+        &self,
+        id: Uuid,
+        name: Option<String>,
+    ) -> Result<Option<User>, StoreError> {
+        let row = self
+            .query_opt(
+                &format!(
+                    "UPDATE users SET name = $2, updated_at = now()
+                 WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+                ),
+                &[&id, &name],
+            )
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn update_role_and_lock(
+        &self,
+        id: Uuid,
+        role: Option<Role>,
+        locked: Option<bool>,
+    ) -> Result<Option<User>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "UPDATE users SET role = COALESCE($2, role), locked = COALESCE($3, locked), updated_at = now()
+                 WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+            ))
+            .await?;
+        let role = role.map(Role::as_str);
+        let row = client.query_opt(&statement, &[&id, &role, &locked]).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> Result<bool, StoreError> {
+        let row = self.query_one("SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = $1 AND deleted_at IS NOT NULL)", &[&email.as_str()])
+            .await?;
+        row.try_get(0).map_err(StoreError::from)
+    }
+
+    async fn soft_delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE users SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .await?;
+        Ok(client.execute(&statement, &[&id]).await? > 0)
+    }
+
+    async fn list_users(&self, page: &UserPage) -> Result<Vec<User>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users
+                 WHERE deleted_at IS NULL
+                   AND ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))
+                   AND ($3::text IS NULL OR email_canonical LIKE $3 ESCAPE '\\' OR lower(name) LIKE $3 ESCAPE '\\')
+                 ORDER BY created_at, id LIMIT $4"
+            ))
+            .await?;
+        let (after_time, after_id) = match page.after {
+            Some((time, id)) => (Some(time), Some(id)),
+            None => (None, None),
+        };
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &after_time,
+                    &after_id,
+                    &page.like_pattern(),
+                    &i64::from(page.limit),
+                ],
+            )
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+}
+
+pub(super) fn user_from_row(row: &Row) -> Result<User, StoreError> {
+    let role: String = row.try_get("role")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Backend(format!("unknown role {role:?}")))?,
+        email_verified: row.try_get("email_verified")?,
+        locked: row.try_get("locked")?,
+        created_at: row.try_get::<_, DateTime<Utc>>("created_at")?,
+        updated_at: row.try_get::<_, DateTime<Utc>>("updated_at")?,
+    })
+}

@@ -1,0 +1,304 @@
+//! What the store reads and writes: plain records, no behaviour beyond small helpers.
+
+use uuid::Uuid;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::email::EmailAddress;
+use crate::domain::jwt_algorithm::JwtAlgorithm;
+use crate::domain::one_time::TokenKind;
+use crate::domain::refresh::TokenHash;
+use crate::domain::rotation::RotationWindow;
+use crate::domain::user::{Role, User};
+
+pub struct NewUser {
+    pub id: Uuid,
+    /// As typed (normalised, case kept); unique by its canonical form.
+    pub email: EmailAddress,
+    pub name: Option<String>,
+    pub password_hash: String,
+    pub role: Role,
+    pub email_verified: bool,
+    /// When the account was made; `None` is now. Imports keep the original date.
+    pub created_at: Option<DateTime<Utc>>,
+    /// The verification token and its mail, written in the same transaction as the user, so a
+    /// signup is never left without its mail.
+    pub verification: Option<(NewOneTimeToken, OutboxEmail)>,
+}
+
+/// A user and the hash their password verifies against.
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub refresh_hash: TokenHash,
+    pub refresh_ttl_seconds: u64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// What a rotation asks of the store. The child hash is precomputed from the presented token, so
+/// the store never sees a token in clear.
+pub struct Rotation {
+    pub presented: TokenHash,
+    pub child: TokenHash,
+    pub refresh_ttl_seconds: u64,
+    pub grace_seconds: u64,
+    /// A session older than this does not rotate any more (expired): the user signs in again.
+    pub session_max_lifetime_seconds: u64,
+}
+
+impl Rotation {
+    pub fn window(&self) -> RotationWindow {
+        RotationWindow {
+            grace_seconds: self.grace_seconds,
+            session_max_lifetime_seconds: self.session_max_lifetime_seconds,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOwner {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// The presented token was current: it is retired and the child is now current.
+    Rotated(SessionOwner),
+    /// The presented token was retired within the grace window by the rotation that made the
+    /// current token: answer with that same child.
+    GraceReplay(SessionOwner),
+    /// A retired token outside the grace window: the session has just been revoked.
+    Reused {
+        session_id: Uuid,
+        user_id: Uuid,
+    },
+    Expired,
+    /// Unknown token, revoked session, or a user who may no longer sign in.
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedSession {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+}
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// One page of the admin user list.
+#[derive(Debug, Clone, Default)]
+pub struct UserPage {
+    /// The last (created_at, id) of the previous page.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: u32,
+    pub query: Option<String>,
+}
+
+impl UserPage {
+    /// The `LIKE` pattern for the query: lowercased, `%`, `_` and `\` escaped, wrapped in `%`.
+    pub fn like_pattern(&self) -> Option<String> {
+        self.query.as_ref().map(|q| {
+            let escaped = q
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        })
+    }
+}
+
+/// An emailed one-time token to create (its hash only).
+#[derive(Debug, Clone)]
+pub struct NewOneTimeToken {
+    pub hash: TokenHash,
+    pub kind: TokenKind,
+    pub user_id: Option<Uuid>,
+    pub email: String,
+    /// JSON object text.
+    pub metadata: String,
+    pub ttl_seconds: u64,
+    /// A follow-up token (the `one_time_token` cookie) rather than an emailed one.
+    pub follow_up: bool,
+}
+
+/// A consumed one-time token: what it was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedToken {
+    pub kind: TokenKind,
+    pub user_id: Option<Uuid>,
+    pub email: String,
+    pub metadata: String,
+}
+
+/// A mail for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEmail {
+    pub id: Uuid,
+    /// `<uuid@host>`, stable across retries.
+    pub message_id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+}
+
+/// A mail the mailer has claimed, with the attempts made so far (this one included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedEmail {
+    pub email: OutboxEmail,
+    pub attempts: u32,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Sent,
+    /// Try again after this many seconds.
+    Retry {
+        after_seconds: u64,
+        error: String,
+    },
+    /// Give up: too many attempts.
+    Dead {
+        error: String,
+    },
+}
+
+/// An audit event to record.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub user_id: Option<Uuid>,
+    pub kind: &'static str,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    /// JSON object text.
+    pub details: String,
+}
+
+/// A recorded audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthEvent {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub kind: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub details: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One page of the audit log, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventPage {
+    /// Only this user's events.
+    pub user_id: Option<Uuid>,
+    /// The last (created_at, id) of the previous page.
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: u32,
+}
+
+/// What the janitor clears out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeTarget {
+    /// Refresh tokens expired longer ago than the retention.
+    ExpiredRefreshTokens,
+    /// Sessions expired, or revoked longer ago than the retention (their tokens go with them).
+    DeadSessions,
+    /// One-time tokens expired, or used longer ago than the retention.
+    SpentOneTimeTokens,
+    /// Outbox rows sent (or dead) longer ago than the retention.
+    DeliveredEmails,
+    /// Audit events older than the retention.
+    OldEvents,
+}
+
+impl PurgeTarget {
+    pub const ALL: [PurgeTarget; 5] = [
+        PurgeTarget::ExpiredRefreshTokens,
+        PurgeTarget::DeadSessions,
+        PurgeTarget::SpentOneTimeTokens,
+        PurgeTarget::DeliveredEmails,
+        PurgeTarget::OldEvents,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PurgeTarget::ExpiredRefreshTokens => "refresh_tokens",
+            PurgeTarget::DeadSessions => "sessions",
+            PurgeTarget::SpentOneTimeTokens => "one_time_tokens",
+            PurgeTarget::DeliveredEmails => "email_outbox",
+            PurgeTarget::OldEvents => "auth_events",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    Logout,
+    LogoutAll,
+    Reuse,
+    /// The user ended one of their sessions from the sessions list.
+    RevokedByUser,
+    PasswordChanged,
+    AccountDeleted,
+    AccountLocked,
+    RevokedByAdmin,
+    PasswordReset,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Logout => "logout",
+            RevokeReason::LogoutAll => "logout_all",
+            RevokeReason::Reuse => "refresh_token_reused",
+            RevokeReason::RevokedByUser => "revoked_by_user",
+            RevokeReason::PasswordChanged => "password_changed",
+            RevokeReason::AccountDeleted => "account_deleted",
+            RevokeReason::AccountLocked => "account_locked",
+            RevokeReason::RevokedByAdmin => "revoked_by_admin",
+            RevokeReason::PasswordReset => "password_reset",
+        }
+    }
+}
+
+/// A connection pool's state at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    pub size: usize,
+    pub available: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
+
+/// A signing key as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    pub algorithm: JwtAlgorithm,
+    /// Nonce followed by the AES-256-GCM ciphertext of the private key's DER.
+    pub private_key: Vec<u8>,
+    /// The public JWK (with `kid`, `alg`, `use`), as published.
+    pub public_jwk: String,
+    pub created_at: DateTime<Utc>,
+}

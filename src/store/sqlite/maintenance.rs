@@ -1,0 +1,59 @@
+//! Readiness and the janitor's purges.
+
+use async_trait::async_trait;
+use rusqlite::params;
+
+use super::{now_micros, seconds_to_micros, SqliteStore};
+use crate::store::*;
+
+#[async_trait]
+impl MaintenanceStore for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.connection
+            .call(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn purge(
+        &self,
+        target: PurgeTarget,
+        retention_seconds: u64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let sql = match target {
+            PurgeTarget::ExpiredRefreshTokens => {
+                "DELETE FROM refresh_tokens WHERE rowid IN (
+                     SELECT rowid FROM refresh_tokens WHERE expires_at < ?1 - ?2 LIMIT ?3)"
+            }
+            PurgeTarget::DeadSessions => {
+                "DELETE FROM sessions WHERE rowid IN (
+                     SELECT rowid FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1 - ?2 LIMIT ?3)"
+            }
+            PurgeTarget::SpentOneTimeTokens => {
+                "DELETE FROM one_time_tokens WHERE rowid IN (
+                     SELECT rowid FROM one_time_tokens WHERE expires_at < ?1 OR consumed_at < ?1 - ?2 LIMIT ?3)"
+            }
+            PurgeTarget::OldEvents => {
+                "DELETE FROM auth_events WHERE rowid IN (
+                     SELECT rowid FROM auth_events WHERE created_at < ?1 - ?2 LIMIT ?3)"
+            }
+            PurgeTarget::DeliveredEmails => {
+                "DELETE FROM email_outbox WHERE rowid IN (
+                     SELECT rowid FROM email_outbox
+                     WHERE status IN ('sent', 'dead') AND COALESCE(sent_at, next_attempt_at) < ?1 - ?2 LIMIT ?3)"
+            }
+        };
+        self.connection
+            .call(move |c| {
+                let deleted = c.prepare_cached(sql)?.execute(params![
+                    now_micros(),
+                    seconds_to_micros(retention_seconds),
+                    i64::from(limit)
+                ])?;
+                Ok(deleted as u64)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+}

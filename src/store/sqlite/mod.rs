@@ -1,0 +1,103 @@
+//! SQLite backend, the embedded default: one connection owned by a dedicated thread
+//! (tokio-rusqlite), so SQLite's blocking calls never run on an async thread and every write is
+//! serialised without `SQLITE_BUSY`. WAL journal, foreign keys on, migrations from `sql/sqlite/`.
+//! Times are stored as Unix microseconds (UTC).
+
+mod events;
+mod keys;
+mod maintenance;
+mod migrate;
+mod one_time;
+mod outbox;
+mod sessions;
+mod users;
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Row;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::user::Role;
+
+const USER_COLUMNS: &str = "id, email, name, role, email_verified, locked, created_at, updated_at";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    connection: tokio_rusqlite::Connection,
+}
+
+fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+fn seconds_to_micros(seconds: u64) -> i64 {
+    i64::try_from(seconds)
+        .unwrap_or(i64::MAX / 1_000_000)
+        .saturating_mul(1_000_000)
+}
+
+fn is_unique_violation(e: &tokio_rusqlite::Error) -> bool {
+    matches!(
+        e,
+        tokio_rusqlite::Error::Rusqlite(rusqlite::Error::SqliteFailure(failure, _))
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+/// A value read from the database that does not fit its type (a corrupt row).
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text)
+}
+
+fn uuid_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
+    let text: String = row.get(index)?;
+    text.parse().map_err(|_| corrupt("uuid"))
+}
+
+fn time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(row.get(index)?).ok_or_else(|| corrupt("timestamp"))
+}
+
+fn role_from(text: &str) -> rusqlite::Result<Role> {
+    Role::parse(text).ok_or_else(|| corrupt("role"))
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) the database file, or an in-memory one.
+    pub async fn open(path: Option<&Path>) -> Result<Self, StoreError> {
+        let connection = match path {
+            Some(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Unavailable(format!("creating {}: {e}", dir.display()))
+                    })?;
+                }
+                tokio_rusqlite::Connection::open(path).await
+            }
+            None => tokio_rusqlite::Connection::open_in_memory().await,
+        }?;
+        connection
+            .call(|c| {
+                c.pragma_update(None, "journal_mode", "WAL")?;
+                c.pragma_update(None, "synchronous", "NORMAL")?;
+                c.pragma_update(None, "foreign_keys", "ON")?;
+                c.pragma_update(None, "busy_timeout", 5000)?;
+                Ok(())
+            })
+            .await?;
+        Ok(SqliteStore { connection })
+    }
+}
+
+impl From<tokio_rusqlite::Error> for StoreError {
+    fn from(e: tokio_rusqlite::Error) -> Self {
+        match e {
+            tokio_rusqlite::Error::ConnectionClosed => {
+                StoreError::Unavailable("the SQLite connection is closed".into())
+            }
+            other => StoreError::Backend(other.to_string()),
+        }
+    }
+}

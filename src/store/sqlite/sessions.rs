@@ -1,0 +1,304 @@
+//! Sessions and their refresh tokens: creation, the access-token check, rotation, revocation.
+
+use async_trait::async_trait;
+use chrono::DateTime;
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use uuid::Uuid;
+
+use super::users::user_from_row;
+use super::{corrupt, now_micros, role_from, seconds_to_micros, time_at, uuid_at, SqliteStore};
+use crate::domain::refresh::TokenHash;
+use crate::domain::rotation::{self, PresentedToken, RotationDecision, SessionState};
+use crate::domain::user::User;
+use crate::store::*;
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn live_session_user(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Option<User>, StoreError> {
+        self.connection
+            .call(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT u.id, u.email, u.name, u.role, u.email_verified, u.locked, u.created_at, u.updated_at
+                     FROM sessions s JOIN users u ON u.id = s.user_id
+                     WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL
+                       AND u.deleted_at IS NULL AND NOT u.locked",
+                )?
+                .query_row(
+                    params![session_id.to_string(), user_id.to_string()],
+                    user_from_row,
+                )
+                .optional()?)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
+        self.connection
+            .call(move |c| {
+                let now = now_micros();
+                let expires_at = now.saturating_add(seconds_to_micros(session.refresh_ttl_seconds));
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.prepare_cached(
+                    "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip)
+                     VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    session.id.to_string(),
+                    session.user_id.to_string(),
+                    now,
+                    expires_at,
+                    session.user_agent,
+                    session.ip
+                ])?;
+                tx.prepare_cached(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+                     VALUES (?1, ?2, 0, ?3, ?4)",
+                )?
+                .execute(params![
+                    session.refresh_hash.as_slice(),
+                    session.id.to_string(),
+                    now,
+                    expires_at
+                ])?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        rotation: Rotation,
+    ) -> Result<RotationOutcome, StoreError> {
+        Ok(self
+            .connection
+            .call(move |c| {
+                let now = now_micros();
+                // IMMEDIATE takes the write lock up front: rotations are serialised, each sees the
+                // generation the previous one committed.
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let presented = rotation.presented.as_slice();
+                let found = tx
+                    .prepare_cached(
+                        "SELECT rt.session_id, rt.generation, rt.expires_at, rt.rotated_at,
+                                s.generation, s.revoked_at IS NOT NULL, s.created_at, s.user_id,
+                                u.role, (u.deleted_at IS NOT NULL OR u.locked)
+                         FROM refresh_tokens rt
+                         JOIN sessions s ON s.id = rt.session_id
+                         JOIN users u ON u.id = s.user_id
+                         WHERE rt.token_hash = ?1",
+                    )?
+                    .query_row([presented], |row| {
+                        let token = PresentedToken {
+                            generation: row.get(1)?,
+                            expires_at: time_at(row, 2)?,
+                            rotated_at: row
+                                .get::<_, Option<i64>>(3)?
+                                .map(|micros| {
+                                    DateTime::from_timestamp_micros(micros)
+                                        .ok_or_else(|| corrupt("timestamp"))
+                                })
+                                .transpose()?,
+                        };
+                        let session = SessionState {
+                            generation: row.get(4)?,
+                            revoked: row.get(5)?,
+                            created_at: time_at(row, 6)?,
+                            user_barred: row.get(9)?,
+                        };
+                        let owner = SessionOwner {
+                            session_id: uuid_at(row, 0)?,
+                            user_id: uuid_at(row, 7)?,
+                            role: role_from(&row.get::<_, String>(8)?)?,
+                        };
+                        Ok((token, session, owner))
+                    })
+                    .optional()?;
+                let Some((token, session, owner)) = found else {
+                    return Ok(RotationOutcome::Invalid);
+                };
+                let clock = DateTime::from_timestamp_micros(now).unwrap_or_default();
+                let session_id = owner.session_id.to_string();
+                match rotation::decide(&session, &token, rotation.window(), clock) {
+                    RotationDecision::Invalid => Ok(RotationOutcome::Invalid),
+                    RotationDecision::Expired => Ok(RotationOutcome::Expired),
+                    RotationDecision::GraceReplay => Ok(RotationOutcome::GraceReplay(owner)),
+                    RotationDecision::Rotate { next_generation } => {
+                        let child_expires_at =
+                            now.saturating_add(seconds_to_micros(rotation.refresh_ttl_seconds));
+                        tx.prepare_cached(
+                            "UPDATE refresh_tokens SET rotated_at = ?2 WHERE token_hash = ?1",
+                        )?
+                        .execute(params![presented, now])?;
+                        tx.prepare_cached(
+                            "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )?
+                        .execute(params![
+                            rotation.child.as_slice(),
+                            session_id,
+                            next_generation,
+                            now,
+                            child_expires_at
+                        ])?;
+                        tx.prepare_cached(
+                            "UPDATE sessions SET generation = ?2, last_used_at = ?3, expires_at = ?4 WHERE id = ?1",
+                        )?
+                        .execute(params![session_id, next_generation, now, child_expires_at])?;
+                        tx.commit()?;
+                        Ok(RotationOutcome::Rotated(owner))
+                    }
+                    RotationDecision::RevokeForReuse => {
+                        tx.prepare_cached(
+                            "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
+                             WHERE id = ?1 AND revoked_at IS NULL",
+                        )?
+                        .execute(params![session_id, now, RevokeReason::Reuse.as_str()])?;
+                        tx.commit()?;
+                        Ok(RotationOutcome::Reused {
+                            session_id: owner.session_id,
+                            user_id: owner.user_id,
+                        })
+                    }
+                }
+            })
+            .await?)
+    }
+
+    async fn revoke_session_by_refresh(
+        &self,
+        presented: TokenHash,
+        reason: RevokeReason,
+    ) -> Result<Option<RevokedSession>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let found = tx
+                    .prepare_cached(
+                        "SELECT s.id, s.user_id FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
+                         WHERE rt.token_hash = ?1",
+                    )?
+                    .query_row([presented.as_slice()], |row| Ok((uuid_at(row, 0)?, uuid_at(row, 1)?)))
+                    .optional()?;
+                let Some((session_id, user_id)) = found else {
+                    return Ok(None);
+                };
+                tx.prepare_cached(
+                    "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL",
+                )?
+                .execute(params![session_id.to_string(), now_micros(), reason.as_str()])?;
+                tx.commit()?;
+                Ok(Some(RevokedSession { session_id, user_id }))
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<bool, StoreError> {
+        self.connection
+            .call(move |c| {
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
+                         WHERE id = ?1 AND revoked_at IS NULL",
+                    )?
+                    .execute(params![
+                        session_id.to_string(),
+                        now_micros(),
+                        reason.as_str()
+                    ])?;
+                Ok(changed > 0)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        reason: RevokeReason,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(
+                    "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
+                     WHERE user_id = ?1 AND revoked_at IS NULL AND (?4 IS NULL OR id <> ?4) RETURNING id",
+                )?;
+                let ids = statement
+                    .query_map(
+                        params![
+                            user_id.to_string(),
+                            now_micros(),
+                            reason.as_str(),
+                            except.map(|id| id.to_string())
+                        ],
+                        |row| uuid_at(row, 0),
+                    )?
+                    .collect::<rusqlite::Result<Vec<Uuid>>>()?;
+                Ok(ids)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn revoke_session_of(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<bool, StoreError> {
+        self.connection
+            .call(move |c| {
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
+                         WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+                    )?
+                    .execute(params![
+                        session_id.to_string(),
+                        user_id.to_string(),
+                        now_micros(),
+                        reason.as_str()
+                    ])?;
+                Ok(changed > 0)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn live_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(
+                    "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions
+                     WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2
+                     ORDER BY last_used_at DESC, id",
+                )?;
+                let sessions = statement
+                    .query_map(params![user_id.to_string(), now_micros()], |row| {
+                        Ok(SessionInfo {
+                            id: uuid_at(row, 0)?,
+                            created_at: time_at(row, 1)?,
+                            last_used_at: time_at(row, 2)?,
+                            user_agent: row.get(3)?,
+                            ip: row.get(4)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(sessions)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+}

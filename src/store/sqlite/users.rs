@@ -1,0 +1,276 @@
+//! Accounts: creation, lookups by email and id, password, profile, role, deletion.
+
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use uuid::Uuid;
+
+use super::one_time::insert_token;
+use super::outbox::insert_email;
+use super::{
+    is_unique_violation, now_micros, role_from, time_at, uuid_at, SqliteStore, USER_COLUMNS,
+};
+use crate::domain::email::CanonicalEmail;
+use crate::domain::user::{Role, User};
+use crate::store::*;
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        self.connection
+            .call(move |c| {
+                let now = now_micros();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut statement = tx.prepare_cached(&format!(
+                    "INSERT INTO users (id, email, email_canonical, name, password_hash, role, email_verified,
+                                        created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {USER_COLUMNS}"
+                ))?;
+                let created = statement.query_row(
+                    params![
+                        user.id.to_string(),
+                        user.email.as_str(),
+                        user.email.canonical().as_str(),
+                        user.name,
+                        user.password_hash,
+                        user.role.as_str(),
+                        user.email_verified,
+                        user.created_at.map(|t| t.timestamp_micros()).unwrap_or(now),
+                        now
+                    ],
+                    user_from_row,
+                )?;
+                drop(statement);
+                if let Some((token, email)) = &user.verification {
+                    insert_token(&tx, token, now)?;
+                    insert_email(&tx, email, now)?;
+                }
+                tx.commit()?;
+                Ok(created)
+            })
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::EmailTaken
+                } else {
+                    e.into()
+                }
+            })
+    }
+
+    async fn user_by_email(
+        &self,
+        email: &CanonicalEmail,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        let canonical = email.as_str().to_string();
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS}, password_hash FROM users
+                     WHERE email_canonical = ?1 AND deleted_at IS NULL"
+                ))?;
+                Ok(statement
+                    .query_row([canonical], |row| {
+                        Ok(UserCredentials {
+                            user: user_from_row(row)?,
+                            password_hash: row.get(8)?,
+                        })
+                    })
+                    .optional()?)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE id = ?1 AND deleted_at IS NULL"
+                ))?;
+                Ok(statement
+                    .query_row([id.to_string()], user_from_row)
+                    .optional()?)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn rehash_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+        let password_hash = password_hash.to_string();
+        self.connection
+            .call(move |c| {
+                c.prepare_cached(
+                    "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id.to_string(), password_hash, now_micros()])?;
+                Ok(())
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn set_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+        let password_hash = password_hash.to_string();
+        self.connection
+            .call(move |c| {
+                let now = now_micros();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.prepare_cached(
+                    "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id.to_string(), password_hash, now])?;
+                tx.prepare_cached(
+                    "UPDATE one_time_tokens SET consumed_at = ?2
+                     WHERE user_id = ?1 AND kind = 'password_reset' AND consumed_at IS NULL",
+                )?
+                .execute(params![id.to_string(), now])?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError> {
+        self.connection
+            .call(move |c| {
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                    )?
+                    .execute(params![user_id.to_string(), now_micros()])?;
+                Ok(changed > 0)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn user_credentials_by_id(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = ?1 AND deleted_at IS NULL"
+                ))?;
+                Ok(statement
+                    .query_row([id.to_string()], |row| {
+                        Ok(UserCredentials {
+                            user: user_from_row(row)?,
+                            password_hash: row.get(8)?,
+                        })
+                    })
+                    .optional()?)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn update_name(
+        &self,
+        id: Uuid,
+        name: Option<String>,
+    ) -> Result<Option<User>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(&format!(
+                    "UPDATE users SET name = ?2, updated_at = ?3
+                     WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+                ))?;
+                Ok(statement
+                    .query_row(params![id.to_string(), name, now_micros()], user_from_row)
+                    .optional()?)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn update_role_and_lock(
+        &self,
+        id: Uuid,
+        role: Option<Role>,
+        locked: Option<bool>,
+    ) -> Result<Option<User>, StoreError> {
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(&format!(
+                    "UPDATE users SET role = COALESCE(?2, role), locked = COALESCE(?3, locked), updated_at = ?4
+                     WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+                ))?;
+                Ok(statement
+                    .query_row(
+                        params![id.to_string(), role.map(Role::as_str), locked, now_micros()],
+                        user_from_row,
+                    )
+                    .optional()?)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> Result<bool, StoreError> {
+        let canonical = email.as_str().to_string();
+        self.connection
+            .call(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = ?1 AND deleted_at IS NOT NULL)",
+                )?
+                .query_row([canonical], |row| row.get::<_, bool>(0))?)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn soft_delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.connection
+            .call(move |c| {
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE users SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                    )?
+                    .execute(params![id.to_string(), now_micros()])?;
+                Ok(changed > 0)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn list_users(&self, page: &UserPage) -> Result<Vec<User>, StoreError> {
+        let (after_time, after_id) = match page.after {
+            Some((time, id)) => (Some(time.timestamp_micros()), Some(id.to_string())),
+            None => (None, None),
+        };
+        let pattern = page.like_pattern();
+        let limit = i64::from(page.limit);
+        self.connection
+            .call(move |c| {
+                let mut statement = c.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users
+                     WHERE deleted_at IS NULL
+                       AND (?1 IS NULL OR created_at > ?1 OR (created_at = ?1 AND id > ?2))
+                       AND (?3 IS NULL OR email_canonical LIKE ?3 ESCAPE '\\' OR lower(name) LIKE ?3 ESCAPE '\\')
+                     ORDER BY created_at, id LIMIT ?4"
+                ))?;
+                let users = statement
+                    .query_map(params![after_time, after_id, pattern, limit], user_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(users)
+            })
+            .await
+            .map_err(StoreError::from)
+    }
+}
+
+pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: uuid_at(row, 0)?,
+        email: row.get(1)?,
+        name: row.get(2)?,
+        role: role_from(&row.get::<_, String>(3)?)?,
+        email_verified: row.get(4)?,
+        locked: row.get(5)?,
+        created_at: time_at(row, 6)?,
+        updated_at: time_at(row, 7)?,
+    })
+}
