@@ -10,7 +10,7 @@ use redis::Script;
 
 use super::{Cache, CacheError, RateDecision};
 use crate::config::CacheSettings;
-use crate::domain::lockout::LockoutPolicy;
+use crate::domain::lockout::{AttemptRecord, LockoutPolicy, Reservation};
 
 /// GCRA (generic cell rate algorithm): one key holding the theoretical arrival time, in ms.
 /// Returns {allowed, remaining, reset_after_ms, retry_after_ms}.
@@ -32,32 +32,38 @@ local remaining = math.floor((window - (new_tat - now)) / interval + 1e-9)
 return {1, remaining, math.ceil(new_tat - now), 0}
 "#;
 
-/// Reserves one login attempt (`LockoutPolicy::reserve`, the same rule on Redis's clock): returns
-/// {0, wait_ms} when the account must wait (nothing counted), else counts the attempt and returns
-/// {1, delay_ms} with the wait it imposes on the next one (0: none). ARGV: threshold, base_ms,
-/// max_ms, forget_ms.
-const RESERVE_ATTEMPT: &str = r#"
-local threshold = tonumber(ARGV[1])
-local base = tonumber(ARGV[2])
-local max = tonumber(ARGV[3])
-local forget = tonumber(ARGV[4])
+/// An account's attempt record and Redis's clock: {failures, blocked_until_ms or -1, now_ms}.
+/// The decision is `LockoutPolicy::reserve`, made in Rust; Redis only reads and writes.
+const READ_ATTEMPTS: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local blocked_until = tonumber(redis.call('HGET', KEYS[1], 'until'))
-if blocked_until and blocked_until > now then
-  return {0, blocked_until - now}
-end
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-local delay = 0
-if failures >= threshold then
-  delay = base * (2 ^ (failures - threshold))
-  if delay > max then delay = max end
-  delay = math.floor(delay)
-  redis.call('HSET', KEYS[1], 'until', now + delay)
-end
-redis.call('PEXPIRE', KEYS[1], forget + delay)
-return {1, delay}
+local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
+local blocked_until = tonumber(redis.call('HGET', KEYS[1], 'until') or '-1')
+return {failures, blocked_until, now}
 "#;
+
+/// Writes a new attempt record if the stored one is still the one read (compare and set): 1 when
+/// written, 0 when another attempt got there first. ARGV: the failures and blocked_until read,
+/// the new failures and blocked_until (-1: none), how long to keep the record (ms).
+const WRITE_ATTEMPTS: &str = r#"
+local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
+local blocked_until = tonumber(redis.call('HGET', KEYS[1], 'until') or '-1')
+if failures ~= tonumber(ARGV[1]) or blocked_until ~= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'failures', ARGV[3])
+if tonumber(ARGV[4]) >= 0 then
+  redis.call('HSET', KEYS[1], 'until', ARGV[4])
+else
+  redis.call('HDEL', KEYS[1], 'until')
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"#;
+
+/// Compare-and-set rounds before a contended account is told to wait: only concurrent attempts
+/// on one account collide, and a guesser racing itself may well wait.
+const RESERVE_ROUNDS: usize = 8;
 
 #[derive(Clone)]
 pub struct RedisCache {
@@ -65,7 +71,8 @@ pub struct RedisCache {
     prefix: String,
     command_timeout: Duration,
     gcra: Script,
-    reserve_attempt: Script,
+    read_attempts: Script,
+    write_attempts: Script,
 }
 
 impl RedisCache {
@@ -93,7 +100,8 @@ impl RedisCache {
             prefix: settings.key_prefix.clone(),
             command_timeout: Duration::from_millis(settings.command_timeout_ms),
             gcra: Script::new(GCRA),
-            reserve_attempt: Script::new(RESERVE_ATTEMPT),
+            read_attempts: Script::new(READ_ATTEMPTS),
+            write_attempts: Script::new(WRITE_ATTEMPTS),
         })
     }
 
@@ -123,6 +131,13 @@ fn unavailable(e: redis::RedisError) -> CacheError {
 fn millis(value: i64) -> Duration {
     Duration::from_millis(value.max(0) as u64)
 }
+
+fn as_millis(value: Duration) -> i64 {
+    i64::try_from(value.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A wait is at least a millisecond, so a `Retry-After` is never zero.
+const MIN_WAIT: Duration = Duration::from_millis(1);
 
 fn lockout_key(key: &str) -> String {
     format!("lo:{key}")
@@ -170,22 +185,37 @@ impl Cache for RedisCache {
         policy: &LockoutPolicy,
     ) -> Result<Option<Duration>, CacheError> {
         let mut connection = self.connection.clone();
-        let mut invocation = self.reserve_attempt.key(self.key(&lockout_key(key)));
-        invocation
-            .arg(policy.threshold)
-            .arg(policy.base_delay.as_millis() as u64)
-            .arg(policy.max_delay.as_millis() as u64)
-            .arg(policy.forget_after.as_millis() as u64);
-        let reply: Vec<i64> = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
-        match reply[..] {
-            [1, _] => Ok(None),
-            [0, wait_ms] => Ok(Some(millis(wait_ms.max(1)))),
-            _ => Err(CacheError::Unavailable(
-                "unexpected login-attempt reply".into(),
-            )),
+        let key = self.key(&lockout_key(key));
+        for _ in 0..RESERVE_ROUNDS {
+            let reply: Vec<i64> = self
+                .bounded(self.read_attempts.key(&key).invoke_async(&mut connection))
+                .await?;
+            let [failures, blocked_until, now] = reply[..] else {
+                return Err(CacheError::Unavailable(
+                    "unexpected login-attempt reply".into(),
+                ));
+            };
+            let read = AttemptRecord {
+                failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                blocked_until: (blocked_until >= 0).then(|| millis(blocked_until)),
+            };
+            let (record, delay) = match policy.reserve(read, millis(now)) {
+                (_, Reservation::Refused { wait }) => return Ok(Some(wait.max(MIN_WAIT))),
+                (record, Reservation::Granted { delay }) => (record, delay),
+            };
+            let mut write = self.write_attempts.key(&key);
+            write
+                .arg(failures)
+                .arg(blocked_until)
+                .arg(record.failures)
+                .arg(record.blocked_until.map_or(-1, as_millis))
+                .arg(as_millis(policy.keep_for(delay)));
+            let written: i64 = self.bounded(write.invoke_async(&mut connection)).await?;
+            if written == 1 {
+                return Ok(None);
+            }
         }
+        Ok(Some(policy.base_delay.max(MIN_WAIT)))
     }
 
     async fn clear_login_failures(&self, key: &str) -> Result<(), CacheError> {
