@@ -9,7 +9,6 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
-use crate::accounts::AccountService;
 use crate::actors::deferred::{Deferred, Drain};
 use crate::actors::hasher::HasherPool;
 use crate::actors::janitor::Janitor;
@@ -17,19 +16,22 @@ use crate::actors::mailer::{message_id_domain, Flush, Mailer};
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
 use crate::actors::Tracked;
-use crate::audit::Audit;
-use crate::auth::{AuthService, FlowDeps, PasswordRules, SignupRules};
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
 use crate::cache::Cache;
 use crate::config::{Settings, StoreBackend};
 use crate::error::AppError;
+use crate::flows::account::AccountService;
+use crate::flows::admin::AdminService;
+use crate::flows::audit::Audit;
+use crate::flows::auth::{AuthService, SignupRules};
+use crate::flows::deps::{FlowDeps, PasswordRules};
+use crate::flows::email_links::EmailLinkService;
+use crate::flows::outbox::{Outbox, TokenLifetimes, FOLLOW_UP_LIFETIME};
 use crate::http::client_ip::TrustedProxies;
 use crate::http::cookies::CookiePolicy;
 use crate::http::{self, AppState};
 use crate::keys::SigningKeys;
-use crate::lifecycle::LifecycleService;
-use crate::outbox::{Outbox, TokenLifetimes, FOLLOW_UP_LIFETIME};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -282,8 +284,9 @@ impl Application {
                 password_rules: password_rules.clone(),
             };
             let state = AppState {
-                accounts: AccountService::new(deps.clone()),
-                lifecycle: LifecycleService::new(deps.clone()),
+                account: AccountService::new(deps.clone()),
+                admin: AdminService::new(deps.clone()),
+                email_links: EmailLinkService::new(deps.clone()),
                 auth: AuthService::new(deps, signup_rules),
                 rate_limiter,
                 store: store.clone(),

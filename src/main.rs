@@ -198,7 +198,7 @@ async fn import(settings: &config::Settings, file: &std::path::Path) -> ExitCode
             return ExitCode::FAILURE;
         }
     };
-    match authd::import::import_users(store.as_ref(), input).await {
+    match authd::flows::import::import_users(store.as_ref(), input).await {
         Ok(report) => {
             for (line, reason) in &report.failures {
                 eprintln!("line {line}: {reason}");
@@ -265,7 +265,7 @@ async fn create_user(
             return ExitCode::FAILURE;
         }
     };
-    let rules = authd::auth::PasswordRules {
+    let rules = authd::flows::deps::PasswordRules {
         min_score: settings.auth.password_min_score,
         app_name: settings.auth.app_name.clone(),
     };
@@ -274,7 +274,7 @@ async fn create_user(
     } else {
         authd::domain::user::Role::User
     };
-    match authd::accounts::provision_user(
+    match authd::flows::admin::provision_user(
         store.as_ref(),
         &hasher,
         &rules,

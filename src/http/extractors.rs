@@ -11,11 +11,11 @@ use serde::de::DeserializeOwned;
 use super::client_ip::client_ip;
 use super::middleware::RequestId;
 use super::AppState;
-use crate::accounts::AccountService;
 use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::client::ClientContext;
 use crate::domain::user::User;
 use crate::error::{AppError, FieldError};
+use crate::flows::admin::AdminService;
 
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
     req.app_data::<web::Data<AppState>>()
@@ -60,7 +60,7 @@ impl FromRequest for AdminUser {
         let caller = AuthUser::from_request(req, payload);
         Box::pin(async move {
             let AuthUser(caller) = caller.await?;
-            Ok(AdminUser(AccountService::require_admin(caller)?))
+            Ok(AdminUser(AdminService::require_admin(caller)?))
         })
     }
 }

@@ -8,13 +8,14 @@ use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest};
 use utoipa_actix_web::{scope, service_config::ServiceConfig};
 
-use crate::accounts::AccountService;
 use crate::actors::rate_limiter::RateLimiter;
-use crate::auth::AuthService;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::lifecycle::LifecycleService;
+use crate::flows::account::AccountService;
+use crate::flows::admin::AdminService;
+use crate::flows::auth::AuthService;
+use crate::flows::email_links::EmailLinkService;
 use crate::store::Store;
 
 pub mod client_ip;
@@ -29,8 +30,9 @@ pub mod routes;
 /// What handlers and middleware reach through `web::Data`; one per HTTP worker.
 pub struct AppState {
     pub auth: AuthService,
-    pub accounts: AccountService,
-    pub lifecycle: LifecycleService,
+    pub account: AccountService,
+    pub admin: AdminService,
+    pub email_links: EmailLinkService,
     pub rate_limiter: crate::actors::Tracked<RateLimiter>,
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn Cache>,
@@ -79,7 +81,7 @@ pub fn cors(settings: &Settings) -> Cors {
 /// Registers every route under the base path. The same call feeds [`openapi::document`], so
 /// what is served is what is documented.
 pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
-    use routes::{account, admin, auth, events, health, lifecycle, me};
+    use routes::{account, admin, auth, email_links, events, health, me};
     move |cfg| {
         cfg.service(
             scope(base_path)
@@ -93,11 +95,11 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
                         .service(account::sessions)
                         .service(account::revoke_session)
                         .service(account::change_password)
-                        .service(lifecycle::forgot_password)
-                        .service(lifecycle::reset_password)
-                        .service(lifecycle::verify_email)
-                        .service(lifecycle::resend_verification)
-                        .service(lifecycle::validate_token),
+                        .service(email_links::forgot_password)
+                        .service(email_links::reset_password)
+                        .service(email_links::verify_email)
+                        .service(email_links::resend_verification)
+                        .service(email_links::validate_token),
                 )
                 .service(events::mine)
                 .service(me::get)

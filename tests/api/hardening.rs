@@ -206,7 +206,7 @@ async fn imported_users_log_in_with_their_old_passwords_and_are_rehashed(backend
         "{not json",
     );
     let (store, _) = authd::app::open_store(&app.settings, false).await.unwrap();
-    let report = authd::import::import_users(store.as_ref(), file.as_bytes())
+    let report = authd::flows::import::import_users(store.as_ref(), file.as_bytes())
         .await
         .unwrap();
     assert_eq!((report.imported, report.already_present), (2, 0));
@@ -214,7 +214,7 @@ async fn imported_users_log_in_with_their_old_passwords_and_are_rehashed(backend
     assert_eq!(failed_lines, [4, 5]);
 
     // Idempotent: the same file again changes nothing.
-    let again = authd::import::import_users(store.as_ref(), file.as_bytes())
+    let again = authd::flows::import::import_users(store.as_ref(), file.as_bytes())
         .await
         .unwrap();
     assert_eq!((again.imported, again.already_present), (0, 2));

@@ -36,7 +36,7 @@ pub async fn sessions(
     AuthUser(Caller { claims, .. }): AuthUser,
 ) -> Result<HttpResponse, AppError> {
     let sessions: Vec<SessionBody> = state
-        .accounts
+        .account
         .sessions(&claims)
         .await?
         .into_iter()
@@ -69,7 +69,7 @@ pub async fn revoke_session(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     state
-        .accounts
+        .account
         .revoke_session(&claims, id.into_inner(), &client)
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -97,7 +97,7 @@ pub async fn update_me(
     JsonBody(body): JsonBody<UpdateMeRequest>,
 ) -> Result<HttpResponse, AppError> {
     let user = state
-        .accounts
+        .account
         .update_name(&claims, body.name.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(MeBody::from(&user)))
@@ -127,7 +127,7 @@ pub async fn delete_me(
     JsonBody(body): JsonBody<DeleteMeRequest>,
 ) -> Result<HttpResponse, AppError> {
     state
-        .accounts
+        .account
         .delete_me(&claims, &body.password, &client)
         .await?;
     Ok(HttpResponse::NoContent()
@@ -170,7 +170,7 @@ pub async fn change_password(
     JsonBody(body): JsonBody<ChangePasswordRequest>,
 ) -> Result<HttpResponse, AppError> {
     let revoked_sessions = state
-        .accounts
+        .account
         .change_password(&claims, &body.current_password, &body.new_password, &client)
         .await?;
     Ok(HttpResponse::Ok().json(ChangePasswordBody {

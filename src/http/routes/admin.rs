@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::accounts::UserChanges;
 use crate::domain::user::{Role, User};
 use crate::error::AppError;
+use crate::flows::admin::UserChanges;
 use crate::http::error::ErrorBody;
 use crate::http::extractors::{AdminUser, Client, JsonBody};
 use crate::http::AppState;
@@ -75,7 +75,7 @@ pub async fn list_users(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let list = state
-        .accounts
+        .admin
         .list_users(query.cursor.as_deref(), query.limit, query.q.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(UserListBody {
@@ -99,7 +99,7 @@ pub async fn get_user(
     _admin: AdminUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
-    let user = state.accounts.get_user(id.into_inner()).await?;
+    let user = state.admin.get_user(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(AdminUserBody::from(&user)))
 }
 
@@ -133,7 +133,7 @@ pub async fn update_user(
         locked: body.locked,
     };
     let user = state
-        .accounts
+        .admin
         .update_user(&admin, id.into_inner(), changes, &client)
         .await?;
     Ok(HttpResponse::Ok().json(AdminUserBody::from(&user)))
@@ -156,7 +156,7 @@ pub async fn delete_user(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     state
-        .accounts
+        .admin
         .delete_user(&admin, id.into_inner(), &client)
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -185,7 +185,7 @@ pub async fn revoke_sessions(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let revoked_sessions = state
-        .accounts
+        .admin
         .revoke_user_sessions(&admin, id.into_inner(), &client)
         .await?;
     Ok(HttpResponse::Ok().json(RevokedBody { revoked_sessions }))
@@ -233,7 +233,7 @@ pub async fn invite(
         .role
         .ok_or_else(|| AppError::validation("role", "is required (user or admin)"))?;
     let email = state
-        .auth
+        .admin
         .invite(
             &client,
             admin.id,

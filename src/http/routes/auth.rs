@@ -6,10 +6,10 @@ use utoipa::ToSchema;
 
 use super::{MessageBody, UserBody};
 use crate::actors::tokens::IssuedTokens;
-use crate::auth::{Invitation, LoginInput, SignupInput, SignupOutcome};
 use crate::domain::claims::Caller;
 use crate::domain::user::User;
 use crate::error::AppError;
+use crate::flows::auth::{Invitation, LoginInput, SignupInput, SignupOutcome};
 use crate::http::cookies::{request_cookie, ONE_TIME_COOKIE, REFRESH_COOKIE};
 use crate::http::error::ErrorBody;
 use crate::http::extractors::{AuthUser, Client, JsonBody, MaybeAuthUser};

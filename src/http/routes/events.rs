@@ -61,19 +61,11 @@ pub struct EventListBody {
     next_cursor: Option<String>,
 }
 
-async fn list(
-    state: &AppState,
-    user_id: Option<Uuid>,
-    query: &EventQuery,
-) -> Result<HttpResponse, AppError> {
-    let (events, next_cursor) = state
-        .accounts
-        .events(user_id, query.cursor.as_deref(), query.limit)
-        .await?;
-    Ok(HttpResponse::Ok().json(EventListBody {
+fn page(events: Vec<AuthEvent>, next_cursor: Option<String>) -> HttpResponse {
+    HttpResponse::Ok().json(EventListBody {
         events: events.into_iter().map(EventBody::from).collect(),
         next_cursor,
-    }))
+    })
 }
 
 #[utoipa::path(
@@ -88,7 +80,11 @@ pub async fn mine(
     AuthUser(Caller { claims, .. }): AuthUser,
     query: web::Query<EventQuery>,
 ) -> Result<HttpResponse, AppError> {
-    list(&state, Some(claims.sub), &query).await
+    let (events, next_cursor) = state
+        .account
+        .events(&claims, query.cursor.as_deref(), query.limit)
+        .await?;
+    Ok(page(events, next_cursor))
 }
 
 #[utoipa::path(
@@ -103,5 +99,9 @@ pub async fn all(
     _admin: AdminUser,
     query: web::Query<EventQuery>,
 ) -> Result<HttpResponse, AppError> {
-    list(&state, query.user_id, &query).await
+    let (events, next_cursor) = state
+        .admin
+        .events(query.user_id, query.cursor.as_deref(), query.limit)
+        .await?;
+    Ok(page(events, next_cursor))
 }

@@ -1,9 +1,9 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod email_links;
 pub mod events;
 pub mod health;
-pub mod lifecycle;
 pub mod me;
 pub mod metrics;
 

@@ -1,21 +1,15 @@
 //! The authentication flows, as sequences of messages to the actors. No HTTP here and no SQL:
 //! handlers call these, these call the actors and the store.
 
-use std::sync::Arc;
-
-use crate::actors::Tracked;
 use uuid::Uuid;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use crate::audit::{Audit, EventKind};
+use crate::flows::audit::EventKind;
 
-use crate::actors::hasher::HasherPool;
-use crate::actors::rate_limiter::{ClearFailures, RateLimiter, ReserveAttempt};
 use crate::actors::tokens::{
-    IssuedTokens, Logout, LogoutAll, PublishedKeys, Rotate, Rotated, StartSession, TokenActor,
-    VerifyAccess,
+    IssuedTokens, Logout, LogoutAll, PublishedKeys, Rotate, Rotated, StartSession, VerifyAccess,
 };
 use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::client::ClientContext;
@@ -27,8 +21,8 @@ use crate::domain::refresh::OpaqueToken;
 use crate::domain::user::{check_name, Role, User};
 use crate::domain::{lockout, password};
 use crate::error::{AppError, FieldError};
-use crate::outbox::Outbox;
-use crate::store::{NewUser, Store, StoreError};
+use crate::flows::deps::FlowDeps;
+use crate::store::{NewUser, StoreError};
 
 /// Longest password accepted at login, in bytes: longer input is refused before any hashing, so
 /// a megabyte "password" cannot buy a megabyte of argon2 input.
@@ -60,43 +54,6 @@ pub struct LoginInput {
     pub password: String,
 }
 
-/// The configured password-strength rules.
-#[derive(Debug, Clone)]
-pub struct PasswordRules {
-    pub min_score: u8,
-    pub app_name: String,
-}
-
-/// What the flows (`auth`, `accounts`, `lifecycle`) are built from: one set per HTTP worker, since
-/// the actor addresses are per worker.
-#[derive(Clone)]
-pub struct FlowDeps {
-    pub store: Arc<dyn Store>,
-    /// Work done after the answer (on the main arbiter, drained at shutdown).
-    pub deferred: actix::Addr<crate::actors::deferred::Deferred>,
-    pub hasher: HasherPool,
-    pub tokens: Tracked<TokenActor>,
-    pub limiter: Tracked<RateLimiter>,
-    pub outbox: Outbox,
-    pub audit: Audit,
-    pub password_rules: Arc<PasswordRules>,
-}
-
-impl PasswordRules {
-    /// Checks a new password for the account `email`/`name` and answers the form to hash, or the
-    /// error for `field`.
-    pub fn check_new(
-        &self,
-        raw: &str,
-        email: &str,
-        name: Option<&str>,
-        field: &str,
-    ) -> Result<String, AppError> {
-        let context = PasswordContext::new(self.min_score, email, name, &self.app_name);
-        password::check_new(raw, &context).map_err(|e| AppError::validation(field, e.message()))
-    }
-}
-
 /// Signup rules beyond the password.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SignupRules {
@@ -115,14 +72,8 @@ pub enum SignupOutcome {
 
 #[derive(Clone)]
 pub struct AuthService {
-    store: Arc<dyn Store>,
-    hasher: HasherPool,
-    tokens: Tracked<TokenActor>,
-    limiter: Tracked<RateLimiter>,
-    password_rules: Arc<PasswordRules>,
+    deps: FlowDeps,
     signup_rules: SignupRules,
-    outbox: Outbox,
-    audit: Audit,
 }
 
 /// What a signup answers for an address it must not reveal: shaped like a new account, down to
@@ -143,16 +94,7 @@ fn stand_in(email: String, name: Option<String>) -> User {
 
 impl AuthService {
     pub fn new(deps: FlowDeps, signup_rules: SignupRules) -> Self {
-        AuthService {
-            store: deps.store,
-            hasher: deps.hasher,
-            tokens: deps.tokens,
-            limiter: deps.limiter,
-            password_rules: deps.password_rules,
-            signup_rules,
-            outbox: deps.outbox,
-            audit: deps.audit,
-        }
+        AuthService { deps, signup_rules }
     }
 
     async fn start_session(
@@ -161,7 +103,8 @@ impl AuthService {
         client: &ClientContext,
     ) -> Result<IssuedTokens, AppError> {
         let (user_agent, ip) = client.session_fields();
-        self.tokens
+        self.deps
+            .tokens
             .send(StartSession {
                 user_id: user.id,
                 role: user.role,
@@ -185,7 +128,7 @@ impl AuthService {
             .map_err(|e| problems.push(FieldError::new("name", e)))
             .ok()
             .flatten();
-        let rules = &self.password_rules;
+        let rules = &self.deps.password_rules;
         let context = PasswordContext::new(
             rules.min_score,
             email
@@ -207,11 +150,12 @@ impl AuthService {
         };
 
         // The hasher place before any I/O: a signup the pool would refuse costs nothing else.
-        let permit = self.hasher.reserve()?;
+        let permit = self.deps.hasher.reserve()?;
         let invited = self.check_invitation(input.invitation, &email).await?;
         let hidden = self.signup_rules.require_email_verification && invited.is_none();
         if !self.signup_rules.allow_email_reuse_after_delete
             && self
+                .deps
                 .store
                 .email_held_by_deleted_user(email.canonical())
                 .await?
@@ -229,7 +173,8 @@ impl AuthService {
         let password_hash = permit.hash(&password).await?;
         if let Some(invited) = &invited {
             // Used up only now, when nothing else can refuse the signup.
-            self.store
+            self.deps
+                .store
                 .consume_one_time_token(
                     invited.token.hash(),
                     &OneTimeUse::any(&[TokenKind::Invitation]),
@@ -242,7 +187,7 @@ impl AuthService {
         // is written with the user, in one transaction.
         let email_verified = invited.is_some();
         let verification = (!email_verified).then(|| {
-            self.outbox.prepare_token(
+            self.deps.outbox.prepare_token(
                 TokenKind::EmailVerification,
                 Some(id),
                 email.as_str(),
@@ -251,6 +196,7 @@ impl AuthService {
             )
         });
         let created = self
+            .deps
             .store
             .create_user(NewUser {
                 id,
@@ -266,8 +212,9 @@ impl AuthService {
         let user = match created {
             Ok(user) => user,
             Err(StoreError::EmailTaken) if hidden => {
-                if let Some(owner) = self.store.user_by_email(email.canonical()).await? {
-                    self.outbox
+                if let Some(owner) = self.deps.store.user_by_email(email.canonical()).await? {
+                    self.deps
+                        .outbox
                         .send_notice(
                             MessageKind::AccountExists,
                             &owner.user.email,
@@ -283,7 +230,8 @@ impl AuthService {
             Err(e) => return Err(e.into()),
         };
         tracing::info!(user_id = %user.id, role = user.role.as_str(), "signed up");
-        self.audit
+        self.deps
+            .audit
             .record(
                 EventKind::Signup,
                 Some(user.id),
@@ -292,7 +240,7 @@ impl AuthService {
             )
             .await;
         if !user.email_verified {
-            self.outbox.wake();
+            self.deps.outbox.wake();
         }
         if hidden {
             return Ok(SignupOutcome::VerificationSent(user));
@@ -321,6 +269,7 @@ impl AuthService {
             };
         };
         let Some(found) = self
+            .deps
             .store
             .peek_one_time_token(token.hash(), &OneTimeUse::any(&[TokenKind::Invitation]))
             .await?
@@ -349,6 +298,7 @@ impl AuthService {
             .and_then(|id| id.parse::<Uuid>().ok());
         let inviter_may_invite = match inviter {
             Some(id) => self
+                .deps
                 .store
                 .user_by_id(id)
                 .await?
@@ -360,49 +310,6 @@ impl AuthService {
             return Err(AppError::OneTimeTokenInvalid);
         }
         Ok(Some(Invited { token, role }))
-    }
-
-    /// Invites `email` with `role`: a one-time token (7 days by default) mailed to the address.
-    pub async fn invite(
-        &self,
-        client: &ClientContext,
-        admin_id: Uuid,
-        raw_email: &str,
-        role: Role,
-        metadata: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<String, AppError> {
-        let address = EmailAddress::parse(raw_email)
-            .map_err(|e| AppError::validation("email", e.message()))?;
-        if self
-            .store
-            .user_by_email(address.canonical())
-            .await?
-            .is_some()
-        {
-            return Err(AppError::EmailTaken);
-        }
-        let mut metadata = metadata;
-        metadata.insert("role".into(), role.as_str().into());
-        metadata.insert("invitedBy".into(), admin_id.to_string().into());
-        self.outbox
-            .send_token(
-                TokenKind::Invitation,
-                None,
-                address.as_str(),
-                None,
-                &serde_json::Value::Object(metadata),
-            )
-            .await?;
-        tracing::info!(%admin_id, role = role.as_str(), "invitation sent");
-        self.audit
-            .record(
-                EventKind::InvitationSent,
-                Some(admin_id),
-                client,
-                json!({ "email": address.as_str(), "role": role.as_str() }),
-            )
-            .await;
-        Ok(address.into_string())
     }
 
     #[tracing::instrument(skip_all)]
@@ -425,14 +332,15 @@ impl AuthService {
         }
 
         // The hasher place first: a login the pool would refuse costs no lookup and no attempt.
-        let permit = self.hasher.reserve()?;
+        let permit = self.deps.hasher.reserve()?;
         // Then the attempt, reserved atomically before any lookup or hashing, so concurrent
         // guesses count against each other; unknown emails are throttled the same way, so the
         // answer says nothing about which accounts exist.
         let account_key = lockout::account_key(&input.email);
-        reserve_attempt(&self.limiter, &account_key).await?;
+        self.deps.reserve_attempt(&account_key).await?;
 
         let account = self
+            .deps
             .store
             .user_by_email(&CanonicalEmail::of(&input.email))
             .await?;
@@ -453,7 +361,8 @@ impl AuthService {
                 } else {
                     "unknown_email"
                 };
-                self.audit
+                self.deps
+                    .audit
                     .record(
                         EventKind::LoginFailed,
                         user_id,
@@ -464,7 +373,7 @@ impl AuthService {
                 return Err(AppError::InvalidCredentials);
             }
         };
-        clear_failures(&self.limiter, account_key).await?;
+        self.deps.clear_failures(account_key).await?;
         // The right password, but no session: recorded like any refused login.
         let refusal = if user.locked {
             Some((AppError::AccountLocked, "account_locked"))
@@ -474,7 +383,8 @@ impl AuthService {
             None
         };
         if let Some((error, reason)) = refusal {
-            self.audit
+            self.deps
+                .audit
                 .record(
                     EventKind::LoginFailed,
                     Some(user.id),
@@ -489,7 +399,8 @@ impl AuthService {
         }
         tracing::info!(user_id = %user.id, "logged in");
         let tokens = self.start_session(&user, client).await?;
-        self.audit
+        self.deps
+            .audit
             .record(
                 EventKind::LoginSucceeded,
                 Some(user.id),
@@ -504,8 +415,8 @@ impl AuthService {
     /// has gone: the login is not made to wait for a second argon2 run. If the pool is busy, the
     /// next login tries again.
     fn rehash_in_background(&self, user_id: Uuid, password: String) {
-        let hasher = self.hasher.clone();
-        let store = self.store.clone();
+        let hasher = self.deps.hasher.clone();
+        let store = self.deps.store.clone();
         let password = SecretString::from(password);
         actix::spawn(async move {
             let outcome = match hasher.hash(password.expose_secret()).await {
@@ -529,14 +440,15 @@ impl AuthService {
         presented: String,
         client: &ClientContext,
     ) -> Result<IssuedTokens, AppError> {
-        match self.tokens.send(Rotate { presented }).await?? {
+        match self.deps.tokens.send(Rotate { presented }).await?? {
             Rotated::Issued(tokens) => Ok(tokens),
             Rotated::Reused {
                 session_id,
                 user_id,
             } => {
                 crate::metrics::refresh_reuse_detected();
-                self.audit
+                self.deps
+                    .audit
                     .record(
                         EventKind::RefreshReuseDetected,
                         Some(user_id),
@@ -550,7 +462,7 @@ impl AuthService {
     }
 
     pub async fn verify_access(&self, token: String) -> Result<Caller, AppError> {
-        self.tokens.send(VerifyAccess { token }).await?
+        self.deps.tokens.send(VerifyAccess { token }).await?
     }
 
     pub async fn logout(
@@ -560,8 +472,9 @@ impl AuthService {
         client: &ClientContext,
     ) -> Result<(), AppError> {
         // Whoever's session it was, whether the access token or only the cookie named it.
-        let user_id = self.tokens.send(Logout { refresh, access }).await??;
-        self.audit
+        let user_id = self.deps.tokens.send(Logout { refresh, access }).await??;
+        self.deps
+            .audit
             .record(EventKind::Logout, user_id, client, json!({}))
             .await;
         Ok(())
@@ -573,8 +486,9 @@ impl AuthService {
         client: &ClientContext,
     ) -> Result<usize, AppError> {
         let user_id = access.sub;
-        let revoked = self.tokens.send(LogoutAll { user_id }).await??;
-        self.audit
+        let revoked = self.deps.tokens.send(LogoutAll { user_id }).await??;
+        self.deps
+            .audit
             .record(
                 EventKind::LogoutAll,
                 Some(user_id),
@@ -586,34 +500,6 @@ impl AuthService {
     }
 
     pub async fn jwks(&self) -> Result<serde_json::Value, AppError> {
-        Ok(self.tokens.send(PublishedKeys).await?)
+        Ok(self.deps.tokens.send(PublishedKeys).await?)
     }
-}
-
-/// Reserves one password attempt for the account behind `account_key` (login or
-/// re-authentication: one allowance for both), or answers 429 with the wait it owes.
-pub(crate) async fn reserve_attempt(
-    limiter: &Tracked<RateLimiter>,
-    account_key: &str,
-) -> Result<(), AppError> {
-    let wait = limiter
-        .send(ReserveAttempt {
-            account_key: account_key.to_string(),
-        })
-        .await?;
-    match wait {
-        Some(retry_after) => {
-            crate::metrics::rate_limited("account");
-            Err(AppError::LoginThrottled { retry_after })
-        }
-        None => Ok(()),
-    }
-}
-
-/// The right password: the account's failures are forgotten.
-pub(crate) async fn clear_failures(
-    limiter: &Tracked<RateLimiter>,
-    account_key: String,
-) -> Result<(), AppError> {
-    Ok(limiter.send(ClearFailures { account_key }).await?)
 }

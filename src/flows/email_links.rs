@@ -3,17 +3,11 @@
 //! requests are the same whether or not the address has an account, and come before any work for
 //! the address is done, so their timing says nothing either.
 
-use std::sync::Arc;
-
-use crate::actors::Tracked;
 use serde_json::{json, Value};
 
-use crate::actors::deferred::{Deferred, Run};
-use crate::actors::hasher::HasherPool;
-use crate::actors::rate_limiter::{ClearFailures, RateLimiter};
-use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
-use crate::audit::{Audit, EventKind};
-use crate::auth::{FlowDeps, PasswordRules};
+use crate::actors::deferred::Run;
+use crate::actors::rate_limiter::ClearFailures;
+use crate::actors::tokens::{RevokeSessions, SessionScope};
 use crate::domain::client::ClientContext;
 use crate::domain::email::EmailAddress;
 use crate::domain::lockout;
@@ -21,19 +15,13 @@ use crate::domain::messages::MessageKind;
 use crate::domain::one_time::{OneTimeUse, TokenKind};
 use crate::domain::refresh::OpaqueToken;
 use crate::error::AppError;
-use crate::outbox::Outbox;
-use crate::store::{RevokeReason, Store};
+use crate::flows::audit::EventKind;
+use crate::flows::deps::FlowDeps;
+use crate::store::RevokeReason;
 
 #[derive(Clone)]
-pub struct LifecycleService {
-    deferred: actix::Addr<Deferred>,
-    store: Arc<dyn Store>,
-    hasher: HasherPool,
-    tokens: Tracked<TokenActor>,
-    limiter: Tracked<RateLimiter>,
-    outbox: Outbox,
-    password_rules: Arc<PasswordRules>,
-    audit: Audit,
+pub struct EmailLinkService {
+    deps: FlowDeps,
 }
 
 /// What `POST /auth/tokens/validate` learned, and the follow-up token for the cookie.
@@ -51,24 +39,16 @@ fn checked_email(raw: &str) -> Result<EmailAddress, AppError> {
     EmailAddress::parse(raw).map_err(|e| AppError::validation("email", e.message()))
 }
 
-impl LifecycleService {
+impl EmailLinkService {
     pub fn new(deps: FlowDeps) -> Self {
-        LifecycleService {
-            deferred: deps.deferred,
-            store: deps.store,
-            hasher: deps.hasher,
-            tokens: deps.tokens,
-            limiter: deps.limiter,
-            outbox: deps.outbox,
-            password_rules: deps.password_rules,
-            audit: deps.audit,
-        }
+        EmailLinkService { deps }
     }
 
     /// Marks the email verified; the token is used up.
     pub async fn verify_email(&self, token: &str, client: &ClientContext) -> Result<(), AppError> {
         let token = presented(token)?;
         let consumed = self
+            .deps
             .store
             .consume_one_time_token(
                 token.hash(),
@@ -77,11 +57,12 @@ impl LifecycleService {
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
         let user_id = consumed.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
-        if !self.store.mark_email_verified(user_id).await? {
+        if !self.deps.store.mark_email_verified(user_id).await? {
             return Err(AppError::OneTimeTokenInvalid);
         }
         tracing::info!(%user_id, "email verified");
-        self.audit
+        self.deps
+            .audit
             .record(EventKind::EmailVerified, Some(user_id), client, json!({}))
             .await;
         Ok(())
@@ -91,10 +72,11 @@ impl LifecycleService {
     pub fn resend_verification(&self, raw_email: &str) -> Result<(), AppError> {
         let address = checked_email(raw_email)?;
         self.after_answer("resend verification", move |this| async move {
-            if let Some(account) = this.store.user_by_email(address.canonical()).await? {
+            if let Some(account) = this.deps.store.user_by_email(address.canonical()).await? {
                 let user = account.user;
                 if !user.email_verified {
-                    this.outbox
+                    this.deps
+                        .outbox
                         .send_token(
                             TokenKind::EmailVerification,
                             Some(user.id),
@@ -114,9 +96,10 @@ impl LifecycleService {
     pub fn forgot_password(&self, raw_email: &str) -> Result<(), AppError> {
         let address = checked_email(raw_email)?;
         self.after_answer("forgot password", move |this| async move {
-            if let Some(account) = this.store.user_by_email(address.canonical()).await? {
+            if let Some(account) = this.deps.store.user_by_email(address.canonical()).await? {
                 let user = account.user;
-                this.outbox
+                this.deps
+                    .outbox
                     .send_token(
                         TokenKind::PasswordReset,
                         Some(user.id),
@@ -136,11 +119,11 @@ impl LifecycleService {
     /// time too. A failure is logged; the client may ask again.
     fn after_answer<F, Fut>(&self, what: &'static str, work: F)
     where
-        F: FnOnce(LifecycleService) -> Fut + Send + 'static,
+        F: FnOnce(EmailLinkService) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<(), AppError>> + Send + 'static,
     {
         let this = self.clone();
-        self.deferred.do_send(Run(Box::pin(async move {
+        self.deps.deferred.do_send(Run(Box::pin(async move {
             if let Err(e) = work(this).await {
                 tracing::warn!(error = %e, "{what}: the mail was not queued");
             }
@@ -157,33 +140,37 @@ impl LifecycleService {
     ) -> Result<usize, AppError> {
         let token = presented(token)?;
         let peeked = self
+            .deps
             .store
             .peek_one_time_token(token.hash(), &OneTimeUse::any(&[TokenKind::PasswordReset]))
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
         let user_id = peeked.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
         let user = self
+            .deps
             .store
             .user_by_id(user_id)
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
-        let new_password = self.password_rules.check_new(
+        let new_password = self.deps.password_rules.check_new(
             new_password,
             &user.email,
             user.name.as_deref(),
             "newPassword",
         )?;
-        let hash = self.hasher.hash(&new_password).await?;
+        let hash = self.deps.hasher.hash(&new_password).await?;
         // Only one request can use the token, even if two got this far together.
-        self.store
+        self.deps
+            .store
             .consume_one_time_token(token.hash(), &OneTimeUse::any(&[TokenKind::PasswordReset]))
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
         // Every other reset link of the account is retired with it.
-        self.store.set_password(user.id, &hash).await?;
+        self.deps.store.set_password(user.id, &hash).await?;
         // Following the emailed link proved the address is theirs.
-        self.store.mark_email_verified(user.id).await?;
+        self.deps.store.mark_email_verified(user.id).await?;
         let revoked = self
+            .deps
             .tokens
             .send(RevokeSessions {
                 user_id: user.id,
@@ -192,20 +179,23 @@ impl LifecycleService {
             })
             .await??;
         // Whoever was guessing the old password is no reason to keep the owner waiting.
-        self.limiter
+        self.deps
+            .limiter
             .send(ClearFailures {
                 account_key: lockout::account_key(&user.email),
             })
             .await?;
         tracing::info!(user_id = %user.id, revoked, "password reset");
-        self.outbox
+        self.deps
+            .outbox
             .send_notice(
                 MessageKind::PasswordChanged,
                 &user.email,
                 user.name.as_deref(),
             )
             .await?;
-        self.audit
+        self.deps
+            .audit
             .record(
                 EventKind::PasswordReset,
                 Some(user.id),
@@ -221,6 +211,7 @@ impl LifecycleService {
     pub async fn validate_token(&self, token: &str) -> Result<ValidatedToken, AppError> {
         let token = presented(token)?;
         let consumed = self
+            .deps
             .store
             // A follow-up token is not exchanged again: a link's life ends an hour after it was
             // first opened, however often the cookie is replayed here.
@@ -234,7 +225,7 @@ impl LifecycleService {
             )
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
-        let follow_up = self.outbox.follow_up(&consumed).await?;
+        let follow_up = self.deps.outbox.follow_up(&consumed).await?;
         let metadata = serde_json::from_str(&consumed.metadata).unwrap_or_else(|_| json!({}));
         Ok(ValidatedToken {
             kind: consumed.kind,

@@ -81,7 +81,7 @@ pub async fn verify_email(
     JsonBody(body): JsonBody<TokenRequest>,
 ) -> Result<HttpResponse, AppError> {
     let token = one_time_token(&req, body.token)?;
-    state.lifecycle.verify_email(&token, &client).await?;
+    state.email_links.verify_email(&token, &client).await?;
     Ok(HttpResponse::Ok()
         .cookie(state.one_time_cookie.one_time_cleared())
         .json(MessageBody {
@@ -99,7 +99,7 @@ pub async fn resend_verification(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
-    state.lifecycle.resend_verification(&body.email)?;
+    state.email_links.resend_verification(&body.email)?;
     Ok(accepted())
 }
 
@@ -113,7 +113,7 @@ pub async fn forgot_password(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
-    state.lifecycle.forgot_password(&body.email)?;
+    state.email_links.forgot_password(&body.email)?;
     Ok(accepted())
 }
 
@@ -142,7 +142,7 @@ pub async fn reset_password(
 ) -> Result<HttpResponse, AppError> {
     let token = one_time_token(&req, body.token)?;
     let revoked_sessions = state
-        .lifecycle
+        .email_links
         .reset_password(&token, &body.new_password, &client)
         .await?;
     Ok(HttpResponse::Ok()
@@ -180,7 +180,7 @@ pub async fn validate_token(
         .token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| AppError::validation("token", "is required"))?;
-    let validated = state.lifecycle.validate_token(&token).await?;
+    let validated = state.email_links.validate_token(&token).await?;
     Ok(HttpResponse::Ok()
         .cookie(state.one_time_cookie.one_time(&validated.follow_up))
         .json(ValidatedBody {

@@ -1,0 +1,221 @@
+//! Account management after sign-in: sessions, profile, password change, deletion, and the admin
+//! operations on users. Like `auth`, no HTTP and no SQL: messages to the actors, calls to the store.
+
+use uuid::Uuid;
+
+use crate::actors::tokens::SessionScope;
+use crate::domain::claims::AccessClaims;
+use crate::domain::client::ClientContext;
+use crate::domain::messages::MessageKind;
+use crate::domain::user::{check_name, User};
+use crate::domain::{lockout, password};
+use crate::error::AppError;
+use crate::flows::audit::EventKind;
+use crate::flows::deps::FlowDeps;
+use crate::flows::pages::event_page;
+use crate::store::{AuthEvent, RevokeReason, SessionInfo};
+use serde_json::json;
+
+#[derive(Clone)]
+pub struct AccountService {
+    deps: FlowDeps,
+}
+
+impl AccountService {
+    pub fn new(deps: FlowDeps) -> Self {
+        AccountService { deps }
+    }
+
+    /// The caller's live sessions, each marked whether it is the one asking.
+    pub async fn sessions(
+        &self,
+        caller: &AccessClaims,
+    ) -> Result<Vec<(SessionInfo, bool)>, AppError> {
+        let sessions = self.deps.store.live_sessions(caller.sub).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| {
+                let current = s.id == caller.sid;
+                (s, current)
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's own sessions; anyone else's is "not found".
+    pub async fn revoke_session(
+        &self,
+        caller: &AccessClaims,
+        session_id: Uuid,
+        client: &ClientContext,
+    ) -> Result<(), AppError> {
+        let revoked = self
+            .deps
+            .revoke_sessions(
+                caller.sub,
+                SessionScope::Only(session_id),
+                RevokeReason::RevokedByUser,
+            )
+            .await?;
+        if revoked == 0 {
+            return Err(AppError::NotFound);
+        }
+        self.deps
+            .audit
+            .record(
+                EventKind::SessionRevoked,
+                Some(caller.sub),
+                client,
+                json!({ "sessionId": session_id }),
+            )
+            .await;
+        Ok(())
+    }
+
+    pub async fn update_name(
+        &self,
+        caller: &AccessClaims,
+        name: Option<&str>,
+    ) -> Result<User, AppError> {
+        let name = check_name(name).map_err(|e| AppError::validation("name", e))?;
+        self.deps
+            .store
+            .update_name(caller.sub, name)
+            .await?
+            .ok_or(AppError::TokenInvalid)
+    }
+
+    /// Checks the caller's current password before a sensitive change (`action`); a wrong one is
+    /// a field error, not a 401, so that a frontend does not take it for an expired session.
+    /// A stolen access token must not become a password oracle: the check shares the account's
+    /// login allowance (reserved before hashing, 429 when spent) and every failure is audited.
+    async fn check_current_password(
+        &self,
+        caller: &AccessClaims,
+        field: &str,
+        password: &str,
+        action: &'static str,
+        client: &ClientContext,
+    ) -> Result<User, AppError> {
+        if password.is_empty() {
+            return Err(AppError::validation(field, "is required"));
+        }
+        let permit = self.deps.hasher.reserve()?;
+        let account = self
+            .deps
+            .store
+            .user_credentials_by_id(caller.sub)
+            .await?
+            .ok_or(AppError::TokenInvalid)?;
+        let account_key = lockout::account_key(&account.user.email);
+        self.deps.reserve_attempt(&account_key).await?;
+        let verification = permit
+            .verify(&password::normalize(password), Some(account.password_hash))
+            .await?;
+        if !verification.matches {
+            tracing::info!(user_id = %caller.sub, action, "current password check failed");
+            self.deps
+                .audit
+                .record(
+                    EventKind::ReauthenticationFailed,
+                    Some(caller.sub),
+                    client,
+                    json!({ "action": action }),
+                )
+                .await;
+            return Err(AppError::validation(field, "is not the current password"));
+        }
+        self.deps.clear_failures(account_key).await?;
+        Ok(account.user)
+    }
+
+    /// Changes the password and ends every other session; the one asking stays signed in.
+    pub async fn change_password(
+        &self,
+        caller: &AccessClaims,
+        current: &str,
+        new: &str,
+        client: &ClientContext,
+    ) -> Result<usize, AppError> {
+        let user = self
+            .check_current_password(
+                caller,
+                "currentPassword",
+                current,
+                "password_change",
+                client,
+            )
+            .await?;
+        let new = self.deps.password_rules.check_new(
+            new,
+            &user.email,
+            user.name.as_deref(),
+            "newPassword",
+        )?;
+        let hash = self.deps.hasher.hash(&new).await?;
+        self.deps.store.set_password(user.id, &hash).await?;
+        let revoked = self
+            .deps
+            .revoke_sessions(
+                user.id,
+                SessionScope::AllExcept(caller.sid),
+                RevokeReason::PasswordChanged,
+            )
+            .await?;
+        tracing::info!(user_id = %user.id, revoked, "password changed");
+        self.deps
+            .outbox
+            .send_notice(
+                MessageKind::PasswordChanged,
+                &user.email,
+                user.name.as_deref(),
+            )
+            .await?;
+        self.deps
+            .audit
+            .record(
+                EventKind::PasswordChanged,
+                Some(user.id),
+                client,
+                json!({ "revokedSessions": revoked }),
+            )
+            .await;
+        Ok(revoked)
+    }
+
+    /// Soft-deletes the caller's account after checking the password, and ends every session.
+    pub async fn delete_me(
+        &self,
+        caller: &AccessClaims,
+        password: &str,
+        client: &ClientContext,
+    ) -> Result<(), AppError> {
+        let user = self
+            .check_current_password(caller, "password", password, "account_deletion", client)
+            .await?;
+        self.deps.store.soft_delete_user(user.id).await?;
+        self.deps
+            .revoke_sessions(user.id, SessionScope::All, RevokeReason::AccountDeleted)
+            .await?;
+        tracing::info!(user_id = %user.id, "account deleted by its owner");
+        self.deps
+            .audit
+            .record(
+                EventKind::AccountDeleted,
+                Some(user.id),
+                client,
+                json!({ "by": "owner" }),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// The caller's own audit events, newest first.
+    pub async fn events(
+        &self,
+        caller: &AccessClaims,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<AuthEvent>, Option<String>), AppError> {
+        event_page(self.deps.store.as_ref(), Some(caller.sub), cursor, limit).await
+    }
+}

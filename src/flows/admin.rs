@@ -1,0 +1,266 @@
+//! What an admin does: list, inspect, change, lock and delete users, end their sessions, invite
+//! (as the store holds the admin's account, not as their token claims); and `authd user create`.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::actors::hasher::HasherPool;
+use crate::actors::tokens::SessionScope;
+use crate::domain::claims::Caller;
+use crate::domain::client::ClientContext;
+use crate::domain::email::EmailAddress;
+use crate::domain::one_time::TokenKind;
+use crate::domain::user::{check_name, Role, User};
+use crate::error::AppError;
+use crate::flows::audit::EventKind;
+use crate::flows::deps::{FlowDeps, PasswordRules};
+use crate::flows::pages::{checked_limit, checked_query, decode_cursor, encode_cursor, event_page};
+use crate::store::{AuthEvent, RevokeReason, Store, UserPage};
+
+#[derive(Clone)]
+pub struct AdminService {
+    deps: FlowDeps,
+}
+
+/// One page of users and where the next begins.
+pub struct UserList {
+    pub users: Vec<User>,
+    pub next_cursor: Option<String>,
+}
+
+/// What an admin may change on a user.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub role: Option<Role>,
+    pub locked: Option<bool>,
+}
+
+impl AdminService {
+    pub fn new(deps: FlowDeps) -> Self {
+        AdminService { deps }
+    }
+
+    /// The caller, if they are still an admin who may act: the account as the store holds it
+    /// decides, not the token's `role`, so a demoted or locked admin loses the rights at once.
+    pub fn require_admin(caller: Caller) -> Result<User, AppError> {
+        if caller.user.role == Role::Admin && !caller.user.locked {
+            Ok(caller.user)
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+
+    /// Invites `email` with `role`: a one-time token (7 days by default) mailed to the address.
+    pub async fn invite(
+        &self,
+        client: &ClientContext,
+        admin_id: Uuid,
+        raw_email: &str,
+        role: Role,
+        metadata: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, AppError> {
+        let address = EmailAddress::parse(raw_email)
+            .map_err(|e| AppError::validation("email", e.message()))?;
+        if self
+            .deps
+            .store
+            .user_by_email(address.canonical())
+            .await?
+            .is_some()
+        {
+            return Err(AppError::EmailTaken);
+        }
+        let mut metadata = metadata;
+        metadata.insert("role".into(), role.as_str().into());
+        metadata.insert("invitedBy".into(), admin_id.to_string().into());
+        self.deps
+            .outbox
+            .send_token(
+                TokenKind::Invitation,
+                None,
+                address.as_str(),
+                None,
+                &serde_json::Value::Object(metadata),
+            )
+            .await?;
+        tracing::info!(%admin_id, role = role.as_str(), "invitation sent");
+        self.deps
+            .audit
+            .record(
+                EventKind::InvitationSent,
+                Some(admin_id),
+                client,
+                json!({ "email": address.as_str(), "role": role.as_str() }),
+            )
+            .await;
+        Ok(address.into_string())
+    }
+
+    pub async fn list_users(
+        &self,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+        query: Option<&str>,
+    ) -> Result<UserList, AppError> {
+        let limit = checked_limit(limit)?;
+        let page = UserPage {
+            after: cursor
+                .filter(|c| !c.is_empty())
+                .map(decode_cursor)
+                .transpose()?,
+            limit: limit + 1,
+            query: checked_query(query)?,
+        };
+        let mut users = self.deps.store.list_users(&page).await?;
+        let next_cursor = if users.len() > limit as usize {
+            users.truncate(limit as usize);
+            users.last().map(|u| encode_cursor(u.created_at, u.id))
+        } else {
+            None
+        };
+        Ok(UserList { users, next_cursor })
+    }
+
+    pub async fn get_user(&self, id: Uuid) -> Result<User, AppError> {
+        self.deps
+            .store
+            .user_by_id(id)
+            .await?
+            .ok_or(AppError::NotFound)
+    }
+
+    fn refuse_self(admin: &User, id: Uuid, what: &str) -> Result<(), AppError> {
+        if admin.id == id {
+            return Err(AppError::validation(
+                "id",
+                format!("an admin cannot {what} their own account"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Changes a user's role or lock; locking ends their sessions.
+    pub async fn update_user(
+        &self,
+        admin: &User,
+        id: Uuid,
+        changes: UserChanges,
+        client: &ClientContext,
+    ) -> Result<User, AppError> {
+        if changes.role.is_some_and(|r| r != Role::Admin) || changes.locked == Some(true) {
+            Self::refuse_self(admin, id, "demote or lock")?;
+        }
+        let user = self
+            .deps
+            .store
+            .update_role_and_lock(id, changes.role, changes.locked)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        if changes.locked == Some(true) {
+            self.deps
+                .revoke_sessions(id, SessionScope::All, RevokeReason::AccountLocked)
+                .await?;
+        }
+        tracing::info!(admin_id = %admin.id, user_id = %id, ?changes, "admin updated a user");
+        let details = json!({
+            "adminId": admin.id,
+            "role": changes.role.map(Role::as_str),
+            "locked": changes.locked,
+        });
+        self.deps
+            .audit
+            .record(EventKind::AdminUserUpdated, Some(id), client, details)
+            .await;
+        Ok(user)
+    }
+
+    pub async fn delete_user(
+        &self,
+        admin: &User,
+        id: Uuid,
+        client: &ClientContext,
+    ) -> Result<(), AppError> {
+        Self::refuse_self(admin, id, "delete")?;
+        if !self.deps.store.soft_delete_user(id).await? {
+            return Err(AppError::NotFound);
+        }
+        self.deps
+            .revoke_sessions(id, SessionScope::All, RevokeReason::AccountDeleted)
+            .await?;
+        tracing::info!(admin_id = %admin.id, user_id = %id, "admin deleted a user");
+        self.deps
+            .audit
+            .record(
+                EventKind::AdminUserDeleted,
+                Some(id),
+                client,
+                json!({ "adminId": admin.id }),
+            )
+            .await;
+        Ok(())
+    }
+
+    pub async fn revoke_user_sessions(
+        &self,
+        admin: &User,
+        id: Uuid,
+        client: &ClientContext,
+    ) -> Result<usize, AppError> {
+        self.get_user(id).await?;
+        let revoked = self
+            .deps
+            .revoke_sessions(id, SessionScope::All, RevokeReason::RevokedByAdmin)
+            .await?;
+        tracing::info!(admin_id = %admin.id, user_id = %id, revoked, "admin revoked sessions");
+        self.deps
+            .audit
+            .record(
+                EventKind::AdminSessionsRevoked,
+                Some(id),
+                client,
+                json!({ "adminId": admin.id, "revokedSessions": revoked }),
+            )
+            .await;
+        Ok(revoked)
+    }
+
+    /// The audit log, newest first: everyone's, or one user's.
+    pub async fn events(
+        &self,
+        user_id: Option<Uuid>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<AuthEvent>, Option<String>), AppError> {
+        event_page(self.deps.store.as_ref(), user_id, cursor, limit).await
+    }
+}
+
+/// Creates an account from the command line (`authd user create`): the password passes the same
+/// policy as a signup; the email counts as verified, since an operator vouches for it.
+pub async fn provision_user(
+    store: &dyn Store,
+    hasher: &HasherPool,
+    rules: &PasswordRules,
+    email: &str,
+    name: Option<&str>,
+    role: Role,
+    password: &str,
+) -> Result<User, AppError> {
+    let email = crate::domain::email::EmailAddress::parse(email)
+        .map_err(|e| AppError::validation("email", e.message()))?;
+    let name = check_name(name).map_err(|e| AppError::validation("name", e))?;
+    let password = rules.check_new(password, email.as_str(), name.as_deref(), "password")?;
+    let password_hash = hasher.hash(&password).await?;
+    Ok(store
+        .create_user(crate::store::NewUser {
+            id: Uuid::new_v4(),
+            email,
+            name,
+            password_hash,
+            role,
+            email_verified: true,
+            created_at: None,
+            verification: None,
+        })
+        .await?)
+}
