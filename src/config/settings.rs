@@ -1,0 +1,647 @@
+//! The settings, section by section, and their derived values.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::{invalid, ConfigError};
+use crate::domain::jwt_algorithm::JwtAlgorithm;
+
+/// Secrets shipped in `config/development.toml` and the README. They are fine for a laptop and
+/// refused everywhere else.
+pub const EXAMPLE_SECRETS: &[&str] = &[
+    "dev-only-jwt-secret-change-me-0123456789abcdef",
+    "dev-only-refresh-secret-change-me-0123456789abcdef",
+    "dev-only-key-encryption-key-change-me-0123456789",
+];
+
+/// Minimum length of any signing or HMAC secret, in bytes (RFC 7518 §3.2: HS256 keys of at least
+/// the hash size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Test => "test",
+            Environment::Production => "production",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" => Ok(Environment::Development),
+            "test" => Ok(Environment::Test),
+            "production" | "prod" => Ok(Environment::Production),
+            other => Err(ConfigError::Invalid {
+                setting: "AUTHD_ENV".into(),
+                reason: format!(
+                    "unknown environment {other:?} (expected development, test or production)"
+                ),
+            }),
+        }
+    }
+}
+
+/// A secret from config. `Debug` and `Serialize` never show its value.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(Option<SecretString>);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(Some(SecretString::from(value.into())))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.as_ref().map(|s| s.expose_secret()).unwrap_or("")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.expose().is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_empty() {
+            "\"\""
+        } else {
+            "\"[redacted]\""
+        })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.is_empty() { "" } else { "[redacted]" })
+    }
+}
+
+/// A connection URL that may carry a password: shown with the password replaced.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct ConnectionUrl(String);
+
+impl ConnectionUrl {
+    pub fn new(value: impl Into<String>) -> Self {
+        ConnectionUrl(value.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some(scheme_end) = url.find("://") else {
+            return url.clone();
+        };
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(colon) => format!(
+                        "{}{}:***{}",
+                        &url[..scheme_end + 3],
+                        &userinfo[..colon],
+                        &url[scheme_end + 3 + at..]
+                    ),
+                    None => url.clone(),
+                }
+            }
+            None => url.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl Serialize for ConnectionUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Filled from `AUTHD_ENV` (or `NODE_ENV`), never from the files.
+    #[serde(skip_deserializing, default = "default_env")]
+    pub environment: Environment,
+    pub app: AppSettings,
+    pub server: ServerSettings,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub cache: CacheSettings,
+    pub tokens: TokenSettings,
+    pub hasher: HasherSettings,
+    pub rate_limit: RateLimitSettings,
+    pub auth: AuthSettings,
+    pub mail: MailSettings,
+    pub janitor: JanitorSettings,
+    pub metrics: MetricsSettings,
+    pub log: LogSettings,
+}
+
+fn default_env() -> Environment {
+    Environment::Development
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSettings {
+    /// Public URL of the frontend; the CORS origin when `http.cors_allowed_origins` is empty, and
+    /// the base of the links in emails.
+    pub frontend_url: String,
+    /// Frontend pages the emailed links open, with `?token=...` appended.
+    pub verify_email_path: String,
+    pub reset_password_path: String,
+    pub invitation_path: String,
+}
+
+impl AppSettings {
+    /// `frontend_url + path + ?token=...`.
+    pub fn link(&self, path: &str, token: &str) -> String {
+        format!(
+            "{}{}?token={}",
+            self.frontend_url.trim_end_matches('/'),
+            path,
+            token
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or a test sink.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// `Name <address>` the mails come from.
+    pub from: String,
+    /// Empty: no SMTP; mails are written to `file_dir` as .eml files (and logged, without body).
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_tls: SmtpTls,
+    pub smtp_username: String,
+    pub smtp_password: Secret,
+    pub file_dir: String,
+    /// How often the mailer looks for due mail (it is also woken when mail is queued).
+    pub poll_interval_ms: u64,
+    pub batch_size: u32,
+    /// How long a claimed mail is reserved for the node sending it.
+    pub lease_seconds: u64,
+    /// Attempts before a mail is marked dead.
+    pub max_attempts: u32,
+    pub backoff_base_seconds: u64,
+    pub backoff_max_seconds: u64,
+    pub send_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    pub shutdown_timeout_seconds: u64,
+    /// An idle kept-alive connection is closed after this; 0 turns keep-alive off.
+    pub keep_alive_seconds: u64,
+    /// A request head (request line and headers) must arrive within this: the first one on a
+    /// connection is answered 408, a later one ends the connection.
+    pub client_request_timeout_ms: u64,
+    /// A request body must have arrived within this once it is read; else 408 `request_timeout`.
+    pub client_body_timeout_ms: u64,
+    /// After a closing answer, how long the client gets to close its side.
+    pub client_disconnect_timeout_ms: u64,
+    /// Open connections per HTTP worker; past it new ones wait in the listen queue.
+    pub max_connections: usize,
+}
+
+impl ServerSettings {
+    pub fn keep_alive(&self) -> Option<std::time::Duration> {
+        (self.keep_alive_seconds > 0)
+            .then(|| std::time::Duration::from_secs(self.keep_alive_seconds))
+    }
+    pub fn client_request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.client_request_timeout_ms)
+    }
+    pub fn client_body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.client_body_timeout_ms)
+    }
+    pub fn client_disconnect_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.client_disconnect_timeout_ms)
+    }
+}
+
+/// Which forwarding header carries the client address from the trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum ForwardedHeader {
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=...`.
+    #[serde(rename = "forwarded")]
+    Forwarded,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Prefix every route is mounted under, e.g. `/api`; empty for none.
+    pub base_path: String,
+    pub max_body_bytes: usize,
+    /// Requests whose URI and headers exceed this many bytes get 431 `headers_too_large`.
+    pub max_header_bytes: usize,
+    /// Origins allowed to call with credentials. Empty means `app.frontend_url` alone.
+    pub cors_allowed_origins: Vec<String>,
+    pub cors_max_age_seconds: usize,
+    /// Peers (CIDRs or addresses) whose forwarding header is believed. Empty: the socket's peer
+    /// address is the client, always.
+    pub trusted_proxies: Vec<String>,
+    /// The one header the trusted proxies set; the other is ignored, so a client cannot slip an
+    /// address past a proxy that only rewrites its own header.
+    pub forwarded_header: ForwardedHeader,
+    /// Serve the OpenAPI document at `/openapi.json` and Swagger UI at `/docs/`.
+    pub docs_enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://user:pass@host:port/db`, `sqlite://path/to/file.db`, `sqlite::memory:`, or empty
+    /// for the embedded default (SQLite at `sqlite_path`).
+    pub url: ConnectionUrl,
+    /// The SQLite file used when `url` is empty; created with its directory on first start.
+    pub sqlite_path: String,
+    pub pool_size: usize,
+    pub connect_timeout_seconds: u64,
+    /// How long a request waits for a free pooled connection before answering 503.
+    pub acquire_timeout_seconds: u64,
+    /// Apply pending migrations at start.
+    pub auto_migrate: bool,
+    /// Create the database named in `url` when it does not exist (handy on a laptop).
+    pub create_if_missing: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// `redis://host:port/db`, or empty for in-process state (one node only).
+    pub url: ConnectionUrl,
+    /// Prefix of every key authd writes, so several deployments can share one Redis.
+    pub key_prefix: String,
+    pub connect_timeout_seconds: u64,
+    /// Timeout of one Redis command; past it the call counts as a cache failure.
+    pub command_timeout_ms: u64,
+}
+
+/// Which store backs this process, decided once at start from `database.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    Postgres,
+    /// A SQLite file, or `None` for an in-memory database.
+    Sqlite(Option<PathBuf>),
+}
+
+impl StoreBackend {
+    /// The one-line description logged at start.
+    pub fn describe(&self, settings: &DatabaseSettings) -> String {
+        match self {
+            StoreBackend::Postgres => format!("postgres {}", settings.url.redacted()),
+            StoreBackend::Sqlite(Some(path)) => format!("sqlite {}", path.display()),
+            StoreBackend::Sqlite(None) => "sqlite in memory (data is lost at exit)".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    /// HS256/384/512 (the `jwt_secret`), RS*/PS* (RSA 2048), ES256/ES384 or EdDSA (Ed25519);
+    /// asymmetric keys are generated and stored by authd and published at the JWKS endpoint.
+    pub algorithm: JwtAlgorithm,
+    /// Signing key for HS* access tokens.
+    pub jwt_secret: Secret,
+    /// `kid` of the HS* key, put in the JWT header and required on verification.
+    pub jwt_key_id: String,
+    /// Encrypts the private part of stored asymmetric keys (AES-256-GCM); needed for RS/PS/ES/EdDSA.
+    pub key_encryption_key: Secret,
+    /// How often each node reloads the stored keys (it also reloads on an unknown `kid`).
+    pub key_refresh_seconds: u64,
+    /// HMAC key deriving each rotated refresh token from its parent (idempotent grace replies).
+    pub refresh_secret: Secret,
+    pub access_ttl_seconds: u64,
+    pub refresh_ttl_seconds: u64,
+    pub refresh_reuse_grace_seconds: u64,
+    /// Absolute session lifetime: past it, refresh answers `token_expired` and the user signs in
+    /// again, however active (ASVS 3.3.2).
+    pub session_max_lifetime_seconds: u64,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_seconds: u64,
+    /// `Secure` flag of the refresh cookie; `None` means on everywhere except development.
+    pub cookie_secure: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HasherSettings {
+    /// Hashing threads; 0 means one per core.
+    pub workers: usize,
+    /// Jobs allowed to wait for a thread; past it callers get 503 at once. 0 means 4 x workers.
+    pub queue_capacity: usize,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// `Retry-After` sent with 503 `overloaded`.
+    pub retry_after_seconds: u64,
+    /// Niceness of the hashing threads (0-19, Linux): above 0, HTTP workers pre-empt hashing, so
+    /// cheap requests stay fast while the pool is saturated.
+    pub thread_nice: i32,
+}
+
+impl HasherSettings {
+    pub fn effective_workers(&self) -> usize {
+        if self.workers == 0 {
+            available_cores()
+        } else {
+            self.workers
+        }
+    }
+    pub fn effective_queue_capacity(&self) -> usize {
+        if self.queue_capacity == 0 {
+            4 * self.effective_workers()
+        } else {
+            self.queue_capacity
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Requests per IP on every endpoint except health checks.
+    pub general_max: u32,
+    pub general_window_seconds: u64,
+    /// Stricter per-IP, per-route limit on the credential endpoints in `auth_routes`.
+    pub auth_max: u32,
+    pub auth_window_seconds: u64,
+    pub auth_routes: Vec<String>,
+    /// IPv6 clients share one bucket per prefix of this length (a host usually holds a whole /64).
+    pub ipv6_prefix_length: u8,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Lowest zxcvbn score (0-4) a new password may have; 0 turns the strength check off.
+    pub password_min_score: u8,
+    /// The product's name, refused as (part of) a password.
+    pub app_name: String,
+    /// Whether the email of a deleted account may sign up again.
+    pub allow_email_reuse_after_delete: bool,
+    /// Login needs a verified email (answered 403 `email_not_verified` after the right password);
+    /// signup then answers without tokens and never reveals whether the email had an account.
+    pub require_email_verification: bool,
+    pub email_verification_ttl_seconds: u64,
+    pub password_reset_ttl_seconds: u64,
+    pub invitation_ttl_seconds: u64,
+    pub lockout: LockoutSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutSettings {
+    pub enabled: bool,
+    /// Failed logins in a row before an account has to wait.
+    pub threshold: u32,
+    /// The first wait; each further failure doubles it.
+    pub base_delay_seconds: u64,
+    /// The longest wait, whatever the number of failures.
+    pub max_delay_seconds: u64,
+    /// Failures are forgotten this long after the last one.
+    pub forget_after_seconds: u64,
+}
+
+impl LockoutSettings {
+    pub fn policy(&self) -> crate::domain::lockout::LockoutPolicy {
+        crate::domain::lockout::LockoutPolicy {
+            threshold: self.threshold,
+            base_delay: std::time::Duration::from_secs(self.base_delay_seconds),
+            max_delay: std::time::Duration::from_secs(self.max_delay_seconds),
+            forget_after: std::time::Duration::from_secs(self.forget_after_seconds),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JanitorSettings {
+    pub enabled: bool,
+    pub interval_seconds: u64,
+    /// Rows deleted per statement.
+    pub batch_size: u32,
+    /// How long revoked sessions, used tokens and delivered mail are kept, for inspection.
+    pub retention_seconds: u64,
+    /// How long audit events are kept.
+    pub events_retention_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve Prometheus metrics at `/metrics` on the main port.
+    pub enabled: bool,
+    /// Client networks (after `http.trusted_proxies`) that may read `/metrics`; others get 404.
+    pub allowed_networks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` or `json`; empty means pretty in development, json elsewhere.
+    pub format: Option<LogFormat>,
+    /// A `tracing` filter, e.g. `info` or `authd=debug,info`. `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Settings {
+    pub fn is_development(&self) -> bool {
+        self.environment == Environment::Development
+    }
+
+    pub fn cookie_secure(&self) -> bool {
+        self.tokens.cookie_secure.unwrap_or(!self.is_development())
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.log.format.unwrap_or(if self.is_development() {
+            LogFormat::Pretty
+        } else {
+            LogFormat::Json
+        })
+    }
+
+    /// The CORS allowlist as browsers send `Origin`: trimmed, without a trailing slash (so
+    /// `https://app.example/` and ` https://app.example` both match).
+    pub fn cors_origins(&self) -> Vec<String> {
+        let normalise = |origin: &String| origin.trim().trim_end_matches('/').to_string();
+        if self.http.cors_allowed_origins.is_empty() {
+            vec![normalise(&self.app.frontend_url)]
+        } else {
+            self.http
+                .cors_allowed_origins
+                .iter()
+                .map(normalise)
+                .collect()
+        }
+    }
+
+    /// Normalised base path: empty, or `/x` without a trailing slash.
+    pub fn base_path(&self) -> String {
+        let trimmed = self.http.base_path.trim().trim_end_matches('/');
+        if trimmed.is_empty() {
+            String::new()
+        } else if trimmed.starts_with('/') {
+            trimmed.to_string()
+        } else {
+            format!("/{trimmed}")
+        }
+    }
+
+    pub fn store_backend(&self) -> Result<StoreBackend, ConfigError> {
+        let url = self.database.url.as_str().trim();
+        if url.is_empty() {
+            if self.database.sqlite_path.trim().is_empty() {
+                return Err(invalid(
+                    "database.sqlite_path",
+                    "must not be empty when database.url is",
+                ));
+            }
+            return Ok(StoreBackend::Sqlite(Some(PathBuf::from(
+                self.database.sqlite_path.trim(),
+            ))));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(StoreBackend::Postgres);
+        }
+        if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+            return Ok(StoreBackend::Sqlite(None));
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if !path.is_empty() {
+                return Ok(StoreBackend::Sqlite(Some(PathBuf::from(path))));
+            }
+        }
+        Err(invalid(
+            "database.url",
+            "must be postgres://..., sqlite://PATH, sqlite::memory:, or empty for the embedded SQLite default",
+        ))
+    }
+
+    /// The parsed `http.trusted_proxies`; a bare address is a /32 or /128.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        networks("http.trusted_proxies", &self.http.trusted_proxies)
+    }
+
+    /// The parsed `metrics.allowed_networks`.
+    pub fn metrics_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        networks("metrics.allowed_networks", &self.metrics.allowed_networks)
+    }
+
+    /// Whether the cache is shared (Redis) rather than in-process.
+    pub fn cache_is_shared(&self) -> bool {
+        !self.cache.url.is_empty()
+    }
+
+    /// The effective settings as TOML, secrets and URL passwords redacted.
+    pub fn redacted_toml(&self) -> String {
+        toml_like(&serde_json::to_value(self).unwrap_or_default())
+    }
+}
+
+/// Renders a two-level JSON object as TOML sections (enough for `config check`).
+fn toml_like(value: &serde_json::Value) -> String {
+    let mut top = String::new();
+    let mut sections = String::new();
+    if let serde_json::Value::Object(map) = value {
+        for (key, value) in map {
+            match value {
+                serde_json::Value::Object(inner) => {
+                    sections.push_str(&format!("\n[{key}]\n"));
+                    for (k, v) in inner {
+                        if !v.is_null() {
+                            sections.push_str(&format!("{k} = {v}\n"));
+                        }
+                    }
+                }
+                other => top.push_str(&format!("{key} = {other}\n")),
+            }
+        }
+    }
+    top + &sections
+}
+
+/// CIDRs or bare addresses (a /32 or /128) from a list setting.
+pub(super) fn networks(
+    setting: &str,
+    entries: &[String],
+) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    entries
+        .iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| invalid(setting, format!("{entry:?} is not a CIDR or an IP address")))
+        })
+        .collect()
+}
+
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

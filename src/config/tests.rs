@@ -1,0 +1,322 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+const GOOD_JWT: &str = "a-production-jwt-secret-of-enough-length-1234";
+const GOOD_REFRESH: &str = "a-production-refresh-secret-of-enough-length-1234";
+
+fn production_vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut all = vec![
+        ("DATABASE_URL", "postgres://u:p@db:5432/authd"),
+        ("REDIS_URL", "redis://cache:6379/0"),
+        ("JWT_SECRET", GOOD_JWT),
+        ("AUTHD__TOKENS__REFRESH_SECRET", GOOD_REFRESH),
+    ];
+    all.extend_from_slice(extra);
+    vars(&all)
+}
+
+#[test]
+fn development_defaults_to_the_embedded_backends() {
+    let settings = load_from(&dir(), Environment::Development, &[]).expect("loads");
+    assert_eq!(
+        settings.store_backend().unwrap(),
+        StoreBackend::Sqlite(Some(PathBuf::from("data/authd.db")))
+    );
+    assert!(!settings.cache_is_shared());
+    assert_eq!(settings.tokens.access_ttl_seconds, 900);
+    assert_eq!(settings.tokens.refresh_ttl_seconds, 7 * 24 * 3600);
+    assert_eq!(settings.hasher.argon2_memory_kib, 65536);
+    assert!(!settings.cookie_secure());
+    assert_eq!(settings.log_format(), LogFormat::Pretty);
+}
+
+#[test]
+fn example_secrets_are_refused_in_production() {
+    let err = load_from(
+        &dir(),
+        Environment::Production,
+        &vars(&[
+            ("DATABASE_URL", "postgres://db/authd"),
+            ("REDIS_URL", "redis://cache"),
+            ("JWT_SECRET", EXAMPLE_SECRETS[0]),
+            ("AUTHD__TOKENS__REFRESH_SECRET", GOOD_REFRESH),
+        ]),
+    )
+    .unwrap_err();
+    let line = err.to_string();
+    assert!(line.contains("tokens.jwt_secret"), "{line}");
+    assert!(line.contains("example secret"), "{line}");
+}
+
+#[test]
+fn short_secret_names_the_setting() {
+    let err = load_from(
+        &dir(),
+        Environment::Production,
+        &production_vars(&[("JWT_SECRET", "short")]),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("tokens.jwt_secret: must be at least 32 bytes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn seed_variables_fill_settings_and_prefixed_ones_win() {
+    let settings = load_from(
+        &dir(),
+        Environment::Production,
+        &production_vars(&[
+            ("PORT", "9000"),
+            ("DB_POOL_SIZE", "7"),
+            ("RATE_LIMIT_MAX", "42"),
+            ("RATE_LIMIT_WINDOW", "30"),
+            ("FRONTEND_URL", "https://app.example.com"),
+            ("AUTHD__SERVER__PORT", "9100"),
+            (
+                "AUTHD__HTTP__CORS_ALLOWED_ORIGINS",
+                "https://a.example.com,https://b.example.com",
+            ),
+        ]),
+    )
+    .expect("loads");
+    assert_eq!(settings.server.port, 9100);
+    assert_eq!(settings.database.pool_size, 7);
+    assert_eq!(settings.rate_limit.general_max, 42);
+    assert_eq!(settings.rate_limit.general_window_seconds, 30);
+    assert_eq!(settings.app.frontend_url, "https://app.example.com");
+    assert_eq!(
+        settings.cors_origins(),
+        vec!["https://a.example.com", "https://b.example.com"]
+    );
+    assert!(settings.cookie_secure());
+    assert_eq!(settings.log_format(), LogFormat::Json);
+}
+
+#[test]
+fn unknown_keys_stop_the_start() {
+    let err = load_from(
+        &dir(),
+        Environment::Production,
+        &production_vars(&[("AUTHD__TOKENS__ACESS_TTL_SECONDS", "60")]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("acess_ttl_seconds"), "{err}");
+}
+
+#[test]
+fn database_urls_pick_the_backend() {
+    let backend = |url: &str| {
+        load_from(
+            &dir(),
+            Environment::Development,
+            &vars(&[("DATABASE_URL", url)]),
+        )
+        .map(|s| s.store_backend().unwrap())
+    };
+    assert_eq!(
+        backend("postgres://db/authd").unwrap(),
+        StoreBackend::Postgres
+    );
+    assert_eq!(
+        backend("sqlite::memory:").unwrap(),
+        StoreBackend::Sqlite(None)
+    );
+    assert_eq!(
+        backend("sqlite://var/authd.db").unwrap(),
+        StoreBackend::Sqlite(Some(PathBuf::from("var/authd.db")))
+    );
+    let err = backend("mysql://db/authd").unwrap_err();
+    assert!(err.to_string().contains("database.url"), "{err}");
+}
+
+#[test]
+fn wildcard_cors_is_refused() {
+    let err = load_from(
+        &dir(),
+        Environment::Production,
+        &production_vars(&[("AUTHD__HTTP__CORS_ALLOWED_ORIGINS", "*")]),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("http.cors_allowed_origins"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cors_origins_are_normalised_and_paths_refused() {
+    let settings = load_from(
+        &dir(),
+        Environment::Production,
+        &production_vars(&[(
+            "AUTHD__HTTP__CORS_ALLOWED_ORIGINS",
+            "https://app.example/, http://127.0.0.1:5555",
+        )]),
+    )
+    .unwrap();
+    assert_eq!(
+        settings.cors_origins(),
+        ["https://app.example", "http://127.0.0.1:5555"]
+    );
+    for bad in ["https://app.example/login", "app.example", "https://"] {
+        let err = load_from(
+            &dir(),
+            Environment::Production,
+            &production_vars(&[("AUTHD__HTTP__CORS_ALLOWED_ORIGINS", bad)]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("http.cors_allowed_origins"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn redacted_output_hides_secrets_and_url_passwords() {
+    let settings =
+        load_from(&dir(), Environment::Production, &production_vars(&[])).expect("loads");
+    let text = settings.redacted_toml();
+    assert!(!text.contains(GOOD_JWT));
+    assert!(!text.contains(GOOD_REFRESH));
+    assert!(!text.contains("u:p@"), "{text}");
+    assert!(text.contains("postgres://u:***@db:5432/authd"), "{text}");
+    assert!(text.contains("[redacted]"));
+}
+
+#[test]
+fn the_reference_covers_exactly_the_settings_struct() {
+    fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        match value.as_object() {
+            Some(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&key, v, out);
+                }
+            }
+            None => out.push(prefix.to_string()),
+        }
+    }
+    let settings = load_from(&dir(), Environment::Development, &[]).unwrap();
+    let mut from_struct = Vec::new();
+    leaves(
+        "",
+        &serde_json::to_value(&settings).unwrap(),
+        &mut from_struct,
+    );
+    from_struct.retain(|k| k != "environment");
+    from_struct.sort();
+    let mut documented: Vec<String> = reference_entries().into_iter().map(|e| e.key).collect();
+    documented.sort();
+    assert_eq!(documented, from_struct);
+    for entry in reference_entries() {
+        assert!(!entry.meaning.is_empty(), "{} has no meaning", entry.key);
+    }
+}
+
+#[test]
+fn the_configuration_doc_carries_the_generated_reference() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
+    let start = "<!-- config-reference:start (generated by `authd config reference`) -->\n";
+    let end = "<!-- config-reference:end -->";
+    let block = doc
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once(end))
+        .map(|(block, _)| block)
+        .expect("docs/configuration.md has the config reference markers");
+    assert!(
+        block == reference_markdown(),
+        "docs/configuration.md is stale: run `cargo run -q -- config reference` and paste it between the markers"
+    );
+}
+
+/// Property tests: whatever the environment holds, loading ends in settings or in an error
+/// that names what to fix, never in a panic.
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn variable(key: &str) -> String {
+        format!("AUTHD__{}", key.replace('.', "__").to_uppercase())
+    }
+
+    /// The error names the setting (`server.port`, its last part, or its variable).
+    fn names(error: &ConfigError, key: &str, variable: &str) -> bool {
+        let text = error.to_string();
+        let last = key.rsplit('.').next().unwrap_or(key);
+        text.contains(key) || text.contains(last) || text.contains(variable)
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "-?[0-9]{1,25}",
+            "(true|false|yes|no|on|off|1|0|-1)",
+            "[ -~]{0,64}",
+            "([a-z]{1,8}://[a-z0-9.:@/]{0,20}, ?){0,3}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_value_of_any_setting_loads_or_names_the_setting(
+            index in any::<prop::sample::Index>(),
+            value in value(),
+        ) {
+            let keys: Vec<String> = reference_entries().into_iter().map(|e| e.key).collect();
+            let key = &keys[index.index(keys.len())];
+            let var = variable(key);
+            if let Err(e) = load_from(&dir(), Environment::Development, &vars(&[(&var, &value)])) {
+                prop_assert!(names(&e, key, &var), "{var}={value:?}: {e}");
+            }
+        }
+
+        #[test]
+        fn any_seed_variable_loads_or_names_the_setting(
+            index in any::<prop::sample::Index>(),
+            value in value(),
+        ) {
+            let (var, key) = SEED_VARIABLES[index.index(SEED_VARIABLES.len())];
+            if let Err(e) = load_from(&dir(), Environment::Production, &production_vars(&[(var, &value)])) {
+                prop_assert!(names(&e, key, var), "{var}={value:?}: {e}");
+            }
+        }
+
+        #[test]
+        fn unknown_or_misplaced_variables_are_refused_by_name(
+            name in "[A-Z][A-Z_]{0,20}(__[A-Z][A-Z_]{0,20}){0,2}",
+            value in value(),
+        ) {
+            let var = format!("AUTHD__{name}");
+            if let Err(e) = load_from(&dir(), Environment::Development, &vars(&[(&var, &value)])) {
+                let named = name.split("__").any(|part| e.to_string().contains(&part.to_lowercase()));
+                prop_assert!(named, "{var}={value:?}: {e}");
+            }
+        }
+    }
+}
