@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use authd::domain::claims::AccessClaims;
 use authd::domain::jwt_algorithm::JwtAlgorithm;
-use authd::domain::refresh::RefreshToken;
+use authd::domain::opaque_token::RefreshToken;
 use authd::domain::user::Role;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::Header;

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::config::TokenSettings;
 use crate::domain::claims::{AccessClaims, Caller};
-use crate::domain::refresh::RefreshToken;
+use crate::domain::opaque_token::RefreshToken;
 use crate::domain::user::Role;
 use crate::error::AppError;
 use crate::keys::SigningKeys;

@@ -8,7 +8,7 @@ pub mod limits;
 pub mod lockout;
 pub mod messages;
 pub mod one_time;
+pub mod opaque_token;
 pub mod password;
-pub mod refresh;
 pub mod rotation;
 pub mod user;

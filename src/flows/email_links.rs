@@ -13,7 +13,7 @@ use crate::domain::email::EmailAddress;
 use crate::domain::lockout;
 use crate::domain::messages::MessageKind;
 use crate::domain::one_time::{OneTimeUse, TokenKind};
-use crate::domain::refresh::OpaqueToken;
+use crate::domain::opaque_token::OpaqueToken;
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
 use crate::flows::deps::FlowDeps;

@@ -11,7 +11,7 @@ use crate::actors::mailer::{Mailer, Wake};
 use crate::config::AppSettings;
 use crate::domain::messages::{self, MessageKind};
 use crate::domain::one_time::TokenKind;
-use crate::domain::refresh::OpaqueToken;
+use crate::domain::opaque_token::OpaqueToken;
 use crate::error::AppError;
 use crate::store::{ConsumedToken, NewOneTimeToken, OutboxEmail, Store};
 

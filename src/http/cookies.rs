@@ -6,7 +6,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header::COOKIE;
 use actix_web::HttpRequest;
 
-use crate::domain::refresh::{OpaqueToken, RefreshToken};
+use crate::domain::opaque_token::{OpaqueToken, RefreshToken};
 
 pub const REFRESH_COOKIE: &str = "refresh_token";
 pub const ONE_TIME_COOKIE: &str = "one_time_token";

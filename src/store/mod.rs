@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::email::CanonicalEmail;
 use crate::domain::one_time::OneTimeUse;
-use crate::domain::refresh::TokenHash;
+use crate::domain::opaque_token::TokenHash;
 use crate::domain::user::{Role, User};
 
 mod migrations;

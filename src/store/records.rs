@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::email::EmailAddress;
 use crate::domain::jwt_algorithm::JwtAlgorithm;
 use crate::domain::one_time::TokenKind;
-use crate::domain::refresh::TokenHash;
+use crate::domain::opaque_token::TokenHash;
 use crate::domain::rotation::RotationWindow;
 use crate::domain::user::{Role, User};
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use authd::config::StoreBackend;
 use authd::domain::email::{CanonicalEmail, EmailAddress};
-use authd::domain::refresh::RefreshToken;
+use authd::domain::opaque_token::RefreshToken;
 use authd::domain::user::Role;
 use authd::store::postgres::PostgresStore;
 use authd::store::sqlite::SqliteStore;

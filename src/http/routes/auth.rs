@@ -284,7 +284,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::domain::refresh::RefreshToken;
+    use crate::domain::opaque_token::RefreshToken;
     use crate::http::cookies::CookiePolicy;
 
     fn config() -> ProptestConfig {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::outbox::insert_email;
 use super::{ttl, PostgresStore};
 use crate::domain::one_time::{self, OneTimeUse, StoredOneTimeToken, TokenKind};
-use crate::domain::refresh::TokenHash;
+use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
 
 #[async_trait]

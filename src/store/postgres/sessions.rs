@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::users::user_from_row;
 use super::{ttl, PostgresStore};
-use crate::domain::refresh::TokenHash;
+use crate::domain::opaque_token::TokenHash;
 use crate::domain::rotation::{self, PresentedToken, RotationDecision, SessionState};
 use crate::domain::user::{Role, User};
 use crate::store::*;

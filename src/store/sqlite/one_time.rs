@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use super::outbox::insert_email;
 use super::{corrupt, now_micros, seconds_to_micros, time_at, SqliteStore};
 use crate::domain::one_time::{self, OneTimeUse, StoredOneTimeToken, TokenKind};
-use crate::domain::refresh::TokenHash;
+use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
 
 #[async_trait]

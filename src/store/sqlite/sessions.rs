@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::users::user_from_row;
 use super::{corrupt, now_micros, role_from, seconds_to_micros, time_at, uuid_at, SqliteStore};
-use crate::domain::refresh::TokenHash;
+use crate::domain::opaque_token::TokenHash;
 use crate::domain::rotation::{self, PresentedToken, RotationDecision, SessionState};
 use crate::domain::user::User;
 use crate::store::*;
