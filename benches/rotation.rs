@@ -1,6 +1,6 @@
 //! One refresh rotation: the store's part alone (`Store::rotate_refresh_token`: lock the session,
-//! check the generation, retire the parent, insert the child) and the whole of
-//! `TokenService::rotate` (parse, derive the child, the store's part, sign a new access token).
+//! check the generation, retire the parent, insert the child) and the whole of a `Rotate` sent to
+//! the token actor (the mailbox, parse, derive the child, the store's part, sign an access token).
 //! Each iteration rotates the token the previous one produced, so the chain grows as in a real
 //! session. On in-memory SQLite always; on PostgreSQL too when `DATABASE_URL` points at a server
 //! (a fresh database is created there and dropped afterwards).
@@ -14,28 +14,27 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authd::actors::tokens::Rotated;
+use authd::actors::tokens::{Rotate, Rotated};
 use authd::config::Settings;
 use authd::domain::jwt_algorithm::JwtAlgorithm;
 use authd::store::{Rotation, RotationOutcome, Store};
 use criterion::{criterion_group, criterion_main, Criterion};
-use tokio::runtime::Runtime;
 
 fn bench_backend(
     c: &mut Criterion,
-    rt: &Runtime,
+    rt: &actix::SystemRunner,
     backend: &str,
     store: Arc<dyn Store>,
     settings: &Settings,
 ) {
-    let service = rt.block_on(common::token_service(store.clone(), settings));
+    let tokens_actor = rt.block_on(common::tokens(store.clone(), settings));
     let user_id = rt.block_on(common::seed_user(store.as_ref()));
     let tokens = settings.tokens.clone();
     let secret = tokens.refresh_secret.expose().as_bytes().to_vec();
     let mut group = c.benchmark_group(format!("rotation/{backend}"));
 
     let mut current = rt
-        .block_on(common::start_session(&service, user_id))
+        .block_on(common::start_session(&tokens_actor, user_id))
         .refresh_token;
     group.bench_function("store", |b| {
         b.iter(|| {
@@ -58,12 +57,15 @@ fn bench_backend(
     });
 
     let mut current = rt
-        .block_on(common::start_session(&service, user_id))
+        .block_on(common::start_session(&tokens_actor, user_id))
         .refresh_token;
-    group.bench_function("token_service", |b| {
+    group.bench_function("token_actor", |b| {
         b.iter(|| {
             let rotated = rt
-                .block_on(service.rotate(current.as_str()))
+                .block_on(tokens_actor.actor.send(Rotate {
+                    presented: current.as_str().to_string(),
+                }))
+                .expect("the actor answers")
                 .expect("rotates");
             let Rotated::Issued(issued) = black_box(rotated) else {
                 panic!("the current token was taken for reuse")

@@ -1,6 +1,6 @@
-//! Access tokens: signing one as the token service does (claims, header with `kid`, the current
-//! key), and verifying one through `TokenService::verify_access` (signature, algorithm, `kid`,
-//! `iss`, `aud`, time, and the session-row check in the store, here in-memory SQLite), for HS256 (the default), ES256 and EdDSA.
+//! Access tokens: signing one as the token actor does (claims, header with `kid`, the current
+//! key), and verifying one (signature, algorithm, `kid`, `iss`, `aud`, time, and the session-row
+//! check in the store, here in-memory SQLite) in place and through the actor's mailbox, for HS256 (the default), ES256 and EdDSA.
 //! Also the CPU part of a refresh rotation: deriving the child token and hashing both.
 //!
 //! `cargo bench --bench tokens`
@@ -10,12 +10,12 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
+use authd::actors::tokens::VerifyAccess;
 use authd::domain::claims::AccessClaims;
 use authd::domain::jwt_algorithm::JwtAlgorithm;
 use authd::domain::opaque_token::RefreshToken;
 use authd::domain::user::Role;
 use criterion::{criterion_group, criterion_main, Criterion};
-use jsonwebtoken::Header;
 use uuid::Uuid;
 
 fn tokens(c: &mut Criterion) {
@@ -28,40 +28,54 @@ fn tokens(c: &mut Criterion) {
     ] {
         let settings = common::settings(algorithm);
         let store = rt.block_on(common::sqlite_memory());
-        let service = rt.block_on(common::token_service(store.clone(), &settings));
+        let tokens = rt.block_on(common::tokens(store.clone(), &settings));
         let name = algorithm.name();
 
-        // What `TokenService::issue_access` does (it is private): claims, header, sign.
-        let ring = service.keys().ring();
-        let key = ring.current().clone();
-        let encoding = key.encoding.clone().expect("the current key signs");
-        let tokens = &settings.tokens;
-        let sign = || {
-            let claims = AccessClaims::new(
+        // What the token actor does to issue: claims, header with `kid`, sign with the ring's
+        // current key.
+        let ring = tokens.ring.clone();
+        let settings_tokens = &settings.tokens;
+        let claims = || {
+            AccessClaims::new(
                 Uuid::new_v4(),
                 Uuid::new_v4(),
                 Role::User,
-                &tokens.issuer,
-                &tokens.audience,
+                &settings_tokens.issuer,
+                &settings_tokens.audience,
                 chrono::Utc::now().timestamp(),
-                tokens.access_ttl_seconds as i64,
-            );
-            let mut header = Header::new(key.algorithm);
-            header.kid = Some(key.kid.clone());
-            jsonwebtoken::encode(&header, &claims, &encoding).expect("signs")
+                settings_tokens.access_ttl_seconds as i64,
+            )
         };
-        group.bench_function(format!("issue/{name}"), |b| b.iter(|| black_box(sign())));
+        group.bench_function(format!("issue/{name}"), |b| {
+            b.iter(|| black_box(ring.sign(&claims()).expect("signs")))
+        });
 
-        // A real token from a session, verified the way every authenticated request is.
+        // A real token from a session. `decode`: signature and claims alone. `verify_direct`:
+        // that and the session check in the store, called in place. `verify`: the same through
+        // the token actor's mailbox, as every authenticated request does it; the difference
+        // with `verify_direct` is what the mailbox hop costs.
         let user_id = rt.block_on(common::seed_user(store.as_ref()));
-        let issued = rt.block_on(common::start_session(&service, user_id));
-        let token = issued.access_token;
+        let token = rt
+            .block_on(common::start_session(&tokens, user_id))
+            .access_token;
+        group.bench_function(format!("decode/{name}"), |b| {
+            b.iter(|| black_box(ring.decode(black_box(&token)).expect("valid")))
+        });
+        group.bench_function(format!("verify_direct/{name}"), |b| {
+            b.iter(|| {
+                let claims = ring.decode(black_box(&token)).expect("valid");
+                black_box(rt.block_on(tokens.service.caller(claims)).expect("live"))
+            })
+        });
         group.bench_function(format!("verify/{name}"), |b| {
             b.iter(|| {
-                let claims = rt
-                    .block_on(service.verify_access(black_box(&token)))
+                let caller = rt
+                    .block_on(tokens.actor.send(VerifyAccess {
+                        token: black_box(token.clone()),
+                    }))
+                    .expect("the actor answers")
                     .expect("valid");
-                black_box(claims)
+                black_box(caller)
             })
         });
     }

@@ -31,7 +31,7 @@ use crate::flows::outbox::{Outbox, TokenLifetimes, FOLLOW_UP_LIFETIME};
 use crate::http::client_ip::TrustedProxies;
 use crate::http::cookies::CookiePolicy;
 use crate::http::{self, AppState};
-use crate::keys::SigningKeys;
+use crate::keys::KeySource;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -118,24 +118,6 @@ fn describe_cache(settings: &Settings) -> String {
     }
 }
 
-/// Reloads the stored signing keys on an interval, so a key rotated in by `authd keys rotate` (or
-/// another node) signs here soon and a retired one stops being published.
-fn spawn_key_reload(tokens: Arc<TokenService>, every_seconds: u64) {
-    if every_seconds == 0 {
-        return;
-    }
-    actix::spawn(async move {
-        let mut interval = tokio::time::interval(std::time::Duration::from_secs(every_seconds));
-        interval.tick().await;
-        loop {
-            interval.tick().await;
-            if let Err(e) = tokens.keys().reload().await {
-                tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones");
-            }
-        }
-    });
-}
-
 impl Application {
     /// Connects, migrates if configured, starts the actors and binds. Needs a running actix System.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -178,22 +160,21 @@ impl Application {
             port,
         );
 
-        let keys = SigningKeys::load(store.clone(), settings.tokens.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("tokens: {e}"))?;
-        let current_kid = keys.ring().current().kid.clone();
+        // Each token actor owns a copy of this ring and keeps it fresh from the same source.
+        let keys = KeySource::new(store.clone(), settings.tokens.clone());
+        let ring = Arc::new(
+            keys.initial_ring()
+                .await
+                .map_err(|e| anyhow::anyhow!("tokens: {e}"))?,
+        );
+        let current_kid = ring.current().kid.clone();
         tracing::info!(
             algorithm = settings.tokens.algorithm.name(),
             kid = %current_kid,
             "access tokens signed"
         );
         let audit = Audit::new(store.clone());
-        let token_service = Arc::new(TokenService::new(
-            store.clone(),
-            settings.tokens.clone(),
-            keys,
-        ));
-        spawn_key_reload(token_service.clone(), settings.tokens.key_refresh_seconds);
+        let token_service = Arc::new(TokenService::new(store.clone(), settings.tokens.clone()));
         let rate_limits = Arc::new(settings.rate_limit.clone());
         let lockout = settings
             .auth
@@ -268,7 +249,10 @@ impl Application {
         let server = HttpServer::new(move || {
             // One token actor and one rate-limit actor per HTTP worker thread: their messages
             // never cross threads, and their state is shared through the store and the cache.
-            let tokens = Tracked::new(TokenActor::new(token_service.clone()).start(), "tokens");
+            let tokens = Tracked::new(
+                TokenActor::new(token_service.clone(), keys.clone(), ring.clone()).start(),
+                "tokens",
+            );
             let rate_limiter = Tracked::new(
                 RateLimiter::new(cache.clone(), rate_limits.clone(), lockout).start(),
                 "rate_limiter",

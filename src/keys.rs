@@ -8,14 +8,15 @@
 //! access-token lifetime plus leeway), then it is retired: no longer published or accepted.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{
@@ -28,7 +29,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::TokenSettings;
+use crate::domain::claims::AccessClaims;
 use crate::domain::jwt_algorithm::JwtAlgorithm;
+use crate::error::AppError;
 use crate::store::{Store, StoredSigningKey};
 
 /// RSA modulus size for generated RS*/PS* keys.
@@ -325,18 +328,40 @@ impl KeyRing {
     pub fn jwks(&self) -> &Value {
         &self.jwks
     }
-}
 
-/// How often an unknown `kid` may trigger a reload of the stored keys, at most.
-const RELOAD_ON_MISS_EVERY: Duration = Duration::from_secs(5);
+    /// Signs `claims` with the current key, its `kid` in the header.
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, AppError> {
+        let key = self.current();
+        let mut header = Header::new(key.algorithm);
+        header.kid = Some(key.kid.clone());
+        let encoding = key.encoding.as_ref().ok_or_else(|| {
+            AppError::Internal("the current signing key has no private part".into())
+        })?;
+        jsonwebtoken::encode(&header, claims, encoding)
+            .map_err(|e| AppError::Internal(format!("signing an access token: {e}")))
+    }
 
-/// The key ring of this process, reloaded from the store periodically and on an unknown `kid`
-/// (a key another node has just rotated in).
-pub struct SigningKeys {
-    store: Arc<dyn Store>,
-    settings: TokenSettings,
-    ring: RwLock<Arc<KeyRing>>,
-    last_reload: Mutex<std::time::Instant>,
+    /// The `kid` a token names, if this ring does not know it (a key rotated in elsewhere).
+    pub fn unknown_kid(&self, token: &str) -> bool {
+        jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|header| header.kid)
+            .is_some_and(|kid| self.get(&kid).is_none())
+    }
+
+    /// Checks signature, algorithm, `kid`, `iss`, `aud` and time. The key's own algorithm is the
+    /// only one accepted: `alg: none`, and an HS token signed with a public key, fail here.
+    pub fn decode(&self, token: &str) -> Result<AccessClaims, AppError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AppError::TokenInvalid)?;
+        let kid = header.kid.ok_or(AppError::TokenInvalid)?;
+        let key = self.get(&kid).ok_or(AppError::TokenInvalid)?;
+        jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &key.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AppError::TokenExpired,
+                _ => AppError::TokenInvalid,
+            })
+    }
 }
 
 fn verify_window(settings: &TokenSettings) -> Duration {
@@ -369,65 +394,47 @@ pub async fn rotate(store: &dyn Store, settings: &TokenSettings) -> Result<Strin
     Ok(key.kid)
 }
 
-impl SigningKeys {
-    /// Loads the keys; for an asymmetric algorithm with no stored key yet, generates the first one.
-    pub async fn load(store: Arc<dyn Store>, settings: TokenSettings) -> Result<Self, String> {
-        let ring = if settings.algorithm.is_symmetric() {
-            KeyRing::symmetric(&settings)
-        } else {
-            match stored_ring(store.as_ref(), &settings).await {
-                Ok(ring) => ring,
-                Err(_) if !has_key_for(store.as_ref(), settings.algorithm).await? => {
-                    let kid = rotate(store.as_ref(), &settings).await?;
-                    tracing::info!(%kid, algorithm = settings.algorithm.name(), "generated the first signing key");
-                    stored_ring(store.as_ref(), &settings).await?
-                }
-                Err(e) => return Err(e),
+/// Where key rings come from: the configured secret (HS*), or the keys in the store, which every
+/// node shares. Each token actor builds its own ring from here and keeps it fresh.
+#[derive(Clone)]
+pub struct KeySource {
+    store: Arc<dyn Store>,
+    settings: TokenSettings,
+}
+
+impl KeySource {
+    pub fn new(store: Arc<dyn Store>, settings: TokenSettings) -> Self {
+        KeySource { store, settings }
+    }
+
+    /// HS* keys live in config: the ring never changes while the process runs.
+    pub fn is_fixed(&self) -> bool {
+        self.settings.algorithm.is_symmetric()
+    }
+
+    /// The ring at start; for an asymmetric algorithm with no stored key yet, generates the first.
+    pub async fn initial_ring(&self) -> Result<KeyRing, String> {
+        if self.is_fixed() {
+            return Ok(KeyRing::symmetric(&self.settings));
+        }
+        let store = self.store.as_ref();
+        match stored_ring(store, &self.settings).await {
+            Ok(ring) => Ok(ring),
+            Err(_) if !has_key_for(store, self.settings.algorithm).await? => {
+                let kid = rotate(store, &self.settings).await?;
+                tracing::info!(%kid, algorithm = self.settings.algorithm.name(), "generated the first signing key");
+                stored_ring(store, &self.settings).await
             }
-        };
-        Ok(SigningKeys {
-            store,
-            settings,
-            ring: RwLock::new(Arc::new(ring)),
-            last_reload: Mutex::new(std::time::Instant::now()),
-        })
+            Err(e) => Err(e),
+        }
     }
 
-    pub fn ring(&self) -> Arc<KeyRing> {
-        self.ring.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Rebuilds the ring from the store (a no-op for HS* keys, which live in config).
-    pub async fn reload(&self) -> Result<(), String> {
-        if self.settings.algorithm.is_symmetric() {
-            return Ok(());
+    /// The ring as the store holds it now.
+    pub async fn load_ring(&self) -> Result<KeyRing, String> {
+        if self.is_fixed() {
+            return Ok(KeyRing::symmetric(&self.settings));
         }
-        let ring = stored_ring(self.store.as_ref(), &self.settings).await?;
-        *self.ring.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ring);
-        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
-        Ok(())
-    }
-
-    /// The key with this `kid`; an unknown one triggers a reload, at most every few seconds, so
-    /// forged kids cannot turn into a flood of store reads.
-    pub async fn find(&self, kid: &str) -> Option<Arc<ActiveKey>> {
-        if let Some(key) = self.ring().get(kid) {
-            return Some(key.clone());
-        }
-        if self.settings.algorithm.is_symmetric() {
-            return None;
-        }
-        {
-            let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
-            if last.elapsed() < RELOAD_ON_MISS_EVERY {
-                return None;
-            }
-            *last = std::time::Instant::now();
-        }
-        if let Err(e) = self.reload().await {
-            tracing::warn!(error = %e, "reloading signing keys failed");
-        }
-        self.ring().get(kid).cloned()
+        stored_ring(self.store.as_ref(), &self.settings).await
     }
 }
 

@@ -1,27 +1,27 @@
 //! What the benches share: settings from the repository's config (development: example secrets),
-//! a store (in-memory SQLite, or a fresh PostgreSQL database), a seeded user, a token service.
+//! a store (in-memory SQLite, or a fresh PostgreSQL database), a seeded user, and the token
+//! actor as the HTTP workers run it, on an actix system the benches block on.
 
 #![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::Arc;
 
-use authd::actors::tokens::{IssuedTokens, StartSession, TokenService};
+use actix::{Actor, Addr, SystemRunner};
+use authd::actors::tokens::{IssuedTokens, StartSession, TokenActor, TokenService};
 use authd::config::{self, Environment, Settings};
 use authd::domain::jwt_algorithm::JwtAlgorithm;
 use authd::domain::user::Role;
-use authd::keys::SigningKeys;
+use authd::keys::{KeyRing, KeySource};
 use authd::store::postgres::PostgresStore;
 use authd::store::sqlite::SqliteStore;
 use authd::store::Store;
-use tokio::runtime::Runtime;
 use uuid::Uuid;
 
-pub fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+/// An actix system (a current-thread tokio runtime underneath) to block on: actors, the
+/// PostgreSQL pool's connections and the benches' futures all run on it.
+pub fn runtime() -> SystemRunner {
+    actix::System::new()
 }
 
 /// The development settings (example secrets), with `algorithm` for access tokens.
@@ -95,25 +95,36 @@ pub async fn seed_user(store: &dyn Store) -> Uuid {
         .id
 }
 
-pub async fn token_service(store: Arc<dyn Store>, settings: &Settings) -> Arc<TokenService> {
-    let keys = SigningKeys::load(store.clone(), settings.tokens.clone())
-        .await
-        .expect("signing keys");
-    Arc::new(TokenService::new(
-        store.clone(),
-        settings.tokens.clone(),
-        keys,
-    ))
+/// The token flows as a worker has them: the store side, the key ring, and an actor owning it.
+pub struct Tokens {
+    pub service: Arc<TokenService>,
+    pub ring: Arc<KeyRing>,
+    pub actor: Addr<TokenActor>,
 }
 
-pub async fn start_session(service: &TokenService, user_id: Uuid) -> IssuedTokens {
-    service
-        .start_session(StartSession {
+/// Call from inside the system (`rt.block_on`): the actor starts on it.
+pub async fn tokens(store: Arc<dyn Store>, settings: &Settings) -> Tokens {
+    let keys = KeySource::new(store.clone(), settings.tokens.clone());
+    let ring = Arc::new(keys.initial_ring().await.expect("signing keys"));
+    let service = Arc::new(TokenService::new(store, settings.tokens.clone()));
+    let actor = TokenActor::new(service.clone(), keys, ring.clone()).start();
+    Tokens {
+        service,
+        ring,
+        actor,
+    }
+}
+
+pub async fn start_session(tokens: &Tokens, user_id: Uuid) -> IssuedTokens {
+    tokens
+        .actor
+        .send(StartSession {
             user_id,
             role: Role::User,
             user_agent: Some("bench".into()),
             ip: Some("127.0.0.1".into()),
         })
         .await
+        .expect("the actor answers")
         .expect("session")
 }

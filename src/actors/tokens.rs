@@ -2,17 +2,21 @@
 //! of every access token against its session in the store (so a revocation holds across restarts,
 //! nodes and cache evictions).
 //!
-//! Its handlers return futures that run on their own (`ResponseFuture`), so one slow database
-//! round trip never serialises the others. One instance runs on each HTTP worker thread; all of
-//! them share the same [`TokenService`], whose state lives in the store, so every guarantee holds
-//! across threads and nodes.
+//! One instance runs on each HTTP worker thread and owns that thread's signing key ring: it signs
+//! and verifies with it, reloads it from the store every `tokens.key_refresh_seconds` and when a
+//! token names a key it does not know yet (rotated in by another node), so no lock is shared
+//! between workers. The store side of each step (sessions, rotation, revocation) is the
+//! stateless [`TokenService`]; its futures run on their own (`ResponseActFuture`), so one slow
+//! database round trip never holds up the others, and they come back to the actor only to sign.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use actix::{Actor, Context, Handler, Message, MessageResult, ResponseFuture};
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
+    ResponseActFuture, ResponseFuture, WrapFuture,
+};
 use chrono::Utc;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::Header;
 use uuid::Uuid;
 
 use crate::config::TokenSettings;
@@ -20,7 +24,7 @@ use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::opaque_token::RefreshToken;
 use crate::domain::user::Role;
 use crate::error::AppError;
-use crate::keys::SigningKeys;
+use crate::keys::{KeyRing, KeySource};
 use crate::store::{NewSession, RevokeReason, Rotation, RotationOutcome, SessionOwner, Store};
 
 /// What a client receives after signup, login or refresh.
@@ -102,65 +106,36 @@ pub struct RevokeSessions {
 #[rtype(result = "serde_json::Value")]
 pub struct PublishedKeys;
 
+/// The store side of the token flows: no keys, no state of its own.
 pub struct TokenService {
     store: Arc<dyn Store>,
     settings: TokenSettings,
-    keys: SigningKeys,
+}
+
+/// What a rotation leaves the actor to do.
+pub enum RotationStep {
+    /// Sign an access token for this session; the client gets `refresh_token` back.
+    Issue(SessionOwner, RefreshToken),
+    Reused {
+        session_id: Uuid,
+        user_id: Uuid,
+    },
 }
 
 impl TokenService {
-    pub fn new(store: Arc<dyn Store>, settings: TokenSettings, keys: SigningKeys) -> Self {
-        TokenService {
-            store,
-            settings,
-            keys,
-        }
+    pub fn new(store: Arc<dyn Store>, settings: TokenSettings) -> Self {
+        TokenService { store, settings }
     }
 
-    /// The signing keys, for the JWKS endpoint and the periodic reload.
-    pub fn keys(&self) -> &SigningKeys {
-        &self.keys
-    }
-
-    fn issue_access(&self, owner: SessionOwner) -> Result<(String, u64), AppError> {
-        let ttl = self.settings.access_ttl_seconds;
-        let claims = AccessClaims::new(
-            owner.user_id,
-            owner.session_id,
-            owner.role,
-            &self.settings.issuer,
-            &self.settings.audience,
-            Utc::now().timestamp(),
-            ttl as i64,
-        );
-        let ring = self.keys.ring();
-        let key = ring.current();
-        let mut header = Header::new(key.algorithm);
-        header.kid = Some(key.kid.clone());
-        let encoding = key.encoding.as_ref().ok_or_else(|| {
-            AppError::Internal("the current signing key has no private part".into())
-        })?;
-        let token = jsonwebtoken::encode(&header, &claims, encoding)
-            .map_err(|e| AppError::Internal(format!("signing an access token: {e}")))?;
-        Ok((token, ttl))
-    }
-
-    fn issued(
-        &self,
-        owner: SessionOwner,
-        refresh_token: RefreshToken,
-    ) -> Result<IssuedTokens, AppError> {
-        let (access_token, expires_in) = self.issue_access(owner)?;
-        Ok(IssuedTokens {
-            access_token,
-            expires_in,
-            refresh_token,
-            session_id: owner.session_id,
-        })
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %msg.user_id))]
-    pub async fn start_session(&self, msg: StartSession) -> Result<IssuedTokens, AppError> {
+    pub async fn start_session(
+        &self,
+        msg: StartSession,
+    ) -> Result<(SessionOwner, RefreshToken), AppError> {
         let refresh_token = RefreshToken::generate();
         let session_id = Uuid::new_v4();
         self.store
@@ -178,11 +153,11 @@ impl TokenService {
             user_id: msg.user_id,
             role: msg.role,
         };
-        self.issued(owner, refresh_token)
+        Ok((owner, refresh_token))
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn rotate(&self, presented: &str) -> Result<Rotated, AppError> {
+    pub async fn rotate(&self, presented: &str) -> Result<RotationStep, AppError> {
         let presented = RefreshToken::parse(presented).ok_or(AppError::TokenInvalid)?;
         // Deterministic: the same parent always yields the same child, which is what lets a racing
         // tab inside the grace window receive the token the first request received.
@@ -198,17 +173,17 @@ impl TokenService {
             })
             .await?;
         match outcome {
-            RotationOutcome::Rotated(owner) => self.issued(owner, child).map(Rotated::Issued),
+            RotationOutcome::Rotated(owner) => Ok(RotationStep::Issue(owner, child)),
             RotationOutcome::GraceReplay(owner) => {
                 tracing::info!(session_id = %owner.session_id, "refresh replayed within the grace window");
-                self.issued(owner, child).map(Rotated::Issued)
+                Ok(RotationStep::Issue(owner, child))
             }
             RotationOutcome::Reused {
                 session_id,
                 user_id,
             } => {
                 tracing::warn!(%session_id, %user_id, "refresh token reuse detected; session revoked");
-                Ok(Rotated::Reused {
+                Ok(RotationStep::Reused {
                     session_id,
                     user_id,
                 })
@@ -218,18 +193,8 @@ impl TokenService {
         }
     }
 
-    pub async fn verify_access(&self, token: &str) -> Result<Caller, AppError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AppError::TokenInvalid)?;
-        let kid = header.kid.ok_or(AppError::TokenInvalid)?;
-        let key = self.keys.find(&kid).await.ok_or(AppError::TokenInvalid)?;
-        // The key's own algorithm is the only one accepted: `alg: none`, and an HS token signed
-        // with a public key, fail here.
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &key.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AppError::TokenExpired,
-                _ => AppError::TokenInvalid,
-            })?;
-        let claims = data.claims;
+    /// The caller behind claims whose signature checked out: their session must be live.
+    pub async fn caller(&self, claims: AccessClaims) -> Result<Caller, AppError> {
         // The store is the authority on revocation: a logout, lock, deletion or password change
         // revoked the session row, and that holds after a restart and on every node. One indexed
         // read that also yields the account, which most callers need next anyway.
@@ -294,45 +259,154 @@ impl TokenService {
     }
 }
 
-/// The actor wrapping [`TokenService`]; start one per HTTP worker.
+/// How often an unknown `kid` may trigger a reload of the stored keys, at most: forged kids
+/// cannot turn into a flood of store reads.
+const RELOAD_ON_MISS_EVERY: Duration = Duration::from_secs(5);
+
+/// Start one per HTTP worker; each owns its key ring.
 pub struct TokenActor {
-    service: Arc<TokenService>,
+    sessions: Arc<TokenService>,
+    keys: KeySource,
+    ring: Arc<KeyRing>,
+    last_reload: Instant,
 }
 
 impl TokenActor {
-    pub fn new(service: Arc<TokenService>) -> Self {
-        TokenActor { service }
+    /// `ring`: the ring loaded at start (every actor begins with the same one).
+    pub fn new(sessions: Arc<TokenService>, keys: KeySource, ring: Arc<KeyRing>) -> Self {
+        TokenActor {
+            sessions,
+            keys,
+            ring,
+            last_reload: Instant::now(),
+        }
+    }
+
+    fn issue(
+        &self,
+        owner: SessionOwner,
+        refresh_token: RefreshToken,
+    ) -> Result<IssuedTokens, AppError> {
+        let settings = self.sessions.settings();
+        let expires_in = settings.access_ttl_seconds;
+        let claims = AccessClaims::new(
+            owner.user_id,
+            owner.session_id,
+            owner.role,
+            &settings.issuer,
+            &settings.audience,
+            Utc::now().timestamp(),
+            expires_in as i64,
+        );
+        Ok(IssuedTokens {
+            access_token: self.ring.sign(&claims)?,
+            expires_in,
+            refresh_token,
+            session_id: owner.session_id,
+        })
+    }
+
+    /// Replaces the ring with the store's, keeping the current one if that fails.
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        let keys = self.keys.clone();
+        self.last_reload = Instant::now();
+        ctx.spawn(
+            async move { keys.load_ring().await }
+                .into_actor(self)
+                .map(|loaded, actor, _| match loaded {
+                    Ok(ring) => actor.ring = Arc::new(ring),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones")
+                    }
+                }),
+        );
     }
 }
 
 impl Actor for TokenActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let every = self.sessions.settings().key_refresh_seconds;
+        if every > 0 && !self.keys.is_fixed() {
+            ctx.run_interval(Duration::from_secs(every), |actor, ctx| actor.reload(ctx));
+        }
+    }
 }
 
 impl Handler<StartSession> for TokenActor {
-    type Result = ResponseFuture<Result<IssuedTokens, AppError>>;
+    type Result = ResponseActFuture<Self, Result<IssuedTokens, AppError>>;
 
     fn handle(&mut self, msg: StartSession, _: &mut Self::Context) -> Self::Result {
-        let service = self.service.clone();
-        Box::pin(async move { service.start_session(msg).await })
+        let sessions = self.sessions.clone();
+        Box::pin(
+            async move { sessions.start_session(msg).await }
+                .into_actor(self)
+                .map(|started, actor, _| {
+                    let (owner, refresh_token) = started?;
+                    actor.issue(owner, refresh_token)
+                }),
+        )
     }
 }
 
 impl Handler<Rotate> for TokenActor {
-    type Result = ResponseFuture<Result<Rotated, AppError>>;
+    type Result = ResponseActFuture<Self, Result<Rotated, AppError>>;
 
     fn handle(&mut self, msg: Rotate, _: &mut Self::Context) -> Self::Result {
-        let service = self.service.clone();
-        Box::pin(async move { service.rotate(&msg.presented).await })
+        let sessions = self.sessions.clone();
+        Box::pin(
+            async move { sessions.rotate(&msg.presented).await }
+                .into_actor(self)
+                .map(|step, actor, _| match step? {
+                    RotationStep::Issue(owner, child) => {
+                        actor.issue(owner, child).map(Rotated::Issued)
+                    }
+                    RotationStep::Reused {
+                        session_id,
+                        user_id,
+                    } => Ok(Rotated::Reused {
+                        session_id,
+                        user_id,
+                    }),
+                }),
+        )
     }
 }
 
 impl Handler<VerifyAccess> for TokenActor {
-    type Result = ResponseFuture<Result<Caller, AppError>>;
+    type Result = ResponseActFuture<Self, Result<Caller, AppError>>;
 
     fn handle(&mut self, msg: VerifyAccess, _: &mut Self::Context) -> Self::Result {
-        let service = self.service.clone();
-        Box::pin(async move { service.verify_access(&msg.token).await })
+        // A key another node rotated in: reload first (rarely), then decide with the new ring.
+        let reload = (!self.keys.is_fixed()
+            && self.ring.unknown_kid(&msg.token)
+            && self.last_reload.elapsed() >= RELOAD_ON_MISS_EVERY)
+            .then(|| {
+                self.last_reload = Instant::now();
+                self.keys.clone()
+            });
+        let sessions = self.sessions.clone();
+        Box::pin(
+            async move {
+                match reload {
+                    Some(keys) => Some(keys.load_ring().await),
+                    None => None,
+                }
+            }
+            .into_actor(self)
+            .map(move |loaded, actor, _| {
+                match loaded {
+                    Some(Ok(ring)) => actor.ring = Arc::new(ring),
+                    Some(Err(e)) => tracing::warn!(error = %e, "reloading signing keys failed"),
+                    None => {}
+                }
+                actor.ring.decode(&msg.token)
+            })
+            .then(move |claims, actor, _| {
+                async move { sessions.caller(claims?).await }.into_actor(actor)
+            }),
+        )
     }
 }
 
@@ -340,8 +414,8 @@ impl Handler<Logout> for TokenActor {
     type Result = ResponseFuture<Result<Option<Uuid>, AppError>>;
 
     fn handle(&mut self, msg: Logout, _: &mut Self::Context) -> Self::Result {
-        let service = self.service.clone();
-        Box::pin(async move { service.logout(msg).await })
+        let sessions = self.sessions.clone();
+        Box::pin(async move { sessions.logout(msg).await })
     }
 }
 
@@ -349,8 +423,8 @@ impl Handler<LogoutAll> for TokenActor {
     type Result = ResponseFuture<Result<usize, AppError>>;
 
     fn handle(&mut self, msg: LogoutAll, _: &mut Self::Context) -> Self::Result {
-        let service = self.service.clone();
-        Box::pin(async move { service.logout_all(msg).await })
+        let sessions = self.sessions.clone();
+        Box::pin(async move { sessions.logout_all(msg).await })
     }
 }
 
@@ -358,7 +432,7 @@ impl Handler<PublishedKeys> for TokenActor {
     type Result = MessageResult<PublishedKeys>;
 
     fn handle(&mut self, _: PublishedKeys, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.service.keys().ring().jwks().clone())
+        MessageResult(self.ring.jwks().clone())
     }
 }
 
@@ -366,8 +440,8 @@ impl Handler<RevokeSessions> for TokenActor {
     type Result = ResponseFuture<Result<usize, AppError>>;
 
     fn handle(&mut self, msg: RevokeSessions, _: &mut Self::Context) -> Self::Result {
-        let service = self.service.clone();
-        Box::pin(async move { service.revoke_sessions(msg).await })
+        let sessions = self.sessions.clone();
+        Box::pin(async move { sessions.revoke_sessions(msg).await })
     }
 }
 
@@ -392,10 +466,7 @@ mod tests {
 
     /// A token service on an in-memory SQLite store, with the development
     /// settings and `algorithm`; and one valid access token it issued.
-    fn service(
-        runtime: &tokio::runtime::Runtime,
-        algorithm: JwtAlgorithm,
-    ) -> (TokenService, String) {
+    fn service(runtime: &tokio::runtime::Runtime, algorithm: JwtAlgorithm) -> (KeyRing, String) {
         runtime.block_on(async {
             let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
             let mut settings =
@@ -404,10 +475,11 @@ mod tests {
             let sqlite = SqliteStore::open(None).await.unwrap();
             sqlite.migrate().await.unwrap();
             let store: Arc<dyn Store> = Arc::new(sqlite);
-            let keys = SigningKeys::load(store.clone(), settings.tokens.clone())
+            let ring = KeySource::new(store.clone(), settings.tokens.clone())
+                .initial_ring()
                 .await
                 .unwrap();
-            let service = TokenService::new(store.clone(), settings.tokens.clone(), keys);
+            let service = TokenService::new(store.clone(), settings.tokens.clone());
             let user = store
                 .create_user(NewUser {
                     id: Uuid::new_v4(),
@@ -421,7 +493,7 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            let token = service
+            let (owner, _) = service
                 .start_session(StartSession {
                     user_id: user.id,
                     role: Role::User,
@@ -429,17 +501,27 @@ mod tests {
                     ip: None,
                 })
                 .await
-                .unwrap()
-                .access_token;
-            assert!(
-                service.verify_access(&token).await.is_ok(),
-                "the issued token verifies"
+                .unwrap();
+            let claims = AccessClaims::new(
+                owner.user_id,
+                owner.session_id,
+                owner.role,
+                &settings.tokens.issuer,
+                &settings.tokens.audience,
+                Utc::now().timestamp(),
+                settings.tokens.access_ttl_seconds as i64,
             );
-            (service, token)
+            let token = ring.sign(&claims).unwrap();
+            let claims = ring.decode(&token).expect("the issued token decodes");
+            assert!(
+                service.caller(claims).await.is_ok(),
+                "the issued token's session is live"
+            );
+            (ring, token)
         })
     }
 
-    fn refused(result: Result<Caller, AppError>) -> bool {
+    fn refused(result: Result<AccessClaims, AppError>) -> bool {
         matches!(result, Err(AppError::TokenInvalid | AppError::TokenExpired))
     }
 
@@ -480,11 +562,11 @@ mod tests {
     #[test]
     fn arbitrary_text_is_never_an_access_token() {
         let runtime = runtime();
-        let (service, _) = service(&runtime, JwtAlgorithm::HS256);
+        let (ring, _) = service(&runtime, JwtAlgorithm::HS256);
         let mut runner = proptest::test_runner::TestRunner::new(config());
         runner
             .run(&prop_oneof![any::<String>(), jwt_like()], |text| {
-                let result = runtime.block_on(service.verify_access(&text));
+                let result = ring.decode(&text);
                 prop_assert!(refused(result), "{text:?}");
                 Ok(())
             })
@@ -494,7 +576,7 @@ mod tests {
     /// One service per algorithm for all cases (key generation is the slow part).
     fn mutations_are_refused(algorithm: JwtAlgorithm) {
         let runtime = runtime();
-        let (service, token) = service(&runtime, algorithm);
+        let (ring, token) = service(&runtime, algorithm);
         let length = token.chars().count();
         let mut runner = proptest::test_runner::TestRunner::new(config());
         runner
@@ -509,7 +591,7 @@ mod tests {
                     }
                     let mutated: String = chars.into_iter().collect();
                     if mutated != token {
-                        let result = runtime.block_on(service.verify_access(&mutated));
+                        let result = ring.decode(&mutated);
                         prop_assert!(refused(result), "{algorithm:?} accepted {mutated}");
                     }
                     Ok(())
@@ -520,11 +602,8 @@ mod tests {
         let mut runner = proptest::test_runner::TestRunner::new(config());
         runner
             .run(&any::<[u8; 32]>(), |secret| {
-                let claims = runtime
-                    .block_on(service.verify_access(&token))
-                    .unwrap()
-                    .claims;
-                let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+                let claims = ring.decode(&token).unwrap();
+                let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
                 header.kid = Some(jsonwebtoken::decode_header(&token).unwrap().kid.unwrap());
                 let forged = jsonwebtoken::encode(
                     &header,
@@ -532,7 +611,7 @@ mod tests {
                     &jsonwebtoken::EncodingKey::from_secret(&secret),
                 )
                 .unwrap();
-                let result = runtime.block_on(service.verify_access(&forged));
+                let result = ring.decode(&forged);
                 prop_assert!(refused(result), "{algorithm:?} accepted a forgery");
                 Ok(())
             })
