@@ -63,6 +63,7 @@ pub fn hasher_rejected() {
 pub struct MailboxGuard(&'static str);
 
 pub fn mailbox(actor: &'static str) -> MailboxGuard {
+    actor_message(actor);
     gauge!("authd_actor_mailbox_backlog", "actor" => actor).increment(1.0);
     MailboxGuard(actor)
 }
@@ -71,6 +72,11 @@ impl Drop for MailboxGuard {
     fn drop(&mut self) {
         gauge!("authd_actor_mailbox_backlog", "actor" => self.0).decrement(1.0);
     }
+}
+
+/// One message sent to an actor's mailbox (how many hops a request makes, per actor).
+pub fn actor_message(actor: &'static str) {
+    counter!("authd_actor_messages_total", "actor" => actor).increment(1);
 }
 
 /// A request or login refused by a rate limit; `scope` is `ip`, `route` or `account`.

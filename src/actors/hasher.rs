@@ -252,6 +252,7 @@ impl HashPermit {
             password: SecretString::from(password),
             queued_at: Instant::now(),
         };
+        metrics::actor_message("hasher");
         self.workers
             .send(message)
             .await?
@@ -269,6 +270,7 @@ impl HashPermit {
             hash,
             queued_at: Instant::now(),
         };
+        metrics::actor_message("hasher");
         Ok(self.workers.send(message).await?)
     }
 }

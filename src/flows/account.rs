@@ -6,7 +6,6 @@ use uuid::Uuid;
 use crate::actors::tokens::SessionScope;
 use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
-use crate::domain::messages::MessageKind;
 use crate::domain::user::{check_name, User};
 use crate::domain::{lockout, password};
 use crate::error::AppError;
@@ -152,34 +151,16 @@ impl AccountService {
             "newPassword",
         )?;
         let hash = self.deps.hasher.hash(&new).await?;
-        self.deps.store.set_password(user.id, &hash).await?;
-        let revoked = self
-            .deps
-            .revoke_sessions(
-                user.id,
+        self.deps
+            .replace_password(
+                &user,
+                &hash,
                 SessionScope::AllExcept(caller.sid),
                 RevokeReason::PasswordChanged,
-            )
-            .await?;
-        tracing::info!(user_id = %user.id, revoked, "password changed");
-        self.deps
-            .outbox
-            .send_notice(
-                MessageKind::PasswordChanged,
-                &user.email,
-                user.name.as_deref(),
-            )
-            .await?;
-        self.deps
-            .audit
-            .record(
                 EventKind::PasswordChanged,
-                Some(user.id),
                 client,
-                json!({ "revokedSessions": revoked }),
             )
-            .await;
-        Ok(revoked)
+            .await
     }
 
     /// Soft-deletes the caller's account after checking the password, and ends every session.

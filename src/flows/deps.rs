@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::actors::deferred::Deferred;
@@ -10,9 +11,12 @@ use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::{ClearFailures, RateLimiter, ReserveAttempt};
 use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
 use crate::actors::Tracked;
+use crate::domain::client::ClientContext;
+use crate::domain::messages::MessageKind;
 use crate::domain::password::{self, PasswordContext};
+use crate::domain::user::User;
 use crate::error::AppError;
-use crate::flows::audit::Audit;
+use crate::flows::audit::{Audit, EventKind};
 use crate::flows::outbox::Outbox;
 use crate::store::{RevokeReason, Store};
 
@@ -90,5 +94,38 @@ impl FlowDeps {
     /// The right password: the account's failures are forgotten.
     pub async fn clear_failures(&self, account_key: String) -> Result<(), AppError> {
         Ok(self.limiter.send(ClearFailures { account_key }).await?)
+    }
+
+    /// After a password change or reset: stores the new hash (retiring every reset link of the
+    /// account), ends the sessions of `scope`, mails the owner a notice and records `event`.
+    /// Answers how many sessions ended.
+    pub async fn replace_password(
+        &self,
+        user: &User,
+        hash: &str,
+        scope: SessionScope,
+        reason: RevokeReason,
+        event: EventKind,
+        client: &ClientContext,
+    ) -> Result<usize, AppError> {
+        self.store.set_password(user.id, hash).await?;
+        let revoked = self.revoke_sessions(user.id, scope, reason).await?;
+        tracing::info!(user_id = %user.id, revoked, reason = reason.as_str(), "password replaced");
+        self.outbox
+            .send_notice(
+                MessageKind::PasswordChanged,
+                &user.email,
+                user.name.as_deref(),
+            )
+            .await?;
+        self.audit
+            .record(
+                event,
+                Some(user.id),
+                client,
+                json!({ "revokedSessions": revoked }),
+            )
+            .await;
+        Ok(revoked)
     }
 }

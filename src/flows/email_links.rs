@@ -6,14 +6,13 @@
 use serde_json::{json, Value};
 
 use crate::actors::deferred::Run;
-use crate::actors::rate_limiter::ClearFailures;
-use crate::actors::tokens::{RevokeSessions, SessionScope};
+use crate::actors::tokens::SessionScope;
 use crate::domain::client::ClientContext;
 use crate::domain::email::EmailAddress;
 use crate::domain::lockout;
-use crate::domain::messages::MessageKind;
 use crate::domain::one_time::{OneTimeUse, TokenKind};
 use crate::domain::opaque_token::OpaqueToken;
+use crate::domain::user::User;
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
 use crate::flows::deps::FlowDeps;
@@ -70,38 +69,41 @@ impl EmailLinkService {
 
     /// Sends a new verification mail if the address has an unverified account; silent otherwise.
     pub fn resend_verification(&self, raw_email: &str) -> Result<(), AppError> {
-        let address = checked_email(raw_email)?;
-        self.after_answer("resend verification", move |this| async move {
-            if let Some(account) = this.deps.store.user_by_email(address.canonical()).await? {
-                let user = account.user;
-                if !user.email_verified {
-                    this.deps
-                        .outbox
-                        .send_token(
-                            TokenKind::EmailVerification,
-                            Some(user.id),
-                            &user.email,
-                            user.name.as_deref(),
-                            &json!({}),
-                        )
-                        .await?;
-                }
-            }
-            Ok(())
-        });
-        Ok(())
+        self.mail_link(
+            raw_email,
+            "resend verification",
+            TokenKind::EmailVerification,
+            |user| !user.email_verified,
+        )
     }
 
     /// Sends a reset mail if the address has an account; silent otherwise.
     pub fn forgot_password(&self, raw_email: &str) -> Result<(), AppError> {
+        self.mail_link(
+            raw_email,
+            "forgot password",
+            TokenKind::PasswordReset,
+            |_| true,
+        )
+    }
+
+    /// Checks the address now; after the answer, mails a `kind` link if it has an account that
+    /// `wanted` accepts.
+    fn mail_link(
+        &self,
+        raw_email: &str,
+        what: &'static str,
+        kind: TokenKind,
+        wanted: fn(&User) -> bool,
+    ) -> Result<(), AppError> {
         let address = checked_email(raw_email)?;
-        self.after_answer("forgot password", move |this| async move {
-            if let Some(account) = this.deps.store.user_by_email(address.canonical()).await? {
-                let user = account.user;
+        self.after_answer(what, move |this| async move {
+            let account = this.deps.store.user_by_email(address.canonical()).await?;
+            if let Some(user) = account.map(|a| a.user).filter(wanted) {
                 this.deps
                     .outbox
                     .send_token(
-                        TokenKind::PasswordReset,
+                        kind,
                         Some(user.id),
                         &user.email,
                         user.name.as_deref(),
@@ -165,45 +167,23 @@ impl EmailLinkService {
             .consume_one_time_token(token.hash(), &OneTimeUse::any(&[TokenKind::PasswordReset]))
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
-        // Every other reset link of the account is retired with it.
-        self.deps.store.set_password(user.id, &hash).await?;
         // Following the emailed link proved the address is theirs.
         self.deps.store.mark_email_verified(user.id).await?;
-        let revoked = self
-            .deps
-            .tokens
-            .send(RevokeSessions {
-                user_id: user.id,
-                scope: SessionScope::All,
-                reason: RevokeReason::PasswordReset,
-            })
-            .await??;
         // Whoever was guessing the old password is no reason to keep the owner waiting.
         self.deps
-            .limiter
-            .send(ClearFailures {
-                account_key: lockout::account_key(&user.email),
-            })
+            .clear_failures(lockout::account_key(&user.email))
             .await?;
-        tracing::info!(user_id = %user.id, revoked, "password reset");
+        // Every other reset link of the account is retired with it.
         self.deps
-            .outbox
-            .send_notice(
-                MessageKind::PasswordChanged,
-                &user.email,
-                user.name.as_deref(),
-            )
-            .await?;
-        self.deps
-            .audit
-            .record(
+            .replace_password(
+                &user,
+                &hash,
+                SessionScope::All,
+                RevokeReason::PasswordReset,
                 EventKind::PasswordReset,
-                Some(user.id),
                 client,
-                json!({ "revokedSessions": revoked }),
             )
-            .await;
-        Ok(revoked)
+            .await
     }
 
     /// Uses up an emailed token and answers what it is for, with a follow-up token (one hour) for

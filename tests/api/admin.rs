@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, Backend, PASSWORD};
+use crate::helpers::{assert_error, spawn_app, strings_of, Backend, PASSWORD};
 
 async fn admin_endpoints_need_an_admin(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -52,12 +52,7 @@ async fn users_are_listed_in_pages_and_searched(backend: Backend) {
             Some(c) => format!("/admin/users?limit=2&cursor={c}"),
             None => "/admin/users?limit=2".to_string(),
         };
-        let body: Value = app
-            .authed(reqwest::Method::GET, &path, &admin.access_token, None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body: Value = app.get_json(&path, &admin.access_token).await;
         let users = body["users"].as_array().unwrap();
         assert!(users.len() <= 2);
         seen.extend(
@@ -77,34 +72,13 @@ async fn users_are_listed_in_pages_and_searched(backend: Backend) {
     assert_eq!(unique.len(), 5, "no user twice across pages");
 
     let body: Value = app
-        .authed(
-            reqwest::Method::GET,
-            "/admin/users?q=PAGE2",
-            &admin.access_token,
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let found: Vec<&str> = body["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["email"].as_str().unwrap())
-        .collect();
+        .get_json("/admin/users?q=PAGE2", &admin.access_token)
+        .await;
+    let found = strings_of(&body["users"], "email");
     assert_eq!(found, ["page2@example.com"]);
     let body: Value = app
-        .authed(
-            reqwest::Method::GET,
-            "/admin/users?q=%25",
-            &admin.access_token,
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/admin/users?q=%25", &admin.access_token)
+        .await;
     assert!(
         body["users"].as_array().unwrap().is_empty(),
         "% is matched literally"
@@ -129,12 +103,7 @@ async fn an_admin_reads_changes_locks_and_deletes_users(backend: Backend) {
     let user = app.account().await;
     let path = format!("/admin/users/{}", user.user_id);
 
-    let body: Value = app
-        .authed(reqwest::Method::GET, &path, &admin.access_token, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json(&path, &admin.access_token).await;
     assert_eq!(body["email"], user.email.as_str());
     assert_eq!(body["locked"], false);
     let missing = format!("/admin/users/{}", uuid::Uuid::new_v4());

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend, PASSWORD};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, strings_of, Backend, PASSWORD};
 
 async fn a_users_own_events_tell_the_story_of_their_account(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -25,17 +25,7 @@ async fn a_users_own_events_tell_the_story_of_their_account(backend: Backend) {
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
 
-    let body: Value = app
-        .authed(
-            reqwest::Method::GET,
-            "/me/events",
-            &account.access_token,
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json("/me/events", &account.access_token).await;
     let events = body["events"].as_array().unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(
@@ -52,28 +42,15 @@ async fn a_users_own_events_tell_the_story_of_their_account(backend: Backend) {
 
     // Paging walks the same list.
     let first: Value = app
-        .authed(
-            reqwest::Method::GET,
-            "/me/events?limit=2",
-            &account.access_token,
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/me/events?limit=2", &account.access_token)
+        .await;
     let cursor = first["nextCursor"].as_str().unwrap().to_string();
     let rest: Value = app
-        .authed(
-            reqwest::Method::GET,
+        .get_json(
             &format!("/me/events?limit=2&cursor={cursor}"),
             &account.access_token,
-            None,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(rest["events"][0]["kind"], "signup");
     assert!(rest["nextCursor"].is_null());
 }
@@ -104,22 +81,12 @@ async fn reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone(bac
     .await;
 
     let body: Value = app
-        .authed(
-            reqwest::Method::GET,
+        .get_json(
             &format!("/admin/events?userId={}", user.user_id),
             &admin.access_token,
-            None,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let kinds: Vec<&str> = body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+        .await;
+    let kinds = strings_of(&body["events"], "kind");
     assert_eq!(
         kinds,
         ["admin_user_updated", "refresh_reuse_detected", "signup"]
@@ -128,17 +95,7 @@ async fn reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone(bac
     assert_eq!(update["details"]["adminId"], admin.user_id.to_string());
     assert_eq!(update["details"]["locked"], true);
 
-    let everyone: Value = app
-        .authed(
-            reqwest::Method::GET,
-            "/admin/events",
-            &admin.access_token,
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let everyone: Value = app.get_json("/admin/events", &admin.access_token).await;
     assert!(everyone["events"].as_array().unwrap().len() >= 4);
     let response = app
         .authed(

@@ -403,6 +403,13 @@ impl TestApp {
         request.send().await.expect("request")
     }
 
+    /// `GET path` with a bearer token, expecting 200: the JSON body.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let response = self.authed(reqwest::Method::GET, path, token, None).await;
+        assert_eq!(response.status().as_u16(), 200, "GET {path}");
+        response.json().await.expect("a JSON body")
+    }
+
     /// Logs in and returns (access token, refresh token).
     pub async fn login_tokens(&self, email: &str) -> (String, String) {
         let response = self.login(email, PASSWORD).await;
@@ -515,4 +522,14 @@ pub async fn postgres_client(url: &str) -> tokio_postgres::Client {
         .expect("test database");
     actix_web::rt::spawn(connection);
     client
+}
+
+/// The `field` of every object in the array `items`, as strings.
+pub fn strings_of(items: &Value, field: &str) -> Vec<String> {
+    items
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|item| item[field].as_str().expect("a string").to_string())
+        .collect()
 }

@@ -1,7 +1,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, refresh_cookie, refresh_cookie_line, spawn_app, Backend, PASSWORD,
+    assert_error, refresh_cookie, refresh_cookie_line, spawn_app, strings_of, Backend, PASSWORD,
 };
 
 async fn signup_answers_201_with_the_user_an_access_token_and_a_refresh_cookie(backend: Backend) {
@@ -93,12 +93,7 @@ async fn signup_reports_every_invalid_field(backend: Backend) {
         )
         .await;
     let body = assert_error(response, 400, "validation_failed").await;
-    let fields: Vec<&str> = body["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
+    let fields = strings_of(&body["details"], "field");
     assert_eq!(fields, ["email", "password", "name"]);
 
     let response = app.post_json("/auth/signup", &json!({})).await;
