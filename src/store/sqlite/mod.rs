@@ -28,6 +28,15 @@ pub struct SqliteStore {
     connection: tokio_rusqlite::Connection,
 }
 
+/// A statement parameter: text (ids, reasons) or an integer (times in microseconds).
+fn text(value: impl ToString) -> rusqlite::types::Value {
+    rusqlite::types::Value::Text(value.to_string())
+}
+
+fn now_value() -> rusqlite::types::Value {
+    rusqlite::types::Value::Integer(now_micros())
+}
+
 fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }
@@ -65,6 +74,21 @@ fn role_from(text: &str) -> rusqlite::Result<Role> {
 }
 
 impl SqliteStore {
+    /// Runs one statement on the connection's thread; answers how many rows it changed.
+    async fn execute(
+        &self,
+        sql: &'static str,
+        values: Vec<rusqlite::types::Value>,
+    ) -> Result<usize, StoreError> {
+        Ok(self
+            .connection
+            .call(move |c| {
+                Ok(c.prepare_cached(sql)?
+                    .execute(rusqlite::params_from_iter(values))?)
+            })
+            .await?)
+    }
+
     /// Opens (creating it and its directory if needed) the database file, or an in-memory one.
     pub async fn open(path: Option<&Path>) -> Result<Self, StoreError> {
         let connection = match path {

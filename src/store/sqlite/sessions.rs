@@ -6,7 +6,10 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
 use super::users::user_from_row;
-use super::{corrupt, now_micros, role_from, seconds_to_micros, time_at, uuid_at, SqliteStore};
+use super::{
+    corrupt, now_micros, now_value, role_from, seconds_to_micros, text, time_at, uuid_at,
+    SqliteStore,
+};
 use crate::domain::opaque_token::TokenHash;
 use crate::domain::rotation::{self, PresentedToken, RotationDecision, SessionState};
 use crate::domain::user::User;
@@ -205,22 +208,10 @@ impl SessionStore for SqliteStore {
         session_id: Uuid,
         reason: RevokeReason,
     ) -> Result<bool, StoreError> {
-        self.connection
-            .call(move |c| {
-                let changed = c
-                    .prepare_cached(
-                        "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
-                         WHERE id = ?1 AND revoked_at IS NULL",
-                    )?
-                    .execute(params![
-                        session_id.to_string(),
-                        now_micros(),
-                        reason.as_str()
-                    ])?;
-                Ok(changed > 0)
-            })
-            .await
-            .map_err(StoreError::from)
+        let sql = "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
+                   WHERE id = ?1 AND revoked_at IS NULL";
+        let values = vec![text(session_id), now_value(), text(reason.as_str())];
+        Ok(self.execute(sql, values).await? > 0)
     }
 
     async fn revoke_user_sessions(
@@ -258,23 +249,15 @@ impl SessionStore for SqliteStore {
         session_id: Uuid,
         reason: RevokeReason,
     ) -> Result<bool, StoreError> {
-        self.connection
-            .call(move |c| {
-                let changed = c
-                    .prepare_cached(
-                        "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
-                         WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
-                    )?
-                    .execute(params![
-                        session_id.to_string(),
-                        user_id.to_string(),
-                        now_micros(),
-                        reason.as_str()
-                    ])?;
-                Ok(changed > 0)
-            })
-            .await
-            .map_err(StoreError::from)
+        let sql = "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
+                   WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL";
+        let values = vec![
+            text(session_id),
+            text(user_id),
+            now_value(),
+            text(reason.as_str()),
+        ];
+        Ok(self.execute(sql, values).await? > 0)
     }
 
     async fn live_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError> {

@@ -7,7 +7,8 @@ use uuid::Uuid;
 use super::one_time::insert_token;
 use super::outbox::insert_email;
 use super::{
-    is_unique_violation, now_micros, role_from, time_at, uuid_at, SqliteStore, USER_COLUMNS,
+    is_unique_violation, now_micros, now_value, role_from, text, time_at, uuid_at, SqliteStore,
+    USER_COLUMNS,
 };
 use crate::domain::email::CanonicalEmail;
 use crate::domain::user::{Role, User};
@@ -132,17 +133,8 @@ impl UserStore for SqliteStore {
     }
 
     async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError> {
-        self.connection
-            .call(move |c| {
-                let changed = c
-                    .prepare_cached(
-                        "UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
-                    )?
-                    .execute(params![user_id.to_string(), now_micros()])?;
-                Ok(changed > 0)
-            })
-            .await
-            .map_err(StoreError::from)
+        let sql = "UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL";
+        Ok(self.execute(sql, vec![text(user_id), now_value()]).await? > 0)
     }
 
     async fn user_credentials_by_id(
@@ -223,17 +215,8 @@ impl UserStore for SqliteStore {
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
-        self.connection
-            .call(move |c| {
-                let changed = c
-                    .prepare_cached(
-                        "UPDATE users SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
-                    )?
-                    .execute(params![id.to_string(), now_micros()])?;
-                Ok(changed > 0)
-            })
-            .await
-            .map_err(StoreError::from)
+        let sql = "UPDATE users SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL";
+        Ok(self.execute(sql, vec![text(id), now_value()]).await? > 0)
     }
 
     async fn list_users(&self, page: &UserPage) -> Result<Vec<User>, StoreError> {
