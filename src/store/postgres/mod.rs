@@ -57,10 +57,7 @@ impl PostgresStore {
     ) -> Result<Vec<Row>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await?;
-        client
-            .query(&statement, params)
-            .await
-            .map_err(StoreError::from)
+        Ok(client.query(&statement, params).await?)
     }
 
     async fn query_opt(
@@ -70,10 +67,7 @@ impl PostgresStore {
     ) -> Result<Option<Row>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await?;
-        client
-            .query_opt(&statement, params)
-            .await
-            .map_err(StoreError::from)
+        Ok(client.query_opt(&statement, params).await?)
     }
 
     async fn query_one(
@@ -83,20 +77,14 @@ impl PostgresStore {
     ) -> Result<Row, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await?;
-        client
-            .query_one(&statement, params)
-            .await
-            .map_err(StoreError::from)
+        Ok(client.query_one(&statement, params).await?)
     }
 
     /// Runs one statement on a pooled connection, prepared once per connection.
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await?;
-        client
-            .execute(&statement, params)
-            .await
-            .map_err(StoreError::from)
+        Ok(client.execute(&statement, params).await?)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {

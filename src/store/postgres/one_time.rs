@@ -23,7 +23,7 @@ impl OneTimeTokenStore for PostgresStore {
         if let Some(email) = email {
             insert_email(&tx, email).await?;
         }
-        tx.commit().await.map_err(StoreError::from)
+        Ok(tx.commit().await?)
     }
 
     #[tracing::instrument(skip_all)]

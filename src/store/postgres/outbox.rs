@@ -12,7 +12,7 @@ impl OutboxStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         insert_email(&tx, email).await?;
-        tx.commit().await.map_err(StoreError::from)
+        Ok(tx.commit().await?)
     }
 
     async fn claim_due_emails(

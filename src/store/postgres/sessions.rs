@@ -67,7 +67,7 @@ impl SessionStore for PostgresStore {
             ],
         )
         .await?;
-        tx.commit().await.map_err(StoreError::from)
+        Ok(tx.commit().await?)
     }
 
     #[tracing::instrument(skip_all)]

@@ -116,7 +116,7 @@ impl UserStore for PostgresStore {
             )
             .await?;
         tx.execute(&retire, &[&id]).await?;
-        tx.commit().await.map_err(StoreError::from)
+        Ok(tx.commit().await?)
     }
 
     async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError> {
@@ -184,7 +184,7 @@ impl UserStore for PostgresStore {
     async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> Result<bool, StoreError> {
         let row = self.query_one("SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = $1 AND deleted_at IS NOT NULL)", &[&email.as_str()])
             .await?;
-        row.try_get(0).map_err(StoreError::from)
+        Ok(row.try_get(0)?)
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> Result<bool, StoreError> {

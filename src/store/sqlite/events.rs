@@ -11,8 +11,7 @@ use crate::store::*;
 impl EventStore for SqliteStore {
     async fn record_event(&self, event: &NewEvent) -> Result<(), StoreError> {
         let event = event.clone();
-        self.connection
-            .call(move |c| {
+        self.call(move |c| {
                 c.prepare_cached(
                     "INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -30,7 +29,6 @@ impl EventStore for SqliteStore {
                 Ok(())
             })
             .await
-            .map_err(StoreError::from)
     }
 
     async fn list_events(&self, page: &EventPage) -> Result<Vec<AuthEvent>, StoreError> {
@@ -40,8 +38,7 @@ impl EventStore for SqliteStore {
             None => (None, None),
         };
         let limit = i64::from(page.limit);
-        self.connection
-            .call(move |c| {
+        self.call(move |c| {
                 let mut statement = c.prepare_cached(
                     "SELECT id, user_id, kind, ip, user_agent, request_id, details, created_at FROM auth_events
                      WHERE (?1 IS NULL OR user_id = ?1)
@@ -66,6 +63,5 @@ impl EventStore for SqliteStore {
                 Ok(events)
             })
             .await
-            .map_err(StoreError::from)
     }
 }

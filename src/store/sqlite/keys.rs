@@ -10,8 +10,7 @@ use crate::store::*;
 #[async_trait]
 impl SigningKeyStore for SqliteStore {
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
-        self.connection
-            .call(|c| {
+        self.call(|c| {
                 let mut statement = c.prepare_cached(
                     "SELECT kid, algorithm, private_key, public_jwk, created_at FROM signing_keys ORDER BY created_at",
                 )?;
@@ -30,27 +29,24 @@ impl SigningKeyStore for SqliteStore {
                 Ok(keys)
             })
             .await
-            .map_err(StoreError::from)
     }
 
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
         let key = key.clone();
-        self.connection
-            .call(move |c| {
-                c.prepare_cached(
-                    "INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk, created_at)
+        self.call(move |c| {
+            c.prepare_cached(
+                "INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![
-                    key.kid,
-                    key.algorithm.name(),
-                    key.private_key,
-                    key.public_jwk,
-                    now_micros()
-                ])?;
-                Ok(())
-            })
-            .await
-            .map_err(StoreError::from)
+            )?
+            .execute(params![
+                key.kid,
+                key.algorithm.name(),
+                key.private_key,
+                key.public_jwk,
+                now_micros()
+            ])?;
+            Ok(())
+        })
+        .await
     }
 }

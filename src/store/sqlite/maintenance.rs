@@ -9,10 +9,8 @@ use crate::store::*;
 #[async_trait]
 impl MaintenanceStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.connection
-            .call(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+        self.call(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
-            .map_err(StoreError::from)
     }
 
     async fn purge(
@@ -44,16 +42,14 @@ impl MaintenanceStore for SqliteStore {
                      WHERE status IN ('sent', 'dead') AND COALESCE(sent_at, next_attempt_at) < ?1 - ?2 LIMIT ?3)"
             }
         };
-        self.connection
-            .call(move |c| {
-                let deleted = c.prepare_cached(sql)?.execute(params![
-                    now_micros(),
-                    seconds_to_micros(retention_seconds),
-                    i64::from(limit)
-                ])?;
-                Ok(deleted as u64)
-            })
-            .await
-            .map_err(StoreError::from)
+        self.call(move |c| {
+            let deleted = c.prepare_cached(sql)?.execute(params![
+                now_micros(),
+                seconds_to_micros(retention_seconds),
+                i64::from(limit)
+            ])?;
+            Ok(deleted as u64)
+        })
+        .await
     }
 }

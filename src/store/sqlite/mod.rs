@@ -74,19 +74,26 @@ fn role_from(text: &str) -> rusqlite::Result<Role> {
 }
 
 impl SqliteStore {
+    /// Runs `function` on the connection's thread.
+    async fn call<F, R>(&self, function: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut rusqlite::Connection) -> Result<R, tokio_rusqlite::Error> + Send + 'static,
+        R: Send + 'static,
+    {
+        Ok(self.connection.call(function).await?)
+    }
+
     /// Runs one statement on the connection's thread; answers how many rows it changed.
     async fn execute(
         &self,
         sql: &'static str,
         values: Vec<rusqlite::types::Value>,
     ) -> Result<usize, StoreError> {
-        Ok(self
-            .connection
-            .call(move |c| {
-                Ok(c.prepare_cached(sql)?
-                    .execute(rusqlite::params_from_iter(values))?)
-            })
-            .await?)
+        self.call(move |c| {
+            Ok(c.prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(values))?)
+        })
+        .await
     }
 
     /// Opens (creating it and its directory if needed) the database file, or an in-memory one.

@@ -19,19 +19,17 @@ impl OneTimeTokenStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let token = token.clone();
         let email = email.cloned();
-        self.connection
-            .call(move |c| {
-                let now = now_micros();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                insert_token(&tx, &token, now)?;
-                if let Some(email) = &email {
-                    insert_email(&tx, email, now)?;
-                }
-                tx.commit()?;
-                Ok(())
-            })
-            .await
-            .map_err(StoreError::from)
+        self.call(move |c| {
+            let now = now_micros();
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            insert_token(&tx, &token, now)?;
+            if let Some(email) = &email {
+                insert_email(&tx, email, now)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     async fn consume_one_time_token(
@@ -42,7 +40,6 @@ impl OneTimeTokenStore for SqliteStore {
         let kinds = wanted.kinds.to_vec();
         let origin = wanted.origin;
         Ok(self
-            .connection
             .call(move |c| {
                 let now = now_micros();
                 // IMMEDIATE: a second use waits for the first and sees it consumed.
@@ -75,7 +72,6 @@ impl OneTimeTokenStore for SqliteStore {
         let kinds = wanted.kinds.to_vec();
         let origin = wanted.origin;
         Ok(self
-            .connection
             .call(move |c| {
                 let wanted = OneTimeUse {
                     kinds: &kinds,

@@ -11,15 +11,13 @@ use crate::store::*;
 impl OutboxStore for SqliteStore {
     async fn enqueue_email(&self, email: &OutboxEmail) -> Result<(), StoreError> {
         let email = email.clone();
-        self.connection
-            .call(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                insert_email(&tx, &email, now_micros())?;
-                tx.commit()?;
-                Ok(())
-            })
-            .await
-            .map_err(StoreError::from)
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            insert_email(&tx, &email, now_micros())?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     async fn claim_due_emails(
@@ -27,48 +25,45 @@ impl OutboxStore for SqliteStore {
         limit: u32,
         lease_seconds: u64,
     ) -> Result<Vec<ClaimedEmail>, StoreError> {
-        self.connection
-            .call(move |c| {
-                let now = now_micros();
-                let mut statement = c.prepare_cached(
-                    "UPDATE email_outbox SET attempts = attempts + 1, next_attempt_at = ?3
+        self.call(move |c| {
+            let now = now_micros();
+            let mut statement = c.prepare_cached(
+                "UPDATE email_outbox SET attempts = attempts + 1, next_attempt_at = ?3
                      WHERE id IN (SELECT id FROM email_outbox
                                   WHERE status = 'pending' AND next_attempt_at <= ?2
                                   ORDER BY next_attempt_at LIMIT ?1)
                      RETURNING id, message_id, recipient, subject, text_body, html_body, attempts",
-                )?;
-                let claimed = statement
-                    .query_map(
-                        params![
-                            i64::from(limit),
-                            now,
-                            now.saturating_add(seconds_to_micros(lease_seconds))
-                        ],
-                        |row| {
-                            Ok(ClaimedEmail {
-                                email: OutboxEmail {
-                                    id: uuid_at(row, 0)?,
-                                    message_id: row.get(1)?,
-                                    recipient: row.get(2)?,
-                                    subject: row.get(3)?,
-                                    text_body: row.get(4)?,
-                                    html_body: row.get(5)?,
-                                },
-                                attempts: row.get::<_, i64>(6)?.max(0) as u32,
-                            })
-                        },
-                    )?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(claimed)
-            })
-            .await
-            .map_err(StoreError::from)
+            )?;
+            let claimed = statement
+                .query_map(
+                    params![
+                        i64::from(limit),
+                        now,
+                        now.saturating_add(seconds_to_micros(lease_seconds))
+                    ],
+                    |row| {
+                        Ok(ClaimedEmail {
+                            email: OutboxEmail {
+                                id: uuid_at(row, 0)?,
+                                message_id: row.get(1)?,
+                                recipient: row.get(2)?,
+                                subject: row.get(3)?,
+                                text_body: row.get(4)?,
+                                html_body: row.get(5)?,
+                            },
+                            attempts: row.get::<_, i64>(6)?.max(0) as u32,
+                        })
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(claimed)
+        })
+        .await
     }
 
     async fn record_delivery(&self, id: Uuid, outcome: &DeliveryOutcome) -> Result<(), StoreError> {
         let outcome = outcome.clone();
-        self.connection
-            .call(move |c| {
+        self.call(move |c| {
                 let now = now_micros();
                 let id = id.to_string();
                 match outcome {
@@ -87,20 +82,17 @@ impl OutboxStore for SqliteStore {
                 Ok(())
             })
             .await
-            .map_err(StoreError::from)
     }
 
     async fn outbox_depth(&self) -> Result<i64, StoreError> {
-        self.connection
-            .call(|c| {
-                Ok(c.query_row(
-                    "SELECT count(*) FROM email_outbox WHERE status = 'pending'",
-                    [],
-                    |row| row.get(0),
-                )?)
-            })
-            .await
-            .map_err(StoreError::from)
+        self.call(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM email_outbox WHERE status = 'pending'",
+                [],
+                |row| row.get(0),
+            )?)
+        })
+        .await
     }
 }
 

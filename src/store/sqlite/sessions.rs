@@ -22,8 +22,7 @@ impl SessionStore for SqliteStore {
         session_id: Uuid,
         user_id: Uuid,
     ) -> Result<Option<User>, StoreError> {
-        self.connection
-            .call(move |c| {
+        self.call(move |c| {
                 Ok(c.prepare_cached(
                     "SELECT u.id, u.email, u.name, u.role, u.email_verified, u.locked, u.created_at, u.updated_at
                      FROM sessions s JOIN users u ON u.id = s.user_id
@@ -37,12 +36,10 @@ impl SessionStore for SqliteStore {
                 .optional()?)
             })
             .await
-            .map_err(StoreError::from)
     }
 
     async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
-        self.connection
-            .call(move |c| {
+        self.call(move |c| {
                 let now = now_micros();
                 let expires_at = now.saturating_add(seconds_to_micros(session.refresh_ttl_seconds));
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -72,16 +69,13 @@ impl SessionStore for SqliteStore {
                 Ok(())
             })
             .await
-            .map_err(StoreError::from)
     }
 
     async fn rotate_refresh_token(
         &self,
         rotation: Rotation,
     ) -> Result<RotationOutcome, StoreError> {
-        Ok(self
-            .connection
-            .call(move |c| {
+        Ok(self.call(move |c| {
                 let now = now_micros();
                 // IMMEDIATE takes the write lock up front: rotations are serialised, each sees the
                 // generation the previous one committed.
@@ -179,8 +173,7 @@ impl SessionStore for SqliteStore {
         presented: TokenHash,
         reason: RevokeReason,
     ) -> Result<Option<RevokedSession>, StoreError> {
-        self.connection
-            .call(move |c| {
+        self.call(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let found = tx
                     .prepare_cached(
@@ -200,7 +193,6 @@ impl SessionStore for SqliteStore {
                 Ok(Some(RevokedSession { session_id, user_id }))
             })
             .await
-            .map_err(StoreError::from)
     }
 
     async fn revoke_session(
@@ -220,8 +212,7 @@ impl SessionStore for SqliteStore {
         except: Option<Uuid>,
         reason: RevokeReason,
     ) -> Result<Vec<Uuid>, StoreError> {
-        self.connection
-            .call(move |c| {
+        self.call(move |c| {
                 let mut statement = c.prepare_cached(
                     "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
                      WHERE user_id = ?1 AND revoked_at IS NULL AND (?4 IS NULL OR id <> ?4) RETURNING id",
@@ -240,7 +231,6 @@ impl SessionStore for SqliteStore {
                 Ok(ids)
             })
             .await
-            .map_err(StoreError::from)
     }
 
     async fn revoke_session_of(
@@ -261,27 +251,25 @@ impl SessionStore for SqliteStore {
     }
 
     async fn live_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError> {
-        self.connection
-            .call(move |c| {
-                let mut statement = c.prepare_cached(
-                    "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions
+        self.call(move |c| {
+            let mut statement = c.prepare_cached(
+                "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions
                      WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2
                      ORDER BY last_used_at DESC, id",
-                )?;
-                let sessions = statement
-                    .query_map(params![user_id.to_string(), now_micros()], |row| {
-                        Ok(SessionInfo {
-                            id: uuid_at(row, 0)?,
-                            created_at: time_at(row, 1)?,
-                            last_used_at: time_at(row, 2)?,
-                            user_agent: row.get(3)?,
-                            ip: row.get(4)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(sessions)
-            })
-            .await
-            .map_err(StoreError::from)
+            )?;
+            let sessions = statement
+                .query_map(params![user_id.to_string(), now_micros()], |row| {
+                    Ok(SessionInfo {
+                        id: uuid_at(row, 0)?,
+                        created_at: time_at(row, 1)?,
+                        last_used_at: time_at(row, 2)?,
+                        user_agent: row.get(3)?,
+                        ip: row.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(sessions)
+        })
+        .await
     }
 }

@@ -17,8 +17,8 @@ use crate::store::*;
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
-        self.connection
-            .call(move |c| {
+        // The raw error, to tell a taken address from any other failure.
+        self.connection.call(move |c| {
                 let now = now_micros();
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let mut statement = tx.prepare_cached(&format!(
@@ -63,73 +63,63 @@ impl UserStore for SqliteStore {
         email: &CanonicalEmail,
     ) -> Result<Option<UserCredentials>, StoreError> {
         let canonical = email.as_str().to_string();
-        self.connection
-            .call(move |c| {
-                let mut statement = c.prepare_cached(&format!(
-                    "SELECT {USER_COLUMNS}, password_hash FROM users
+        self.call(move |c| {
+            let mut statement = c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM users
                      WHERE email_canonical = ?1 AND deleted_at IS NULL"
-                ))?;
-                Ok(statement
-                    .query_row([canonical], |row| {
-                        Ok(UserCredentials {
-                            user: user_from_row(row)?,
-                            password_hash: row.get(8)?,
-                        })
+            ))?;
+            Ok(statement
+                .query_row([canonical], |row| {
+                    Ok(UserCredentials {
+                        user: user_from_row(row)?,
+                        password_hash: row.get(8)?,
                     })
-                    .optional()?)
-            })
-            .await
-            .map_err(StoreError::from)
+                })
+                .optional()?)
+        })
+        .await
     }
 
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        self.connection
-            .call(move |c| {
-                let mut statement = c.prepare_cached(&format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE id = ?1 AND deleted_at IS NULL"
-                ))?;
-                Ok(statement
-                    .query_row([id.to_string()], user_from_row)
-                    .optional()?)
-            })
-            .await
-            .map_err(StoreError::from)
+        self.call(move |c| {
+            let mut statement = c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE id = ?1 AND deleted_at IS NULL"
+            ))?;
+            Ok(statement
+                .query_row([id.to_string()], user_from_row)
+                .optional()?)
+        })
+        .await
     }
 
     async fn rehash_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
         let password_hash = password_hash.to_string();
-        self.connection
-            .call(move |c| {
-                c.prepare_cached(
-                    "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
-                )?
+        self.call(move |c| {
+            c.prepare_cached("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")?
                 .execute(params![id.to_string(), password_hash, now_micros()])?;
-                Ok(())
-            })
-            .await
-            .map_err(StoreError::from)
+            Ok(())
+        })
+        .await
     }
 
     async fn set_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
         let password_hash = password_hash.to_string();
-        self.connection
-            .call(move |c| {
-                let now = now_micros();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                tx.prepare_cached(
-                    "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
-                )?
-                .execute(params![id.to_string(), password_hash, now])?;
-                tx.prepare_cached(
-                    "UPDATE one_time_tokens SET consumed_at = ?2
+        self.call(move |c| {
+            let now = now_micros();
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.prepare_cached(
+                "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id.to_string(), password_hash, now])?;
+            tx.prepare_cached(
+                "UPDATE one_time_tokens SET consumed_at = ?2
                      WHERE user_id = ?1 AND kind = 'password_reset' AND consumed_at IS NULL",
-                )?
-                .execute(params![id.to_string(), now])?;
-                tx.commit()?;
-                Ok(())
-            })
-            .await
-            .map_err(StoreError::from)
+            )?
+            .execute(params![id.to_string(), now])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError> {
@@ -141,8 +131,7 @@ impl UserStore for SqliteStore {
         &self,
         id: Uuid,
     ) -> Result<Option<UserCredentials>, StoreError> {
-        self.connection
-            .call(move |c| {
+        self.call(move |c| {
                 let mut statement = c.prepare_cached(&format!(
                     "SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = ?1 AND deleted_at IS NULL"
                 ))?;
@@ -156,7 +145,6 @@ impl UserStore for SqliteStore {
                     .optional()?)
             })
             .await
-            .map_err(StoreError::from)
     }
 
     async fn update_name(
@@ -164,18 +152,16 @@ impl UserStore for SqliteStore {
         id: Uuid,
         name: Option<String>,
     ) -> Result<Option<User>, StoreError> {
-        self.connection
-            .call(move |c| {
-                let mut statement = c.prepare_cached(&format!(
-                    "UPDATE users SET name = ?2, updated_at = ?3
+        self.call(move |c| {
+            let mut statement = c.prepare_cached(&format!(
+                "UPDATE users SET name = ?2, updated_at = ?3
                      WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
-                ))?;
-                Ok(statement
-                    .query_row(params![id.to_string(), name, now_micros()], user_from_row)
-                    .optional()?)
-            })
-            .await
-            .map_err(StoreError::from)
+            ))?;
+            Ok(statement
+                .query_row(params![id.to_string(), name, now_micros()], user_from_row)
+                .optional()?)
+        })
+        .await
     }
 
     async fn update_role_and_lock(
@@ -184,8 +170,7 @@ impl UserStore for SqliteStore {
         role: Option<Role>,
         locked: Option<bool>,
     ) -> Result<Option<User>, StoreError> {
-        self.connection
-            .call(move |c| {
+        self.call(move |c| {
                 let mut statement = c.prepare_cached(&format!(
                     "UPDATE users SET role = COALESCE(?2, role), locked = COALESCE(?3, locked), updated_at = ?4
                      WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
@@ -198,20 +183,17 @@ impl UserStore for SqliteStore {
                     .optional()?)
             })
             .await
-            .map_err(StoreError::from)
     }
 
     async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> Result<bool, StoreError> {
         let canonical = email.as_str().to_string();
-        self.connection
-            .call(move |c| {
+        self.call(move |c| {
                 Ok(c.prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = ?1 AND deleted_at IS NOT NULL)",
                 )?
                 .query_row([canonical], |row| row.get::<_, bool>(0))?)
             })
             .await
-            .map_err(StoreError::from)
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
@@ -226,8 +208,7 @@ impl UserStore for SqliteStore {
         };
         let pattern = page.like_pattern();
         let limit = i64::from(page.limit);
-        self.connection
-            .call(move |c| {
+        self.call(move |c| {
                 let mut statement = c.prepare_cached(&format!(
                     "SELECT {USER_COLUMNS} FROM users
                      WHERE deleted_at IS NULL
@@ -241,7 +222,6 @@ impl UserStore for SqliteStore {
                 Ok(users)
             })
             .await
-            .map_err(StoreError::from)
     }
 }
 
