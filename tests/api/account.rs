@@ -26,14 +26,7 @@ async fn sessions_are_listed_with_the_current_one_marked_and_can_be_ended(backen
     let (second_access, second_refresh) = app.login_tokens(&account.email).await;
     let other = app.account().await;
 
-    let response = app
-        .authed(
-            reqwest::Method::GET,
-            "/auth/sessions",
-            &account.access_token,
-            None,
-        )
-        .await;
+    let response = app.get("/auth/sessions", &account.access_token).await;
     assert_eq!(response.status().as_u16(), 200);
     let sessions: Vec<Value> = response.json().await.unwrap();
     assert_eq!(sessions.len(), 2);
@@ -47,11 +40,9 @@ async fn sessions_are_listed_with_the_current_one_marked_and_can_be_ended(backen
 
     let second_sid = sid_of(&second_access);
     let response = app
-        .authed(
-            reqwest::Method::DELETE,
+        .delete(
             &format!("/auth/sessions/{second_sid}"),
             &account.access_token,
-            None,
         )
         .await;
     assert_eq!(response.status().as_u16(), 204);
@@ -68,12 +59,7 @@ async fn sessions_are_listed_with_the_current_one_marked_and_can_be_ended(backen
     let others = sid_of(&other.access_token);
     for sid in [others.clone(), second_sid, uuid::Uuid::new_v4().to_string()] {
         let response = app
-            .authed(
-                reqwest::Method::DELETE,
-                &format!("/auth/sessions/{sid}"),
-                &account.access_token,
-                None,
-            )
+            .delete(&format!("/auth/sessions/{sid}"), &account.access_token)
             .await;
         assert_error(response, 404, "not_found").await;
     }
@@ -193,24 +179,12 @@ async fn deleting_the_account_needs_the_password_and_ends_everything(backend: Ba
     let app = spawn_app(backend).await;
     let account = app.account().await;
     let response = app
-        .authed(
-            reqwest::Method::DELETE,
-            "/me",
-            &account.access_token,
-            Some(json!({ "password": "not it at all" })),
-        )
+        .delete_account(&account.access_token, "not it at all")
         .await;
     let body = assert_error(response, 400, "validation_failed").await;
     assert_eq!(body["details"][0]["field"], "password");
 
-    let response = app
-        .authed(
-            reqwest::Method::DELETE,
-            "/me",
-            &account.access_token,
-            Some(json!({ "password": PASSWORD })),
-        )
-        .await;
+    let response = app.delete_account(&account.access_token, PASSWORD).await;
     assert_eq!(response.status().as_u16(), 204);
     assert!(refresh_cookie_line(response.headers())
         .unwrap()
@@ -244,14 +218,7 @@ async fn deleting_the_account_needs_the_password_and_ends_everything(backend: Ba
 async fn a_deleted_accounts_email_can_sign_up_again_when_configured(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.auth.allow_email_reuse_after_delete = true).await;
     let account = app.account().await;
-    let response = app
-        .authed(
-            reqwest::Method::DELETE,
-            "/me",
-            &account.access_token,
-            Some(json!({ "password": PASSWORD })),
-        )
-        .await;
+    let response = app.delete_account(&account.access_token, PASSWORD).await;
     assert_eq!(response.status().as_u16(), 204);
     let response = app.signup(&account.email, PASSWORD).await;
     assert_eq!(response.status().as_u16(), 201);

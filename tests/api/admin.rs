@@ -90,9 +90,7 @@ async fn users_are_listed_in_pages_and_searched(backend: Backend) {
         "/admin/users?cursor=junk",
         "/admin/users?limit=x",
     ] {
-        let response = app
-            .authed(reqwest::Method::GET, bad, &admin.access_token, None)
-            .await;
+        let response = app.get(bad, &admin.access_token).await;
         assert_error(response, 400, "validation_failed").await;
     }
 }
@@ -108,8 +106,7 @@ async fn an_admin_reads_changes_locks_and_deletes_users(backend: Backend) {
     assert_eq!(body["locked"], false);
     let missing = format!("/admin/users/{}", uuid::Uuid::new_v4());
     assert_error(
-        app.authed(reqwest::Method::GET, &missing, &admin.access_token, None)
-            .await,
+        app.get(&missing, &admin.access_token).await,
         404,
         "not_found",
     )
@@ -195,19 +192,13 @@ async fn an_admin_reads_changes_locks_and_deletes_users(backend: Backend) {
     assert_error(app.me(&fresh_access).await, 401, "token_invalid").await;
 
     assert_eq!(
-        app.authed(reqwest::Method::DELETE, &path, &admin.access_token, None)
+        app.delete(&path, &admin.access_token)
             .await
             .status()
             .as_u16(),
         204
     );
-    assert_error(
-        app.authed(reqwest::Method::GET, &path, &admin.access_token, None)
-            .await,
-        404,
-        "not_found",
-    )
-    .await;
+    assert_error(app.get(&path, &admin.access_token).await, 404, "not_found").await;
     assert_error(
         app.login(&user.email, PASSWORD).await,
         401,
@@ -219,28 +210,14 @@ async fn an_admin_reads_changes_locks_and_deletes_users(backend: Backend) {
 async fn a_demoted_admin_loses_admin_rights_at_once(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = app.admin().await;
-    let response = app
-        .authed(
-            reqwest::Method::GET,
-            "/admin/users",
-            &admin.access_token,
-            None,
-        )
-        .await;
+    let response = app.get("/admin/users", &admin.access_token).await;
     assert_eq!(response.status().as_u16(), 200);
     app.execute(&format!(
         "UPDATE users SET role = 'user' WHERE id = '{}'",
         admin.user_id
     ))
     .await;
-    let response = app
-        .authed(
-            reqwest::Method::GET,
-            "/admin/users",
-            &admin.access_token,
-            None,
-        )
-        .await;
+    let response = app.get("/admin/users", &admin.access_token).await;
     assert_error(response, 403, "forbidden").await;
 }
 

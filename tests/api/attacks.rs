@@ -171,25 +171,13 @@ async fn revocations_hold_across_a_restart_and_a_lost_cache(backend: Backend) {
     assert_eq!(response.status().as_u16(), 200);
 
     let deleted = app.account().await;
-    let response = app
-        .authed(
-            reqwest::Method::DELETE,
-            "/me",
-            &deleted.access_token,
-            Some(json!({ "password": PASSWORD })),
-        )
-        .await;
+    let response = app.delete_account(&deleted.access_token, PASSWORD).await;
     assert_eq!(response.status().as_u16(), 204);
 
     let changed = app.account().await;
     let (other_device, _) = app.login_tokens(&changed.email).await;
     let response = app
-        .authed(
-            reqwest::Method::POST,
-            "/auth/password/change",
-            &changed.access_token,
-            Some(json!({ "currentPassword": PASSWORD, "newPassword": NEW_PASSWORD })),
-        )
+        .change_password(&changed.access_token, PASSWORD, NEW_PASSWORD)
         .await;
     assert_eq!(response.status().as_u16(), 200);
 
@@ -252,25 +240,12 @@ async fn concurrent_guesses_are_throttled_before_any_is_verified(backend: Backen
 async fn current_password_checks_are_throttled_and_audited_like_logins(backend: Backend) {
     let app = spawn_app_with(backend, lockout_after_three).await;
     let account = app.account().await;
-    let change = |current: &'static str| {
-        app.authed(
-            reqwest::Method::POST,
-            "/auth/password/change",
-            &account.access_token,
-            Some(json!({ "currentPassword": current, "newPassword": NEW_PASSWORD })),
-        )
-    };
+    let change =
+        |current: &'static str| app.change_password(&account.access_token, current, NEW_PASSWORD);
     for _ in 0..2 {
         assert_error(change("guess one").await, 400, "validation_failed").await;
     }
-    let delete = app
-        .authed(
-            reqwest::Method::DELETE,
-            "/me",
-            &account.access_token,
-            Some(json!({ "password": "guess two" })),
-        )
-        .await;
+    let delete = app.delete_account(&account.access_token, "guess two").await;
     assert_error(delete, 400, "validation_failed").await;
     // The allowance is spent: even the right password waits, and so does a login.
     assert_error(change(PASSWORD).await, 429, "rate_limited").await;
@@ -384,14 +359,7 @@ async fn a_new_password_retires_every_outstanding_reset_link(backend: Backend) {
         let body: Value = response.json().await.unwrap();
         (body["accessToken"].as_str().unwrap().to_string(), ())
     };
-    let change = app
-        .authed(
-            reqwest::Method::POST,
-            "/auth/password/change",
-            &access,
-            Some(json!({ "currentPassword": NEW_PASSWORD, "newPassword": PASSWORD })),
-        )
-        .await;
+    let change = app.change_password(&access, NEW_PASSWORD, PASSWORD).await;
     assert_eq!(change.status().as_u16(), 200);
     let stale = app
         .post_json(
@@ -448,10 +416,7 @@ async fn an_invitation_dies_with_its_inviters_rights(backend: Backend) {
                 )
                 .await
             }
-            _ => {
-                app.authed(reqwest::Method::DELETE, &path, &boss.access_token, None)
-                    .await
-            }
+            _ => app.delete(&path, &boss.access_token).await,
         };
         assert!(response.status().is_success(), "{fate}");
         let signup = app
@@ -708,12 +673,7 @@ async fn odd_cursors_and_search_text_are_400(backend: Backend) {
     for path in ["/me/events", "/admin/users", "/admin/events"] {
         for cursor in [&far, &early] {
             let response = app
-                .authed(
-                    reqwest::Method::GET,
-                    &format!("{path}?cursor={cursor}"),
-                    &admin.access_token,
-                    None,
-                )
+                .get(&format!("{path}?cursor={cursor}"), &admin.access_token)
                 .await;
             let body = assert_error(response, 400, "validation_failed").await;
             assert_eq!(body["details"][0]["field"], "cursor", "{path}");
@@ -721,12 +681,7 @@ async fn odd_cursors_and_search_text_are_400(backend: Backend) {
     }
     for q in ["%00", "a%00b", "%1B"] {
         let response = app
-            .authed(
-                reqwest::Method::GET,
-                &format!("/admin/users?q={q}"),
-                &admin.access_token,
-                None,
-            )
+            .get(&format!("/admin/users?q={q}"), &admin.access_token)
             .await;
         let body = assert_error(response, 400, "validation_failed").await;
         assert_eq!(body["details"][0]["field"], "q");

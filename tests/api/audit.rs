@@ -97,14 +97,7 @@ async fn reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone(bac
 
     let everyone: Value = app.get_json("/admin/events", &admin.access_token).await;
     assert!(everyone["events"].as_array().unwrap().len() >= 4);
-    let response = app
-        .authed(
-            reqwest::Method::GET,
-            "/admin/events",
-            &user.access_token,
-            None,
-        )
-        .await;
+    let response = app.get("/admin/events", &user.access_token).await;
     assert_eq!(
         response.status().as_u16(),
         401,

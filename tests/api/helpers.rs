@@ -403,9 +403,39 @@ impl TestApp {
         request.send().await.expect("request")
     }
 
+    /// `GET path` with a bearer token.
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.authed(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// `DELETE path` with a bearer token and no body.
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.authed(reqwest::Method::DELETE, path, token, None)
+            .await
+    }
+
+    /// `DELETE /me` with the password that confirms it.
+    pub async fn delete_account(&self, token: &str, password: &str) -> Response {
+        let body = serde_json::json!({ "password": password });
+        self.authed(reqwest::Method::DELETE, "/me", token, Some(body))
+            .await
+    }
+
+    /// `POST /auth/password/change` from the current to a new password.
+    pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Response {
+        let body = serde_json::json!({ "currentPassword": current, "newPassword": new });
+        self.authed(
+            reqwest::Method::POST,
+            "/auth/password/change",
+            token,
+            Some(body),
+        )
+        .await
+    }
+
     /// `GET path` with a bearer token, expecting 200: the JSON body.
     pub async fn get_json(&self, path: &str, token: &str) -> Value {
-        let response = self.authed(reqwest::Method::GET, path, token, None).await;
+        let response = self.get(path, token).await;
         assert_eq!(response.status().as_u16(), 200, "GET {path}");
         response.json().await.expect("a JSON body")
     }
