@@ -188,7 +188,7 @@ async fn revocations_hold_across_a_restart_and_a_lost_cache(backend: Backend) {
         ("other device after a password change", other_device),
     ];
     for (_, token) in &revoked {
-        assert_error(app.me(token).await, 401, "token_invalid").await;
+        app.assert_access_refused(token).await;
     }
 
     app.restart().await;

@@ -16,12 +16,7 @@ fn lockout_after_three(s: &mut authd::config::Settings) {
 
 async fn fail_three_times(app: &TestApp, email: &str) {
     for _ in 0..3 {
-        assert_error(
-            app.login(email, "not the password").await,
-            401,
-            "invalid_credentials",
-        )
-        .await;
+        app.assert_login_refused(email, "not the password").await;
     }
 }
 
@@ -52,12 +47,7 @@ async fn repeated_failures_make_an_account_wait_and_success_resets_it(backend: B
     );
     // The success cleared the count: two more failures do not throttle.
     for _ in 0..2 {
-        assert_error(
-            app.login(&account.email, "nope nope").await,
-            401,
-            "invalid_credentials",
-        )
-        .await;
+        app.assert_login_refused(&account.email, "nope nope").await;
     }
     assert_eq!(
         app.login(&account.email, PASSWORD).await.status().as_u16(),

@@ -403,6 +403,31 @@ impl TestApp {
         request.send().await.expect("request")
     }
 
+    /// The access token no longer works: 401 `token_invalid`.
+    pub async fn assert_access_refused(&self, access_token: &str) {
+        assert_error(self.me(access_token).await, 401, "token_invalid").await;
+    }
+
+    /// The refresh token no longer works: 401 `token_invalid`.
+    pub async fn assert_refresh_refused(&self, refresh_token: &str) {
+        assert_error(
+            self.refresh_with_cookie(refresh_token).await,
+            401,
+            "token_invalid",
+        )
+        .await;
+    }
+
+    /// This password does not sign in: 401 `invalid_credentials`, as any wrong password.
+    pub async fn assert_login_refused(&self, email: &str, password: &str) {
+        assert_error(
+            self.login(email, password).await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+
     /// `GET path` with a bearer token.
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.authed(reqwest::Method::GET, path, token, None).await
