@@ -32,21 +32,7 @@ impl OneTimeTokenStore for PostgresStore {
         hash: TokenHash,
         wanted: &OneTimeUse,
     ) -> Result<Option<ConsumedToken>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        // The row lock makes concurrent uses queue: the second sees the first one's consumption.
-        let Some(row) = read_token(&tx, &hash, true).await? else {
-            return Ok(None);
-        };
-        if !one_time::usable(&row.state, wanted, row.now) {
-            return Ok(None);
-        }
-        let consume = tx
-            .prepare_cached("UPDATE one_time_tokens SET consumed_at = now() WHERE token_hash = $1")
-            .await?;
-        tx.execute(&consume, &[&hash.as_slice()]).await?;
-        tx.commit().await?;
-        Ok(Some(row.token))
+        self.usable_token(hash, wanted, true).await
     }
 
     async fn peek_one_time_token(
@@ -54,12 +40,37 @@ impl OneTimeTokenStore for PostgresStore {
         hash: TokenHash,
         wanted: &OneTimeUse,
     ) -> Result<Option<ConsumedToken>, StoreError> {
+        self.usable_token(hash, wanted, false).await
+    }
+}
+
+impl PostgresStore {
+    /// The token if `one_time::usable` accepts it for `wanted`, consumed when `consume`.
+    async fn usable_token(
+        &self,
+        hash: TokenHash,
+        wanted: &OneTimeUse<'_>,
+        consume: bool,
+    ) -> Result<Option<ConsumedToken>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        Ok(read_token(&tx, &hash, false)
+        // Locked to consume: concurrent uses queue, and the second sees the first one's use.
+        let Some(row) = read_token(&tx, &hash, consume)
             .await?
             .filter(|row| one_time::usable(&row.state, wanted, row.now))
-            .map(|row| row.token))
+        else {
+            return Ok(None);
+        };
+        if consume {
+            let update = tx
+                .prepare_cached(
+                    "UPDATE one_time_tokens SET consumed_at = now() WHERE token_hash = $1",
+                )
+                .await?;
+            tx.execute(&update, &[&hash.as_slice()]).await?;
+            tx.commit().await?;
+        }
+        Ok(Some(row.token))
     }
 }
 

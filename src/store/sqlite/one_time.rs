@@ -37,31 +37,7 @@ impl OneTimeTokenStore for SqliteStore {
         hash: TokenHash,
         wanted: &OneTimeUse,
     ) -> Result<Option<ConsumedToken>, StoreError> {
-        let kinds = wanted.kinds.to_vec();
-        let origin = wanted.origin;
-        Ok(self
-            .call(move |c| {
-                let now = now_micros();
-                // IMMEDIATE: a second use waits for the first and sees it consumed.
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let Some(row) = read_token(&tx, &hash)? else {
-                    return Ok(None);
-                };
-                let wanted = OneTimeUse {
-                    kinds: &kinds,
-                    origin,
-                };
-                if !one_time::usable(&row.state, &wanted, clock(now)) {
-                    return Ok(None);
-                }
-                tx.prepare_cached(
-                    "UPDATE one_time_tokens SET consumed_at = ?2 WHERE token_hash = ?1",
-                )?
-                .execute(params![hash.as_slice(), now])?;
-                tx.commit()?;
-                Ok(Some(row.token))
-            })
-            .await?)
+        self.usable_token(hash, wanted, true).await
     }
 
     async fn peek_one_time_token(
@@ -69,20 +45,48 @@ impl OneTimeTokenStore for SqliteStore {
         hash: TokenHash,
         wanted: &OneTimeUse,
     ) -> Result<Option<ConsumedToken>, StoreError> {
+        self.usable_token(hash, wanted, false).await
+    }
+}
+
+impl SqliteStore {
+    /// The token if `one_time::usable` accepts it for `wanted`, consumed when `consume`.
+    async fn usable_token(
+        &self,
+        hash: TokenHash,
+        wanted: &OneTimeUse<'_>,
+        consume: bool,
+    ) -> Result<Option<ConsumedToken>, StoreError> {
         let kinds = wanted.kinds.to_vec();
         let origin = wanted.origin;
-        Ok(self
-            .call(move |c| {
-                let wanted = OneTimeUse {
-                    kinds: &kinds,
-                    origin,
-                };
-                let tx = c.transaction()?;
-                Ok(read_token(&tx, &hash)?
-                    .filter(|row| one_time::usable(&row.state, &wanted, clock(now_micros())))
-                    .map(|row| row.token))
-            })
-            .await?)
+        self.call(move |c| {
+            let now = now_micros();
+            // IMMEDIATE to consume: a second use waits for the first and sees it consumed.
+            let behavior = if consume {
+                TransactionBehavior::Immediate
+            } else {
+                TransactionBehavior::Deferred
+            };
+            let tx = c.transaction_with_behavior(behavior)?;
+            let wanted = OneTimeUse {
+                kinds: &kinds,
+                origin,
+            };
+            let Some(row) = read_token(&tx, &hash)?
+                .filter(|row| one_time::usable(&row.state, &wanted, clock(now)))
+            else {
+                return Ok(None);
+            };
+            if consume {
+                tx.prepare_cached(
+                    "UPDATE one_time_tokens SET consumed_at = ?2 WHERE token_hash = ?1",
+                )?
+                .execute(params![hash.as_slice(), now])?;
+                tx.commit()?;
+            }
+            Ok(Some(row.token))
+        })
+        .await
     }
 }
 
