@@ -168,20 +168,32 @@ pub trait OneTimeTokenStore: Send + Sync + 'static {
         email: Option<&OutboxEmail>,
     ) -> Result<(), StoreError>;
 
-    /// Consumes the token exactly once if `domain::one_time::usable` accepts it for `wanted`;
-    /// `None` otherwise. Concurrent calls: one wins.
+    /// The token if `domain::one_time::usable` accepts it for `wanted`, consumed exactly once
+    /// when `consume` (concurrent consumptions: one wins); `None` otherwise.
+    async fn usable_one_time_token(
+        &self,
+        hash: TokenHash,
+        wanted: &OneTimeUse<'_>,
+        consume: bool,
+    ) -> Result<Option<ConsumedToken>, StoreError>;
+
+    /// Uses the token up, if it is usable for `wanted`.
     async fn consume_one_time_token(
         &self,
         hash: TokenHash,
-        wanted: &OneTimeUse,
-    ) -> Result<Option<ConsumedToken>, StoreError>;
+        wanted: &OneTimeUse<'_>,
+    ) -> Result<Option<ConsumedToken>, StoreError> {
+        self.usable_one_time_token(hash, wanted, true).await
+    }
 
-    /// What the token is for, if it is usable for `wanted`, without consuming it.
+    /// What the token is for, if it is usable for `wanted`, without using it up.
     async fn peek_one_time_token(
         &self,
         hash: TokenHash,
-        wanted: &OneTimeUse,
-    ) -> Result<Option<ConsumedToken>, StoreError>;
+        wanted: &OneTimeUse<'_>,
+    ) -> Result<Option<ConsumedToken>, StoreError> {
+        self.usable_one_time_token(hash, wanted, false).await
+    }
 }
 
 #[async_trait]

@@ -27,26 +27,7 @@ impl OneTimeTokenStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn consume_one_time_token(
-        &self,
-        hash: TokenHash,
-        wanted: &OneTimeUse,
-    ) -> Result<Option<ConsumedToken>, StoreError> {
-        self.usable_token(hash, wanted, true).await
-    }
-
-    async fn peek_one_time_token(
-        &self,
-        hash: TokenHash,
-        wanted: &OneTimeUse,
-    ) -> Result<Option<ConsumedToken>, StoreError> {
-        self.usable_token(hash, wanted, false).await
-    }
-}
-
-impl PostgresStore {
-    /// The token if `one_time::usable` accepts it for `wanted`, consumed when `consume`.
-    async fn usable_token(
+    async fn usable_one_time_token(
         &self,
         hash: TokenHash,
         wanted: &OneTimeUse<'_>,
