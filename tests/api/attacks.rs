@@ -151,12 +151,8 @@ async fn revocations_hold_across_a_restart_and_a_lost_cache(backend: Backend) {
 
     let logged_out = app.account().await;
     let response = app
-        .client
-        .post(app.url("/auth/logout"))
-        .bearer_auth(&logged_out.access_token)
-        .send()
-        .await
-        .unwrap();
+        .post_bearer("/auth/logout", &logged_out.access_token)
+        .await;
     assert_eq!(response.status().as_u16(), 200);
 
     let locked = app.account().await;
@@ -296,13 +292,12 @@ async fn a_follow_up_token_is_not_exchanged_again(backend: Backend) {
     assert_error(again, 400, "token_invalid").await;
     // It still does what it is for.
     let reset = app
-        .client
-        .post(app.url("/auth/password/reset"))
-        .header("Cookie", format!("one_time_token={follow_up}"))
-        .json(&json!({ "newPassword": NEW_PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+        .post_with_cookie(
+            "/auth/password/reset",
+            &format!("one_time_token={follow_up}"),
+            Some(&json!({ "newPassword": NEW_PASSWORD })),
+        )
+        .await;
     assert_eq!(reset.status().as_u16(), 200);
 }
 
@@ -567,12 +562,12 @@ async fn a_locked_login_and_a_cookie_logout_are_audited_with_their_user(backend:
     let admin = app.admin().await;
     let account = app.account().await;
     let response = app
-        .client
-        .post(app.url("/auth/logout"))
-        .header("Cookie", format!("refresh_token={}", account.refresh_token))
-        .send()
-        .await
-        .unwrap();
+        .post_with_cookie(
+            "/auth/logout",
+            &format!("refresh_token={}", account.refresh_token),
+            None,
+        )
+        .await;
     assert_eq!(response.status().as_u16(), 200);
     let response = app
         .authed(

@@ -209,12 +209,8 @@ async fn oversized_headers_get_431_in_the_error_shape(backend: Backend) {
         .map(|i| format!("c{i}={}", "b".repeat(1024)))
         .collect();
     let response = app
-        .client
-        .post(app.url("/auth/refresh"))
-        .header("Cookie", cookies.join("; "))
-        .send()
-        .await
-        .unwrap();
+        .post_with_cookie("/auth/refresh", &cookies.join("; "), None)
+        .await;
     assert_error(response, 431, "headers_too_large").await;
     // A long URI counts too.
     let response = app
@@ -744,12 +740,7 @@ async fn long_strings_within_the_body_limit_are_4xx(backend: Backend) {
 
 /// The service is unharmed: a plain request from another client is answered.
 async fn assert_still_serving(app: &TestApp) {
-    let response = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.fetch("/health/live").await;
     assert_eq!(response.status().as_u16(), 200);
 }
 

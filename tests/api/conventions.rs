@@ -10,14 +10,9 @@ const FRONTEND: &str = "http://localhost:3000";
 
 async fn unknown_routes_and_wrong_methods_get_the_error_shape(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app
-        .client
-        .get(app.url("/no/such/route"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.fetch("/no/such/route").await;
     assert_error(response, 404, "not_found").await;
-    let response = app.client.get(app.url("/auth/login")).send().await.unwrap();
+    let response = app.fetch("/auth/login").await;
     let status = response.status().as_u16();
     assert!(status == 404 || status == 405, "{status}");
     let code = if status == 404 {

@@ -181,13 +181,12 @@ async fn a_validated_token_becomes_a_one_hour_cookie_for_the_next_step(backend: 
         .trim_start_matches("one_time_token=")
         .to_string();
     let response = app
-        .client
-        .post(app.url("/auth/password/reset"))
-        .header("Cookie", format!("one_time_token={follow_up}"))
-        .json(&json!({ "newPassword": NEW_PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+        .post_with_cookie(
+            "/auth/password/reset",
+            &format!("one_time_token={follow_up}"),
+            Some(&json!({ "newPassword": NEW_PASSWORD })),
+        )
+        .await;
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(
         app.login(&account.email, NEW_PASSWORD)
@@ -447,13 +446,12 @@ async fn an_invitation_signs_up_the_invited_address_with_its_role(backend: Backe
 
     // Verification is required here, yet the invited signup signs in at once: the mail got there.
     let response = app
-        .client
-        .post(app.url("/auth/signup"))
-        .header("Cookie", cookie.split(';').next().unwrap())
-        .json(&json!({ "email": "ivy@example.com", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+        .post_with_cookie(
+            "/auth/signup",
+            cookie.split(';').next().unwrap(),
+            Some(&json!({ "email": "ivy@example.com", "password": PASSWORD })),
+        )
+        .await;
     assert_eq!(response.status().as_u16(), 201);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["user"]["role"], "admin");

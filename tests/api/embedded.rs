@@ -35,11 +35,6 @@ async fn an_in_memory_sqlite_database_serves_the_whole_flow() {
 #[actix_web::test]
 async fn readiness_covers_the_embedded_backends_too() {
     let app = spawn_app(Backend::SqliteInProcess).await;
-    let response = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.fetch("/health/ready").await;
     assert_eq!(response.status().as_u16(), 200);
 }

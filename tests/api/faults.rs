@@ -87,33 +87,17 @@ async fn with_redis_down_logins_go_on_and_access_tokens_are_still_checked_agains
     // Access tokens keep working, and a logout still takes effect at once: the store decides.
     assert_eq!(app.me(&account.access_token).await.status().as_u16(), 200);
     let (access, _) = app.login_tokens(&account.email).await;
-    let logout = app
-        .client
-        .post(app.url("/auth/logout"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+    let logout = app.post_bearer("/auth/logout", &access).await;
     assert_eq!(logout.status().as_u16(), 200);
     app.assert_access_refused(&access).await;
-    let ready = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.fetch("/health/ready").await;
     assert_error(ready, 503, "not_ready").await;
 
     // Redis is back on the same address: the connection heals by itself.
     let _redis = OwnRedis::start(port);
     let started = Instant::now();
     loop {
-        let ready = app
-            .client
-            .get(app.url("/health/ready"))
-            .send()
-            .await
-            .unwrap();
+        let ready = app.fetch("/health/ready").await;
         if ready.status().as_u16() == 200 {
             break;
         }

@@ -428,6 +428,15 @@ impl TestApp {
         .await;
     }
 
+    /// `GET path`, anonymously.
+    pub async fn fetch(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// `GET path` with a bearer token.
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.authed(reqwest::Method::GET, path, token, None).await
@@ -476,12 +485,27 @@ impl TestApp {
 
     /// POST /auth/refresh with the token in the cookie, as a browser does.
     pub async fn refresh_with_cookie(&self, refresh_token: &str) -> Response {
-        self.client
-            .post(self.url("/auth/refresh"))
-            .header("Cookie", format!("refresh_token={refresh_token}"))
-            .send()
-            .await
-            .expect("request")
+        let cookie = format!("refresh_token={refresh_token}");
+        self.post_with_cookie("/auth/refresh", &cookie, None).await
+    }
+
+    /// `POST path` with a `Cookie` header (`name=value`) and, optionally, a JSON body.
+    pub async fn post_with_cookie(
+        &self,
+        path: &str,
+        cookie: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self.client.post(self.url(path)).header("Cookie", cookie);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// `POST path` with a bearer token and no body.
+    pub async fn post_bearer(&self, path: &str, token: &str) -> Response {
+        self.authed(reqwest::Method::POST, path, token, None).await
     }
 
     pub async fn me(&self, access_token: &str) -> Response {

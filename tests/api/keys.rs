@@ -21,12 +21,7 @@ fn asymmetric(algorithm: JwtAlgorithm) -> impl FnOnce(&mut authd::config::Settin
 }
 
 async fn jwks(app: &TestApp) -> Value {
-    let response = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.fetch("/.well-known/jwks.json").await;
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(response.headers()["cache-control"], "public, max-age=60");
     response.json().await.unwrap()

@@ -47,19 +47,14 @@ async fn credential_endpoints_answer_429_with_draft_7_headers_past_their_limit(b
 async fn every_endpoint_has_a_per_ip_limit_but_health_checks_do_not(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.rate_limit.general_max = 3).await;
     for _ in 0..3 {
-        let response = app.client.get(app.url("/me")).send().await.unwrap();
+        let response = app.fetch("/me").await;
         assert_eq!(response.status().as_u16(), 401);
     }
-    let response = app.client.get(app.url("/me")).send().await.unwrap();
+    let response = app.fetch("/me").await;
     assert!(response.headers().contains_key("retry-after"));
     assert_error(response, 429, "rate_limited").await;
     for _ in 0..5 {
-        let response = app
-            .client
-            .get(app.url("/health/live"))
-            .send()
-            .await
-            .unwrap();
+        let response = app.fetch("/health/live").await;
         assert_eq!(response.status().as_u16(), 200);
     }
 }
@@ -71,7 +66,7 @@ async fn rate_limits_can_be_switched_off(backend: Backend) {
     })
     .await;
     for _ in 0..3 {
-        let response = app.client.get(app.url("/me")).send().await.unwrap();
+        let response = app.fetch("/me").await;
         assert_eq!(response.status().as_u16(), 401);
         assert!(!response.headers().contains_key("ratelimit"));
     }
@@ -124,22 +119,9 @@ async fn a_saturated_hasher_answers_503_overloaded_at_once_and_recovers(backend:
 
 async fn health_checks_report_live_and_ready(backend: Backend) {
     let app = spawn_app(backend).await;
-    let live: Value = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let live: Value = app.fetch("/health/live").await.json().await.unwrap();
     assert_eq!(live["status"], "ok");
-    let response = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.fetch("/health/ready").await;
     assert_eq!(response.status().as_u16(), 200);
     let ready: Value = response.json().await.unwrap();
     assert_eq!(ready["checks"]["store"], "ok");

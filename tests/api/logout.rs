@@ -29,22 +29,16 @@ async fn logout_is_idempotent_and_needs_no_valid_credentials(backend: Backend) {
     let account = app.account().await;
     for _ in 0..2 {
         let response = app
-            .client
-            .post(app.url("/auth/logout"))
-            .header("Cookie", format!("refresh_token={}", account.refresh_token))
-            .send()
-            .await
-            .unwrap();
+            .post_with_cookie(
+                "/auth/logout",
+                &format!("refresh_token={}", account.refresh_token),
+                None,
+            )
+            .await;
         assert_eq!(response.status().as_u16(), 200);
     }
     // Nothing at all, or a stale bearer: still 200.
-    let response = app
-        .client
-        .post(app.url("/auth/logout"))
-        .bearer_auth("not.a.jwt")
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_bearer("/auth/logout", "not.a.jwt").await;
     assert_eq!(response.status().as_u16(), 200);
     // Logging out by refresh token alone also ends the access tokens of that session.
     app.assert_access_refused(&account.access_token).await;
@@ -57,12 +51,8 @@ async fn logout_all_ends_every_session_of_the_user_only(backend: Backend) {
     let other = app.account().await;
 
     let response = app
-        .client
-        .post(app.url("/auth/logout-all"))
-        .bearer_auth(&account.access_token)
-        .send()
-        .await
-        .unwrap();
+        .post_bearer("/auth/logout-all", &account.access_token)
+        .await;
     assert_eq!(response.status().as_u16(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["revokedSessions"], 2);

@@ -54,12 +54,7 @@ fn operations(document: &Value) -> BTreeSet<(String, String)> {
 }
 
 async fn fetch_document(app: &crate::helpers::TestApp) -> Value {
-    let response = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.fetch("/openapi.json").await;
     assert_eq!(response.status().as_u16(), 200);
     response.json().await.unwrap()
 }
@@ -163,25 +158,20 @@ async fn the_document_describes_errors_and_security(backend: Backend) {
 
 async fn swagger_ui_is_served_with_its_assets_and_can_be_turned_off(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app.client.get(app.url("/docs")).send().await.unwrap();
+    let response = app.fetch("/docs").await;
     assert!(response.status().is_redirection());
-    let page = app.client.get(app.url("/docs/")).send().await.unwrap();
+    let page = app.fetch("/docs/").await;
     assert_eq!(page.status().as_u16(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
     // Assets come from the binary, not a CDN.
     assert!(!html.contains("https://"), "no external assets: {html}");
-    let script = app
-        .client
-        .get(app.url("/docs/swagger-ui-bundle.js"))
-        .send()
-        .await
-        .unwrap();
+    let script = app.fetch("/docs/swagger-ui-bundle.js").await;
     assert_eq!(script.status().as_u16(), 200);
 
     let off = spawn_app_with(backend, |s| s.http.docs_enabled = false).await;
     for path in ["/openapi.json", "/docs/"] {
-        let response = off.client.get(off.url(path)).send().await.unwrap();
+        let response = off.fetch(path).await;
         assert_error(response, 404, "not_found").await;
     }
 }
@@ -199,7 +189,7 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 }
 
 async fn scrape(app: &crate::helpers::TestApp) -> String {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let response = app.fetch("/metrics").await;
     assert_eq!(response.status().as_u16(), 200);
     assert!(response
         .headers()
@@ -264,11 +254,11 @@ async fn metrics_are_refused_outside_the_allowed_networks_and_when_off(backend: 
         s.metrics.allowed_networks = vec!["10.0.0.0/8".into()];
     })
     .await;
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let response = app.fetch("/metrics").await;
     assert_error(response, 404, "not_found").await;
 
     let off = spawn_app_with(backend, |s| s.metrics.enabled = false).await;
-    let response = off.client.get(off.url("/metrics")).send().await.unwrap();
+    let response = off.fetch("/metrics").await;
     assert_error(response, 404, "not_found").await;
 }
 

@@ -183,7 +183,7 @@ async fn me_returns_the_profile_of_the_token_holder(backend: Backend) {
 
 async fn me_without_a_token_is_401_unauthorized(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app.client.get(app.url("/me")).send().await.unwrap();
+    let response = app.fetch("/me").await;
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_error(response, 401, "unauthorized").await;
     let response = app
