@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod architecture;
 mod attacks;
 mod audit;
 mod bad_input;
