@@ -136,10 +136,7 @@ async fn an_admin_reads_changes_locks_and_deletes_users(backend: Backend) {
         Some(json!({ "locked": false })),
     )
     .await;
-    assert_eq!(
-        app.login(&user.email, PASSWORD).await.status().as_u16(),
-        200
-    );
+    app.assert_login_works(&user.email, PASSWORD).await;
 
     let body: Value = app
         .authed(

@@ -621,7 +621,7 @@ async fn unicode_spellings_of_a_taken_address_are_taken(backend: Backend) {
         "email_taken",
     )
     .await;
-    assert_eq!(app.login(fullwidth, PASSWORD).await.status().as_u16(), 200);
+    app.assert_login_works(fullwidth, PASSWORD).await;
 
     assert_eq!(
         app.signup("remy@b\u{00FC}cher.example", PASSWORD)

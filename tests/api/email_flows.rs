@@ -188,13 +188,7 @@ async fn a_validated_token_becomes_a_one_hour_cookie_for_the_next_step(backend: 
         )
         .await;
     assert_eq!(response.status().as_u16(), 200);
-    assert_eq!(
-        app.login(&account.email, NEW_PASSWORD)
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
+    app.assert_login_works(&account.email, NEW_PASSWORD).await;
 }
 
 async fn with_verification_required_signup_hides_taken_emails_and_login_waits_for_the_link(
@@ -255,13 +249,7 @@ async fn with_verification_required_signup_hides_taken_emails_and_login_waits_fo
             .as_u16(),
         200
     );
-    assert_eq!(
-        app.login("vera@example.com", PASSWORD)
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
+    app.assert_login_works("vera@example.com", PASSWORD).await;
 }
 
 async fn resend_mails_only_unverified_accounts_and_answers_alike(backend: Backend) {

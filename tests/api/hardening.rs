@@ -41,18 +41,12 @@ async fn repeated_failures_make_an_account_wait_and_success_resets_it(backend: B
     );
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        app.login(&account.email, PASSWORD).await.status().as_u16(),
-        200
-    );
+    app.assert_login_works(&account.email, PASSWORD).await;
     // The success cleared the count: two more failures do not throttle.
     for _ in 0..2 {
         app.assert_login_refused(&account.email, "nope nope").await;
     }
-    assert_eq!(
-        app.login(&account.email, PASSWORD).await.status().as_u16(),
-        200
-    );
+    app.assert_login_works(&account.email, PASSWORD).await;
 }
 
 async fn unknown_emails_are_throttled_exactly_like_real_ones(backend: Backend) {
@@ -218,13 +212,8 @@ async fn imported_users_log_in_with_their_old_passwords_and_are_rehashed(backend
     let rehashed = stored_hash_after_rehash(&app, "Bcrypt@Example.com").await;
     assert!(!rehashed.starts_with("$2"));
     // The new hash works, and the wrong password still does not.
-    assert_eq!(
-        app.login("bcrypt@example.com", "legacy bcrypt pass")
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
+    app.assert_login_works("bcrypt@example.com", "legacy bcrypt pass")
+        .await;
     assert_eq!(
         app.login("bcrypt@example.com", "another pass")
             .await
@@ -233,13 +222,8 @@ async fn imported_users_log_in_with_their_old_passwords_and_are_rehashed(backend
         401
     );
 
-    assert_eq!(
-        app.login("argon@example.com", "legacy argon2 pass")
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
+    app.assert_login_works("argon@example.com", "legacy argon2 pass")
+        .await;
     stored_hash_after_rehash(&app, "argon@example.com").await;
 }
 

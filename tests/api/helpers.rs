@@ -418,6 +418,18 @@ impl TestApp {
         .await;
     }
 
+    /// This password signs in: 200.
+    pub async fn assert_login_works(&self, email: &str, password: &str) {
+        let response = self.login(email, password).await;
+        assert_eq!(response.status().as_u16(), 200, "login of {email}");
+    }
+
+    /// The refresh token rotates: 200.
+    pub async fn assert_refresh_works(&self, refresh_token: &str) {
+        let response = self.refresh_with_cookie(refresh_token).await;
+        assert_eq!(response.status().as_u16(), 200, "refresh");
+    }
+
     /// This password does not sign in: 401 `invalid_credentials`, as any wrong password.
     pub async fn assert_login_refused(&self, email: &str, password: &str) {
         assert_error(

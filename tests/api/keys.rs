@@ -11,7 +11,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, encode, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 
-use crate::helpers::{spawn_app_with, Backend, TestApp};
+use crate::helpers::{spawn_app_with, strings_of, Backend, TestApp};
 
 fn asymmetric(algorithm: JwtAlgorithm) -> impl FnOnce(&mut authd::config::Settings) {
     move |s| {
@@ -120,12 +120,7 @@ async fn a_rotated_key_takes_over_and_the_old_one_retires_after_the_last_token_e
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!fresh.is_empty(), "the rotated key never started signing");
-    let kids: Vec<String> = jwks(&app).await["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_string())
-        .collect();
+    let kids = strings_of(&jwks(&app).await["keys"], "kid");
     assert!(
         kids.contains(&old_kid) && kids.contains(&new_kid),
         "{kids:?}"
@@ -134,12 +129,7 @@ async fn a_rotated_key_takes_over_and_the_old_one_retires_after_the_last_token_e
 
     // Once every token the old key could have signed has expired, it is retired.
     tokio::time::sleep(Duration::from_millis(3200)).await;
-    let kids: Vec<String> = jwks(&app).await["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_string())
-        .collect();
+    let kids = strings_of(&jwks(&app).await["keys"], "kid");
     assert_eq!(kids, [new_kid]);
 }
 
