@@ -122,12 +122,8 @@ async fn main() -> ExitCode {
             command: KeysCommand::Rotate,
         } => {
             telemetry::init(&settings);
-            let store = match app::open_store(&settings, settings.database.auto_migrate).await {
-                Ok((store, _)) => store,
-                Err(e) => {
-                    eprintln!("authd: {e:#}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(store) = store_or_report(&settings).await else {
+                return ExitCode::FAILURE;
             };
             match authd::keys::rotate(store.as_ref(), &settings.tokens).await {
                 Ok(kid) => {
@@ -191,12 +187,8 @@ async fn import(settings: &config::Settings, file: &std::path::Path) -> ExitCode
             }
         }
     };
-    let store = match app::open_store(settings, settings.database.auto_migrate).await {
-        Ok((store, _)) => store,
-        Err(e) => {
-            eprintln!("authd: {e:#}");
-            return ExitCode::FAILURE;
-        }
+    let Some(store) = store_or_report(settings).await else {
+        return ExitCode::FAILURE;
     };
     match authd::flows::import::import_users(store.as_ref(), input).await {
         Ok(report) => {
@@ -251,12 +243,8 @@ async fn create_user(
             return ExitCode::from(2);
         }
     };
-    let store = match app::open_store(settings, settings.database.auto_migrate).await {
-        Ok((store, _)) => store,
-        Err(e) => {
-            eprintln!("authd: {e:#}");
-            return ExitCode::FAILURE;
-        }
+    let Some(store) = store_or_report(settings).await else {
+        return ExitCode::FAILURE;
     };
     let hasher = match authd::actors::hasher::HasherPool::start(&settings.hasher) {
         Ok(hasher) => hasher,
@@ -303,6 +291,19 @@ async fn create_user(
         Err(e) => {
             eprintln!("authd: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The store the settings name (migrated if `database.auto_migrate`), or `None` after saying why.
+async fn store_or_report(
+    settings: &config::Settings,
+) -> Option<std::sync::Arc<dyn authd::store::Store>> {
+    match app::open_store(settings, settings.database.auto_migrate).await {
+        Ok((store, _)) => Some(store),
+        Err(e) => {
+            eprintln!("authd: {e:#}");
+            None
         }
     }
 }

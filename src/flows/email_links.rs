@@ -16,7 +16,7 @@ use crate::domain::user::User;
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
 use crate::flows::deps::FlowDeps;
-use crate::store::RevokeReason;
+use crate::store::{ConsumedToken, RevokeReason};
 
 #[derive(Clone)]
 pub struct EmailLinkService {
@@ -43,18 +43,25 @@ impl EmailLinkService {
         EmailLinkService { deps }
     }
 
+    /// Uses up a presented token if it is usable for `wanted`; otherwise `one_time_token_invalid`.
+    async fn use_token(
+        &self,
+        token: &str,
+        wanted: OneTimeUse<'_>,
+    ) -> Result<ConsumedToken, AppError> {
+        let token = presented(token)?;
+        self.deps
+            .store
+            .consume_one_time_token(token.hash(), &wanted)
+            .await?
+            .ok_or(AppError::OneTimeTokenInvalid)
+    }
+
     /// Marks the email verified; the token is used up.
     pub async fn verify_email(&self, token: &str, client: &ClientContext) -> Result<(), AppError> {
-        let token = presented(token)?;
         let consumed = self
-            .deps
-            .store
-            .consume_one_time_token(
-                token.hash(),
-                &OneTimeUse::any(&[TokenKind::EmailVerification]),
-            )
-            .await?
-            .ok_or(AppError::OneTimeTokenInvalid)?;
+            .use_token(token, OneTimeUse::any(&[TokenKind::EmailVerification]))
+            .await?;
         let user_id = consumed.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
         if !self.deps.store.mark_email_verified(user_id).await? {
             return Err(AppError::OneTimeTokenInvalid);
@@ -189,22 +196,14 @@ impl EmailLinkService {
     /// Uses up an emailed token and answers what it is for, with a follow-up token (one hour) for
     /// the `one_time_token` cookie that authorises the next step.
     pub async fn validate_token(&self, token: &str) -> Result<ValidatedToken, AppError> {
-        let token = presented(token)?;
-        let consumed = self
-            .deps
-            .store
-            // A follow-up token is not exchanged again: a link's life ends an hour after it was
-            // first opened, however often the cookie is replayed here.
-            .consume_one_time_token(
-                token.hash(),
-                &OneTimeUse::emailed(&[
-                    TokenKind::EmailVerification,
-                    TokenKind::PasswordReset,
-                    TokenKind::Invitation,
-                ]),
-            )
-            .await?
-            .ok_or(AppError::OneTimeTokenInvalid)?;
+        // A follow-up token is not exchanged again: a link's life ends an hour after it was first
+        // opened, however often the cookie is replayed here.
+        let wanted = OneTimeUse::emailed(&[
+            TokenKind::EmailVerification,
+            TokenKind::PasswordReset,
+            TokenKind::Invitation,
+        ]);
+        let consumed = self.use_token(token, wanted).await?;
         let follow_up = self.deps.outbox.follow_up(&consumed).await?;
         let metadata = serde_json::from_str(&consumed.metadata).unwrap_or_else(|_| json!({}));
         Ok(ValidatedToken {

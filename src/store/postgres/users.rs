@@ -71,13 +71,7 @@ impl UserStore for PostgresStore {
                 &[&email.as_str()],
             )
             .await?;
-        row.map(|row| {
-            Ok(UserCredentials {
-                user: user_from_row(&row)?,
-                password_hash: row.try_get("password_hash")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(credentials_from_row).transpose()
     }
 
     #[tracing::instrument(skip_all)]
@@ -137,13 +131,7 @@ impl UserStore for PostgresStore {
                 "SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = $1 AND deleted_at IS NULL"
             ), &[&id])
             .await?;
-        row.map(|row| {
-            Ok(UserCredentials {
-                user: user_from_row(&row)?,
-                password_hash: row.try_get("password_hash")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(credentials_from_row).transpose()
     }
 
     async fn update_name(
@@ -239,5 +227,12 @@ pub(super) fn user_from_row(row: &Row) -> Result<User, StoreError> {
         locked: row.try_get("locked")?,
         created_at: row.try_get::<_, DateTime<Utc>>("created_at")?,
         updated_at: row.try_get::<_, DateTime<Utc>>("updated_at")?,
+    })
+}
+
+fn credentials_from_row(row: &Row) -> Result<UserCredentials, StoreError> {
+    Ok(UserCredentials {
+        user: user_from_row(row)?,
+        password_hash: row.try_get("password_hash")?,
     })
 }
