@@ -205,6 +205,23 @@ pub struct ActiveKey {
     pub validation: Validation,
 }
 
+/// Why a token was not accepted: it names a key this ring does not know (perhaps rotated in on
+/// another node since the ring was loaded), or anything else.
+#[derive(Debug)]
+pub enum DecodeError {
+    UnknownKey,
+    Refused(AppError),
+}
+
+impl From<DecodeError> for AppError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::UnknownKey => AppError::TokenInvalid,
+            DecodeError::Refused(e) => e,
+        }
+    }
+}
+
 /// The keys in force at one moment.
 pub struct KeyRing {
     current: Arc<ActiveKey>,
@@ -341,25 +358,20 @@ impl KeyRing {
             .map_err(|e| AppError::Internal(format!("signing an access token: {e}")))
     }
 
-    /// The `kid` a token names, if this ring does not know it (a key rotated in elsewhere).
-    pub fn unknown_kid(&self, token: &str) -> bool {
-        jsonwebtoken::decode_header(token)
-            .ok()
-            .and_then(|header| header.kid)
-            .is_some_and(|kid| self.get(&kid).is_none())
-    }
-
     /// Checks signature, algorithm, `kid`, `iss`, `aud` and time. The key's own algorithm is the
     /// only one accepted: `alg: none`, and an HS token signed with a public key, fail here.
-    pub fn decode(&self, token: &str) -> Result<AccessClaims, AppError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AppError::TokenInvalid)?;
-        let kid = header.kid.ok_or(AppError::TokenInvalid)?;
-        let key = self.get(&kid).ok_or(AppError::TokenInvalid)?;
+    pub fn decode(&self, token: &str) -> Result<AccessClaims, DecodeError> {
+        let refused = || DecodeError::Refused(AppError::TokenInvalid);
+        let header = jsonwebtoken::decode_header(token).map_err(|_| refused())?;
+        let kid = header.kid.ok_or_else(refused)?;
+        let key = self.get(&kid).ok_or(DecodeError::UnknownKey)?;
         jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &key.validation)
             .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AppError::TokenExpired,
-                _ => AppError::TokenInvalid,
+            .map_err(|e| {
+                DecodeError::Refused(match e.kind() {
+                    ErrorKind::ExpiredSignature => AppError::TokenExpired,
+                    _ => AppError::TokenInvalid,
+                })
             })
     }
 }

@@ -24,7 +24,7 @@ use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::opaque_token::RefreshToken;
 use crate::domain::user::Role;
 use crate::error::AppError;
-use crate::keys::{KeyRing, KeySource};
+use crate::keys::{DecodeError, KeyRing, KeySource};
 use crate::store::{NewSession, RevokeReason, Rotation, RotationOutcome, SessionOwner, Store};
 
 /// What a client receives after signup, login or refresh.
@@ -378,34 +378,30 @@ impl Handler<VerifyAccess> for TokenActor {
     type Result = ResponseActFuture<Self, Result<Caller, AppError>>;
 
     fn handle(&mut self, msg: VerifyAccess, _: &mut Self::Context) -> Self::Result {
-        // A key another node rotated in: reload first (rarely), then decide with the new ring.
-        let reload = (!self.keys.is_fixed()
-            && self.ring.unknown_kid(&msg.token)
-            && self.last_reload.elapsed() >= RELOAD_ON_MISS_EVERY)
-            .then(|| {
-                self.last_reload = Instant::now();
-                self.keys.clone()
-            });
         let sessions = self.sessions.clone();
+        let decoded = self.ring.decode(&msg.token);
+        // A key another node rotated in: reload (rarely), then decide with the new ring.
+        let reload = matches!(decoded, Err(DecodeError::UnknownKey))
+            && !self.keys.is_fixed()
+            && self.last_reload.elapsed() >= RELOAD_ON_MISS_EVERY;
+        if !reload {
+            return Box::pin(async move { sessions.caller(decoded?).await }.into_actor(self));
+        }
+        self.last_reload = Instant::now();
+        let keys = self.keys.clone();
         Box::pin(
-            async move {
-                match reload {
-                    Some(keys) => Some(keys.load_ring().await),
-                    None => None,
-                }
-            }
-            .into_actor(self)
-            .map(move |loaded, actor, _| {
-                match loaded {
-                    Some(Ok(ring)) => actor.ring = Arc::new(ring),
-                    Some(Err(e)) => tracing::warn!(error = %e, "reloading signing keys failed"),
-                    None => {}
-                }
-                actor.ring.decode(&msg.token)
-            })
-            .then(move |claims, actor, _| {
-                async move { sessions.caller(claims?).await }.into_actor(actor)
-            }),
+            async move { keys.load_ring().await }
+                .into_actor(self)
+                .map(move |loaded, actor, _| {
+                    match loaded {
+                        Ok(ring) => actor.ring = Arc::new(ring),
+                        Err(e) => tracing::warn!(error = %e, "reloading signing keys failed"),
+                    }
+                    actor.ring.decode(&msg.token)
+                })
+                .then(move |claims, actor, _| {
+                    async move { sessions.caller(claims?).await }.into_actor(actor)
+                }),
         )
     }
 }
@@ -566,7 +562,7 @@ mod tests {
         let mut runner = proptest::test_runner::TestRunner::new(config());
         runner
             .run(&prop_oneof![any::<String>(), jwt_like()], |text| {
-                let result = ring.decode(&text);
+                let result = ring.decode(&text).map_err(AppError::from);
                 prop_assert!(refused(result), "{text:?}");
                 Ok(())
             })
@@ -591,7 +587,7 @@ mod tests {
                     }
                     let mutated: String = chars.into_iter().collect();
                     if mutated != token {
-                        let result = ring.decode(&mutated);
+                        let result = ring.decode(&mutated).map_err(AppError::from);
                         prop_assert!(refused(result), "{algorithm:?} accepted {mutated}");
                     }
                     Ok(())
@@ -611,7 +607,7 @@ mod tests {
                     &jsonwebtoken::EncodingKey::from_secret(&secret),
                 )
                 .unwrap();
-                let result = ring.decode(&forged);
+                let result = ring.decode(&forged).map_err(AppError::from);
                 prop_assert!(refused(result), "{algorithm:?} accepted a forgery");
                 Ok(())
             })

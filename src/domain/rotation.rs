@@ -51,8 +51,12 @@ pub enum RotationDecision {
     Invalid,
 }
 
+/// A window in seconds as a duration; one too long for chrono is as good as forever.
 fn seconds(value: u64) -> Duration {
-    Duration::seconds(i64::try_from(value).unwrap_or(i64::MAX / 1_000))
+    i64::try_from(value)
+        .ok()
+        .and_then(Duration::try_seconds)
+        .unwrap_or(Duration::MAX)
 }
 
 pub fn decide(
@@ -199,13 +203,15 @@ mod tests {
 
     #[test]
     fn huge_windows_do_not_overflow() {
-        let window = RotationWindow {
-            grace_seconds: u64::MAX,
-            session_max_lifetime_seconds: u64::MAX,
-        };
-        assert_eq!(
-            decide(&session(4), &retired(3, 0), window, at(1_000_000)),
-            RotationDecision::GraceReplay
-        );
+        for huge in [u64::MAX, i64::MAX as u64, 1 << 60] {
+            let window = RotationWindow {
+                grace_seconds: huge,
+                session_max_lifetime_seconds: huge,
+            };
+            assert_eq!(
+                decide(&session(4), &retired(3, 0), window, at(1_000_000)),
+                RotationDecision::GraceReplay
+            );
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 
 use super::outbox::insert_email;
 use super::{ttl, PostgresStore};
@@ -34,23 +35,25 @@ impl OneTimeTokenStore for PostgresStore {
         consume: bool,
     ) -> Result<Option<ConsumedToken>, StoreError> {
         let mut client = self.client().await?;
+        if !consume {
+            return Ok(read_token(&client, &hash, false)
+                .await?
+                .filter(|row| one_time::usable(&row.state, wanted, row.now))
+                .map(|row| row.token));
+        }
         let tx = client.transaction().await?;
-        // Locked to consume: concurrent uses queue, and the second sees the first one's use.
-        let Some(row) = read_token(&tx, &hash, consume)
+        // The row lock makes concurrent uses queue: the second sees the first one's use.
+        let Some(row) = read_token(&tx, &hash, true)
             .await?
             .filter(|row| one_time::usable(&row.state, wanted, row.now))
         else {
             return Ok(None);
         };
-        if consume {
-            let update = tx
-                .prepare_cached(
-                    "UPDATE one_time_tokens SET consumed_at = now() WHERE token_hash = $1",
-                )
-                .await?;
-            tx.execute(&update, &[&hash.as_slice()]).await?;
-            tx.commit().await?;
-        }
+        let update = tx
+            .prepare_cached("UPDATE one_time_tokens SET consumed_at = now() WHERE token_hash = $1")
+            .await?;
+        tx.execute(&update, &[&hash.as_slice()]).await?;
+        tx.commit().await?;
         Ok(Some(row.token))
     }
 }
@@ -90,7 +93,7 @@ struct TokenRow {
 
 /// A token's row, locked for update when `lock`.
 async fn read_token(
-    tx: &deadpool_postgres::Transaction<'_>,
+    client: &impl GenericClient,
     hash: &TokenHash,
     lock: bool,
 ) -> Result<Option<TokenRow>, StoreError> {
@@ -101,8 +104,8 @@ async fn read_token(
         "SELECT kind, user_id, email, metadata, consumed_at IS NOT NULL, expires_at, follow_up, now()
          FROM one_time_tokens WHERE token_hash = $1"
     };
-    let statement = tx.prepare_cached(sql).await?;
-    let Some(row) = tx.query_opt(&statement, &[&hash.as_slice()]).await? else {
+    let statement = client.prepare_cached(sql).await?;
+    let Some(row) = client.query_opt(&statement, &[&hash.as_slice()]).await? else {
         return Ok(None);
     };
     let kind: String = row.try_get(0)?;
