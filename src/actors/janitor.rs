@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 
 use crate::config::JanitorSettings;
-use crate::store::{PurgeTarget, Store};
+use crate::store::{PurgeBatch, PurgeTarget, Store};
 
 pub struct Janitor {
     store: Arc<dyn Store>,
@@ -40,13 +40,17 @@ impl Janitor {
 /// Deletes batch after batch of each target until a batch comes back short.
 pub async fn sweep_once(store: &dyn Store, settings: &JanitorSettings) {
     for target in PurgeTarget::ALL {
-        let retention = match target {
-            PurgeTarget::OldEvents => settings.events_retention_seconds,
-            _ => settings.retention_seconds,
+        let batch = PurgeBatch {
+            target,
+            retention_seconds: match target {
+                PurgeTarget::OldEvents => settings.events_retention_seconds,
+                _ => settings.retention_seconds,
+            },
+            limit: settings.batch_size,
         };
         let mut total = 0;
         loop {
-            match store.purge(target, retention, settings.batch_size).await {
+            match store.purge(batch).await {
                 Ok(deleted) => {
                     total += deleted;
                     if deleted < u64::from(settings.batch_size) {

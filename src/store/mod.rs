@@ -33,7 +33,8 @@ pub enum StoreError {
     Backend(String),
 }
 
-/// Everything authd keeps, in one object: what the services hold (`Arc<dyn Store>`).
+/// Everything authd keeps, in one object: what the services hold (`Arc<dyn Store>`). Each
+/// backend says `impl Store for … {}` once it implements every part.
 pub trait Store:
     UserStore
     + SessionStore
@@ -42,17 +43,6 @@ pub trait Store:
     + EventStore
     + SigningKeyStore
     + MaintenanceStore
-{
-}
-
-impl<T> Store for T where
-    T: UserStore
-        + SessionStore
-        + OneTimeTokenStore
-        + OutboxStore
-        + EventStore
-        + SigningKeyStore
-        + MaintenanceStore
 {
 }
 
@@ -242,12 +232,7 @@ pub trait MaintenanceStore: Send + Sync + 'static {
         None
     }
 
-    /// Deletes at most `limit` rows of `target` (older than `retention_seconds` where it
-    /// applies) and answers how many; short statements, so no lock is held for long.
-    async fn purge(
-        &self,
-        target: PurgeTarget,
-        retention_seconds: u64,
-        limit: u32,
-    ) -> Result<u64, StoreError>;
+    /// Deletes one batch and answers how many rows went; short statements, so no lock is held
+    /// for long.
+    async fn purge(&self, batch: PurgeBatch) -> Result<u64, StoreError>;
 }

@@ -231,6 +231,15 @@ pub enum PurgeTarget {
     OldEvents,
 }
 
+/// One janitor batch: at most `limit` rows of `target`, older than `retention_seconds` where the
+/// target has a retention.
+#[derive(Debug, Clone, Copy)]
+pub struct PurgeBatch {
+    pub target: PurgeTarget,
+    pub retention_seconds: u64,
+    pub limit: u32,
+}
+
 impl PurgeTarget {
     pub const ALL: [PurgeTarget; 5] = [
         PurgeTarget::ExpiredRefreshTokens,

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::PostgresStore;
+use super::{Params, PostgresStore};
 use crate::store::*;
 
 #[async_trait]
@@ -27,28 +27,20 @@ impl EventStore for PostgresStore {
     }
 
     async fn list_events(&self, page: &EventPage) -> Result<Vec<AuthEvent>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        let (before_time, before_id) = page.before.unzip();
+        let params: Params<'_> = &[
+            &page.user_id,
+            &before_time,
+            &before_id,
+            &i64::from(page.limit),
+        ];
+        let rows = self
+            .query(
                 "SELECT id, user_id, kind, ip, user_agent, request_id, details, created_at FROM auth_events
                  WHERE ($1::uuid IS NULL OR user_id = $1)
                    AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
                  ORDER BY created_at DESC, id DESC LIMIT $4",
-            )
-            .await?;
-        let (before_time, before_id) = match page.before {
-            Some((time, id)) => (Some(time), Some(id)),
-            None => (None, None),
-        };
-        let rows = client
-            .query(
-                &statement,
-                &[
-                    &page.user_id,
-                    &before_time,
-                    &before_id,
-                    &i64::from(page.limit),
-                ],
+                params,
             )
             .await?;
         rows.iter()

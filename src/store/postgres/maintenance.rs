@@ -23,42 +23,44 @@ impl MaintenanceStore for PostgresStore {
         })
     }
 
-    async fn purge(
-        &self,
-        target: PurgeTarget,
-        retention_seconds: u64,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
-        let sql = match target {
-            PurgeTarget::ExpiredRefreshTokens => {
-                "DELETE FROM refresh_tokens WHERE token_hash IN (
-                     SELECT token_hash FROM refresh_tokens
-                     WHERE expires_at < now() - make_interval(secs => $1) LIMIT $2)"
-            }
-            PurgeTarget::DeadSessions => {
-                "DELETE FROM sessions WHERE id IN (
-                     SELECT id FROM sessions
-                     WHERE expires_at < now() OR revoked_at < now() - make_interval(secs => $1)
-                     LIMIT $2)"
-            }
-            PurgeTarget::SpentOneTimeTokens => {
-                "DELETE FROM one_time_tokens WHERE token_hash IN (
-                     SELECT token_hash FROM one_time_tokens
-                     WHERE expires_at < now() OR consumed_at < now() - make_interval(secs => $1)
-                     LIMIT $2)"
-            }
-            PurgeTarget::OldEvents => {
-                "DELETE FROM auth_events WHERE id IN (
-                     SELECT id FROM auth_events WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)"
-            }
-            PurgeTarget::DeliveredEmails => {
-                "DELETE FROM email_outbox WHERE id IN (
-                     SELECT id FROM email_outbox
-                     WHERE status IN ('sent', 'dead') AND COALESCE(sent_at, next_attempt_at) < now() - make_interval(secs => $1)
-                     LIMIT $2)"
-            }
-        };
-        self.execute(sql, &[&ttl(retention_seconds), &i64::from(limit)])
-            .await
+    async fn purge(&self, batch: PurgeBatch) -> Result<u64, StoreError> {
+        let sql = purge_statement(batch.target);
+        self.execute(
+            sql,
+            &[&ttl(batch.retention_seconds), &i64::from(batch.limit)],
+        )
+        .await
+    }
+}
+
+fn purge_statement(target: PurgeTarget) -> &'static str {
+    match target {
+        PurgeTarget::ExpiredRefreshTokens => {
+            "DELETE FROM refresh_tokens WHERE token_hash IN (
+                 SELECT token_hash FROM refresh_tokens
+                 WHERE expires_at < now() - make_interval(secs => $1) LIMIT $2)"
+        }
+        PurgeTarget::DeadSessions => {
+            "DELETE FROM sessions WHERE id IN (
+                 SELECT id FROM sessions
+                 WHERE expires_at < now() OR revoked_at < now() - make_interval(secs => $1)
+                 LIMIT $2)"
+        }
+        PurgeTarget::SpentOneTimeTokens => {
+            "DELETE FROM one_time_tokens WHERE token_hash IN (
+                 SELECT token_hash FROM one_time_tokens
+                 WHERE expires_at < now() OR consumed_at < now() - make_interval(secs => $1)
+                 LIMIT $2)"
+        }
+        PurgeTarget::OldEvents => {
+            "DELETE FROM auth_events WHERE id IN (
+                 SELECT id FROM auth_events WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)"
+        }
+        PurgeTarget::DeliveredEmails => {
+            "DELETE FROM email_outbox WHERE id IN (
+                 SELECT id FROM email_outbox
+                 WHERE status IN ('sent', 'dead') AND COALESCE(sent_at, next_attempt_at) < now() - make_interval(secs => $1)
+                 LIMIT $2)"
+        }
     }
 }

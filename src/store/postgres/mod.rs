@@ -12,12 +12,17 @@ mod users;
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{NoTls, Row, Statement};
 
 use super::{MaintenanceStore, StoreError};
 use crate::config::DatabaseSettings;
+
+/// Statement parameters, as tokio-postgres takes them.
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 const USER_COLUMNS: &str = "id, email, name, role, email_verified, locked, created_at, updated_at";
 
@@ -25,6 +30,8 @@ const USER_COLUMNS: &str = "id, email, name, role, email_verified, locked, creat
 pub struct PostgresStore {
     pool: Pool,
 }
+
+impl super::Store for PostgresStore {}
 
 impl PostgresStore {
     /// Builds the pool and checks that one connection can be made.
@@ -50,44 +57,37 @@ impl PostgresStore {
         Ok(store)
     }
 
-    async fn query(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, StoreError> {
+    /// A pooled connection with `sql` prepared on it (each connection prepares a statement once).
+    async fn prepared(&self, sql: &str) -> Result<(Object, Statement), StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await?;
+        Ok((client, statement))
+    }
+
+    async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+        let (client, statement) = self.prepared(sql).await?;
         Ok(client.query(&statement, params).await?)
     }
 
-    async fn query_opt(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>, StoreError> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await?;
-        Ok(client.query_opt(&statement, params).await?)
+    /// The first row, if any: for statements that select or return at most one.
+    async fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, params).await?.into_iter().next())
     }
 
-    async fn query_one(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row, StoreError> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await?;
-        Ok(client.query_one(&statement, params).await?)
+    /// Exactly one row, for aggregates (`count`, `EXISTS`) that always answer one.
+    async fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row, StoreError> {
+        self.query_opt(sql, params)
+            .await?
+            .ok_or_else(|| StoreError::Backend(format!("no row from {sql:?}")))
     }
 
-    /// Runs one statement on a pooled connection, prepared once per connection.
-    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await?;
+    /// Runs one statement; answers how many rows it changed.
+    async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+        let (client, statement) = self.prepared(sql).await?;
         Ok(client.execute(&statement, params).await?)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Timeout(_) => {
                 StoreError::Unavailable("no database connection available in time".into())

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::one_time::insert_token;
 use super::outbox::insert_email;
-use super::{PostgresStore, USER_COLUMNS};
+use super::{Params, PostgresStore, USER_COLUMNS};
 use crate::domain::email::CanonicalEmail;
 use crate::domain::user::{Role, User};
 use crate::store::*;
@@ -114,13 +114,9 @@ impl UserStore for PostgresStore {
     }
 
     async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "UPDATE users SET email_verified = true, updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
-            )
-            .await?;
-        Ok(client.execute(&statement, &[&user_id]).await? > 0)
+        let verify = "UPDATE users SET email_verified = true, updated_at = now()
+                      WHERE id = $1 AND deleted_at IS NULL";
+        Ok(self.execute(verify, &[&user_id]).await? > 0)
     }
 
     async fn user_credentials_by_id(
@@ -157,15 +153,12 @@ impl UserStore for PostgresStore {
         role: Option<Role>,
         locked: Option<bool>,
     ) -> Result<Option<User>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
+        let role = role.map(Role::as_str);
+        let row = self.query_opt(&format!(
                 "UPDATE users SET role = COALESCE($2, role), locked = COALESCE($3, locked), updated_at = now()
                  WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
-            ))
+            ), &[&id, &role, &locked])
             .await?;
-        let role = role.map(Role::as_str);
-        let row = client.query_opt(&statement, &[&id, &role, &locked]).await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -176,41 +169,27 @@ impl UserStore for PostgresStore {
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "UPDATE users SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
-            )
-            .await?;
-        Ok(client.execute(&statement, &[&id]).await? > 0)
+        let delete = "UPDATE users SET deleted_at = now(), updated_at = now()
+                      WHERE id = $1 AND deleted_at IS NULL";
+        Ok(self.execute(delete, &[&id]).await? > 0)
     }
 
     async fn list_users(&self, page: &UserPage) -> Result<Vec<User>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT {USER_COLUMNS} FROM users
-                 WHERE deleted_at IS NULL
-                   AND ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))
-                   AND ($3::text IS NULL OR email_canonical LIKE $3 ESCAPE '\\' OR lower(name) LIKE $3 ESCAPE '\\')
-                 ORDER BY created_at, id LIMIT $4"
-            ))
-            .await?;
-        let (after_time, after_id) = match page.after {
-            Some((time, id)) => (Some(time), Some(id)),
-            None => (None, None),
-        };
-        let rows = client
-            .query(
-                &statement,
-                &[
-                    &after_time,
-                    &after_id,
-                    &page.like_pattern(),
-                    &i64::from(page.limit),
-                ],
-            )
-            .await?;
+        let (after_time, after_id) = page.after.unzip();
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users
+             WHERE deleted_at IS NULL
+               AND ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))
+               AND ($3::text IS NULL OR email_canonical LIKE $3 ESCAPE '\\' OR lower(name) LIKE $3 ESCAPE '\\')
+             ORDER BY created_at, id LIMIT $4"
+        );
+        let params: Params<'_> = &[
+            &after_time,
+            &after_id,
+            &page.like_pattern(),
+            &i64::from(page.limit),
+        ];
+        let rows = self.query(&sql, params).await?;
         rows.iter().map(user_from_row).collect()
     }
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::params;
 use uuid::Uuid;
 
-use super::{corrupt, now_micros, time_at, uuid_at, SqliteStore};
+use super::{corrupt, cursor_values, now_micros, time_at, uuid_at, SqliteStore};
 use crate::store::*;
 
 #[async_trait]
@@ -33,10 +33,7 @@ impl EventStore for SqliteStore {
 
     async fn list_events(&self, page: &EventPage) -> Result<Vec<AuthEvent>, StoreError> {
         let user_id = page.user_id.map(|id| id.to_string());
-        let (before_time, before_id) = match page.before {
-            Some((time, id)) => (Some(time.timestamp_micros()), Some(id.to_string())),
-            None => (None, None),
-        };
+        let (before_time, before_id) = cursor_values(page.before);
         let limit = i64::from(page.limit);
         self.call(move |c| {
                 let mut statement = c.prepare_cached(

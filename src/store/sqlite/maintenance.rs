@@ -13,43 +13,42 @@ impl MaintenanceStore for SqliteStore {
             .await
     }
 
-    async fn purge(
-        &self,
-        target: PurgeTarget,
-        retention_seconds: u64,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
-        let sql = match target {
-            PurgeTarget::ExpiredRefreshTokens => {
-                "DELETE FROM refresh_tokens WHERE rowid IN (
-                     SELECT rowid FROM refresh_tokens WHERE expires_at < ?1 - ?2 LIMIT ?3)"
-            }
-            PurgeTarget::DeadSessions => {
-                "DELETE FROM sessions WHERE rowid IN (
-                     SELECT rowid FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1 - ?2 LIMIT ?3)"
-            }
-            PurgeTarget::SpentOneTimeTokens => {
-                "DELETE FROM one_time_tokens WHERE rowid IN (
-                     SELECT rowid FROM one_time_tokens WHERE expires_at < ?1 OR consumed_at < ?1 - ?2 LIMIT ?3)"
-            }
-            PurgeTarget::OldEvents => {
-                "DELETE FROM auth_events WHERE rowid IN (
-                     SELECT rowid FROM auth_events WHERE created_at < ?1 - ?2 LIMIT ?3)"
-            }
-            PurgeTarget::DeliveredEmails => {
-                "DELETE FROM email_outbox WHERE rowid IN (
-                     SELECT rowid FROM email_outbox
-                     WHERE status IN ('sent', 'dead') AND COALESCE(sent_at, next_attempt_at) < ?1 - ?2 LIMIT ?3)"
-            }
-        };
+    async fn purge(&self, batch: PurgeBatch) -> Result<u64, StoreError> {
+        let sql = purge_statement(batch.target);
         self.call(move |c| {
             let deleted = c.prepare_cached(sql)?.execute(params![
                 now_micros(),
-                seconds_to_micros(retention_seconds),
-                i64::from(limit)
+                seconds_to_micros(batch.retention_seconds),
+                i64::from(batch.limit)
             ])?;
             Ok(deleted as u64)
         })
         .await
+    }
+}
+
+fn purge_statement(target: PurgeTarget) -> &'static str {
+    match target {
+        PurgeTarget::ExpiredRefreshTokens => {
+            "DELETE FROM refresh_tokens WHERE rowid IN (
+                 SELECT rowid FROM refresh_tokens WHERE expires_at < ?1 - ?2 LIMIT ?3)"
+        }
+        PurgeTarget::DeadSessions => {
+            "DELETE FROM sessions WHERE rowid IN (
+                 SELECT rowid FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1 - ?2 LIMIT ?3)"
+        }
+        PurgeTarget::SpentOneTimeTokens => {
+            "DELETE FROM one_time_tokens WHERE rowid IN (
+                 SELECT rowid FROM one_time_tokens WHERE expires_at < ?1 OR consumed_at < ?1 - ?2 LIMIT ?3)"
+        }
+        PurgeTarget::OldEvents => {
+            "DELETE FROM auth_events WHERE rowid IN (
+                 SELECT rowid FROM auth_events WHERE created_at < ?1 - ?2 LIMIT ?3)"
+        }
+        PurgeTarget::DeliveredEmails => {
+            "DELETE FROM email_outbox WHERE rowid IN (
+                 SELECT rowid FROM email_outbox
+                 WHERE status IN ('sent', 'dead') AND COALESCE(sent_at, next_attempt_at) < ?1 - ?2 LIMIT ?3)"
+        }
     }
 }

@@ -28,6 +28,8 @@ pub struct SqliteStore {
     connection: tokio_rusqlite::Connection,
 }
 
+impl super::Store for SqliteStore {}
+
 /// A statement parameter: text (ids, reasons) or an integer (times in microseconds).
 fn text(value: impl ToString) -> rusqlite::types::Value {
     rusqlite::types::Value::Text(value.to_string())
@@ -45,6 +47,13 @@ fn seconds_to_micros(seconds: u64) -> i64 {
     i64::try_from(seconds)
         .unwrap_or(i64::MAX / 1_000_000)
         .saturating_mul(1_000_000)
+}
+
+/// A page cursor (creation time, id) as the two statement values it is compared with.
+fn cursor_values(cursor: Option<(DateTime<Utc>, Uuid)>) -> (Option<i64>, Option<String>) {
+    cursor
+        .map(|(time, id)| (time.timestamp_micros(), id.to_string()))
+        .unzip()
 }
 
 fn is_unique_violation(e: &tokio_rusqlite::Error) -> bool {

@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::one_time::insert_token;
 use super::outbox::insert_email;
 use super::{
-    is_unique_violation, now_micros, now_value, role_from, text, time_at, uuid_at, SqliteStore,
-    USER_COLUMNS,
+    cursor_values, is_unique_violation, now_micros, now_value, role_from, text, time_at, uuid_at,
+    SqliteStore, USER_COLUMNS,
 };
 use crate::domain::email::CanonicalEmail;
 use crate::domain::user::{Role, User};
@@ -202,10 +202,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn list_users(&self, page: &UserPage) -> Result<Vec<User>, StoreError> {
-        let (after_time, after_id) = match page.after {
-            Some((time, id)) => (Some(time.timestamp_micros()), Some(id.to_string())),
-            None => (None, None),
-        };
+        let (after_time, after_id) = cursor_values(page.after);
         let pattern = page.like_pattern();
         let limit = i64::from(page.limit);
         self.call(move |c| {
