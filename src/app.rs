@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use crate::actors::deferred::{Deferred, Drain};
 use crate::actors::hasher::HasherPool;
 use crate::actors::janitor::Janitor;
-use crate::actors::mailer::{message_id_domain, Flush, Mailer};
+use crate::actors::mailer::{Flush, Mailer};
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
 use crate::actors::Tracked;
@@ -27,7 +27,7 @@ use crate::flows::audit::Audit;
 use crate::flows::auth::{AuthService, SignupRules};
 use crate::flows::deps::{FlowDeps, PasswordRules};
 use crate::flows::email_links::EmailLinkService;
-use crate::flows::outbox::{Outbox, TokenLifetimes, FOLLOW_UP_LIFETIME};
+use crate::flows::outbox::{Outbox, FOLLOW_UP_LIFETIME};
 use crate::http::client_ip::TrustedProxies;
 use crate::http::cookies::CookiePolicy;
 use crate::http::{self, AppState};
@@ -195,20 +195,7 @@ impl Application {
         if settings.janitor.enabled {
             Janitor::new(store.clone(), settings.janitor.clone()).start();
         }
-        let outbox = Outbox::new(
-            store.clone(),
-            mailer.clone(),
-            Arc::new(settings.app.clone()),
-            settings.auth.app_name.clone(),
-            message_id_domain(&settings.mail),
-            TokenLifetimes {
-                email_verification: Duration::from_secs(
-                    settings.auth.email_verification_ttl_seconds,
-                ),
-                password_reset: Duration::from_secs(settings.auth.password_reset_ttl_seconds),
-                invitation: Duration::from_secs(settings.auth.invitation_ttl_seconds),
-            },
-        );
+        let outbox = Outbox::new(store.clone(), mailer.clone(), &settings);
         let password_rules = Arc::new(PasswordRules {
             min_score: settings.auth.password_min_score,
             app_name: settings.auth.app_name.clone(),

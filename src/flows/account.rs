@@ -12,7 +12,7 @@ use crate::error::AppError;
 use crate::flows::audit::EventKind;
 use crate::flows::deps::FlowDeps;
 use crate::flows::pages::event_page;
-use crate::store::{AuthEvent, RevokeReason, SessionInfo};
+use crate::store::{AuthEvent, RevokeReason, SessionInfo, UserUpdate};
 use serde_json::json;
 
 #[derive(Clone)]
@@ -78,7 +78,13 @@ impl AccountService {
         let name = check_name(name).map_err(|e| AppError::validation("name", e))?;
         self.deps
             .store
-            .update_name(caller.sub, name)
+            .update_user(
+                caller.sub,
+                UserUpdate {
+                    name: Some(name),
+                    ..UserUpdate::default()
+                },
+            )
             .await?
             .ok_or(AppError::TokenInvalid)
     }

@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::flows::audit::EventKind;
 use crate::flows::deps::{FlowDeps, PasswordRules};
 use crate::flows::pages::{checked_limit, checked_query, decode_cursor, encode_cursor, event_page};
-use crate::store::{AuthEvent, RevokeReason, Store, UserPage};
+use crate::store::{AuthEvent, RevokeReason, Store, UserPage, UserUpdate};
 
 #[derive(Clone)]
 pub struct AdminService {
@@ -153,7 +153,14 @@ impl AdminService {
         let user = self
             .deps
             .store
-            .update_role_and_lock(id, changes.role, changes.locked)
+            .update_user(
+                id,
+                UserUpdate {
+                    name: None,
+                    role: changes.role,
+                    locked: changes.locked,
+                },
+            )
             .await?
             .ok_or(AppError::NotFound)?;
         if changes.locked == Some(true) {

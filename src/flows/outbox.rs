@@ -7,8 +7,8 @@ use std::time::Duration;
 use actix::Addr;
 use uuid::Uuid;
 
-use crate::actors::mailer::{Mailer, Wake};
-use crate::config::AppSettings;
+use crate::actors::mailer::{message_id_domain, Mailer, Wake};
+use crate::config::{AppSettings, Settings};
 use crate::domain::messages::{self, MessageKind};
 use crate::domain::one_time::TokenKind;
 use crate::domain::opaque_token::OpaqueToken;
@@ -55,21 +55,21 @@ fn message_kind(kind: TokenKind) -> MessageKind {
 }
 
 impl Outbox {
-    pub fn new(
-        store: Arc<dyn Store>,
-        mailer: Addr<Mailer>,
-        app: Arc<AppSettings>,
-        app_name: String,
-        message_domain: String,
-        lifetimes: TokenLifetimes,
-    ) -> Self {
+    /// The outbox as the settings shape it: links to the app's pages, the names in the mail,
+    /// each kind's lifetime.
+    pub fn new(store: Arc<dyn Store>, mailer: Addr<Mailer>, settings: &Settings) -> Self {
+        let auth = &settings.auth;
         Outbox {
             store,
             mailer,
-            app,
-            app_name,
-            message_domain,
-            lifetimes,
+            app: Arc::new(settings.app.clone()),
+            app_name: auth.app_name.clone(),
+            message_domain: message_id_domain(&settings.mail),
+            lifetimes: TokenLifetimes {
+                email_verification: Duration::from_secs(auth.email_verification_ttl_seconds),
+                password_reset: Duration::from_secs(auth.password_reset_ttl_seconds),
+                invitation: Duration::from_secs(auth.invitation_ttl_seconds),
+            },
         }
     }
 

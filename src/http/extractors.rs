@@ -73,16 +73,15 @@ impl FromRequest for MaybeAuthUser {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer_token(req);
-        let state = state(req);
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = AuthUser::from_request(req, payload);
         Box::pin(async move {
-            let Some(token) = token else {
-                return Ok(MaybeAuthUser(None));
-            };
-            match state?.auth.verify_access(token).await {
-                Ok(caller) => Ok(MaybeAuthUser(Some(caller.claims))),
-                Err(AppError::TokenExpired | AppError::TokenInvalid) => Ok(MaybeAuthUser(None)),
+            match caller.await {
+                Ok(AuthUser(caller)) => Ok(MaybeAuthUser(Some(caller.claims))),
+                // No token, or one that no longer opens a session: anonymous, not an error.
+                Err(AppError::Unauthorized | AppError::TokenExpired | AppError::TokenInvalid) => {
+                    Ok(MaybeAuthUser(None))
+                }
                 Err(other) => Err(other),
             }
         })

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::domain::email::CanonicalEmail;
 use crate::domain::one_time::OneTimeUse;
 use crate::domain::opaque_token::TokenHash;
-use crate::domain::user::{Role, User};
+use crate::domain::user::User;
 
 mod migrations;
 pub mod postgres;
@@ -72,17 +72,8 @@ pub trait UserStore: Send + Sync + 'static {
     /// Marks the user's email verified; false when there is no such live user.
     async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError>;
 
-    /// Sets the display name; `None` when there is no such live user.
-    async fn update_name(&self, id: Uuid, name: Option<String>)
-        -> Result<Option<User>, StoreError>;
-
-    /// Sets the role and/or the lock; `None` when there is no such live user.
-    async fn update_role_and_lock(
-        &self,
-        id: Uuid,
-        role: Option<Role>,
-        locked: Option<bool>,
-    ) -> Result<Option<User>, StoreError>;
+    /// Applies `update` (name, role, lock); `None` when there is no such live user.
+    async fn update_user(&self, id: Uuid, update: UserUpdate) -> Result<Option<User>, StoreError>;
 
     /// Whether a deleted account once held this email.
     async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> Result<bool, StoreError>;

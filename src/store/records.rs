@@ -26,6 +26,15 @@ pub struct NewUser {
     pub verification: Option<(NewOneTimeToken, OutboxEmail)>,
 }
 
+/// A change to an account: each `None` leaves its field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    /// `Some(None)` clears the display name.
+    pub name: Option<Option<String>>,
+    pub role: Option<Role>,
+    pub locked: Option<bool>,
+}
+
 /// A user and the hash their password verifies against.
 pub struct UserCredentials {
     pub user: User,

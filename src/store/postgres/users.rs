@@ -130,35 +130,16 @@ impl UserStore for PostgresStore {
         row.as_ref().map(credentials_from_row).transpose()
     }
 
-    async fn update_name(
-        &self,
-        id: Uuid,
-        name: Option<String>,
-    ) -> Result<Option<User>, StoreError> {
-        let row = self
-            .query_opt(
-                &format!(
-                    "UPDATE users SET name = $2, updated_at = now()
-                 WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
-                ),
-                &[&id, &name],
-            )
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
-    async fn update_role_and_lock(
-        &self,
-        id: Uuid,
-        role: Option<Role>,
-        locked: Option<bool>,
-    ) -> Result<Option<User>, StoreError> {
-        let role = role.map(Role::as_str);
-        let row = self.query_opt(&format!(
-                "UPDATE users SET role = COALESCE($2, role), locked = COALESCE($3, locked), updated_at = now()
-                 WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
-            ), &[&id, &role, &locked])
-            .await?;
+    async fn update_user(&self, id: Uuid, update: UserUpdate) -> Result<Option<User>, StoreError> {
+        let sql = format!(
+            "UPDATE users SET name = CASE WHEN $2 THEN $3 ELSE name END, role = COALESCE($4, role),
+                    locked = COALESCE($5, locked), updated_at = now()
+             WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+        );
+        let (set_name, name) = (update.name.is_some(), update.name.flatten());
+        let role = update.role.map(Role::as_str);
+        let params: Params<'_> = &[&id, &set_name, &name, &role, &update.locked];
+        let row = self.query_opt(&sql, params).await?;
         row.as_ref().map(user_from_row).transpose()
     }
 

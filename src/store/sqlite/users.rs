@@ -147,42 +147,19 @@ impl UserStore for SqliteStore {
             .await
     }
 
-    async fn update_name(
-        &self,
-        id: Uuid,
-        name: Option<String>,
-    ) -> Result<Option<User>, StoreError> {
+    async fn update_user(&self, id: Uuid, update: UserUpdate) -> Result<Option<User>, StoreError> {
+        let (set_name, name) = (update.name.is_some(), update.name.flatten());
+        let role = update.role.map(Role::as_str);
         self.call(move |c| {
+            let values = params![id.to_string(), set_name, name, role, update.locked, now_micros()];
             let mut statement = c.prepare_cached(&format!(
-                "UPDATE users SET name = ?2, updated_at = ?3
-                     WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+                "UPDATE users SET name = CASE WHEN ?2 THEN ?3 ELSE name END, role = COALESCE(?4, role),
+                        locked = COALESCE(?5, locked), updated_at = ?6
+                 WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
             ))?;
-            Ok(statement
-                .query_row(params![id.to_string(), name, now_micros()], user_from_row)
-                .optional()?)
+            Ok(statement.query_row(values, user_from_row).optional()?)
         })
         .await
-    }
-
-    async fn update_role_and_lock(
-        &self,
-        id: Uuid,
-        role: Option<Role>,
-        locked: Option<bool>,
-    ) -> Result<Option<User>, StoreError> {
-        self.call(move |c| {
-                let mut statement = c.prepare_cached(&format!(
-                    "UPDATE users SET role = COALESCE(?2, role), locked = COALESCE(?3, locked), updated_at = ?4
-                     WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
-                ))?;
-                Ok(statement
-                    .query_row(
-                        params![id.to_string(), role.map(Role::as_str), locked, now_micros()],
-                        user_from_row,
-                    )
-                    .optional()?)
-            })
-            .await
     }
 
     async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> Result<bool, StoreError> {
