@@ -3,8 +3,9 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, refresh_cookie_line, spawn_app, spawn_app_with, Backend, PASSWORD,
+    assert_error, authd_cli, refresh_cookie_line, spawn_app, spawn_app_with, Backend, PASSWORD,
 };
+use crate::processes::TempDir;
 
 const NEW_PASSWORD: &str = "lantern orchard quietly 42";
 
@@ -65,12 +66,7 @@ async fn the_profile_name_can_be_changed_and_cleared(backend: Backend) {
     let app = spawn_app(backend).await;
     let account = app.account().await;
     let response = app
-        .authed(
-            reqwest::Method::PATCH,
-            "/me",
-            &account.access_token,
-            Some(json!({ "name": "  Ada L. " })),
-        )
+        .patch("/me", &account.access_token, json!({ "name": "  Ada L. " }))
         .await;
     assert_eq!(response.status().as_u16(), 200);
     let body: Value = response.json().await.unwrap();
@@ -80,21 +76,15 @@ async fn the_profile_name_can_be_changed_and_cleared(backend: Backend) {
     assert_eq!(me["name"], "Ada L.");
 
     let response = app
-        .authed(
-            reqwest::Method::PATCH,
+        .patch(
             "/me",
             &account.access_token,
-            Some(json!({ "name": "x".repeat(201) })),
+            json!({ "name": "x".repeat(201) }),
         )
         .await;
     assert_error(response, 400, "validation_failed").await;
     let response = app
-        .authed(
-            reqwest::Method::PATCH,
-            "/me",
-            &account.access_token,
-            Some(json!({ "name": null })),
-        )
+        .patch("/me", &account.access_token, json!({ "name": null }))
         .await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["name"], Value::Null);
@@ -104,37 +94,23 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others(backend: B
     let app = spawn_app(backend).await;
     let account = app.account().await;
     let (other_access, other_refresh) = app.login_tokens(&account.email).await;
-    let change =
-        |current: &str, new: &str| json!({ "currentPassword": current, "newPassword": new });
+    // A wrong current password or a weak new one: 400, naming the field at fault.
+    for (current, new, field) in [
+        ("wrong one!", NEW_PASSWORD, "currentPassword"),
+        (PASSWORD, "password1", "newPassword"),
+    ] {
+        let response = app
+            .change_password(&account.access_token, current, new)
+            .await;
+        let body = assert_error(response, 400, "validation_failed").await;
+        assert_eq!(
+            body["details"][0]["field"], field,
+            "from {current:?} to {new:?}"
+        );
+    }
 
     let response = app
-        .authed(
-            reqwest::Method::POST,
-            "/auth/password/change",
-            &account.access_token,
-            Some(change("wrong one!", NEW_PASSWORD)),
-        )
-        .await;
-    let body = assert_error(response, 400, "validation_failed").await;
-    assert_eq!(body["details"][0]["field"], "currentPassword");
-    let response = app
-        .authed(
-            reqwest::Method::POST,
-            "/auth/password/change",
-            &account.access_token,
-            Some(change(PASSWORD, "password1")),
-        )
-        .await;
-    let body = assert_error(response, 400, "validation_failed").await;
-    assert_eq!(body["details"][0]["field"], "newPassword");
-
-    let response = app
-        .authed(
-            reqwest::Method::POST,
-            "/auth/password/change",
-            &account.access_token,
-            Some(change(PASSWORD, NEW_PASSWORD)),
-        )
+        .change_password(&account.access_token, PASSWORD, NEW_PASSWORD)
         .await;
     assert_eq!(response.status().as_u16(), 200);
     let body: Value = response.json().await.unwrap();
@@ -166,12 +142,7 @@ async fn deleting_the_account_needs_the_password_and_ends_everything(backend: Ba
     app.assert_refresh_refused(&account.refresh_token).await;
     app.assert_login_refused(&account.email, PASSWORD).await;
     // By default the address stays spent.
-    assert_error(
-        app.signup(&account.email, PASSWORD).await,
-        409,
-        "email_taken",
-    )
-    .await;
+    app.assert_email_taken(&account.email).await;
     let deleted = app
         .query_integers("SELECT CAST(count(*) AS BIGINT) FROM users WHERE deleted_at IS NOT NULL")
         .await;
@@ -204,10 +175,9 @@ crate::backend_tests!(
 #[test]
 fn the_cli_creates_the_first_admin_with_a_password_from_stdin() {
     use std::io::Write;
-    let dir = std::env::temp_dir().join(format!("authd-user-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("user");
     let run = |password: &str| {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_authd"))
+        let mut child = authd_cli(&dir.0)
             .args([
                 "user",
                 "create",
@@ -217,16 +187,6 @@ fn the_cli_creates_the_first_admin_with_a_password_from_stdin() {
                 "--name",
                 "Root",
             ])
-            .env("AUTHD_ENV", "test")
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.join("authd.db").display()),
-            )
-            .env("JWT_SECRET", "a-user-test-jwt-secret-0123456789abcdef")
-            .env(
-                "AUTHD__TOKENS__REFRESH_SECRET",
-                "a-user-test-refresh-secret-0123456789ab",
-            )
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -252,5 +212,4 @@ fn the_cli_creates_the_first_admin_with_a_password_from_stdin() {
     assert!(String::from_utf8_lossy(&created.stdout).starts_with("created admin root@example.com"));
     let again = run(NEW_PASSWORD);
     assert_eq!(again.status.code(), Some(1), "the email is taken now");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -23,12 +23,7 @@ async fn admin_endpoints_need_an_admin(backend: Backend) {
             .authed(method.clone(), &path, &user.access_token, None)
             .await;
         assert_error(response, 403, "forbidden").await;
-        let response = app
-            .client
-            .request(method, app.url(&path))
-            .send()
-            .await
-            .unwrap();
+        let response = app.anonymous(method, &path).await;
         assert_error(response, 401, "unauthorized").await;
     }
 }
@@ -37,13 +32,8 @@ async fn users_are_listed_in_pages_and_searched(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = app.admin().await;
     for i in 0..4 {
-        assert_eq!(
-            app.signup(&format!("page{i}@example.com"), PASSWORD)
-                .await
-                .status()
-                .as_u16(),
-            201
-        );
+        app.assert_signup_works(&format!("page{i}@example.com"))
+            .await;
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -113,50 +103,22 @@ async fn an_admin_reads_changes_locks_and_deletes_users(backend: Backend) {
     .await;
 
     // Locking ends the user's sessions and keeps them out.
-    let response = app
-        .authed(
-            reqwest::Method::PATCH,
-            &path,
-            &admin.access_token,
-            Some(json!({ "locked": true })),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 200);
+    app.lock_user(&admin.access_token, user.user_id).await;
     app.assert_access_refused(&user.access_token).await;
-    assert_error(
-        app.login(&user.email, PASSWORD).await,
-        403,
-        "account_locked",
-    )
-    .await;
-    app.authed(
-        reqwest::Method::PATCH,
-        &path,
-        &admin.access_token,
-        Some(json!({ "locked": false })),
-    )
-    .await;
+    app.assert_login_locked(&user.email).await;
+    app.patch(&path, &admin.access_token, json!({ "locked": false }))
+        .await;
     app.assert_login_works(&user.email, PASSWORD).await;
 
     let body: Value = app
-        .authed(
-            reqwest::Method::PATCH,
-            &path,
-            &admin.access_token,
-            Some(json!({ "role": "admin" })),
-        )
+        .patch(&path, &admin.access_token, json!({ "role": "admin" }))
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(body["role"], "admin");
     let response = app
-        .authed(
-            reqwest::Method::PATCH,
-            &path,
-            &admin.access_token,
-            Some(json!({ "role": "root" })),
-        )
+        .patch(&path, &admin.access_token, json!({ "role": "root" }))
         .await;
     assert_error(response, 400, "validation_failed").await;
 

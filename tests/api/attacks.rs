@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, remove_redis_keys, spawn_app_with, Backend, TestApp, PASSWORD};
+use crate::helpers::{
+    assert_error, cookie_value, remove_redis_keys, spawn_app_with, Backend, TestApp, PASSWORD,
+};
 use crate::smtp::{use_sink, SmtpSink};
 
 const NEW_PASSWORD: &str = "lantern orchard quietly 42";
@@ -15,18 +17,46 @@ fn proxied_by_loopback(s: &mut authd::config::Settings) {
     s.http.trusted_proxies = vec!["127.0.0.0/8".into(), "::1/128".into()];
 }
 
+/// The status of a failing login sent through a proxy with these forwarding headers.
 async fn login_as(app: &TestApp, path: &str, forwarded: &[(&str, String)]) -> u16 {
-    let mut request = app.client.post(app.url(path));
-    for (name, value) in forwarded {
-        request = request.header(*name, value);
-    }
-    request
-        .json(&json!({ "email": "nobody@example.com", "password": "not the password" }))
-        .send()
+    let body = json!({ "email": "nobody@example.com", "password": "not the password" });
+    app.post_json_with_headers(path, forwarded, &body)
         .await
-        .unwrap()
         .status()
         .as_u16()
+}
+
+/// An app behind a trusted loopback proxy with an allowance of two credential requests.
+async fn spawn_proxied_allowing_two(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |s| {
+        proxied_by_loopback(s);
+        s.rate_limit.auth_max = 2;
+    })
+    .await
+}
+
+/// Failing logins, one from each of three clients as the proxy names them, are answered 401,
+/// 401 and 429: the three share one bucket of two.
+async fn assert_one_bucket_of_two(app: &TestApp, clients: &[Vec<(&str, String)>; 3]) {
+    for (i, forwarded) in clients.iter().enumerate() {
+        let expected = if i < 2 { 401 } else { 429 };
+        let status = login_as(app, "/auth/login", forwarded).await;
+        assert_eq!(status, expected, "login {i} from {forwarded:?}");
+    }
+}
+
+/// Signs `email` up through a proxy with these forwarding headers: the addresses sessions record.
+async fn signup_through(
+    app: &TestApp,
+    email: &str,
+    forwarded: &[(&str, &str)],
+) -> Vec<Option<String>> {
+    let body = json!({ "email": email, "password": PASSWORD });
+    let response = app
+        .post_json_with_headers("/auth/signup", forwarded, &body)
+        .await;
+    assert_eq!(response.status().as_u16(), 201, "signup of {email}");
+    app.query_texts("SELECT ip FROM sessions").await
 }
 
 /// Per-IP limits are keyed on the route the router will pick, not on the raw path: a
@@ -55,38 +85,20 @@ async fn a_percent_encoded_path_shares_the_limit_of_the_route_it_reaches(backend
 /// Behind a trusted proxy authd reads the one header that proxy is configured to set: a client's
 /// own `Forwarded` (passed through by a proxy that rewrites only `X-Forwarded-For`) picks nothing.
 async fn a_client_forwarded_header_does_not_pick_the_bucket_behind_the_proxy(backend: Backend) {
-    let app = spawn_app_with(backend, |s| {
-        proxied_by_loopback(s);
-        s.rate_limit.auth_max = 2;
-    })
-    .await;
-    for (i, forged) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
-        .iter()
-        .enumerate()
-    {
-        let headers = [
+    let app = spawn_proxied_allowing_two(backend).await;
+    let clients = ["198.51.100.1", "198.51.100.2", "198.51.100.3"].map(|forged| {
+        vec![
             ("Forwarded", format!("for={forged}")),
             ("X-Forwarded-For", "203.0.113.7".to_string()),
-        ];
-        let expected = if i < 2 { 401 } else { 429 };
-        assert_eq!(
-            login_as(&app, "/auth/login", &headers).await,
-            expected,
-            "{i}"
-        );
-    }
+        ]
+    });
+    assert_one_bucket_of_two(&app, &clients).await;
     // And the address recorded is the proxy's word, not the client's.
-    let response = app
-        .client
-        .post(app.url("/auth/signup"))
-        .header("Forwarded", "for=6.6.6.6")
-        .header("X-Forwarded-For", "203.0.113.8")
-        .json(&json!({ "email": "proxied@example.com", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
-    let ips = app.query_texts("SELECT ip FROM sessions").await;
+    let forwarded = [
+        ("Forwarded", "for=6.6.6.6"),
+        ("X-Forwarded-For", "203.0.113.8"),
+    ];
+    let ips = signup_through(&app, "proxied@example.com", &forwarded).await;
     assert_eq!(ips, [Some("203.0.113.8".to_string())]);
 
     // Configured for `Forwarded`, authd reads that one and ignores X-Forwarded-For.
@@ -95,39 +107,20 @@ async fn a_client_forwarded_header_does_not_pick_the_bucket_behind_the_proxy(bac
         s.http.forwarded_header = authd::config::ForwardedHeader::Forwarded;
     })
     .await;
-    let response = app
-        .client
-        .post(app.url("/auth/signup"))
-        .header("Forwarded", "for=\"[2001:db8::7]:443\"")
-        .header("X-Forwarded-For", "6.6.6.6")
-        .json(&json!({ "email": "rfc7239@example.com", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
-    let ips = app.query_texts("SELECT ip FROM sessions").await;
+    let forwarded = [
+        ("Forwarded", "for=\"[2001:db8::7]:443\""),
+        ("X-Forwarded-For", "6.6.6.6"),
+    ];
+    let ips = signup_through(&app, "rfc7239@example.com", &forwarded).await;
     assert_eq!(ips, [Some("2001:db8::7".to_string())]);
 }
 
 /// IPv6 clients are bucketed per /64: one host cannot walk its own prefix for fresh allowances.
 async fn ipv6_clients_of_one_64_share_a_bucket(backend: Backend) {
-    let app = spawn_app_with(backend, |s| {
-        proxied_by_loopback(s);
-        s.rate_limit.auth_max = 2;
-    })
-    .await;
-    for (i, host) in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"]
-        .iter()
-        .enumerate()
-    {
-        let headers = [("X-Forwarded-For", host.to_string())];
-        let expected = if i < 2 { 401 } else { 429 };
-        assert_eq!(
-            login_as(&app, "/auth/login", &headers).await,
-            expected,
-            "{host}"
-        );
-    }
+    let app = spawn_proxied_allowing_two(backend).await;
+    let clients = ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"]
+        .map(|host| vec![("X-Forwarded-For", host.to_string())]);
+    assert_one_bucket_of_two(&app, &clients).await;
     let neighbour = [("X-Forwarded-For", "2001:db8:1:3::1".to_string())];
     assert_eq!(login_as(&app, "/auth/login", &neighbour).await, 401);
 
@@ -156,15 +149,7 @@ async fn revocations_hold_across_a_restart_and_a_lost_cache(backend: Backend) {
     assert_eq!(response.status().as_u16(), 200);
 
     let locked = app.account().await;
-    let response = app
-        .authed(
-            reqwest::Method::PATCH,
-            &format!("/admin/users/{}", locked.user_id),
-            &admin.access_token,
-            Some(json!({ "locked": true })),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 200);
+    app.lock_user(&admin.access_token, locked.user_id).await;
 
     let deleted = app.account().await;
     let response = app.delete_account(&deleted.access_token, PASSWORD).await;
@@ -278,37 +263,19 @@ async fn a_follow_up_token_is_not_exchanged_again(backend: Backend) {
     let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
     let account = app.account().await;
     sink.wait_for(1).await;
-    app.post_json("/auth/password/forgot", &json!({ "email": account.email }))
-        .await;
+    app.forgot_password(&account.email).await;
     let token = sink.wait_for(2).await[1].token();
-    let validated = app
-        .post_json("/auth/tokens/validate", &json!({ "token": token }))
-        .await;
+    let validated = app.validate_token(&token).await;
     assert_eq!(validated.status().as_u16(), 200);
-    let follow_up = one_time_cookie(validated.headers()).expect("a follow-up cookie");
-    let again = app
-        .post_json("/auth/tokens/validate", &json!({ "token": follow_up }))
-        .await;
+    let follow_up =
+        cookie_value(validated.headers(), "one_time_token").expect("a follow-up cookie");
+    let again = app.validate_token(&follow_up).await;
     assert_error(again, 400, "token_invalid").await;
     // It still does what it is for.
     let reset = app
-        .post_with_cookie(
-            "/auth/password/reset",
-            &format!("one_time_token={follow_up}"),
-            Some(&json!({ "newPassword": NEW_PASSWORD })),
-        )
+        .reset_password_with_cookie(&follow_up, NEW_PASSWORD)
         .await;
     assert_eq!(reset.status().as_u16(), 200);
-}
-
-fn one_time_cookie(headers: &reqwest::header::HeaderMap) -> Option<String> {
-    headers
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("one_time_token="))
-        .map(|rest| rest.split(';').next().unwrap_or("").to_string())
-        .filter(|v| !v.is_empty())
 }
 
 /// A reset with one link, or a password change, retires every other reset link of the account.
@@ -318,29 +285,19 @@ async fn a_new_password_retires_every_outstanding_reset_link(backend: Backend) {
     let account = app.account().await;
     sink.wait_for(1).await;
     for _ in 0..2 {
-        app.post_json("/auth/password/forgot", &json!({ "email": account.email }))
-            .await;
+        app.forgot_password(&account.email).await;
     }
     let mails = sink.wait_for(3).await;
     let (first, second) = (mails[1].token(), mails[2].token());
-    let reset = app
-        .post_json(
-            "/auth/password/reset",
-            &json!({ "token": first, "newPassword": NEW_PASSWORD }),
-        )
-        .await;
+    let reset = app.reset_password(&first, NEW_PASSWORD).await;
     assert_eq!(reset.status().as_u16(), 200);
     let stale = app
-        .post_json(
-            "/auth/password/reset",
-            &json!({ "token": second, "newPassword": "another fine passphrase 7" }),
-        )
+        .reset_password(&second, "another fine passphrase 7")
         .await;
     assert_error(stale, 400, "token_invalid").await;
 
     // A link mailed before a password change opens nothing after it.
-    app.post_json("/auth/password/forgot", &json!({ "email": account.email }))
-        .await;
+    app.forgot_password(&account.email).await;
     let mails = sink.wait_for(5).await;
     let link = mails
         .iter()
@@ -356,12 +313,7 @@ async fn a_new_password_retires_every_outstanding_reset_link(backend: Backend) {
     };
     let change = app.change_password(&access, NEW_PASSWORD, PASSWORD).await;
     assert_eq!(change.status().as_u16(), 200);
-    let stale = app
-        .post_json(
-            "/auth/password/reset",
-            &json!({ "token": link, "newPassword": "another fine passphrase 7" }),
-        )
-        .await;
+    let stale = app.reset_password(&link, "another fine passphrase 7").await;
     assert_error(stale, 400, "token_invalid").await;
 }
 
@@ -394,22 +346,12 @@ async fn an_invitation_dies_with_its_inviters_rights(backend: Backend) {
         let path = format!("/admin/users/{}", inviter.user_id);
         let response = match *fate {
             "demoted" => {
-                app.authed(
-                    reqwest::Method::PATCH,
-                    &path,
-                    &boss.access_token,
-                    Some(json!({ "role": "user" })),
-                )
-                .await
+                app.patch(&path, &boss.access_token, json!({ "role": "user" }))
+                    .await
             }
             "locked" => {
-                app.authed(
-                    reqwest::Method::PATCH,
-                    &path,
-                    &boss.access_token,
-                    Some(json!({ "locked": true })),
-                )
-                .await
+                app.patch(&path, &boss.access_token, json!({ "locked": true }))
+                    .await
             }
             _ => app.delete(&path, &boss.access_token).await,
         };
@@ -561,29 +503,10 @@ async fn a_locked_login_and_a_cookie_logout_are_audited_with_their_user(backend:
     let app = spawn_app_with(backend, |_| {}).await;
     let admin = app.admin().await;
     let account = app.account().await;
-    let response = app
-        .post_with_cookie(
-            "/auth/logout",
-            &format!("refresh_token={}", account.refresh_token),
-            None,
-        )
-        .await;
+    let response = app.logout_with_cookie(&account.refresh_token).await;
     assert_eq!(response.status().as_u16(), 200);
-    let response = app
-        .authed(
-            reqwest::Method::PATCH,
-            &format!("/admin/users/{}", account.user_id),
-            &admin.access_token,
-            Some(json!({ "locked": true })),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 200);
-    assert_error(
-        app.login(&account.email, PASSWORD).await,
-        403,
-        "account_locked",
-    )
-    .await;
+    app.lock_user(&admin.access_token, account.user_id).await;
+    app.assert_login_locked(&account.email).await;
 
     let events = app
         .query_texts(&format!(
@@ -606,42 +529,15 @@ async fn a_locked_login_and_a_cookie_logout_are_audited_with_their_user(backend:
 /// follows RFC 5321, not SMTPUTF8.)
 async fn unicode_spellings_of_a_taken_address_are_taken(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
-    assert_eq!(
-        app.signup("x@example.com", PASSWORD)
-            .await
-            .status()
-            .as_u16(),
-        201
-    );
+    app.assert_signup_works("x@example.com").await;
     let fullwidth = "x@\u{FF45}\u{FF58}\u{FF41}\u{FF4D}\u{FF50}\u{FF4C}\u{FF45}.com";
-    assert_error(app.signup(fullwidth, PASSWORD).await, 409, "email_taken").await;
-    assert_error(
-        app.signup("\u{FF38}@EXAMPLE.com", PASSWORD).await,
-        409,
-        "email_taken",
-    )
-    .await;
+    app.assert_email_taken(fullwidth).await;
+    app.assert_email_taken("\u{FF38}@EXAMPLE.com").await;
     app.assert_login_works(fullwidth, PASSWORD).await;
 
-    assert_eq!(
-        app.signup("remy@b\u{00FC}cher.example", PASSWORD)
-            .await
-            .status()
-            .as_u16(),
-        201
-    );
-    assert_error(
-        app.signup("remy@bu\u{0308}cher.example", PASSWORD).await,
-        409,
-        "email_taken",
-    )
-    .await;
-    assert_error(
-        app.signup("remy@xn--bcher-kva.example", PASSWORD).await,
-        409,
-        "email_taken",
-    )
-    .await;
+    app.assert_signup_works("remy@b\u{00FC}cher.example").await;
+    app.assert_email_taken("remy@bu\u{0308}cher.example").await;
+    app.assert_email_taken("remy@xn--bcher-kva.example").await;
     let accounts = app
         .query_integers("SELECT CAST(count(*) AS BIGINT) FROM users")
         .await;
@@ -729,24 +625,12 @@ async fn a_mistyped_field_is_named_in_the_details(backend: Backend) {
         assert_eq!(body["details"][0]["field"], field, "{path}: {body}");
     }
     let response = app
-        .authed(
-            reqwest::Method::PATCH,
-            "/me",
-            &account.access_token,
-            Some(json!({ "name": true })),
-        )
+        .patch("/me", &account.access_token, json!({ "name": true }))
         .await;
     let body = assert_error(response, 400, "validation_failed").await;
     assert_eq!(body["details"][0]["field"], "name");
     // Malformed JSON has no field to blame.
-    let response = app
-        .client
-        .post(app.url("/auth/login"))
-        .header("Content-Type", "application/json")
-        .body("{\"email\": ")
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_raw_json("/auth/login", "{\"email\": ").await;
     let body = assert_error(response, 400, "validation_failed").await;
     assert_eq!(body["details"][0]["field"], "body");
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, strings_of, Backend, PASSWORD};
+use crate::helpers::{spawn_app, spawn_app_with, strings_of, Backend, PASSWORD};
 
 async fn a_users_own_events_tell_the_story_of_their_account(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -57,28 +57,12 @@ async fn a_users_own_events_tell_the_story_of_their_account(backend: Backend) {
 
 async fn reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.tokens.refresh_reuse_grace_seconds = 0).await;
-    let admin = app.account().await;
-    app.execute(&format!(
-        "UPDATE users SET role = 'admin' WHERE id = '{}'",
-        admin.user_id
-    ))
-    .await;
+    let admin = app.admin().await;
     let user = app.account().await;
     app.refresh_with_cookie(&user.refresh_token).await;
-    assert_error(
-        app.refresh_with_cookie(&user.refresh_token).await,
-        401,
-        "refresh_token_reused",
-    )
-    .await;
-    let path = format!("/admin/users/{}", user.user_id);
-    app.authed(
-        reqwest::Method::PATCH,
-        &path,
-        &admin.access_token,
-        Some(json!({ "locked": true })),
-    )
-    .await;
+    app.assert_refresh_refused_as(&user.refresh_token, "refresh_token_reused")
+        .await;
+    app.lock_user(&admin.access_token, user.user_id).await;
 
     let body: Value = app
         .get_json(

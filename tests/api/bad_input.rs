@@ -18,6 +18,9 @@ use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend, TestApp};
 /// A bound for anything a test waits on that should come back at once.
 const PROMPT: Duration = Duration::from_secs(10);
 
+/// A request head left open at a header value, for a slow client to trickle into.
+const SLOW_HEAD: &[u8] = b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
+
 /// Short client timeouts for the slow-client tests.
 fn quick_timeouts(s: &mut authd::config::Settings) {
     s.server.keep_alive_seconds = 1;
@@ -136,13 +139,12 @@ async fn closes_within<R: AsyncReadExt + Unpin>(reader: &mut R, within: Duration
 
 /// Sends `head`, then `trickle` one byte every `every` while reading concurrently (so an answer
 /// is never lost to the reset a write after the close provokes). Returns the answer, if any, how
-/// long after the first byte it came, and whether the connection was closed within `bound`.
+/// long after the first byte it came, and whether the connection was closed within `PROMPT`.
 async fn trickle(
     stream: TcpStream,
     head: &[u8],
     trickle: &[u8],
     every: Duration,
-    bound: Duration,
 ) -> (Option<RawResponse>, Duration, bool) {
     let (mut reader, mut writer) = stream.into_split();
     let head = head.to_vec();
@@ -161,28 +163,18 @@ async fn trickle(
         tokio::time::sleep(Duration::from_secs(3600)).await;
     });
     let started = Instant::now();
-    let outcome = timeout(bound, async {
+    let outcome = timeout(PROMPT, async {
         let response = read_response(&mut reader).await;
         let answered = started.elapsed();
-        let closed = closes_within(&mut reader, bound).await;
+        let closed = closes_within(&mut reader, PROMPT).await;
         (response, answered, closed)
     })
     .await;
     writing.abort();
     match outcome {
         Ok(result) => result,
-        Err(_) => (None, bound, false),
+        Err(_) => (None, PROMPT, false),
     }
-}
-
-async fn post_raw_json(app: &TestApp, path: &str, body: Vec<u8>) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("request")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,12 +185,8 @@ async fn oversized_headers_get_431_in_the_error_shape(backend: Backend) {
     let limit = app.settings.http.max_header_bytes;
     // One 64 KiB header: under actix's own 128 KiB head buffer, so authd's limit answers.
     let response = app
-        .client
-        .get(app.url("/health/live"))
-        .header("X-Padding", "a".repeat(64 * 1024))
-        .send()
-        .await
-        .unwrap();
+        .fetch_with_headers("/health/live", &[("X-Padding", "a".repeat(64 * 1024))])
+        .await;
     let body = assert_error(response, 431, "headers_too_large").await;
     assert!(
         body["error"].as_str().unwrap().contains(&limit.to_string()),
@@ -222,12 +210,8 @@ async fn oversized_headers_get_431_in_the_error_shape(backend: Backend) {
     assert_error(response, 431, "headers_too_large").await;
     // Under the limit, a large header is fine.
     let response = app
-        .client
-        .get(app.url("/health/live"))
-        .header("X-Padding", "a".repeat(limit / 2))
-        .send()
-        .await
-        .unwrap();
+        .fetch_with_headers("/health/live", &[("X-Padding", "a".repeat(limit / 2))])
+        .await;
     assert_eq!(response.status().as_u16(), 200);
 }
 
@@ -261,14 +245,8 @@ async fn heads_past_the_frameworks_bounds_get_431_and_a_close(backend: Backend) 
 async fn a_slow_first_request_head_gets_408_within_the_client_timeout(backend: Backend) {
     let app = spawn_app_with(backend, quick_timeouts).await;
     let stream = connect(&app).await;
-    let (response, answered, closed) = trickle(
-        stream,
-        b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nX-Slow: ",
-        &[b'a'; 100],
-        Duration::from_millis(100),
-        PROMPT,
-    )
-    .await;
+    let (response, answered, closed) =
+        trickle(stream, SLOW_HEAD, &[b'a'; 100], Duration::from_millis(100)).await;
     let response = response.expect("an answer");
     // actix's own 408 (the head never reached authd): no body, and the connection is closed.
     assert_eq!(response.status, 408, "{}", response.head);
@@ -291,14 +269,8 @@ async fn a_slow_later_request_head_on_a_kept_alive_connection_is_cut_off(backend
     // actix only times the first head of a connection; a later one trickling in one byte per
     // 100 ms (always inside keep-alive) is cut off by authd's connection watchdog after
     // keep_alive (1 s) + client_request_timeout (0.5 s).
-    let (response, answered, closed) = trickle(
-        stream,
-        b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nX-Slow: ",
-        &[b'a'; 200],
-        Duration::from_millis(100),
-        PROMPT,
-    )
-    .await;
+    let (response, answered, closed) =
+        trickle(stream, SLOW_HEAD, &[b'a'; 200], Duration::from_millis(100)).await;
     assert!(response.is_none(), "no answer, just a close: {response:?}");
     assert!(closed, "the connection is closed");
     assert!(
@@ -311,16 +283,12 @@ async fn a_slow_later_request_head_on_a_kept_alive_connection_is_cut_off(backend
 
 async fn a_trickling_body_gets_408_within_the_body_timeout(backend: Backend) {
     let app = spawn_app_with(backend, quick_timeouts).await;
-    let stream = connect(&app).await;
-    let (response, answered, closed) = trickle(
-        stream,
+    let head =
         b"POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-          Content-Length: 1000\r\n\r\n{",
-        &[b' '; 200],
-        Duration::from_millis(50),
-        PROMPT,
-    )
-    .await;
+          Content-Length: 1000\r\n\r\n{";
+    let stream = connect(&app).await;
+    let (response, answered, closed) =
+        trickle(stream, head, &[b' '; 200], Duration::from_millis(50)).await;
     let response = response.expect("an answer");
     response.assert_error(408, "request_timeout");
     assert_eq!(response.header("connection"), Some("close"));
@@ -335,15 +303,10 @@ async fn a_trickling_body_gets_408_within_the_body_timeout(backend: Backend) {
 /// cannot hold it.
 async fn a_trickling_body_nobody_reads_does_not_hold_the_connection(backend: Backend) {
     let app = spawn_app_with(backend, quick_timeouts).await;
+    let head = b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n";
     let stream = connect(&app).await;
-    let (response, answered, closed) = trickle(
-        stream,
-        b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n",
-        &[b' '; 200],
-        Duration::from_millis(50),
-        PROMPT,
-    )
-    .await;
+    let (response, answered, closed) =
+        trickle(stream, head, &[b' '; 200], Duration::from_millis(50)).await;
     let response = response.expect("an answer");
     assert_eq!(response.status, 200);
     assert!(answered < Duration::from_secs(1), "{answered:?}");
@@ -363,7 +326,7 @@ async fn invalid_utf8_in_json_bodies_is_400(backend: Backend) {
         b"\xef\xbb\xbf{\"email\": \"a@example.com\", \"password\": \"x\"}",
     ];
     for body in bodies {
-        let response = post_raw_json(&app, "/auth/login", body.to_vec()).await;
+        let response = app.post_raw_json("/auth/login", body.to_vec()).await;
         assert_error(response, 400, "validation_failed").await;
     }
 }
@@ -381,12 +344,8 @@ async fn invalid_utf8_in_header_values_is_ignored_or_refused(backend: Backend) {
     };
     // A bearer token that is not text: no token at all.
     let response = app
-        .client
-        .get(app.url("/me"))
-        .header("Authorization", junk("Bearer "))
-        .send()
-        .await
-        .unwrap();
+        .fetch_with_headers("/me", &[("Authorization", junk("Bearer "))])
+        .await;
     assert_error(response, 401, "unauthorized").await;
     // A refresh cookie that is not text: no cookie.
     let response = app
@@ -534,7 +493,7 @@ async fn invalid_utf8_in_paths_and_queries_is_4xx(backend: Backend) {
 async fn deeply_nested_json_is_400(backend: Backend) {
     let app = spawn_app(backend).await;
     // 100,000 `[`: not an object at all.
-    let response = post_raw_json(&app, "/auth/login", vec![b'['; 100_000]).await;
+    let response = app.post_raw_json("/auth/login", vec![b'['; 100_000]).await;
     let body = assert_error(response, 400, "validation_failed").await;
     assert_eq!(body["details"][0]["field"], "body");
     // Deep inside a field: serde_json stops at 128 levels.
@@ -542,14 +501,14 @@ async fn deeply_nested_json_is_400(backend: Backend) {
     deep.extend(std::iter::repeat_n(b'[', 45_000));
     deep.extend(std::iter::repeat_n(b']', 45_000));
     deep.push(b'}');
-    let response = post_raw_json(&app, "/auth/signup", deep).await;
+    let response = app.post_raw_json("/auth/signup", deep).await;
     assert_error(response, 400, "validation_failed").await;
     // Unknown fields are skipped without recursion, however deep (within the body limit).
     let mut unknown = br#"{"x": "#.to_vec();
     unknown.extend(std::iter::repeat_n(b'[', 40_000));
     unknown.extend(std::iter::repeat_n(b']', 40_000));
     unknown.extend_from_slice(br#", "email": "nobody@example.com", "password": "whatever"}"#);
-    let response = post_raw_json(&app, "/auth/login", unknown).await;
+    let response = app.post_raw_json("/auth/login", unknown).await;
     assert_error(response, 401, "invalid_credentials").await;
 
     // A free-form field (invitation metadata) deeper than serde_json's limit.
@@ -647,7 +606,7 @@ async fn huge_numbers_duplicate_keys_and_odd_values_are_4xx(backend: Backend) {
     ];
     for (path, body, status, code) in cases {
         let shown = String::from_utf8_lossy(&body[..body.len().min(80)]).to_string();
-        let response = post_raw_json(&app, path, body).await;
+        let response = app.post_raw_json(path, body).await;
         assert_eq!(response.status().as_u16(), status, "{path} {shown}");
         assert_error(response, status, code).await;
     }

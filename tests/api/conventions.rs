@@ -55,14 +55,7 @@ async fn malformed_json_is_400_with_details(backend: Backend) {
         "[]",
         r#"{"tokenTransport":"pigeon"}"#,
     ] {
-        let response = app
-            .client
-            .post(app.url("/auth/signup"))
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = app.post_raw_json("/auth/signup", body).await;
         let error = assert_error(response, 400, "validation_failed").await;
         assert!(
             error["details"].as_array().is_some_and(|d| !d.is_empty()),
@@ -70,34 +63,19 @@ async fn malformed_json_is_400_with_details(backend: Backend) {
         );
     }
     let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let response = app
-        .client
-        .post(app.url("/auth/login"))
-        .header("Content-Type", "application/json")
-        .body(nested)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_raw_json("/auth/login", nested).await;
     assert_error(response, 400, "validation_failed").await;
 }
 
 async fn a_plain_request_id_is_kept_and_anything_else_replaced(backend: Backend) {
     let app = spawn_app(backend).await;
     let response = app
-        .client
-        .get(app.url("/health/live"))
-        .header("X-Request-Id", "trace-abc.123")
-        .send()
-        .await
-        .unwrap();
+        .fetch_with_headers("/health/live", &[("X-Request-Id", "trace-abc.123")])
+        .await;
     assert_eq!(response.headers()["x-request-id"], "trace-abc.123");
     let response = app
-        .client
-        .get(app.url("/health/live"))
-        .header("X-Request-Id", "bad id with spaces")
-        .send()
-        .await
-        .unwrap();
+        .fetch_with_headers("/health/live", &[("X-Request-Id", "bad id with spaces")])
+        .await;
     let id = response.headers()["x-request-id"].to_str().unwrap();
     assert!(id.parse::<uuid::Uuid>().is_ok(), "{id}");
 }
@@ -134,41 +112,24 @@ async fn cors_admits_the_configured_origin_with_credentials_only(backend: Backen
     assert_error(refused, 403, "origin_not_allowed").await;
 
     let simple = app
-        .client
-        .get(app.url("/health/live"))
-        .header("Origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+        .fetch_with_headers("/health/live", &[("Origin", "https://evil.example")])
+        .await;
     assert_error(simple, 403, "origin_not_allowed").await;
 
     let allowed = app
-        .client
-        .get(app.url("/health/live"))
-        .header("Origin", FRONTEND)
-        .send()
-        .await
-        .unwrap();
+        .fetch_with_headers("/health/live", &[("Origin", FRONTEND)])
+        .await;
     assert_eq!(allowed.status().as_u16(), 200);
     assert_eq!(allowed.headers()["access-control-allow-origin"], FRONTEND);
 }
 
 async fn every_route_moves_under_the_base_path_and_so_does_the_cookie(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.http.base_path = "/api/".into()).await;
-    let response = app
-        .client
-        .get(format!("{}/api/health/live", app.address))
-        .send()
-        .await
-        .unwrap();
+    // By the full address, for `app.url` would add the base path.
+    let fetch_at = |path: &str| app.client.get(format!("{}{path}", app.address)).send();
+    let response = fetch_at("/api/health/live").await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    let response = app
-        .client
-        .get(format!("{}/health/live", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 404, "not_found").await;
+    assert_error(fetch_at("/health/live").await.unwrap(), 404, "not_found").await;
 
     let response = app.signup("base@example.com", PASSWORD).await;
     assert_eq!(response.status().as_u16(), 201);

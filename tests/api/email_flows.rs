@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app_with, Backend, PASSWORD};
+use crate::helpers::{assert_error, cookie_line, cookie_value, spawn_app_with, Backend, PASSWORD};
 use crate::smtp::{free_port, use_sink, SmtpSink};
 
 const NEW_PASSWORD: &str = "lantern orchard quietly 42";
@@ -36,19 +36,13 @@ async fn signup_mails_a_verification_link_that_verifies_once(backend: Backend) {
     assert!(mail.html.contains("/verify-email?token="));
 
     let token = mail.token();
-    let response = app
-        .post_json("/auth/email/verify", &json!({ "token": token }))
-        .await;
+    let response = app.verify_email(&token).await;
     assert_eq!(response.status().as_u16(), 200);
     let me: Value = app.me(&account.access_token).await.json().await.unwrap();
     assert_eq!(me["emailVerified"], true);
-    let again = app
-        .post_json("/auth/email/verify", &json!({ "token": token }))
-        .await;
+    let again = app.verify_email(&token).await;
     assert_error(again, 400, "token_invalid").await;
-    let junk = app
-        .post_json("/auth/email/verify", &json!({ "token": "junk" }))
-        .await;
+    let junk = app.verify_email("junk").await;
     assert_error(junk, 400, "token_invalid").await;
 }
 
@@ -59,18 +53,8 @@ async fn forgot_then_reset_signs_every_session_out(backend: Backend) {
     let (_, other_refresh) = app.login_tokens(&account.email).await;
     sink.wait_for(1).await;
 
-    let known = app
-        .post_json(
-            "/auth/password/forgot",
-            &json!({ "email": account.email.to_uppercase() }),
-        )
-        .await;
-    let unknown = app
-        .post_json(
-            "/auth/password/forgot",
-            &json!({ "email": "nobody@example.com" }),
-        )
-        .await;
+    let known = app.forgot_password(&account.email.to_uppercase()).await;
+    let unknown = app.forgot_password("nobody@example.com").await;
     assert_eq!(known.status().as_u16(), 202);
     assert_eq!(unknown.status().as_u16(), 202);
     assert_eq!(
@@ -86,20 +70,10 @@ async fn forgot_then_reset_signs_every_session_out(backend: Backend) {
     assert!(reset.text.contains("/reset-password?token="));
 
     // A refused password does not burn the link.
-    let weak = app
-        .post_json(
-            "/auth/password/reset",
-            &json!({ "token": reset.token(), "newPassword": "password1" }),
-        )
-        .await;
+    let weak = app.reset_password(&reset.token(), "password1").await;
     let body = assert_error(weak, 400, "validation_failed").await;
     assert_eq!(body["details"][0]["field"], "newPassword");
-    let response = app
-        .post_json(
-            "/auth/password/reset",
-            &json!({ "token": reset.token(), "newPassword": NEW_PASSWORD }),
-        )
-        .await;
+    let response = app.reset_password(&reset.token(), NEW_PASSWORD).await;
     assert_eq!(response.status().as_u16(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["revokedSessions"], 2);
@@ -114,12 +88,7 @@ async fn forgot_then_reset_signs_every_session_out(backend: Backend) {
         login["user"]["emailVerified"], true,
         "the reset link proved the address"
     );
-    let again = app
-        .post_json(
-            "/auth/password/reset",
-            &json!({ "token": reset.token(), "newPassword": NEW_PASSWORD }),
-        )
-        .await;
+    let again = app.reset_password(&reset.token(), NEW_PASSWORD).await;
     assert_error(again, 400, "token_invalid").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Verification, reset, and the notice that the password changed; nothing for the unknown address.
@@ -137,8 +106,7 @@ async fn a_validated_token_becomes_a_one_hour_cookie_for_the_next_step(backend: 
     let sink = SmtpSink::start();
     let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
     let account = app.account().await;
-    app.post_json("/auth/password/forgot", &json!({ "email": account.email }))
-        .await;
+    app.forgot_password(&account.email).await;
     let mails = sink.wait_for(2).await;
     let token = mails
         .iter()
@@ -146,17 +114,12 @@ async fn a_validated_token_becomes_a_one_hour_cookie_for_the_next_step(backend: 
         .unwrap()
         .token();
 
-    let response = app
-        .post_json("/auth/tokens/validate", &json!({ "token": token }))
-        .await;
+    let response = app.validate_token(&token).await;
     assert_eq!(response.status().as_u16(), 200);
-    let cookie_line = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|v| v.starts_with("one_time_token="))
-        .expect("the one_time_token cookie");
+    let cookie_line =
+        cookie_line(response.headers(), "one_time_token").expect("the one_time_token cookie");
+    // The cookie carries the follow-up token for the next step.
+    let follow_up = cookie_value(response.headers(), "one_time_token").expect("a follow-up");
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/auth", "Max-Age=3600"] {
         assert!(
             cookie_line.contains(flag),
@@ -166,26 +129,10 @@ async fn a_validated_token_becomes_a_one_hour_cookie_for_the_next_step(backend: 
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["tokenType"], "password_reset");
     assert_eq!(body["metadata"], json!({}));
-    // The emailed token is used up; the cookie carries the follow-up.
-    assert_error(
-        app.post_json("/auth/tokens/validate", &json!({ "token": token }))
-            .await,
-        400,
-        "token_invalid",
-    )
-    .await;
-    let follow_up = cookie_line
-        .split(';')
-        .next()
-        .unwrap()
-        .trim_start_matches("one_time_token=")
-        .to_string();
+    // The emailed token is used up.
+    assert_error(app.validate_token(&token).await, 400, "token_invalid").await;
     let response = app
-        .post_with_cookie(
-            "/auth/password/reset",
-            &format!("one_time_token={follow_up}"),
-            Some(&json!({ "newPassword": NEW_PASSWORD })),
-        )
+        .reset_password_with_cookie(&follow_up, NEW_PASSWORD)
         .await;
     assert_eq!(response.status().as_u16(), 200);
     app.assert_login_works(&account.email, NEW_PASSWORD).await;
@@ -243,10 +190,7 @@ async fn with_verification_required_signup_hides_taken_emails_and_login_waits_fo
         .find(|m| m.subject.contains("Confirm"))
         .unwrap();
     assert_eq!(
-        app.post_json("/auth/email/verify", &json!({ "token": verify.token() }))
-            .await
-            .status()
-            .as_u16(),
+        app.verify_email(&verify.token()).await.status().as_u16(),
         200
     );
     app.assert_login_works("vera@example.com", PASSWORD).await;
@@ -287,9 +231,7 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down_and_arrives_exactly_once(ba
     let app = spawn_app_with(backend, |s| use_sink(s, port)).await;
     // Nothing listens yet: the requests still succeed.
     let account = app.account().await;
-    let forgot = app
-        .post_json("/auth/password/forgot", &json!({ "email": account.email }))
-        .await;
+    let forgot = app.forgot_password(&account.email).await;
     assert_eq!(forgot.status().as_u16(), 202);
     let mut waited = 0;
     loop {
@@ -354,7 +296,7 @@ async fn an_invitation_signs_up_the_invited_address_with_its_role(backend: Backe
     let verified_account = |email: &'static str, role: &'static str| {
         let app = &app;
         async move {
-            assert_eq!(app.signup(email, PASSWORD).await.status().as_u16(), 201);
+            app.assert_signup_works(email).await;
             app.execute(&format!(
                 "UPDATE users SET role = '{role}', email_verified = TRUE WHERE email = '{email}'"
             ))
@@ -416,17 +358,9 @@ async fn an_invitation_signs_up_the_invited_address_with_its_role(backend: Backe
         )
         .await;
     assert_error(wrong, 400, "validation_failed").await;
-    let validated = app
-        .post_json("/auth/tokens/validate", &json!({ "token": token }))
-        .await;
+    let validated = app.validate_token(&token).await;
     assert_eq!(validated.status().as_u16(), 200);
-    let cookie = validated
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|v| v.starts_with("one_time_token="))
-        .unwrap();
+    let cookie = cookie_line(validated.headers(), "one_time_token").expect("a follow-up cookie");
     let body: Value = validated.json().await.unwrap();
     assert_eq!(body["tokenType"], "invitation");
     assert_eq!(body["metadata"]["role"], "admin");
@@ -445,12 +379,9 @@ async fn an_invitation_signs_up_the_invited_address_with_its_role(backend: Backe
     assert_eq!(body["user"]["role"], "admin");
     assert_eq!(body["user"]["emailVerified"], true);
     assert!(body["accessToken"].as_str().is_some());
-    let again = app
-        .post_json(
-            "/auth/signup",
-            &json!({ "email": "ivy2@example.com", "password": PASSWORD, "invitationToken": token }),
-        )
-        .await;
+    let second =
+        json!({ "email": "ivy2@example.com", "password": PASSWORD, "invitationToken": token });
+    let again = app.post_json("/auth/signup", &second).await;
     assert_error(again, 400, "token_invalid").await;
 }
 

@@ -6,7 +6,8 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app_with, Backend, TestApp, PASSWORD};
+use crate::helpers::{assert_error, authd_cli, spawn_app_with, Backend, TestApp, PASSWORD};
+use crate::processes::TempDir;
 
 fn lockout_after_three(s: &mut authd::config::Settings) {
     s.auth.lockout.threshold = 3;
@@ -75,14 +76,11 @@ async fn a_forged_forwarded_for_does_not_escape_the_per_ip_limit(backend: Backen
         .iter()
         .enumerate()
     {
+        let body = json!({ "email": format!("f{i}@example.com"), "password": "whatever it is" });
+        let forwarded = [("X-Forwarded-For", *forged)];
         let response = app
-            .client
-            .post(app.url("/auth/login"))
-            .header("X-Forwarded-For", *forged)
-            .json(&json!({ "email": format!("f{i}@example.com"), "password": "whatever it is" }))
-            .send()
-            .await
-            .unwrap();
+            .post_json_with_headers("/auth/login", &forwarded, &body)
+            .await;
         let expected = if i < 2 { 401 } else { 429 };
         assert_eq!(response.status().as_u16(), expected, "request {i}");
     }
@@ -98,14 +96,11 @@ async fn a_trusted_proxy_passes_the_client_address_on(backend: Backend) {
         .iter()
         .enumerate()
     {
+        let body = json!({ "email": format!("p{i}@example.com"), "password": PASSWORD });
+        let forwarded = [("X-Forwarded-For", format!("6.6.6.6, {client}"))];
         let response = app
-            .client
-            .post(app.url("/auth/signup"))
-            .header("X-Forwarded-For", format!("6.6.6.6, {client}"))
-            .json(&json!({ "email": format!("p{i}@example.com"), "password": PASSWORD }))
-            .send()
-            .await
-            .unwrap();
+            .post_json_with_headers("/auth/signup", &forwarded, &body)
+            .await;
         assert_eq!(
             response.status().as_u16(),
             201,
@@ -238,9 +233,8 @@ crate::backend_tests!(
 
 #[test]
 fn the_import_command_reports_each_bad_line_and_exits_1() {
-    let dir = std::env::temp_dir().join(format!("authd-import-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("users.jsonl");
+    let dir = TempDir::new("import");
+    let file = dir.0.join("users.jsonl");
     let hash = bcrypt::hash("legacy bcrypt pass", 4).unwrap();
     std::fs::write(
         &file,
@@ -252,19 +246,9 @@ fn the_import_command_reports_each_bad_line_and_exits_1() {
     )
     .unwrap();
     let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_authd"))
+        authd_cli(&dir.0)
             .args(["users", "import"])
             .arg(&file)
-            .env("AUTHD_ENV", "test")
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.join("authd.db").display()),
-            )
-            .env("JWT_SECRET", "an-import-test-jwt-secret-0123456789abcdef")
-            .env(
-                "AUTHD__TOKENS__REFRESH_SECRET",
-                "an-import-test-refresh-secret-0123456789ab",
-            )
             .env_remove("REDIS_URL")
             .env_remove("AUTHD__CACHE__URL")
             .output()
@@ -286,5 +270,4 @@ fn the_import_command_reports_each_bad_line_and_exits_1() {
     assert!(
         String::from_utf8_lossy(&second.stdout).contains("imported 0, already present 1, failed 1")
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

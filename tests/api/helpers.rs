@@ -265,25 +265,47 @@ impl Drop for TestApp {
     }
 }
 
-/// The value of the `refresh_token` cookie a response sets, if it sets one with a value.
-pub fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
+/// The whole `Set-Cookie` line that sets the cookie `name`.
+pub fn cookie_line(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("refresh_token="))
-        .map(|rest| rest.split(';').next().unwrap_or("").to_string())
-        .filter(|value| !value.is_empty())
+        .find(|v| {
+            v.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('='))
+        })
+        .map(str::to_string)
+}
+
+/// The value a response sets the cookie `name` to, if it sets one with a value.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    let line = cookie_line(headers, name)?;
+    let value = line[name.len() + 1..].split(';').next().unwrap_or("");
+    Some(value.to_string()).filter(|value| !value.is_empty())
+}
+
+/// The value of the `refresh_token` cookie a response sets, if it sets one with a value.
+pub fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, "refresh_token")
 }
 
 /// The whole `Set-Cookie` line for `refresh_token`.
 pub fn refresh_cookie_line(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("refresh_token="))
-        .map(str::to_string)
+    cookie_line(headers, "refresh_token")
+}
+
+/// A response to a `"tokenTransport": "body"` request: `status`, and the refresh token in the
+/// body is the one the cookie sets.
+pub async fn assert_refresh_token_in_body(response: Response, status: u16) {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let cookie = refresh_cookie(response.headers()).expect("a refresh cookie");
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(
+        body["refreshToken"],
+        cookie.as_str(),
+        "refreshToken in {body}"
+    );
 }
 
 /// Checks the contract's error shape and returns the body.
@@ -410,12 +432,14 @@ impl TestApp {
 
     /// The refresh token no longer works: 401 `token_invalid`.
     pub async fn assert_refresh_refused(&self, refresh_token: &str) {
-        assert_error(
-            self.refresh_with_cookie(refresh_token).await,
-            401,
-            "token_invalid",
-        )
-        .await;
+        self.assert_refresh_refused_as(refresh_token, "token_invalid")
+            .await;
+    }
+
+    /// The refresh token is refused with 401 and this `code` (reuse, expiry, ...).
+    pub async fn assert_refresh_refused_as(&self, refresh_token: &str, code: &str) {
+        let response = self.refresh_with_cookie(refresh_token).await;
+        assert_error(response, 401, code).await;
     }
 
     /// This password signs in: 200.
@@ -440,6 +464,60 @@ impl TestApp {
         .await;
     }
 
+    /// The right password of a locked account does not sign in: 403 `account_locked`.
+    pub async fn assert_login_locked(&self, email: &str) {
+        let response = self.login(email, PASSWORD).await;
+        assert_error(response, 403, "account_locked").await;
+    }
+
+    /// POST /auth/password/forgot: asks for a reset link mailed to `email`.
+    pub async fn forgot_password(&self, email: &str) -> Response {
+        self.post_json("/auth/password/forgot", &json!({ "email": email }))
+            .await
+    }
+
+    /// POST /auth/password/reset with a mailed token in the body.
+    pub async fn reset_password(&self, token: &str, new_password: &str) -> Response {
+        let body = json!({ "token": token, "newPassword": new_password });
+        self.post_json("/auth/password/reset", &body).await
+    }
+
+    /// POST /auth/tokens/validate: exchanges a mailed token for a follow-up cookie.
+    pub async fn validate_token(&self, token: &str) -> Response {
+        self.post_json("/auth/tokens/validate", &json!({ "token": token }))
+            .await
+    }
+
+    /// POST /auth/password/reset with the follow-up token in its cookie, as the reset page does.
+    pub async fn reset_password_with_cookie(
+        &self,
+        follow_up: &str,
+        new_password: &str,
+    ) -> Response {
+        let cookie = format!("one_time_token={follow_up}");
+        let body = json!({ "newPassword": new_password });
+        self.post_with_cookie("/auth/password/reset", &cookie, Some(&body))
+            .await
+    }
+
+    /// POST /auth/email/verify with a mailed token.
+    pub async fn verify_email(&self, token: &str) -> Response {
+        self.post_json("/auth/email/verify", &json!({ "token": token }))
+            .await
+    }
+
+    /// Signing `email` up with the test password works: 201.
+    pub async fn assert_signup_works(&self, email: &str) {
+        let response = self.signup(email, PASSWORD).await;
+        assert_eq!(response.status().as_u16(), 201, "signup of {email}");
+    }
+
+    /// A signup with `email` is refused: 409 `email_taken`, the address belongs to an account.
+    pub async fn assert_email_taken(&self, email: &str) {
+        let response = self.signup(email, PASSWORD).await;
+        assert_error(response, 409, "email_taken").await;
+    }
+
     /// `GET path`, anonymously.
     pub async fn fetch(&self, path: &str) -> Response {
         self.client
@@ -449,9 +527,74 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `method path` with no credentials and no body: what the anonymous public gets.
+    pub async fn anonymous(&self, method: reqwest::Method, path: &str) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `GET path` anonymously with these headers: for tests of what the service makes of them.
+    pub async fn fetch_with_headers<V: AsRef<[u8]>>(
+        &self,
+        path: &str,
+        headers: &[(&str, V)],
+    ) -> Response {
+        let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            let value =
+                reqwest::header::HeaderValue::from_bytes(value.as_ref()).expect("a header value");
+            request = request.header(*name, value);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// `POST path` with a JSON body and these headers: as a proxy passing on forwarding headers
+    /// would send it.
+    pub async fn post_json_with_headers<V: AsRef<str>>(
+        &self,
+        path: &str,
+        headers: &[(&str, V)],
+        body: &Value,
+    ) -> Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, value.as_ref());
+        }
+        request.send().await.expect("request")
+    }
+
+    /// `POST path` with raw bytes declared as JSON: for bodies `json!` cannot write.
+    pub async fn post_raw_json(&self, path: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.client
+            .post(self.url(path))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// `GET path` with a bearer token.
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.authed(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// `PATCH path` with a bearer token and a JSON body: profile edits and admin changes.
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Response {
+        self.authed(reqwest::Method::PATCH, path, token, Some(body))
+            .await
+    }
+
+    /// An admin locks a user (which ends their sessions): 200.
+    pub async fn lock_user(&self, admin_token: &str, user_id: Uuid) {
+        let path = format!("/admin/users/{user_id}");
+        let response = self
+            .patch(&path, admin_token, json!({ "locked": true }))
+            .await;
+        assert_eq!(response.status().as_u16(), 200, "lock of {user_id}");
     }
 
     /// `DELETE path` with a bearer token and no body.
@@ -501,6 +644,12 @@ impl TestApp {
         self.post_with_cookie("/auth/refresh", &cookie, None).await
     }
 
+    /// POST /auth/logout with the refresh token in the cookie only, as a browser does.
+    pub async fn logout_with_cookie(&self, refresh_token: &str) -> Response {
+        let cookie = format!("refresh_token={refresh_token}");
+        self.post_with_cookie("/auth/logout", &cookie, None).await
+    }
+
     /// `POST path` with a `Cookie` header (`name=value`) and, optionally, a JSON body.
     pub async fn post_with_cookie(
         &self,
@@ -520,13 +669,9 @@ impl TestApp {
         self.authed(reqwest::Method::POST, path, token, None).await
     }
 
+    /// `GET /me` with a bearer token: the quickest check that an access token works.
     pub async fn me(&self, access_token: &str) -> Response {
-        self.client
-            .get(self.url("/me"))
-            .bearer_auth(access_token)
-            .send()
-            .await
-            .expect("request")
+        self.get("/me", access_token).await
     }
 
     /// Stops this app gracefully and starts a new one on the same settings and database.
@@ -588,8 +733,11 @@ impl TestApp {
         self.query_values(sql).await
     }
 
-    /// The first column, as optional text, of every row `sql` returns.
-    pub async fn query_texts(&self, sql: &str) -> Vec<Option<String>> {
+    /// The first column, read as `T`, of every row `sql` returns.
+    pub async fn query_column<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a> + rusqlite::types::FromSql,
+    {
         self.query_values(sql)
             .await
             .into_iter()
@@ -597,13 +745,14 @@ impl TestApp {
             .collect()
     }
 
+    /// The first column, as optional text, of every row `sql` returns.
+    pub async fn query_texts(&self, sql: &str) -> Vec<Option<String>> {
+        self.query_column(sql).await
+    }
+
     /// The first column, as bytes, of every row `sql` returns.
     pub async fn query_blobs(&self, sql: &str) -> Vec<Vec<u8>> {
-        self.query_values(sql)
-            .await
-            .into_iter()
-            .map(|mut row| row.remove(0))
-            .collect()
+        self.query_column(sql).await
     }
 }
 
@@ -613,6 +762,24 @@ pub async fn postgres_client(url: &str) -> tokio_postgres::Client {
         .expect("test database");
     actix_web::rt::spawn(connection);
     client
+}
+
+/// The `authd` binary as an operator runs its CLI: the test environment, a SQLite file in `dir`
+/// and fixed secrets, so that every run of one test sees the same database and keys.
+pub fn authd_cli(dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authd"));
+    command
+        .env("AUTHD_ENV", "test")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("authd.db").display()),
+        )
+        .env("JWT_SECRET", "a-cli-test-jwt-secret-0123456789abcdef")
+        .env(
+            "AUTHD__TOKENS__REFRESH_SECRET",
+            "a-cli-test-refresh-secret-0123456789abc",
+        );
+    command
 }
 
 /// The `field` of every object in the array `items`, as strings.

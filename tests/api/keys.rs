@@ -11,7 +11,8 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, encode, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 
-use crate::helpers::{spawn_app_with, strings_of, Backend, TestApp};
+use crate::helpers::{authd_cli, spawn_app_with, strings_of, Backend, TestApp};
+use crate::processes::TempDir;
 
 fn asymmetric(algorithm: JwtAlgorithm) -> impl FnOnce(&mut authd::config::Settings) {
     move |s| {
@@ -170,21 +171,10 @@ crate::backend_tests!(
 
 #[test]
 fn the_rotate_command_refuses_hs_keys_and_adds_asymmetric_ones() {
-    let dir = std::env::temp_dir().join(format!("authd-keys-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("keys");
     let run = |algorithm: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_authd"))
+        authd_cli(&dir.0)
             .args(["keys", "rotate"])
-            .env("AUTHD_ENV", "test")
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.join("authd.db").display()),
-            )
-            .env("JWT_SECRET", "a-keys-test-jwt-secret-0123456789abcdef")
-            .env(
-                "AUTHD__TOKENS__REFRESH_SECRET",
-                "a-keys-test-refresh-secret-0123456789ab",
-            )
             .env(
                 "AUTHD__TOKENS__KEY_ENCRYPTION_KEY",
                 "a-keys-test-encryption-key-0123456789ab",
@@ -203,5 +193,4 @@ fn the_rotate_command_refuses_hs_keys_and_adds_asymmetric_ones() {
         String::from_utf8_lossy(&ed.stderr)
     );
     assert!(String::from_utf8_lossy(&ed.stdout).starts_with("new signing key eddsa-"));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -35,13 +35,7 @@ async fn credential_endpoints_answer_429_with_draft_7_headers_past_their_limit(b
     assert_error(response, 429, "rate_limited").await;
 
     // The limit is per route: signup has its own allowance, and refresh is not a credential route.
-    assert_eq!(
-        app.signup("fresh@example.com", PASSWORD)
-            .await
-            .status()
-            .as_u16(),
-        201
-    );
+    app.assert_signup_works("fresh@example.com").await;
 }
 
 async fn every_endpoint_has_a_per_ip_limit_but_health_checks_do_not(backend: Backend) {
@@ -108,13 +102,7 @@ async fn a_saturated_hasher_answers_503_overloaded_at_once_and_recovers(backend:
     assert!(stats.verifications + stats.rejected >= 12);
 
     // Once the burst is over, the pool serves again.
-    assert_eq!(
-        app.signup("after@example.com", PASSWORD)
-            .await
-            .status()
-            .as_u16(),
-        201
-    );
+    app.assert_signup_works("after@example.com").await;
 }
 
 async fn health_checks_report_live_and_ready(backend: Backend) {

@@ -28,13 +28,7 @@ async fn logout_is_idempotent_and_needs_no_valid_credentials(backend: Backend) {
     let app = spawn_app(backend).await;
     let account = app.account().await;
     for _ in 0..2 {
-        let response = app
-            .post_with_cookie(
-                "/auth/logout",
-                &format!("refresh_token={}", account.refresh_token),
-                None,
-            )
-            .await;
+        let response = app.logout_with_cookie(&account.refresh_token).await;
         assert_eq!(response.status().as_u16(), 200);
     }
     // Nothing at all, or a stale bearer: still 200.
@@ -67,11 +61,8 @@ async fn logout_all_ends_every_session_of_the_user_only(backend: Backend) {
     app.assert_refresh_works(&other.refresh_token).await;
 
     let response = app
-        .client
-        .post(app.url("/auth/logout-all"))
-        .send()
-        .await
-        .unwrap();
+        .anonymous(reqwest::Method::POST, "/auth/logout-all")
+        .await;
     assert_error(response, 401, "unauthorized").await;
 }
 

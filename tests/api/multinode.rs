@@ -7,10 +7,24 @@ use futures_util::future::join_all;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::processes::{assert_no_half_written_state, tokens, ClusterEnv, NodeClient};
+use crate::processes::{
+    assert_no_half_written_state, tokens, ClusterEnv, Node, NodeClient, Tokens,
+};
 
 fn email() -> String {
     format!("node-{}@example.com", Uuid::new_v4().simple())
+}
+
+/// Three nodes of one cluster (with these extra variables), a client, and an account signed up
+/// on the first node: where the cross-node token tests start.
+async fn three_nodes_and_an_account(
+    extra: &[(&str, &str)],
+) -> (ClusterEnv, Vec<Node>, NodeClient, Tokens) {
+    let cluster = ClusterEnv::new(extra);
+    let nodes = cluster.start_nodes(3);
+    let client = NodeClient::new();
+    let account = client.signup(&nodes[0], &email()).await;
+    (cluster, nodes, client, account)
 }
 
 #[actix_web::test]
@@ -46,10 +60,8 @@ async fn a_rate_limit_is_global_across_three_nodes() {
 
 #[actix_web::test]
 async fn a_token_rotated_on_one_node_is_replayed_within_grace_and_reuse_after_on_another() {
-    let cluster = ClusterEnv::new(&[("AUTHD__TOKENS__REFRESH_REUSE_GRACE_SECONDS", "2")]);
-    let nodes = cluster.start_nodes(3);
-    let client = NodeClient::new();
-    let first = client.signup(&nodes[0], &email()).await;
+    let grace = [("AUTHD__TOKENS__REFRESH_REUSE_GRACE_SECONDS", "2")];
+    let (_cluster, nodes, client, first) = three_nodes_and_an_account(&grace).await;
 
     let (status, body) = client.refresh(&nodes[0], &first.refresh).await.unwrap();
     assert_eq!(status, 200, "{body}");
@@ -74,10 +86,7 @@ async fn a_token_rotated_on_one_node_is_replayed_within_grace_and_reuse_after_on
 
 #[actix_web::test]
 async fn logout_on_one_node_denies_the_access_token_on_the_others_at_once() {
-    let cluster = ClusterEnv::new(&[]);
-    let nodes = cluster.start_nodes(3);
-    let client = NodeClient::new();
-    let account = client.signup(&nodes[0], &email()).await;
+    let (_cluster, nodes, client, account) = three_nodes_and_an_account(&[]).await;
     for node in &nodes {
         assert_eq!(client.me(node, &account.access).await, 200);
     }
@@ -100,10 +109,7 @@ async fn logout_on_one_node_denies_the_access_token_on_the_others_at_once() {
 
 #[actix_web::test]
 async fn fifty_concurrent_refreshes_over_three_nodes_make_exactly_one_child() {
-    let cluster = ClusterEnv::new(&[]);
-    let nodes = cluster.start_nodes(3);
-    let client = NodeClient::new();
-    let account = client.signup(&nodes[0], &email()).await;
+    let (cluster, nodes, client, account) = three_nodes_and_an_account(&[]).await;
 
     let answers = join_all((0..50).map(|i| client.refresh(&nodes[i % 3], &account.refresh))).await;
     let mut children = BTreeSet::new();

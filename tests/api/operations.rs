@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend};
@@ -104,15 +104,8 @@ async fn the_openapi_document_matches_the_served_routes(backend: Backend) {
             if documented.contains(&(method.to_string(), path.clone())) {
                 continue;
             }
-            let response = app
-                .client
-                .request(
-                    method.to_uppercase().parse().unwrap(),
-                    app.url(&path.replace("{id}", &id)),
-                )
-                .send()
-                .await
-                .unwrap();
+            let method = method.to_uppercase().parse().unwrap();
+            let response = app.anonymous(method, &path.replace("{id}", &id)).await;
             assert_error(response, 405, "method_not_allowed").await;
         }
     }
@@ -266,11 +259,7 @@ async fn metrics_are_refused_outside_the_allowed_networks_and_when_off(backend: 
 async fn metrics_count_refusals(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.rate_limit.auth_max = 1).await;
     for _ in 0..2 {
-        app.post_json(
-            "/auth/password/forgot",
-            &json!({ "email": "x@example.com" }),
-        )
-        .await;
+        app.forgot_password("x@example.com").await;
     }
     let text = scrape(&app).await;
     assert!(

@@ -1,6 +1,8 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, refresh_cookie, spawn_app, spawn_app_with, Backend};
+use crate::helpers::{
+    assert_error, assert_refresh_token_in_body, refresh_cookie, spawn_app, spawn_app_with, Backend,
+};
 
 async fn refresh_rotates_the_cookie_and_issues_a_working_access_token(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -32,10 +34,7 @@ async fn refresh_takes_the_token_from_the_body_for_clients_without_cookies(backe
             &json!({ "refreshToken": account.refresh_token, "tokenTransport": "body" }),
         )
         .await;
-    assert_eq!(response.status().as_u16(), 200);
-    let cookie = refresh_cookie(response.headers()).unwrap();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["refreshToken"], cookie.as_str());
+    assert_refresh_token_in_body(response, 200).await;
 }
 
 async fn only_hashes_of_refresh_tokens_are_stored(backend: Backend) {
@@ -115,12 +114,8 @@ async fn a_token_two_rotations_old_is_reuse_even_inside_the_grace_window(backend
     )
     .unwrap();
     assert!(refresh_cookie(app.refresh_with_cookie(&child).await.headers()).is_some());
-    assert_error(
-        app.refresh_with_cookie(&account.refresh_token).await,
-        401,
-        "refresh_token_reused",
-    )
-    .await;
+    app.assert_refresh_refused_as(&account.refresh_token, "refresh_token_reused")
+        .await;
 }
 
 async fn twenty_concurrent_refreshes_of_one_token_yield_one_child_and_no_errors(backend: Backend) {
@@ -157,12 +152,7 @@ async fn twenty_concurrent_refreshes_of_one_token_yield_one_child_and_no_errors(
 
 async fn missing_malformed_and_unknown_refresh_tokens_are_401(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app
-        .client
-        .post(app.url("/auth/refresh"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.anonymous(reqwest::Method::POST, "/auth/refresh").await;
     assert_error(response, 401, "unauthorized").await;
     app.assert_refresh_refused("garbage").await;
     let unknown = "A".repeat(43);
@@ -177,12 +167,8 @@ async fn an_expired_refresh_token_is_401_token_expired(backend: Backend) {
     .await;
     let account = app.account().await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert_error(
-        app.refresh_with_cookie(&account.refresh_token).await,
-        401,
-        "token_expired",
-    )
-    .await;
+    app.assert_refresh_refused_as(&account.refresh_token, "token_expired")
+        .await;
 }
 
 async fn refresh_of_a_deleted_user_fails(backend: Backend) {

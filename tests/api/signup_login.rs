@@ -1,7 +1,8 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, refresh_cookie, refresh_cookie_line, spawn_app, strings_of, Backend, PASSWORD,
+    assert_error, assert_refresh_token_in_body, refresh_cookie, refresh_cookie_line, spawn_app,
+    strings_of, Backend, PASSWORD,
 };
 
 async fn signup_answers_201_with_the_user_an_access_token_and_a_refresh_cookie(backend: Backend) {
@@ -45,16 +46,10 @@ async fn signup_answers_201_with_the_user_an_access_token_and_a_refresh_cookie(b
 
 async fn body_transport_also_returns_the_refresh_token_in_the_body(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app
-        .post_json(
-            "/auth/signup",
-            &json!({ "email": "mobile@example.com", "password": PASSWORD, "tokenTransport": "body" }),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 201);
-    let cookie = refresh_cookie(response.headers()).unwrap();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["refreshToken"], cookie.as_str());
+    let body =
+        json!({ "email": "mobile@example.com", "password": PASSWORD, "tokenTransport": "body" });
+    let response = app.post_json("/auth/signup", &body).await;
+    assert_refresh_token_in_body(response, 201).await;
 }
 
 async fn passwords_are_stored_as_argon2id_never_in_clear(backend: Backend) {
@@ -73,13 +68,7 @@ async fn passwords_are_stored_as_argon2id_never_in_clear(backend: Backend) {
 
 async fn a_taken_email_is_409_email_taken_whatever_its_case(backend: Backend) {
     let app = spawn_app(backend).await;
-    assert_eq!(
-        app.signup("taken@example.com", PASSWORD)
-            .await
-            .status()
-            .as_u16(),
-        201
-    );
+    app.assert_signup_works("taken@example.com").await;
     let response = app.signup("TAKEN@example.com", PASSWORD).await;
     assert_error(response, 409, "email_taken").await;
 }
@@ -187,12 +176,8 @@ async fn me_without_a_token_is_401_unauthorized(backend: Backend) {
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_error(response, 401, "unauthorized").await;
     let response = app
-        .client
-        .get(app.url("/me"))
-        .header("Authorization", "Basic abc")
-        .send()
-        .await
-        .unwrap();
+        .fetch_with_headers("/me", &[("Authorization", "Basic abc")])
+        .await;
     assert_error(response, 401, "unauthorized").await;
 }
 

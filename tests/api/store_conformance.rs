@@ -5,7 +5,7 @@ use std::sync::Arc;
 use authd::config::StoreBackend;
 use authd::domain::email::{CanonicalEmail, EmailAddress};
 use authd::domain::opaque_token::RefreshToken;
-use authd::domain::user::Role;
+use authd::domain::user::{Role, User};
 use authd::store::postgres::PostgresStore;
 use authd::store::sqlite::SqliteStore;
 use authd::store::{
@@ -24,6 +24,39 @@ struct TestStore {
 impl Drop for TestStore {
     fn drop(&mut self) {
         self.database.remove();
+    }
+}
+
+impl TestStore {
+    /// Creates a user with `email`: the first step of most cases.
+    async fn user(&self, email: &str) -> User {
+        self.store.create_user(new_user(email)).await.unwrap()
+    }
+
+    /// Opens a session of `user_id` whose refresh token lives `ttl` seconds.
+    async fn session(&self, user_id: Uuid, ttl: u64) -> (Uuid, RefreshToken) {
+        let token = RefreshToken::generate();
+        let id = Uuid::new_v4();
+        self.store
+            .create_session(NewSession {
+                id,
+                user_id,
+                refresh_hash: token.hash(),
+                refresh_ttl_seconds: ttl,
+                user_agent: Some("test".into()),
+                ip: Some("127.0.0.1".into()),
+            })
+            .await
+            .unwrap();
+        (id, token)
+    }
+
+    /// Presents `token` for rotation with a grace window of `grace_seconds`: the outcome.
+    async fn rotate(&self, token: &RefreshToken, grace_seconds: u64) -> RotationOutcome {
+        self.store
+            .rotate_refresh_token(rotation(token, grace_seconds))
+            .await
+            .unwrap()
     }
 }
 
@@ -60,23 +93,6 @@ fn new_user(email: &str) -> NewUser {
     }
 }
 
-async fn session(store: &dyn Store, user_id: Uuid, ttl: u64) -> (Uuid, RefreshToken) {
-    let token = RefreshToken::generate();
-    let id = Uuid::new_v4();
-    store
-        .create_session(NewSession {
-            id,
-            user_id,
-            refresh_hash: token.hash(),
-            refresh_ttl_seconds: ttl,
-            user_agent: Some("test".into()),
-            ip: Some("127.0.0.1".into()),
-        })
-        .await
-        .unwrap();
-    (id, token)
-}
-
 fn rotation(presented: &RefreshToken, grace_seconds: u64) -> Rotation {
     Rotation {
         presented: presented.hash(),
@@ -89,11 +105,7 @@ fn rotation(presented: &RefreshToken, grace_seconds: u64) -> Rotation {
 
 async fn users_are_found_by_email_whatever_its_case(backend: Backend) {
     let t = open(backend).await;
-    let created = t
-        .store
-        .create_user(new_user("Grace@Example.com"))
-        .await
-        .unwrap();
+    let created = t.user("Grace@Example.com").await;
     assert_eq!(created.email, "Grace@Example.com");
     assert_eq!(created.role, Role::User);
     let found = t
@@ -116,10 +128,7 @@ async fn users_are_found_by_email_whatever_its_case(backend: Backend) {
 
 async fn an_email_holds_one_live_account(backend: Backend) {
     let t = open(backend).await;
-    t.store
-        .create_user(new_user("one@example.com"))
-        .await
-        .unwrap();
+    t.user("one@example.com").await;
     let second = t.store.create_user(new_user("ONE@example.com")).await;
     assert!(
         matches!(second, Err(StoreError::EmailTaken)),
@@ -127,28 +136,17 @@ async fn an_email_holds_one_live_account(backend: Backend) {
         second.err()
     );
     // Unicode case folding (here of an internationalised domain) is the same on both backends.
-    t.store
-        .create_user(new_user("emile@Éxample.com"))
-        .await
-        .unwrap();
+    t.user("emile@Éxample.com").await;
     let again = t.store.create_user(new_user("emile@éxample.com")).await;
     assert!(matches!(again, Err(StoreError::EmailTaken)));
 }
 
 async fn a_current_token_rotates_once_and_its_replays_follow_the_rules(backend: Backend) {
     let t = open(backend).await;
-    let user = t
-        .store
-        .create_user(new_user("rotate@example.com"))
-        .await
-        .unwrap();
-    let (session_id, parent) = session(t.store.as_ref(), user.id, 3600).await;
+    let user = t.user("rotate@example.com").await;
+    let (session_id, parent) = t.session(user.id, 3600).await;
 
-    let first = t
-        .store
-        .rotate_refresh_token(rotation(&parent, 10))
-        .await
-        .unwrap();
+    let first = t.rotate(&parent, 10).await;
     let RotationOutcome::Rotated(owner) = first else {
         panic!("expected a rotation, got {first:?}");
     };
@@ -158,27 +156,17 @@ async fn a_current_token_rotates_once_and_its_replays_follow_the_rules(backend: 
     );
 
     // Within the grace window the parent replays to the same (current) child.
-    let replay = t
-        .store
-        .rotate_refresh_token(rotation(&parent, 10))
-        .await
-        .unwrap();
+    let replay = t.rotate(&parent, 10).await;
     assert_eq!(replay, RotationOutcome::GraceReplay(owner));
 
     // The child is current and rotates in turn; now the parent is two behind: reuse.
     let child = parent.child(b"conformance-key");
     assert!(matches!(
-        t.store
-            .rotate_refresh_token(rotation(&child, 10))
-            .await
-            .unwrap(),
+        t.rotate(&child, 10).await,
         RotationOutcome::Rotated(_)
     ));
     assert_eq!(
-        t.store
-            .rotate_refresh_token(rotation(&parent, 10))
-            .await
-            .unwrap(),
+        t.rotate(&parent, 10).await,
         RotationOutcome::Reused {
             session_id,
             user_id: user.id
@@ -186,71 +174,38 @@ async fn a_current_token_rotates_once_and_its_replays_follow_the_rules(backend: 
     );
     // The session is revoked: even its newest token is now invalid.
     let grandchild = child.child(b"conformance-key");
-    assert_eq!(
-        t.store
-            .rotate_refresh_token(rotation(&grandchild, 10))
-            .await
-            .unwrap(),
-        RotationOutcome::Invalid
-    );
+    assert_eq!(t.rotate(&grandchild, 10).await, RotationOutcome::Invalid);
 }
 
 async fn a_replay_after_the_grace_window_is_reuse(backend: Backend) {
     let t = open(backend).await;
-    let user = t
-        .store
-        .create_user(new_user("late@example.com"))
-        .await
-        .unwrap();
-    let (_, parent) = session(t.store.as_ref(), user.id, 3600).await;
+    let user = t.user("late@example.com").await;
+    let (_, parent) = t.session(user.id, 3600).await;
     assert!(matches!(
-        t.store
-            .rotate_refresh_token(rotation(&parent, 0))
-            .await
-            .unwrap(),
+        t.rotate(&parent, 0).await,
         RotationOutcome::Rotated(_)
     ));
     assert!(matches!(
-        t.store
-            .rotate_refresh_token(rotation(&parent, 0))
-            .await
-            .unwrap(),
+        t.rotate(&parent, 0).await,
         RotationOutcome::Reused { .. }
     ));
 }
 
 async fn expired_unknown_and_barred_tokens_do_not_rotate(backend: Backend) {
     let t = open(backend).await;
-    let user = t
-        .store
-        .create_user(new_user("expired@example.com"))
-        .await
-        .unwrap();
-    let (_, expired) = session(t.store.as_ref(), user.id, 0).await;
+    let user = t.user("expired@example.com").await;
+    let (_, expired) = t.session(user.id, 0).await;
+    assert_eq!(t.rotate(&expired, 10).await, RotationOutcome::Expired);
     assert_eq!(
-        t.store
-            .rotate_refresh_token(rotation(&expired, 10))
-            .await
-            .unwrap(),
-        RotationOutcome::Expired
-    );
-    assert_eq!(
-        t.store
-            .rotate_refresh_token(rotation(&RefreshToken::generate(), 10))
-            .await
-            .unwrap(),
+        t.rotate(&RefreshToken::generate(), 10).await,
         RotationOutcome::Invalid
     );
 }
 
 async fn a_session_past_its_absolute_lifetime_does_not_rotate(backend: Backend) {
     let t = open(backend).await;
-    let user = t
-        .store
-        .create_user(new_user("aged@example.com"))
-        .await
-        .unwrap();
-    let (_, token) = session(t.store.as_ref(), user.id, 3600).await;
+    let user = t.user("aged@example.com").await;
+    let (_, token) = t.session(user.id, 3600).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let mut aged = rotation(&token, 10);
     aged.session_max_lifetime_seconds = 1;
@@ -259,22 +214,15 @@ async fn a_session_past_its_absolute_lifetime_does_not_rotate(backend: Backend) 
         RotationOutcome::Expired
     );
     assert!(matches!(
-        t.store
-            .rotate_refresh_token(rotation(&token, 10))
-            .await
-            .unwrap(),
+        t.rotate(&token, 10).await,
         RotationOutcome::Rotated(_)
     ));
 }
 
 async fn concurrent_rotations_of_one_token_make_one_child(backend: Backend) {
     let t = open(backend).await;
-    let user = t
-        .store
-        .create_user(new_user("race@example.com"))
-        .await
-        .unwrap();
-    let (_, parent) = session(t.store.as_ref(), user.id, 3600).await;
+    let user = t.user("race@example.com").await;
+    let (_, parent) = t.session(user.id, 3600).await;
     let attempts = (0..20).map(|_| t.store.rotate_refresh_token(rotation(&parent, 10)));
     let outcomes = futures_util::future::join_all(attempts).await;
     let rotated = outcomes
@@ -290,14 +238,10 @@ async fn concurrent_rotations_of_one_token_make_one_child(backend: Backend) {
 
 async fn sessions_are_revoked_by_token_by_id_and_all_at_once(backend: Backend) {
     let t = open(backend).await;
-    let user = t
-        .store
-        .create_user(new_user("revoke@example.com"))
-        .await
-        .unwrap();
-    let (first_id, first) = session(t.store.as_ref(), user.id, 3600).await;
-    let (second_id, _) = session(t.store.as_ref(), user.id, 3600).await;
-    let (third_id, third) = session(t.store.as_ref(), user.id, 3600).await;
+    let user = t.user("revoke@example.com").await;
+    let (first_id, first) = t.session(user.id, 3600).await;
+    let (second_id, _) = t.session(user.id, 3600).await;
+    let (third_id, third) = t.session(user.id, 3600).await;
 
     let revoked = t
         .store
@@ -312,13 +256,7 @@ async fn sessions_are_revoked_by_token_by_id_and_all_at_once(backend: Backend) {
         .await
         .unwrap()
         .is_none());
-    assert_eq!(
-        t.store
-            .rotate_refresh_token(rotation(&first, 10))
-            .await
-            .unwrap(),
-        RotationOutcome::Invalid
-    );
+    assert_eq!(t.rotate(&first, 10).await, RotationOutcome::Invalid);
 
     assert!(t
         .store
@@ -337,13 +275,7 @@ async fn sessions_are_revoked_by_token_by_id_and_all_at_once(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(all, vec![third_id], "only the sessions still live");
-    assert_eq!(
-        t.store
-            .rotate_refresh_token(rotation(&third, 10))
-            .await
-            .unwrap(),
-        RotationOutcome::Invalid
-    );
+    assert_eq!(t.rotate(&third, 10).await, RotationOutcome::Invalid);
 }
 
 async fn the_store_answers_a_ping(backend: Backend) {
@@ -353,19 +285,15 @@ async fn the_store_answers_a_ping(backend: Backend) {
 
 async fn the_janitor_purges_what_has_outlived_its_use_in_batches(backend: Backend) {
     use authd::domain::one_time::TokenKind;
-    use authd::store::{DeliveryOutcome, NewOneTimeToken, OutboxEmail, PurgeTarget};
+    use authd::store::{DeliveryOutcome, NewOneTimeToken, OutboxEmail, PurgeBatch, PurgeTarget};
 
     let t = open(backend).await;
-    let user = t
-        .store
-        .create_user(new_user("old@example.com"))
-        .await
-        .unwrap();
+    let user = t.user("old@example.com").await;
     for _ in 0..5 {
-        session(t.store.as_ref(), user.id, 0).await;
+        t.session(user.id, 0).await;
     }
-    let (live_id, live) = session(t.store.as_ref(), user.id, 3600).await;
-    let (revoked_id, _) = session(t.store.as_ref(), user.id, 3600).await;
+    let (live_id, live) = t.session(user.id, 3600).await;
+    let (revoked_id, _) = t.session(user.id, 3600).await;
     t.store
         .revoke_session(revoked_id, RevokeReason::Logout)
         .await
@@ -403,13 +331,16 @@ async fn the_janitor_purges_what_has_outlived_its_use_in_batches(backend: Backen
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
     // Within the retention, revoked sessions and sent mail stay; expired ones go, batch by batch.
-    assert_eq!(
-        t.store
-            .purge(PurgeTarget::DeadSessions, 3600, 2)
-            .await
-            .unwrap(),
-        2
-    );
+    let store = t.store.as_ref();
+    let purge = move |target, retention_seconds, limit| async move {
+        let batch = PurgeBatch {
+            target,
+            retention_seconds,
+            limit,
+        };
+        store.purge(batch).await.unwrap()
+    };
+    assert_eq!(purge(PurgeTarget::DeadSessions, 3600, 2).await, 2);
     let settings = authd::config::JanitorSettings {
         enabled: true,
         interval_seconds: 60,
@@ -418,49 +349,29 @@ async fn the_janitor_purges_what_has_outlived_its_use_in_batches(backend: Backen
         events_retention_seconds: 3600,
     };
     authd::actors::janitor::sweep_once(t.store.as_ref(), &settings).await;
-    assert_eq!(
-        t.store
-            .purge(PurgeTarget::DeadSessions, 3600, 100)
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        t.store
-            .purge(PurgeTarget::DeliveredEmails, 3600, 100)
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        t.store
-            .purge(PurgeTarget::SpentOneTimeTokens, 3600, 100)
-            .await
-            .unwrap(),
-        0
-    );
+    for target in [
+        PurgeTarget::DeadSessions,
+        PurgeTarget::DeliveredEmails,
+        PurgeTarget::SpentOneTimeTokens,
+    ] {
+        assert_eq!(
+            purge(target, 3600, 100).await,
+            0,
+            "{target:?} after the sweep"
+        );
+    }
     // With no retention, the revoked session and the sent mail go too; the live session stays.
-    assert_eq!(
-        t.store
-            .purge(PurgeTarget::DeadSessions, 0, 100)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        t.store
-            .purge(PurgeTarget::DeliveredEmails, 0, 100)
-            .await
-            .unwrap(),
-        1
-    );
+    for target in [PurgeTarget::DeadSessions, PurgeTarget::DeliveredEmails] {
+        assert_eq!(
+            purge(target, 0, 100).await,
+            1,
+            "{target:?} with no retention"
+        );
+    }
     let sessions = t.store.live_sessions(user.id).await.unwrap();
     assert_eq!(sessions.iter().map(|s| s.id).collect::<Vec<_>>(), [live_id]);
     assert!(matches!(
-        t.store
-            .rotate_refresh_token(rotation(&live, 10))
-            .await
-            .unwrap(),
+        t.rotate(&live, 10).await,
         RotationOutcome::Rotated(_)
     ));
 }
