@@ -44,6 +44,13 @@ pub enum TokenOrigin {
     Any,
 }
 
+/// Whether a lookup uses the token up or only reads what it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneTimeAction {
+    Peek,
+    Consume,
+}
+
 /// What a caller is about to use a token for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OneTimeUse<'a> {

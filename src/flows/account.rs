@@ -150,12 +150,7 @@ impl AccountService {
                 client,
             )
             .await?;
-        let new = self.deps.password_rules.check_new(
-            new,
-            &user.email,
-            user.name.as_deref(),
-            "newPassword",
-        )?;
+        let new = self.deps.password_rules.check_replacement(&user, new)?;
         let hash = self.deps.hasher.hash(&new).await?;
         self.deps
             .replace_password(

@@ -73,16 +73,16 @@ impl AdminService {
         let mut metadata = metadata;
         metadata.insert("role".into(), role.as_str().into());
         metadata.insert("invitedBy".into(), admin_id.to_string().into());
-        self.deps
-            .outbox
-            .send_token(
-                TokenKind::Invitation,
-                None,
-                address.as_str(),
-                None,
-                &serde_json::Value::Object(metadata),
-            )
-            .await?;
+        let metadata = serde_json::Value::Object(metadata);
+        let outbox = &self.deps.outbox;
+        let prepared = outbox.prepare_token(
+            TokenKind::Invitation,
+            None,
+            address.as_str(),
+            None,
+            &metadata,
+        );
+        outbox.send_token(prepared).await?;
         tracing::info!(%admin_id, role = role.as_str(), "invitation sent");
         self.deps
             .audit

@@ -15,7 +15,7 @@ use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::client::ClientContext;
 use crate::domain::email::{CanonicalEmail, EmailAddress};
 use crate::domain::messages::MessageKind;
-use crate::domain::one_time::{OneTimeUse, TokenKind};
+use crate::domain::one_time::{OneTimeAction, OneTimeUse, TokenKind};
 use crate::domain::opaque_token::OpaqueToken;
 use crate::domain::password::PasswordContext;
 use crate::domain::user::{check_name, Role, User};
@@ -175,9 +175,10 @@ impl AuthService {
             // Used up only now, when nothing else can refuse the signup.
             self.deps
                 .store
-                .consume_one_time_token(
+                .one_time_token(
                     invited.token.hash(),
                     &OneTimeUse::any(&[TokenKind::Invitation]),
+                    OneTimeAction::Consume,
                 )
                 .await?
                 .ok_or(AppError::OneTimeTokenInvalid)?;
@@ -271,7 +272,11 @@ impl AuthService {
         let Some(found) = self
             .deps
             .store
-            .peek_one_time_token(token.hash(), &OneTimeUse::any(&[TokenKind::Invitation]))
+            .one_time_token(
+                token.hash(),
+                &OneTimeUse::any(&[TokenKind::Invitation]),
+                OneTimeAction::Peek,
+            )
             .await?
         else {
             return if required {

@@ -40,6 +40,11 @@ impl PasswordRules {
         let context = PasswordContext::new(self.min_score, email, name, &self.app_name);
         password::check_new(raw, &context).map_err(|e| AppError::validation(field, e.message()))
     }
+
+    /// [`PasswordRules::check_new`] for an existing account's `newPassword` (change, reset).
+    pub fn check_replacement(&self, user: &User, raw: &str) -> Result<String, AppError> {
+        self.check_new(raw, &user.email, user.name.as_deref(), "newPassword")
+    }
 }
 
 /// What every flow is built from, shared rather than copied: one set per HTTP worker, since the

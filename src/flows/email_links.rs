@@ -10,7 +10,7 @@ use crate::actors::tokens::SessionScope;
 use crate::domain::client::ClientContext;
 use crate::domain::email::EmailAddress;
 use crate::domain::lockout;
-use crate::domain::one_time::{OneTimeUse, TokenKind};
+use crate::domain::one_time::{OneTimeAction, OneTimeUse, TokenKind};
 use crate::domain::opaque_token::OpaqueToken;
 use crate::domain::user::User;
 use crate::error::AppError;
@@ -52,7 +52,7 @@ impl EmailLinkService {
         let token = presented(token)?;
         self.deps
             .store
-            .consume_one_time_token(token.hash(), &wanted)
+            .one_time_token(token.hash(), &wanted, OneTimeAction::Consume)
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)
     }
@@ -107,16 +107,11 @@ impl EmailLinkService {
         self.after_answer(what, move |this| async move {
             let account = this.deps.store.user_by_email(address.canonical()).await?;
             if let Some(user) = account.map(|a| a.user).filter(wanted) {
-                this.deps
-                    .outbox
-                    .send_token(
-                        kind,
-                        Some(user.id),
-                        &user.email,
-                        user.name.as_deref(),
-                        &json!({}),
-                    )
-                    .await?;
+                let outbox = &this.deps.outbox;
+                let name = user.name.as_deref();
+                let prepared =
+                    outbox.prepare_token(kind, Some(user.id), &user.email, name, &json!({}));
+                outbox.send_token(prepared).await?;
             }
             Ok(())
         });
@@ -151,7 +146,11 @@ impl EmailLinkService {
         let peeked = self
             .deps
             .store
-            .peek_one_time_token(token.hash(), &OneTimeUse::any(&[TokenKind::PasswordReset]))
+            .one_time_token(
+                token.hash(),
+                &OneTimeUse::any(&[TokenKind::PasswordReset]),
+                OneTimeAction::Peek,
+            )
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
         let user_id = peeked.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
@@ -161,17 +160,19 @@ impl EmailLinkService {
             .user_by_id(user_id)
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
-        let new_password = self.deps.password_rules.check_new(
-            new_password,
-            &user.email,
-            user.name.as_deref(),
-            "newPassword",
-        )?;
+        let new_password = self
+            .deps
+            .password_rules
+            .check_replacement(&user, new_password)?;
         let hash = self.deps.hasher.hash(&new_password).await?;
         // Only one request can use the token, even if two got this far together.
         self.deps
             .store
-            .consume_one_time_token(token.hash(), &OneTimeUse::any(&[TokenKind::PasswordReset]))
+            .one_time_token(
+                token.hash(),
+                &OneTimeUse::any(&[TokenKind::PasswordReset]),
+                OneTimeAction::Consume,
+            )
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)?;
         // Following the emailed link proved the address is theirs.

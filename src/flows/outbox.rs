@@ -93,16 +93,13 @@ impl Outbox {
         }
     }
 
-    /// Creates a token of `kind` and the mail carrying its link, atomically, then wakes the mailer.
+    /// Stores a token from [`Outbox::prepare_token`] and its mail, atomically, then wakes the
+    /// mailer.
     pub async fn send_token(
         &self,
-        kind: TokenKind,
-        user_id: Option<Uuid>,
-        to: &str,
-        name: Option<&str>,
-        metadata: &serde_json::Value,
+        prepared: (NewOneTimeToken, OutboxEmail),
     ) -> Result<(), AppError> {
-        let (token, email) = self.prepare_token(kind, user_id, to, name, metadata);
+        let (token, email) = prepared;
         self.store
             .create_one_time_token(&token, Some(&email))
             .await?;
@@ -110,8 +107,8 @@ impl Outbox {
         Ok(())
     }
 
-    /// A new emailed token and its mail, for the caller to store in a transaction of its own
-    /// (then [`Outbox::wake`]).
+    /// A new token of `kind` and the mail carrying its link, to store with
+    /// [`Outbox::send_token`] or in a transaction of the caller's (then [`Outbox::wake`]).
     pub fn prepare_token(
         &self,
         kind: TokenKind,

@@ -57,10 +57,8 @@ impl FromRequest for AdminUser {
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let caller = AuthUser::from_request(req, payload);
-        Box::pin(async move {
-            let AuthUser(caller) = caller.await?;
-            Ok(AdminUser(AdminService::require_admin(caller)?))
+        from_caller(req, payload, |caller| {
+            Ok(AdminUser(AdminService::require_admin(caller?)?))
         })
     }
 }
@@ -74,18 +72,26 @@ impl FromRequest for MaybeAuthUser {
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let caller = AuthUser::from_request(req, payload);
-        Box::pin(async move {
-            match caller.await {
-                Ok(AuthUser(caller)) => Ok(MaybeAuthUser(Some(caller.claims))),
-                // No token, or one that no longer opens a session: anonymous, not an error.
-                Err(AppError::Unauthorized | AppError::TokenExpired | AppError::TokenInvalid) => {
-                    Ok(MaybeAuthUser(None))
-                }
-                Err(other) => Err(other),
+        from_caller(req, payload, |caller| match caller {
+            Ok(caller) => Ok(MaybeAuthUser(Some(caller.claims))),
+            // No token, or one that no longer opens a session: anonymous, not an error.
+            Err(AppError::Unauthorized | AppError::TokenExpired | AppError::TokenInvalid) => {
+                Ok(MaybeAuthUser(None))
             }
+            Err(other) => Err(other),
         })
     }
+}
+
+/// An extractor made from what [`AuthUser`] found: `then` decides what the caller (or its
+/// absence) means for it.
+fn from_caller<T: 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    then: impl FnOnce(Result<Caller, AppError>) -> Result<T, AppError> + 'static,
+) -> LocalBoxFuture<'static, Result<T, AppError>> {
+    let caller = AuthUser::from_request(req, payload);
+    Box::pin(async move { then(caller.await.map(|AuthUser(caller)| caller)) })
 }
 
 /// Where the request came from, for the session record.

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::domain::email::CanonicalEmail;
-use crate::domain::one_time::OneTimeUse;
+use crate::domain::one_time::{OneTimeAction, OneTimeUse};
 use crate::domain::opaque_token::TokenHash;
 use crate::domain::user::User;
 
@@ -149,32 +149,14 @@ pub trait OneTimeTokenStore: Send + Sync + 'static {
         email: Option<&OutboxEmail>,
     ) -> Result<(), StoreError>;
 
-    /// The token if `domain::one_time::usable` accepts it for `wanted`, consumed exactly once
-    /// when `consume` (concurrent consumptions: one wins); `None` otherwise.
-    async fn usable_one_time_token(
+    /// The token if `domain::one_time::usable` accepts it for `wanted`, else `None`. With
+    /// [`OneTimeAction::Consume`] it is used up exactly once (concurrent uses: one wins).
+    async fn one_time_token(
         &self,
         hash: TokenHash,
         wanted: &OneTimeUse<'_>,
-        consume: bool,
+        action: OneTimeAction,
     ) -> Result<Option<ConsumedToken>, StoreError>;
-
-    /// Uses the token up, if it is usable for `wanted`.
-    async fn consume_one_time_token(
-        &self,
-        hash: TokenHash,
-        wanted: &OneTimeUse<'_>,
-    ) -> Result<Option<ConsumedToken>, StoreError> {
-        self.usable_one_time_token(hash, wanted, true).await
-    }
-
-    /// What the token is for, if it is usable for `wanted`, without using it up.
-    async fn peek_one_time_token(
-        &self,
-        hash: TokenHash,
-        wanted: &OneTimeUse<'_>,
-    ) -> Result<Option<ConsumedToken>, StoreError> {
-        self.usable_one_time_token(hash, wanted, false).await
-    }
 }
 
 #[async_trait]

@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 
 use super::outbox::insert_email;
 use super::{ttl, PostgresStore};
-use crate::domain::one_time::{self, OneTimeUse, StoredOneTimeToken, TokenKind};
+use crate::domain::one_time::{self, OneTimeAction, OneTimeUse, StoredOneTimeToken, TokenKind};
 use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
 
@@ -28,14 +28,14 @@ impl OneTimeTokenStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn usable_one_time_token(
+    async fn one_time_token(
         &self,
         hash: TokenHash,
         wanted: &OneTimeUse<'_>,
-        consume: bool,
+        action: OneTimeAction,
     ) -> Result<Option<ConsumedToken>, StoreError> {
         let mut client = self.client().await?;
-        if !consume {
+        if action == OneTimeAction::Peek {
             return Ok(read_token(&client, &hash, false)
                 .await?
                 .filter(|row| one_time::usable(&row.state, wanted, row.now))

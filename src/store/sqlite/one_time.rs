@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::outbox::insert_email;
 use super::{corrupt, now_micros, seconds_to_micros, time_at, SqliteStore};
-use crate::domain::one_time::{self, OneTimeUse, StoredOneTimeToken, TokenKind};
+use crate::domain::one_time::{self, OneTimeAction, OneTimeUse, StoredOneTimeToken, TokenKind};
 use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
 
@@ -33,12 +33,13 @@ impl OneTimeTokenStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn usable_one_time_token(
+    async fn one_time_token(
         &self,
         hash: TokenHash,
         wanted: &OneTimeUse<'_>,
-        consume: bool,
+        action: OneTimeAction,
     ) -> Result<Option<ConsumedToken>, StoreError> {
+        let consume = action == OneTimeAction::Consume;
         let kinds = wanted.kinds.to_vec();
         let origin = wanted.origin;
         self.call(move |c| {
