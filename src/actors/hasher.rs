@@ -374,6 +374,11 @@ mod tests {
         params_from(&cheap()).unwrap()
     }
 
+    /// `password` checked against `hash` with today's parameters.
+    fn verified(password: &str, hash: &str) -> Verification {
+        verify_hash(password.as_bytes(), hash, &current())
+    }
+
     fn verdict(matches: bool, needs_rehash: bool) -> Verification {
         Verification {
             matches,
@@ -385,43 +390,25 @@ mod tests {
     fn argon2id_hashes_verify_and_carry_their_parameters() {
         let hash = hash_with(&argon2_from(&current()), "correct horse").unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
-        assert_eq!(
-            verify_hash(b"correct horse", &hash, &current()),
-            verdict(true, false)
-        );
-        assert_eq!(
-            verify_hash(b"wrong horse", &hash, &current()),
-            verdict(false, false)
-        );
+        assert_eq!(verified("correct horse", &hash), verdict(true, false));
+        assert_eq!(verified("wrong horse", &hash), verdict(false, false));
     }
 
     #[test]
     fn hashes_with_other_parameters_or_variants_verify_and_ask_for_a_rehash() {
         let older = Params::new(32, 2, 1, None).unwrap();
         let hash = hash_with(&argon2_from(&older), "correct horse").unwrap();
-        assert_eq!(
-            verify_hash(b"correct horse", &hash, &current()),
-            verdict(true, true)
-        );
+        assert_eq!(verified("correct horse", &hash), verdict(true, true));
         let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, current());
         let hash = hash_with(&argon2i, "correct horse").unwrap();
-        assert_eq!(
-            verify_hash(b"correct horse", &hash, &current()),
-            verdict(true, true)
-        );
+        assert_eq!(verified("correct horse", &hash), verdict(true, true));
     }
 
     #[test]
     fn bcrypt_hashes_verify_and_ask_for_a_rehash() {
         let hash = bcrypt::hash("legacy password", 4).unwrap();
-        assert_eq!(
-            verify_hash(b"legacy password", &hash, &current()),
-            verdict(true, true)
-        );
-        assert_eq!(
-            verify_hash(b"other password", &hash, &current()),
-            verdict(false, false)
-        );
+        assert_eq!(verified("legacy password", &hash), verdict(true, true));
+        assert_eq!(verified("other password", &hash), verdict(false, false));
     }
 
     #[test]

@@ -173,15 +173,11 @@ impl AuthService {
         let password_hash = permit.hash(&password).await?;
         if let Some(invited) = &invited {
             // Used up only now, when nothing else can refuse the signup.
+            let consume = OneTimeAction::Consume;
+            let wanted = OneTimeUse::any(&[TokenKind::Invitation]);
             self.deps
-                .store
-                .one_time_token(
-                    invited.token.hash(),
-                    &OneTimeUse::any(&[TokenKind::Invitation]),
-                    OneTimeAction::Consume,
-                )
-                .await?
-                .ok_or(AppError::OneTimeTokenInvalid)?;
+                .one_time_token(&invited.token, wanted, consume)
+                .await?;
         }
         let id = Uuid::new_v4();
         // The invitation reached this address: it is verified. Otherwise the verification mail
@@ -269,16 +265,12 @@ impl AuthService {
                 Ok(None)
             };
         };
-        let Some(found) = self
+        let wanted = OneTimeUse::any(&[TokenKind::Invitation]);
+        let peeked = self
             .deps
             .store
-            .one_time_token(
-                token.hash(),
-                &OneTimeUse::any(&[TokenKind::Invitation]),
-                OneTimeAction::Peek,
-            )
-            .await?
-        else {
+            .one_time_token(token.hash(), &wanted, OneTimeAction::Peek);
+        let Some(found) = peeked.await? else {
             return if required {
                 Err(AppError::OneTimeTokenInvalid)
             } else {

@@ -13,12 +13,14 @@ use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
 use crate::actors::Tracked;
 use crate::domain::client::ClientContext;
 use crate::domain::messages::MessageKind;
+use crate::domain::one_time::{OneTimeAction, OneTimeUse};
+use crate::domain::opaque_token::OpaqueToken;
 use crate::domain::password::{self, PasswordContext};
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::flows::audit::{Audit, EventKind};
 use crate::flows::outbox::Outbox;
-use crate::store::{RevokeReason, Store};
+use crate::store::{ConsumedToken, RevokeReason, Store};
 
 /// The configured password-strength rules.
 #[derive(Debug, Clone)]
@@ -97,6 +99,20 @@ impl FlowDeps {
     }
 
     /// The right password: the account's failures are forgotten.
+    /// The presented token if it is usable for `wanted` (used up with
+    /// [`OneTimeAction::Consume`]); otherwise `one_time_token_invalid`.
+    pub async fn one_time_token(
+        &self,
+        token: &OpaqueToken,
+        wanted: OneTimeUse<'_>,
+        action: OneTimeAction,
+    ) -> Result<ConsumedToken, AppError> {
+        self.store
+            .one_time_token(token.hash(), &wanted, action)
+            .await?
+            .ok_or(AppError::OneTimeTokenInvalid)
+    }
+
     pub async fn clear_failures(&self, account_key: String) -> Result<(), AppError> {
         Ok(self.limiter.send(ClearFailures { account_key }).await?)
     }

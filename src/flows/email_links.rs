@@ -50,11 +50,8 @@ impl EmailLinkService {
         wanted: OneTimeUse<'_>,
     ) -> Result<ConsumedToken, AppError> {
         let token = presented(token)?;
-        self.deps
-            .store
-            .one_time_token(token.hash(), &wanted, OneTimeAction::Consume)
-            .await?
-            .ok_or(AppError::OneTimeTokenInvalid)
+        let consume = OneTimeAction::Consume;
+        self.deps.one_time_token(&token, wanted, consume).await
     }
 
     /// Marks the email verified; the token is used up.
@@ -143,16 +140,11 @@ impl EmailLinkService {
         client: &ClientContext,
     ) -> Result<usize, AppError> {
         let token = presented(token)?;
+        let wanted = OneTimeUse::any(&[TokenKind::PasswordReset]);
         let peeked = self
             .deps
-            .store
-            .one_time_token(
-                token.hash(),
-                &OneTimeUse::any(&[TokenKind::PasswordReset]),
-                OneTimeAction::Peek,
-            )
-            .await?
-            .ok_or(AppError::OneTimeTokenInvalid)?;
+            .one_time_token(&token, wanted, OneTimeAction::Peek);
+        let peeked = peeked.await?;
         let user_id = peeked.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
         let user = self
             .deps
@@ -166,15 +158,10 @@ impl EmailLinkService {
             .check_replacement(&user, new_password)?;
         let hash = self.deps.hasher.hash(&new_password).await?;
         // Only one request can use the token, even if two got this far together.
-        self.deps
-            .store
-            .one_time_token(
-                token.hash(),
-                &OneTimeUse::any(&[TokenKind::PasswordReset]),
-                OneTimeAction::Consume,
-            )
-            .await?
-            .ok_or(AppError::OneTimeTokenInvalid)?;
+        let consumed = self
+            .deps
+            .one_time_token(&token, wanted, OneTimeAction::Consume);
+        consumed.await?;
         // Following the emailed link proved the address is theirs.
         self.deps.store.mark_email_verified(user.id).await?;
         // Whoever was guessing the old password is no reason to keep the owner waiting.
