@@ -39,137 +39,8 @@ impl Settings {
                 "must be a redis:// URL, or empty for in-process state",
             ));
         }
-        if self.database.pool_size == 0 {
-            return Err(invalid("database.pool_size", "must be at least 1"));
-        }
-        for (setting, value) in [
-            (
-                "server.client_request_timeout_ms",
-                self.server.client_request_timeout_ms,
-            ),
-            (
-                "server.client_body_timeout_ms",
-                self.server.client_body_timeout_ms,
-            ),
-        ] {
-            // Zero would switch the bound off: a slow client could then hold a connection forever.
-            if value == 0 {
-                return Err(invalid(setting, "must be positive"));
-            }
-        }
-        if self.server.max_connections == 0 {
-            return Err(invalid("server.max_connections", "must be at least 1"));
-        }
-        if self.http.max_header_bytes < 1024 {
-            return Err(invalid("http.max_header_bytes", "must be at least 1024"));
-        }
-        if self.tokens.access_ttl_seconds == 0 || self.tokens.access_ttl_seconds > 3600 {
-            return Err(invalid(
-                "tokens.access_ttl_seconds",
-                "must be between 1 and 3600",
-            ));
-        }
-        if self.tokens.refresh_ttl_seconds < self.tokens.access_ttl_seconds {
-            return Err(invalid(
-                "tokens.refresh_ttl_seconds",
-                "must not be shorter than tokens.access_ttl_seconds",
-            ));
-        }
-        if self.tokens.issuer.is_empty() {
-            return Err(invalid("tokens.issuer", "must not be empty"));
-        }
-        if self.tokens.audience.is_empty() {
-            return Err(invalid("tokens.audience", "must not be empty"));
-        }
-        if self.hasher.argon2_parallelism == 0 || self.hasher.argon2_iterations == 0 {
-            return Err(invalid(
-                "hasher",
-                "argon2_iterations and argon2_parallelism must be at least 1",
-            ));
-        }
-        if !(0..=19).contains(&self.hasher.thread_nice) {
-            return Err(invalid("hasher.thread_nice", "must be 0 to 19"));
-        }
-        if self.hasher.argon2_memory_kib < 8 * self.hasher.argon2_parallelism {
-            return Err(invalid(
-                "hasher.argon2_memory_kib",
-                "must be at least 8 x argon2_parallelism",
-            ));
-        }
-        if self.rate_limit.enabled {
-            for (setting, value) in [
-                ("rate_limit.general_max", self.rate_limit.general_max as u64),
-                (
-                    "rate_limit.general_window_seconds",
-                    self.rate_limit.general_window_seconds,
-                ),
-                ("rate_limit.auth_max", self.rate_limit.auth_max as u64),
-                (
-                    "rate_limit.auth_window_seconds",
-                    self.rate_limit.auth_window_seconds,
-                ),
-            ] {
-                if value == 0 {
-                    return Err(invalid(setting, "limits and windows must be positive"));
-                }
-            }
-        }
-        if !(1..=128).contains(&self.rate_limit.ipv6_prefix_length) {
-            return Err(invalid(
-                "rate_limit.ipv6_prefix_length",
-                "must be between 1 and 128",
-            ));
-        }
-        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(invalid(
-                "mail.from",
-                "must be an address, optionally with a name: Name <a@b.c>",
-            ));
-        }
-        if self.mail.batch_size == 0
-            || self.mail.max_attempts == 0
-            || self.mail.poll_interval_ms == 0
-        {
-            return Err(invalid(
-                "mail",
-                "batch_size, max_attempts and poll_interval_ms must be positive",
-            ));
-        }
-        if self.tokens.session_max_lifetime_seconds < self.tokens.access_ttl_seconds {
-            return Err(invalid(
-                "tokens.session_max_lifetime_seconds",
-                "must not be shorter than tokens.access_ttl_seconds",
-            ));
-        }
-        if self.janitor.batch_size == 0 {
-            return Err(invalid("janitor.batch_size", "must be positive"));
-        }
-        if self.auth.password_min_score > 4 {
-            return Err(invalid(
-                "auth.password_min_score",
-                "must be between 0 and 4",
-            ));
-        }
-        if self.auth.lockout.enabled {
-            let lockout = &self.auth.lockout;
-            if lockout.threshold == 0 {
-                return Err(invalid("auth.lockout.threshold", "must be positive"));
-            }
-            if lockout.base_delay_seconds == 0 {
-                return Err(invalid(
-                    "auth.lockout.base_delay_seconds",
-                    "must be positive",
-                ));
-            }
-            if lockout.max_delay_seconds < lockout.base_delay_seconds {
-                return Err(invalid(
-                    "auth.lockout.max_delay_seconds",
-                    "must not be shorter than base_delay_seconds",
-                ));
-            }
-        }
-        if self.http.max_body_bytes == 0 {
-            return Err(invalid("http.max_body_bytes", "must be positive"));
+        if let Some((setting, rule)) = self.broken_range() {
+            return Err(invalid(setting, rule));
         }
         // With no allowlist the frontend's URL is the origin: a bad one is reported as that setting.
         let origins_setting = if self.http.cors_allowed_origins.is_empty() {
@@ -195,6 +66,149 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The first number or combination out of range, as (setting, rule): every bound in one
+    /// table, read top to bottom.
+    fn broken_range(&self) -> Option<(&'static str, &'static str)> {
+        let (server, tokens, hasher) = (&self.server, &self.tokens, &self.hasher);
+        let (limits, mail, lockout) = (&self.rate_limit, &self.mail, &self.auth.lockout);
+        // Zero would switch a timeout off: a slow client could then hold a connection forever.
+        let no_timeout = "must be positive";
+        let limit_rule = "limits and windows must be positive";
+        let zero_limit = [
+            ("rate_limit.general_max", u64::from(limits.general_max)),
+            (
+                "rate_limit.general_window_seconds",
+                limits.general_window_seconds,
+            ),
+            ("rate_limit.auth_max", u64::from(limits.auth_max)),
+            ("rate_limit.auth_window_seconds", limits.auth_window_seconds),
+        ]
+        .into_iter()
+        .find(|(_, value)| limits.enabled && *value == 0)
+        .map(|(setting, _)| setting);
+        let rules = [
+            (
+                self.database.pool_size == 0,
+                "database.pool_size",
+                "must be at least 1",
+            ),
+            (
+                server.client_request_timeout_ms == 0,
+                "server.client_request_timeout_ms",
+                no_timeout,
+            ),
+            (
+                server.client_body_timeout_ms == 0,
+                "server.client_body_timeout_ms",
+                no_timeout,
+            ),
+            (
+                server.max_connections == 0,
+                "server.max_connections",
+                "must be at least 1",
+            ),
+            (
+                self.http.max_header_bytes < 1024,
+                "http.max_header_bytes",
+                "must be at least 1024",
+            ),
+            (
+                !(1..=3600).contains(&tokens.access_ttl_seconds),
+                "tokens.access_ttl_seconds",
+                "must be between 1 and 3600",
+            ),
+            (
+                tokens.refresh_ttl_seconds < tokens.access_ttl_seconds,
+                "tokens.refresh_ttl_seconds",
+                "must not be shorter than tokens.access_ttl_seconds",
+            ),
+            (
+                tokens.issuer.is_empty(),
+                "tokens.issuer",
+                "must not be empty",
+            ),
+            (
+                tokens.audience.is_empty(),
+                "tokens.audience",
+                "must not be empty",
+            ),
+            (
+                hasher.argon2_parallelism == 0 || hasher.argon2_iterations == 0,
+                "hasher",
+                "argon2_iterations and argon2_parallelism must be at least 1",
+            ),
+            (
+                !(0..=19).contains(&hasher.thread_nice),
+                "hasher.thread_nice",
+                "must be 0 to 19",
+            ),
+            (
+                hasher.argon2_memory_kib < 8 * hasher.argon2_parallelism,
+                "hasher.argon2_memory_kib",
+                "must be at least 8 x argon2_parallelism",
+            ),
+            (
+                zero_limit.is_some(),
+                zero_limit.unwrap_or("rate_limit"),
+                limit_rule,
+            ),
+            (
+                !(1..=128).contains(&limits.ipv6_prefix_length),
+                "rate_limit.ipv6_prefix_length",
+                "must be between 1 and 128",
+            ),
+            (
+                mail.from.parse::<lettre::message::Mailbox>().is_err(),
+                "mail.from",
+                "must be an address, optionally with a name: Name <a@b.c>",
+            ),
+            (
+                mail.batch_size == 0 || mail.max_attempts == 0 || mail.poll_interval_ms == 0,
+                "mail",
+                "batch_size, max_attempts and poll_interval_ms must be positive",
+            ),
+            (
+                tokens.session_max_lifetime_seconds < tokens.access_ttl_seconds,
+                "tokens.session_max_lifetime_seconds",
+                "must not be shorter than tokens.access_ttl_seconds",
+            ),
+            (
+                self.janitor.batch_size == 0,
+                "janitor.batch_size",
+                "must be positive",
+            ),
+            (
+                self.auth.password_min_score > 4,
+                "auth.password_min_score",
+                "must be between 0 and 4",
+            ),
+            (
+                lockout.enabled && lockout.threshold == 0,
+                "auth.lockout.threshold",
+                "must be positive",
+            ),
+            (
+                lockout.enabled && lockout.base_delay_seconds == 0,
+                "auth.lockout.base_delay_seconds",
+                "must be positive",
+            ),
+            (
+                lockout.enabled && lockout.max_delay_seconds < lockout.base_delay_seconds,
+                "auth.lockout.max_delay_seconds",
+                "must not be shorter than base_delay_seconds",
+            ),
+            (
+                self.http.max_body_bytes == 0,
+                "http.max_body_bytes",
+                "must be positive",
+            ),
+        ];
+        rules
+            .into_iter()
+            .find(|(broken, ..)| *broken)
+            .map(|(_, setting, rule)| (setting, rule))
     }
 
     fn check_secret(
