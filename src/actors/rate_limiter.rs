@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use actix::{Actor, Context, Handler, Message, ResponseFuture};
 
-use crate::cache::{Cache, RateDecision};
+use crate::cache::{Cache, RateDecision, RateRule};
 use crate::config::RateLimitSettings;
 use crate::domain::limits::client_bucket;
 use crate::domain::lockout::LockoutPolicy;
@@ -69,13 +69,12 @@ impl Actor for RateLimiter {
 
 struct Limit {
     key: String,
-    max: u32,
-    window: Duration,
+    rule: RateRule,
 }
 
 /// `100;w=60` (draft-ietf-httpapi-ratelimit-headers-07).
 fn policy(limit: &Limit) -> String {
-    format!("{};w={}", limit.max, limit.window.as_secs())
+    format!("{};w={}", limit.rule.max, limit.rule.window.as_secs())
 }
 
 fn ceil_seconds(d: Duration) -> u64 {
@@ -102,23 +101,24 @@ async fn check(
     let bucket = client_bucket(msg.ip, settings.ipv6_prefix_length);
     let mut limits = vec![Limit {
         key: format!("rl:ip:{bucket}"),
-        max: settings.general_max,
-        window: Duration::from_secs(settings.general_window_seconds),
+        rule: RateRule {
+            max: settings.general_max,
+            window: Duration::from_secs(settings.general_window_seconds),
+        },
     }];
     if settings.auth_routes.iter().any(|route| route == &msg.route) {
         limits.push(Limit {
             key: format!("rl:auth:{}:{bucket}", msg.route),
-            max: settings.auth_max,
-            window: Duration::from_secs(settings.auth_window_seconds),
+            rule: RateRule {
+                max: settings.auth_max,
+                window: Duration::from_secs(settings.auth_window_seconds),
+            },
         });
     }
     let policies: Vec<String> = limits.iter().map(policy).collect();
     let mut tightest: Option<RateDecision> = None;
     for limit in &limits {
-        let decision = match cache
-            .hit_rate_limit(&limit.key, limit.max, limit.window)
-            .await
-        {
+        let decision = match cache.hit_rate_limit(&limit.key, limit.rule).await {
             Ok(decision) => decision,
             Err(e) => {
                 tracing::error!(error = %e, "rate limit check failed; letting the request through");
@@ -198,8 +198,10 @@ mod tests {
     fn headers_follow_draft_7() {
         let limit = Limit {
             key: "rl:ip:127.0.0.1".into(),
-            max: 100,
-            window: Duration::from_secs(60),
+            rule: RateRule {
+                max: 100,
+                window: Duration::from_secs(60),
+            },
         };
         assert_eq!(policy(&limit), "100;w=60");
         let decision = RateDecision {

@@ -14,7 +14,7 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use super::{Cache, CacheError, RateDecision};
+use super::{Cache, CacheError, RateDecision, RateRule};
 use crate::domain::lockout::{AttemptRecord, LockoutPolicy, Reservation};
 
 type KeyedLimiter =
@@ -93,12 +93,8 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
-    async fn hit_rate_limit(
-        &self,
-        key: &str,
-        limit: u32,
-        window: Duration,
-    ) -> Result<RateDecision, CacheError> {
+    async fn hit_rate_limit(&self, key: &str, rule: RateRule) -> Result<RateDecision, CacheError> {
+        let RateRule { max: limit, window } = rule;
         self.maybe_sweep();
         let limiter = self.limiter(limit, window)?;
         let interval = window / limit;

@@ -18,6 +18,13 @@ pub enum CacheError {
     Unavailable(String),
 }
 
+/// At most `max` requests per `window`, replenished evenly (GCRA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateRule {
+    pub max: u32,
+    pub window: Duration,
+}
+
 /// The answer of one rate-limit check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateDecision {
@@ -34,13 +41,8 @@ pub struct RateDecision {
 pub trait Cache: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), CacheError>;
 
-    /// Counts one request against `limit` per `window` for `key`, atomically across nodes.
-    async fn hit_rate_limit(
-        &self,
-        key: &str,
-        limit: u32,
-        window: Duration,
-    ) -> Result<RateDecision, CacheError>;
+    /// Counts one request against `rule` for `key`, atomically across nodes.
+    async fn hit_rate_limit(&self, key: &str, rule: RateRule) -> Result<RateDecision, CacheError>;
 
     /// Reserves one login attempt for the account behind `key` before its password is verified:
     /// `Some(wait)` when it must wait first (nothing counted), else the attempt counts as a failure

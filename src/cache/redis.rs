@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
-use super::{Cache, CacheError, RateDecision};
+use super::{Cache, CacheError, RateDecision, RateRule};
 use crate::config::CacheSettings;
 use crate::domain::lockout::{AttemptRecord, LockoutPolicy, Reservation};
 
@@ -152,12 +152,8 @@ impl Cache for RedisCache {
             .map(|_| ())
     }
 
-    async fn hit_rate_limit(
-        &self,
-        key: &str,
-        limit: u32,
-        window: Duration,
-    ) -> Result<RateDecision, CacheError> {
+    async fn hit_rate_limit(&self, key: &str, rule: RateRule) -> Result<RateDecision, CacheError> {
+        let RateRule { max: limit, window } = rule;
         let mut connection = self.connection.clone();
         let key = self.key(key);
         let mut invocation = self.gcra.key(key);

@@ -5,10 +5,15 @@ use std::time::Duration;
 
 use authd::cache::memory::MemoryCache;
 use authd::cache::redis::RedisCache;
-use authd::cache::Cache;
+use authd::cache::{Cache, RateRule};
 use uuid::Uuid;
 
 use crate::helpers::{redis_url, remove_redis_keys, test_settings, Backend, TestDatabase};
+
+/// At most `max` hits per `window`.
+fn rule(max: u32, window: Duration) -> RateRule {
+    RateRule { max, window }
+}
 
 struct TestCache {
     cache: Arc<dyn Cache>,
@@ -46,13 +51,13 @@ async fn a_limit_allows_its_burst_then_refuses_with_a_wait(backend: Backend) {
     let key = format!("rl:{}", Uuid::new_v4());
     let window = Duration::from_secs(60);
     for expected_remaining in [2, 1, 0] {
-        let decision = t.cache.hit_rate_limit(&key, 3, window).await.unwrap();
+        let decision = t.cache.hit_rate_limit(&key, rule(3, window)).await.unwrap();
         assert!(decision.allowed);
         assert_eq!(decision.remaining, expected_remaining);
         assert_eq!(decision.limit, 3);
         assert!(decision.reset_after <= window);
     }
-    let refused = t.cache.hit_rate_limit(&key, 3, window).await.unwrap();
+    let refused = t.cache.hit_rate_limit(&key, rule(3, window)).await.unwrap();
     assert!(!refused.allowed);
     assert_eq!(refused.remaining, 0);
     // One request's worth of the window must pass first: 60 s / 3 = 20 s, give or take a tick.
@@ -65,7 +70,7 @@ async fn a_limit_allows_its_burst_then_refuses_with_a_wait(backend: Backend) {
     // Another key has its own allowance.
     let other = t
         .cache
-        .hit_rate_limit(&format!("{key}:other"), 3, window)
+        .hit_rate_limit(&format!("{key}:other"), rule(3, window))
         .await
         .unwrap();
     assert!(other.allowed);
@@ -78,7 +83,7 @@ async fn an_allowance_comes_back_as_time_passes(backend: Backend) {
     // One request a window: the second is refused until the window has passed.
     let allowed = || async {
         t.cache
-            .hit_rate_limit(&key, 1, window)
+            .hit_rate_limit(&key, rule(1, window))
             .await
             .unwrap()
             .allowed
