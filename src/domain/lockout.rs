@@ -117,6 +117,20 @@ mod tests {
             .collect()
     }
 
+    /// Verified once `seconds` have passed.
+    fn granted_after(seconds: u64) -> Reservation {
+        Reservation::Granted {
+            delay: Some(Duration::from_secs(seconds)),
+        }
+    }
+
+    /// Not verified; the client is told to wait `seconds`.
+    fn refused_for(seconds: u64) -> Reservation {
+        Reservation::Refused {
+            wait: Duration::from_secs(seconds),
+        }
+    }
+
     #[test]
     fn concurrent_attempts_get_threshold_grants_and_the_rest_wait() {
         let p = policy();
@@ -127,41 +141,16 @@ mod tests {
             .filter(|v| matches!(v, Reservation::Granted { .. }))
             .count();
         assert_eq!(granted, 5);
-        assert_eq!(
-            verdicts[5],
-            Reservation::Refused {
-                wait: Duration::from_secs(1)
-            }
-        );
-        assert_eq!(
-            verdicts[4],
-            Reservation::Granted {
-                delay: Some(Duration::from_secs(1))
-            }
-        );
+        assert_eq!(verdicts[5], refused_for(1));
+        assert_eq!(verdicts[4], granted_after(1));
     }
 
     #[test]
     fn after_each_wait_one_more_attempt_doubles_it() {
         let verdicts = play(&policy(), &[0, 0, 0, 0, 0, 1, 1, 3, 3]);
-        assert_eq!(
-            verdicts[5],
-            Reservation::Granted {
-                delay: Some(Duration::from_secs(2))
-            }
-        );
-        assert_eq!(
-            verdicts[6],
-            Reservation::Refused {
-                wait: Duration::from_secs(2)
-            }
-        );
-        assert_eq!(
-            verdicts[7],
-            Reservation::Granted {
-                delay: Some(Duration::from_secs(4))
-            }
-        );
+        assert_eq!(verdicts[5], granted_after(2));
+        assert_eq!(verdicts[6], refused_for(2));
+        assert_eq!(verdicts[7], granted_after(4));
         assert!(matches!(verdicts[8], Reservation::Refused { .. }));
     }
 

@@ -81,7 +81,7 @@ pub fn cors(settings: &Settings) -> Cors {
 /// Registers every route under the base path. The same call feeds [`openapi::document`], so
 /// what is served is what is documented.
 pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
-    use routes::{account, admin, auth, email_links, events, health, me};
+    use routes::{account, admin, auth, email_links, health};
     move |cfg| {
         cfg.service(
             scope(base_path)
@@ -101,14 +101,14 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
                         .service(email_links::resend_verification)
                         .service(email_links::validate_token),
                 )
-                .service(events::mine)
-                .service(me::get)
+                .service(account::my_events)
+                .service(account::me)
                 .service(account::update_me)
                 .service(account::delete_me)
                 .service(
                     scope("/admin")
                         .service(admin::invite)
-                        .service(events::all)
+                        .service(admin::events)
                         .service(admin::list_users)
                         .service(admin::get_user)
                         .service(admin::update_user)

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::MeBody;
+use super::{event_page, EventListBody, EventQuery, MeBody};
 use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::http::error::ErrorBody;
@@ -177,4 +177,34 @@ pub async fn change_password(
         message: "password changed; other sessions signed out",
         revoked_sessions,
     }))
+}
+
+#[utoipa::path(
+    tag = "me",
+    security(("bearer" = [])),
+    params(EventQuery),
+    responses((status = 200, description = "The user's own audit events, newest first", body = EventListBody))
+)]
+#[get("/me/events")]
+pub async fn my_events(
+    state: web::Data<AppState>,
+    AuthUser(Caller { claims, .. }): AuthUser,
+    query: web::Query<EventQuery>,
+) -> Result<HttpResponse, AppError> {
+    let (events, next_cursor) = state
+        .account
+        .events(&claims, query.cursor.as_deref(), query.limit)
+        .await?;
+    Ok(event_page(events, next_cursor))
+}
+
+#[utoipa::path(
+    tag = "me",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The signed-in user", body = MeBody))
+)]
+#[get("/me")]
+pub async fn me(AuthUser(caller): AuthUser) -> Result<HttpResponse, AppError> {
+    // The account was read with the session check, in the same query.
+    Ok(HttpResponse::Ok().json(MeBody::from(&caller.user)))
 }

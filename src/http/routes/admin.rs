@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::{event_page, EventListBody, EventQuery};
 use crate::domain::user::{Role, User};
 use crate::error::AppError;
 use crate::flows::admin::UserChanges;
@@ -247,4 +248,23 @@ pub async fn invite(
         role: role.as_str(),
         message: "invitation sent",
     }))
+}
+
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(EventQuery),
+    responses((status = 200, description = "Audit events of everyone (or of `userId`), newest first", body = EventListBody))
+)]
+#[get("/events")]
+pub async fn events(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    query: web::Query<EventQuery>,
+) -> Result<HttpResponse, AppError> {
+    let (events, next_cursor) = state
+        .admin
+        .events(query.user_id, query.cursor.as_deref(), query.limit)
+        .await?;
+    Ok(event_page(events, next_cursor))
 }

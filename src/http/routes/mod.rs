@@ -2,13 +2,13 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod email_links;
-pub mod events;
 pub mod health;
-pub mod me;
 pub mod metrics;
 
-use serde::Serialize;
-use utoipa::ToSchema;
+use actix_web::HttpResponse;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 /// Timestamps in answers: RFC 3339, UTC, always six fractional digits
 /// (`2026-12-03T08:30:08.123400Z`). One fixed width, as the stores keep microseconds: chrono's
@@ -22,6 +22,7 @@ pub(crate) fn timestamp<S: serde::Serializer>(
 }
 
 use crate::domain::user::User;
+use crate::store::AuthEvent;
 
 /// `user` of the contract.
 #[derive(Debug, Serialize, ToSchema)]
@@ -71,4 +72,62 @@ impl From<&User> for MeBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageBody {
     pub message: &'static str,
+}
+
+/// The audit log's page, for `GET /me/events` (one's own) and `GET /admin/events`.
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (default 50, at most 200).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// Admins only: one user's events.
+    pub user_id: Option<Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventBody {
+    id: Uuid,
+    user_id: Option<Uuid>,
+    kind: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    #[schema(value_type = Object)]
+    details: serde_json::Value,
+    #[serde(serialize_with = "timestamp")]
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<AuthEvent> for EventBody {
+    fn from(e: AuthEvent) -> Self {
+        EventBody {
+            id: e.id,
+            user_id: e.user_id,
+            kind: e.kind,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            request_id: e.request_id,
+            details: serde_json::from_str(&e.details).unwrap_or_default(),
+            created_at: e.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventListBody {
+    events: Vec<EventBody>,
+    next_cursor: Option<String>,
+}
+
+pub(crate) fn event_page(events: Vec<AuthEvent>, next_cursor: Option<String>) -> HttpResponse {
+    HttpResponse::Ok().json(EventListBody {
+        events: events.into_iter().map(EventBody::from).collect(),
+        next_cursor,
+    })
 }
