@@ -58,18 +58,15 @@ impl AccountService {
         if revoked == 0 {
             return Err(AppError::NotFound);
         }
+        let details = json!({ "sessionId": session_id });
         self.deps
             .audit
-            .record(
-                EventKind::SessionRevoked,
-                Some(caller.sub),
-                client,
-                json!({ "sessionId": session_id }),
-            )
+            .record(EventKind::SessionRevoked, Some(caller.sub), client, details)
             .await;
         Ok(())
     }
 
+    /// Sets or clears the caller's display name (checked like signup's).
     pub async fn update_name(
         &self,
         caller: &AccessClaims,
@@ -118,13 +115,14 @@ impl AccountService {
             .await?;
         if !verification.matches {
             tracing::info!(user_id = %caller.sub, action, "current password check failed");
+            let details = json!({ "action": action });
             self.deps
                 .audit
                 .record(
                     EventKind::ReauthenticationFailed,
                     Some(caller.sub),
                     client,
-                    json!({ "action": action }),
+                    details,
                 )
                 .await;
             return Err(AppError::validation(field, "is not the current password"));
@@ -179,14 +177,10 @@ impl AccountService {
             .revoke_sessions(user.id, SessionScope::All, RevokeReason::AccountDeleted)
             .await?;
         tracing::info!(user_id = %user.id, "account deleted by its owner");
+        let details = json!({ "by": "owner" });
         self.deps
             .audit
-            .record(
-                EventKind::AccountDeleted,
-                Some(user.id),
-                client,
-                json!({ "by": "owner" }),
-            )
+            .record(EventKind::AccountDeleted, Some(user.id), client, details)
             .await;
         Ok(())
     }

@@ -84,18 +84,15 @@ impl AdminService {
         );
         outbox.send_token(prepared).await?;
         tracing::info!(%admin_id, role = role.as_str(), "invitation sent");
+        let details = json!({ "email": address.as_str(), "role": role.as_str() });
         self.deps
             .audit
-            .record(
-                EventKind::InvitationSent,
-                Some(admin_id),
-                client,
-                json!({ "email": address.as_str(), "role": role.as_str() }),
-            )
+            .record(EventKind::InvitationSent, Some(admin_id), client, details)
             .await;
         Ok(address.into_string())
     }
 
+    /// A page of live users, oldest first, optionally matching `q` in email or name.
     pub async fn list_users(
         &self,
         cursor: Option<&str>,
@@ -121,6 +118,7 @@ impl AdminService {
         Ok(UserList { users, next_cursor })
     }
 
+    /// One live user, or `not_found`.
     pub async fn get_user(&self, id: Uuid) -> Result<User, AppError> {
         self.deps
             .store
@@ -181,6 +179,7 @@ impl AdminService {
         Ok(user)
     }
 
+    /// Deletes a user (never the admin themself) and revokes their sessions.
     pub async fn delete_user(
         &self,
         admin: &User,
@@ -195,18 +194,15 @@ impl AdminService {
             .revoke_sessions(id, SessionScope::All, RevokeReason::AccountDeleted)
             .await?;
         tracing::info!(admin_id = %admin.id, user_id = %id, "admin deleted a user");
+        let details = json!({ "adminId": admin.id });
         self.deps
             .audit
-            .record(
-                EventKind::AdminUserDeleted,
-                Some(id),
-                client,
-                json!({ "adminId": admin.id }),
-            )
+            .record(EventKind::AdminUserDeleted, Some(id), client, details)
             .await;
         Ok(())
     }
 
+    /// Signs a user out everywhere; answers how many sessions were live.
     pub async fn revoke_user_sessions(
         &self,
         admin: &User,
@@ -219,14 +215,10 @@ impl AdminService {
             .revoke_sessions(id, SessionScope::All, RevokeReason::RevokedByAdmin)
             .await?;
         tracing::info!(admin_id = %admin.id, user_id = %id, revoked, "admin revoked sessions");
+        let details = json!({ "adminId": admin.id, "revokedSessions": revoked });
         self.deps
             .audit
-            .record(
-                EventKind::AdminSessionsRevoked,
-                Some(id),
-                client,
-                json!({ "adminId": admin.id, "revokedSessions": revoked }),
-            )
+            .record(EventKind::AdminSessionsRevoked, Some(id), client, details)
             .await;
         Ok(revoked)
     }

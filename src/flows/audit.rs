@@ -63,6 +63,8 @@ impl Audit {
         Audit { store }
     }
 
+    /// Appends one event with the request's context. A failure to write is logged, never
+    /// returned: the audit log must not turn a done action into an error.
     pub async fn record(
         &self,
         kind: EventKind,

@@ -227,14 +227,10 @@ impl AuthService {
             Err(e) => return Err(e.into()),
         };
         tracing::info!(user_id = %user.id, role = user.role.as_str(), "signed up");
+        let details = json!({ "invited": invited.is_some(), "role": user.role.as_str() });
         self.deps
             .audit
-            .record(
-                EventKind::Signup,
-                Some(user.id),
-                client,
-                json!({ "invited": invited.is_some(), "role": user.role.as_str() }),
-            )
+            .record(EventKind::Signup, Some(user.id), client, details)
             .await;
         if !user.email_verified {
             self.deps.outbox.wake();
@@ -358,14 +354,10 @@ impl AuthService {
                 } else {
                     "unknown_email"
                 };
+                let details = json!({ "reason": reason });
                 self.deps
                     .audit
-                    .record(
-                        EventKind::LoginFailed,
-                        user_id,
-                        client,
-                        json!({ "reason": reason }),
-                    )
+                    .record(EventKind::LoginFailed, user_id, client, details)
                     .await;
                 return Err(AppError::InvalidCredentials);
             }
@@ -380,14 +372,10 @@ impl AuthService {
             None
         };
         if let Some((error, reason)) = refusal {
+            let details = json!({ "reason": reason });
             self.deps
                 .audit
-                .record(
-                    EventKind::LoginFailed,
-                    Some(user.id),
-                    client,
-                    json!({ "reason": reason }),
-                )
+                .record(EventKind::LoginFailed, Some(user.id), client, details)
                 .await;
             return Err(error);
         }
@@ -396,14 +384,10 @@ impl AuthService {
         }
         tracing::info!(user_id = %user.id, "logged in");
         let tokens = self.start_session(&user, client).await?;
+        let details = json!({ "sessionId": tokens.session_id });
         self.deps
             .audit
-            .record(
-                EventKind::LoginSucceeded,
-                Some(user.id),
-                client,
-                json!({ "sessionId": tokens.session_id }),
-            )
+            .record(EventKind::LoginSucceeded, Some(user.id), client, details)
             .await;
         Ok((user, tokens))
     }
@@ -432,6 +416,7 @@ impl AuthService {
         });
     }
 
+    /// Rotates a refresh token; a reused one revokes its session and is audited.
     pub async fn refresh(
         &self,
         presented: String,
@@ -444,13 +429,14 @@ impl AuthService {
                 user_id,
             } => {
                 crate::metrics::refresh_reuse_detected();
+                let details = json!({ "sessionId": session_id });
                 self.deps
                     .audit
                     .record(
                         EventKind::RefreshReuseDetected,
                         Some(user_id),
                         client,
-                        json!({ "sessionId": session_id }),
+                        details,
                     )
                     .await;
                 Err(AppError::RefreshTokenReused)
@@ -458,10 +444,12 @@ impl AuthService {
         }
     }
 
+    /// The caller behind an access token: a valid signature and a live session.
     pub async fn verify_access(&self, token: String) -> Result<Caller, AppError> {
         self.deps.tokens.send(VerifyAccess { token }).await?
     }
 
+    /// Ends the session of the refresh token or access token presented (idempotent).
     pub async fn logout(
         &self,
         refresh: Option<String>,
@@ -477,6 +465,7 @@ impl AuthService {
         Ok(())
     }
 
+    /// Ends every session of the caller; answers how many were live.
     pub async fn logout_all(
         &self,
         access: AccessClaims,
@@ -484,18 +473,15 @@ impl AuthService {
     ) -> Result<usize, AppError> {
         let user_id = access.sub;
         let revoked = self.deps.tokens.send(LogoutAll { user_id }).await??;
+        let details = json!({ "revokedSessions": revoked });
         self.deps
             .audit
-            .record(
-                EventKind::LogoutAll,
-                Some(user_id),
-                client,
-                json!({ "revokedSessions": revoked }),
-            )
+            .record(EventKind::LogoutAll, Some(user_id), client, details)
             .await;
         Ok(revoked)
     }
 
+    /// The public keys that verify access tokens, as a JWK set.
     pub async fn jwks(&self) -> Result<serde_json::Value, AppError> {
         Ok(self.deps.tokens.send(PublishedKeys).await?)
     }

@@ -65,6 +65,7 @@ pub struct FlowDeps {
 }
 
 impl FlowDeps {
+    /// Revokes the user's sessions in `scope` for `reason`; answers how many were live.
     pub async fn revoke_sessions(
         &self,
         user_id: Uuid,
@@ -113,6 +114,7 @@ impl FlowDeps {
             .ok_or(AppError::OneTimeTokenInvalid)
     }
 
+    /// Forgets an account's failed attempts after a right password.
     pub async fn clear_failures(&self, account_key: String) -> Result<(), AppError> {
         Ok(self.limiter.send(ClearFailures { account_key }).await?)
     }
