@@ -18,7 +18,7 @@ use authd::actors::tokens::{Rotate, Rotated};
 use authd::config::Settings;
 use authd::domain::jwt_algorithm::JwtAlgorithm;
 use authd::store::{Rotation, RotationOutcome, Store};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::Criterion;
 
 fn bench_backend(
     c: &mut Criterion,
@@ -91,16 +91,6 @@ fn rotation(c: &mut Criterion) {
     }
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(30)
+fn main() {
+    common::run(Duration::from_secs(3), rotation);
 }
-
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = rotation
-}
-criterion_main!(benches);

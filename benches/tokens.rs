@@ -15,7 +15,7 @@ use authd::domain::claims::AccessClaims;
 use authd::domain::jwt_algorithm::JwtAlgorithm;
 use authd::domain::opaque_token::RefreshToken;
 use authd::domain::user::Role;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::Criterion;
 use uuid::Uuid;
 
 fn tokens(c: &mut Criterion) {
@@ -92,16 +92,6 @@ fn tokens(c: &mut Criterion) {
     });
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
+fn main() {
+    common::run(Duration::from_secs(2), tokens);
 }
-
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = tokens
-}
-criterion_main!(benches);

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Actor, Addr, SystemRunner};
 use authd::actors::tokens::{IssuedTokens, StartSession, TokenActor, TokenService};
@@ -16,7 +17,20 @@ use authd::keys::{KeyRing, KeySource};
 use authd::store::postgres::PostgresStore;
 use authd::store::sqlite::SqliteStore;
 use authd::store::Store;
+use criterion::Criterion;
 use uuid::Uuid;
+
+/// Runs one bench with the settings every bench here shares, `measurement` long per case, and
+/// the command line's options: what `criterion_group!` and `criterion_main!` would write.
+pub fn run(measurement: Duration, bench: fn(&mut Criterion)) {
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(measurement)
+        .sample_size(30)
+        .configure_from_args();
+    bench(&mut criterion);
+    criterion.final_summary();
+}
 
 /// An actix system (a current-thread tokio runtime underneath) to block on: actors, the
 /// PostgreSQL pool's connections and the benches' futures all run on it.

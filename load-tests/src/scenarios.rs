@@ -265,23 +265,14 @@ async fn start_with_session(user: &mut GooseUser, kind: Kind) -> Tx {
     Ok(())
 }
 
-async fn start_login_flood(user: &mut GooseUser) -> Tx {
-    start_without_session(user, Kind::LoginFlood).await
-}
-async fn start_live(user: &mut GooseUser) -> Tx {
-    start_without_session(user, Kind::Live).await
-}
-async fn start_me(user: &mut GooseUser) -> Tx {
-    start_with_session(user, Kind::Me).await
-}
-async fn start_me_probe(user: &mut GooseUser) -> Tx {
-    start_with_session(user, Kind::MeProbe).await
-}
-async fn start_refresh_storm(user: &mut GooseUser) -> Tx {
-    start_with_session(user, Kind::RefreshStorm).await
-}
-async fn start_mixed(user: &mut GooseUser) -> Tx {
-    start_with_session(user, Kind::Mixed).await
+/// Sets a user of `kind` up: its index, and a session for the kinds that act signed in.
+async fn start(user: &mut GooseUser, kind: Kind) -> Tx {
+    match kind {
+        Kind::LoginFlood | Kind::Live => start_without_session(user, kind).await,
+        Kind::Me | Kind::MeProbe | Kind::RefreshStorm | Kind::Mixed => {
+            start_with_session(user, kind).await
+        }
+    }
 }
 
 /// After the window closes, users idle until goose stops them instead of adding load.
@@ -437,7 +428,10 @@ async fn mixed_step(user: &mut GooseUser) -> Tx {
     }
 }
 
-fn on_start(function: TransactionFunction) -> Transaction {
+/// The on-start transaction of a user of `kind`: `start` for that kind.
+fn on_start(kind: Kind) -> Transaction {
+    let function: TransactionFunction =
+        std::sync::Arc::new(move |user| Box::pin(start(user, kind)));
     Transaction::new(function).set_name("start").set_on_start()
 }
 
@@ -445,29 +439,23 @@ fn on_start(function: TransactionFunction) -> Transaction {
 pub fn scenario(kind: Kind, weight: usize, probe_wait: Duration) -> Result<Scenario, GooseError> {
     let s = match kind {
         Kind::LoginFlood => scenario!("login_flood")
-            .register_transaction(on_start(std::sync::Arc::new(|u| {
-                Box::pin(start_login_flood(u))
-            })))
+            .register_transaction(on_start(kind))
             .register_transaction(transaction!(login).set_name("login")),
         Kind::Me => scenario!("authed_read_me")
-            .register_transaction(on_start(std::sync::Arc::new(|u| Box::pin(start_me(u)))))
+            .register_transaction(on_start(kind))
             .register_transaction(transaction!(me).set_name("me")),
         Kind::Live => scenario!("authed_read_live")
-            .register_transaction(on_start(std::sync::Arc::new(|u| Box::pin(start_live(u)))))
+            .register_transaction(on_start(kind))
             .register_transaction(transaction!(live).set_name("live")),
         Kind::MeProbe => scenario!("me_probe")
-            .register_transaction(on_start(std::sync::Arc::new(|u| {
-                Box::pin(start_me_probe(u))
-            })))
+            .register_transaction(on_start(kind))
             .register_transaction(transaction!(me_probe).set_name("me probe"))
             .set_wait_time(probe_wait, probe_wait)?,
         Kind::RefreshStorm => scenario!("refresh_storm")
-            .register_transaction(on_start(std::sync::Arc::new(|u| {
-                Box::pin(start_refresh_storm(u))
-            })))
+            .register_transaction(on_start(kind))
             .register_transaction(transaction!(refresh).set_name("refresh")),
         Kind::Mixed => scenario!("mixed")
-            .register_transaction(on_start(std::sync::Arc::new(|u| Box::pin(start_mixed(u)))))
+            .register_transaction(on_start(kind))
             .register_transaction(transaction!(mixed_step).set_name("mixed")),
     };
     s.set_weight(weight)

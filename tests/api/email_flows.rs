@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, cookie_line, cookie_value, spawn_app_with, Backend, PASSWORD};
+use crate::helpers::{
+    assert_error, cookie_line, cookie_value, spawn_app_with, Backend, TestApp, PASSWORD,
+};
 use crate::smtp::{free_port, use_sink, SmtpSink};
 
 const NEW_PASSWORD: &str = "lantern orchard quietly 42";
@@ -226,6 +228,19 @@ async fn resend_mails_only_unverified_accounts_and_answers_alike(backend: Backen
     .await;
 }
 
+/// Polls the outbox every 100 ms, for ten seconds at most, until `count` rows match
+/// `condition`; panics with `never` if they do not.
+async fn wait_for_outbox(app: &TestApp, condition: &str, count: i64, never: &str) {
+    let sql = format!("SELECT CAST(count(*) AS BIGINT) FROM email_outbox WHERE {condition}");
+    for _ in 0..100 {
+        if app.query_integers(&sql).await[0][0] == count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{never}");
+}
+
 async fn mail_waits_in_the_outbox_while_smtp_is_down_and_arrives_exactly_once(backend: Backend) {
     let port = free_port();
     let app = spawn_app_with(backend, |s| use_sink(s, port)).await;
@@ -233,20 +248,8 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down_and_arrives_exactly_once(ba
     let account = app.account().await;
     let forgot = app.forgot_password(&account.email).await;
     assert_eq!(forgot.status().as_u16(), 202);
-    let mut waited = 0;
-    loop {
-        let failed = app
-            .query_integers(
-                "SELECT CAST(count(*) AS BIGINT) FROM email_outbox WHERE status = 'pending' AND attempts >= 1 AND last_error IS NOT NULL",
-            )
-            .await;
-        if failed[0][0] == 2 {
-            break;
-        }
-        waited += 1;
-        assert!(waited < 100, "the mailer never tried");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let tried = "status = 'pending' AND attempts >= 1 AND last_error IS NOT NULL";
+    wait_for_outbox(&app, tried, 2, "the mailer never tried").await;
 
     let sink = SmtpSink::start_on(port);
     let mails = sink.wait_for(2).await;
@@ -271,18 +274,13 @@ async fn a_mail_that_keeps_failing_is_dead_lettered(backend: Backend) {
     })
     .await;
     app.account().await;
-    for _ in 0..100 {
-        let dead = app
-            .query_integers(
-                "SELECT CAST(count(*) AS BIGINT) FROM email_outbox WHERE status = 'dead'",
-            )
-            .await;
-        if dead[0][0] == 1 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the mail was never dead-lettered");
+    wait_for_outbox(
+        &app,
+        "status = 'dead'",
+        1,
+        "the mail was never dead-lettered",
+    )
+    .await;
 }
 
 async fn an_invitation_signs_up_the_invited_address_with_its_role(backend: Backend) {

@@ -172,13 +172,13 @@ async fn me_returns_the_profile_of_the_token_holder(backend: Backend) {
 
 async fn me_without_a_token_is_401_unauthorized(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app.fetch("/me").await;
-    assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    assert_error(response, 401, "unauthorized").await;
-    let response = app
-        .fetch_with_headers("/me", &[("Authorization", "Basic abc")])
-        .await;
-    assert_error(response, 401, "unauthorized").await;
+    // No credentials, or credentials of another scheme: 401, naming the scheme to use.
+    for headers in [vec![], vec![("Authorization", "Basic abc")]] {
+        let response = app.fetch_with_headers("/me", &headers).await;
+        let scheme = &response.headers()["www-authenticate"];
+        assert_eq!(scheme, "Bearer", "with {headers:?}");
+        assert_error(response, 401, "unauthorized").await;
+    }
 }
 
 crate::backend_tests!(
