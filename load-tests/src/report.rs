@@ -101,6 +101,32 @@ fn request<'a>(run: &'a RunReport, phase_name: &str, request: &str) -> Option<&'
     phase(run, phase_name)?.window.requests.get(request)
 }
 
+/// One hash at a time: the median, the range and what else ran meanwhile.
+fn single_hash(hash: &HashCost) -> String {
+    format!(
+        "{:.0} ms (min {:.0}, max {:.0}; other processes {:.2} cores meanwhile)",
+        hash.single_median_ms,
+        hash.single_ms.first().copied().unwrap_or(0.0),
+        hash.single_ms.last().copied().unwrap_or(0.0),
+        hash.other_cores
+    )
+}
+
+/// "rate, p50 / p99" of one request in one phase, with its non-2xx answers.
+fn throughput(run: &RunReport, phase_name: &str, name: &str) -> Option<String> {
+    let s = request(run, phase_name, name)?;
+    Some(with_errors(
+        format!("{}, {}", rate(s.ok_per_s), p50_p99(&s.latency)),
+        s,
+    ))
+}
+
+/// The flood's logins, and the latency of those answered with `status`.
+fn flood_logins(run: &RunReport, status: u16) -> Option<(&RequestStats, &Latency)> {
+    let s = request(run, "flood10x", "POST /auth/login")?;
+    Some((s, status_latency(s, status)?))
+}
+
 fn status_latency(stats: &RequestStats, status: u16) -> Option<&Latency> {
     stats.by_status.get(&status)
 }
@@ -191,25 +217,13 @@ pub fn print_table(
             p.p,
             hash.single_ms.len()
         ),
-        first_only(format!(
-            "{:.0} ms (min {:.0}, max {:.0}; other processes {:.2} cores meanwhile)",
-            hash.single_median_ms,
-            hash.single_ms.first().copied().unwrap_or(0.0),
-            hash.single_ms.last().copied().unwrap_or(0.0),
-            hash.other_cores
-        )),
+        first_only(single_hash(&hash)),
         "",
     );
     if let Some(a) = &again {
         row(
             "  the same, timed again after the load".into(),
-            first_only(format!(
-                "{:.0} ms (min {:.0}, max {:.0}; other processes {:.2} cores meanwhile)",
-                a.single_median_ms,
-                a.single_ms.first().copied().unwrap_or(0.0),
-                a.single_ms.last().copied().unwrap_or(0.0),
-                a.other_cores
-            )),
+            first_only(single_hash(a)),
             "",
         );
     }
@@ -321,24 +335,12 @@ pub fn print_table(
     let read_users = runs.first().map(|r| r.sizes.read_users).unwrap_or(0);
     row(
         format!("GET /me, {read_users} users: throughput, p50 / p99"),
-        each(&|r| {
-            let s = request(r, "me", "GET /me")?;
-            Some(with_errors(
-                format!("{}, {}", rate(s.ok_per_s), p50_p99(&s.latency)),
-                s,
-            ))
-        }),
+        each(&|r| throughput(r, "me", "GET /me")),
         "",
     );
     row(
         format!("GET /health/live, {read_users} users: throughput, p50 / p99"),
-        each(&|r| {
-            let s = request(r, "live", "GET /health/live")?;
-            Some(with_errors(
-                format!("{}, {}", rate(s.ok_per_s), p50_p99(&s.latency)),
-                s,
-            ))
-        }),
+        each(&|r| throughput(r, "live", "GET /health/live")),
         "",
     );
     row(
@@ -375,26 +377,21 @@ pub fn print_table(
                 .join(", "),
         )
     };
-    row(
-        "  authd CPU per request, cores busy: /me".into(),
-        each(&|r| cpu(r, "me", "GET /me")),
-        "",
-    );
-    row(
-        "  authd's busiest threads (cores): /me".into(),
-        each(&|r| threads(r, "me")),
-        "",
-    );
-    row(
-        "  authd CPU per request, cores busy: /health/live".into(),
-        each(&|r| cpu(r, "live", "GET /health/live")),
-        "",
-    );
-    row(
-        "  authd's busiest threads (cores): /health/live".into(),
-        each(&|r| threads(r, "live")),
-        "",
-    );
+    for (phase_name, request_name, path) in [
+        ("me", "GET /me", "/me"),
+        ("live", "GET /health/live", "/health/live"),
+    ] {
+        row(
+            format!("  authd CPU per request, cores busy: {path}"),
+            each(&|r| cpu(r, phase_name, request_name)),
+            "",
+        );
+        row(
+            format!("  authd's busiest threads (cores): {path}"),
+            each(&|r| threads(r, phase_name)),
+            "",
+        );
+    }
 
     // Flood past the pool's bound.
     row(
@@ -419,8 +416,7 @@ pub fn print_table(
     row(
         "  503 latency p50 / p99".into(),
         each(&|r| {
-            let s = request(r, "flood10x", "POST /auth/login")?;
-            let l = status_latency(s, 503)?;
+            let (_, l) = flood_logins(r, 503)?;
             Some(format!("{} ({})", p50_p99(l), verdict(l.p99_us < 10_000)))
         }),
         "p99 < 10 ms",
@@ -428,8 +424,7 @@ pub fn print_table(
     row(
         "  logins served (200) meanwhile, their p50 / p99".into(),
         each(&|r| {
-            let s = request(r, "flood10x", "POST /auth/login")?;
-            let l = status_latency(s, 200)?;
+            let (s, l) = flood_logins(r, 200)?;
             Some(format!("{}, {}", rate(s.ok_per_s), p50_p99(l)))
         }),
         "",
@@ -512,13 +507,7 @@ pub fn print_table(
             "refresh_storm ({} users): rotations/s, p50 / p99",
             runs.first().map(|r| r.sizes.refresh_users).unwrap_or(0)
         ),
-        each(&|r| {
-            let s = request(r, "refresh_storm", "POST /auth/refresh")?;
-            Some(with_errors(
-                format!("{}, {}", rate(s.ok_per_s), p50_p99(&s.latency)),
-                s,
-            ))
-        }),
+        each(&|r| throughput(r, "refresh_storm", "POST /auth/refresh")),
         "",
     );
 

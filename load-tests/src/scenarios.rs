@@ -67,7 +67,7 @@ fn store_session(index: usize, tokens: Tokens) {
 }
 
 /// Per-scenario user numbering within a phase (reset before each phase).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     LoginFlood,
     Me,
@@ -437,26 +437,19 @@ fn on_start(kind: Kind) -> Transaction {
 
 /// The goose scenario of one kind, with `weight` = its number of users in the phase.
 pub fn scenario(kind: Kind, weight: usize, probe_wait: Duration) -> Result<Scenario, GooseError> {
-    let s = match kind {
-        Kind::LoginFlood => scenario!("login_flood")
-            .register_transaction(on_start(kind))
-            .register_transaction(transaction!(login).set_name("login")),
-        Kind::Me => scenario!("authed_read_me")
-            .register_transaction(on_start(kind))
-            .register_transaction(transaction!(me).set_name("me")),
-        Kind::Live => scenario!("authed_read_live")
-            .register_transaction(on_start(kind))
-            .register_transaction(transaction!(live).set_name("live")),
-        Kind::MeProbe => scenario!("me_probe")
-            .register_transaction(on_start(kind))
-            .register_transaction(transaction!(me_probe).set_name("me probe"))
-            .set_wait_time(probe_wait, probe_wait)?,
-        Kind::RefreshStorm => scenario!("refresh_storm")
-            .register_transaction(on_start(kind))
-            .register_transaction(transaction!(refresh).set_name("refresh")),
-        Kind::Mixed => scenario!("mixed")
-            .register_transaction(on_start(kind))
-            .register_transaction(transaction!(mixed_step).set_name("mixed")),
+    let (name, step, step_name): (&str, Transaction, &str) = match kind {
+        Kind::LoginFlood => ("login_flood", transaction!(login), "login"),
+        Kind::Me => ("authed_read_me", transaction!(me), "me"),
+        Kind::Live => ("authed_read_live", transaction!(live), "live"),
+        Kind::MeProbe => ("me_probe", transaction!(me_probe), "me probe"),
+        Kind::RefreshStorm => ("refresh_storm", transaction!(refresh), "refresh"),
+        Kind::Mixed => ("mixed", transaction!(mixed_step), "mixed"),
     };
+    let mut s = scenario!(name)
+        .register_transaction(on_start(kind))
+        .register_transaction(step.set_name(step_name));
+    if kind == Kind::MeProbe {
+        s = s.set_wait_time(probe_wait, probe_wait)?;
+    }
     s.set_weight(weight)
 }
