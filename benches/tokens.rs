@@ -11,7 +11,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use authd::actors::tokens::VerifyAccess;
-use authd::domain::claims::AccessClaims;
+use authd::domain::assurance::AuthMethods;
+use authd::domain::claims::{AccessClaims, SessionAssurance};
 use authd::domain::jwt_algorithm::JwtAlgorithm;
 use authd::domain::opaque_token::RefreshToken;
 use authd::domain::user::Role;
@@ -35,13 +36,17 @@ fn tokens(c: &mut Criterion) {
         // current key.
         let ring = tokens.ring.clone();
         let settings_tokens = &settings.tokens;
+        let assurance = SessionAssurance {
+            methods: AuthMethods::password(),
+            authenticated_at: chrono::Utc::now().timestamp(),
+        };
         let claims = || {
             AccessClaims::new(
                 Uuid::new_v4(),
                 Uuid::new_v4(),
                 Role::User,
-                &settings_tokens.issuer,
-                &settings_tokens.audience,
+                &assurance,
+                (&settings_tokens.issuer, &settings_tokens.audience),
                 chrono::Utc::now().timestamp(),
                 settings_tokens.access_ttl_seconds as i64,
             )

@@ -20,13 +20,15 @@ use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
 use crate::cache::Cache;
 use crate::config::{Settings, StoreBackend};
+use crate::domain::assurance::StepUpRule;
 use crate::error::AppError;
 use crate::flows::account::AccountService;
 use crate::flows::admin::AdminService;
 use crate::flows::audit::Audit;
 use crate::flows::auth::{AuthService, SignupRules};
-use crate::flows::deps::{FlowDeps, PasswordRules};
+use crate::flows::deps::{FlowDeps, PasswordRules, StepUpPolicy};
 use crate::flows::email_links::EmailLinkService;
+use crate::flows::mfa::{MfaRules, MfaService};
 use crate::flows::outbox::{Outbox, FOLLOW_UP_LIFETIME};
 use crate::http::client_ip::TrustedProxies;
 use crate::http::cookies::CookiePolicy;
@@ -200,6 +202,17 @@ impl Application {
             min_score: settings.auth.password_min_score,
             app_name: settings.auth.app_name.clone(),
         });
+        let step_up = StepUpPolicy {
+            rule: StepUpRule {
+                window_seconds: settings.auth.reauthentication_seconds,
+            },
+            admin_actions: settings.auth.admin_reauthentication,
+        };
+        let mfa_rules = Arc::new(MfaRules {
+            settings: settings.auth.mfa.clone(),
+            key_encryption_key: settings.tokens.key_encryption_key.clone(),
+            issuer: settings.auth.app_name.clone(),
+        });
         let base_path = settings.base_path();
         let cookie_policy = CookiePolicy {
             secure: settings.cookie_secure(),
@@ -253,12 +266,15 @@ impl Application {
                 outbox: outbox.clone(),
                 audit: audit.clone(),
                 password_rules: password_rules.clone(),
+                step_up,
             };
+            let mfa = MfaService::new(deps.clone(), mfa_rules.clone());
             let state = AppState {
                 account: AccountService::new(deps.clone()),
                 admin: AdminService::new(deps.clone()),
                 email_links: EmailLinkService::new(deps.clone()),
-                auth: AuthService::new(deps, signup_rules),
+                auth: AuthService::new(deps, signup_rules, mfa.clone()),
+                mfa,
                 rate_limiter,
                 store: store.clone(),
                 cache: cache.clone(),

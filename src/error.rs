@@ -61,6 +61,21 @@ pub enum AppError {
     /// 403 `account_locked`: right password, but an administrator locked the account.
     #[error("this account is locked")]
     AccountLocked,
+    /// 403 `reauthentication_required`: a sensitive action, and the session has not proved
+    /// itself recently enough (or only with one factor where the account has two): step up with
+    /// `POST /auth/reauthenticate`, then retry with the new access token.
+    #[error("this action needs a recent sign-in; re-authenticate and retry")]
+    ReauthenticationRequired,
+    /// 401 `mfa_token_invalid`: the second step of a login is unknown, expired, used or out of
+    /// attempts: sign in again.
+    #[error("this sign-in has expired; sign in again")]
+    MfaTokenInvalid,
+    /// 401 `invalid_mfa_code`: a wrong, malformed or already used second-factor code.
+    #[error("invalid verification code")]
+    InvalidMfaCode,
+    /// 409 `mfa_already_enabled`: the account already has this factor.
+    #[error("two-step verification is already on")]
+    MfaAlreadyEnabled,
     /// 403 `forbidden`: authenticated, but not allowed (not an admin).
     #[error("forbidden")]
     Forbidden,

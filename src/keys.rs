@@ -59,7 +59,11 @@ fn aead_key(key_encryption_key: &[u8]) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &derived).expect("32-byte AES key"))
 }
 
-fn encrypt(plaintext: &[u8], key_encryption_key: &[u8], kid: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn encrypt(
+    plaintext: &[u8],
+    key_encryption_key: &[u8],
+    kid: &str,
+) -> Result<Vec<u8>, String> {
     let mut nonce = [0u8; NONCE_LEN];
     SystemRandom::new()
         .fill(&mut nonce)
@@ -77,7 +81,11 @@ fn encrypt(plaintext: &[u8], key_encryption_key: &[u8], kid: &str) -> Result<Vec
     Ok(out)
 }
 
-fn decrypt(blob: &[u8], key_encryption_key: &[u8], kid: &str) -> Result<Vec<u8>, KeyError> {
+pub(crate) fn decrypt(
+    blob: &[u8],
+    key_encryption_key: &[u8],
+    kid: &str,
+) -> Result<Vec<u8>, KeyError> {
     if blob.len() < NONCE_LEN {
         return Err(KeyError::Decrypt(kid.to_string()));
     }

@@ -84,6 +84,12 @@ pub fn rate_limited(scope: &'static str) {
     counter!("authd_rate_limit_rejections_total", "scope" => scope).increment(1);
 }
 
+/// An MFA outcome: `step` is `login`, `enrolment`, `step_up` or `recovery_code`; `outcome` is
+/// `passed`, `failed`, `replayed`, `required` or `throttled`.
+pub fn mfa_outcome(step: &'static str, outcome: &'static str) {
+    counter!("authd_mfa_outcomes_total", "step" => step, "outcome" => outcome).increment(1);
+}
+
 /// A failed store or cache operation; `kind` is `unavailable` or `backend`.
 pub fn backend_error(backend: &'static str, kind: &'static str) {
     counter!("authd_backend_errors_total", "backend" => backend, "kind" => kind).increment(1);

@@ -11,6 +11,7 @@ use std::time::Duration;
 use actix::{Actor, Addr, SystemRunner};
 use authd::actors::tokens::{IssuedTokens, StartSession, TokenActor, TokenService};
 use authd::config::{self, Environment, Settings};
+use authd::domain::assurance::AuthMethods;
 use authd::domain::jwt_algorithm::JwtAlgorithm;
 use authd::domain::user::Role;
 use authd::keys::{KeyRing, KeySource};
@@ -137,6 +138,7 @@ pub async fn start_session(tokens: &Tokens, user_id: Uuid) -> IssuedTokens {
             role: Role::User,
             user_agent: Some("bench".into()),
             ip: Some("127.0.0.1".into()),
+            methods: AuthMethods::password(),
         })
         .await
         .expect("the actor answers")

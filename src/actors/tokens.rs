@@ -20,7 +20,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::config::TokenSettings;
-use crate::domain::claims::{AccessClaims, Caller};
+use crate::domain::assurance::AuthMethods;
+use crate::domain::claims::{AccessClaims, Caller, SessionAssurance};
 use crate::domain::opaque_token::RefreshToken;
 use crate::domain::user::Role;
 use crate::error::AppError;
@@ -44,6 +45,26 @@ pub struct StartSession {
     pub role: Role,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// What they proved it with.
+    pub methods: AuthMethods,
+}
+
+/// A live session proved itself again (step-up): its assurance is now `methods`, as of now.
+/// Answers a new access token that says so; the refresh token stays, and later rotations carry
+/// the new assurance.
+#[derive(Message)]
+#[rtype(result = "Result<AccessToken, AppError>")]
+pub struct Reauthenticate {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub methods: AuthMethods,
+}
+
+/// A signed access token and its lifetime in seconds.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub token: String,
+    pub expires_in: u64,
 }
 
 /// Rotate a refresh token.
@@ -146,12 +167,17 @@ impl TokenService {
                 refresh_ttl_seconds: self.settings.refresh_ttl_seconds,
                 user_agent: msg.user_agent,
                 ip: msg.ip,
+                methods: msg.methods.clone(),
             })
             .await?;
         let owner = SessionOwner {
             session_id,
             user_id: msg.user_id,
             role: msg.role,
+            assurance: SessionAssurance {
+                methods: msg.methods,
+                authenticated_at: Utc::now().timestamp(),
+            },
         };
         Ok((owner, refresh_token))
     }
@@ -204,6 +230,14 @@ impl TokenService {
             .await?
             .ok_or(AppError::TokenInvalid)?;
         Ok(Caller { claims, user })
+    }
+
+    #[tracing::instrument(skip_all, fields(session_id = %msg.session_id))]
+    pub async fn reauthenticate(&self, msg: &Reauthenticate) -> Result<SessionOwner, AppError> {
+        self.store
+            .reauthenticate_session(msg.session_id, msg.user_id, &msg.methods)
+            .await?
+            .ok_or(AppError::TokenInvalid)
     }
 
     #[tracing::instrument(skip_all)]
@@ -282,25 +316,33 @@ impl TokenActor {
         }
     }
 
-    fn issue(
-        &self,
-        owner: SessionOwner,
-        refresh_token: RefreshToken,
-    ) -> Result<IssuedTokens, AppError> {
+    fn sign_access(&self, owner: &SessionOwner) -> Result<AccessToken, AppError> {
         let settings = self.sessions.settings();
         let expires_in = settings.access_ttl_seconds;
         let claims = AccessClaims::new(
             owner.user_id,
             owner.session_id,
             owner.role,
-            &settings.issuer,
-            &settings.audience,
+            &owner.assurance,
+            (&settings.issuer, &settings.audience),
             Utc::now().timestamp(),
             expires_in as i64,
         );
-        Ok(IssuedTokens {
-            access_token: self.ring.sign(&claims)?,
+        Ok(AccessToken {
+            token: self.ring.sign(&claims)?,
             expires_in,
+        })
+    }
+
+    fn issue(
+        &self,
+        owner: SessionOwner,
+        refresh_token: RefreshToken,
+    ) -> Result<IssuedTokens, AppError> {
+        let access = self.sign_access(&owner)?;
+        Ok(IssuedTokens {
+            access_token: access.token,
+            expires_in: access.expires_in,
             refresh_token,
             session_id: owner.session_id,
         })
@@ -346,6 +388,19 @@ impl Handler<StartSession> for TokenActor {
                     let (owner, refresh_token) = started?;
                     actor.issue(owner, refresh_token)
                 }),
+        )
+    }
+}
+
+impl Handler<Reauthenticate> for TokenActor {
+    type Result = ResponseActFuture<Self, Result<AccessToken, AppError>>;
+
+    fn handle(&mut self, msg: Reauthenticate, _: &mut Self::Context) -> Self::Result {
+        let sessions = self.sessions.clone();
+        Box::pin(
+            async move { sessions.reauthenticate(&msg).await }
+                .into_actor(self)
+                .map(|owner, actor, _| actor.sign_access(&owner?)),
         )
     }
 }
@@ -495,6 +550,7 @@ mod tests {
                     role: Role::User,
                     user_agent: None,
                     ip: None,
+                    methods: AuthMethods::password(),
                 })
                 .await
                 .unwrap();
@@ -502,8 +558,8 @@ mod tests {
                 owner.user_id,
                 owner.session_id,
                 owner.role,
-                &settings.tokens.issuer,
-                &settings.tokens.audience,
+                &owner.assurance,
+                (&settings.tokens.issuer, &settings.tokens.audience),
                 Utc::now().timestamp(),
                 settings.tokens.access_ttl_seconds as i64,
             );

@@ -355,7 +355,7 @@ pub struct TokenSettings {
     pub jwt_secret: Secret,
     /// `kid` of the HS* key, put in the JWT header and required on verification.
     pub jwt_key_id: String,
-    /// Encrypts the private part of stored asymmetric keys (AES-256-GCM); needed for RS/PS/ES/EdDSA.
+    /// Seals the private part of stored asymmetric keys and the TOTP secrets (AES-256-GCM).
     pub key_encryption_key: Secret,
     /// How often each node reloads the stored keys (it also reloads on an unknown `kid`).
     pub key_refresh_seconds: u64,
@@ -437,7 +437,29 @@ pub struct AuthSettings {
     pub email_verification_ttl_seconds: u64,
     pub password_reset_ttl_seconds: u64,
     pub invitation_ttl_seconds: u64,
+    /// A sensitive action (a factor enrolled or removed, a password change, an account deleted)
+    /// needs a session that proved itself within this many seconds, at level 2 where the account
+    /// has a second factor; else 403 `reauthentication_required`.
+    pub reauthentication_seconds: u64,
+    /// The same rule for the admin endpoints that change something.
+    pub admin_reauthentication: bool,
     pub lockout: LockoutSettings,
+    pub mfa: MfaSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaSettings {
+    /// Users may enrol TOTP (needs `tokens.key_encryption_key`, which seals the secrets).
+    pub totp_enabled: bool,
+    /// Time steps of 30 s accepted either side of the current one, for clocks that drift.
+    pub totp_skew_steps: u8,
+    /// How long an enrolment waits for its first code.
+    pub enrolment_ttl_seconds: u64,
+    /// How long the second step of a login may take (`mfaToken`).
+    pub challenge_ttl_seconds: u64,
+    /// Codes one `mfaToken` may try before the login must start over.
+    pub challenge_max_attempts: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -15,6 +15,7 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 const GOOD_JWT: &str = "a-production-jwt-secret-of-enough-length-1234";
 const GOOD_REFRESH: &str = "a-production-refresh-secret-of-enough-length-1234";
+const GOOD_KEK: &str = "a-production-key-encryption-key-of-enough-length";
 
 fn production_vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut all = vec![
@@ -22,6 +23,7 @@ fn production_vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
         ("REDIS_URL", "redis://cache:6379/0"),
         ("JWT_SECRET", GOOD_JWT),
         ("AUTHD__TOKENS__REFRESH_SECRET", GOOD_REFRESH),
+        ("AUTHD__TOKENS__KEY_ENCRYPTION_KEY", GOOD_KEK),
     ];
     all.extend_from_slice(extra);
     vars(&all)

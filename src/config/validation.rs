@@ -14,6 +14,13 @@ impl Settings {
                 &self.tokens.key_encryption_key,
             )?;
         }
+        if self.auth.mfa.totp_enabled && self.tokens.algorithm.is_symmetric() {
+            self.check_secret(
+                "tokens.key_encryption_key",
+                "AUTHD__TOKENS__KEY_ENCRYPTION_KEY, or auth.mfa.totp_enabled = false",
+                &self.tokens.key_encryption_key,
+            )?;
+        }
         self.check_secret(
             "tokens.refresh_secret",
             "AUTHD__TOKENS__REFRESH_SECRET",
@@ -183,6 +190,23 @@ impl Settings {
                 self.auth.password_min_score > 4,
                 "auth.password_min_score",
                 "must be between 0 and 4",
+            ),
+            (
+                self.auth.mfa.totp_skew_steps > 2,
+                "auth.mfa.totp_skew_steps",
+                "must be 0 to 2",
+            ),
+            (
+                self.auth.mfa.challenge_max_attempts == 0
+                    || self.auth.mfa.challenge_ttl_seconds == 0
+                    || self.auth.mfa.enrolment_ttl_seconds == 0,
+                "auth.mfa",
+                "challenge_max_attempts, challenge_ttl_seconds and enrolment_ttl_seconds must be positive",
+            ),
+            (
+                self.auth.reauthentication_seconds == 0,
+                "auth.reauthentication_seconds",
+                "must be positive",
             ),
             (
                 lockout.enabled && lockout.threshold == 0,

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::assurance::AuthMethods;
 use super::user::{Role, User};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +20,28 @@ pub struct AccessClaims {
     pub exp: i64,
     /// Unique id, the key of the access-token denylist.
     pub jti: Uuid,
+    /// How the session was authenticated (RFC 8176 values). Tokens signed before authd knew
+    /// assurance have none, and count as level 1, authenticated at time 0 (they must step up).
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// Authenticator assurance level, 1 or 2 (NIST SP 800-63B).
+    #[serde(default = "level_one")]
+    pub aal: u8,
+    /// When the session last proved who it is (login, second factor, re-authentication).
+    #[serde(default)]
+    pub auth_time: i64,
+}
+
+fn level_one() -> u8 {
+    1
+}
+
+/// What a session proved, and when: what its access tokens say of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionAssurance {
+    pub methods: AuthMethods,
+    /// Unix seconds.
+    pub authenticated_at: i64,
 }
 
 /// An authenticated caller: the verified claims of their access token and their account as the
@@ -34,8 +57,8 @@ impl AccessClaims {
         user_id: Uuid,
         session_id: Uuid,
         role: Role,
-        iss: &str,
-        aud: &str,
+        assurance: &SessionAssurance,
+        (iss, aud): (&str, &str),
         now: i64,
         ttl_seconds: i64,
     ) -> Self {
@@ -49,6 +72,9 @@ impl AccessClaims {
             nbf: now,
             exp: now + ttl_seconds,
             jti: Uuid::new_v4(),
+            amr: assurance.methods.amr(),
+            aal: assurance.methods.aal(),
+            auth_time: assurance.authenticated_at,
         }
     }
 
@@ -62,18 +88,29 @@ impl AccessClaims {
 mod tests {
     use super::*;
 
+    use crate::domain::assurance::AuthMethod;
+
+    fn password_at(authenticated_at: i64) -> SessionAssurance {
+        SessionAssurance {
+            methods: AuthMethods::password(),
+            authenticated_at,
+        }
+    }
+
     #[test]
     fn lifetime_and_unique_ids() {
+        let at = password_at(990);
+        let names = ("authd", "authd");
         let a = AccessClaims::new(
             Uuid::new_v4(),
             Uuid::new_v4(),
             Role::User,
-            "authd",
-            "authd",
+            &at,
+            names,
             1_000,
             900,
         );
-        let b = AccessClaims::new(a.sub, a.sid, Role::User, "authd", "authd", 1_000, 900);
+        let b = AccessClaims::new(a.sub, a.sid, Role::User, &at, names, 1_000, 900);
         assert_eq!(a.exp - a.iat, 900);
         assert_eq!(a.nbf, a.iat);
         assert_ne!(a.jti, b.jti);
@@ -83,13 +120,57 @@ mod tests {
 
     #[test]
     fn serialises_with_contract_names() {
-        let c = AccessClaims::new(Uuid::nil(), Uuid::nil(), Role::Admin, "i", "a", 1, 2);
+        let assurance = SessionAssurance {
+            methods: AuthMethods::of(&[AuthMethod::Password, AuthMethod::Totp]),
+            authenticated_at: 1,
+        };
+        let c = AccessClaims::new(
+            Uuid::nil(),
+            Uuid::nil(),
+            Role::Admin,
+            &assurance,
+            ("i", "a"),
+            1,
+            2,
+        );
         let v = serde_json::to_value(&c).unwrap();
         for key in [
-            "sub", "sid", "role", "iss", "aud", "iat", "nbf", "exp", "jti",
+            "sub",
+            "sid",
+            "role",
+            "iss",
+            "aud",
+            "iat",
+            "nbf",
+            "exp",
+            "jti",
+            "amr",
+            "aal",
+            "auth_time",
         ] {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert_eq!(v["role"], "admin");
+        assert_eq!(v["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+        assert_eq!(v["aal"], 2);
+    }
+
+    #[test]
+    fn a_token_from_before_assurance_reads_as_level_one_authenticated_at_zero() {
+        let c = AccessClaims::new(
+            Uuid::nil(),
+            Uuid::nil(),
+            Role::User,
+            &password_at(5),
+            ("i", "a"),
+            1,
+            2,
+        );
+        let mut v = serde_json::to_value(&c).unwrap();
+        for key in ["amr", "aal", "auth_time"] {
+            v.as_object_mut().unwrap().remove(key);
+        }
+        let old: AccessClaims = serde_json::from_value(v).unwrap();
+        assert_eq!((old.amr.len(), old.aal, old.auth_time), (0, 1, 0));
     }
 }

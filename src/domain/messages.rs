@@ -12,6 +12,14 @@ pub enum MessageKind {
     AccountExists,
     /// The password was changed or reset (ASVS 2.5.5: tell the owner).
     PasswordChanged,
+    /// A second factor was enrolled.
+    MfaEnabled,
+    /// The second factors were removed, by the owner or an admin.
+    MfaDisabled,
+    /// A recovery code was used to sign in.
+    RecoveryCodeUsed,
+    /// A new set of recovery codes replaced the old one.
+    RecoveryCodesRegenerated,
 }
 
 /// A rendered email, ready for the outbox.
@@ -48,6 +56,26 @@ fn templates(kind: MessageKind) -> (&'static str, &'static str, &'static str) {
             "Your password was changed",
             include_str!("../../templates/email/password_changed.txt"),
             include_str!("../../templates/email/password_changed.html"),
+        ),
+        MessageKind::MfaEnabled => (
+            "Two-step verification is on",
+            include_str!("../../templates/email/mfa_enabled.txt"),
+            include_str!("../../templates/email/mfa_enabled.html"),
+        ),
+        MessageKind::MfaDisabled => (
+            "Two-step verification was turned off",
+            include_str!("../../templates/email/mfa_disabled.txt"),
+            include_str!("../../templates/email/mfa_disabled.html"),
+        ),
+        MessageKind::RecoveryCodeUsed => (
+            "A recovery code was used",
+            include_str!("../../templates/email/recovery_code_used.txt"),
+            include_str!("../../templates/email/recovery_code_used.html"),
+        ),
+        MessageKind::RecoveryCodesRegenerated => (
+            "New recovery codes",
+            include_str!("../../templates/email/recovery_codes_regenerated.txt"),
+            include_str!("../../templates/email/recovery_codes_regenerated.html"),
         ),
     }
 }

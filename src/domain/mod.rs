@@ -1,5 +1,6 @@
 //! Pure rules of authentication: no I/O, no clocks except where passed in.
 
+pub mod assurance;
 pub mod claims;
 pub mod client;
 pub mod email;
@@ -7,6 +8,7 @@ pub mod jwt_algorithm;
 pub mod limits;
 pub mod lockout;
 pub mod messages;
+pub mod mfa;
 pub mod one_time;
 pub mod opaque_token;
 pub mod password;

@@ -7,7 +7,6 @@ use crate::actors::tokens::SessionScope;
 use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
 use crate::domain::user::{check_name, User};
-use crate::domain::{lockout, password};
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
 use crate::flows::deps::FlowDeps;
@@ -86,51 +85,6 @@ impl AccountService {
             .ok_or(AppError::TokenInvalid)
     }
 
-    /// Checks the caller's current password before a sensitive change (`action`); a wrong one is
-    /// a field error, not a 401, so that a frontend does not take it for an expired session.
-    /// A stolen access token must not become a password oracle: the check shares the account's
-    /// login allowance (reserved before hashing, 429 when spent) and every failure is audited.
-    async fn check_current_password(
-        &self,
-        caller: &AccessClaims,
-        field: &str,
-        password: &str,
-        action: &'static str,
-        client: &ClientContext,
-    ) -> Result<User, AppError> {
-        if password.is_empty() {
-            return Err(AppError::validation(field, "is required"));
-        }
-        let permit = self.deps.hasher.reserve()?;
-        let account = self
-            .deps
-            .store
-            .user_credentials_by_id(caller.sub)
-            .await?
-            .ok_or(AppError::TokenInvalid)?;
-        let account_key = lockout::account_key(&account.user.email);
-        self.deps.reserve_attempt(&account_key).await?;
-        let verification = permit
-            .verify(&password::normalize(password), Some(account.password_hash))
-            .await?;
-        if !verification.matches {
-            tracing::info!(user_id = %caller.sub, action, "current password check failed");
-            let details = json!({ "action": action });
-            self.deps
-                .audit
-                .record(
-                    EventKind::ReauthenticationFailed,
-                    Some(caller.sub),
-                    client,
-                    details,
-                )
-                .await;
-            return Err(AppError::validation(field, "is not the current password"));
-        }
-        self.deps.clear_failures(account_key).await?;
-        Ok(account.user)
-    }
-
     /// Changes the password and ends every other session; the one asking stays signed in.
     pub async fn change_password(
         &self,
@@ -139,9 +93,11 @@ impl AccountService {
         new: &str,
         client: &ClientContext,
     ) -> Result<usize, AppError> {
+        self.deps.require_step_up(caller).await?;
         let user = self
-            .check_current_password(
-                caller,
+            .deps
+            .check_password(
+                caller.sub,
                 "currentPassword",
                 current,
                 "password_change",
@@ -169,8 +125,10 @@ impl AccountService {
         password: &str,
         client: &ClientContext,
     ) -> Result<(), AppError> {
+        self.deps.require_step_up(caller).await?;
         let user = self
-            .check_current_password(caller, "password", password, "account_deletion", client)
+            .deps
+            .check_password(caller.sub, "password", password, "account_deletion", client)
             .await?;
         self.deps.store.soft_delete_user(user.id).await?;
         self.deps

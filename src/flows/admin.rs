@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::actors::hasher::HasherPool;
 use crate::actors::tokens::SessionScope;
-use crate::domain::claims::Caller;
+use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::client::ClientContext;
 use crate::domain::email::EmailAddress;
 use crate::domain::one_time::TokenKind;
@@ -48,6 +48,15 @@ impl AdminService {
         } else {
             Err(AppError::Forbidden)
         }
+    }
+
+    /// With `auth.admin_reauthentication`, an admin action that changes something needs a
+    /// recent sign-in, like the owner's sensitive actions.
+    pub async fn require_step_up(&self, caller: &AccessClaims) -> Result<(), AppError> {
+        if self.deps.step_up.admin_actions {
+            self.deps.require_step_up(caller).await?;
+        }
+        Ok(())
     }
 
     /// Invites `email` with `role`: a one-time token (7 days by default) mailed to the address.

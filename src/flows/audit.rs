@@ -28,6 +28,19 @@ pub enum EventKind {
     AdminUserUpdated,
     AdminUserDeleted,
     AdminSessionsRevoked,
+    /// A second factor was confirmed (`details.method`).
+    MfaEnabled,
+    /// The owner removed their second factors.
+    MfaDisabled,
+    /// An admin removed a user's second factors.
+    AdminMfaReset,
+    /// A wrong second-factor code (`details.method`, `details.step`: login, enrolment, step-up).
+    MfaFailed,
+    /// A recovery code was used (`details.left`).
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    /// A session proved itself again for a sensitive action.
+    Reauthenticated,
 }
 
 impl EventKind {
@@ -49,6 +62,13 @@ impl EventKind {
             EventKind::AdminUserUpdated => "admin_user_updated",
             EventKind::AdminUserDeleted => "admin_user_deleted",
             EventKind::AdminSessionsRevoked => "admin_sessions_revoked",
+            EventKind::MfaEnabled => "mfa_enabled",
+            EventKind::MfaDisabled => "mfa_disabled",
+            EventKind::AdminMfaReset => "admin_mfa_reset",
+            EventKind::MfaFailed => "mfa_failed",
+            EventKind::RecoveryCodeUsed => "recovery_code_used",
+            EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            EventKind::Reauthenticated => "reauthenticated",
         }
     }
 }

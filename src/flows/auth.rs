@@ -9,8 +9,9 @@ use serde_json::json;
 use crate::flows::audit::EventKind;
 
 use crate::actors::tokens::{
-    IssuedTokens, Logout, LogoutAll, PublishedKeys, Rotate, Rotated, StartSession, VerifyAccess,
+    IssuedTokens, Logout, LogoutAll, PublishedKeys, Rotate, Rotated, VerifyAccess,
 };
+use crate::domain::assurance::AuthMethods;
 use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::client::ClientContext;
 use crate::domain::email::{CanonicalEmail, EmailAddress};
@@ -22,6 +23,7 @@ use crate::domain::user::{check_name, Role, User};
 use crate::domain::{lockout, password};
 use crate::error::{AppError, FieldError};
 use crate::flows::deps::FlowDeps;
+use crate::flows::mfa::{MfaChallengeIssued, MfaService};
 use crate::store::{NewUser, StoreError};
 
 /// Longest password accepted at login, in bytes: longer input is refused before any hashing, so
@@ -70,10 +72,18 @@ pub enum SignupOutcome {
     VerificationSent(User),
 }
 
+/// How a right password ended.
+pub enum LoginOutcome {
+    SignedIn(User, IssuedTokens),
+    /// The account has a second factor: `POST /auth/mfa/verify` completes the login.
+    MfaRequired(MfaChallengeIssued),
+}
+
 #[derive(Clone)]
 pub struct AuthService {
     deps: FlowDeps,
     signup_rules: SignupRules,
+    mfa: MfaService,
 }
 
 /// What a signup answers for an address it must not reveal: shaped like a new account, down to
@@ -93,25 +103,12 @@ fn stand_in(email: String, name: Option<String>) -> User {
 }
 
 impl AuthService {
-    pub fn new(deps: FlowDeps, signup_rules: SignupRules) -> Self {
-        AuthService { deps, signup_rules }
-    }
-
-    async fn start_session(
-        &self,
-        user: &User,
-        client: &ClientContext,
-    ) -> Result<IssuedTokens, AppError> {
-        let (user_agent, ip) = client.session_fields();
-        self.deps
-            .tokens
-            .send(StartSession {
-                user_id: user.id,
-                role: user.role,
-                user_agent,
-                ip,
-            })
-            .await?
+    pub fn new(deps: FlowDeps, signup_rules: SignupRules, mfa: MfaService) -> Self {
+        AuthService {
+            deps,
+            signup_rules,
+            mfa,
+        }
     }
 
     #[tracing::instrument(skip_all)]
@@ -238,7 +235,10 @@ impl AuthService {
         if hidden {
             return Ok(SignupOutcome::VerificationSent(user));
         }
-        let tokens = self.start_session(&user, client).await?;
+        let tokens = self
+            .deps
+            .start_session(&user, client, AuthMethods::password())
+            .await?;
         Ok(SignupOutcome::SignedIn(user, tokens))
     }
 
@@ -310,7 +310,7 @@ impl AuthService {
         &self,
         input: LoginInput,
         client: &ClientContext,
-    ) -> Result<(User, IssuedTokens), AppError> {
+    ) -> Result<LoginOutcome, AppError> {
         let mut problems = Vec::new();
         if let Err(e) = EmailAddress::parse(&input.email) {
             problems.push(FieldError::new("email", e.message()));
@@ -382,14 +382,22 @@ impl AuthService {
         if verification.needs_rehash {
             self.rehash_in_background(user.id, password);
         }
+        // A second factor on the account: no session until it is given.
+        if let Some(challenge) = self.mfa.challenge(&user, AuthMethods::password()).await? {
+            tracing::info!(user_id = %user.id, "password right; second factor required");
+            return Ok(LoginOutcome::MfaRequired(challenge));
+        }
         tracing::info!(user_id = %user.id, "logged in");
-        let tokens = self.start_session(&user, client).await?;
+        let tokens = self
+            .deps
+            .start_session(&user, client, AuthMethods::password())
+            .await?;
         let details = json!({ "sessionId": tokens.session_id });
         self.deps
             .audit
             .record(EventKind::LoginSucceeded, Some(user.id), client, details)
             .await;
-        Ok((user, tokens))
+        Ok(LoginOutcome::SignedIn(user, tokens))
     }
 
     /// Re-hashes a password that verified against an imported or outdated hash, after the answer

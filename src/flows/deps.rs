@@ -9,9 +9,12 @@ use uuid::Uuid;
 use crate::actors::deferred::Deferred;
 use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::{ClearFailures, RateLimiter, ReserveAttempt};
-use crate::actors::tokens::{RevokeSessions, SessionScope, TokenActor};
+use crate::actors::tokens::{IssuedTokens, RevokeSessions, SessionScope, StartSession, TokenActor};
 use crate::actors::Tracked;
+use crate::domain::assurance::{AuthMethods, StepUpRule};
+use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
+use crate::domain::lockout;
 use crate::domain::messages::MessageKind;
 use crate::domain::one_time::{OneTimeAction, OneTimeUse};
 use crate::domain::opaque_token::OpaqueToken;
@@ -49,6 +52,14 @@ impl PasswordRules {
     }
 }
 
+/// When sensitive actions need a fresh proof (`auth.reauthentication_seconds`,
+/// `auth.admin_reauthentication`).
+#[derive(Debug, Clone, Copy)]
+pub struct StepUpPolicy {
+    pub rule: StepUpRule,
+    pub admin_actions: bool,
+}
+
 /// What every flow is built from, shared rather than copied: one set per HTTP worker, since the
 /// actor addresses are per worker.
 #[derive(Clone)]
@@ -62,6 +73,7 @@ pub struct FlowDeps {
     pub outbox: Outbox,
     pub audit: Audit,
     pub password_rules: Arc<PasswordRules>,
+    pub step_up: StepUpPolicy,
 }
 
 impl FlowDeps {
@@ -99,7 +111,6 @@ impl FlowDeps {
         }
     }
 
-    /// The right password: the account's failures are forgotten.
     /// The presented token if it is usable for `wanted` (used up with
     /// [`OneTimeAction::Consume`]); otherwise `one_time_token_invalid`.
     pub async fn one_time_token(
@@ -112,6 +123,90 @@ impl FlowDeps {
             .one_time_token(token.hash(), &wanted, action)
             .await?
             .ok_or(AppError::OneTimeTokenInvalid)
+    }
+
+    /// Opens a session for `user`, who just proved who they are with `methods`.
+    pub async fn start_session(
+        &self,
+        user: &User,
+        client: &ClientContext,
+        methods: AuthMethods,
+    ) -> Result<IssuedTokens, AppError> {
+        let (user_agent, ip) = client.session_fields();
+        self.tokens
+            .send(StartSession {
+                user_id: user.id,
+                role: user.role,
+                user_agent,
+                ip,
+                methods,
+            })
+            .await?
+    }
+
+    /// Refuses a sensitive action (403 `reauthentication_required`) unless the caller's session
+    /// proved itself recently, at level 2 when the account has a second factor.
+    pub async fn require_step_up(&self, caller: &AccessClaims) -> Result<(), AppError> {
+        let now = chrono::Utc::now().timestamp();
+        let rule = self.step_up.rule;
+        // The account is looked at only when its answer matters: a recent level-1 session.
+        let allowed = rule.allows(caller.auth_time, caller.aal, false, now)
+            && (caller.aal >= 2
+                || rule.allows(
+                    caller.auth_time,
+                    caller.aal,
+                    self.store.mfa_status(caller.sub).await?.enabled(),
+                    now,
+                ));
+        if allowed {
+            Ok(())
+        } else {
+            crate::metrics::mfa_outcome("step_up", "required");
+            Err(AppError::ReauthenticationRequired)
+        }
+    }
+
+    /// Checks the caller's current password before a sensitive change (`action`); a wrong one is
+    /// a field error, not a 401, so that a frontend does not take it for an expired session.
+    /// A stolen access token must not become a password oracle: the check shares the account's
+    /// login allowance (reserved before hashing, 429 when spent) and every failure is audited.
+    pub async fn check_password(
+        &self,
+        user_id: Uuid,
+        field: &str,
+        password: &str,
+        action: &'static str,
+        client: &ClientContext,
+    ) -> Result<User, AppError> {
+        if password.is_empty() {
+            return Err(AppError::validation(field, "is required"));
+        }
+        let permit = self.hasher.reserve()?;
+        let account = self
+            .store
+            .user_credentials_by_id(user_id)
+            .await?
+            .ok_or(AppError::TokenInvalid)?;
+        let account_key = lockout::account_key(&account.user.email);
+        self.reserve_attempt(&account_key).await?;
+        let verification = permit
+            .verify(&password::normalize(password), Some(account.password_hash))
+            .await?;
+        if !verification.matches {
+            tracing::info!(%user_id, action, "current password check failed");
+            let details = json!({ "action": action });
+            self.audit
+                .record(
+                    EventKind::ReauthenticationFailed,
+                    Some(user_id),
+                    client,
+                    details,
+                )
+                .await;
+            return Err(AppError::validation(field, "is not the current password"));
+        }
+        self.clear_failures(account_key).await?;
+        Ok(account.user)
     }
 
     /// Forgets an account's failed attempts after a right password.

@@ -1,5 +1,5 @@
 //! The flows: what each endpoint does, as steps over the actors and the store. No HTTP and no
-//! SQL here; one file per routes file (`account`, `admin`, `auth`, `email_links`), what they share
+//! SQL here; one file per routes file (`account`, `admin`, `auth`, `email_links`, `mfa`), what they share
 //! (`deps`, `pages`), and the outbox, the audit log and the import they write through.
 
 pub mod account;
@@ -9,5 +9,6 @@ pub mod auth;
 pub mod deps;
 pub mod email_links;
 pub mod import;
+pub mod mfa;
 pub mod outbox;
 pub mod pages;

@@ -22,7 +22,8 @@ pub struct ErrorBody<'a> {
     pub error: &'a str,
     /// Stable machine code: `validation_failed`, `invalid_credentials`, `unauthorized`,
     /// `token_expired`, `token_invalid`, `email_not_verified`, `refresh_token_reused`,
-    /// `account_locked`, `forbidden`, `not_found`, `method_not_allowed`, `email_taken`,
+    /// `account_locked`, `forbidden`, `reauthentication_required`, `mfa_token_invalid`,
+    /// `invalid_mfa_code`, `mfa_already_enabled`, `not_found`, `method_not_allowed`, `email_taken`,
     /// `payload_too_large`, `unsupported_media_type`, `headers_too_large`, `request_timeout`,
     /// `bad_request`, `origin_not_allowed`, `rate_limited`, `overloaded`, `unavailable`,
     /// `not_ready`, `internal`.
@@ -66,6 +67,10 @@ impl AppError {
             AppError::RefreshTokenReused => "refresh_token_reused",
             AppError::AccountLocked => "account_locked",
             AppError::Forbidden => "forbidden",
+            AppError::ReauthenticationRequired => "reauthentication_required",
+            AppError::MfaTokenInvalid => "mfa_token_invalid",
+            AppError::InvalidMfaCode => "invalid_mfa_code",
+            AppError::MfaAlreadyEnabled => "mfa_already_enabled",
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::RequestTimeout => "request_timeout",
@@ -124,14 +129,17 @@ impl ResponseError for AppError {
             | AppError::Unauthorized
             | AppError::TokenExpired
             | AppError::TokenInvalid
-            | AppError::RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            AppError::AccountLocked | AppError::Forbidden | AppError::EmailNotVerified => {
-                StatusCode::FORBIDDEN
-            }
+            | AppError::RefreshTokenReused
+            | AppError::MfaTokenInvalid
+            | AppError::InvalidMfaCode => StatusCode::UNAUTHORIZED,
+            AppError::AccountLocked
+            | AppError::Forbidden
+            | AppError::EmailNotVerified
+            | AppError::ReauthenticationRequired => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            AppError::EmailTaken => StatusCode::CONFLICT,
+            AppError::EmailTaken | AppError::MfaAlreadyEnabled => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -49,7 +49,8 @@ impl FromRequest for AuthUser {
     }
 }
 
-/// An authenticated caller who is, per the store right now, an unlocked admin. Otherwise 401/403.
+/// An authenticated caller who is, per the store right now, an unlocked admin. Otherwise 401/403
+/// (also 403 `reauthentication_required` for a change, when `auth.admin_reauthentication`).
 pub struct AdminUser(pub User);
 
 impl FromRequest for AdminUser {
@@ -57,8 +58,17 @@ impl FromRequest for AdminUser {
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        from_caller(req, payload, |caller| {
-            Ok(AdminUser(AdminService::require_admin(caller?)?))
+        let changes_something = req.method() != actix_web::http::Method::GET;
+        let state = state(req);
+        let caller = AuthUser::from_request(req, payload);
+        Box::pin(async move {
+            let AuthUser(caller) = caller.await?;
+            let claims = caller.claims.clone();
+            let admin = AdminService::require_admin(caller)?;
+            if changes_something {
+                state?.admin.require_step_up(&claims).await?;
+            }
+            Ok(AdminUser(admin))
         })
     }
 }

@@ -33,6 +33,7 @@ pub struct AppState {
     pub account: AccountService,
     pub admin: AdminService,
     pub email_links: EmailLinkService,
+    pub mfa: crate::flows::mfa::MfaService,
     pub rate_limiter: crate::actors::Tracked<RateLimiter>,
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn Cache>,
@@ -81,7 +82,7 @@ pub fn cors(settings: &Settings) -> Cors {
 /// Registers every route under the base path. The same call feeds [`openapi::document`], so
 /// what is served is what is documented.
 pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
-    use routes::{account, admin, auth, email_links, health};
+    use routes::{account, admin, auth, email_links, health, mfa};
     move |cfg| {
         cfg.service(
             scope(base_path)
@@ -92,6 +93,8 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
                         .service(auth::refresh)
                         .service(auth::logout)
                         .service(auth::logout_all)
+                        .service(mfa::verify)
+                        .service(mfa::reauthenticate)
                         .service(account::sessions)
                         .service(account::revoke_session)
                         .service(account::change_password)
@@ -105,6 +108,11 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
                 .service(account::me)
                 .service(account::update_me)
                 .service(account::delete_me)
+                .service(mfa::my_factors)
+                .service(mfa::begin_totp)
+                .service(mfa::confirm_totp)
+                .service(mfa::remove_totp)
+                .service(mfa::regenerate_recovery_codes)
                 .service(
                     scope("/admin")
                         .service(admin::invite)
@@ -113,7 +121,9 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
                         .service(admin::get_user)
                         .service(admin::update_user)
                         .service(admin::delete_user)
-                        .service(admin::revoke_sessions),
+                        .service(admin::revoke_sessions)
+                        .service(mfa::user_factors)
+                        .service(mfa::reset_user),
                 )
                 .service(health::jwks)
                 .service(health::live)

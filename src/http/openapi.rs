@@ -30,6 +30,7 @@ Every error answers with one shape (`ApiError`); its `code` is stable. Access to
         (name = "password", description = "Change, forgot, reset"),
         (name = "email", description = "Verification and emailed tokens"),
         (name = "me", description = "The signed-in user's profile and audit log"),
+        (name = "mfa", description = "Second factors (TOTP, recovery codes), the second step of a login, and re-authentication for sensitive actions"),
         (name = "admin", description = "User administration (role `admin`)"),
         (name = "health", description = "Probes and the JWKS"),
     )

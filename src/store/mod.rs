@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::domain::assurance::AuthMethods;
 use crate::domain::email::CanonicalEmail;
 use crate::domain::one_time::{OneTimeAction, OneTimeUse};
 use crate::domain::opaque_token::TokenHash;
@@ -42,6 +43,7 @@ pub trait Store:
     + OutboxStore
     + EventStore
     + SigningKeyStore
+    + MfaStore
     + MaintenanceStore
 {
 }
@@ -138,6 +140,15 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The user's sessions that are neither revoked nor expired, newest first.
     async fn live_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError>;
+
+    /// Records that a live session of `user_id` proved itself again, now, with `methods`;
+    /// `None` when the session is revoked or its user may no longer sign in.
+    async fn reauthenticate_session(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+        methods: &AuthMethods,
+    ) -> Result<Option<SessionOwner>, StoreError>;
 }
 
 #[async_trait]
@@ -193,6 +204,67 @@ pub trait SigningKeyStore: Send + Sync + 'static {
 
     /// Stores a new signing key (its `created_at` is the store's clock).
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
+}
+
+/// Second factors, recovery codes and the pending second step of logins. The rules (which step a
+/// code is, how many attempts a login gets) are in `crate::domain`; every "at most once" here is
+/// one conditional statement, so concurrent requests cannot both pass.
+#[async_trait]
+pub trait MfaStore: Send + Sync + 'static {
+    /// Stores a pending TOTP enrolment, replacing the user's earlier pending one.
+    async fn create_totp_factor(&self, factor: &TotpFactor) -> Result<(), StoreError>;
+
+    /// The user's TOTP factor in `state`, if any.
+    async fn totp_factor(
+        &self,
+        user_id: Uuid,
+        state: FactorState,
+    ) -> Result<Option<TotpFactor>, StoreError>;
+
+    /// Accepts time step `step` for the factor if it is later than every step accepted before:
+    /// false means the code was used already (or an earlier one of a later step was).
+    async fn use_totp_step(&self, factor_id: Uuid, step: i64) -> Result<bool, StoreError>;
+
+    /// Confirms a pending factor with the step of its first code and, in the same transaction,
+    /// replaces the user's recovery codes; false when it is no longer pending.
+    async fn confirm_totp_factor(
+        &self,
+        factor_id: Uuid,
+        step: i64,
+        recovery_codes: &[TokenHash],
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces every recovery code of the user (the old ones stop working).
+    async fn replace_recovery_codes(
+        &self,
+        user_id: Uuid,
+        codes: &[TokenHash],
+    ) -> Result<(), StoreError>;
+
+    /// Uses up one recovery code; `None` if it is unknown or used, else how many are left.
+    async fn use_recovery_code(
+        &self,
+        user_id: Uuid,
+        code: TokenHash,
+    ) -> Result<Option<u32>, StoreError>;
+
+    async fn mfa_status(&self, user_id: Uuid) -> Result<MfaStatus, StoreError>;
+
+    /// Removes every factor and recovery code of the user; false when there was no factor.
+    async fn remove_mfa(&self, user_id: Uuid) -> Result<bool, StoreError>;
+
+    async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> Result<(), StoreError>;
+
+    /// Counts one attempt at a live (unexpired, unused) challenge that has had fewer than
+    /// `max_attempts`; `None` otherwise.
+    async fn attempt_mfa_challenge(
+        &self,
+        hash: TokenHash,
+        max_attempts: u32,
+    ) -> Result<Option<MfaChallenge>, StoreError>;
+
+    /// Uses the challenge up; false when another request did first.
+    async fn consume_mfa_challenge(&self, hash: TokenHash) -> Result<bool, StoreError>;
 }
 
 #[async_trait]

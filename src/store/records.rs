@@ -4,6 +4,8 @@ use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::assurance::AuthMethods;
+use crate::domain::claims::SessionAssurance;
 use crate::domain::email::EmailAddress;
 use crate::domain::jwt_algorithm::JwtAlgorithm;
 use crate::domain::one_time::TokenKind;
@@ -48,6 +50,8 @@ pub struct NewSession {
     pub refresh_ttl_seconds: u64,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// What the user proved to open it; it was authenticated now.
+    pub methods: AuthMethods,
 }
 
 /// What a rotation asks of the store. The child hash is precomputed from the presented token, so
@@ -70,11 +74,12 @@ impl Rotation {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionOwner {
     pub session_id: Uuid,
     pub user_id: Uuid,
     pub role: Role,
+    pub assurance: SessionAssurance,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,6 +243,10 @@ pub enum PurgeTarget {
     DeliveredEmails,
     /// Audit events older than the retention.
     OldEvents,
+    /// Second login steps expired, or used longer ago than the retention.
+    SpentMfaChallenges,
+    /// TOTP enrolments never confirmed, older than the retention.
+    AbandonedEnrolments,
 }
 
 /// One janitor batch: at most `limit` rows of `target`, older than `retention_seconds` where the
@@ -250,12 +259,14 @@ pub struct PurgeBatch {
 }
 
 impl PurgeTarget {
-    pub const ALL: [PurgeTarget; 5] = [
+    pub const ALL: [PurgeTarget; 7] = [
         PurgeTarget::ExpiredRefreshTokens,
         PurgeTarget::DeadSessions,
         PurgeTarget::SpentOneTimeTokens,
         PurgeTarget::DeliveredEmails,
         PurgeTarget::OldEvents,
+        PurgeTarget::SpentMfaChallenges,
+        PurgeTarget::AbandonedEnrolments,
     ];
 
     pub fn name(self) -> &'static str {
@@ -265,6 +276,8 @@ impl PurgeTarget {
             PurgeTarget::SpentOneTimeTokens => "one_time_tokens",
             PurgeTarget::DeliveredEmails => "email_outbox",
             PurgeTarget::OldEvents => "auth_events",
+            PurgeTarget::SpentMfaChallenges => "mfa_challenges",
+            PurgeTarget::AbandonedEnrolments => "mfa_factors",
         }
     }
 }
@@ -319,4 +332,57 @@ pub struct StoredSigningKey {
     /// The public JWK (with `kid`, `alg`, `use`), as published.
     pub public_jwk: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// A TOTP factor: its secret sealed under `tokens.key_encryption_key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpFactor {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub sealed_secret: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    /// `None` while the enrolment waits for its first code.
+    pub confirmed_at: Option<DateTime<Utc>>,
+}
+
+/// Which TOTP factor of a user to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorState {
+    /// Enrolled, waiting for the first code.
+    Pending,
+    /// Confirmed: it is a second factor of the account.
+    Active,
+}
+
+/// A user's second factors, as their owner and admins see them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MfaStatus {
+    /// When the active TOTP factor was confirmed, if there is one.
+    pub totp_confirmed_at: Option<DateTime<Utc>>,
+    /// Recovery codes not used yet.
+    pub recovery_codes_left: u32,
+}
+
+impl MfaStatus {
+    /// Whether the account has a second factor (recovery codes alone are not one: they come
+    /// with a factor and go with the last one).
+    pub fn enabled(&self) -> bool {
+        self.totp_confirmed_at.is_some()
+    }
+}
+
+/// The second step of a login, pending: its token (hashed) and what the first step proved.
+#[derive(Debug, Clone)]
+pub struct NewMfaChallenge {
+    pub hash: TokenHash,
+    pub user_id: Uuid,
+    pub methods: AuthMethods,
+    pub ttl_seconds: u64,
+}
+
+/// A pending login whose attempt was counted: whose it is and what the first step proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaChallenge {
+    pub user_id: Uuid,
+    pub methods: AuthMethods,
 }

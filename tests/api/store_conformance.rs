@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use authd::config::StoreBackend;
+use authd::domain::assurance::AuthMethods;
 use authd::domain::email::{CanonicalEmail, EmailAddress};
 use authd::domain::opaque_token::RefreshToken;
 use authd::domain::user::{Role, User};
@@ -45,6 +46,7 @@ impl TestStore {
                 refresh_ttl_seconds: ttl,
                 user_agent: Some("test".into()),
                 ip: Some("127.0.0.1".into()),
+                methods: AuthMethods::password(),
             })
             .await
             .unwrap();

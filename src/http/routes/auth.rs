@@ -5,11 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{MessageBody, UserBody};
-use crate::actors::tokens::IssuedTokens;
+use crate::actors::tokens::{AccessToken, IssuedTokens};
 use crate::domain::claims::Caller;
 use crate::domain::user::User;
 use crate::error::AppError;
-use crate::flows::auth::{Invitation, LoginInput, SignupInput, SignupOutcome};
+use crate::flows::auth::{Invitation, LoginInput, LoginOutcome, SignupInput, SignupOutcome};
+use crate::flows::mfa::MfaChallengeIssued;
 use crate::http::cookies::{request_cookie, ONE_TIME_COOKIE, REFRESH_COOKIE};
 use crate::http::error::ErrorBody;
 use crate::http::extractors::{AuthUser, Client, JsonBody, MaybeAuthUser};
@@ -94,7 +95,52 @@ pub struct LogoutAllBody {
     revoked_sessions: usize,
 }
 
-fn token_response(
+/// `POST /auth/login` answers with tokens, or (the account has a second factor) with the
+/// second step to take.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    SignedIn(TokenBody),
+    MfaRequired(MfaRequiredBody),
+}
+
+/// The password was right; no session yet. `POST /auth/mfa/verify` with `mfaToken` and a code
+/// completes the login.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MfaRequiredBody {
+    /// Always `true`.
+    mfa_required: bool,
+    /// Single-use, valid `expiresIn` seconds and for a few attempts.
+    mfa_token: String,
+    /// What the second step accepts: `totp`, `recovery_code`.
+    methods: Vec<&'static str>,
+    expires_in: u64,
+}
+
+impl From<MfaChallengeIssued> for MfaRequiredBody {
+    fn from(challenge: MfaChallengeIssued) -> Self {
+        MfaRequiredBody {
+            mfa_required: true,
+            mfa_token: challenge.mfa_token,
+            methods: challenge.methods,
+            expires_in: challenge.expires_in,
+        }
+    }
+}
+
+/// An access token on its own (re-authentication, enrolment): the refresh token is unchanged.
+pub(super) fn access_body(access: AccessToken) -> TokenBody {
+    TokenBody {
+        user: None,
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        refresh_token: None,
+    }
+}
+
+pub(super) fn token_response(
     mut builder: actix_web::HttpResponseBuilder,
     state: &AppState,
     user: Option<&User>,
@@ -167,7 +213,7 @@ pub async fn signup(
     tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in; refresh cookie set", body = TokenBody,
+        (status = 200, description = "Signed in (refresh cookie set); or, when the account has a second factor, `mfaRequired` and no session until `POST /auth/mfa/verify`", body = LoginResponse,
             headers(("Set-Cookie" = String, description = "`refresh_token`: HttpOnly, SameSite=Strict, Path=/auth"))),
         (status = 401, description = "`invalid_credentials`: the same answer for an unknown email and a wrong password", body = ErrorBody),
         (status = 403, description = "`account_locked` (by an admin) or `email_not_verified`", body = ErrorBody),
@@ -183,14 +229,18 @@ pub async fn login(
         email: body.email,
         password: body.password,
     };
-    let (user, tokens) = state.auth.login(input, &client).await?;
-    Ok(token_response(
-        HttpResponse::Ok(),
-        &state,
-        Some(&user),
-        tokens,
-        body.token_transport,
-    ))
+    match state.auth.login(input, &client).await? {
+        LoginOutcome::SignedIn(user, tokens) => Ok(token_response(
+            HttpResponse::Ok(),
+            &state,
+            Some(&user),
+            tokens,
+            body.token_transport,
+        )),
+        LoginOutcome::MfaRequired(challenge) => {
+            Ok(HttpResponse::Ok().json(MfaRequiredBody::from(challenge)))
+        }
+    }
 }
 
 #[utoipa::path(

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod email_links;
 pub mod health;
 pub mod metrics;
+pub mod mfa;
 
 use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,17 @@ pub(crate) fn timestamp<S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+/// [`timestamp`] for an optional time (`null` when absent).
+pub(crate) fn optional_timestamp<S: serde::Serializer>(
+    time: &Option<chrono::DateTime<chrono::Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => timestamp(time, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 use crate::domain::user::User;

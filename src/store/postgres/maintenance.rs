@@ -56,6 +56,18 @@ fn purge_statement(target: PurgeTarget) -> &'static str {
             "DELETE FROM auth_events WHERE id IN (
                  SELECT id FROM auth_events WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)"
         }
+        PurgeTarget::SpentMfaChallenges => {
+            "DELETE FROM mfa_challenges WHERE token_hash IN (
+                 SELECT token_hash FROM mfa_challenges
+                 WHERE expires_at < now() OR consumed_at < now() - make_interval(secs => $1)
+                 LIMIT $2)"
+        }
+        PurgeTarget::AbandonedEnrolments => {
+            "DELETE FROM mfa_factors WHERE id IN (
+                 SELECT id FROM mfa_factors
+                 WHERE confirmed_at IS NULL AND created_at < now() - make_interval(secs => $1)
+                 LIMIT $2)"
+        }
         PurgeTarget::DeliveredEmails => {
             "DELETE FROM email_outbox WHERE id IN (
                  SELECT id FROM email_outbox

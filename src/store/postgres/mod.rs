@@ -4,6 +4,7 @@
 mod events;
 mod keys;
 mod maintenance;
+mod mfa;
 mod migrate;
 mod one_time;
 mod outbox;

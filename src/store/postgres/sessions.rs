@@ -6,6 +6,8 @@ use uuid::Uuid;
 
 use super::users::user_from_row;
 use super::{ttl, PostgresStore};
+use crate::domain::assurance::AuthMethods;
+use crate::domain::claims::SessionAssurance;
 use crate::domain::opaque_token::TokenHash;
 use crate::domain::rotation::{self, PresentedToken, RotationDecision, SessionState};
 use crate::domain::user::{Role, User};
@@ -37,8 +39,8 @@ impl SessionStore for PostgresStore {
         let tx = client.transaction().await?;
         let insert_session = tx
             .prepare_cached(
-                "INSERT INTO sessions (id, user_id, expires_at, user_agent, ip)
-                 VALUES ($1, $2, now() + make_interval(secs => $3), $4, $5)",
+                "INSERT INTO sessions (id, user_id, expires_at, user_agent, ip, auth_methods)
+                 VALUES ($1, $2, now() + make_interval(secs => $3), $4, $5, $6)",
             )
             .await?;
         tx.execute(
@@ -49,6 +51,7 @@ impl SessionStore for PostgresStore {
                 &ttl(session.refresh_ttl_seconds),
                 &session.user_agent,
                 &session.ip,
+                &session.methods.to_stored(),
             ],
         )
         .await?;
@@ -93,7 +96,8 @@ impl SessionStore for PostgresStore {
         let lock = tx
             .prepare_cached(
                 "SELECT s.generation, s.revoked_at IS NOT NULL AS revoked, s.created_at, s.user_id,
-                        u.role, (u.deleted_at IS NOT NULL OR u.locked) AS barred, now() AS now
+                        u.role, (u.deleted_at IS NOT NULL OR u.locked) AS barred, now() AS now,
+                        s.auth_methods, s.authenticated_at
                  FROM sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.id = $1 FOR UPDATE OF s",
             )
@@ -109,8 +113,7 @@ impl SessionStore for PostgresStore {
         };
         let now: DateTime<Utc> = locked.try_get("now")?;
         let user_id: Uuid = locked.try_get("user_id")?;
-        let role = Role::parse(&locked.try_get::<_, String>("role")?)
-            .ok_or_else(|| StoreError::Backend("unknown role".into()))?;
+        let role = role_at(&locked, "role")?;
 
         // Read after the lock: this statement sees what the previous holder committed.
         let read = tx
@@ -130,6 +133,7 @@ impl SessionStore for PostgresStore {
             session_id,
             user_id,
             role,
+            assurance: assurance_from(&locked)?,
         };
 
         match rotation::decide(&session, &token, rotation.window(), now) {
@@ -267,6 +271,34 @@ impl SessionStore for PostgresStore {
         Ok(changed > 0)
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn reauthenticate_session(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+        methods: &AuthMethods,
+    ) -> Result<Option<SessionOwner>, StoreError> {
+        let row = self
+            .query_opt(
+                "UPDATE sessions s SET auth_methods = $3, authenticated_at = now()
+                 FROM users u
+                 WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()
+                   AND u.id = s.user_id AND u.deleted_at IS NULL AND NOT u.locked
+                 RETURNING u.role, s.auth_methods, s.authenticated_at",
+                &[&session_id, &user_id, &methods.to_stored()],
+            )
+            .await?;
+        row.map(|row| {
+            Ok(SessionOwner {
+                session_id,
+                user_id,
+                role: role_at(&row, "role")?,
+                assurance: assurance_from(&row)?,
+            })
+        })
+        .transpose()
+    }
+
     async fn live_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError> {
         let rows = self
             .query(
@@ -288,4 +320,18 @@ impl SessionStore for PostgresStore {
             })
             .collect()
     }
+}
+
+fn role_at(row: &tokio_postgres::Row, column: &str) -> Result<Role, StoreError> {
+    Role::parse(&row.try_get::<_, String>(column)?)
+        .ok_or_else(|| StoreError::Backend("unknown role".into()))
+}
+
+/// The `auth_methods` and `authenticated_at` columns of a session row.
+fn assurance_from(row: &tokio_postgres::Row) -> Result<SessionAssurance, StoreError> {
+    let authenticated_at: DateTime<Utc> = row.try_get("authenticated_at")?;
+    Ok(SessionAssurance {
+        methods: AuthMethods::parse(&row.try_get::<_, String>("auth_methods")?),
+        authenticated_at: authenticated_at.timestamp(),
+    })
 }

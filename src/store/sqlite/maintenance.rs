@@ -45,6 +45,14 @@ fn purge_statement(target: PurgeTarget) -> &'static str {
             "DELETE FROM auth_events WHERE rowid IN (
                  SELECT rowid FROM auth_events WHERE created_at < ?1 - ?2 LIMIT ?3)"
         }
+        PurgeTarget::SpentMfaChallenges => {
+            "DELETE FROM mfa_challenges WHERE rowid IN (
+                 SELECT rowid FROM mfa_challenges WHERE expires_at < ?1 OR consumed_at < ?1 - ?2 LIMIT ?3)"
+        }
+        PurgeTarget::AbandonedEnrolments => {
+            "DELETE FROM mfa_factors WHERE rowid IN (
+                 SELECT rowid FROM mfa_factors WHERE confirmed_at IS NULL AND created_at < ?1 - ?2 LIMIT ?3)"
+        }
         PurgeTarget::DeliveredEmails => {
             "DELETE FROM email_outbox WHERE rowid IN (
                  SELECT rowid FROM email_outbox

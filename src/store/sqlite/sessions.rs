@@ -10,6 +10,8 @@ use super::{
     corrupt, now_micros, now_value, role_from, seconds_to_micros, text, time_at, uuid_at,
     SqliteStore,
 };
+use crate::domain::assurance::AuthMethods;
+use crate::domain::claims::SessionAssurance;
 use crate::domain::opaque_token::TokenHash;
 use crate::domain::rotation::{self, PresentedToken, RotationDecision, SessionState};
 use crate::domain::user::User;
@@ -44,8 +46,9 @@ impl SessionStore for SqliteStore {
                 let expires_at = now.saturating_add(seconds_to_micros(session.refresh_ttl_seconds));
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 tx.prepare_cached(
-                    "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip)
-                     VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip,
+                                           auth_methods, authenticated_at)
+                     VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?3)",
                 )?
                 .execute(params![
                     session.id.to_string(),
@@ -53,7 +56,8 @@ impl SessionStore for SqliteStore {
                     now,
                     expires_at,
                     session.user_agent,
-                    session.ip
+                    session.ip,
+                    session.methods.to_stored()
                 ])?;
                 tx.prepare_cached(
                     "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at, expires_at)
@@ -85,7 +89,8 @@ impl SessionStore for SqliteStore {
                     .prepare_cached(
                         "SELECT rt.session_id, rt.generation, rt.expires_at, rt.rotated_at,
                                 s.generation, s.revoked_at IS NOT NULL, s.created_at, s.user_id,
-                                u.role, (u.deleted_at IS NOT NULL OR u.locked)
+                                u.role, (u.deleted_at IS NOT NULL OR u.locked),
+                                s.auth_methods, COALESCE(s.authenticated_at, s.created_at)
                          FROM refresh_tokens rt
                          JOIN sessions s ON s.id = rt.session_id
                          JOIN users u ON u.id = s.user_id
@@ -113,6 +118,7 @@ impl SessionStore for SqliteStore {
                             session_id: uuid_at(row, 0)?,
                             user_id: uuid_at(row, 7)?,
                             role: role_from(&row.get::<_, String>(8)?)?,
+                            assurance: assurance_at(row, 10)?,
                         };
                         Ok((token, session, owner))
                     })
@@ -250,6 +256,37 @@ impl SessionStore for SqliteStore {
         Ok(self.execute(sql, values).await? > 0)
     }
 
+    async fn reauthenticate_session(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+        methods: &AuthMethods,
+    ) -> Result<Option<SessionOwner>, StoreError> {
+        let methods = methods.to_stored();
+        self.call(move |c| {
+            Ok(c.prepare_cached(
+                "UPDATE sessions SET auth_methods = ?3, authenticated_at = ?4
+                 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL AND expires_at > ?4
+                   AND EXISTS (SELECT 1 FROM users u
+                               WHERE u.id = sessions.user_id AND u.deleted_at IS NULL AND NOT u.locked)
+                 RETURNING (SELECT role FROM users WHERE id = sessions.user_id), auth_methods, authenticated_at",
+            )?
+            .query_row(
+                params![session_id.to_string(), user_id.to_string(), methods, now_micros()],
+                |row| {
+                    Ok(SessionOwner {
+                        session_id,
+                        user_id,
+                        role: role_from(&row.get::<_, String>(0)?)?,
+                        assurance: assurance_at(row, 1)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
     async fn live_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError> {
         self.call(move |c| {
             let mut statement = c.prepare_cached(
@@ -272,4 +309,12 @@ impl SessionStore for SqliteStore {
         })
         .await
     }
+}
+
+/// `auth_methods` at `index` and the time it was proved (micros) right after it.
+fn assurance_at(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<SessionAssurance> {
+    Ok(SessionAssurance {
+        methods: AuthMethods::parse(&row.get::<_, String>(index)?),
+        authenticated_at: time_at(row, index + 1)?.timestamp(),
+    })
 }

@@ -1,0 +1,215 @@
+//! How a session was authenticated, and what that is worth: the `amr` values (RFC 8176) and the
+//! authenticator assurance level (NIST SP 800-63B) its access tokens carry, and the step-up rule
+//! for sensitive actions. Pure rules, no I/O.
+
+use std::collections::BTreeSet;
+
+/// One way a user proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AuthMethod {
+    /// The account's password (something you know).
+    Password,
+    /// A TOTP code (something you have: the device holding the secret).
+    Totp,
+    /// A single-use recovery code (a look-up secret: something you have).
+    RecoveryCode,
+    /// A link mailed to the account's address. Proves control of the mailbox, never counted
+    /// as a second factor: whoever resets a password through the mailbox holds both.
+    EmailLink,
+}
+
+/// What kind of proof a method is; the assurance level counts distinct kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum FactorClass {
+    Knowledge,
+    Possession,
+    /// Never combines with another class into multi-factor.
+    Mailbox,
+}
+
+impl AuthMethod {
+    /// The name kept in the store (and in audit details).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Password => "pwd",
+            AuthMethod::Totp => "totp",
+            AuthMethod::RecoveryCode => "recovery_code",
+            AuthMethod::EmailLink => "email_link",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        [
+            AuthMethod::Password,
+            AuthMethod::Totp,
+            AuthMethod::RecoveryCode,
+            AuthMethod::EmailLink,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == stored)
+    }
+
+    /// The RFC 8176 `amr` value. A recovery code is a one-time password in the RFC's sense.
+    fn amr(self) -> &'static str {
+        match self {
+            AuthMethod::Password => "pwd",
+            AuthMethod::Totp | AuthMethod::RecoveryCode => "otp",
+            AuthMethod::EmailLink => "email",
+        }
+    }
+
+    fn class(self) -> FactorClass {
+        match self {
+            AuthMethod::Password => FactorClass::Knowledge,
+            AuthMethod::Totp | AuthMethod::RecoveryCode => FactorClass::Possession,
+            AuthMethod::EmailLink => FactorClass::Mailbox,
+        }
+    }
+
+    /// Whether the method is a second factor (what `POST /auth/mfa/verify` takes).
+    pub fn is_second_factor(self) -> bool {
+        self.class() == FactorClass::Possession
+    }
+}
+
+/// The methods a session was authenticated with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthMethods(BTreeSet<AuthMethod>);
+
+impl AuthMethods {
+    pub fn of(methods: &[AuthMethod]) -> Self {
+        AuthMethods(methods.iter().copied().collect())
+    }
+
+    pub fn password() -> Self {
+        AuthMethods::of(&[AuthMethod::Password])
+    }
+
+    /// Reads the stored form; unknown names are dropped (they can only lower the level).
+    pub fn parse(stored: &str) -> Self {
+        AuthMethods(stored.split(' ').filter_map(AuthMethod::parse).collect())
+    }
+
+    /// The stored form: names separated by one space, in a fixed order.
+    pub fn to_stored(&self) -> String {
+        self.0
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub fn with(mut self, method: AuthMethod) -> Self {
+        self.0.insert(method);
+        self
+    }
+
+    pub fn contains(&self, method: AuthMethod) -> bool {
+        self.0.contains(&method)
+    }
+
+    /// 2 when two different kinds of proof were given (a mailbox never counts), else 1.
+    pub fn aal(&self) -> u8 {
+        let classes: BTreeSet<FactorClass> = self
+            .0
+            .iter()
+            .map(|m| m.class())
+            .filter(|c| *c != FactorClass::Mailbox)
+            .collect();
+        if classes.len() >= 2 {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The `amr` claim: each method's RFC 8176 value once, plus `mfa` at level 2.
+    pub fn amr(&self) -> Vec<String> {
+        let mut values: Vec<String> = Vec::new();
+        for method in &self.0 {
+            let value = method.amr().to_string();
+            if !values.contains(&value) {
+                values.push(value);
+            }
+        }
+        if self.aal() >= 2 {
+            values.push("mfa".to_string());
+        }
+        values
+    }
+}
+
+/// When a sensitive action may go ahead: the session proved itself within `window_seconds`, and
+/// at level 2 when the account has a second factor (a session from before the enrolment, or one
+/// that never gave the second factor, must step up first).
+#[derive(Debug, Clone, Copy)]
+pub struct StepUpRule {
+    pub window_seconds: u64,
+}
+
+impl StepUpRule {
+    pub fn allows(
+        &self,
+        authenticated_at: i64,
+        aal: u8,
+        account_has_second_factor: bool,
+        now: i64,
+    ) -> bool {
+        let age = now.saturating_sub(authenticated_at);
+        let recent = (0..=i64::try_from(self.window_seconds).unwrap_or(i64::MAX)).contains(&age);
+        recent && (aal >= 2 || !account_has_second_factor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AuthMethod::*;
+
+    #[test]
+    fn levels_count_distinct_kinds_and_a_mailbox_never_counts() {
+        let cases: [(&[AuthMethod], u8, &[&str]); 6] = [
+            (&[Password], 1, &["pwd"]),
+            (&[Password, Totp], 2, &["pwd", "otp", "mfa"]),
+            (&[Password, RecoveryCode], 2, &["pwd", "otp", "mfa"]),
+            (&[Totp, RecoveryCode], 1, &["otp"]),
+            (&[Password, EmailLink], 1, &["pwd", "email"]),
+            (&[EmailLink, Totp], 1, &["otp", "email"]),
+        ];
+        for (methods, aal, amr) in cases {
+            let methods = AuthMethods::of(methods);
+            assert_eq!(methods.aal(), aal, "{methods:?}");
+            assert_eq!(methods.amr(), amr, "{methods:?}");
+        }
+    }
+
+    #[test]
+    fn the_stored_form_reads_back_and_ignores_what_it_does_not_know() {
+        let methods = AuthMethods::of(&[Totp, Password]);
+        assert_eq!(methods.to_stored(), "pwd totp");
+        assert_eq!(AuthMethods::parse(&methods.to_stored()), methods);
+        assert_eq!(AuthMethods::parse("pwd webauthn"), AuthMethods::password());
+        assert_eq!(AuthMethods::parse("").aal(), 1);
+    }
+
+    #[test]
+    fn step_up_needs_a_recent_proof_and_level_2_once_a_factor_exists() {
+        let rule = StepUpRule {
+            window_seconds: 300,
+        };
+        let now = 10_000;
+        assert!(rule.allows(now - 300, 1, false, now));
+        assert!(!rule.allows(now - 301, 1, false, now));
+        assert!(
+            !rule.allows(now - 301, 2, true, now),
+            "level 2 is not recent"
+        );
+        assert!(!rule.allows(now - 10, 1, true, now), "a factor exists");
+        assert!(rule.allows(now - 10, 2, true, now));
+        assert!(!rule.allows(now + 60, 2, true, now), "from the future");
+        assert!(
+            !rule.allows(0, 2, true, now),
+            "tokens from before assurance"
+        );
+    }
+}

@@ -1,0 +1,527 @@
+//! Second factors: TOTP enrolment and removal, recovery codes, the second step of a login, and
+//! re-authentication (step-up) for sensitive actions. Like the other flows: messages to the
+//! actors, calls to the store, no HTTP and no SQL.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::actors::tokens::{AccessToken, IssuedTokens, Reauthenticate};
+use crate::config::{MfaSettings, Secret};
+use crate::domain::assurance::{AuthMethod, AuthMethods};
+use crate::domain::claims::AccessClaims;
+use crate::domain::client::ClientContext;
+use crate::domain::messages::MessageKind;
+use crate::domain::mfa::{generate_recovery_codes, recovery_code_hash, TotpSecret};
+use crate::domain::opaque_token::OpaqueToken;
+use crate::domain::user::User;
+use crate::error::AppError;
+use crate::flows::audit::EventKind;
+use crate::flows::deps::FlowDeps;
+use crate::store::{FactorState, MfaStatus, NewMfaChallenge, TotpFactor};
+
+/// The configured MFA rules and the key that seals TOTP secrets.
+pub struct MfaRules {
+    pub settings: MfaSettings,
+    pub key_encryption_key: Secret,
+    /// The `issuer` of `otpauth://` URIs: how authenticator apps label the account.
+    pub issuer: String,
+}
+
+/// A second factor presented by a user.
+#[derive(Debug, Clone)]
+pub enum SecondFactor {
+    Totp(String),
+    RecoveryCode(String),
+}
+
+impl SecondFactor {
+    /// The one factor of a body with the optional fields `code` and `recoveryCode`.
+    pub fn from_fields(
+        code: Option<String>,
+        recovery_code: Option<String>,
+    ) -> Result<Option<Self>, AppError> {
+        match (code, recovery_code) {
+            (Some(_), Some(_)) => Err(AppError::validation(
+                "code",
+                "give either code or recoveryCode, not both",
+            )),
+            (Some(code), None) => Ok(Some(SecondFactor::Totp(code))),
+            (None, Some(code)) => Ok(Some(SecondFactor::RecoveryCode(code))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn method(&self) -> AuthMethod {
+        match self {
+            SecondFactor::Totp(_) => AuthMethod::Totp,
+            SecondFactor::RecoveryCode(_) => AuthMethod::RecoveryCode,
+        }
+    }
+}
+
+/// A login whose password was right, waiting for its second factor.
+#[derive(Debug, Clone)]
+pub struct MfaChallengeIssued {
+    pub mfa_token: String,
+    /// What `POST /auth/mfa/verify` accepts for this account: `totp`, `recovery_code`.
+    pub methods: Vec<&'static str>,
+    pub expires_in: u64,
+}
+
+/// A started TOTP enrolment: what the authenticator app needs.
+#[derive(Debug, Clone)]
+pub struct TotpEnrolment {
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub expires_in: u64,
+}
+
+/// A confirmed enrolment: the recovery codes (shown this once) and an access token whose session
+/// now counts the new factor.
+#[derive(Debug, Clone)]
+pub struct TotpConfirmed {
+    pub recovery_codes: Vec<String>,
+    pub access: AccessToken,
+}
+
+#[derive(Clone)]
+pub struct MfaService {
+    deps: FlowDeps,
+    rules: Arc<MfaRules>,
+}
+
+/// The associated data a factor's secret is sealed with: a sealed secret copied onto another
+/// factor's row does not open.
+fn sealing_label(factor_id: Uuid) -> String {
+    format!("totp:{factor_id}")
+}
+
+impl MfaService {
+    pub fn new(deps: FlowDeps, rules: Arc<MfaRules>) -> Self {
+        MfaService { deps, rules }
+    }
+
+    /// The user's second factors.
+    pub async fn status(&self, user_id: Uuid) -> Result<MfaStatus, AppError> {
+        Ok(self.deps.store.mfa_status(user_id).await?)
+    }
+
+    /// After a right password: the second step of the login when the account has a factor,
+    /// else `None` (the login completes at once).
+    pub async fn challenge(
+        &self,
+        user: &User,
+        first_step: AuthMethods,
+    ) -> Result<Option<MfaChallengeIssued>, AppError> {
+        let status = self.deps.store.mfa_status(user.id).await?;
+        if !status.enabled() {
+            return Ok(None);
+        }
+        let token = OpaqueToken::generate();
+        let ttl_seconds = self.rules.settings.challenge_ttl_seconds;
+        self.deps
+            .store
+            .create_mfa_challenge(&NewMfaChallenge {
+                hash: token.hash(),
+                user_id: user.id,
+                methods: first_step,
+                ttl_seconds,
+            })
+            .await?;
+        let mut methods = vec![AuthMethod::Totp.as_str()];
+        if status.recovery_codes_left > 0 {
+            methods.push(AuthMethod::RecoveryCode.as_str());
+        }
+        Ok(Some(MfaChallengeIssued {
+            mfa_token: token.as_str().to_string(),
+            methods,
+            expires_in: ttl_seconds,
+        }))
+    }
+
+    /// Completes a login with its second factor: the `mfaToken` is single-use, expires, and
+    /// allows `auth.mfa.challenge_max_attempts` codes; the account's factor throttling applies.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_login(
+        &self,
+        mfa_token: &str,
+        proof: SecondFactor,
+        client: &ClientContext,
+    ) -> Result<(User, IssuedTokens), AppError> {
+        let token = OpaqueToken::parse(mfa_token).ok_or(AppError::MfaTokenInvalid)?;
+        let store = &self.deps.store;
+        let max_attempts = self.rules.settings.challenge_max_attempts;
+        let challenge = store
+            .attempt_mfa_challenge(token.hash(), max_attempts)
+            .await?
+            .ok_or(AppError::MfaTokenInvalid)?;
+        // Locked or deleted since the password step: no session.
+        let user = store
+            .user_by_id(challenge.user_id)
+            .await?
+            .filter(|user| !user.locked)
+            .ok_or(AppError::MfaTokenInvalid)?;
+        let method = self
+            .check_second_factor(&user, &proof, "login", client)
+            .await?;
+        if !store.consume_mfa_challenge(token.hash()).await? {
+            return Err(AppError::MfaTokenInvalid);
+        }
+        let tokens = self
+            .deps
+            .start_session(&user, client, challenge.methods.with(method))
+            .await?;
+        tracing::info!(user_id = %user.id, method = method.as_str(), "logged in with a second factor");
+        let details = json!({ "sessionId": tokens.session_id, "secondFactor": method.as_str() });
+        self.deps
+            .audit
+            .record(EventKind::LoginSucceeded, Some(user.id), client, details)
+            .await;
+        Ok((user, tokens))
+    }
+
+    /// Checks a second factor of `user`, each time step or recovery code accepted at most once,
+    /// under the account's factor throttling; a failure is audited.
+    async fn check_second_factor(
+        &self,
+        user: &User,
+        proof: &SecondFactor,
+        step: &'static str,
+        client: &ClientContext,
+    ) -> Result<AuthMethod, AppError> {
+        let throttle_key = format!("mfa:{}", user.id);
+        if let Err(e) = self.deps.reserve_attempt(&throttle_key).await {
+            crate::metrics::mfa_outcome(step, "throttled");
+            return Err(e);
+        }
+        let method = proof.method();
+        let refusal = match proof {
+            SecondFactor::Totp(code) => self.use_totp_code(user.id, code).await?,
+            SecondFactor::RecoveryCode(code) => self.use_recovery_code(user, code, client).await?,
+        };
+        if let Some(reason) = refusal {
+            crate::metrics::mfa_outcome(step, reason);
+            tracing::info!(user_id = %user.id, step, reason, "second factor refused");
+            let details = json!({ "method": method.as_str(), "step": step, "reason": reason });
+            self.deps
+                .audit
+                .record(EventKind::MfaFailed, Some(user.id), client, details)
+                .await;
+            return Err(AppError::InvalidMfaCode);
+        }
+        crate::metrics::mfa_outcome(step, "passed");
+        self.deps.clear_failures(throttle_key).await?;
+        Ok(method)
+    }
+
+    /// `None` when the code is accepted, else why not.
+    async fn use_totp_code(
+        &self,
+        user_id: Uuid,
+        code: &str,
+    ) -> Result<Option<&'static str>, AppError> {
+        let store = &self.deps.store;
+        let Some(factor) = store.totp_factor(user_id, FactorState::Active).await? else {
+            return Ok(Some("failed"));
+        };
+        let secret = self.open(&factor)?;
+        let now = Utc::now().timestamp();
+        let Some(step) = secret.matching_step(code, now, self.rules.settings.totp_skew_steps)
+        else {
+            return Ok(Some("failed"));
+        };
+        if !store.use_totp_step(factor.id, step).await? {
+            return Ok(Some("replayed"));
+        }
+        Ok(None)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user: &User,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<Option<&'static str>, AppError> {
+        let Some(hash) = recovery_code_hash(code) else {
+            return Ok(Some("failed"));
+        };
+        let Some(left) = self.deps.store.use_recovery_code(user.id, hash).await? else {
+            return Ok(Some("failed"));
+        };
+        self.deps
+            .outbox
+            .send_notice(
+                MessageKind::RecoveryCodeUsed,
+                &user.email,
+                user.name.as_deref(),
+            )
+            .await?;
+        let details = json!({ "left": left });
+        self.deps
+            .audit
+            .record(EventKind::RecoveryCodeUsed, Some(user.id), client, details)
+            .await;
+        Ok(None)
+    }
+
+    fn open(&self, factor: &TotpFactor) -> Result<TotpSecret, AppError> {
+        let kek = self.rules.key_encryption_key.expose().as_bytes();
+        crate::keys::decrypt(&factor.sealed_secret, kek, &sealing_label(factor.id))
+            .map(TotpSecret::from_bytes)
+            .map_err(|_| {
+                AppError::Internal(
+                    "a TOTP secret does not open (wrong tokens.key_encryption_key?)".into(),
+                )
+            })
+    }
+
+    /// Starts a TOTP enrolment (replacing an unconfirmed one): the secret and its URI. Needs a
+    /// recent sign-in; refused while a TOTP factor is active.
+    pub async fn begin_totp(
+        &self,
+        caller: &AccessClaims,
+        user: &User,
+    ) -> Result<TotpEnrolment, AppError> {
+        if !self.rules.settings.totp_enabled {
+            return Err(AppError::NotFound);
+        }
+        self.deps.require_step_up(caller).await?;
+        if self.status(user.id).await?.enabled() {
+            return Err(AppError::MfaAlreadyEnabled);
+        }
+        let secret = TotpSecret::generate();
+        let id = Uuid::new_v4();
+        let kek = self.rules.key_encryption_key.expose().as_bytes();
+        let sealed_secret = crate::keys::encrypt(secret.as_bytes(), kek, &sealing_label(id))
+            .map_err(AppError::Internal)?;
+        let otpauth_uri = secret
+            .otpauth_uri(&self.rules.issuer, &user.email)
+            .ok_or_else(|| AppError::Internal("the otpauth URI cannot be built".into()))?;
+        self.deps
+            .store
+            .create_totp_factor(&TotpFactor {
+                id,
+                user_id: user.id,
+                sealed_secret,
+                created_at: Utc::now(),
+                confirmed_at: None,
+            })
+            .await?;
+        Ok(TotpEnrolment {
+            secret: secret.base32(),
+            otpauth_uri,
+            expires_in: self.rules.settings.enrolment_ttl_seconds,
+        })
+    }
+
+    /// Confirms the pending enrolment with a first code: the factor is active, a fresh set of
+    /// recovery codes replaces any old one, and the caller's session counts the factor.
+    pub async fn confirm_totp(
+        &self,
+        caller: &AccessClaims,
+        user: &User,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<TotpConfirmed, AppError> {
+        self.deps.require_step_up(caller).await?;
+        let store = &self.deps.store;
+        let ttl = chrono::Duration::seconds(
+            i64::try_from(self.rules.settings.enrolment_ttl_seconds).unwrap_or(i64::MAX / 1000),
+        );
+        let pending = store
+            .totp_factor(user.id, FactorState::Pending)
+            .await?
+            .filter(|factor| factor.created_at + ttl > Utc::now())
+            .ok_or(AppError::NotFound)?;
+        let throttle_key = format!("mfa:{}", user.id);
+        self.deps.reserve_attempt(&throttle_key).await?;
+        let secret = self.open(&pending)?;
+        let now = Utc::now().timestamp();
+        let Some(step) = secret.matching_step(code, now, self.rules.settings.totp_skew_steps)
+        else {
+            crate::metrics::mfa_outcome("enrolment", "failed");
+            let details = json!({ "method": "totp", "step": "enrolment", "reason": "failed" });
+            self.deps
+                .audit
+                .record(EventKind::MfaFailed, Some(user.id), client, details)
+                .await;
+            return Err(AppError::validation(
+                "code",
+                "is not the authenticator's current code",
+            ));
+        };
+        let codes = generate_recovery_codes();
+        let hashes: Vec<_> = codes.iter().filter_map(|c| recovery_code_hash(c)).collect();
+        if !store.confirm_totp_factor(pending.id, step, &hashes).await? {
+            return Err(AppError::NotFound);
+        }
+        crate::metrics::mfa_outcome("enrolment", "passed");
+        self.deps.clear_failures(throttle_key).await?;
+        let methods = AuthMethods::of(&[AuthMethod::Password, AuthMethod::Totp]);
+        let access = self.reauthenticate_session(caller, methods).await?;
+        self.deps
+            .outbox
+            .send_notice(MessageKind::MfaEnabled, &user.email, user.name.as_deref())
+            .await?;
+        let details = json!({ "method": "totp" });
+        self.deps
+            .audit
+            .record(EventKind::MfaEnabled, Some(user.id), client, details)
+            .await;
+        Ok(TotpConfirmed {
+            recovery_codes: codes,
+            access,
+        })
+    }
+
+    /// Removes the caller's second factors and recovery codes (needs a recent level-2 sign-in).
+    pub async fn remove(
+        &self,
+        caller: &AccessClaims,
+        user: &User,
+        client: &ClientContext,
+    ) -> Result<(), AppError> {
+        self.deps.require_step_up(caller).await?;
+        if !self.deps.store.remove_mfa(user.id).await? {
+            return Err(AppError::NotFound);
+        }
+        self.deps
+            .outbox
+            .send_notice(MessageKind::MfaDisabled, &user.email, user.name.as_deref())
+            .await?;
+        self.deps
+            .audit
+            .record(EventKind::MfaDisabled, Some(user.id), client, json!({}))
+            .await;
+        Ok(())
+    }
+
+    /// A new set of recovery codes; the old ones stop working.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        caller: &AccessClaims,
+        user: &User,
+        client: &ClientContext,
+    ) -> Result<Vec<String>, AppError> {
+        self.deps.require_step_up(caller).await?;
+        if !self.status(user.id).await?.enabled() {
+            return Err(AppError::NotFound);
+        }
+        let codes = generate_recovery_codes();
+        let hashes: Vec<_> = codes.iter().filter_map(|c| recovery_code_hash(c)).collect();
+        self.deps
+            .store
+            .replace_recovery_codes(user.id, &hashes)
+            .await?;
+        self.deps
+            .outbox
+            .send_notice(
+                MessageKind::RecoveryCodesRegenerated,
+                &user.email,
+                user.name.as_deref(),
+            )
+            .await?;
+        self.deps
+            .audit
+            .record(
+                EventKind::RecoveryCodesRegenerated,
+                Some(user.id),
+                client,
+                json!({}),
+            )
+            .await;
+        Ok(codes)
+    }
+
+    /// Step-up: the caller's session proves itself again with the password and, where the
+    /// account has one, a second factor. Answers an access token that says so.
+    pub async fn reauthenticate(
+        &self,
+        caller: &AccessClaims,
+        password: &str,
+        proof: Option<SecondFactor>,
+        client: &ClientContext,
+    ) -> Result<AccessToken, AppError> {
+        let user = self
+            .deps
+            .check_password(caller.sub, "password", password, "reauthentication", client)
+            .await?;
+        let mut methods = AuthMethods::password();
+        if self.status(user.id).await?.enabled() {
+            let proof = proof.ok_or_else(|| {
+                AppError::validation(
+                    "code",
+                    "is required: the account has two-step verification (or give recoveryCode)",
+                )
+            })?;
+            methods = methods.with(
+                self.check_second_factor(&user, &proof, "step_up", client)
+                    .await?,
+            );
+        }
+        let access = self.reauthenticate_session(caller, methods.clone()).await?;
+        let details = json!({ "methods": methods.to_stored() });
+        self.deps
+            .audit
+            .record(EventKind::Reauthenticated, Some(user.id), client, details)
+            .await;
+        Ok(access)
+    }
+
+    async fn reauthenticate_session(
+        &self,
+        caller: &AccessClaims,
+        methods: AuthMethods,
+    ) -> Result<AccessToken, AppError> {
+        self.deps
+            .tokens
+            .send(Reauthenticate {
+                session_id: caller.sid,
+                user_id: caller.sub,
+                methods,
+            })
+            .await?
+    }
+
+    /// A user's second factors, for an admin; `not_found` when there is no such user.
+    pub async fn status_of_user(&self, user_id: Uuid) -> Result<MfaStatus, AppError> {
+        self.deps
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        self.status(user_id).await
+    }
+
+    /// An admin removes a user's second factors (a lost device); the owner is told by mail.
+    pub async fn admin_reset(
+        &self,
+        admin: &User,
+        user_id: Uuid,
+        client: &ClientContext,
+    ) -> Result<(), AppError> {
+        let user = self
+            .deps
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        if !self.deps.store.remove_mfa(user.id).await? {
+            return Err(AppError::NotFound);
+        }
+        tracing::info!(admin_id = %admin.id, %user_id, "second factors reset by an admin");
+        self.deps
+            .outbox
+            .send_notice(MessageKind::MfaDisabled, &user.email, user.name.as_deref())
+            .await?;
+        let details = json!({ "by": admin.id });
+        self.deps
+            .audit
+            .record(EventKind::AdminMfaReset, Some(user.id), client, details)
+            .await;
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! Second factors, recovery codes and pending second steps.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{ttl, PostgresStore};
+use crate::domain::assurance::AuthMethods;
+use crate::domain::opaque_token::TokenHash;
+use crate::store::*;
+
+#[async_trait]
+impl MfaStore for PostgresStore {
+    #[tracing::instrument(skip_all)]
+    async fn create_totp_factor(&self, factor: &TotpFactor) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let drop_pending = tx
+            .prepare_cached(
+                "DELETE FROM mfa_factors WHERE user_id = $1 AND kind = 'totp' AND confirmed_at IS NULL",
+            )
+            .await?;
+        tx.execute(&drop_pending, &[&factor.user_id]).await?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO mfa_factors (id, user_id, kind, secret, created_at)
+                 VALUES ($1, $2, 'totp', $3, $4)",
+            )
+            .await?;
+        tx.execute(
+            &insert,
+            &[
+                &factor.id,
+                &factor.user_id,
+                &factor.sealed_secret,
+                &factor.created_at,
+            ],
+        )
+        .await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn totp_factor(
+        &self,
+        user_id: Uuid,
+        state: FactorState,
+    ) -> Result<Option<TotpFactor>, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT id, user_id, secret, created_at, confirmed_at FROM mfa_factors
+                 WHERE user_id = $1 AND kind = 'totp' AND (confirmed_at IS NOT NULL) = $2",
+                &[&user_id, &(state == FactorState::Active)],
+            )
+            .await?;
+        row.map(|row| {
+            Ok(TotpFactor {
+                id: row.try_get(0)?,
+                user_id: row.try_get(1)?,
+                sealed_secret: row.try_get(2)?,
+                created_at: row.try_get(3)?,
+                confirmed_at: row.try_get(4)?,
+            })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn use_totp_step(&self, factor_id: Uuid, step: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE mfa_factors SET last_used_step = $2
+                 WHERE id = $1 AND confirmed_at IS NOT NULL AND last_used_step < $2",
+                &[&factor_id, &step],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn confirm_totp_factor(
+        &self,
+        factor_id: Uuid,
+        step: i64,
+        recovery_codes: &[TokenHash],
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let confirm = tx
+            .prepare_cached(
+                "UPDATE mfa_factors SET confirmed_at = now(), last_used_step = $2
+                 WHERE id = $1 AND confirmed_at IS NULL RETURNING user_id",
+            )
+            .await?;
+        let Some(row) = tx.query_opt(&confirm, &[&factor_id, &step]).await? else {
+            return Ok(false);
+        };
+        let user_id: Uuid = row.try_get(0)?;
+        replace_codes(&tx, user_id, recovery_codes).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn replace_recovery_codes(
+        &self,
+        user_id: Uuid,
+        codes: &[TokenHash],
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        replace_codes(&tx, user_id, codes).await?;
+        Ok(tx.commit().await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn use_recovery_code(
+        &self,
+        user_id: Uuid,
+        code: TokenHash,
+    ) -> Result<Option<u32>, StoreError> {
+        let used = self
+            .execute(
+                "UPDATE mfa_recovery_codes SET used_at = now()
+                 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+                &[&user_id, &code.as_slice()],
+            )
+            .await?;
+        if used == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.mfa_status(user_id).await?.recovery_codes_left))
+    }
+
+    async fn mfa_status(&self, user_id: Uuid) -> Result<MfaStatus, StoreError> {
+        let row = self
+            .query_one(
+                "SELECT (SELECT confirmed_at FROM mfa_factors
+                         WHERE user_id = $1 AND kind = 'totp' AND confirmed_at IS NOT NULL),
+                        (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL)",
+                &[&user_id],
+            )
+            .await?;
+        Ok(MfaStatus {
+            totp_confirmed_at: row.try_get(0)?,
+            recovery_codes_left: u32::try_from(row.try_get::<_, i64>(1)?).unwrap_or(0),
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn remove_mfa(&self, user_id: Uuid) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let factors = tx
+            .prepare_cached(
+                "DELETE FROM mfa_factors WHERE user_id = $1 RETURNING confirmed_at IS NOT NULL",
+            )
+            .await?;
+        let removed = tx.query(&factors, &[&user_id]).await?;
+        let codes = tx
+            .prepare_cached("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
+            .await?;
+        tx.execute(&codes, &[&user_id]).await?;
+        tx.commit().await?;
+        let mut had_active = false;
+        for row in &removed {
+            had_active |= row.try_get::<_, bool>(0)?;
+        }
+        Ok(had_active)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO mfa_challenges (token_hash, user_id, methods, expires_at)
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+            &[
+                &challenge.hash.as_slice(),
+                &challenge.user_id,
+                &challenge.methods.to_stored(),
+                &ttl(challenge.ttl_seconds),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn attempt_mfa_challenge(
+        &self,
+        hash: TokenHash,
+        max_attempts: u32,
+    ) -> Result<Option<MfaChallenge>, StoreError> {
+        let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+        let row = self
+            .query_opt(
+                "UPDATE mfa_challenges SET attempts = attempts + 1
+                 WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > now()
+                   AND attempts < $2
+                 RETURNING user_id, methods",
+                &[&hash.as_slice(), &max_attempts],
+            )
+            .await?;
+        row.map(|row| {
+            Ok(MfaChallenge {
+                user_id: row.try_get(0)?,
+                methods: AuthMethods::parse(&row.try_get::<_, String>(1)?),
+            })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn consume_mfa_challenge(&self, hash: TokenHash) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE mfa_challenges SET consumed_at = now()
+                 WHERE token_hash = $1 AND consumed_at IS NULL",
+                &[&hash.as_slice()],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+}
+
+async fn replace_codes(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: Uuid,
+    codes: &[TokenHash],
+) -> Result<(), StoreError> {
+    let clear = tx
+        .prepare_cached("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
+        .await?;
+    tx.execute(&clear, &[&user_id]).await?;
+    let insert = tx
+        .prepare_cached("INSERT INTO mfa_recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+        .await?;
+    for code in codes {
+        tx.execute(&insert, &[&user_id, &code.as_slice()]).await?;
+    }
+    Ok(())
+}
