@@ -21,6 +21,7 @@ mod jwt;
 mod keys;
 mod limits;
 mod logout;
+mod mfa;
 mod migrations;
 mod multinode;
 mod operations;
