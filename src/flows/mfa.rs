@@ -30,8 +30,8 @@ pub struct MfaRules {
     pub issuer: String,
 }
 
-/// A second factor presented by a user.
-#[derive(Debug, Clone)]
+/// A second factor presented by a user (no `Debug`: it holds a code).
+#[derive(Clone)]
 pub enum SecondFactor {
     Totp(String),
     RecoveryCode(String),
@@ -62,8 +62,8 @@ impl SecondFactor {
     }
 }
 
-/// A login whose password was right, waiting for its second factor.
-#[derive(Debug, Clone)]
+/// A login whose password was right, waiting for its second factor (no `Debug`: the token).
+#[derive(Clone)]
 pub struct MfaChallengeIssued {
     pub mfa_token: String,
     /// What `POST /auth/mfa/verify` accepts for this account: `totp`, `recovery_code`.
@@ -71,8 +71,8 @@ pub struct MfaChallengeIssued {
     pub expires_in: u64,
 }
 
-/// A started TOTP enrolment: what the authenticator app needs.
-#[derive(Debug, Clone)]
+/// A started TOTP enrolment: what the authenticator app needs (no `Debug`: the secret).
+#[derive(Clone)]
 pub struct TotpEnrolment {
     pub secret: String,
     pub otpauth_uri: String,
@@ -81,7 +81,7 @@ pub struct TotpEnrolment {
 
 /// A confirmed enrolment: the recovery codes (shown this once) and an access token whose session
 /// now counts the new factor.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TotpConfirmed {
     pub recovery_codes: Vec<String>,
     pub access: AccessToken,

@@ -216,6 +216,18 @@ async fn totp_enrolment_is_confirmed_by_a_code_and_then_a_login_needs_one(backen
     for kind in ["mfa_enabled", "mfa_failed", "login_succeeded"] {
         assert!(kinds.contains(&kind.to_string()), "{kind} in {kinds:?}");
     }
+    // The recorder is process-wide: other tests count too, so this asserts presence only.
+    let metrics = app.fetch("/metrics").await.text().await.unwrap();
+    for outcome in ["passed", "failed"] {
+        assert!(
+            metrics
+                .lines()
+                .any(|line| line.starts_with("authd_mfa_outcomes_total")
+                    && line.contains(r#"step="login""#)
+                    && line.contains(&format!(r#"outcome="{outcome}""#))),
+            "login {outcome} in the metrics"
+        );
+    }
 }
 
 async fn a_used_code_fails_the_second_time_also_when_two_arrive_at_once(backend: Backend) {
