@@ -26,7 +26,9 @@ use crate::domain::opaque_token::RefreshToken;
 use crate::domain::user::Role;
 use crate::error::AppError;
 use crate::keys::{DecodeError, KeyRing, KeySource};
-use crate::store::{NewSession, RevokeReason, Rotation, RotationOutcome, SessionOwner, Store};
+use crate::store::{
+    NewSession, RevokeReason, Rotation, RotationOutcome, SessionOwner, SessionProof, Store,
+};
 
 /// What a client receives after signup, login or refresh.
 #[derive(Debug, Clone)]
@@ -54,11 +56,7 @@ pub struct StartSession {
 /// the new assurance.
 #[derive(Message)]
 #[rtype(result = "Result<AccessToken, AppError>")]
-pub struct Reauthenticate {
-    pub session_id: Uuid,
-    pub user_id: Uuid,
-    pub methods: AuthMethods,
-}
+pub struct Reauthenticate(pub SessionProof);
 
 /// A signed access token and its lifetime in seconds.
 #[derive(Debug, Clone)]
@@ -232,10 +230,10 @@ impl TokenService {
         Ok(Caller { claims, user })
     }
 
-    #[tracing::instrument(skip_all, fields(session_id = %msg.session_id))]
-    pub async fn reauthenticate(&self, msg: &Reauthenticate) -> Result<SessionOwner, AppError> {
+    #[tracing::instrument(skip_all, fields(session_id = %proof.session_id))]
+    pub async fn reauthenticate(&self, proof: &SessionProof) -> Result<SessionOwner, AppError> {
         self.store
-            .reauthenticate_session(msg.session_id, msg.user_id, &msg.methods)
+            .reauthenticate_session(proof)
             .await?
             .ok_or(AppError::TokenInvalid)
     }
@@ -398,7 +396,7 @@ impl Handler<Reauthenticate> for TokenActor {
     fn handle(&mut self, msg: Reauthenticate, _: &mut Self::Context) -> Self::Result {
         let sessions = self.sessions.clone();
         Box::pin(
-            async move { sessions.reauthenticate(&msg).await }
+            async move { sessions.reauthenticate(&msg.0).await }
                 .into_actor(self)
                 .map(|owner, actor, _| actor.sign_access(&owner?)),
         )

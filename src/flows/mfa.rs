@@ -20,7 +20,9 @@ use crate::domain::user::User;
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
 use crate::flows::deps::FlowDeps;
-use crate::store::{FactorState, MfaStatus, NewMfaChallenge, TotpFactor};
+use crate::store::{
+    FactorState, MfaStatus, NewMfaChallenge, SessionProof, TotpConfirmation, TotpFactor,
+};
 
 /// The configured MFA rules and the key that seals TOTP secrets.
 pub struct MfaRules {
@@ -355,7 +357,12 @@ impl MfaService {
         };
         let codes = generate_recovery_codes();
         let hashes: Vec<_> = codes.iter().filter_map(|c| recovery_code_hash(c)).collect();
-        if !store.confirm_totp_factor(pending.id, step, &hashes).await? {
+        let confirmation = TotpConfirmation {
+            factor_id: pending.id,
+            step,
+            recovery_codes: hashes,
+        };
+        if !store.confirm_totp_factor(&confirmation).await? {
             return Err(AppError::NotFound);
         }
         crate::metrics::mfa_outcome("enrolment", "passed");
@@ -478,11 +485,11 @@ impl MfaService {
     ) -> Result<AccessToken, AppError> {
         self.deps
             .tokens
-            .send(Reauthenticate {
+            .send(Reauthenticate(SessionProof {
                 session_id: caller.sid,
                 user_id: caller.sub,
                 methods,
-            })
+            }))
             .await?
     }
 

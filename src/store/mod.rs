@@ -6,7 +6,6 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::domain::assurance::AuthMethods;
 use crate::domain::email::CanonicalEmail;
 use crate::domain::one_time::{OneTimeAction, OneTimeUse};
 use crate::domain::opaque_token::TokenHash;
@@ -141,13 +140,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The user's sessions that are neither revoked nor expired, newest first.
     async fn live_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError>;
 
-    /// Records that a live session of `user_id` proved itself again, now, with `methods`;
+    /// Records that a live session of its user proved itself again, now, with its methods;
     /// `None` when the session is revoked or its user may no longer sign in.
     async fn reauthenticate_session(
         &self,
-        session_id: Uuid,
-        user_id: Uuid,
-        methods: &AuthMethods,
+        proof: &SessionProof,
     ) -> Result<Option<SessionOwner>, StoreError>;
 }
 
@@ -229,9 +226,7 @@ pub trait MfaStore: Send + Sync + 'static {
     /// replaces the user's recovery codes; false when it is no longer pending.
     async fn confirm_totp_factor(
         &self,
-        factor_id: Uuid,
-        step: i64,
-        recovery_codes: &[TokenHash],
+        confirmation: &TotpConfirmation,
     ) -> Result<bool, StoreError>;
 
     /// Replaces every recovery code of the user (the old ones stop working).

@@ -334,6 +334,23 @@ pub struct StoredSigningKey {
     pub created_at: DateTime<Utc>,
 }
 
+/// A live session proving itself again (step-up, a factor enrolled): its new methods, as of now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionProof {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub methods: AuthMethods,
+}
+
+/// The first code of a pending TOTP enrolment, and the recovery codes that come with it.
+#[derive(Debug, Clone)]
+pub struct TotpConfirmation {
+    pub factor_id: Uuid,
+    /// The time step of the code: later codes must be of later steps.
+    pub step: i64,
+    pub recovery_codes: Vec<TokenHash>,
+}
+
 /// A TOTP factor: its secret sealed under `tokens.key_encryption_key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TotpFactor {

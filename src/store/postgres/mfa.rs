@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{ttl, PostgresStore};
+use super::{ttl, Params, PostgresStore};
 use crate::domain::assurance::AuthMethods;
 use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
@@ -78,9 +78,7 @@ impl MfaStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn confirm_totp_factor(
         &self,
-        factor_id: Uuid,
-        step: i64,
-        recovery_codes: &[TokenHash],
+        confirmation: &TotpConfirmation,
     ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -90,11 +88,12 @@ impl MfaStore for PostgresStore {
                  WHERE id = $1 AND confirmed_at IS NULL RETURNING user_id",
             )
             .await?;
-        let Some(row) = tx.query_opt(&confirm, &[&factor_id, &step]).await? else {
+        let values: Params = &[&confirmation.factor_id, &confirmation.step];
+        let Some(row) = tx.query_opt(&confirm, values).await? else {
             return Ok(false);
         };
         let user_id: Uuid = row.try_get(0)?;
-        replace_codes(&tx, user_id, recovery_codes).await?;
+        replace_codes(&tx, user_id, &confirmation.recovery_codes).await?;
         tx.commit().await?;
         Ok(true)
     }

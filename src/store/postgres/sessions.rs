@@ -274,10 +274,9 @@ impl SessionStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn reauthenticate_session(
         &self,
-        session_id: Uuid,
-        user_id: Uuid,
-        methods: &AuthMethods,
+        proof: &SessionProof,
     ) -> Result<Option<SessionOwner>, StoreError> {
+        let (session_id, user_id) = (proof.session_id, proof.user_id);
         let row = self
             .query_opt(
                 "UPDATE sessions s SET auth_methods = $3, authenticated_at = now()
@@ -285,7 +284,7 @@ impl SessionStore for PostgresStore {
                  WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()
                    AND u.id = s.user_id AND u.deleted_at IS NULL AND NOT u.locked
                  RETURNING u.role, s.auth_methods, s.authenticated_at",
-                &[&session_id, &user_id, &methods.to_stored()],
+                &[&session_id, &user_id, &proof.methods.to_stored()],
             )
             .await?;
         row.map(|row| {

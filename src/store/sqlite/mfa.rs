@@ -72,11 +72,13 @@ impl MfaStore for SqliteStore {
 
     async fn confirm_totp_factor(
         &self,
-        factor_id: Uuid,
-        step: i64,
-        recovery_codes: &[TokenHash],
+        confirmation: &TotpConfirmation,
     ) -> Result<bool, StoreError> {
-        let codes = recovery_codes.to_vec();
+        let TotpConfirmation {
+            factor_id,
+            step,
+            recovery_codes: codes,
+        } = confirmation.clone();
         self.call(move |c| {
             let now = now_micros();
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;

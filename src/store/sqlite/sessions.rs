@@ -258,11 +258,10 @@ impl SessionStore for SqliteStore {
 
     async fn reauthenticate_session(
         &self,
-        session_id: Uuid,
-        user_id: Uuid,
-        methods: &AuthMethods,
+        proof: &SessionProof,
     ) -> Result<Option<SessionOwner>, StoreError> {
-        let methods = methods.to_stored();
+        let (session_id, user_id) = (proof.session_id, proof.user_id);
+        let methods = proof.methods.to_stored();
         self.call(move |c| {
             Ok(c.prepare_cached(
                 "UPDATE sessions SET auth_methods = ?3, authenticated_at = ?4
