@@ -212,6 +212,9 @@ impl Application {
             settings: settings.auth.mfa.clone(),
             key_encryption_key: settings.tokens.key_encryption_key.clone(),
             issuer: settings.auth.app_name.clone(),
+            webauthn: settings.webauthn()?.map(Arc::new),
+            passkey_ceremony_ttl_seconds: settings.auth.passkeys.ceremony_ttl_seconds,
+            decoy_key: settings.tokens.refresh_secret.clone(),
         });
         let base_path = settings.base_path();
         let cookie_policy = CookiePolicy {

@@ -445,6 +445,21 @@ pub struct AuthSettings {
     pub admin_reauthentication: bool,
     pub lockout: LockoutSettings,
     pub mfa: MfaSettings,
+    pub passkeys: PasskeySettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeySettings {
+    /// Users may register passkeys (WebAuthn) and sign in with them.
+    pub enabled: bool,
+    /// The WebAuthn relying-party id: the site's domain; empty = the host of `app.frontend_url`.
+    /// Changing it later invalidates every registered passkey.
+    pub rp_id: String,
+    /// Origins of the pages that run the ceremonies; empty = `app.frontend_url`'s origin.
+    pub origins: Vec<String>,
+    /// How long a ceremony's server-side state lives between its two requests.
+    pub ceremony_ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -544,6 +559,46 @@ impl Settings {
 
     /// The CORS allowlist as browsers send `Origin`: trimmed, without a trailing slash (so
     /// `https://app.example/` and ` https://app.example` both match).
+    /// The WebAuthn relying party for passkeys, `None` when they are off. Its id and origins
+    /// default to `app.frontend_url`: the ceremonies run in the frontend's pages.
+    pub fn webauthn(&self) -> Result<Option<webauthn_rs::Webauthn>, ConfigError> {
+        let passkeys = &self.auth.passkeys;
+        if !passkeys.enabled {
+            return Ok(None);
+        }
+        let parse = |setting: &str, origin: &str| {
+            webauthn_rs::prelude::Url::parse(origin.trim())
+                .map_err(|e| invalid(setting, format!("{origin:?} is not an origin: {e}")))
+        };
+        let origins = if passkeys.origins.is_empty() {
+            vec![parse("app.frontend_url", &self.app.frontend_url)?]
+        } else {
+            passkeys
+                .origins
+                .iter()
+                .map(|o| parse("auth.passkeys.origins", o))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let rp_id = if passkeys.rp_id.is_empty() {
+            origins[0].host_str().unwrap_or_default().to_string()
+        } else {
+            passkeys.rp_id.clone()
+        };
+        let refused = |e: webauthn_rs::prelude::WebauthnError| {
+            invalid(
+                "auth.passkeys.rp_id",
+                format!("{rp_id:?} does not fit the origins (a domain, not an IP address, that each origin is or is under): {e}"),
+            )
+        };
+        let mut builder =
+            webauthn_rs::WebauthnBuilder::new(&rp_id, &origins[0]).map_err(refused)?;
+        for origin in &origins[1..] {
+            builder = builder.append_allowed_origin(origin);
+        }
+        builder = builder.rp_name(&self.auth.app_name);
+        Ok(Some(builder.build().map_err(refused)?))
+    }
+
     pub fn cors_origins(&self) -> Vec<String> {
         let normalise = |origin: &String| origin.trim().trim_end_matches('/').to_string();
         if self.http.cors_allowed_origins.is_empty() {

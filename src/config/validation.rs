@@ -35,6 +35,7 @@ impl Settings {
             ));
         }
         self.store_backend()?;
+        self.webauthn()?;
         self.trusted_proxies()?;
         self.metrics_networks()?;
         if self.cache_is_shared()

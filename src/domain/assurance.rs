@@ -13,6 +13,11 @@ pub enum AuthMethod {
     Totp,
     /// A single-use recovery code (a look-up secret: something you have).
     RecoveryCode,
+    /// A passkey bound to one device (not backup-eligible), with user verification: a key the
+    /// user has and a PIN or biometric they give, so a factor of two kinds on its own.
+    DevicePasskey,
+    /// A passkey that syncs between devices (backup-eligible), with user verification.
+    SyncedPasskey,
     /// A link mailed to the account's address. Proves control of the mailbox, never counted
     /// as a second factor: whoever resets a password through the mailbox holds both.
     EmailLink,
@@ -23,6 +28,8 @@ pub enum AuthMethod {
 enum FactorClass {
     Knowledge,
     Possession,
+    /// Possession and user verification in one (a passkey): level 2 on its own.
+    Verified,
     /// Never combines with another class into multi-factor.
     Mailbox,
 }
@@ -34,6 +41,8 @@ impl AuthMethod {
             AuthMethod::Password => "pwd",
             AuthMethod::Totp => "totp",
             AuthMethod::RecoveryCode => "recovery_code",
+            AuthMethod::DevicePasskey => "passkey",
+            AuthMethod::SyncedPasskey => "synced_passkey",
             AuthMethod::EmailLink => "email_link",
         }
     }
@@ -43,6 +52,8 @@ impl AuthMethod {
             AuthMethod::Password,
             AuthMethod::Totp,
             AuthMethod::RecoveryCode,
+            AuthMethod::DevicePasskey,
+            AuthMethod::SyncedPasskey,
             AuthMethod::EmailLink,
         ]
         .into_iter()
@@ -54,6 +65,8 @@ impl AuthMethod {
         match self {
             AuthMethod::Password => "pwd",
             AuthMethod::Totp | AuthMethod::RecoveryCode => "otp",
+            AuthMethod::DevicePasskey => "hwk",
+            AuthMethod::SyncedPasskey => "swk",
             AuthMethod::EmailLink => "email",
         }
     }
@@ -62,13 +75,9 @@ impl AuthMethod {
         match self {
             AuthMethod::Password => FactorClass::Knowledge,
             AuthMethod::Totp | AuthMethod::RecoveryCode => FactorClass::Possession,
+            AuthMethod::DevicePasskey | AuthMethod::SyncedPasskey => FactorClass::Verified,
             AuthMethod::EmailLink => FactorClass::Mailbox,
         }
-    }
-
-    /// Whether the method is a second factor (what `POST /auth/mfa/verify` takes).
-    pub fn is_second_factor(self) -> bool {
-        self.class() == FactorClass::Possession
     }
 }
 
@@ -116,7 +125,7 @@ impl AuthMethods {
             .map(|m| m.class())
             .filter(|c| *c != FactorClass::Mailbox)
             .collect();
-        if classes.len() >= 2 {
+        if classes.len() >= 2 || classes.contains(&FactorClass::Verified) {
             2
         } else {
             1
@@ -168,13 +177,16 @@ mod tests {
 
     #[test]
     fn levels_count_distinct_kinds_and_a_mailbox_never_counts() {
-        let cases: [(&[AuthMethod], u8, &[&str]); 6] = [
+        let cases: [(&[AuthMethod], u8, &[&str]); 9] = [
             (&[Password], 1, &["pwd"]),
             (&[Password, Totp], 2, &["pwd", "otp", "mfa"]),
             (&[Password, RecoveryCode], 2, &["pwd", "otp", "mfa"]),
             (&[Totp, RecoveryCode], 1, &["otp"]),
             (&[Password, EmailLink], 1, &["pwd", "email"]),
             (&[EmailLink, Totp], 1, &["otp", "email"]),
+            (&[DevicePasskey], 2, &["hwk", "mfa"]),
+            (&[SyncedPasskey], 2, &["swk", "mfa"]),
+            (&[Password, DevicePasskey], 2, &["pwd", "hwk", "mfa"]),
         ];
         for (methods, aal, amr) in cases {
             let methods = AuthMethods::of(methods);

@@ -15,13 +15,14 @@ use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
 use crate::domain::messages::MessageKind;
 use crate::domain::mfa::{generate_recovery_codes, recovery_code_hash, TotpSecret};
-use crate::domain::opaque_token::OpaqueToken;
+use crate::domain::opaque_token::{OpaqueToken, TokenHash};
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
 use crate::flows::deps::FlowDeps;
 use crate::store::{
-    FactorState, MfaStatus, NewMfaChallenge, SessionProof, TotpConfirmation, TotpFactor,
+    FactorChoice, FactorState, MfaStatus, NewMfaChallenge, SessionProof, TotpConfirmation,
+    TotpFactor,
 };
 
 /// The configured MFA rules and the key that seals TOTP secrets.
@@ -30,6 +31,12 @@ pub struct MfaRules {
     pub key_encryption_key: Secret,
     /// The `issuer` of `otpauth://` URIs: how authenticator apps label the account.
     pub issuer: String,
+    /// The WebAuthn relying party; `None` when passkeys are off.
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    pub passkey_ceremony_ttl_seconds: u64,
+    /// Derives the stand-in credential id of a passwordless login for an address without
+    /// passkeys (an HMAC with its own label, so the key's other use is not exposed).
+    pub decoy_key: Secret,
 }
 
 /// A second factor presented by a user (no `Debug`: it holds a code).
@@ -37,29 +44,35 @@ pub struct MfaRules {
 pub enum SecondFactor {
     Totp(String),
     RecoveryCode(String),
+    /// A WebAuthn assertion (`PublicKeyCredential` JSON) answering the ceremony started for it.
+    Passkey(serde_json::Value),
 }
 
 impl SecondFactor {
-    /// The one factor of a body with the optional fields `code` and `recoveryCode`.
+    /// The one factor of a body with the optional fields `code`, `recoveryCode` and
+    /// `credential` (a passkey's assertion).
     pub fn from_fields(
         code: Option<String>,
         recovery_code: Option<String>,
+        credential: Option<serde_json::Value>,
     ) -> Result<Option<Self>, AppError> {
-        match (code, recovery_code) {
-            (Some(_), Some(_)) => Err(AppError::validation(
+        match (code, recovery_code, credential) {
+            (Some(code), None, None) => Ok(Some(SecondFactor::Totp(code))),
+            (None, Some(code), None) => Ok(Some(SecondFactor::RecoveryCode(code))),
+            (None, None, Some(credential)) => Ok(Some(SecondFactor::Passkey(credential))),
+            (None, None, None) => Ok(None),
+            _ => Err(AppError::validation(
                 "code",
-                "give either code or recoveryCode, not both",
+                "give one of code, recoveryCode and credential",
             )),
-            (Some(code), None) => Ok(Some(SecondFactor::Totp(code))),
-            (None, Some(code)) => Ok(Some(SecondFactor::RecoveryCode(code))),
-            (None, None) => Ok(None),
         }
     }
 
-    fn method(&self) -> AuthMethod {
+    fn name(&self) -> &'static str {
         match self {
-            SecondFactor::Totp(_) => AuthMethod::Totp,
-            SecondFactor::RecoveryCode(_) => AuthMethod::RecoveryCode,
+            SecondFactor::Totp(_) => "totp",
+            SecondFactor::RecoveryCode(_) => "recovery_code",
+            SecondFactor::Passkey(_) => "passkey",
         }
     }
 }
@@ -91,8 +104,8 @@ pub struct TotpConfirmed {
 
 #[derive(Clone)]
 pub struct MfaService {
-    deps: FlowDeps,
-    rules: Arc<MfaRules>,
+    pub(super) deps: FlowDeps,
+    pub(super) rules: Arc<MfaRules>,
 }
 
 /// The associated data a factor's secret is sealed with: a sealed secret copied onto another
@@ -133,7 +146,13 @@ impl MfaService {
                 ttl_seconds,
             })
             .await?;
-        let mut methods = vec![AuthMethod::Totp.as_str()];
+        let mut methods = Vec::new();
+        if status.totp_confirmed_at.is_some() {
+            methods.push(AuthMethod::Totp.as_str());
+        }
+        if status.passkeys > 0 {
+            methods.push("passkey");
+        }
         if status.recovery_codes_left > 0 {
             methods.push(AuthMethod::RecoveryCode.as_str());
         }
@@ -167,7 +186,7 @@ impl MfaService {
             .filter(|user| !user.locked)
             .ok_or(AppError::MfaTokenInvalid)?;
         let method = self
-            .check_second_factor(&user, &proof, "login", client)
+            .check_second_factor(&user, &proof, Some(token.hash()), "login", client)
             .await?;
         if !store.consume_mfa_challenge(token.hash()).await? {
             return Err(AppError::MfaTokenInvalid);
@@ -185,12 +204,31 @@ impl MfaService {
         Ok((user, tokens))
     }
 
-    /// Checks a second factor of `user`, each time step or recovery code accepted at most once,
-    /// under the account's factor throttling; a failure is audited.
+    /// The user of a pending login (counting an attempt on its `mfaToken`).
+    pub(super) async fn pending_login_user(&self, token: &OpaqueToken) -> Result<User, AppError> {
+        let max_attempts = self.rules.settings.challenge_max_attempts;
+        let challenge = self
+            .deps
+            .store
+            .attempt_mfa_challenge(token.hash(), max_attempts)
+            .await?
+            .ok_or(AppError::MfaTokenInvalid)?;
+        self.deps
+            .store
+            .user_by_id(challenge.user_id)
+            .await?
+            .filter(|user| !user.locked)
+            .ok_or(AppError::MfaTokenInvalid)
+    }
+
+    /// Checks a second factor of `user`, each time step, recovery code or passkey ceremony
+    /// accepted at most once, under the account's factor throttling; a failure is audited.
+    /// `ceremony`: where the state of a passkey's ceremony is kept.
     async fn check_second_factor(
         &self,
         user: &User,
         proof: &SecondFactor,
+        ceremony: Option<TokenHash>,
         step: &'static str,
         client: &ClientContext,
     ) -> Result<AuthMethod, AppError> {
@@ -199,15 +237,27 @@ impl MfaService {
             crate::metrics::mfa_outcome(step, "throttled");
             return Err(e);
         }
-        let method = proof.method();
-        let refusal = match proof {
-            SecondFactor::Totp(code) => self.use_totp_code(user.id, code).await?,
-            SecondFactor::RecoveryCode(code) => self.use_recovery_code(user, code, client).await?,
+        let outcome = match proof {
+            SecondFactor::Totp(code) => self
+                .use_totp_code(user.id, code)
+                .await?
+                .map_or(Ok(AuthMethod::Totp), Err),
+            SecondFactor::RecoveryCode(code) => self
+                .use_recovery_code(user, code, client)
+                .await?
+                .map_or(Ok(AuthMethod::RecoveryCode), Err),
+            SecondFactor::Passkey(credential) => match ceremony {
+                Some(hash) => self
+                    .verify_assertion(user.id, hash, credential)
+                    .await?
+                    .ok_or("failed"),
+                None => Err("failed"),
+            },
         };
-        if let Some(reason) = refusal {
+        if let Err(reason) = outcome {
             crate::metrics::mfa_outcome(step, reason);
             tracing::info!(user_id = %user.id, step, reason, "second factor refused");
-            let details = json!({ "method": method.as_str(), "step": step, "reason": reason });
+            let details = json!({ "method": proof.name(), "step": step, "reason": reason });
             self.deps
                 .audit
                 .record(EventKind::MfaFailed, Some(user.id), client, details)
@@ -216,7 +266,7 @@ impl MfaService {
         }
         crate::metrics::mfa_outcome(step, "passed");
         self.deps.clear_failures(throttle_key).await?;
-        Ok(method)
+        outcome.map_err(|_| AppError::InvalidMfaCode)
     }
 
     /// `None` when the code is accepted, else why not.
@@ -384,24 +434,33 @@ impl MfaService {
         })
     }
 
-    /// Removes the caller's second factors and recovery codes (needs a recent level-2 sign-in).
+    /// Removes one of the caller's second factors (needs a recent level-2 sign-in); the recovery
+    /// codes go with the last one.
     pub async fn remove(
         &self,
         caller: &AccessClaims,
         user: &User,
+        which: FactorChoice,
         client: &ClientContext,
     ) -> Result<(), AppError> {
         self.deps.require_step_up(caller).await?;
-        if !self.deps.store.remove_mfa(user.id).await? {
+        if !self.deps.store.remove_factors(user.id, which).await? {
             return Err(AppError::NotFound);
         }
-        self.deps
-            .outbox
-            .send_notice(MessageKind::MfaDisabled, &user.email, user.name.as_deref())
-            .await?;
+        // The owner hears of it when no factor is left; a passkey among several is only audited.
+        if !self.status(user.id).await?.enabled() {
+            self.deps
+                .outbox
+                .send_notice(MessageKind::MfaDisabled, &user.email, user.name.as_deref())
+                .await?;
+        }
+        let details = match which {
+            FactorChoice::Passkey(id) => json!({ "method": "passkey", "passkeyId": id }),
+            _ => json!({ "method": "totp" }),
+        };
         self.deps
             .audit
-            .record(EventKind::MfaDisabled, Some(user.id), client, json!({}))
+            .record(EventKind::MfaDisabled, Some(user.id), client, details)
             .await;
         Ok(())
     }
@@ -445,35 +504,62 @@ impl MfaService {
 
     /// Step-up: the caller's session proves itself again with the password and, where the
     /// account has one, a second factor. Answers an access token that says so.
+    /// A passkey's assertion (`ceremony`: the id its options came with) is enough on its own:
+    /// it is a factor of two kinds.
     pub async fn reauthenticate(
         &self,
         caller: &AccessClaims,
         password: &str,
         proof: Option<SecondFactor>,
+        ceremony: Option<&str>,
         client: &ClientContext,
     ) -> Result<AccessToken, AppError> {
-        let user = self
-            .deps
-            .check_password(caller.sub, "password", password, "reauthentication", client)
-            .await?;
-        let mut methods = AuthMethods::password();
-        if self.status(user.id).await?.enabled() {
-            let proof = proof.ok_or_else(|| {
-                AppError::validation(
-                    "code",
-                    "is required: the account has two-step verification (or give recoveryCode)",
-                )
-            })?;
-            methods = methods.with(
-                self.check_second_factor(&user, &proof, "step_up", client)
-                    .await?,
-            );
-        }
+        let methods = if let Some(SecondFactor::Passkey(_)) = &proof {
+            let user = self
+                .deps
+                .store
+                .user_by_id(caller.sub)
+                .await?
+                .ok_or(AppError::TokenInvalid)?;
+            let hash = ceremony
+                .and_then(OpaqueToken::parse)
+                .map(|handle| handle.hash())
+                .ok_or_else(|| AppError::validation("ceremonyId", "is required with credential"))?;
+            let proof = proof.as_ref().ok_or(AppError::InvalidMfaCode)?;
+            let method = self
+                .check_second_factor(&user, proof, Some(hash), "step_up", client)
+                .await?;
+            AuthMethods::of(&[method])
+        } else {
+            let user = self
+                .deps
+                .check_password(caller.sub, "password", password, "reauthentication", client)
+                .await?;
+            let mut methods = AuthMethods::password();
+            if self.status(user.id).await?.enabled() {
+                let proof = proof.ok_or_else(|| {
+                    AppError::validation(
+                        "code",
+                        "is required: the account has two-step verification (or give recoveryCode, or a passkey's credential)",
+                    )
+                })?;
+                methods = methods.with(
+                    self.check_second_factor(&user, &proof, None, "step_up", client)
+                        .await?,
+                );
+            }
+            methods
+        };
         let access = self.reauthenticate_session(caller, methods.clone()).await?;
         let details = json!({ "methods": methods.to_stored() });
         self.deps
             .audit
-            .record(EventKind::Reauthenticated, Some(user.id), client, details)
+            .record(
+                EventKind::Reauthenticated,
+                Some(caller.sub),
+                client,
+                details,
+            )
             .await;
         Ok(access)
     }
@@ -516,7 +602,12 @@ impl MfaService {
             .user_by_id(user_id)
             .await?
             .ok_or(AppError::NotFound)?;
-        if !self.deps.store.remove_mfa(user.id).await? {
+        if !self
+            .deps
+            .store
+            .remove_factors(user.id, FactorChoice::All)
+            .await?
+        {
             return Err(AppError::NotFound);
         }
         tracing::info!(admin_id = %admin.id, %user_id, "second factors reset by an admin");

@@ -12,3 +12,4 @@ pub mod import;
 pub mod mfa;
 pub mod outbox;
 pub mod pages;
+pub mod passkeys;

@@ -82,7 +82,7 @@ pub fn cors(settings: &Settings) -> Cors {
 /// Registers every route under the base path. The same call feeds [`openapi::document`], so
 /// what is served is what is documented.
 pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
-    use routes::{account, admin, auth, email_links, health, mfa};
+    use routes::{account, admin, auth, email_links, health, mfa, passkeys};
     move |cfg| {
         cfg.service(
             scope(base_path)
@@ -95,6 +95,10 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
                         .service(auth::logout_all)
                         .service(mfa::verify)
                         .service(mfa::reauthenticate)
+                        .service(passkeys::second_factor_options)
+                        .service(passkeys::step_up_options)
+                        .service(passkeys::passwordless_options)
+                        .service(passkeys::passwordless_login)
                         .service(account::sessions)
                         .service(account::revoke_session)
                         .service(account::change_password)
@@ -113,6 +117,11 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
                 .service(mfa::confirm_totp)
                 .service(mfa::remove_totp)
                 .service(mfa::regenerate_recovery_codes)
+                .service(passkeys::registration_options)
+                .service(passkeys::register)
+                .service(passkeys::list)
+                .service(passkeys::rename)
+                .service(passkeys::remove)
                 .service(
                     scope("/admin")
                         .service(admin::invite)

@@ -43,6 +43,7 @@ pub trait Store:
     + EventStore
     + SigningKeyStore
     + MfaStore
+    + PasskeyStore
     + MaintenanceStore
 {
 }
@@ -245,8 +246,9 @@ pub trait MfaStore: Send + Sync + 'static {
 
     async fn mfa_status(&self, user_id: Uuid) -> Result<MfaStatus, StoreError>;
 
-    /// Removes every factor and recovery code of the user; false when there was no factor.
-    async fn remove_mfa(&self, user_id: Uuid) -> Result<bool, StoreError>;
+    /// Removes the chosen factors and, when no factor is left, the recovery codes; false when
+    /// there was nothing to remove.
+    async fn remove_factors(&self, user_id: Uuid, which: FactorChoice) -> Result<bool, StoreError>;
 
     async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> Result<(), StoreError>;
 
@@ -260,6 +262,33 @@ pub trait MfaStore: Send + Sync + 'static {
 
     /// Uses the challenge up; false when another request did first.
     async fn consume_mfa_challenge(&self, hash: TokenHash) -> Result<bool, StoreError>;
+}
+
+/// Passkeys and the state of WebAuthn ceremonies (single-use: taking one deletes it).
+#[async_trait]
+pub trait PasskeyStore: Send + Sync + 'static {
+    async fn create_ceremony(&self, ceremony: &NewCeremony) -> Result<(), StoreError>;
+
+    /// Deletes the ceremony and answers it if it was of `kind` and unexpired: a state is used
+    /// once, whatever the outcome.
+    async fn take_ceremony(
+        &self,
+        hash: TokenHash,
+        kind: CeremonyKind,
+    ) -> Result<Option<Ceremony>, StoreError>;
+
+    /// Stores a passkey; false when its credential id is registered already (to anyone).
+    async fn add_passkey(&self, passkey: &StoredPasskey) -> Result<bool, StoreError>;
+
+    /// The user's passkeys, oldest first.
+    async fn passkeys_of(&self, user_id: Uuid) -> Result<Vec<StoredPasskey>, StoreError>;
+
+    /// After an authentication: the credential (its counter moved) and the time of use.
+    async fn record_passkey_use(&self, id: Uuid, credential: &str) -> Result<(), StoreError>;
+
+    /// Renames one of the user's passkeys; false when it is not theirs.
+    async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str)
+        -> Result<bool, StoreError>;
 }
 
 #[async_trait]

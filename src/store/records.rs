@@ -247,6 +247,8 @@ pub enum PurgeTarget {
     SpentMfaChallenges,
     /// TOTP enrolments never confirmed, older than the retention.
     AbandonedEnrolments,
+    /// WebAuthn ceremonies never finished.
+    ExpiredCeremonies,
 }
 
 /// One janitor batch: at most `limit` rows of `target`, older than `retention_seconds` where the
@@ -259,7 +261,7 @@ pub struct PurgeBatch {
 }
 
 impl PurgeTarget {
-    pub const ALL: [PurgeTarget; 7] = [
+    pub const ALL: [PurgeTarget; 8] = [
         PurgeTarget::ExpiredRefreshTokens,
         PurgeTarget::DeadSessions,
         PurgeTarget::SpentOneTimeTokens,
@@ -267,6 +269,7 @@ impl PurgeTarget {
         PurgeTarget::OldEvents,
         PurgeTarget::SpentMfaChallenges,
         PurgeTarget::AbandonedEnrolments,
+        PurgeTarget::ExpiredCeremonies,
     ];
 
     pub fn name(self) -> &'static str {
@@ -278,6 +281,7 @@ impl PurgeTarget {
             PurgeTarget::OldEvents => "auth_events",
             PurgeTarget::SpentMfaChallenges => "mfa_challenges",
             PurgeTarget::AbandonedEnrolments => "mfa_factors",
+            PurgeTarget::ExpiredCeremonies => "webauthn_ceremonies",
         }
     }
 }
@@ -376,6 +380,8 @@ pub enum FactorState {
 pub struct MfaStatus {
     /// When the active TOTP factor was confirmed, if there is one.
     pub totp_confirmed_at: Option<DateTime<Utc>>,
+    /// Registered passkeys.
+    pub passkeys: u32,
     /// Recovery codes not used yet.
     pub recovery_codes_left: u32,
 }
@@ -384,8 +390,66 @@ impl MfaStatus {
     /// Whether the account has a second factor (recovery codes alone are not one: they come
     /// with a factor and go with the last one).
     pub fn enabled(&self) -> bool {
-        self.totp_confirmed_at.is_some()
+        self.totp_confirmed_at.is_some() || self.passkeys > 0
     }
+}
+
+/// Which second factors to remove; the recovery codes go with the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorChoice {
+    Totp,
+    Passkey(Uuid),
+    /// Every factor (an admin's reset).
+    All,
+}
+
+/// A registered passkey: the credential as webauthn-rs serialises it (JSON), and its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPasskey {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub credential_id: Vec<u8>,
+    pub name: String,
+    pub credential: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// What a WebAuthn ceremony's server-side state is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    Registration,
+    SecondFactor,
+    Passwordless,
+}
+
+impl CeremonyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CeremonyKind::Registration => "registration",
+            CeremonyKind::SecondFactor => "second_factor",
+            CeremonyKind::Passwordless => "passwordless",
+        }
+    }
+}
+
+/// The state of a ceremony between its two requests, under the hash of its handle.
+#[derive(Debug, Clone)]
+pub struct NewCeremony {
+    pub hash: TokenHash,
+    pub kind: CeremonyKind,
+    /// `None` for a passwordless login for an address without an account.
+    pub user_id: Option<Uuid>,
+    /// JSON of webauthn-rs's state.
+    pub state: String,
+    pub ttl_seconds: u64,
+}
+
+/// A ceremony taken (and so used up): whose, and its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ceremony {
+    pub user_id: Option<Uuid>,
+    pub state: String,
 }
 
 /// The second step of a login, pending: its token (hashed) and what the first step proved.

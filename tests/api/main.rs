@@ -25,6 +25,7 @@ mod mfa;
 mod migrations;
 mod multinode;
 mod operations;
+mod passkeys;
 mod processes;
 mod refresh;
 mod signup_login;

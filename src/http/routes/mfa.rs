@@ -13,7 +13,7 @@ use crate::flows::mfa::SecondFactor;
 use crate::http::error::ErrorBody;
 use crate::http::extractors::{AdminUser, AuthUser, Client, JsonBody};
 use crate::http::AppState;
-use crate::store::MfaStatus;
+use crate::store::{FactorChoice, MfaStatus};
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
@@ -27,17 +27,25 @@ pub struct MfaVerifyRequest {
     /// One of the recovery codes (each works once).
     #[schema(example = "abcd-efgh-ijkl-mnop")]
     recovery_code: Option<String>,
+    /// A passkey's answer (`PublicKeyCredential` JSON) to the options of
+    /// `POST /auth/mfa/passkey-options`.
+    #[schema(value_type = Option<Object>)]
+    credential: Option<serde_json::Value>,
     token_transport: TokenTransport,
 }
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ReauthenticateRequest {
-    #[schema(required = true)]
+    /// Required unless a passkey answers (`ceremonyId` and `credential`).
     password: String,
-    /// Required when the account has a second factor (or give `recoveryCode`).
+    /// Required with the password when the account has a second factor (or `recoveryCode`).
     code: Option<String>,
     recovery_code: Option<String>,
+    /// From `POST /auth/reauthenticate/passkey-options`, with the passkey's `credential`.
+    ceremony_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    credential: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -52,6 +60,8 @@ pub struct TotpConfirmRequest {
 #[serde(rename_all = "camelCase")]
 pub struct MfaStatusBody {
     totp: TotpStatusBody,
+    /// Registered passkeys (`GET /me/mfa/passkeys` lists them).
+    passkeys: u32,
     /// Unused recovery codes.
     recovery_codes_left: u32,
 }
@@ -72,6 +82,7 @@ impl From<MfaStatus> for MfaStatusBody {
                 enabled: factors.enabled(),
                 confirmed_at: factors.totp_confirmed_at,
             },
+            passkeys: factors.passkeys,
             recovery_codes_left: factors.recovery_codes_left,
         }
     }
@@ -122,8 +133,10 @@ pub async fn verify(
     if body.mfa_token.is_empty() {
         return Err(AppError::validation("mfaToken", "is required"));
     }
-    let proof = SecondFactor::from_fields(body.code, body.recovery_code)?
-        .ok_or_else(|| AppError::validation("code", "is required (or give recoveryCode)"))?;
+    let proof = SecondFactor::from_fields(body.code, body.recovery_code, body.credential)?
+        .ok_or_else(|| {
+            AppError::validation("code", "is required (or give recoveryCode or credential)")
+        })?;
     let (user, tokens) = state
         .mfa
         .verify_login(&body.mfa_token, proof, &client)
@@ -154,10 +167,16 @@ pub async fn reauthenticate(
     AuthUser(Caller { claims, .. }): AuthUser,
     JsonBody(body): JsonBody<ReauthenticateRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let proof = SecondFactor::from_fields(body.code, body.recovery_code)?;
+    let proof = SecondFactor::from_fields(body.code, body.recovery_code, body.credential)?;
     let access = state
         .mfa
-        .reauthenticate(&claims, &body.password, proof, &client)
+        .reauthenticate(
+            &claims,
+            &body.password,
+            proof,
+            body.ceremony_id.as_deref(),
+            &client,
+        )
         .await?;
     Ok(HttpResponse::Ok().json(access_body(access)))
 }
@@ -246,7 +265,7 @@ pub async fn remove_totp(
 ) -> Result<HttpResponse, AppError> {
     state
         .mfa
-        .remove(&caller.claims, &caller.user, &client)
+        .remove(&caller.claims, &caller.user, FactorChoice::Totp, &client)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,6 +5,7 @@ pub mod email_links;
 pub mod health;
 pub mod metrics;
 pub mod mfa;
+pub mod passkeys;
 
 use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};

@@ -68,6 +68,11 @@ fn purge_statement(target: PurgeTarget) -> &'static str {
                  WHERE confirmed_at IS NULL AND created_at < now() - make_interval(secs => $1)
                  LIMIT $2)"
         }
+        PurgeTarget::ExpiredCeremonies => {
+            "DELETE FROM webauthn_ceremonies WHERE token_hash IN (
+                 SELECT token_hash FROM webauthn_ceremonies
+                 WHERE expires_at < now() AND $1::float8 >= 0 LIMIT $2)"
+        }
         PurgeTarget::DeliveredEmails => {
             "DELETE FROM email_outbox WHERE id IN (
                  SELECT id FROM email_outbox

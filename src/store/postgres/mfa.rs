@@ -134,36 +134,60 @@ impl MfaStore for PostgresStore {
             .query_one(
                 "SELECT (SELECT confirmed_at FROM mfa_factors
                          WHERE user_id = $1 AND kind = 'totp' AND confirmed_at IS NOT NULL),
-                        (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL)",
+                        (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL),
+                        (SELECT count(*) FROM passkeys WHERE user_id = $1)",
                 &[&user_id],
             )
             .await?;
+        let count = |index: usize| -> Result<u32, StoreError> {
+            Ok(u32::try_from(row.try_get::<_, i64>(index)?).unwrap_or(0))
+        };
         Ok(MfaStatus {
             totp_confirmed_at: row.try_get(0)?,
-            recovery_codes_left: u32::try_from(row.try_get::<_, i64>(1)?).unwrap_or(0),
+            recovery_codes_left: count(1)?,
+            passkeys: count(2)?,
         })
     }
 
     #[tracing::instrument(skip_all)]
-    async fn remove_mfa(&self, user_id: Uuid) -> Result<bool, StoreError> {
+    async fn remove_factors(&self, user_id: Uuid, which: FactorChoice) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let factors = tx
-            .prepare_cached(
-                "DELETE FROM mfa_factors WHERE user_id = $1 RETURNING confirmed_at IS NOT NULL",
-            )
-            .await?;
-        let removed = tx.query(&factors, &[&user_id]).await?;
+        let (totp, passkey): (bool, Option<Uuid>) = match which {
+            FactorChoice::Totp => (true, None),
+            FactorChoice::Passkey(id) => (false, Some(id)),
+            FactorChoice::All => (true, None),
+        };
+        let mut removed = 0;
+        if totp {
+            // Pending enrolments go too; only an active factor counts as removed.
+            let factors = tx
+                .prepare_cached(
+                    "DELETE FROM mfa_factors WHERE user_id = $1 RETURNING confirmed_at IS NOT NULL",
+                )
+                .await?;
+            for row in tx.query(&factors, &[&user_id]).await? {
+                removed += u64::from(row.try_get::<_, bool>(0)?);
+            }
+        }
+        if which == FactorChoice::All || passkey.is_some() {
+            let passkeys = tx
+                .prepare_cached(
+                    "DELETE FROM passkeys WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2)",
+                )
+                .await?;
+            removed += tx.execute(&passkeys, &[&user_id, &passkey]).await?;
+        }
         let codes = tx
-            .prepare_cached("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
+            .prepare_cached(
+                "DELETE FROM mfa_recovery_codes WHERE user_id = $1
+                   AND NOT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)",
+            )
             .await?;
         tx.execute(&codes, &[&user_id]).await?;
         tx.commit().await?;
-        let mut had_active = false;
-        for row in &removed {
-            had_active |= row.try_get::<_, bool>(0)?;
-        }
-        Ok(had_active)
+        Ok(removed > 0)
     }
 
     #[tracing::instrument(skip_all)]

@@ -8,6 +8,7 @@ mod mfa;
 mod migrate;
 mod one_time;
 mod outbox;
+mod passkeys;
 mod sessions;
 mod users;
 

@@ -53,6 +53,10 @@ fn purge_statement(target: PurgeTarget) -> &'static str {
             "DELETE FROM mfa_factors WHERE rowid IN (
                  SELECT rowid FROM mfa_factors WHERE confirmed_at IS NULL AND created_at < ?1 - ?2 LIMIT ?3)"
         }
+        PurgeTarget::ExpiredCeremonies => {
+            "DELETE FROM webauthn_ceremonies WHERE rowid IN (
+                 SELECT rowid FROM webauthn_ceremonies WHERE expires_at < ?1 AND ?2 >= 0 LIMIT ?3)"
+        }
         PurgeTarget::DeliveredEmails => {
             "DELETE FROM email_outbox WHERE rowid IN (
                  SELECT rowid FROM email_outbox

@@ -148,36 +148,58 @@ impl MfaStore for SqliteStore {
             Ok(c.prepare_cached(
                 "SELECT (SELECT confirmed_at FROM mfa_factors
                          WHERE user_id = ?1 AND kind = 'totp' AND confirmed_at IS NOT NULL),
-                        (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ?1 AND used_at IS NULL)",
+                        (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ?1 AND used_at IS NULL),
+                        (SELECT count(*) FROM passkeys WHERE user_id = ?1)",
             )?
             .query_row([user_id.to_string()], |row| {
+                let count =
+                    |index| -> rusqlite::Result<u32> { Ok(u32::try_from(row.get::<_, i64>(index)?).unwrap_or(0)) };
                 Ok(MfaStatus {
                     totp_confirmed_at: row
                         .get::<_, Option<i64>>(0)?
                         .map(|_| time_at(row, 0))
                         .transpose()?,
-                    recovery_codes_left: u32::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                    recovery_codes_left: count(1)?,
+                    passkeys: count(2)?,
                 })
             })?)
         })
         .await
     }
 
-    async fn remove_mfa(&self, user_id: Uuid) -> Result<bool, StoreError> {
+    async fn remove_factors(&self, user_id: Uuid, which: FactorChoice) -> Result<bool, StoreError> {
         self.call(move |c| {
             let user = user_id.to_string();
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let active = tx
-                .prepare_cached(
-                    "DELETE FROM mfa_factors WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
-                )?
-                .execute([&user])?;
-            tx.prepare_cached("DELETE FROM mfa_factors WHERE user_id = ?1")?
-                .execute([&user])?;
-            tx.prepare_cached("DELETE FROM mfa_recovery_codes WHERE user_id = ?1")?
-                .execute([&user])?;
+            let mut removed = 0;
+            if matches!(which, FactorChoice::Totp | FactorChoice::All) {
+                removed += tx
+                    .prepare_cached(
+                        "DELETE FROM mfa_factors WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
+                    )?
+                    .execute([&user])?;
+                tx.prepare_cached("DELETE FROM mfa_factors WHERE user_id = ?1")?
+                    .execute([&user])?;
+            }
+            let passkey = match which {
+                FactorChoice::Passkey(id) => Some(id.to_string()),
+                _ => None,
+            };
+            if which != FactorChoice::Totp {
+                removed += tx
+                    .prepare_cached(
+                        "DELETE FROM passkeys WHERE user_id = ?1 AND (?2 IS NULL OR id = ?2)",
+                    )?
+                    .execute(params![user, passkey])?;
+            }
+            tx.prepare_cached(
+                "DELETE FROM mfa_recovery_codes WHERE user_id = ?1
+                   AND NOT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = ?1 AND confirmed_at IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?1)",
+            )?
+            .execute([&user])?;
             tx.commit()?;
-            Ok(active > 0)
+            Ok(removed > 0)
         })
         .await
     }

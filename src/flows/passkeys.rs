@@ -1,0 +1,468 @@
+//! Passkeys (WebAuthn, webauthn-rs): registration, naming and removal, and the assertions that
+//! use them: as a login's second step, to step up, and to sign in without a password. Every
+//! ceremony keeps its state server-side between its two requests, single-use and expiring (the
+//! library would accept one state twice).
+
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use uuid::Uuid;
+use webauthn_rs::prelude::{
+    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential,
+};
+use webauthn_rs::Webauthn;
+
+use crate::actors::tokens::IssuedTokens;
+use crate::domain::assurance::{AuthMethod, AuthMethods};
+use crate::domain::claims::AccessClaims;
+use crate::domain::client::ClientContext;
+use crate::domain::email::CanonicalEmail;
+use crate::domain::messages::MessageKind;
+use crate::domain::mfa::{generate_recovery_codes, recovery_code_hash};
+use crate::domain::opaque_token::{OpaqueToken, TokenHash};
+use crate::domain::user::User;
+use crate::error::AppError;
+use crate::flows::audit::EventKind;
+use crate::flows::mfa::MfaService;
+use crate::store::{CeremonyKind, NewCeremony, StoredPasskey};
+
+/// Longest passkey name kept.
+const MAX_NAME_CHARS: usize = 100;
+
+/// The options a browser passes to `navigator.credentials.create/get`, and the handle of the
+/// ceremony's stored state.
+pub struct CeremonyStarted {
+    pub ceremony_id: String,
+    pub options: Value,
+}
+
+/// A registered passkey and, when it is the account's first factor, the recovery codes that
+/// come with it (shown once).
+pub struct PasskeyRegistered {
+    pub passkey: StoredPasskey,
+    pub recovery_codes: Option<Vec<String>>,
+}
+
+fn malformed(field: &str, e: impl std::fmt::Display) -> AppError {
+    AppError::validation(field, format!("is not a WebAuthn credential: {e}"))
+}
+
+fn checked_name(name: Option<&str>) -> Result<String, AppError> {
+    let name = name.map(str::trim).unwrap_or("");
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(AppError::validation(
+            "name",
+            "must be at most 100 characters, without control characters",
+        ));
+    }
+    Ok(if name.is_empty() {
+        "Passkey".to_string()
+    } else {
+        name.to_string()
+    })
+}
+
+impl MfaService {
+    fn webauthn(&self) -> Result<&Webauthn, AppError> {
+        self.rules.webauthn.as_deref().ok_or(AppError::NotFound)
+    }
+
+    async fn store_ceremony(
+        &self,
+        hash: TokenHash,
+        kind: CeremonyKind,
+        user_id: Option<Uuid>,
+        state: &impl serde::Serialize,
+    ) -> Result<(), AppError> {
+        let state = serde_json::to_string(state)
+            .map_err(|e| AppError::Internal(format!("ceremony state: {e}")))?;
+        self.deps
+            .store
+            .create_ceremony(&NewCeremony {
+                hash,
+                kind,
+                user_id,
+                state,
+                ttl_seconds: self.rules.passkey_ceremony_ttl_seconds,
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn options(value: impl serde::Serialize) -> Result<Value, AppError> {
+        serde_json::to_value(value).map_err(|e| AppError::Internal(format!("options: {e}")))
+    }
+
+    /// The user's passkeys, oldest first.
+    pub async fn passkeys(&self, user_id: Uuid) -> Result<Vec<StoredPasskey>, AppError> {
+        Ok(self.deps.store.passkeys_of(user_id).await?)
+    }
+
+    fn credentials(stored: &[StoredPasskey]) -> Vec<Passkey> {
+        stored
+            .iter()
+            .filter_map(|p| serde_json::from_str(&p.credential).ok())
+            .collect()
+    }
+
+    /// Starts registering a passkey (needs a recent sign-in); the user's passkeys are excluded,
+    /// so one authenticator is not registered twice.
+    pub async fn begin_passkey_registration(
+        &self,
+        caller: &AccessClaims,
+        user: &User,
+    ) -> Result<CeremonyStarted, AppError> {
+        let webauthn = self.webauthn()?;
+        self.deps.require_step_up(caller).await?;
+        let existing = self.passkeys(user.id).await?;
+        let exclude = existing
+            .iter()
+            .map(|p| p.credential_id.clone())
+            .collect::<Vec<_>>();
+        let display = user.name.as_deref().unwrap_or(&user.email);
+        let (options, state) = webauthn
+            .start_passkey_registration(user.id, &user.email, display, Some(exclude))
+            .map_err(|e| AppError::Internal(format!("passkey registration: {e}")))?;
+        let handle = OpaqueToken::generate();
+        self.store_ceremony(
+            handle.hash(),
+            CeremonyKind::Registration,
+            Some(user.id),
+            &state,
+        )
+        .await?;
+        Ok(CeremonyStarted {
+            ceremony_id: handle.as_str().to_string(),
+            options: Self::options(options)?,
+        })
+    }
+
+    /// Finishes a registration with the authenticator's answer.
+    pub async fn finish_passkey_registration(
+        &self,
+        caller: &AccessClaims,
+        user: &User,
+        ceremony_id: &str,
+        name: Option<&str>,
+        credential: Value,
+        client: &ClientContext,
+    ) -> Result<PasskeyRegistered, AppError> {
+        let webauthn = self.webauthn()?;
+        self.deps.require_step_up(caller).await?;
+        let name = checked_name(name)?;
+        let credential: RegisterPublicKeyCredential =
+            serde_json::from_value(credential).map_err(|e| malformed("credential", e))?;
+        let state: PasskeyRegistration = self
+            .take_state(ceremony_id, CeremonyKind::Registration, Some(user.id))
+            .await?;
+        let passkey = webauthn
+            .finish_passkey_registration(&credential, &state)
+            .map_err(|e| {
+                tracing::info!(user_id = %user.id, error = %e, "passkey registration refused");
+                AppError::validation("credential", "the authenticator's answer does not verify")
+            })?;
+        let first_factor = !self.status(user.id).await?.enabled();
+        let stored = StoredPasskey {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            credential_id: passkey.cred_id().to_vec(),
+            name,
+            credential: serde_json::to_string(&passkey)
+                .map_err(|e| AppError::Internal(format!("passkey: {e}")))?,
+            created_at: crate::domain::user::at_store_precision(Utc::now()),
+            last_used_at: None,
+        };
+        if !self.deps.store.add_passkey(&stored).await? {
+            return Err(AppError::validation(
+                "credential",
+                "this passkey is registered already",
+            ));
+        }
+        let recovery_codes = if first_factor {
+            let codes = generate_recovery_codes();
+            let hashes: Vec<_> = codes.iter().filter_map(|c| recovery_code_hash(c)).collect();
+            self.deps
+                .store
+                .replace_recovery_codes(user.id, &hashes)
+                .await?;
+            Some(codes)
+        } else {
+            None
+        };
+        self.deps
+            .outbox
+            .send_notice(MessageKind::MfaEnabled, &user.email, user.name.as_deref())
+            .await?;
+        let details = json!({ "method": "passkey", "passkeyId": stored.id });
+        self.deps
+            .audit
+            .record(EventKind::MfaEnabled, Some(user.id), client, details)
+            .await;
+        Ok(PasskeyRegistered {
+            passkey: stored,
+            recovery_codes,
+        })
+    }
+
+    /// Renames one of the caller's passkeys.
+    pub async fn rename_passkey(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        name: Option<&str>,
+    ) -> Result<StoredPasskey, AppError> {
+        let name = checked_name(name)?;
+        if !self.deps.store.rename_passkey(user_id, id, &name).await? {
+            return Err(AppError::NotFound);
+        }
+        self.passkeys(user_id)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or(AppError::NotFound)
+    }
+
+    /// The state of a ceremony, used up; it must belong to `user_id` when one is given.
+    async fn take_state<T: serde::de::DeserializeOwned>(
+        &self,
+        ceremony_id: &str,
+        kind: CeremonyKind,
+        user_id: Option<Uuid>,
+    ) -> Result<T, AppError> {
+        let stale = || AppError::validation("ceremonyId", "is unknown, used or expired");
+        let handle = OpaqueToken::parse(ceremony_id).ok_or_else(stale)?;
+        let ceremony = self
+            .deps
+            .store
+            .take_ceremony(handle.hash(), kind)
+            .await?
+            .ok_or_else(stale)?;
+        if user_id.is_some() && ceremony.user_id != user_id {
+            return Err(stale());
+        }
+        serde_json::from_str(&ceremony.state).map_err(|_| stale())
+    }
+
+    /// Options for asserting one of `user`'s passkeys, their state stored under `hash`.
+    async fn begin_assertion(
+        &self,
+        user: &User,
+        hash: TokenHash,
+        kind: CeremonyKind,
+    ) -> Result<Value, AppError> {
+        let webauthn = self.webauthn()?;
+        let credentials = Self::credentials(&self.passkeys(user.id).await?);
+        if credentials.is_empty() {
+            return Err(AppError::NotFound);
+        }
+        let (options, state) = webauthn
+            .start_passkey_authentication(&credentials)
+            .map_err(|e| AppError::Internal(format!("passkey authentication: {e}")))?;
+        self.store_ceremony(hash, kind, Some(user.id), &state)
+            .await?;
+        Self::options(options)
+    }
+
+    /// Options for a login's second step with a passkey, bound to its `mfaToken`.
+    pub async fn begin_second_factor_passkey(&self, mfa_token: &str) -> Result<Value, AppError> {
+        let token = OpaqueToken::parse(mfa_token).ok_or(AppError::MfaTokenInvalid)?;
+        let user = self.pending_login_user(&token).await?;
+        self.begin_assertion(&user, token.hash(), CeremonyKind::SecondFactor)
+            .await
+    }
+
+    /// Options for stepping up with a passkey: the ceremony id to send back with the answer.
+    pub async fn begin_step_up_passkey(&self, user: &User) -> Result<CeremonyStarted, AppError> {
+        let handle = OpaqueToken::generate();
+        let options = self
+            .begin_assertion(user, handle.hash(), CeremonyKind::SecondFactor)
+            .await?;
+        Ok(CeremonyStarted {
+            ceremony_id: handle.as_str().to_string(),
+            options,
+        })
+    }
+
+    /// Verifies an assertion against the stored state under `hash`: the passkey's counter and
+    /// last use are recorded; answers which kind of passkey it was.
+    pub(super) async fn verify_assertion(
+        &self,
+        user_id: Uuid,
+        hash: TokenHash,
+        credential: &Value,
+    ) -> Result<Option<AuthMethod>, AppError> {
+        let webauthn = self.webauthn()?;
+        let Some(ceremony) = self
+            .deps
+            .store
+            .take_ceremony(hash, CeremonyKind::SecondFactor)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if ceremony.user_id != Some(user_id) {
+            return Ok(None);
+        }
+        let (Ok(state), Ok(credential)) = (
+            serde_json::from_str::<PasskeyAuthentication>(&ceremony.state),
+            serde_json::from_value::<PublicKeyCredential>(credential.clone()),
+        ) else {
+            return Ok(None);
+        };
+        self.finish_assertion(webauthn, user_id, &credential, &state)
+            .await
+    }
+
+    async fn finish_assertion(
+        &self,
+        webauthn: &Webauthn,
+        user_id: Uuid,
+        credential: &PublicKeyCredential,
+        state: &PasskeyAuthentication,
+    ) -> Result<Option<AuthMethod>, AppError> {
+        let Ok(result) = webauthn.finish_passkey_authentication(credential, state) else {
+            return Ok(None);
+        };
+        if !result.user_verified() {
+            return Ok(None);
+        }
+        let stored = self.passkeys(user_id).await?;
+        let Some(entry) = stored
+            .iter()
+            .find(|p| p.credential_id.as_slice() == result.cred_id().as_slice())
+        else {
+            return Ok(None);
+        };
+        let mut passkey: Passkey = serde_json::from_str(&entry.credential)
+            .map_err(|e| AppError::Internal(format!("stored passkey: {e}")))?;
+        passkey.update_credential(&result);
+        let updated = serde_json::to_string(&passkey)
+            .map_err(|e| AppError::Internal(format!("passkey: {e}")))?;
+        self.deps
+            .store
+            .record_passkey_use(entry.id, &updated)
+            .await?;
+        Ok(Some(if result.backup_eligible() {
+            AuthMethod::SyncedPasskey
+        } else {
+            AuthMethod::DevicePasskey
+        }))
+    }
+
+    /// Passwordless sign-in, first step: options for the account behind `email`. An address
+    /// with no account or no passkey gets options of the same shape (one credential id derived
+    /// from the address), and its ceremony can only fail: the answer tells nothing.
+    pub async fn begin_passwordless(&self, email: &str) -> Result<CeremonyStarted, AppError> {
+        let webauthn = self.webauthn()?;
+        let canonical = CanonicalEmail::of(email);
+        let account = self.deps.store.user_by_email(&canonical).await?;
+        let credentials = match &account {
+            Some(account) => Self::credentials(&self.passkeys(account.user.id).await?),
+            None => Vec::new(),
+        };
+        let handle = OpaqueToken::generate();
+        let options = if let (Some(account), false) = (&account, credentials.is_empty()) {
+            let (options, state) = webauthn
+                .start_passkey_authentication(&credentials)
+                .map_err(|e| AppError::Internal(format!("passkey authentication: {e}")))?;
+            self.store_ceremony(
+                handle.hash(),
+                CeremonyKind::Passwordless,
+                Some(account.user.id),
+                &state,
+            )
+            .await?;
+            Self::options(options)?
+        } else {
+            let (options, state) = webauthn
+                .start_discoverable_authentication()
+                .map_err(|e| AppError::Internal(format!("passkey authentication: {e}")))?;
+            self.store_ceremony(handle.hash(), CeremonyKind::Passwordless, None, &state)
+                .await?;
+            let mut options = Self::options(options)?;
+            options["publicKey"]["allowCredentials"] =
+                json!([{ "type": "public-key", "id": self.decoy_credential_id(&canonical) }]);
+            options["publicKey"]["userVerification"] = json!("required");
+            // What a real account's options do not carry, the stand-in does not either.
+            if let Some(fields) = options.as_object_mut() {
+                fields.remove("mediation");
+            }
+            if let Some(fields) = options["publicKey"].as_object_mut() {
+                fields.remove("extensions");
+            }
+            options
+        };
+        Ok(CeremonyStarted {
+            ceremony_id: handle.as_str().to_string(),
+            options,
+        })
+    }
+
+    /// A stable, secret-derived credential id for an address without passkeys (base64url).
+    fn decoy_credential_id(&self, email: &CanonicalEmail) -> String {
+        use base64::Engine;
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.rules.decoy_key.expose().as_bytes())
+            .expect("HMAC takes any key length");
+        mac.update(b"passkey-decoy:");
+        mac.update(email.as_str().as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Passwordless sign-in, second step: a verified assertion opens a session at level 2.
+    pub async fn finish_passwordless(
+        &self,
+        ceremony_id: &str,
+        credential: Value,
+        client: &ClientContext,
+    ) -> Result<(User, IssuedTokens), AppError> {
+        let webauthn = self.webauthn()?;
+        let credential: PublicKeyCredential =
+            serde_json::from_value(credential).map_err(|e| malformed("credential", e))?;
+        let handle = OpaqueToken::parse(ceremony_id).ok_or(AppError::InvalidCredentials)?;
+        let ceremony = self
+            .deps
+            .store
+            .take_ceremony(handle.hash(), CeremonyKind::Passwordless)
+            .await?;
+        let refused = || AppError::InvalidCredentials;
+        let Some((ceremony, user_id)) =
+            ceremony.and_then(|c| c.user_id.map(|user_id| (c, user_id)))
+        else {
+            return Err(refused());
+        };
+        let state: PasskeyAuthentication =
+            serde_json::from_str(&ceremony.state).map_err(|_| refused())?;
+        let user = self
+            .deps
+            .store
+            .user_by_id(user_id)
+            .await?
+            .filter(|user| !user.locked)
+            .ok_or_else(refused)?;
+        let Some(method) = self
+            .finish_assertion(webauthn, user.id, &credential, &state)
+            .await?
+        else {
+            crate::metrics::mfa_outcome("passwordless", "failed");
+            let details = json!({ "reason": "passkey_refused" });
+            self.deps
+                .audit
+                .record(EventKind::LoginFailed, Some(user.id), client, details)
+                .await;
+            return Err(refused());
+        };
+        crate::metrics::mfa_outcome("passwordless", "passed");
+        let tokens = self
+            .deps
+            .start_session(&user, client, AuthMethods::of(&[method]))
+            .await?;
+        let details = json!({ "sessionId": tokens.session_id, "method": method.as_str() });
+        self.deps
+            .audit
+            .record(EventKind::LoginSucceeded, Some(user.id), client, details)
+            .await;
+        Ok((user, tokens))
+    }
+}

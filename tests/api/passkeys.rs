@@ -1,0 +1,371 @@
+//! Passkeys through real WebAuthn ceremonies: a software authenticator (webauthn-authenticator-rs
+//! `SoftPasskey`, which signs with its own key and claims user verification) answers the options
+//! authd sends, over HTTP, as a browser would.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+
+use crate::helpers::{assert_error, refresh_cookie, spawn_app, Backend, TestApp, PASSWORD};
+
+/// The origin of the frontend's pages (`app.frontend_url`), where the ceremonies run.
+const ORIGIN: &str = "http://localhost:3000";
+
+fn origin() -> webauthn_rs::prelude::Url {
+    webauthn_rs::prelude::Url::parse(ORIGIN).unwrap()
+}
+
+fn claims_of(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The authenticator answers `options` (from `navigator.credentials.get`'s point of view).
+fn assert_with(authenticator: &mut SoftPasskey, options: &Value) -> Value {
+    let request = serde_json::from_value(options.clone()).expect("request options");
+    let credential = authenticator
+        .do_authentication(origin(), request)
+        .expect("the authenticator signs");
+    serde_json::to_value(credential).unwrap()
+}
+
+impl TestApp {
+    /// Registers a new passkey on the account: the authenticator that holds it, and the answer.
+    async fn register_passkey(&self, token: &str, name: &str) -> (SoftPasskey, Value) {
+        let started = self.post_bearer("/me/mfa/passkeys/options", token).await;
+        assert_eq!(started.status().as_u16(), 200, "registration options");
+        let started: Value = started.json().await.unwrap();
+        let mut authenticator = SoftPasskey::new(true);
+        let request = serde_json::from_value(started["options"].clone()).unwrap();
+        let credential = authenticator
+            .do_registration(origin(), request)
+            .expect("the authenticator registers");
+        let body = json!({
+            "ceremonyId": started["ceremonyId"],
+            "name": name,
+            "credential": credential,
+        });
+        let response = self
+            .authed(Method::POST, "/me/mfa/passkeys", token, Some(body))
+            .await;
+        assert_eq!(response.status().as_u16(), 201, "registered");
+        (authenticator, response.json().await.unwrap())
+    }
+
+    /// Passwordless sign-in with `authenticator`: the answer to `POST /auth/passkey/login`.
+    async fn passkey_login(
+        &self,
+        email: &str,
+        authenticator: &mut SoftPasskey,
+    ) -> reqwest::Response {
+        let started = self
+            .post_json("/auth/passkey/options", &json!({ "email": email }))
+            .await;
+        assert_eq!(started.status().as_u16(), 200);
+        let started: Value = started.json().await.unwrap();
+        let credential = assert_with(authenticator, &started["options"]);
+        self.post_json(
+            "/auth/passkey/login",
+            &json!({ "ceremonyId": started["ceremonyId"], "credential": credential }),
+        )
+        .await
+    }
+}
+
+async fn a_passkey_registers_and_signs_in_without_a_password(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    let (mut authenticator, registered) =
+        app.register_passkey(&account.access_token, "Laptop").await;
+    assert_eq!(registered["passkey"]["name"], "Laptop");
+    assert_eq!(
+        registered["recoveryCodes"].as_array().map(Vec::len),
+        Some(10),
+        "the first factor comes with recovery codes"
+    );
+    let listed = app
+        .get_json("/me/mfa/passkeys", &account.access_token)
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(listed[0]["lastUsedAt"].is_null());
+
+    let response = app.passkey_login(&account.email, &mut authenticator).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(refresh_cookie(response.headers()).is_some());
+    let body: Value = response.json().await.unwrap();
+    let claims = claims_of(body["accessToken"].as_str().unwrap());
+    assert_eq!(
+        claims["aal"], 2,
+        "a verified passkey is two kinds of factor"
+    );
+    assert_eq!(claims["amr"], json!(["hwk", "mfa"]));
+    let listed = app
+        .get_json("/me/mfa/passkeys", &account.access_token)
+        .await;
+    assert!(listed[0]["lastUsedAt"].is_string(), "its use is recorded");
+
+    // Another authenticator holds no passkey of this account: refused.
+    let mut stranger = SoftPasskey::new(true);
+    let started: Value = app
+        .post_json("/auth/passkey/options", &json!({ "email": account.email }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let unknown = stranger.do_authentication(
+        origin(),
+        serde_json::from_value(started["options"].clone()).unwrap(),
+    );
+    assert!(
+        unknown.is_err(),
+        "the stranger has none of the allowed credentials"
+    );
+}
+
+async fn a_ceremony_works_once_and_a_replayed_answer_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    let (mut authenticator, _) = app.register_passkey(&account.access_token, "Key").await;
+    let started: Value = app
+        .post_json("/auth/passkey/options", &json!({ "email": account.email }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let credential = assert_with(&mut authenticator, &started["options"]);
+    let body = json!({ "ceremonyId": started["ceremonyId"], "credential": credential });
+    let first = app.post_json("/auth/passkey/login", &body).await;
+    assert_eq!(first.status().as_u16(), 200);
+    let replay = app.post_json("/auth/passkey/login", &body).await;
+    assert_error(replay, 401, "invalid_credentials").await;
+    // The same answer against a fresh ceremony: the challenge differs.
+    let fresh: Value = app
+        .post_json("/auth/passkey/options", &json!({ "email": account.email }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let body = json!({ "ceremonyId": fresh["ceremonyId"], "credential": credential });
+    let replay = app.post_json("/auth/passkey/login", &body).await;
+    assert_error(replay, 401, "invalid_credentials").await;
+    let junk = app
+        .post_json(
+            "/auth/passkey/login",
+            &json!({ "ceremonyId": fresh["ceremonyId"], "credential": { "id": 1 } }),
+        )
+        .await;
+    assert_error(junk, 400, "validation_failed").await;
+}
+
+async fn an_address_without_passkeys_gets_options_of_the_same_shape(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    let (_, _) = app.register_passkey(&account.access_token, "Key").await;
+    let shape = |options: &Value| -> Vec<String> {
+        let public_key = options["publicKey"].as_object().unwrap();
+        let mut keys: Vec<String> = public_key.keys().cloned().collect();
+        keys.sort();
+        keys.push(format!(
+            "{} allowed",
+            public_key["allowCredentials"].as_array().unwrap().len()
+        ));
+        keys
+    };
+    let options_for = |email: &'static str| {
+        let app = &app;
+        async move {
+            let body: Value = app
+                .post_json("/auth/passkey/options", &json!({ "email": email }))
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["options"].clone()
+        }
+    };
+    let known: Value = app
+        .post_json("/auth/passkey/options", &json!({ "email": account.email }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let unknown = options_for("nobody@example.com").await;
+    assert_eq!(shape(&known["options"]), shape(&unknown));
+    for field in ["rpId", "timeout", "userVerification"] {
+        assert_eq!(
+            known["options"]["publicKey"][field], unknown["publicKey"][field],
+            "{field}"
+        );
+    }
+    let outer = |options: &Value| {
+        let mut keys: Vec<String> = options.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(outer(&known["options"]), outer(&unknown));
+    let again = options_for("nobody@example.com").await;
+    assert_eq!(
+        unknown["publicKey"]["allowCredentials"], again["publicKey"]["allowCredentials"],
+        "the stand-in credential is stable, as a real one would be"
+    );
+    // Nothing signs in through a stand-in.
+    let mut authenticator = SoftPasskey::new(true);
+    let response = app
+        .passkey_login_any("nobody@example.com", &mut authenticator)
+        .await;
+    assert_error(response, 401, "invalid_credentials").await;
+}
+
+impl TestApp {
+    /// A passwordless attempt whose authenticator may hold nothing allowed: it answers with its
+    /// own credential if it has none (a forgery attempt).
+    async fn passkey_login_any(
+        &self,
+        email: &str,
+        authenticator: &mut SoftPasskey,
+    ) -> reqwest::Response {
+        let started: Value = self
+            .post_json("/auth/passkey/options", &json!({ "email": email }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        // Register the authenticator with some other account, and answer with that passkey.
+        let other = self.account().await;
+        let options = self
+            .post_bearer("/me/mfa/passkeys/options", &other.access_token)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap();
+        let created = authenticator
+            .do_registration(
+                origin(),
+                serde_json::from_value(options["options"].clone()).unwrap(),
+            )
+            .unwrap();
+        let body = json!({ "ceremonyId": options["ceremonyId"], "credential": created });
+        let registered = self
+            .authed(
+                Method::POST,
+                "/me/mfa/passkeys",
+                &other.access_token,
+                Some(body),
+            )
+            .await;
+        assert_eq!(registered.status().as_u16(), 201);
+        let own: Value = self
+            .post_json("/auth/passkey/options", &json!({ "email": other.email }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let credential = assert_with(authenticator, &own["options"]);
+        self.post_json(
+            "/auth/passkey/login",
+            &json!({ "ceremonyId": started["ceremonyId"], "credential": credential }),
+        )
+        .await
+    }
+}
+
+async fn a_passkey_is_a_second_factor_after_the_password_and_steps_up(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    let (mut authenticator, _) = app.register_passkey(&account.access_token, "Phone").await;
+
+    let login = app.login(&account.email, PASSWORD).await;
+    let login: Value = login.json().await.unwrap();
+    assert_eq!(login["mfaRequired"], true);
+    assert_eq!(login["methods"], json!(["passkey", "recovery_code"]));
+    let mfa_token = login["mfaToken"].as_str().unwrap();
+    let options: Value = app
+        .post_json(
+            "/auth/mfa/passkey-options",
+            &json!({ "mfaToken": mfa_token }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let credential = assert_with(&mut authenticator, &options["options"]);
+    let done = app
+        .post_json(
+            "/auth/mfa/verify",
+            &json!({ "mfaToken": mfa_token, "credential": credential }),
+        )
+        .await;
+    assert_eq!(done.status().as_u16(), 200);
+    let done: Value = done.json().await.unwrap();
+    let access = done["accessToken"].as_str().unwrap();
+    assert_eq!(claims_of(access)["amr"], json!(["pwd", "hwk", "mfa"]));
+
+    // Step-up with the passkey alone, for the level-1 signup session.
+    let level_one = &account.access_token;
+    let removal_path = {
+        let listed = app.get_json("/me/mfa/passkeys", access).await;
+        format!("/me/mfa/passkeys/{}", listed[0]["id"].as_str().unwrap())
+    };
+    assert_error(
+        app.delete(&removal_path, level_one).await,
+        403,
+        "reauthentication_required",
+    )
+    .await;
+    let options: Value = app
+        .post_bearer("/auth/reauthenticate/passkey-options", level_one)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let credential = assert_with(&mut authenticator, &options["options"]);
+    let stepped_up = app
+        .authed(
+            Method::POST,
+            "/auth/reauthenticate",
+            level_one,
+            Some(json!({ "ceremonyId": options["ceremonyId"], "credential": credential })),
+        )
+        .await;
+    assert_eq!(stepped_up.status().as_u16(), 200);
+    let stepped_up: Value = stepped_up.json().await.unwrap();
+    let stepped_up = stepped_up["accessToken"].as_str().unwrap();
+    assert_eq!(claims_of(stepped_up)["aal"], 2);
+
+    let renamed = app
+        .patch(&removal_path, stepped_up, json!({ "name": "Old phone" }))
+        .await;
+    assert_eq!(renamed.status().as_u16(), 200);
+    let renamed: Value = renamed.json().await.unwrap();
+    assert_eq!(renamed["name"], "Old phone");
+    let removed = app.delete(&removal_path, stepped_up).await;
+    assert_eq!(removed.status().as_u16(), 204);
+    let status = app.get_json("/me/mfa", stepped_up).await;
+    assert_eq!(status["passkeys"], 0);
+    assert_eq!(
+        status["recoveryCodesLeft"], 0,
+        "the codes go with the last factor"
+    );
+    app.assert_login_works(&account.email, PASSWORD).await;
+    // Someone else's passkey id is "not found".
+    assert_error(
+        app.delete(&removal_path, stepped_up).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+crate::backend_tests!(
+    a_passkey_registers_and_signs_in_without_a_password,
+    a_ceremony_works_once_and_a_replayed_answer_is_refused,
+    an_address_without_passkeys_gets_options_of_the_same_shape,
+    a_passkey_is_a_second_factor_after_the_password_and_steps_up,
+);
