@@ -39,7 +39,7 @@ fn assert_with(authenticator: &mut SoftPasskey, options: &Value) -> Value {
 impl TestApp {
     /// Registers a new passkey on the account: the authenticator that holds it, and the answer.
     async fn register_passkey(&self, token: &str, name: &str) -> (SoftPasskey, Value) {
-        let started = self.post_bearer("/me/mfa/passkeys/options", token).await;
+        let started = self.post_bearer("/me/mfa/passkey-options", token).await;
         assert_eq!(started.status().as_u16(), 200, "registration options");
         let started: Value = started.json().await.unwrap();
         let mut authenticator = SoftPasskey::new(true);
@@ -240,7 +240,7 @@ impl TestApp {
         // Register the authenticator with some other account, and answer with that passkey.
         let other = self.account().await;
         let options = self
-            .post_bearer("/me/mfa/passkeys/options", &other.access_token)
+            .post_bearer("/me/mfa/passkey-options", &other.access_token)
             .await
             .json::<Value>()
             .await

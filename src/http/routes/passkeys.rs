@@ -126,7 +126,7 @@ pub struct PasswordlessLoginRequest {
         (status = 403, description = "`reauthentication_required`", body = ErrorBody),
     )
 )]
-#[post("/me/mfa/passkeys/options")]
+#[post("/me/mfa/passkey-options")]
 pub async fn registration_options(
     state: web::Data<AppState>,
     AuthUser(caller): AuthUser,
