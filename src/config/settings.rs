@@ -579,14 +579,21 @@ impl Settings {
                 .map(|o| parse("auth.passkeys.origins", o))
                 .collect::<Result<Vec<_>, _>>()?
         };
-        let rp_id = if passkeys.rp_id.is_empty() {
-            origins[0].host_str().unwrap_or_default().to_string()
-        } else {
-            passkeys.rp_id.clone()
+        // Derived from the origins when not set: a bad origin is then the setting to name.
+        let (rp_id, rp_setting) = match (passkeys.rp_id.is_empty(), passkeys.origins.is_empty()) {
+            (false, _) => (passkeys.rp_id.clone(), "auth.passkeys.rp_id"),
+            (true, true) => (
+                origins[0].host_str().unwrap_or_default().to_string(),
+                "app.frontend_url",
+            ),
+            (true, false) => (
+                origins[0].host_str().unwrap_or_default().to_string(),
+                "auth.passkeys.origins",
+            ),
         };
         let refused = |e: webauthn_rs::prelude::WebauthnError| {
             invalid(
-                "auth.passkeys.rp_id",
+                rp_setting,
                 format!("{rp_id:?} does not fit the origins (a domain, not an IP address, that each origin is or is under): {e}"),
             )
         };
