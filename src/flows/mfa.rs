@@ -119,6 +119,33 @@ impl MfaService {
         MfaService { deps, rules }
     }
 
+    /// A fresh set of recovery codes: as shown to the user, and as stored (hashes).
+    pub(super) fn fresh_recovery_codes() -> (Vec<String>, Vec<TokenHash>) {
+        let codes = generate_recovery_codes();
+        let hashes = codes.iter().filter_map(|c| recovery_code_hash(c)).collect();
+        (codes, hashes)
+    }
+
+    /// Tells the owner about a change to their factors by mail and records it in the audit log.
+    pub(super) async fn announce(
+        &self,
+        user: &User,
+        notice: MessageKind,
+        event: EventKind,
+        details: serde_json::Value,
+        client: &ClientContext,
+    ) -> Result<(), AppError> {
+        self.deps
+            .outbox
+            .send_notice(notice, &user.email, user.name.as_deref())
+            .await?;
+        self.deps
+            .audit
+            .record(event, Some(user.id), client, details)
+            .await;
+        Ok(())
+    }
+
     /// The user's second factors.
     pub async fn status(&self, user_id: Uuid) -> Result<MfaStatus, AppError> {
         Ok(self.deps.store.mfa_status(user_id).await?)
@@ -174,17 +201,7 @@ impl MfaService {
     ) -> Result<(User, IssuedTokens), AppError> {
         let token = OpaqueToken::parse(mfa_token).ok_or(AppError::MfaTokenInvalid)?;
         let store = &self.deps.store;
-        let max_attempts = self.rules.settings.challenge_max_attempts;
-        let challenge = store
-            .attempt_mfa_challenge(token.hash(), max_attempts)
-            .await?
-            .ok_or(AppError::MfaTokenInvalid)?;
-        // Locked or deleted since the password step: no session.
-        let user = store
-            .user_by_id(challenge.user_id)
-            .await?
-            .filter(|user| !user.locked)
-            .ok_or(AppError::MfaTokenInvalid)?;
+        let (user, first_step) = self.pending_login(&token).await?;
         let method = self
             .check_second_factor(&user, &proof, Some(token.hash()), "login", client)
             .await?;
@@ -193,7 +210,7 @@ impl MfaService {
         }
         let tokens = self
             .deps
-            .start_session(&user, client, challenge.methods.with(method))
+            .start_session(&user, client, first_step.with(method))
             .await?;
         tracing::info!(user_id = %user.id, method = method.as_str(), "logged in with a second factor");
         let details = json!({ "sessionId": tokens.session_id, "secondFactor": method.as_str() });
@@ -204,8 +221,12 @@ impl MfaService {
         Ok((user, tokens))
     }
 
-    /// The user of a pending login (counting an attempt on its `mfaToken`).
-    pub(super) async fn pending_login_user(&self, token: &OpaqueToken) -> Result<User, AppError> {
+    /// The user of a pending login and what its first step proved, counting an attempt on its
+    /// `mfaToken`. A user locked or deleted since the password step gets no session.
+    pub(super) async fn pending_login(
+        &self,
+        token: &OpaqueToken,
+    ) -> Result<(User, AuthMethods), AppError> {
         let max_attempts = self.rules.settings.challenge_max_attempts;
         let challenge = self
             .deps
@@ -213,12 +234,14 @@ impl MfaService {
             .attempt_mfa_challenge(token.hash(), max_attempts)
             .await?
             .ok_or(AppError::MfaTokenInvalid)?;
-        self.deps
+        let user = self
+            .deps
             .store
             .user_by_id(challenge.user_id)
             .await?
             .filter(|user| !user.locked)
-            .ok_or(AppError::MfaTokenInvalid)
+            .ok_or(AppError::MfaTokenInvalid)?;
+        Ok((user, challenge.methods))
     }
 
     /// Checks a second factor of `user`, each time step, recovery code or passkey ceremony
@@ -405,8 +428,7 @@ impl MfaService {
                 "is not the authenticator's current code",
             ));
         };
-        let codes = generate_recovery_codes();
-        let hashes: Vec<_> = codes.iter().filter_map(|c| recovery_code_hash(c)).collect();
+        let (codes, hashes) = Self::fresh_recovery_codes();
         let confirmation = TotpConfirmation {
             factor_id: pending.id,
             step,
@@ -419,15 +441,15 @@ impl MfaService {
         self.deps.clear_failures(throttle_key).await?;
         let methods = AuthMethods::of(&[AuthMethod::Password, AuthMethod::Totp]);
         let access = self.reauthenticate_session(caller, methods).await?;
-        self.deps
-            .outbox
-            .send_notice(MessageKind::MfaEnabled, &user.email, user.name.as_deref())
-            .await?;
         let details = json!({ "method": "totp" });
-        self.deps
-            .audit
-            .record(EventKind::MfaEnabled, Some(user.id), client, details)
-            .await;
+        self.announce(
+            user,
+            MessageKind::MfaEnabled,
+            EventKind::MfaEnabled,
+            details,
+            client,
+        )
+        .await?;
         Ok(TotpConfirmed {
             recovery_codes: codes,
             access,
@@ -476,29 +498,17 @@ impl MfaService {
         if !self.status(user.id).await?.enabled() {
             return Err(AppError::NotFound);
         }
-        let codes = generate_recovery_codes();
-        let hashes: Vec<_> = codes.iter().filter_map(|c| recovery_code_hash(c)).collect();
+        let (codes, hashes) = Self::fresh_recovery_codes();
         self.deps
             .store
             .replace_recovery_codes(user.id, &hashes)
             .await?;
-        self.deps
-            .outbox
-            .send_notice(
-                MessageKind::RecoveryCodesRegenerated,
-                &user.email,
-                user.name.as_deref(),
-            )
+        let (notice, event) = (
+            MessageKind::RecoveryCodesRegenerated,
+            EventKind::RecoveryCodesRegenerated,
+        );
+        self.announce(user, notice, event, json!({}), client)
             .await?;
-        self.deps
-            .audit
-            .record(
-                EventKind::RecoveryCodesRegenerated,
-                Some(user.id),
-                client,
-                json!({}),
-            )
-            .await;
         Ok(codes)
     }
 
@@ -611,15 +621,15 @@ impl MfaService {
             return Err(AppError::NotFound);
         }
         tracing::info!(admin_id = %admin.id, %user_id, "second factors reset by an admin");
-        self.deps
-            .outbox
-            .send_notice(MessageKind::MfaDisabled, &user.email, user.name.as_deref())
-            .await?;
         let details = json!({ "by": admin.id });
-        self.deps
-            .audit
-            .record(EventKind::AdminMfaReset, Some(user.id), client, details)
-            .await;
+        self.announce(
+            &user,
+            MessageKind::MfaDisabled,
+            EventKind::AdminMfaReset,
+            details,
+            client,
+        )
+        .await?;
         Ok(())
     }
 }

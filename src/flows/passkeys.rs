@@ -20,7 +20,6 @@ use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
 use crate::domain::email::CanonicalEmail;
 use crate::domain::messages::MessageKind;
-use crate::domain::mfa::{generate_recovery_codes, recovery_code_hash};
 use crate::domain::opaque_token::{OpaqueToken, TokenHash};
 use crate::domain::user::User;
 use crate::error::AppError;
@@ -181,8 +180,7 @@ impl MfaService {
             ));
         }
         let recovery_codes = if first_factor {
-            let codes = generate_recovery_codes();
-            let hashes: Vec<_> = codes.iter().filter_map(|c| recovery_code_hash(c)).collect();
+            let (codes, hashes) = Self::fresh_recovery_codes();
             self.deps
                 .store
                 .replace_recovery_codes(user.id, &hashes)
@@ -191,15 +189,15 @@ impl MfaService {
         } else {
             None
         };
-        self.deps
-            .outbox
-            .send_notice(MessageKind::MfaEnabled, &user.email, user.name.as_deref())
-            .await?;
         let details = json!({ "method": "passkey", "passkeyId": stored.id });
-        self.deps
-            .audit
-            .record(EventKind::MfaEnabled, Some(user.id), client, details)
-            .await;
+        self.announce(
+            user,
+            MessageKind::MfaEnabled,
+            EventKind::MfaEnabled,
+            details,
+            client,
+        )
+        .await?;
         Ok(PasskeyRegistered {
             passkey: stored,
             recovery_codes,
@@ -268,7 +266,7 @@ impl MfaService {
     /// Options for a login's second step with a passkey, bound to its `mfaToken`.
     pub async fn begin_second_factor_passkey(&self, mfa_token: &str) -> Result<Value, AppError> {
         let token = OpaqueToken::parse(mfa_token).ok_or(AppError::MfaTokenInvalid)?;
-        let user = self.pending_login_user(&token).await?;
+        let (user, _) = self.pending_login(&token).await?;
         self.begin_assertion(&user, token.hash(), CeremonyKind::SecondFactor)
             .await
     }
