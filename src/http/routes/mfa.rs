@@ -19,7 +19,7 @@ use crate::store::{FactorChoice, MfaStatus};
 #[serde(rename_all = "camelCase", default)]
 pub struct MfaVerifyRequest {
     /// From the login's answer.
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 1)]
     mfa_token: String,
     /// A 6-digit code of the authenticator app; or give `recoveryCode`.
     #[schema(example = "123456")]
@@ -52,7 +52,13 @@ pub struct ReauthenticateRequest {
 #[serde(rename_all = "camelCase", default)]
 pub struct TotpConfirmRequest {
     /// The authenticator's current code, which proves it holds the secret.
-    #[schema(required = true, example = "123456")]
+    #[schema(
+        required = true,
+        min_length = 6,
+        max_length = 6,
+        pattern = "^[0-9]{6}$",
+        example = "123456"
+    )]
     code: String,
 }
 

@@ -78,9 +78,10 @@ pub struct PasskeyRegisteredBody {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RegisterPasskeyRequest {
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 1)]
     ceremony_id: String,
-    /// At most 100 characters; default "Passkey".
+    /// At most 100 characters, no control characters; default "Passkey".
+    #[schema(max_length = 100, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     name: Option<String>,
     /// The authenticator's answer (`PublicKeyCredential` JSON of `navigator.credentials.create`).
     #[schema(required = true, value_type = Object)]
@@ -90,14 +91,19 @@ pub struct RegisterPasskeyRequest {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RenamePasskeyRequest {
-    #[schema(required = true)]
+    /// At most 100 characters, no control characters; empty = "Passkey".
+    #[schema(
+        required = true,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     name: Option<String>,
 }
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct MfaPasskeyOptionsRequest {
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 1)]
     mfa_token: String,
 }
 
@@ -111,7 +117,7 @@ pub struct PasswordlessOptionsRequest {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PasswordlessLoginRequest {
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 1)]
     ceremony_id: String,
     #[schema(required = true, value_type = Object)]
     credential: serde_json::Value,
