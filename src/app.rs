@@ -278,6 +278,7 @@ impl Application {
                 email_links: EmailLinkService::new(deps.clone()),
                 auth: AuthService::new(deps, signup_rules, mfa.clone()),
                 mfa,
+                mfa_requirement: server_settings.auth.mfa.required,
                 rate_limiter,
                 store: store.clone(),
                 cache: cache.clone(),

@@ -66,6 +66,11 @@ pub enum AppError {
     /// `POST /auth/reauthenticate`, then retry with the new access token.
     #[error("this action needs a recent sign-in; re-authenticate and retry")]
     ReauthenticationRequired,
+    /// 403 `mfa_enrollment_required`: `auth.mfa.required` covers this account and the session is
+    /// below level 2: enrol a factor under `/me/mfa` (or step up with one already enrolled), then
+    /// retry with the new access token.
+    #[error("this account needs a second factor; set one up first")]
+    MfaEnrollmentRequired,
     /// 401 `mfa_token_invalid`: the second step of a login is unknown, expired, used or out of
     /// attempts: sign in again.
     #[error("this sign-in has expired; sign in again")]

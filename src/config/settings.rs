@@ -465,6 +465,10 @@ pub struct PasskeySettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MfaSettings {
+    /// Whose accounts must have a second factor: `optional`, `admins` or `everyone`. A covered
+    /// session below level 2 may only enrol one (or step up); anything else is 403
+    /// `mfa_enrollment_required`.
+    pub required: crate::domain::assurance::MfaRequirement,
     /// Users may enrol TOTP (needs `tokens.key_encryption_key`, which seals the secrets).
     pub totp_enabled: bool,
     /// Time steps of 30 s accepted either side of the current one, for clocks that drift.

@@ -305,3 +305,25 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_required_second_factor_needs_one_to_enrol_and_reads_from_the_environment() {
+    let settings = load_from(
+        &dir(),
+        Environment::Production,
+        &production_vars(&[("AUTHD__AUTH__MFA__REQUIRED", "admins")]),
+    )
+    .expect("loads");
+    assert_eq!(
+        settings.auth.mfa.required,
+        crate::domain::assurance::MfaRequirement::Admins
+    );
+    let line = production_refusal(&[
+        ("AUTHD__AUTH__MFA__REQUIRED", "everyone"),
+        ("AUTHD__AUTH__MFA__TOTP_ENABLED", "false"),
+        ("AUTHD__AUTH__PASSKEYS__ENABLED", "false"),
+    ]);
+    assert!(line.contains("auth.mfa.required"), "{line}");
+    let line = production_refusal(&[("AUTHD__AUTH__MFA__REQUIRED", "sometimes")]);
+    assert!(line.contains("required"), "{line}");
+}

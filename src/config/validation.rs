@@ -34,6 +34,15 @@ impl Settings {
                 "must differ from tokens.jwt_secret",
             ));
         }
+        if self.auth.mfa.required != crate::domain::assurance::MfaRequirement::Optional
+            && !self.auth.mfa.totp_enabled
+            && !self.auth.passkeys.enabled
+        {
+            return Err(invalid(
+                "auth.mfa.required",
+                "needs a factor to enrol: auth.mfa.totp_enabled or auth.passkeys.enabled",
+            ));
+        }
         self.store_backend()?;
         self.webauthn()?;
         self.trusted_proxies()?;

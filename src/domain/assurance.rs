@@ -4,6 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
+
+use super::user::Role;
+
 /// One way a user proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AuthMethod {
@@ -170,10 +174,62 @@ impl StepUpRule {
     }
 }
 
+/// Whose accounts must have a second factor (`auth.mfa.required`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaRequirement {
+    /// Users choose.
+    #[default]
+    Optional,
+    /// Admin accounts must have one.
+    Admins,
+    /// Every account must have one.
+    Everyone,
+}
+
+impl MfaRequirement {
+    pub fn covers(self, role: Role) -> bool {
+        match self {
+            MfaRequirement::Optional => false,
+            MfaRequirement::Admins => role == Role::Admin,
+            MfaRequirement::Everyone => true,
+        }
+    }
+
+    /// A session of a covered account below level 2 may only set up (or give) a second factor:
+    /// an account without one yet is not locked out, and one signed in before the requirement or
+    /// before its promotion to admin is held to it from its next request, not its next login.
+    pub fn restricts(self, role: Role, aal: u8) -> bool {
+        self.covers(role) && aal < 2
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use AuthMethod::*;
+
+    #[test]
+    fn the_requirement_holds_covered_sessions_below_level_two() {
+        use MfaRequirement::*;
+        let cases = [
+            (Optional, Role::Admin, 1, false),
+            (Optional, Role::User, 1, false),
+            (Admins, Role::Admin, 1, true),
+            (Admins, Role::Admin, 2, false),
+            (Admins, Role::User, 1, false),
+            (Everyone, Role::User, 1, true),
+            (Everyone, Role::User, 2, false),
+            (Everyone, Role::Admin, 0, true),
+        ];
+        for (requirement, role, aal, restricted) in cases {
+            assert_eq!(
+                requirement.restricts(role, aal),
+                restricted,
+                "{requirement:?} {role:?} aal {aal}"
+            );
+        }
+    }
 
     #[test]
     fn levels_count_distinct_kinds_and_a_mailbox_never_counts() {

@@ -590,13 +590,14 @@ impl MfaService {
     }
 
     /// A user's second factors, for an admin; `not_found` when there is no such user.
-    pub async fn status_of_user(&self, user_id: Uuid) -> Result<MfaStatus, AppError> {
-        self.deps
+    pub async fn status_of_user(&self, user_id: Uuid) -> Result<(User, MfaStatus), AppError> {
+        let user = self
+            .deps
             .store
             .user_by_id(user_id)
             .await?
             .ok_or(AppError::NotFound)?;
-        self.status(user_id).await
+        Ok((user, self.status(user_id).await?))
     }
 
     /// An admin removes a user's second factors (a lost device); the owner is told by mail.

@@ -22,8 +22,8 @@ pub struct ErrorBody<'a> {
     pub error: &'a str,
     /// Stable machine code: `validation_failed`, `invalid_credentials`, `unauthorized`,
     /// `token_expired`, `token_invalid`, `email_not_verified`, `refresh_token_reused`,
-    /// `account_locked`, `forbidden`, `reauthentication_required`, `mfa_token_invalid`,
-    /// `invalid_mfa_code`, `mfa_already_enabled`, `not_found`, `method_not_allowed`, `email_taken`,
+    /// `account_locked`, `forbidden`, `reauthentication_required`, `mfa_enrollment_required`,
+    /// `mfa_token_invalid`, `invalid_mfa_code`, `mfa_already_enabled`, `not_found`, `method_not_allowed`, `email_taken`,
     /// `payload_too_large`, `unsupported_media_type`, `headers_too_large`, `request_timeout`,
     /// `bad_request`, `origin_not_allowed`, `rate_limited`, `overloaded`, `unavailable`,
     /// `not_ready`, `internal`.
@@ -68,6 +68,7 @@ impl AppError {
             AppError::AccountLocked => "account_locked",
             AppError::Forbidden => "forbidden",
             AppError::ReauthenticationRequired => "reauthentication_required",
+            AppError::MfaEnrollmentRequired => "mfa_enrollment_required",
             AppError::MfaTokenInvalid => "mfa_token_invalid",
             AppError::InvalidMfaCode => "invalid_mfa_code",
             AppError::MfaAlreadyEnabled => "mfa_already_enabled",
@@ -135,7 +136,8 @@ impl ResponseError for AppError {
             AppError::AccountLocked
             | AppError::Forbidden
             | AppError::EmailNotVerified
-            | AppError::ReauthenticationRequired => StatusCode::FORBIDDEN,
+            | AppError::ReauthenticationRequired
+            | AppError::MfaEnrollmentRequired => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,

@@ -31,8 +31,20 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
-/// An authenticated caller: a valid access token of a live session, and the account behind it.
-/// Otherwise 401.
+/// The caller behind the request's access token, whatever its level: a valid token of a live
+/// session, and the account behind it. Otherwise 401.
+fn live_caller(req: &HttpRequest) -> LocalBoxFuture<'static, Result<Caller, AppError>> {
+    let token = bearer_token(req);
+    let state = state(req);
+    Box::pin(async move {
+        let token = token.ok_or(AppError::Unauthorized)?;
+        state?.auth.verify_access(token).await
+    })
+}
+
+/// An authenticated caller (see [`live_caller`]) whom `auth.mfa.required` lets through: a
+/// covered account's session below level 2 gets 403 `mfa_enrollment_required`. The default for
+/// every endpoint, so one added later is held to the requirement without anyone remembering it.
 pub struct AuthUser(pub Caller);
 
 impl FromRequest for AuthUser {
@@ -40,12 +52,30 @@ impl FromRequest for AuthUser {
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer_token(req);
-        let state = state(req);
+        let requirement = state(req).map(|state| state.mfa_requirement);
+        let caller = live_caller(req);
         Box::pin(async move {
-            let token = token.ok_or(AppError::Unauthorized)?;
-            Ok(AuthUser(state?.auth.verify_access(token).await?))
+            let caller = caller.await?;
+            if requirement?.restricts(caller.user.role, caller.claims.aal) {
+                crate::metrics::mfa_outcome("requirement", "enrollment_required");
+                return Err(AppError::MfaEnrollmentRequired);
+            }
+            Ok(AuthUser(caller))
         })
+    }
+}
+
+/// An authenticated caller, also one that `auth.mfa.required` holds back: only for what such a
+/// session must still be able to do (see itself, enrol or give a factor, sign out).
+pub struct EnrollingUser(pub Caller);
+
+impl FromRequest for EnrollingUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let caller = live_caller(req);
+        Box::pin(async move { Ok(EnrollingUser(caller.await?)) })
     }
 }
 
@@ -81,27 +111,19 @@ impl FromRequest for MaybeAuthUser {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        from_caller(req, payload, |caller| match caller {
-            Ok(caller) => Ok(MaybeAuthUser(Some(caller.claims))),
-            // No token, or one that no longer opens a session: anonymous, not an error.
-            Err(AppError::Unauthorized | AppError::TokenExpired | AppError::TokenInvalid) => {
-                Ok(MaybeAuthUser(None))
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let caller = live_caller(req);
+        Box::pin(async move {
+            match caller.await {
+                Ok(caller) => Ok(MaybeAuthUser(Some(caller.claims))),
+                // No token, or one that no longer opens a session: anonymous, not an error.
+                Err(AppError::Unauthorized | AppError::TokenExpired | AppError::TokenInvalid) => {
+                    Ok(MaybeAuthUser(None))
+                }
+                Err(other) => Err(other),
             }
-            Err(other) => Err(other),
         })
     }
-}
-
-/// An extractor made from what [`AuthUser`] found: `then` decides what the caller (or its
-/// absence) means for it.
-fn from_caller<T: 'static>(
-    req: &HttpRequest,
-    payload: &mut Payload,
-    then: impl FnOnce(Result<Caller, AppError>) -> Result<T, AppError> + 'static,
-) -> LocalBoxFuture<'static, Result<T, AppError>> {
-    let caller = AuthUser::from_request(req, payload);
-    Box::pin(async move { then(caller.await.map(|AuthUser(caller)| caller)) })
 }
 
 /// Where the request came from, for the session record.

@@ -34,6 +34,8 @@ pub struct AppState {
     pub admin: AdminService,
     pub email_links: EmailLinkService,
     pub mfa: crate::flows::mfa::MfaService,
+    /// `auth.mfa.required`, enforced by the [`extractors::AuthUser`] extractor.
+    pub mfa_requirement: crate::domain::assurance::MfaRequirement,
     pub rate_limiter: crate::actors::Tracked<RateLimiter>,
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn Cache>,

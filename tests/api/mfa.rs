@@ -634,6 +634,151 @@ async fn an_unconfirmed_enrolment_changes_nothing_and_can_be_restarted(backend: 
     app.assert_login_works(&account.email, PASSWORD).await;
 }
 
+/// `auth.mfa.required = "admins"`: an admin's session below level 2 may only see itself, enrol
+/// and sign out, from its next request (also one promoted after signing in); users are free.
+async fn required_mfa_holds_a_covered_session_to_enrolment(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        wide_window(s);
+        s.auth.mfa.required = authd::domain::assurance::MfaRequirement::Admins;
+    })
+    .await;
+    let user = app.account().await;
+    assert_eq!(
+        app.get("/auth/sessions", &user.access_token)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    let status = app.get_json("/me/mfa", &user.access_token).await;
+    assert_eq!(status["required"], false, "{status}");
+
+    // Promoted after signing in: held to the requirement at once.
+    let admin = app.admin().await;
+    let held = &admin.access_token;
+    for (method, path) in [
+        (Method::GET, "/admin/users"),
+        (Method::GET, "/auth/sessions"),
+        (Method::GET, "/me/events"),
+        (Method::POST, "/me/mfa/recovery-codes"),
+    ] {
+        let response = app.authed(method.clone(), path, held, None).await;
+        assert_error(response, 403, "mfa_enrollment_required").await;
+    }
+    let change = app
+        .authed(
+            Method::POST,
+            "/auth/password/change",
+            held,
+            Some(
+                json!({ "currentPassword": PASSWORD, "newPassword": "another long passphrase 9" }),
+            ),
+        )
+        .await;
+    assert_error(change, 403, "mfa_enrollment_required").await;
+    assert_eq!(
+        app.me(held).await.status().as_u16(),
+        200,
+        "it may see itself"
+    );
+    let status = app.get_json("/me/mfa", held).await;
+    assert_eq!(status["required"], true, "{status}");
+
+    // It may enrol, and the enrolment's token (and its refresh) go everywhere.
+    let started = app.post_bearer("/me/mfa/totp", held).await;
+    assert_eq!(started.status().as_u16(), 201);
+    let secret = started.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let confirmed = app.confirm_totp(held, &code(&secret, 0)).await;
+    assert_eq!(confirmed.status().as_u16(), 200);
+    let confirmed: Value = confirmed.json().await.unwrap();
+    let upgraded = confirmed["accessToken"].as_str().unwrap();
+    assert_eq!(
+        app.get("/admin/users", upgraded).await.status().as_u16(),
+        200
+    );
+    let rotated = app.refresh_with_cookie(&admin.refresh_token).await;
+    let rotated: Value = rotated.json().await.unwrap();
+    let rotated = rotated["accessToken"].as_str().unwrap();
+    assert_eq!(
+        app.get("/auth/sessions", rotated).await.status().as_u16(),
+        200
+    );
+    // The token from before the enrolment still says level 1.
+    assert_error(
+        app.get("/auth/sessions", held).await,
+        403,
+        "mfa_enrollment_required",
+    )
+    .await;
+    let other = format!("/admin/users/{}/mfa", admin.user_id);
+    assert_eq!(app.get_json(&other, upgraded).await["required"], true);
+    let user_status = format!("/admin/users/{}/mfa", user.user_id);
+    assert_eq!(
+        app.get_json(&user_status, upgraded).await["required"],
+        false
+    );
+
+    // A held session can still sign out everywhere.
+    let second_admin = app.admin().await;
+    let out = app
+        .authed(
+            Method::POST,
+            "/auth/logout-all",
+            &second_admin.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(out.status().as_u16(), 200);
+    let kinds = app.event_kinds(rotated).await;
+    assert!(kinds.contains(&"mfa_enabled".to_string()), "{kinds:?}");
+}
+
+/// `auth.mfa.required = "everyone"`: a new account signs up into a session that can only enrol;
+/// once it has, a login takes the second step like any other.
+async fn required_mfa_for_everyone_starts_at_enrolment(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        wide_window(s);
+        s.auth.mfa.required = authd::domain::assurance::MfaRequirement::Everyone;
+    })
+    .await;
+    let account = app.account().await;
+    assert_error(
+        app.get("/auth/sessions", &account.access_token).await,
+        403,
+        "mfa_enrollment_required",
+    )
+    .await;
+    let (fresh_login, _) = app.login_tokens(&account.email).await;
+    assert_error(
+        app.get("/auth/sessions", &fresh_login).await,
+        403,
+        "mfa_enrollment_required",
+    )
+    .await;
+
+    let enrolled = app.enrol().await;
+    assert_eq!(
+        app.get("/auth/sessions", &enrolled.access_token)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    let mfa_token = app.first_step(&enrolled.account.email).await;
+    let done = app
+        .second_step(&mfa_token, json!({ "code": code(&enrolled.secret, 1) }))
+        .await;
+    let done: Value = done.json().await.unwrap();
+    let access = done["accessToken"].as_str().unwrap();
+    assert_eq!(
+        app.get("/auth/sessions", access).await.status().as_u16(),
+        200
+    );
+}
+
 crate::backend_tests!(
     totp_enrolment_is_confirmed_by_a_code_and_then_a_login_needs_one,
     a_used_code_fails_the_second_time_also_when_two_arrive_at_once,
@@ -646,4 +791,6 @@ crate::backend_tests!(
     admin_actions_need_a_recent_sign_in_when_configured,
     an_admin_sees_and_resets_a_users_factors_and_the_user_is_told,
     an_unconfirmed_enrolment_changes_nothing_and_can_be_restarted,
+    required_mfa_holds_a_covered_session_to_enrolment,
+    required_mfa_for_everyone_starts_at_enrolment,
 );

@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
-use crate::helpers::{assert_error, refresh_cookie, spawn_app, Backend, TestApp, PASSWORD};
+use crate::helpers::{
+    assert_error, refresh_cookie, spawn_app, spawn_app_with, Backend, TestApp, PASSWORD,
+};
 
 /// The origin of the frontend's pages (`app.frontend_url`), where the ceremonies run.
 const ORIGIN: &str = "http://localhost:3000";
@@ -363,9 +365,59 @@ async fn a_passkey_is_a_second_factor_after_the_password_and_steps_up(backend: B
     .await;
 }
 
+/// `auth.mfa.required = "everyone"`: a held session registers a passkey, then gives it to step
+/// up, and is let through.
+async fn a_held_session_enrols_a_passkey_and_steps_up_with_it(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.auth.mfa.required = authd::domain::assurance::MfaRequirement::Everyone;
+    })
+    .await;
+    let account = app.account().await;
+    let held = &account.access_token;
+    assert_error(
+        app.get("/auth/sessions", held).await,
+        403,
+        "mfa_enrollment_required",
+    )
+    .await;
+    let (mut authenticator, _) = app.register_passkey(held, "Phone").await;
+    assert_error(
+        app.get("/auth/sessions", held).await,
+        403,
+        "mfa_enrollment_required",
+    )
+    .await;
+    let options: Value = app
+        .post_bearer("/auth/reauthenticate/passkey-options", held)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let credential = assert_with(&mut authenticator, &options["options"]);
+    let stepped_up = app
+        .authed(
+            Method::POST,
+            "/auth/reauthenticate",
+            held,
+            Some(json!({ "ceremonyId": options["ceremonyId"], "credential": credential })),
+        )
+        .await;
+    assert_eq!(stepped_up.status().as_u16(), 200);
+    let stepped_up: Value = stepped_up.json().await.unwrap();
+    let stepped_up = stepped_up["accessToken"].as_str().unwrap();
+    assert_eq!(
+        app.get("/auth/sessions", stepped_up)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
 crate::backend_tests!(
     a_passkey_registers_and_signs_in_without_a_password,
     a_ceremony_works_once_and_a_replayed_answer_is_refused,
     an_address_without_passkeys_gets_options_of_the_same_shape,
     a_passkey_is_a_second_factor_after_the_password_and_steps_up,
+    a_held_session_enrols_a_passkey_and_steps_up_with_it,
 );

@@ -9,7 +9,7 @@ use super::{event_page, EventListBody, EventQuery, MeBody};
 use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AuthUser, Client, JsonBody};
+use crate::http::extractors::{AuthUser, Client, EnrollingUser, JsonBody};
 use crate::http::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -204,7 +204,7 @@ pub async fn my_events(
     responses((status = 200, description = "The signed-in user", body = MeBody))
 )]
 #[get("/me")]
-pub async fn me(AuthUser(caller): AuthUser) -> Result<HttpResponse, AppError> {
+pub async fn me(EnrollingUser(caller): EnrollingUser) -> Result<HttpResponse, AppError> {
     // The account was read with the session check, in the same query.
     Ok(HttpResponse::Ok().json(MeBody::from(&caller.user)))
 }

@@ -13,7 +13,7 @@ use crate::flows::auth::{Invitation, LoginInput, LoginOutcome, SignupInput, Sign
 use crate::flows::mfa::MfaChallengeIssued;
 use crate::http::cookies::{request_cookie, ONE_TIME_COOKIE, REFRESH_COOKIE};
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AuthUser, Client, JsonBody, MaybeAuthUser};
+use crate::http::extractors::{Client, EnrollingUser, JsonBody, MaybeAuthUser};
 use crate::http::AppState;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -316,7 +316,7 @@ pub async fn logout(
 pub async fn logout_all(
     state: web::Data<AppState>,
     Client(client): Client,
-    AuthUser(Caller { claims, .. }): AuthUser,
+    EnrollingUser(Caller { claims, .. }): EnrollingUser,
 ) -> Result<HttpResponse, AppError> {
     let revoked_sessions = state.auth.logout_all(claims, &client).await?;
     Ok(HttpResponse::Ok()

@@ -11,7 +11,7 @@ use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::flows::mfa::SecondFactor;
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AdminUser, AuthUser, Client, JsonBody};
+use crate::http::extractors::{AdminUser, AuthUser, Client, EnrollingUser, JsonBody};
 use crate::http::AppState;
 use crate::store::{FactorChoice, MfaStatus};
 
@@ -65,6 +65,10 @@ pub struct TotpConfirmRequest {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MfaStatusBody {
+    /// `auth.mfa.required` covers this account: until it has a factor (and the session has
+    /// given it), every call but enrolment, step-up, `/me` and sign-out answers 403
+    /// `mfa_enrollment_required`.
+    required: bool,
     totp: TotpStatusBody,
     /// Registered passkeys (`GET /me/mfa/passkeys` lists them).
     passkeys: u32,
@@ -81,9 +85,10 @@ pub struct TotpStatusBody {
     confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-impl From<MfaStatus> for MfaStatusBody {
-    fn from(factors: MfaStatus) -> Self {
+impl MfaStatusBody {
+    fn new(factors: MfaStatus, required: bool) -> Self {
         MfaStatusBody {
+            required,
             totp: TotpStatusBody {
                 enabled: factors.enabled(),
                 confirmed_at: factors.totp_confirmed_at,
@@ -170,7 +175,7 @@ pub async fn verify(
 pub async fn reauthenticate(
     state: web::Data<AppState>,
     Client(client): Client,
-    AuthUser(Caller { claims, .. }): AuthUser,
+    EnrollingUser(Caller { claims, .. }): EnrollingUser,
     JsonBody(body): JsonBody<ReauthenticateRequest>,
 ) -> Result<HttpResponse, AppError> {
     let proof = SecondFactor::from_fields(body.code, body.recovery_code, body.credential)?;
@@ -195,10 +200,11 @@ pub async fn reauthenticate(
 #[get("/me/mfa")]
 pub async fn my_factors(
     state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    EnrollingUser(caller): EnrollingUser,
 ) -> Result<HttpResponse, AppError> {
     let factors = state.mfa.status(caller.user.id).await?;
-    Ok(HttpResponse::Ok().json(MfaStatusBody::from(factors)))
+    let required = state.mfa_requirement.covers(caller.user.role);
+    Ok(HttpResponse::Ok().json(MfaStatusBody::new(factors, required)))
 }
 
 #[utoipa::path(
@@ -213,7 +219,7 @@ pub async fn my_factors(
 #[post("/me/mfa/totp")]
 pub async fn begin_totp(
     state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    EnrollingUser(caller): EnrollingUser,
 ) -> Result<HttpResponse, AppError> {
     let enrolment = state.mfa.begin_totp(&caller.claims, &caller.user).await?;
     Ok(HttpResponse::Created().json(TotpEnrolmentBody {
@@ -238,7 +244,7 @@ pub async fn begin_totp(
 pub async fn confirm_totp(
     state: web::Data<AppState>,
     Client(client): Client,
-    AuthUser(caller): AuthUser,
+    EnrollingUser(caller): EnrollingUser,
     JsonBody(body): JsonBody<TotpConfirmRequest>,
 ) -> Result<HttpResponse, AppError> {
     if body.code.is_empty() {
@@ -313,8 +319,9 @@ pub async fn user_factors(
     AdminUser(_admin): AdminUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
-    let factors = state.mfa.status_of_user(id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(MfaStatusBody::from(factors)))
+    let (user, factors) = state.mfa.status_of_user(id.into_inner()).await?;
+    let required = state.mfa_requirement.covers(user.role);
+    Ok(HttpResponse::Ok().json(MfaStatusBody::new(factors, required)))
 }
 
 #[utoipa::path(

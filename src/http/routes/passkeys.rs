@@ -13,7 +13,7 @@ use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::flows::passkeys::CeremonyStarted;
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AuthUser, Client, JsonBody};
+use crate::http::extractors::{AuthUser, Client, EnrollingUser, JsonBody};
 use crate::http::AppState;
 use crate::store::{FactorChoice, StoredPasskey};
 
@@ -135,7 +135,7 @@ pub struct PasswordlessLoginRequest {
 #[post("/me/mfa/passkey-options")]
 pub async fn registration_options(
     state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    EnrollingUser(caller): EnrollingUser,
 ) -> Result<HttpResponse, AppError> {
     let started = state
         .mfa
@@ -158,7 +158,7 @@ pub async fn registration_options(
 pub async fn register(
     state: web::Data<AppState>,
     Client(client): Client,
-    AuthUser(caller): AuthUser,
+    EnrollingUser(caller): EnrollingUser,
     JsonBody(body): JsonBody<RegisterPasskeyRequest>,
 ) -> Result<HttpResponse, AppError> {
     let registered = state
@@ -186,7 +186,7 @@ pub async fn register(
 #[get("/me/mfa/passkeys")]
 pub async fn list(
     state: web::Data<AppState>,
-    AuthUser(caller): AuthUser,
+    EnrollingUser(caller): EnrollingUser,
 ) -> Result<HttpResponse, AppError> {
     let passkeys: Vec<PasskeyBody> = state
         .mfa
@@ -279,7 +279,7 @@ pub async fn second_factor_options(
 #[post("/reauthenticate/passkey-options")]
 pub async fn step_up_options(
     state: web::Data<AppState>,
-    AuthUser(Caller { user, .. }): AuthUser,
+    EnrollingUser(Caller { user, .. }): EnrollingUser,
 ) -> Result<HttpResponse, AppError> {
     let started = state.mfa.begin_step_up_passkey(&user).await?;
     Ok(HttpResponse::Ok().json(CeremonyBody::from(started)))
