@@ -435,7 +435,12 @@ impl MfaService {
             recovery_codes: hashes,
         };
         if !store.confirm_totp_factor(&confirmation).await? {
-            return Err(AppError::NotFound);
+            // Confirmed meanwhile, by a racing request or another enrolment.
+            return Err(if self.status(user.id).await?.enabled() {
+                AppError::MfaAlreadyEnabled
+            } else {
+                AppError::NotFound
+            });
         }
         crate::metrics::mfa_outcome("enrolment", "passed");
         self.deps.clear_failures(throttle_key).await?;

@@ -10,7 +10,8 @@ use authd::domain::user::{Role, User};
 use authd::store::postgres::PostgresStore;
 use authd::store::sqlite::SqliteStore;
 use authd::store::{
-    NewSession, NewUser, RevokeReason, Rotation, RotationOutcome, Store, StoreError,
+    FactorState, NewSession, NewUser, RevokeReason, Rotation, RotationOutcome, Store, StoreError,
+    TotpConfirmation, TotpFactor,
 };
 use uuid::Uuid;
 
@@ -378,7 +379,45 @@ async fn the_janitor_purges_what_has_outlived_its_use_in_batches(backend: Backen
     ));
 }
 
+/// Two enrolments raced (begun in two tabs, the first confirmed between the second's check and
+/// its insert): the second confirmation must answer "not confirmed", not break the one-active-
+/// factor rule with an error.
+async fn a_second_totp_enrolment_cannot_be_confirmed_beside_an_active_one(backend: Backend) {
+    let t = open(backend).await;
+    let user = t.user("two-tabs@example.com").await;
+    let factor = |id| TotpFactor {
+        id,
+        user_id: user.id,
+        sealed_secret: vec![1, 2, 3],
+        created_at: chrono::Utc::now(),
+        confirmed_at: None,
+    };
+    let confirmation = |factor_id| TotpConfirmation {
+        factor_id,
+        step: 100,
+        recovery_codes: Vec::new(),
+    };
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    t.store.create_totp_factor(&factor(first)).await.unwrap();
+    assert!(t
+        .store
+        .confirm_totp_factor(&confirmation(first))
+        .await
+        .unwrap());
+    t.store.create_totp_factor(&factor(second)).await.unwrap();
+    let confirmed = t.store.confirm_totp_factor(&confirmation(second)).await;
+    assert!(matches!(confirmed, Ok(false)), "{confirmed:?}");
+    let active = t
+        .store
+        .totp_factor(user.id, FactorState::Active)
+        .await
+        .unwrap()
+        .expect("the first factor stays active");
+    assert_eq!(active.id, first);
+}
+
 crate::backend_tests!(
+    a_second_totp_enrolment_cannot_be_confirmed_beside_an_active_one,
     the_janitor_purges_what_has_outlived_its_use_in_batches,
     users_are_found_by_email_whatever_its_case,
     an_email_holds_one_live_account,

@@ -14,6 +14,7 @@ impl MfaStore for PostgresStore {
     async fn create_totp_factor(&self, factor: &TotpFactor) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        lock_user(&tx, &factor.user_id).await?;
         let drop_pending = tx
             .prepare_cached(
                 "DELETE FROM mfa_factors WHERE user_id = $1 AND kind = 'totp' AND confirmed_at IS NULL",
@@ -82,10 +83,27 @@ impl MfaStore for PostgresStore {
     ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        let owner = tx
+            .query_opt(
+                "SELECT user_id FROM mfa_factors WHERE id = $1",
+                &[&confirmation.factor_id],
+            )
+            .await?;
+        let Some(owner) = owner else {
+            return Ok(false);
+        };
+        lock_user(&tx, &owner.try_get::<_, Uuid>(0)?).await?;
+        // An enrolment begun while another was being confirmed must not make a second active
+        // factor (the unique index would refuse it as an error).
         let confirm = tx
             .prepare_cached(
                 "UPDATE mfa_factors SET confirmed_at = now(), last_used_step = $2
-                 WHERE id = $1 AND confirmed_at IS NULL RETURNING user_id",
+                 WHERE id = $1 AND confirmed_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM mfa_factors active
+                                   WHERE active.user_id = mfa_factors.user_id
+                                     AND active.kind = mfa_factors.kind
+                                     AND active.confirmed_at IS NOT NULL)
+                 RETURNING user_id",
             )
             .await?;
         let values: Params = &[&confirmation.factor_id, &confirmation.step];
@@ -259,5 +277,15 @@ async fn replace_codes(
     for code in codes {
         tx.execute(&insert, &[&user_id, &code.as_slice()]).await?;
     }
+    Ok(())
+}
+
+/// Serialises the enrolment steps of one user (begin and confirm), which read then write.
+async fn lock_user(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: &Uuid,
+) -> Result<(), StoreError> {
+    tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[user_id])
+        .await?;
     Ok(())
 }

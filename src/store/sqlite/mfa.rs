@@ -85,7 +85,12 @@ impl MfaStore for SqliteStore {
             let confirmed = tx
                 .prepare_cached(
                     "UPDATE mfa_factors SET confirmed_at = ?2, last_used_step = ?3
-                     WHERE id = ?1 AND confirmed_at IS NULL RETURNING user_id",
+                     WHERE id = ?1 AND confirmed_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM mfa_factors active
+                                       WHERE active.user_id = mfa_factors.user_id
+                                         AND active.kind = mfa_factors.kind
+                                         AND active.confirmed_at IS NOT NULL)
+                     RETURNING user_id",
                 )?
                 .query_row(params![factor_id.to_string(), now, step], |row| {
                     row.get::<_, String>(0)
