@@ -1,0 +1,459 @@
+import { AuthdError, parseRetryAfter } from './errors.js';
+import { memoryStorage, type RefreshTokenStorage } from './storage.js';
+import type {
+  ChangePasswordRequest,
+  HttpMethod,
+  LoginRequest,
+  Me,
+  MfaVerifyRequest,
+  Operation,
+  OptionsArg,
+  PathsWithMethod,
+  RequestOptions,
+  ResetPasswordRequest,
+  ResponseBody,
+  Session,
+  SignupRequest,
+  TokenTransport,
+  User,
+} from './types.js';
+
+export interface AuthdClientOptions {
+  /** authd's base URL, including `http.base_path` if it has one: `https://example.com/api`. */
+  baseUrl: string;
+  /**
+   * `"cookie"` (default, browsers): the refresh token stays in authd's HttpOnly cookie, which the
+   * browser sends because every call uses `credentials: 'include'`; JavaScript never sees it.
+   * `"body"` (React Native, servers, CLIs: no cookie jar): authd also answers it in the JSON body,
+   * and the client keeps it in `refreshTokenStorage`.
+   */
+  tokenTransport?: TokenTransport;
+  /** Only with `tokenTransport: "body"`. Default: in memory, for the client object's lifetime. */
+  refreshTokenStorage?: RefreshTokenStorage;
+  /**
+   * A 429 or 503 whose `Retry-After` is at most this many seconds is retried once after that wait;
+   * a longer one fails at once with the `AuthdError` (`retryAfterSeconds` says how long). Default 5.
+   */
+  maxRetryAfterSeconds?: number;
+  /** Called when authd refuses the refresh token of a signed-in client (logged out or revoked
+   * elsewhere, expired, reused): the client is now signed out. Not called for `logout()`. */
+  onSessionEnded?: (error: AuthdError) => void;
+  /** The `fetch` to use (default: the global one), e.g. to add logging or tracing. */
+  fetch?: typeof fetch;
+}
+
+/** `unknown` until the first sign-in, refresh or `restoreSession()` says which. */
+export type SessionState = 'unknown' | 'signed-in' | 'signed-out';
+
+export interface SignedIn {
+  status: 'signed-in';
+  user: User;
+  /** Seconds until the access token (held by the client) expires. */
+  expiresIn: number;
+}
+/** The password was right and the account has a second factor: call `verifyMfa` with `mfaToken`. */
+export interface MfaRequired {
+  status: 'mfa-required';
+  mfaToken: string;
+  /** What the second step accepts, e.g. `totp`, `recovery_code`, `passkey`. */
+  methods: string[];
+  /** Seconds `mfaToken` stays valid. */
+  expiresIn: number;
+}
+/** `auth.require_email_verification` is on: the account exists, no session until it is verified. */
+export interface VerificationRequired {
+  status: 'verification-required';
+  user: User;
+  message: string;
+}
+export type LoginResult = SignedIn | MfaRequired;
+export type SignupResult = SignedIn | VerificationRequired;
+
+type JsonBody<Op> = Op extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never;
+/** POST paths whose body takes `tokenTransport` (those that answer tokens, and logout), read from the schema. */
+type TransportPath = {
+  [P in PathsWithMethod<'POST'>]: 'tokenTransport' extends keyof JsonBody<Operation<'POST', P>> ? P : never;
+}[PathsWithMethod<'POST'>];
+
+// A Record over the schema-derived union: regenerating the schema with a new such path fails to
+// compile until it is listed here, so body transport cannot silently miss an endpoint.
+const TAKES_TRANSPORT: Record<TransportPath, true> = {
+  '/auth/signup': true,
+  '/auth/login': true,
+  '/auth/refresh': true,
+  '/auth/logout': true,
+  '/auth/mfa/verify': true,
+  '/auth/passkey/login': true,
+};
+
+// 401 codes that mean "this access token is missing or no good": worth one refresh and a retry.
+// Other 401s (invalid_credentials, invalid_mfa_code, mfa_token_invalid, refresh_token_reused) are
+// answers about what the call itself sent.
+const ACCESS_TOKEN_CODES = new Set(['unauthorized', 'token_expired', 'token_invalid']);
+
+interface Flags {
+  /** Send `Authorization: Bearer` when the client has an access token. */
+  bearer: boolean;
+  /** On a 401 about the access token: share one refresh, then retry once. */
+  refreshOn401: boolean;
+}
+const ANONYMOUS: Flags = { bearer: false, refreshOn401: false };
+const AUTHENTICATED: Flags = { bearer: true, refreshOn401: true };
+
+interface Call extends Flags {
+  method: HttpMethod;
+  path: string;
+  params?: { path?: Record<string, unknown>; query?: Record<string, unknown> };
+  body?: unknown;
+  signal?: AbortSignal;
+  headers?: Record<string, string>;
+}
+
+export class AuthdClient {
+  readonly #baseUrl: string;
+  readonly #transport: TokenTransport;
+  readonly #storage: RefreshTokenStorage;
+  readonly #maxRetryAfterSeconds: number;
+  readonly #onSessionEnded: ((error: AuthdError) => void) | undefined;
+  readonly #fetch: typeof fetch;
+
+  // In memory only (a private field): never web storage, never a readable cookie.
+  #accessToken: string | null = null;
+  #state: SessionState = 'unknown';
+  // One refresh at a time. `#refreshes` counts refreshes started; a call remembers the count when
+  // it is sent, and on 401 joins the latest refresh if one started since (finished or not),
+  // else starts one. So calls that fail together share ONE `POST /auth/refresh`.
+  #refreshes = 0;
+  #latestRefresh: Promise<AuthdError | null> | null = null;
+  #refreshInFlight: Promise<AuthdError | null> | null = null;
+
+  constructor(options: AuthdClientOptions) {
+    this.#baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.#transport = options.tokenTransport ?? 'cookie';
+    this.#storage = options.refreshTokenStorage ?? memoryStorage();
+    this.#maxRetryAfterSeconds = options.maxRetryAfterSeconds ?? 5;
+    this.#onSessionEnded = options.onSessionEnded;
+    // Bound: a bare `fetch` called as a method of another object throws "Illegal invocation" in browsers.
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** The current access token, for calling your own APIs with it. Keep it in memory too. */
+  getAccessToken(): string | null {
+    return this.#accessToken;
+  }
+
+  /**
+   * Any endpoint of the OpenAPI document, typed from it: `request('GET', '/admin/users',
+   * { params: { query: { limit: 20 } } })`, `request('DELETE', '/auth/sessions/{id}',
+   * { params: { path: { id } } })`. Sends the access token, refreshes on 401 like every
+   * authenticated call, and keeps any access (or, body transport, refresh) token an answer carries.
+   */
+  request<M extends HttpMethod, P extends PathsWithMethod<M>>(
+    method: M,
+    path: P,
+    ...[options]: OptionsArg<RequestOptions<M, P>>
+  ): Promise<ResponseBody<M, P>> {
+    // The refresh and logout endpoints carry the session themselves: a 401 there is the answer.
+    const refreshOn401 = path !== '/auth/refresh' && path !== '/auth/logout';
+    return this.#typed(method, path, options, { bearer: true, refreshOn401 });
+  }
+
+  // ---- the auth flows ----------------------------------------------------------------------
+
+  /** `POST /auth/signup`: signed in, or (email verification required) not yet. */
+  async signup(body: SignupRequest): Promise<SignupResult> {
+    const res = await this.#typed('POST', '/auth/signup', { body }, ANONYMOUS);
+    if ('accessToken' in res) return signedIn(res);
+    return { status: 'verification-required', user: res.user, message: res.message };
+  }
+
+  /** `POST /auth/login`: signed in, or the second step to take (`verifyMfa`). */
+  async login(body: LoginRequest): Promise<LoginResult> {
+    const res = await this.#typed('POST', '/auth/login', { body }, ANONYMOUS);
+    if ('mfaToken' in res) {
+      return { status: 'mfa-required', mfaToken: res.mfaToken, methods: res.methods, expiresIn: res.expiresIn };
+    }
+    return signedIn(res);
+  }
+
+  /** `POST /auth/mfa/verify`: the second step of a login, with `code`, `recoveryCode` or a passkey's `credential`. */
+  async verifyMfa(body: MfaVerifyRequest): Promise<SignedIn> {
+    return signedIn(await this.#typed('POST', '/auth/mfa/verify', { body }, ANONYMOUS));
+  }
+
+  /**
+   * `POST /auth/refresh` now (joining one under way). Resolves when there is a new access token;
+   * rejects with the `AuthdError` if authd refused (the client is then signed out) or could not
+   * answer. Calls refresh by themselves on 401: this is for refreshing ahead of expiry.
+   */
+  async refresh(): Promise<void> {
+    const failure = await (this.#refreshInFlight ?? this.#refreshSince(this.#refreshes));
+    if (failure) throw failure;
+  }
+
+  /**
+   * On start-up (a page load, an app launch): the access token is gone, the refresh cookie (or the
+   * stored refresh token) may still be valid. True when that restored a session; false when there
+   * is none, without `onSessionEnded`. Rejects only when authd could not answer.
+   */
+  async restoreSession(): Promise<boolean> {
+    const failure = await (this.#refreshInFlight ?? this.#refreshSince(this.#refreshes));
+    return failure === null;
+  }
+
+  /** `POST /auth/logout`: ends this session on authd (idempotent) and forgets it here, whatever authd answered. */
+  async logout(): Promise<void> {
+    try {
+      // The cookie or the body's refresh token names the session; the Bearer token (even an
+      // expired one) is denied at once too.
+      await this.#typed('POST', '/auth/logout', {}, { bearer: true, refreshOn401: false });
+    } finally {
+      await this.#forget();
+    }
+  }
+
+  /** `POST /auth/logout-all`: ends every session of the user, this one included. */
+  async logoutAll(): Promise<{ revokedSessions: number }> {
+    const res = await this.#typed('POST', '/auth/logout-all', {}, AUTHENTICATED);
+    await this.#forget();
+    return { revokedSessions: res.revokedSessions };
+  }
+
+  /** `GET /me`. */
+  me(): Promise<Me> {
+    return this.#typed('GET', '/me', {}, AUTHENTICATED);
+  }
+
+  /** `GET /auth/sessions`: the user's sessions, `current` marking this one. */
+  sessions(): Promise<Session[]> {
+    return this.#typed('GET', '/auth/sessions', {}, AUTHENTICATED);
+  }
+
+  /** `DELETE /auth/sessions/{id}`: ends one of the user's sessions (e.g. a lost phone's). */
+  async revokeSession(id: string): Promise<void> {
+    await this.#typed('DELETE', '/auth/sessions/{id}', { params: { path: { id } } }, AUTHENTICATED);
+  }
+
+  /** `POST /auth/password/forgot`: mails a reset link; the same answer whether or not the address has an account. */
+  async forgotPassword(email: string): Promise<void> {
+    await this.#typed('POST', '/auth/password/forgot', { body: { email } }, ANONYMOUS);
+  }
+
+  /**
+   * `POST /auth/password/reset` with the emailed token (or, without `token`, the `one_time_token`
+   * cookie from `POST /auth/tokens/validate`). Every session of the user ends, so this client is
+   * signed out too.
+   */
+  async resetPassword(body: ResetPasswordRequest): Promise<{ revokedSessions: number }> {
+    const res = await this.#typed('POST', '/auth/password/reset', { body }, ANONYMOUS);
+    await this.#forget();
+    return { revokedSessions: res.revokedSessions };
+  }
+
+  /** `POST /auth/password/change`: the user's other sessions end; this one goes on. */
+  async changePassword(body: ChangePasswordRequest): Promise<{ revokedSessions: number }> {
+    const res = await this.#typed('POST', '/auth/password/change', { body }, AUTHENTICATED);
+    return { revokedSessions: res.revokedSessions };
+  }
+
+  /** `POST /auth/email/verify` with the emailed token (or, without it, the `one_time_token` cookie). */
+  async verifyEmail(token?: string): Promise<void> {
+    await this.#typed('POST', '/auth/email/verify', { body: token === undefined ? {} : { token } }, ANONYMOUS);
+  }
+
+  /** `POST /auth/email/resend`: the same answer whether or not the address has an account. */
+  async resendVerification(email: string): Promise<void> {
+    await this.#typed('POST', '/auth/email/resend', { body: { email } }, ANONYMOUS);
+  }
+
+  // ---- the machinery -------------------------------------------------------------------------
+
+  #typed<M extends HttpMethod, P extends PathsWithMethod<M>>(
+    method: M,
+    path: P,
+    options: RequestOptions<M, P> | undefined,
+    flags: Flags,
+  ): Promise<ResponseBody<M, P>> {
+    // The generated types have checked `options` against the operation; from here on it is data.
+    const { params, body, signal, headers } = (options ?? {}) as Omit<Call, 'method' | 'path' | keyof Flags>;
+    return this.#call({ method, path, params, body, signal, headers, ...flags }) as Promise<ResponseBody<M, P>>;
+  }
+
+  async #call(call: Call): Promise<unknown> {
+    // A refresh under way is about to replace the access token: sending the old one would only
+    // earn a 401. Its failure is not this call's concern yet (the call will get its own 401).
+    await this.#refreshInFlight?.catch(() => undefined);
+    const seen = this.#refreshes;
+    let res = await this.#send(call);
+    if (res.status === 401 && call.refreshOn401) {
+      const error = await AuthdError.fromResponse(res);
+      if (!ACCESS_TOKEN_CODES.has(error.code)) throw error;
+      const failure = await this.#refreshSince(seen, error);
+      if (failure) throw failure;
+      // Once: if the new token gets a 401 too, that error is the answer (no loop).
+      res = await this.#send(call);
+    }
+    return this.#read(res);
+  }
+
+  /** One request, plus at most one retry after a short enough `Retry-After` on 429/503. */
+  async #send(call: Call): Promise<Response> {
+    const url = this.#url(call);
+    const body = await this.#prepareBody(call.path, call.body);
+    const headers: Record<string, string> = { ...call.headers };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (call.bearer && this.#accessToken) headers.Authorization = `Bearer ${this.#accessToken}`;
+    const init: RequestInit = {
+      method: call.method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      // Browsers store authd's refresh cookie from answers and send it back only with 'include'
+      // (the API is usually on another origin). Body transport sends no cookie: the stored token
+      // is the one credential, so the two cannot disagree.
+      credentials: this.#transport === 'cookie' ? 'include' : 'omit',
+      signal: call.signal,
+    };
+    const res = await this.#fetch(url, init);
+    if (res.status !== 429 && res.status !== 503) return res;
+    const wait = parseRetryAfter(res.headers.get('retry-after'));
+    // No Retry-After, or longer than the caller is willing to wait: the typed error, at once.
+    if (wait === null || wait > this.#maxRetryAfterSeconds) return res;
+    await res.body?.cancel();
+    await sleep(wait * 1000, call.signal);
+    return this.#fetch(url, init);
+  }
+
+  #url(call: Call): string {
+    const path = call.path.replace(/\{(\w+)\}/g, (_, name: string) => {
+      const value = call.params?.path?.[name];
+      if (value === undefined || value === null) throw new TypeError(`${call.path}: path parameter "${name}" is missing`);
+      return encodeURIComponent(String(value));
+    });
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(call.params?.query ?? {})) {
+      if (value === undefined || value === null) continue;
+      for (const item of Array.isArray(value) ? value : [value]) query.append(key, String(item));
+    }
+    const search = query.toString();
+    return `${this.#baseUrl}${path}${search ? `?${search}` : ''}`;
+  }
+
+  /** Body transport: ask for tokens in the body, and hand the stored refresh token to the endpoints that take it. */
+  async #prepareBody(path: string, body: unknown): Promise<unknown> {
+    if (this.#transport !== 'body') return body;
+    let out = body;
+    if (path in TAKES_TRANSPORT) out = { ...(body as object | undefined), tokenTransport: 'body' };
+    if (path === '/auth/refresh' || path === '/auth/logout') {
+      const refreshToken = await this.#storage.get();
+      if (refreshToken && !(typeof out === 'object' && out !== null && 'refreshToken' in out)) {
+        out = { ...(out as object | undefined), refreshToken };
+      }
+    }
+    return out;
+  }
+
+  /** A success answer's body (undefined for 204), keeping any tokens it carries; else the AuthdError. */
+  async #read(res: Response): Promise<unknown> {
+    if (!res.ok) throw await AuthdError.fromResponse(res);
+    const text = await res.text();
+    if (!text) return undefined;
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new AuthdError({ status: res.status, code: 'unexpected_response', message: `HTTP ${res.status}: the body is not JSON`, requestId: res.headers.get('x-request-id') });
+    }
+    // Every answer with an access token (login, signup, MFA verify, passkey login, refresh,
+    // re-authentication, TOTP confirmation) replaces the one in memory.
+    if (typeof body === 'object' && body !== null && 'accessToken' in body && typeof body.accessToken === 'string') {
+      this.#accessToken = body.accessToken;
+      this.#state = 'signed-in';
+      if (this.#transport === 'body' && 'refreshToken' in body && typeof body.refreshToken === 'string') {
+        await this.#storage.set(body.refreshToken);
+      }
+    }
+    return body;
+  }
+
+  /**
+   * The shared refresh: starts one unless one has started since the failing call was sent (`seen`),
+   * in which case that one's outcome answers this call too. Resolves to null when there is a new
+   * access token, or to the error that ended the session; rejects when authd could not answer
+   * (network, 429 past the cap, 5xx): the session may still be fine, so it is kept.
+   */
+  #refreshSince(seen: number, cause?: AuthdError): Promise<AuthdError | null> {
+    if (this.#refreshes === seen || !this.#latestRefresh) {
+      this.#refreshes += 1;
+      const refresh = this.#runRefresh(cause);
+      this.#latestRefresh = refresh;
+      this.#refreshInFlight = refresh;
+      const settled = () => {
+        if (this.#refreshInFlight === refresh) this.#refreshInFlight = null;
+      };
+      refresh.then(settled, settled);
+    }
+    return this.#latestRefresh;
+  }
+
+  async #runRefresh(cause?: AuthdError): Promise<AuthdError | null> {
+    if (this.#transport === 'body' && !(await this.#storage.get())) {
+      // Nothing to refresh with: the session is over (or never was) without asking authd.
+      return this.#endSession(
+        cause ?? new AuthdError({ status: 0, code: 'session_unavailable', message: 'no refresh token is stored' }),
+      );
+    }
+    // No body in cookie mode: the cookie is the credential. Body mode: #prepareBody adds the token.
+    const res = await this.#send({ method: 'POST', path: '/auth/refresh', ...ANONYMOUS });
+    if (res.ok) {
+      await this.#read(res);
+      return null;
+    }
+    const error = await AuthdError.fromResponse(res);
+    // 408, 429 and 5xx say nothing about the refresh token: keep the session and let calls fail.
+    if (res.status === 408 || res.status === 429 || res.status >= 500) throw error;
+    return this.#endSession(error);
+  }
+
+  async #endSession(error: AuthdError): Promise<AuthdError> {
+    const wasSignedIn = this.#state === 'signed-in';
+    await this.#forget();
+    // A microtask: an exception in the app's handler must not break the calls waiting here.
+    if (wasSignedIn && this.#onSessionEnded) {
+      const handler = this.#onSessionEnded;
+      queueMicrotask(() => handler(error));
+    }
+    return error;
+  }
+
+  async #forget(): Promise<void> {
+    this.#accessToken = null;
+    this.#state = 'signed-out';
+    if (this.#transport === 'body') await this.#storage.clear();
+  }
+}
+
+function signedIn(res: { user?: User | null; expiresIn: number }): SignedIn {
+  // The schema shares TokenBody with refresh, so `user` is optional there; login, signup and MFA
+  // verification always send it.
+  if (!res.user) throw new AuthdError({ status: 200, code: 'unexpected_response', message: 'the answer has no user' });
+  return { status: 'signed-in', user: res.user, expiresIn: res.expiresIn };
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

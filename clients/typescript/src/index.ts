@@ -1,0 +1,18 @@
+// @authd/client: a typed client for authd. Runtime: the platform's fetch only.
+export { AuthdClient } from './client.js';
+export type {
+  AuthdClientOptions,
+  LoginResult,
+  MfaRequired,
+  SessionState,
+  SignedIn,
+  SignupResult,
+  VerificationRequired,
+} from './client.js';
+export { AuthdError, parseRetryAfter } from './errors.js';
+export type { ApiErrorBody, AuthdErrorCode, FieldError } from './errors.js';
+export { memoryStorage } from './storage.js';
+export type { RefreshTokenStorage } from './storage.js';
+export type * from './types.js';
+// The generated OpenAPI types, for anything the shorthands above do not name.
+export type { components, operations, paths } from './schema.js';
