@@ -94,7 +94,7 @@ export async function startAuthd(settings: Record<string, string> = {}): Promise
     (stopping ??= (async () => {
       if (!exited) {
         child.kill('SIGTERM');
-        const timedOut = await Promise.race([exit.then(() => false), sleep(5000).then(() => true)]);
+        const timedOut = await Promise.race([exit.then(() => false), sleep(5000, true, { ref: false })]);
         if (timedOut) child.kill('SIGKILL');
         await exit;
       }
