@@ -1,107 +1,63 @@
-// authd browser example: one ES module, no framework, no build step.
+// authd browser example: one ES module, no framework, no build step. The auth logic is the
+// @authd/client package (clients/typescript), imported from a copy of its built ES modules in
+// ./vendor/authd-client/ (`npm run update:example` in clients/typescript refreshes it).
 //
-// What it shows a frontend team:
-//  - The access token lives in this module's memory only: never localStorage, sessionStorage or a
+// What the client does for this page:
+//  - The access token lives in the client's memory only: never localStorage, sessionStorage or a
 //    cookie the page can read. A reload forgets it; the refresh cookie brings a new one.
-//  - The refresh token lives only in authd's HttpOnly cookie. This page never asks for it in a
-//    body (no "tokenTransport": "body"), so it never sees it. Every call uses
+//  - The refresh token lives only in authd's HttpOnly cookie: the client never asks for it in a
+//    body (tokenTransport "cookie", the default), so the page never sees it. Every call uses
 //    credentials: 'include', so the browser stores that cookie from the API's answers and sends it
 //    back to /auth/refresh and /auth/logout, although the API is on another origin.
 //  - An authenticated call that gets 401 triggers one refresh (concurrent 401s share it) and is
-//    retried once. If the refresh fails, the page shows the signed-out state.
+//    retried once. If authd refuses the refresh, the client calls onSessionEnded.
+//  - 429 and 503 with a short Retry-After are retried once after the wait; errors are AuthdError
+//    with authd's stable `code`.
+
+import { AuthdClient, AuthdError } from './vendor/authd-client/index.js';
 
 // The API's base URL: ?api=http://127.0.0.1:8080 (a base path too: ?api=https://example.com/api).
 const API = (new URLSearchParams(location.search).get('api') || 'http://localhost:8080').replace(/\/+$/, '');
 
-let accessToken = null; // in memory only
-let refreshes = 0; // refreshes started so far
-let refreshing = null; // the latest refresh (a promise), shared by the calls it answers
+const client = new AuthdClient({
+  baseUrl: API,
+  onSessionEnded: () => showSignedOut('Your session has ended: please log in again.'),
+  // Only to show the page's requests in its "Requests to authd" list.
+  fetch: loggedFetch,
+});
 
-class ApiError extends Error {
-  constructor(status, body) {
-    super(body?.error ?? `HTTP ${status}`);
-    this.status = status;
-    this.code = body?.code; // authd's stable error codes, e.g. invalid_credentials, token_expired
-    this.details = body?.details ?? [];
+let mfaToken = null; // between a login that answered mfa-required and the second step
+
+// Signup answers a session, or (auth.require_email_verification) a message and no session.
+async function signUp(fields) {
+  const result = await client.signup(fields);
+  if (result.status === 'verification-required') showSignedOut(result.message);
+  else showSignedIn(result.user);
+}
+
+// Login answers a session, or (the account has a second factor) the step to take next.
+async function logIn(fields) {
+  const result = await client.login(fields);
+  if (result.status === 'mfa-required') {
+    mfaToken = result.mfaToken;
+    showMfaStep(result.methods);
+  } else {
+    showSignedIn(result.user);
   }
 }
 
-// One request to authd. Returns { res, data }; throws only when there is no answer at all (network
-// down, or the browser blocked it: CORS).
-async function send(method, path, { body, token } = {}) {
-  const headers = {};
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (token) headers.Authorization = `Bearer ${token}`;
-  let res;
-  try {
-    res = await fetch(API + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: 'include', // store and send the HttpOnly refresh cookie across origins
-    });
-  } catch (e) {
-    logRequest(method, path, 'network error (authd down, or this origin is not allowed by CORS)');
-    throw e;
-  }
-  const data = res.status === 204 ? null : await res.json().catch(() => null);
-  logRequest(method, path, res.status, data?.code);
-  return { res, data };
-}
-
-// POST /auth/refresh, shared: `seen` is how many refreshes had started when the failing call was
-// sent. If one has started since, its outcome answers this 401 too, finished or not, so calls that
-// fail together cause ONE refresh. Resolves to true when there is a new access token. The cookie
-// goes along by itself; the answer's body is read for accessToken only.
-function refreshSince(seen) {
-  if (refreshes === seen) {
-    refreshes += 1;
-    refreshing = (async () => {
-      try {
-        const { res, data } = await send('POST', '/auth/refresh');
-        accessToken = res.ok ? data.accessToken : null;
-      } catch {
-        accessToken = null;
-      }
-      return accessToken !== null;
-    })();
-  }
-  return refreshing;
-}
-
-// An authenticated call: Bearer from memory; on 401, refresh (shared) and retry once.
-async function authed(method, path, body) {
-  await refreshing; // a refresh under way is about to replace the token: wait for it
-  const seen = refreshes;
-  let { res, data } = await send(method, path, { body, token: accessToken });
-  if (res.status === 401) {
-    if (!(await refreshSince(seen))) {
-      showSignedOut('Your session has ended: please log in again.');
-      throw new ApiError(res.status, data);
-    }
-    ({ res, data } = await send(method, path, { body, token: accessToken }));
-  }
-  if (!res.ok) throw new ApiError(res.status, data);
-  return data;
-}
-
-// Signup and login answer {user, accessToken, tokenType, expiresIn} and set the refresh cookie.
-async function signIn(path, fields) {
-  const { res, data } = await send('POST', path, { body: fields });
-  if (!res.ok) throw new ApiError(res.status, data);
-  if (!data.accessToken) {
-    // auth.require_email_verification: signup answers {user, message} and no tokens.
-    showSignedOut(data.message);
-    return;
-  }
-  accessToken = data.accessToken;
-  showSignedIn(data.user);
+// The second step: a 6-digit code from the authenticator app, or one of the recovery codes.
+async function verifySecondFactor({ code }) {
+  const proof = /^\d{6}$/.test(code.trim()) ? { code: code.trim() } : { recoveryCode: code.trim() };
+  const result = await client.verifyMfa({ mfaToken, ...proof });
+  mfaToken = null;
+  showSignedIn(result.user);
 }
 
 async function logout() {
   try {
     // The cookie names the session to end; the Bearer token (even an expired one) is denied too.
-    await send('POST', '/auth/logout', { token: accessToken });
+    await client.logout();
   } finally {
     showSignedOut('Logged out.');
   }
@@ -109,7 +65,7 @@ async function logout() {
 
 async function loadAccount() {
   // Two calls at once: after the access token expired both get 401 and share one refresh.
-  const [me, sessions] = await Promise.all([authed('GET', '/me'), authed('GET', '/auth/sessions')]);
+  const [me, sessions] = await Promise.all([client.me(), client.sessions()]);
   showSignedIn(me);
   $('#profile').textContent = JSON.stringify(me, null, 2);
   $('#sessions').replaceChildren(
@@ -123,11 +79,29 @@ async function loadAccount() {
 
 // On load: the access token is gone (memory only), but the refresh cookie may still be there.
 async function restoreSession() {
-  if (await refreshSince(refreshes)) {
-    showSignedIn(await authed('GET', '/me'));
-  } else {
+  try {
+    if (await client.restoreSession()) return showSignedIn(await client.me());
     showSignedOut();
+  } catch (e) {
+    showSignedOut(); // authd unreachable, or this origin not allowed: the forms, and the error
+    throw e;
   }
+}
+
+// The page's request list: every call the client makes, with its status and error code.
+async function loggedFetch(input, init) {
+  const method = init?.method ?? 'GET';
+  const path = new URL(String(input)).pathname.slice(new URL(API).pathname.replace(/\/$/, '').length);
+  let res;
+  try {
+    res = await fetch(input, init);
+  } catch (e) {
+    logRequest(method, path, 'network error (authd down, or this origin is not allowed by CORS)');
+    throw e;
+  }
+  const code = res.ok ? undefined : await res.clone().json().then((b) => b.code, () => undefined);
+  logRequest(method, path, res.status, code);
+  return res;
 }
 
 // ---- the page ------------------------------------------------------------------------------
@@ -138,21 +112,29 @@ function showSignedIn(user) {
   $('#status').dataset.state = 'signed-in';
   $('#status').textContent = `Signed in as ${user.email}`;
   $('#auth-forms').hidden = true;
+  $('#mfa-form').hidden = true;
+}
+
+function showMfaStep(methods) {
+  $('#status').textContent = 'Password accepted: one more step';
+  $('#auth-forms').hidden = true;
+  $('#mfa-form').hidden = false;
+  $('#mfa-methods').textContent = methods.join(', ');
 }
 
 function showSignedOut(message = '') {
-  accessToken = null;
   $('#status').dataset.state = 'signed-out';
   $('#status').textContent = 'Signed out';
   $('#auth-forms').hidden = false;
+  $('#mfa-form').hidden = true;
   $('#profile').textContent = '(not loaded)';
   $('#sessions').replaceChildren();
   $('#message').textContent = message;
 }
 
 function showError(e) {
-  const lines = [e instanceof ApiError ? `${e.message} (${e.status} ${e.code})` : `${e.message}`];
-  for (const d of e.details ?? []) lines.push(`${d.field}: ${d.message}`);
+  const lines = [e instanceof AuthdError ? `${e.message} (${e.status} ${e.code})` : `${e.message}`];
+  for (const d of e instanceof AuthdError ? e.details : []) lines.push(`${d.field}: ${d.message}`);
   $('#error').textContent = lines.join('\n');
 }
 
@@ -185,10 +167,10 @@ function formFields(form) {
 }
 
 $('#api').textContent = API;
-for (const [form, path] of [['#signup-form', '/auth/signup'], ['#login-form', '/auth/login']]) {
+for (const [form, submit] of [['#signup-form', signUp], ['#login-form', logIn], ['#mfa-form', verifySecondFactor]]) {
   $(form).addEventListener('submit', action(async (e) => {
-    await signIn(path, formFields(e.target));
-    e.target.reset(); // do not keep the password in the page
+    await submit(formFields(e.target));
+    e.target.reset(); // do not keep the password (or the code) in the page
   }));
 }
 $('#load').addEventListener('click', action(loadAccount));

@@ -5,8 +5,10 @@
 // origins (one in authd's CORS allowlist, one not), and checks in the browser: signup, logout,
 // login, GET /me, that the refresh token never reaches the page's JavaScript, a silent refresh
 // after the access token expired (one refresh shared by two concurrent 401s), a reload restoring
-// the session from the cookie, logout, a server-side revocation ending in the signed-out state,
-// and CORS (preflights, and a page on a foreign origin that cannot log in).
+// the session from the cookie, logout, a server-side revocation ending in the signed-out state, a
+// login with a second factor (the page's MFA step), and CORS (preflights, and a page on a foreign
+// origin that cannot log in). The page runs @authd/client (clients/typescript) from
+// examples/web/vendor/authd-client/: this also checks that package in a real browser.
 //
 // Usage: tests/browser/run.sh (or node tests/browser/e2e.mjs after npm ci --prefix tests/browser).
 // Environment: AUTHD_BIN (default target/debug/authd), AUTHD_CONFIG_DIR (default ./config),
@@ -293,6 +295,17 @@ function watchApi(page, api) {
 
 const show = (calls) => calls.map((c) => `${c.method} ${c.path} ${c.status ?? c.failure ?? 'pending'}`).join(', ');
 const of = (calls, method, p) => calls.filter((c) => c.method === method && c.path === p);
+
+// RFC 6238 TOTP (SHA-1, 6 digits, 30 s) from authd's base32 secret: what an authenticator app shows.
+function totp(secret) {
+  let bits = '';
+  for (const ch of secret.replace(/=+$/, '')) bits += 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'.indexOf(ch).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30_000)));
+  const mac = crypto.createHmac('sha1', key).update(counter).digest();
+  return String((mac.readUInt32BE(mac[19] & 0x0f) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
 const statuses = (calls, method, p) => of(calls, method, p).map((c) => c.status ?? c.failure);
 
 // The whole V8 heap of the page (a heap snapshot through the DevTools protocol), as text.
@@ -363,8 +376,11 @@ async function main() {
   const password = `violet ${crypto.randomBytes(4).toString('hex')} harbour tangerine`;
 
   step('open the page: no session yet, so the page is signed out');
+  const modules = [];
+  page.on('response', (res) => res.url().startsWith(`${allowed}/vendor/`) && modules.push(`${new URL(res.url()).pathname} ${res.status()}`));
   await page.goto(`${allowed}/?api=${encodeURIComponent(api)}`);
   await waitState('signed-out');
+  check(['index.js', 'client.js', 'errors.js'].every((m) => modules.includes(`/vendor/authd-client/${m} 200`)), `the page runs @authd/client from vendor/authd-client/ (${modules.join(', ')})`);
   checkEqual(statuses(await traffic.since(), 'POST', '/auth/refresh'), [401], 'the page tries to restore a session once');
   checkEqual(await page.textContent('#api'), api, 'the page uses the ?api= base URL');
 
@@ -498,6 +514,31 @@ async function main() {
   checkEqual((await of(calls, 'GET', '/me')[0].body).code, 'token_invalid', 'the revoked session\'s access token is invalid');
   check((await page.textContent('#message')).includes('session has ended'), 'the page says the session ended');
   check(!(await refreshCookie()), 'authd cleared the dead refresh cookie');
+
+  step('an account with a second factor: the page asks for it, and a recovery code signs in');
+  const mfaEmail = `e2e-mfa-${crypto.randomBytes(4).toString('hex')}@example.com`;
+  const created = await request('POST', `${api}/auth/signup`, { body: { email: mfaEmail, password } });
+  checkEqual(created.status, 201, `signup from Node (${created.text})`);
+  const bearer = { Authorization: `Bearer ${created.json.accessToken}` };
+  const enrolment = await request('POST', `${api}/me/mfa/totp`, { headers: bearer });
+  const confirmed = await request('POST', `${api}/me/mfa/totp/confirm`, { headers: bearer, body: { code: totp(enrolment.json?.secret ?? '') } });
+  checkEqual(confirmed.status, 200, `TOTP enrolled from Node (${enrolment.text} ${confirmed.text})`);
+  mark = traffic.mark();
+  await page.fill('#login-form [name=email]', mfaEmail);
+  await page.fill('#login-form [name=password]', password);
+  await page.click('#login-form button');
+  await page.waitForSelector('#mfa-form', { state: 'visible' });
+  check((await page.textContent('#mfa-methods')).includes('totp'), 'the page names the accepted methods');
+  checkEqual(await status(), 'signed-out', 'no session before the second step');
+  await page.fill('#mfa-form [name=code]', confirmed.json.recoveryCodes[0]);
+  await page.click('#mfa-form button');
+  await waitState('signed-in');
+  check((await page.textContent('#status')).includes(mfaEmail), 'signed in as the MFA account');
+  calls = await traffic.since(mark);
+  checkEqual(show(calls), 'POST /auth/login 200, POST /auth/mfa/verify 200', 'login answered mfaRequired, the second step signed in');
+  checkEqual((await calls[0].body).mfaRequired, true, 'the login answer asked for the second factor');
+  await page.click('#logout');
+  await waitState('signed-out');
 
   step('CORS preflights from Node');
   const preflight = (origin) =>

@@ -1,0 +1,58 @@
+// Compile-time checks of the typing (not run: `npm run build` fails if any line here is wrong).
+// Each `@ts-expect-error` must be an error, and every other line must compile.
+
+import type { AuthdClient, AuthdError, LoginResult, ResponseBody } from '@authd/client';
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+const is = <T extends true>(_: T) => undefined;
+
+export async function typing(client: AuthdClient) {
+  // Answers are the OpenAPI schemas.
+  const me = await client.request('GET', '/me');
+  is<Equal<typeof me.emailVerified, boolean>>(true);
+  const none = await client.request('DELETE', '/auth/sessions/{id}', { params: { path: { id: 'x' } } });
+  is<Equal<typeof none, undefined>>(true); // 204
+  is<Equal<ResponseBody<'GET', '/auth/sessions'>, Awaited<ReturnType<AuthdClient['sessions']>>>>(true);
+
+  // Paths and methods come from the document.
+  // @ts-expect-error no such path
+  await client.request('GET', '/nope');
+  // @ts-expect-error /me has no POST
+  await client.request('POST', '/me');
+
+  // Path parameters are required where the path has them.
+  // @ts-expect-error params.path.id is missing
+  await client.request('DELETE', '/auth/sessions/{id}');
+  // @ts-expect-error wrong parameter name
+  await client.request('DELETE', '/auth/sessions/{id}', { params: { path: { sid: 'x' } } });
+
+  // Query parameters are typed and optional.
+  await client.request('GET', '/admin/users', { params: { query: { limit: 20, q: 'ada' } } });
+  // @ts-expect-error limit is a number
+  await client.request('GET', '/admin/users', { params: { query: { limit: '20' } } });
+
+  // Bodies: required when the operation requires one, checked field by field.
+  await client.request('PATCH', '/me', { body: { name: 'Ada' } });
+  // @ts-expect-error POST /auth/login needs a body
+  await client.request('POST', '/auth/login');
+  // @ts-expect-error password is missing
+  await client.request('POST', '/auth/login', { body: { email: 'a@example.com' } });
+  // @ts-expect-error GET /me takes no body
+  await client.request('GET', '/me', { body: {} });
+  await client.request('POST', '/auth/refresh'); // an optional body may be left out
+
+  // The login result is a discriminated union: the MFA branch must be handled to reach `user`.
+  const login: LoginResult = await client.login({ email: 'a@example.com', password: 'pw' });
+  // @ts-expect-error `user` only exists once narrowed to signed-in
+  void login.user;
+  if (login.status === 'mfa-required') {
+    await client.verifyMfa({ mfaToken: login.mfaToken, code: '123456' });
+  } else {
+    is<Equal<typeof login.user.email, string>>(true);
+  }
+
+  // Error codes autocomplete, and unknown future codes still type-check.
+  const code: AuthdError['code'] = 'invalid_credentials';
+  const future: AuthdError['code'] = 'some_code_added_later';
+  return [code, future];
+}

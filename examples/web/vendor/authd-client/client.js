@@ -1,0 +1,344 @@
+// Copied from clients/typescript/dist/client.js by `npm run update:example`: do not edit here.
+import { AuthdError, parseRetryAfter } from './errors.js';
+import { memoryStorage } from './storage.js';
+// A Record over the schema-derived union: regenerating the schema with a new such path fails to
+// compile until it is listed here, so body transport cannot silently miss an endpoint.
+const TAKES_TRANSPORT = {
+    '/auth/signup': true,
+    '/auth/login': true,
+    '/auth/refresh': true,
+    '/auth/logout': true,
+    '/auth/mfa/verify': true,
+    '/auth/passkey/login': true,
+};
+// 401 codes that mean "this access token is missing or no good": worth one refresh and a retry.
+// Other 401s (invalid_credentials, invalid_mfa_code, mfa_token_invalid, refresh_token_reused) are
+// answers about what the call itself sent.
+const ACCESS_TOKEN_CODES = new Set(['unauthorized', 'token_expired', 'token_invalid']);
+const ANONYMOUS = { bearer: false, refreshOn401: false };
+const AUTHENTICATED = { bearer: true, refreshOn401: true };
+export class AuthdClient {
+    #baseUrl;
+    #transport;
+    #storage;
+    #maxRetryAfterSeconds;
+    #onSessionEnded;
+    #fetch;
+    // In memory only (a private field): never web storage, never a readable cookie.
+    #accessToken = null;
+    #state = 'unknown';
+    // One refresh at a time. `#refreshes` counts refreshes started; a call remembers the count when
+    // it is sent, and on 401 joins the latest refresh if one started since (finished or not),
+    // else starts one. So calls that fail together share ONE `POST /auth/refresh`.
+    #refreshes = 0;
+    #latestRefresh = null;
+    #refreshInFlight = null;
+    constructor(options) {
+        this.#baseUrl = options.baseUrl.replace(/\/+$/, '');
+        this.#transport = options.tokenTransport ?? 'cookie';
+        this.#storage = options.refreshTokenStorage ?? memoryStorage();
+        this.#maxRetryAfterSeconds = options.maxRetryAfterSeconds ?? 5;
+        this.#onSessionEnded = options.onSessionEnded;
+        // Bound: a bare `fetch` called as a method of another object throws "Illegal invocation" in browsers.
+        this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    }
+    get state() {
+        return this.#state;
+    }
+    /** The current access token, for calling your own APIs with it. Keep it in memory too. */
+    getAccessToken() {
+        return this.#accessToken;
+    }
+    /**
+     * Any endpoint of the OpenAPI document, typed from it: `request('GET', '/admin/users',
+     * { params: { query: { limit: 20 } } })`, `request('DELETE', '/auth/sessions/{id}',
+     * { params: { path: { id } } })`. Sends the access token, refreshes on 401 like every
+     * authenticated call, and keeps any access (or, body transport, refresh) token an answer carries.
+     */
+    request(method, path, ...[options]) {
+        // The refresh and logout endpoints carry the session themselves: a 401 there is the answer.
+        const refreshOn401 = path !== '/auth/refresh' && path !== '/auth/logout';
+        return this.#typed(method, path, options, { bearer: true, refreshOn401 });
+    }
+    // ---- the auth flows ----------------------------------------------------------------------
+    /** `POST /auth/signup`: signed in, or (email verification required) not yet. */
+    async signup(body) {
+        const res = await this.#typed('POST', '/auth/signup', { body }, ANONYMOUS);
+        if ('accessToken' in res)
+            return signedIn(res);
+        return { status: 'verification-required', user: res.user, message: res.message };
+    }
+    /** `POST /auth/login`: signed in, or the second step to take (`verifyMfa`). */
+    async login(body) {
+        const res = await this.#typed('POST', '/auth/login', { body }, ANONYMOUS);
+        if ('mfaToken' in res) {
+            return { status: 'mfa-required', mfaToken: res.mfaToken, methods: res.methods, expiresIn: res.expiresIn };
+        }
+        return signedIn(res);
+    }
+    /** `POST /auth/mfa/verify`: the second step of a login, with `code`, `recoveryCode` or a passkey's `credential`. */
+    async verifyMfa(body) {
+        return signedIn(await this.#typed('POST', '/auth/mfa/verify', { body }, ANONYMOUS));
+    }
+    /**
+     * `POST /auth/refresh` now (joining one under way). Resolves when there is a new access token;
+     * rejects with the `AuthdError` if authd refused (the client is then signed out) or could not
+     * answer. Calls refresh by themselves on 401: this is for refreshing ahead of expiry.
+     */
+    async refresh() {
+        const failure = await (this.#refreshInFlight ?? this.#refreshSince(this.#refreshes));
+        if (failure)
+            throw failure;
+    }
+    /**
+     * On start-up (a page load, an app launch): the access token is gone, the refresh cookie (or the
+     * stored refresh token) may still be valid. True when that restored a session; false when there
+     * is none, without `onSessionEnded`. Rejects only when authd could not answer.
+     */
+    async restoreSession() {
+        const failure = await (this.#refreshInFlight ?? this.#refreshSince(this.#refreshes));
+        return failure === null;
+    }
+    /** `POST /auth/logout`: ends this session on authd (idempotent) and forgets it here, whatever authd answered. */
+    async logout() {
+        try {
+            // The cookie or the body's refresh token names the session; the Bearer token (even an
+            // expired one) is denied at once too.
+            await this.#typed('POST', '/auth/logout', {}, { bearer: true, refreshOn401: false });
+        }
+        finally {
+            await this.#forget();
+        }
+    }
+    /** `POST /auth/logout-all`: ends every session of the user, this one included. */
+    async logoutAll() {
+        const res = await this.#typed('POST', '/auth/logout-all', {}, AUTHENTICATED);
+        await this.#forget();
+        return { revokedSessions: res.revokedSessions };
+    }
+    /** `GET /me`. */
+    me() {
+        return this.#typed('GET', '/me', {}, AUTHENTICATED);
+    }
+    /** `GET /auth/sessions`: the user's sessions, `current` marking this one. */
+    sessions() {
+        return this.#typed('GET', '/auth/sessions', {}, AUTHENTICATED);
+    }
+    /** `DELETE /auth/sessions/{id}`: ends one of the user's sessions (e.g. a lost phone's). */
+    async revokeSession(id) {
+        await this.#typed('DELETE', '/auth/sessions/{id}', { params: { path: { id } } }, AUTHENTICATED);
+    }
+    /** `POST /auth/password/forgot`: mails a reset link; the same answer whether or not the address has an account. */
+    async forgotPassword(email) {
+        await this.#typed('POST', '/auth/password/forgot', { body: { email } }, ANONYMOUS);
+    }
+    /**
+     * `POST /auth/password/reset` with the emailed token (or, without `token`, the `one_time_token`
+     * cookie from `POST /auth/tokens/validate`). Every session of the user ends, so this client is
+     * signed out too.
+     */
+    async resetPassword(body) {
+        const res = await this.#typed('POST', '/auth/password/reset', { body }, ANONYMOUS);
+        await this.#forget();
+        return { revokedSessions: res.revokedSessions };
+    }
+    /** `POST /auth/password/change`: the user's other sessions end; this one goes on. */
+    async changePassword(body) {
+        const res = await this.#typed('POST', '/auth/password/change', { body }, AUTHENTICATED);
+        return { revokedSessions: res.revokedSessions };
+    }
+    /** `POST /auth/email/verify` with the emailed token (or, without it, the `one_time_token` cookie). */
+    async verifyEmail(token) {
+        await this.#typed('POST', '/auth/email/verify', { body: token === undefined ? {} : { token } }, ANONYMOUS);
+    }
+    /** `POST /auth/email/resend`: the same answer whether or not the address has an account. */
+    async resendVerification(email) {
+        await this.#typed('POST', '/auth/email/resend', { body: { email } }, ANONYMOUS);
+    }
+    // ---- the machinery -------------------------------------------------------------------------
+    #typed(method, path, options, flags) {
+        // The generated types have checked `options` against the operation; from here on it is data.
+        const { params, body, signal, headers } = (options ?? {});
+        return this.#call({ method, path, params, body, signal, headers, ...flags });
+    }
+    async #call(call) {
+        // A refresh under way is about to replace the access token: sending the old one would only
+        // earn a 401. Its failure is not this call's concern yet (the call will get its own 401).
+        await this.#refreshInFlight?.catch(() => undefined);
+        const seen = this.#refreshes;
+        let res = await this.#send(call);
+        if (res.status === 401 && call.refreshOn401) {
+            const error = await AuthdError.fromResponse(res);
+            if (!ACCESS_TOKEN_CODES.has(error.code))
+                throw error;
+            const failure = await this.#refreshSince(seen, error);
+            if (failure)
+                throw failure;
+            // Once: if the new token gets a 401 too, that error is the answer (no loop).
+            res = await this.#send(call);
+        }
+        return this.#read(res);
+    }
+    /** One request, plus at most one retry after a short enough `Retry-After` on 429/503. */
+    async #send(call) {
+        const url = this.#url(call);
+        const body = await this.#prepareBody(call.path, call.body);
+        const headers = { ...call.headers };
+        if (body !== undefined)
+            headers['Content-Type'] = 'application/json';
+        if (call.bearer && this.#accessToken)
+            headers.Authorization = `Bearer ${this.#accessToken}`;
+        const init = {
+            method: call.method,
+            headers,
+            body: body === undefined ? undefined : JSON.stringify(body),
+            // Browsers store authd's refresh cookie from answers and send it back only with 'include'
+            // (the API is usually on another origin). Body transport sends no cookie: the stored token
+            // is the one credential, so the two cannot disagree.
+            credentials: this.#transport === 'cookie' ? 'include' : 'omit',
+            signal: call.signal,
+        };
+        const res = await this.#fetch(url, init);
+        if (res.status !== 429 && res.status !== 503)
+            return res;
+        const wait = parseRetryAfter(res.headers.get('retry-after'));
+        // No Retry-After, or longer than the caller is willing to wait: the typed error, at once.
+        if (wait === null || wait > this.#maxRetryAfterSeconds)
+            return res;
+        await res.body?.cancel();
+        await sleep(wait * 1000, call.signal);
+        return this.#fetch(url, init);
+    }
+    #url(call) {
+        const path = call.path.replace(/\{(\w+)\}/g, (_, name) => {
+            const value = call.params?.path?.[name];
+            if (value === undefined || value === null)
+                throw new TypeError(`${call.path}: path parameter "${name}" is missing`);
+            return encodeURIComponent(String(value));
+        });
+        const query = new URLSearchParams();
+        for (const [key, value] of Object.entries(call.params?.query ?? {})) {
+            if (value === undefined || value === null)
+                continue;
+            for (const item of Array.isArray(value) ? value : [value])
+                query.append(key, String(item));
+        }
+        const search = query.toString();
+        return `${this.#baseUrl}${path}${search ? `?${search}` : ''}`;
+    }
+    /** Body transport: ask for tokens in the body, and hand the stored refresh token to the endpoints that take it. */
+    async #prepareBody(path, body) {
+        if (this.#transport !== 'body')
+            return body;
+        let out = body;
+        if (path in TAKES_TRANSPORT)
+            out = { ...body, tokenTransport: 'body' };
+        if (path === '/auth/refresh' || path === '/auth/logout') {
+            const refreshToken = await this.#storage.get();
+            if (refreshToken && !(typeof out === 'object' && out !== null && 'refreshToken' in out)) {
+                out = { ...out, refreshToken };
+            }
+        }
+        return out;
+    }
+    /** A success answer's body (undefined for 204), keeping any tokens it carries; else the AuthdError. */
+    async #read(res) {
+        if (!res.ok)
+            throw await AuthdError.fromResponse(res);
+        const text = await res.text();
+        if (!text)
+            return undefined;
+        let body;
+        try {
+            body = JSON.parse(text);
+        }
+        catch {
+            throw new AuthdError({ status: res.status, code: 'unexpected_response', message: `HTTP ${res.status}: the body is not JSON`, requestId: res.headers.get('x-request-id') });
+        }
+        // Every answer with an access token (login, signup, MFA verify, passkey login, refresh,
+        // re-authentication, TOTP confirmation) replaces the one in memory.
+        if (typeof body === 'object' && body !== null && 'accessToken' in body && typeof body.accessToken === 'string') {
+            this.#accessToken = body.accessToken;
+            this.#state = 'signed-in';
+            if (this.#transport === 'body' && 'refreshToken' in body && typeof body.refreshToken === 'string') {
+                await this.#storage.set(body.refreshToken);
+            }
+        }
+        return body;
+    }
+    /**
+     * The shared refresh: starts one unless one has started since the failing call was sent (`seen`),
+     * in which case that one's outcome answers this call too. Resolves to null when there is a new
+     * access token, or to the error that ended the session; rejects when authd could not answer
+     * (network, 429 past the cap, 5xx): the session may still be fine, so it is kept.
+     */
+    #refreshSince(seen, cause) {
+        if (this.#refreshes === seen || !this.#latestRefresh) {
+            this.#refreshes += 1;
+            const refresh = this.#runRefresh(cause);
+            this.#latestRefresh = refresh;
+            this.#refreshInFlight = refresh;
+            const settled = () => {
+                if (this.#refreshInFlight === refresh)
+                    this.#refreshInFlight = null;
+            };
+            refresh.then(settled, settled);
+        }
+        return this.#latestRefresh;
+    }
+    async #runRefresh(cause) {
+        if (this.#transport === 'body' && !(await this.#storage.get())) {
+            // Nothing to refresh with: the session is over (or never was) without asking authd.
+            return this.#endSession(cause ?? new AuthdError({ status: 0, code: 'session_unavailable', message: 'no refresh token is stored' }));
+        }
+        // No body in cookie mode: the cookie is the credential. Body mode: #prepareBody adds the token.
+        const res = await this.#send({ method: 'POST', path: '/auth/refresh', ...ANONYMOUS });
+        if (res.ok) {
+            await this.#read(res);
+            return null;
+        }
+        const error = await AuthdError.fromResponse(res);
+        // 408, 429 and 5xx say nothing about the refresh token: keep the session and let calls fail.
+        if (res.status === 408 || res.status === 429 || res.status >= 500)
+            throw error;
+        return this.#endSession(error);
+    }
+    async #endSession(error) {
+        const wasSignedIn = this.#state === 'signed-in';
+        await this.#forget();
+        // A microtask: an exception in the app's handler must not break the calls waiting here.
+        if (wasSignedIn && this.#onSessionEnded) {
+            const handler = this.#onSessionEnded;
+            queueMicrotask(() => handler(error));
+        }
+        return error;
+    }
+    async #forget() {
+        this.#accessToken = null;
+        this.#state = 'signed-out';
+        if (this.#transport === 'body')
+            await this.#storage.clear();
+    }
+}
+function signedIn(res) {
+    // The schema shares TokenBody with refresh, so `user` is optional there; login, signup and MFA
+    // verification always send it.
+    if (!res.user)
+        throw new AuthdError({ status: 200, code: 'unexpected_response', message: 'the answer has no user' });
+    return { status: 'signed-in', user: res.user, expiresIn: res.expiresIn };
+}
+function sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(signal.reason);
+        const onAbort = () => {
+            clearTimeout(timer);
+            reject(signal?.reason);
+        };
+        const timer = setTimeout(() => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+        }, ms);
+        signal?.addEventListener('abort', onAbort, { once: true });
+    });
+}

@@ -1,0 +1,5 @@
+// Copied from clients/typescript/dist/index.js by `npm run update:example`: do not edit here.
+// @authd/client: a typed client for authd. Runtime: the platform's fetch only.
+export { AuthdClient } from './client.js';
+export { AuthdError, parseRetryAfter } from './errors.js';
+export { memoryStorage } from './storage.js';
