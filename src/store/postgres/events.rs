@@ -3,12 +3,12 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{Params, PostgresStore};
+use super::{Columns, Params, PostgresStore};
 use crate::store::*;
 
 #[async_trait]
 impl EventStore for PostgresStore {
-    async fn record_event(&self, event: &NewEvent) -> Result<(), StoreError> {
+    async fn record_event(&self, event: &NewEvent) -> StoreResult<()> {
         self.execute(
             "INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -26,7 +26,7 @@ impl EventStore for PostgresStore {
         Ok(())
     }
 
-    async fn list_events(&self, page: &EventPage) -> Result<Vec<AuthEvent>, StoreError> {
+    async fn list_events(&self, page: &EventPage) -> StoreResult<Vec<AuthEvent>> {
         let (before_time, before_id) = page.before.unzip();
         let params: Params<'_> = &[
             &page.user_id,
@@ -45,16 +45,9 @@ impl EventStore for PostgresStore {
             .await?;
         rows.iter()
             .map(|row| {
-                Ok(AuthEvent {
-                    id: row.try_get(0)?,
-                    user_id: row.try_get(1)?,
-                    kind: row.try_get(2)?,
-                    ip: row.try_get(3)?,
-                    user_agent: row.try_get(4)?,
-                    request_id: row.try_get(5)?,
-                    details: row.try_get(6)?,
-                    created_at: row.try_get(7)?,
-                })
+                Ok(record!(row => AuthEvent {
+                    id, user_id, kind, ip, user_agent, request_id, details, created_at
+                }))
             })
             .collect()
     }

@@ -7,7 +7,7 @@ use crate::store::*;
 
 #[async_trait]
 impl MaintenanceStore for PostgresStore {
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> StoreResult<()> {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await?;
         Ok(())
@@ -23,7 +23,7 @@ impl MaintenanceStore for PostgresStore {
         })
     }
 
-    async fn purge(&self, batch: PurgeBatch) -> Result<u64, StoreError> {
+    async fn purge(&self, batch: PurgeBatch) -> StoreResult<u64> {
         let sql = purge_statement(batch.target);
         self.execute(
             sql,

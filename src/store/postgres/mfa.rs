@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{ttl, Params, PostgresStore};
+use super::{execute, query, query_opt, ttl, Columns, Params, PostgresStore};
 use crate::domain::assurance::AuthMethods;
 use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
@@ -11,30 +11,20 @@ use crate::store::*;
 #[async_trait]
 impl MfaStore for PostgresStore {
     #[tracing::instrument(skip_all)]
-    async fn create_totp_factor(&self, factor: &TotpFactor) -> Result<(), StoreError> {
+    async fn create_totp_factor(&self, factor: &TotpFactor) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         lock_user(&tx, &factor.user_id).await?;
-        let drop_pending = tx
-            .prepare_cached(
-                "DELETE FROM mfa_factors WHERE user_id = $1 AND kind = 'totp' AND confirmed_at IS NULL",
-            )
-            .await?;
-        tx.execute(&drop_pending, &[&factor.user_id]).await?;
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO mfa_factors (id, user_id, kind, secret, created_at)
-                 VALUES ($1, $2, 'totp', $3, $4)",
-            )
-            .await?;
-        tx.execute(
-            &insert,
-            &[
-                &factor.id,
-                &factor.user_id,
-                &factor.sealed_secret,
-                &factor.created_at,
-            ],
+        let drop_pending = "DELETE FROM mfa_factors
+                            WHERE user_id = $1 AND kind = 'totp' AND confirmed_at IS NULL";
+        execute(&tx, drop_pending, &[&factor.user_id]).await?;
+        let insert = "INSERT INTO mfa_factors (id, user_id, kind, secret, created_at)
+                      VALUES ($1, $2, 'totp', $3, $4)";
+        let secret = &factor.sealed_secret;
+        execute(
+            &tx,
+            insert,
+            &[&factor.id, &factor.user_id, secret, &factor.created_at],
         )
         .await?;
         Ok(tx.commit().await?)
@@ -44,28 +34,22 @@ impl MfaStore for PostgresStore {
         &self,
         user_id: Uuid,
         state: FactorState,
-    ) -> Result<Option<TotpFactor>, StoreError> {
+    ) -> StoreResult<Option<TotpFactor>> {
         let row = self
             .query_opt(
-                "SELECT id, user_id, secret, created_at, confirmed_at FROM mfa_factors
+                "SELECT id, user_id, secret AS sealed_secret, created_at, confirmed_at FROM mfa_factors
                  WHERE user_id = $1 AND kind = 'totp' AND (confirmed_at IS NOT NULL) = $2",
                 &[&user_id, &(state == FactorState::Active)],
             )
             .await?;
         row.map(|row| {
-            Ok(TotpFactor {
-                id: row.try_get(0)?,
-                user_id: row.try_get(1)?,
-                sealed_secret: row.try_get(2)?,
-                created_at: row.try_get(3)?,
-                confirmed_at: row.try_get(4)?,
-            })
+            Ok(record!(row => TotpFactor { id, user_id, sealed_secret, created_at, confirmed_at }))
         })
         .transpose()
     }
 
     #[tracing::instrument(skip_all)]
-    async fn use_totp_step(&self, factor_id: Uuid, step: i64) -> Result<bool, StoreError> {
+    async fn use_totp_step(&self, factor_id: Uuid, step: i64) -> StoreResult<bool> {
         let changed = self
             .execute(
                 "UPDATE mfa_factors SET last_used_step = $2
@@ -77,51 +61,34 @@ impl MfaStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn confirm_totp_factor(
-        &self,
-        confirmation: &TotpConfirmation,
-    ) -> Result<bool, StoreError> {
+    async fn confirm_totp_factor(&self, confirmation: &TotpConfirmation) -> StoreResult<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let owner = tx
-            .query_opt(
-                "SELECT user_id FROM mfa_factors WHERE id = $1",
-                &[&confirmation.factor_id],
-            )
-            .await?;
-        let Some(owner) = owner else {
+        let owner = "SELECT user_id FROM mfa_factors WHERE id = $1";
+        let Some(owner) = query_opt(&tx, owner, &[&confirmation.factor_id]).await? else {
             return Ok(false);
         };
-        lock_user(&tx, &owner.try_get::<_, Uuid>(0)?).await?;
+        let user_id: Uuid = owner.column("user_id")?;
+        lock_user(&tx, &user_id).await?;
         // An enrolment begun while another was being confirmed must not make a second active
         // factor (the unique index would refuse it as an error).
-        let confirm = tx
-            .prepare_cached(
-                "UPDATE mfa_factors SET confirmed_at = now(), last_used_step = $2
-                 WHERE id = $1 AND confirmed_at IS NULL
-                   AND NOT EXISTS (SELECT 1 FROM mfa_factors active
-                                   WHERE active.user_id = mfa_factors.user_id
-                                     AND active.kind = mfa_factors.kind
-                                     AND active.confirmed_at IS NOT NULL)
-                 RETURNING user_id",
-            )
-            .await?;
+        let confirm = "UPDATE mfa_factors SET confirmed_at = now(), last_used_step = $2
+                       WHERE id = $1 AND confirmed_at IS NULL
+                         AND NOT EXISTS (SELECT 1 FROM mfa_factors active
+                                         WHERE active.user_id = mfa_factors.user_id
+                                           AND active.kind = mfa_factors.kind
+                                           AND active.confirmed_at IS NOT NULL)";
         let values: Params = &[&confirmation.factor_id, &confirmation.step];
-        let Some(row) = tx.query_opt(&confirm, values).await? else {
+        if execute(&tx, confirm, values).await? == 0 {
             return Ok(false);
-        };
-        let user_id: Uuid = row.try_get(0)?;
+        }
         replace_codes(&tx, user_id, &confirmation.recovery_codes).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     #[tracing::instrument(skip_all)]
-    async fn replace_recovery_codes(
-        &self,
-        user_id: Uuid,
-        codes: &[TokenHash],
-    ) -> Result<(), StoreError> {
+    async fn replace_recovery_codes(&self, user_id: Uuid, codes: &[TokenHash]) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         replace_codes(&tx, user_id, codes).await?;
@@ -129,11 +96,7 @@ impl MfaStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn use_recovery_code(
-        &self,
-        user_id: Uuid,
-        code: TokenHash,
-    ) -> Result<Option<u32>, StoreError> {
+    async fn use_recovery_code(&self, user_id: Uuid, code: TokenHash) -> StoreResult<Option<u32>> {
         let used = self
             .execute(
                 "UPDATE mfa_recovery_codes SET used_at = now()
@@ -147,28 +110,26 @@ impl MfaStore for PostgresStore {
         Ok(Some(self.mfa_status(user_id).await?.recovery_codes_left))
     }
 
-    async fn mfa_status(&self, user_id: Uuid) -> Result<MfaStatus, StoreError> {
+    async fn mfa_status(&self, user_id: Uuid) -> StoreResult<MfaStatus> {
         let row = self
             .query_one(
                 "SELECT (SELECT confirmed_at FROM mfa_factors
-                         WHERE user_id = $1 AND kind = 'totp' AND confirmed_at IS NOT NULL),
-                        (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL),
-                        (SELECT count(*) FROM passkeys WHERE user_id = $1)",
+                         WHERE user_id = $1 AND kind = 'totp' AND confirmed_at IS NOT NULL)
+                          AS totp_confirmed_at,
+                        (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL)
+                          AS recovery_codes_left,
+                        (SELECT count(*) FROM passkeys WHERE user_id = $1) AS passkeys",
                 &[&user_id],
             )
             .await?;
-        let count = |index: usize| -> Result<u32, StoreError> {
-            Ok(u32::try_from(row.try_get::<_, i64>(index)?).unwrap_or(0))
-        };
-        Ok(MfaStatus {
-            totp_confirmed_at: row.try_get(0)?,
-            recovery_codes_left: count(1)?,
-            passkeys: count(2)?,
-        })
+        let count =
+            |name| -> StoreResult<u32> { Ok(u32::try_from(row.column::<i64>(name)?).unwrap_or(0)) };
+        let (recovery_codes_left, passkeys) = (count("recovery_codes_left")?, count("passkeys")?);
+        Ok(record!(row => MfaStatus { totp_confirmed_at; recovery_codes_left, passkeys }))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn remove_factors(&self, user_id: Uuid, which: FactorChoice) -> Result<bool, StoreError> {
+    async fn remove_factors(&self, user_id: Uuid, which: FactorChoice) -> StoreResult<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let (totp, passkey): (bool, Option<Uuid>) = match which {
@@ -179,37 +140,27 @@ impl MfaStore for PostgresStore {
         let mut removed = 0;
         if totp {
             // Pending enrolments go too; only an active factor counts as removed.
-            let factors = tx
-                .prepare_cached(
-                    "DELETE FROM mfa_factors WHERE user_id = $1 RETURNING confirmed_at IS NOT NULL",
-                )
-                .await?;
-            for row in tx.query(&factors, &[&user_id]).await? {
-                removed += u64::from(row.try_get::<_, bool>(0)?);
+            let factors = "DELETE FROM mfa_factors WHERE user_id = $1
+                           RETURNING confirmed_at IS NOT NULL AS active";
+            for row in query(&tx, factors, &[&user_id]).await? {
+                removed += u64::from(row.column::<bool>("active")?);
             }
         }
         if which == FactorChoice::All || passkey.is_some() {
-            let passkeys = tx
-                .prepare_cached(
-                    "DELETE FROM passkeys WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2)",
-                )
-                .await?;
-            removed += tx.execute(&passkeys, &[&user_id, &passkey]).await?;
+            let passkeys =
+                "DELETE FROM passkeys WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2)";
+            removed += execute(&tx, passkeys, &[&user_id, &passkey]).await?;
         }
-        let codes = tx
-            .prepare_cached(
-                "DELETE FROM mfa_recovery_codes WHERE user_id = $1
-                   AND NOT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL)
-                   AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)",
-            )
-            .await?;
-        tx.execute(&codes, &[&user_id]).await?;
+        let codes = "DELETE FROM mfa_recovery_codes WHERE user_id = $1
+                       AND NOT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL)
+                       AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)";
+        execute(&tx, codes, &[&user_id]).await?;
         tx.commit().await?;
         Ok(removed > 0)
     }
 
     #[tracing::instrument(skip_all)]
-    async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> Result<(), StoreError> {
+    async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> StoreResult<()> {
         self.execute(
             "INSERT INTO mfa_challenges (token_hash, user_id, methods, expires_at)
              VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
@@ -229,7 +180,7 @@ impl MfaStore for PostgresStore {
         &self,
         hash: TokenHash,
         max_attempts: u32,
-    ) -> Result<Option<MfaChallenge>, StoreError> {
+    ) -> StoreResult<Option<MfaChallenge>> {
         let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
         let row = self
             .query_opt(
@@ -241,16 +192,14 @@ impl MfaStore for PostgresStore {
             )
             .await?;
         row.map(|row| {
-            Ok(MfaChallenge {
-                user_id: row.try_get(0)?,
-                methods: AuthMethods::parse(&row.try_get::<_, String>(1)?),
-            })
+            let methods = AuthMethods::parse(row.column("methods")?);
+            Ok(record!(row => MfaChallenge { user_id; methods }))
         })
         .transpose()
     }
 
     #[tracing::instrument(skip_all)]
-    async fn consume_mfa_challenge(&self, hash: TokenHash) -> Result<bool, StoreError> {
+    async fn consume_mfa_challenge(&self, hash: TokenHash) -> StoreResult<bool> {
         let changed = self
             .execute(
                 "UPDATE mfa_challenges SET consumed_at = now()
@@ -266,25 +215,22 @@ async fn replace_codes(
     tx: &deadpool_postgres::Transaction<'_>,
     user_id: Uuid,
     codes: &[TokenHash],
-) -> Result<(), StoreError> {
-    let clear = tx
-        .prepare_cached("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
-        .await?;
-    tx.execute(&clear, &[&user_id]).await?;
-    let insert = tx
-        .prepare_cached("INSERT INTO mfa_recovery_codes (user_id, code_hash) VALUES ($1, $2)")
-        .await?;
+) -> StoreResult<()> {
+    execute(
+        tx,
+        "DELETE FROM mfa_recovery_codes WHERE user_id = $1",
+        &[&user_id],
+    )
+    .await?;
+    let insert = "INSERT INTO mfa_recovery_codes (user_id, code_hash) VALUES ($1, $2)";
     for code in codes {
-        tx.execute(&insert, &[&user_id, &code.as_slice()]).await?;
+        execute(tx, insert, &[&user_id, &code.as_slice()]).await?;
     }
     Ok(())
 }
 
 /// Serialises the enrolment steps of one user (begin and confirm), which read then write.
-async fn lock_user(
-    tx: &deadpool_postgres::Transaction<'_>,
-    user_id: &Uuid,
-) -> Result<(), StoreError> {
+async fn lock_user(tx: &deadpool_postgres::Transaction<'_>, user_id: &Uuid) -> StoreResult<()> {
     tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[user_id])
         .await?;
     Ok(())

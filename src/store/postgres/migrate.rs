@@ -8,7 +8,7 @@ use super::{pg_config, unavailable, PostgresStore};
 use crate::config::DatabaseSettings;
 use crate::domain::email::CanonicalEmail;
 use crate::store::{
-    applies_canonical_emails, configured_runner, migration_error, MigrationTarget, StoreError,
+    applies_canonical_emails, configured_runner, migration_error, MigrationTarget, StoreResult,
 };
 
 mod embedded {
@@ -20,9 +20,7 @@ const MIGRATION_LOCK_KEY: i64 = 0x0061_7574_6864;
 
 impl PostgresStore {
     /// Creates the database named in the URL if it is missing (development convenience).
-    pub async fn create_database_if_missing(
-        settings: &DatabaseSettings,
-    ) -> Result<bool, StoreError> {
+    pub async fn create_database_if_missing(settings: &DatabaseSettings) -> StoreResult<bool> {
         let target = pg_config(settings)?;
         let Some(name) = target.get_dbname().map(str::to_string) else {
             return Ok(false);
@@ -54,7 +52,7 @@ impl PostgresStore {
 
     /// Applies pending migrations under an advisory lock, each in its own transaction. Refuses a
     /// database that holds migrations this build does not know (migrated by a newer authd).
-    pub async fn migrate(settings: &DatabaseSettings) -> Result<Vec<String>, StoreError> {
+    pub async fn migrate(settings: &DatabaseSettings) -> StoreResult<Vec<String>> {
         Self::migrate_to(settings, None).await
     }
 
@@ -62,7 +60,7 @@ impl PostgresStore {
     pub async fn migrate_to(
         settings: &DatabaseSettings,
         target: MigrationTarget,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> StoreResult<Vec<String>> {
         let (mut client, connection) = pg_config(settings)?
             .connect(NoTls)
             .await
@@ -96,7 +94,7 @@ impl PostgresStore {
 /// Once, with the migration that introduced Unicode-aware canonical emails: recomputes the
 /// comparison key of every account. Two accounts that now fold to one mailbox keep their rows; the
 /// younger keeps its old key (logged), so nothing is lost and an operator can merge them.
-async fn recanonicalize_emails(client: &tokio_postgres::Client) -> Result<(), StoreError> {
+async fn recanonicalize_emails(client: &tokio_postgres::Client) -> StoreResult<()> {
     let rows = client
         .query(
             "SELECT id, email, email_canonical FROM users ORDER BY created_at, id",

@@ -15,13 +15,14 @@ mod users;
 use std::time::Duration;
 
 use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row, Statement};
+use tokio_postgres::types::{FromSql, ToSql, Type};
+use tokio_postgres::{NoTls, Row};
 
-use super::{MaintenanceStore, StoreError};
+use super::{MaintenanceStore, StoreError, StoreResult};
 use crate::config::DatabaseSettings;
+use crate::domain::user::Role;
 
 /// Statement parameters, as tokio-postgres takes them.
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -37,7 +38,7 @@ impl super::Store for PostgresStore {}
 
 impl PostgresStore {
     /// Builds the pool and checks that one connection can be made.
-    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+    pub async fn connect(settings: &DatabaseSettings) -> StoreResult<Self> {
         let pg_config = pg_config(settings)?;
         let manager = Manager::from_config(
             pg_config,
@@ -59,37 +60,28 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// A pooled connection with `sql` prepared on it (each connection prepares a statement once).
-    async fn prepared(&self, sql: &str) -> Result<(Object, Statement), StoreError> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await?;
-        Ok((client, statement))
-    }
-
-    async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
-        let (client, statement) = self.prepared(sql).await?;
-        Ok(client.query(&statement, params).await?)
+    async fn query(&self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
+        query(&self.client().await?, sql, params).await
     }
 
     /// The first row, if any: for statements that select or return at most one.
-    async fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
-        Ok(self.query(sql, params).await?.into_iter().next())
+    async fn query_opt(&self, sql: &str, params: Params<'_>) -> StoreResult<Option<Row>> {
+        query_opt(&self.client().await?, sql, params).await
     }
 
     /// Exactly one row, for aggregates (`count`, `EXISTS`) that always answer one.
-    async fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row, StoreError> {
+    async fn query_one(&self, sql: &str, params: Params<'_>) -> StoreResult<Row> {
         self.query_opt(sql, params)
             .await?
             .ok_or_else(|| StoreError::Backend(format!("no row from {sql:?}")))
     }
 
     /// Runs one statement; answers how many rows it changed.
-    async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
-        let (client, statement) = self.prepared(sql).await?;
-        Ok(client.execute(&statement, params).await?)
+    async fn execute(&self, sql: &str, params: Params<'_>) -> StoreResult<u64> {
+        execute(&self.client().await?, sql, params).await
     }
 
-    async fn client(&self) -> Result<Object, StoreError> {
+    async fn client(&self) -> StoreResult<Object> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Timeout(_) => {
                 StoreError::Unavailable("no database connection available in time".into())
@@ -100,7 +92,58 @@ impl PostgresStore {
     }
 }
 
-fn pg_config(settings: &DatabaseSettings) -> Result<tokio_postgres::Config, StoreError> {
+/// Runs one statement on a connection or in a transaction, prepared once per connection; answers
+/// how many rows it changed.
+async fn execute(client: &impl GenericClient, sql: &str, params: Params<'_>) -> StoreResult<u64> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.execute(&statement, params).await?)
+}
+
+async fn query(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> StoreResult<Vec<Row>> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query(&statement, params).await?)
+}
+
+/// The first row, if any.
+async fn query_opt(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> StoreResult<Option<Row>> {
+    Ok(query(client, sql, params).await?.into_iter().next())
+}
+
+/// Reads a column by name (what `record!` calls).
+trait Columns {
+    fn column<'a, T: FromSql<'a>>(&'a self, name: &str) -> StoreResult<T>;
+}
+
+impl Columns for Row {
+    fn column<'a, T: FromSql<'a>>(&'a self, name: &str) -> StoreResult<T> {
+        Ok(self.try_get(name)?)
+    }
+}
+
+/// Roles are stored as their names.
+impl<'a> FromSql<'a> for Role {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let name = <&str as FromSql>::from_sql(ty, raw)?;
+        Role::parse(name).ok_or_else(|| format!("unknown role {name:?}").into())
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <&str as FromSql>::accepts(ty)
+    }
+}
+
+fn pg_config(settings: &DatabaseSettings) -> StoreResult<tokio_postgres::Config> {
     let mut config: tokio_postgres::Config = settings
         .url
         .as_str()

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
 use super::outbox::insert_email;
-use super::{ttl, PostgresStore};
+use super::{execute, query_opt, ttl, Columns, Params, PostgresStore};
 use crate::domain::one_time::{self, OneTimeAction, OneTimeUse, StoredOneTimeToken, TokenKind};
 use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
@@ -17,7 +17,7 @@ impl OneTimeTokenStore for PostgresStore {
         &self,
         token: &NewOneTimeToken,
         email: Option<&OutboxEmail>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         insert_token(&tx, token).await?;
@@ -33,7 +33,7 @@ impl OneTimeTokenStore for PostgresStore {
         hash: TokenHash,
         wanted: &OneTimeUse<'_>,
         action: OneTimeAction,
-    ) -> Result<Option<ConsumedToken>, StoreError> {
+    ) -> StoreResult<Option<ConsumedToken>> {
         let mut client = self.client().await?;
         if action == OneTimeAction::Peek {
             return Ok(read_token(&client, &hash, false)
@@ -49,10 +49,8 @@ impl OneTimeTokenStore for PostgresStore {
         else {
             return Ok(None);
         };
-        let update = tx
-            .prepare_cached("UPDATE one_time_tokens SET consumed_at = now() WHERE token_hash = $1")
-            .await?;
-        tx.execute(&update, &[&hash.as_slice()]).await?;
+        let consume = "UPDATE one_time_tokens SET consumed_at = now() WHERE token_hash = $1";
+        execute(&tx, consume, &[&hash.as_slice()]).await?;
         tx.commit().await?;
         Ok(Some(row.token))
     }
@@ -61,26 +59,24 @@ impl OneTimeTokenStore for PostgresStore {
 pub(super) async fn insert_token(
     tx: &deadpool_postgres::Transaction<'_>,
     token: &NewOneTimeToken,
-) -> Result<(), StoreError> {
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, expires_at, follow_up)
-             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7)",
-        )
-        .await?;
-    tx.execute(
-        &insert,
-        &[
-            &token.hash.as_slice(),
-            &token.kind.as_str(),
-            &token.user_id,
-            &token.email,
-            &token.metadata,
-            &ttl(token.ttl_seconds),
-            &token.follow_up,
-        ],
-    )
-    .await?;
+) -> StoreResult<()> {
+    let insert = "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, expires_at, follow_up)
+                  VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7)";
+    let (hash, kind, lifetime) = (
+        token.hash.as_slice(),
+        token.kind.as_str(),
+        ttl(token.ttl_seconds),
+    );
+    let values: Params = &[
+        &hash,
+        &kind,
+        &token.user_id,
+        &token.email,
+        &token.metadata,
+        &lifetime,
+        &token.follow_up,
+    ];
+    execute(tx, insert, values).await?;
     Ok(())
 }
 
@@ -96,36 +92,23 @@ async fn read_token(
     client: &impl GenericClient,
     hash: &TokenHash,
     lock: bool,
-) -> Result<Option<TokenRow>, StoreError> {
+) -> StoreResult<Option<TokenRow>> {
     let sql = if lock {
-        "SELECT kind, user_id, email, metadata, consumed_at IS NOT NULL, expires_at, follow_up, now()
+        "SELECT kind, user_id, email, metadata, consumed_at IS NOT NULL AS consumed, expires_at,
+                follow_up, now() AS now
          FROM one_time_tokens WHERE token_hash = $1 FOR UPDATE"
     } else {
-        "SELECT kind, user_id, email, metadata, consumed_at IS NOT NULL, expires_at, follow_up, now()
+        "SELECT kind, user_id, email, metadata, consumed_at IS NOT NULL AS consumed, expires_at,
+                follow_up, now() AS now
          FROM one_time_tokens WHERE token_hash = $1"
     };
-    let statement = client.prepare_cached(sql).await?;
-    let Some(row) = client.query_opt(&statement, &[&hash.as_slice()]).await? else {
+    let Some(row) = query_opt(client, sql, &[&hash.as_slice()]).await? else {
         return Ok(None);
     };
-    let kind: String = row.try_get(0)?;
+    let kind: String = row.column("kind")?;
     let kind = TokenKind::parse(&kind)
         .ok_or_else(|| StoreError::Backend(format!("unknown token kind {kind:?}")))?;
-    let token = ConsumedToken {
-        kind,
-        user_id: row.try_get(1)?,
-        email: row.try_get(2)?,
-        metadata: row.try_get(3)?,
-    };
-    let state = StoredOneTimeToken {
-        kind,
-        consumed: row.try_get(4)?,
-        expires_at: row.try_get(5)?,
-        follow_up: row.try_get(6)?,
-    };
-    Ok(Some(TokenRow {
-        state,
-        token,
-        now: row.try_get(7)?,
-    }))
+    let token = record!(row => ConsumedToken { user_id, email, metadata; kind });
+    let state = record!(row => StoredOneTimeToken { consumed, expires_at, follow_up; kind });
+    Ok(Some(record!(row => TokenRow { now; state, token })))
 }

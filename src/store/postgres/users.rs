@@ -1,14 +1,13 @@
 //! Accounts: creation, lookups by email and id, password, profile, role, deletion.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::one_time::insert_token;
 use super::outbox::insert_email;
-use super::{Params, PostgresStore, USER_COLUMNS};
+use super::{execute, Columns, Params, PostgresStore, USER_COLUMNS};
 use crate::domain::email::CanonicalEmail;
 use crate::domain::user::{Role, User};
 use crate::store::*;
@@ -16,7 +15,7 @@ use crate::store::*;
 #[async_trait]
 impl UserStore for PostgresStore {
     #[tracing::instrument(skip_all)]
-    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let statement = tx
@@ -58,10 +57,7 @@ impl UserStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn user_by_email(
-        &self,
-        email: &CanonicalEmail,
-    ) -> Result<Option<UserCredentials>, StoreError> {
+    async fn user_by_email(&self, email: &CanonicalEmail) -> StoreResult<Option<UserCredentials>> {
         let row = self
             .query_opt(
                 &format!(
@@ -75,7 +71,7 @@ impl UserStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
         let row = self
             .query_opt(
                 &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"),
@@ -86,7 +82,7 @@ impl UserStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn rehash_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+    async fn rehash_password(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
         self.execute(
             "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
             &[&id, &password_hash],
@@ -96,33 +92,24 @@ impl UserStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn set_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+    async fn set_password(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let update = tx
-            .prepare_cached("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
-            .await?;
-        tx.execute(&update, &[&id, &password_hash]).await?;
-        let retire = tx
-            .prepare_cached(
-                "UPDATE one_time_tokens SET consumed_at = now()
-                 WHERE user_id = $1 AND kind = 'password_reset' AND consumed_at IS NULL",
-            )
-            .await?;
-        tx.execute(&retire, &[&id]).await?;
+        let update = "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1";
+        execute(&tx, update, &[&id, &password_hash]).await?;
+        let retire = "UPDATE one_time_tokens SET consumed_at = now()
+                      WHERE user_id = $1 AND kind = 'password_reset' AND consumed_at IS NULL";
+        execute(&tx, retire, &[&id]).await?;
         Ok(tx.commit().await?)
     }
 
-    async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError> {
+    async fn mark_email_verified(&self, user_id: Uuid) -> StoreResult<bool> {
         let verify = "UPDATE users SET email_verified = true, updated_at = now()
                       WHERE id = $1 AND deleted_at IS NULL";
         Ok(self.execute(verify, &[&user_id]).await? > 0)
     }
 
-    async fn user_credentials_by_id(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<UserCredentials>, StoreError> {
+    async fn user_credentials_by_id(&self, id: Uuid) -> StoreResult<Option<UserCredentials>> {
         let row = self.query_opt(&format!(
                 "SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = $1 AND deleted_at IS NULL"
             ), &[&id])
@@ -130,7 +117,7 @@ impl UserStore for PostgresStore {
         row.as_ref().map(credentials_from_row).transpose()
     }
 
-    async fn update_user(&self, id: Uuid, update: UserUpdate) -> Result<Option<User>, StoreError> {
+    async fn update_user(&self, id: Uuid, update: UserUpdate) -> StoreResult<Option<User>> {
         let sql = format!(
             "UPDATE users SET name = CASE WHEN $2 THEN $3 ELSE name END, role = COALESCE($4, role),
                     locked = COALESCE($5, locked), updated_at = now()
@@ -143,19 +130,19 @@ impl UserStore for PostgresStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> Result<bool, StoreError> {
+    async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> StoreResult<bool> {
         let row = self.query_one("SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = $1 AND deleted_at IS NOT NULL)", &[&email.as_str()])
             .await?;
         Ok(row.try_get(0)?)
     }
 
-    async fn soft_delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
+    async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool> {
         let delete = "UPDATE users SET deleted_at = now(), updated_at = now()
                       WHERE id = $1 AND deleted_at IS NULL";
         Ok(self.execute(delete, &[&id]).await? > 0)
     }
 
-    async fn list_users(&self, page: &UserPage) -> Result<Vec<User>, StoreError> {
+    async fn list_users(&self, page: &UserPage) -> StoreResult<Vec<User>> {
         let (after_time, after_id) = page.after.unzip();
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users
@@ -175,24 +162,15 @@ impl UserStore for PostgresStore {
     }
 }
 
-pub(super) fn user_from_row(row: &Row) -> Result<User, StoreError> {
-    let role: String = row.try_get("role")?;
-    Ok(User {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        name: row.try_get("name")?,
-        role: Role::parse(&role)
-            .ok_or_else(|| StoreError::Backend(format!("unknown role {role:?}")))?,
-        email_verified: row.try_get("email_verified")?,
-        locked: row.try_get("locked")?,
-        created_at: row.try_get::<_, DateTime<Utc>>("created_at")?,
-        updated_at: row.try_get::<_, DateTime<Utc>>("updated_at")?,
-    })
+pub(super) fn user_from_row(row: &Row) -> StoreResult<User> {
+    Ok(
+        record!(row => User { id, email, name, role, email_verified, locked, created_at, updated_at }),
+    )
 }
 
-fn credentials_from_row(row: &Row) -> Result<UserCredentials, StoreError> {
+fn credentials_from_row(row: &Row) -> StoreResult<UserCredentials> {
     Ok(UserCredentials {
         user: user_from_row(row)?,
-        password_hash: row.try_get("password_hash")?,
+        password_hash: row.column("password_hash")?,
     })
 }

@@ -9,7 +9,7 @@ use crate::store::*;
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn record_event(&self, event: &NewEvent) -> Result<(), StoreError> {
+    async fn record_event(&self, event: &NewEvent) -> StoreResult<()> {
         let event = event.clone();
         self.call(move |c| {
                 c.prepare_cached(
@@ -31,7 +31,7 @@ impl EventStore for SqliteStore {
             .await
     }
 
-    async fn list_events(&self, page: &EventPage) -> Result<Vec<AuthEvent>, StoreError> {
+    async fn list_events(&self, page: &EventPage) -> StoreResult<Vec<AuthEvent>> {
         let user_id = page.user_id.map(|id| id.to_string());
         let (before_time, before_id) = cursor_values(page.before);
         let limit = i64::from(page.limit);

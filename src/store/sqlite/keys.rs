@@ -9,7 +9,7 @@ use crate::store::*;
 
 #[async_trait]
 impl SigningKeyStore for SqliteStore {
-    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
         self.call(|c| {
                 let mut statement = c.prepare_cached(
                     "SELECT kid, algorithm, private_key, public_jwk, created_at FROM signing_keys ORDER BY created_at",
@@ -31,7 +31,7 @@ impl SigningKeyStore for SqliteStore {
             .await
     }
 
-    async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
         let key = key.clone();
         self.call(move |c| {
             c.prepare_cached(

@@ -8,12 +8,12 @@ use crate::store::*;
 
 #[async_trait]
 impl MaintenanceStore for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> StoreResult<()> {
         self.call(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
     }
 
-    async fn purge(&self, batch: PurgeBatch) -> Result<u64, StoreError> {
+    async fn purge(&self, batch: PurgeBatch) -> StoreResult<u64> {
         let sql = purge_statement(batch.target);
         self.call(move |c| {
             let deleted = c.prepare_cached(sql)?.execute(params![

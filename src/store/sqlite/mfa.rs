@@ -11,7 +11,7 @@ use crate::store::*;
 
 #[async_trait]
 impl MfaStore for SqliteStore {
-    async fn create_totp_factor(&self, factor: &TotpFactor) -> Result<(), StoreError> {
+    async fn create_totp_factor(&self, factor: &TotpFactor) -> StoreResult<()> {
         let factor = factor.clone();
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -39,7 +39,7 @@ impl MfaStore for SqliteStore {
         &self,
         user_id: Uuid,
         state: FactorState,
-    ) -> Result<Option<TotpFactor>, StoreError> {
+    ) -> StoreResult<Option<TotpFactor>> {
         let active = state == FactorState::Active;
         self.call(move |c| {
             Ok(c.prepare_cached(
@@ -63,17 +63,14 @@ impl MfaStore for SqliteStore {
         .await
     }
 
-    async fn use_totp_step(&self, factor_id: Uuid, step: i64) -> Result<bool, StoreError> {
+    async fn use_totp_step(&self, factor_id: Uuid, step: i64) -> StoreResult<bool> {
         let sql = "UPDATE mfa_factors SET last_used_step = ?2
                    WHERE id = ?1 AND confirmed_at IS NOT NULL AND last_used_step < ?2";
         let values = vec![text(factor_id), rusqlite::types::Value::Integer(step)];
         Ok(self.execute(sql, values).await? == 1)
     }
 
-    async fn confirm_totp_factor(
-        &self,
-        confirmation: &TotpConfirmation,
-    ) -> Result<bool, StoreError> {
+    async fn confirm_totp_factor(&self, confirmation: &TotpConfirmation) -> StoreResult<bool> {
         let TotpConfirmation {
             factor_id,
             step,
@@ -106,11 +103,7 @@ impl MfaStore for SqliteStore {
         .await
     }
 
-    async fn replace_recovery_codes(
-        &self,
-        user_id: Uuid,
-        codes: &[TokenHash],
-    ) -> Result<(), StoreError> {
+    async fn replace_recovery_codes(&self, user_id: Uuid, codes: &[TokenHash]) -> StoreResult<()> {
         let codes = codes.to_vec();
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -121,11 +114,7 @@ impl MfaStore for SqliteStore {
         .await
     }
 
-    async fn use_recovery_code(
-        &self,
-        user_id: Uuid,
-        code: TokenHash,
-    ) -> Result<Option<u32>, StoreError> {
+    async fn use_recovery_code(&self, user_id: Uuid, code: TokenHash) -> StoreResult<Option<u32>> {
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let used = tx
@@ -148,7 +137,7 @@ impl MfaStore for SqliteStore {
         .await
     }
 
-    async fn mfa_status(&self, user_id: Uuid) -> Result<MfaStatus, StoreError> {
+    async fn mfa_status(&self, user_id: Uuid) -> StoreResult<MfaStatus> {
         self.call(move |c| {
             Ok(c.prepare_cached(
                 "SELECT (SELECT confirmed_at FROM mfa_factors
@@ -172,7 +161,7 @@ impl MfaStore for SqliteStore {
         .await
     }
 
-    async fn remove_factors(&self, user_id: Uuid, which: FactorChoice) -> Result<bool, StoreError> {
+    async fn remove_factors(&self, user_id: Uuid, which: FactorChoice) -> StoreResult<bool> {
         self.call(move |c| {
             let user = user_id.to_string();
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -209,7 +198,7 @@ impl MfaStore for SqliteStore {
         .await
     }
 
-    async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> Result<(), StoreError> {
+    async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> StoreResult<()> {
         let now = now_micros();
         let sql =
             "INSERT INTO mfa_challenges (token_hash, user_id, methods, created_at, expires_at)
@@ -231,7 +220,7 @@ impl MfaStore for SqliteStore {
         &self,
         hash: TokenHash,
         max_attempts: u32,
-    ) -> Result<Option<MfaChallenge>, StoreError> {
+    ) -> StoreResult<Option<MfaChallenge>> {
         self.call(move |c| {
             Ok(c.prepare_cached(
                 "UPDATE mfa_challenges SET attempts = attempts + 1
@@ -252,7 +241,7 @@ impl MfaStore for SqliteStore {
         .await
     }
 
-    async fn consume_mfa_challenge(&self, hash: TokenHash) -> Result<bool, StoreError> {
+    async fn consume_mfa_challenge(&self, hash: TokenHash) -> StoreResult<bool> {
         let sql = "UPDATE mfa_challenges SET consumed_at = ?2
                    WHERE token_hash = ?1 AND consumed_at IS NULL";
         let values = vec![

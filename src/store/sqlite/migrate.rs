@@ -6,6 +6,7 @@ use super::SqliteStore;
 use crate::domain::email::CanonicalEmail;
 use crate::store::{
     applies_canonical_emails, configured_runner, migration_error, MigrationTarget, StoreError,
+    StoreResult,
 };
 
 mod embedded {
@@ -15,12 +16,12 @@ mod embedded {
 impl SqliteStore {
     /// Applies pending migrations, each in a transaction; refuses a database that holds migrations
     /// this build does not know.
-    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn migrate(&self) -> StoreResult<Vec<String>> {
         self.migrate_to(None).await
     }
 
     /// Applies migrations up to `target` (all when `None`).
-    pub async fn migrate_to(&self, target: MigrationTarget) -> Result<Vec<String>, StoreError> {
+    pub async fn migrate_to(&self, target: MigrationTarget) -> StoreResult<Vec<String>> {
         self.connection
             .call(move |c| {
                 let report = match configured_runner(embedded::migrations::runner(), target).run(c)

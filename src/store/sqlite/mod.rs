@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::Row;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{StoreError, StoreResult};
 use crate::domain::user::Role;
 
 const USER_COLUMNS: &str = "id, email, name, role, email_verified, locked, created_at, updated_at";
@@ -86,7 +86,7 @@ fn role_from(text: &str) -> rusqlite::Result<Role> {
 
 impl SqliteStore {
     /// Runs `function` on the connection's thread.
-    async fn call<F, R>(&self, function: F) -> Result<R, StoreError>
+    async fn call<F, R>(&self, function: F) -> StoreResult<R>
     where
         F: FnOnce(&mut rusqlite::Connection) -> Result<R, tokio_rusqlite::Error> + Send + 'static,
         R: Send + 'static,
@@ -99,7 +99,7 @@ impl SqliteStore {
         &self,
         sql: &'static str,
         values: Vec<rusqlite::types::Value>,
-    ) -> Result<usize, StoreError> {
+    ) -> StoreResult<usize> {
         self.call(move |c| {
             Ok(c.prepare_cached(sql)?
                 .execute(rusqlite::params_from_iter(values))?)
@@ -108,7 +108,7 @@ impl SqliteStore {
     }
 
     /// Opens (creating it and its directory if needed) the database file, or an in-memory one.
-    pub async fn open(path: Option<&Path>) -> Result<Self, StoreError> {
+    pub async fn open(path: Option<&Path>) -> StoreResult<Self> {
         let connection = match path {
             Some(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -16,7 +16,7 @@ impl OneTimeTokenStore for SqliteStore {
         &self,
         token: &NewOneTimeToken,
         email: Option<&OutboxEmail>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let token = token.clone();
         let email = email.cloned();
         self.call(move |c| {
@@ -38,7 +38,7 @@ impl OneTimeTokenStore for SqliteStore {
         hash: TokenHash,
         wanted: &OneTimeUse<'_>,
         action: OneTimeAction,
-    ) -> Result<Option<ConsumedToken>, StoreError> {
+    ) -> StoreResult<Option<ConsumedToken>> {
         let consume = action == OneTimeAction::Consume;
         let kinds = wanted.kinds.to_vec();
         let origin = wanted.origin;

@@ -9,7 +9,7 @@ use crate::store::*;
 
 #[async_trait]
 impl OutboxStore for SqliteStore {
-    async fn enqueue_email(&self, email: &OutboxEmail) -> Result<(), StoreError> {
+    async fn enqueue_email(&self, email: &OutboxEmail) -> StoreResult<()> {
         let email = email.clone();
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -24,7 +24,7 @@ impl OutboxStore for SqliteStore {
         &self,
         limit: u32,
         lease_seconds: u64,
-    ) -> Result<Vec<ClaimedEmail>, StoreError> {
+    ) -> StoreResult<Vec<ClaimedEmail>> {
         self.call(move |c| {
             let now = now_micros();
             let mut statement = c.prepare_cached(
@@ -61,7 +61,7 @@ impl OutboxStore for SqliteStore {
         .await
     }
 
-    async fn record_delivery(&self, id: Uuid, outcome: &DeliveryOutcome) -> Result<(), StoreError> {
+    async fn record_delivery(&self, id: Uuid, outcome: &DeliveryOutcome) -> StoreResult<()> {
         let outcome = outcome.clone();
         self.call(move |c| {
                 let now = now_micros();
@@ -84,7 +84,7 @@ impl OutboxStore for SqliteStore {
             .await
     }
 
-    async fn outbox_depth(&self) -> Result<i64, StoreError> {
+    async fn outbox_depth(&self) -> StoreResult<i64> {
         self.call(|c| {
             Ok(c.query_row(
                 "SELECT count(*) FROM email_outbox WHERE status = 'pending'",

@@ -25,7 +25,7 @@ fn passkey_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPasskey> 
 
 #[async_trait]
 impl PasskeyStore for SqliteStore {
-    async fn create_ceremony(&self, ceremony: &NewCeremony) -> Result<(), StoreError> {
+    async fn create_ceremony(&self, ceremony: &NewCeremony) -> StoreResult<()> {
         let now = now_micros();
         let sql = "INSERT INTO webauthn_ceremonies (token_hash, kind, user_id, state, created_at, expires_at)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -47,7 +47,7 @@ impl PasskeyStore for SqliteStore {
         &self,
         hash: TokenHash,
         kind: CeremonyKind,
-    ) -> Result<Option<Ceremony>, StoreError> {
+    ) -> StoreResult<Option<Ceremony>> {
         self.call(move |c| {
             let taken = c
                 .prepare_cached(
@@ -74,7 +74,7 @@ impl PasskeyStore for SqliteStore {
         .await
     }
 
-    async fn add_passkey(&self, passkey: &StoredPasskey) -> Result<bool, StoreError> {
+    async fn add_passkey(&self, passkey: &StoredPasskey) -> StoreResult<bool> {
         let sql = "INSERT INTO passkeys (id, user_id, credential_id, name, credential, created_at)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (credential_id) DO NOTHING";
         let values = vec![
@@ -88,7 +88,7 @@ impl PasskeyStore for SqliteStore {
         Ok(self.execute(sql, values).await? == 1)
     }
 
-    async fn passkeys_of(&self, user_id: Uuid) -> Result<Vec<StoredPasskey>, StoreError> {
+    async fn passkeys_of(&self, user_id: Uuid) -> StoreResult<Vec<StoredPasskey>> {
         self.call(move |c| {
             let mut statement = c.prepare_cached(
                 "SELECT id, user_id, credential_id, name, credential, created_at, last_used_at
@@ -102,7 +102,7 @@ impl PasskeyStore for SqliteStore {
         .await
     }
 
-    async fn record_passkey_use(&self, id: Uuid, credential: &str) -> Result<(), StoreError> {
+    async fn record_passkey_use(&self, id: Uuid, credential: &str) -> StoreResult<()> {
         let sql = "UPDATE passkeys SET credential = ?2, last_used_at = ?3 WHERE id = ?1";
         let values = vec![
             text(id),
@@ -113,12 +113,7 @@ impl PasskeyStore for SqliteStore {
         Ok(())
     }
 
-    async fn rename_passkey(
-        &self,
-        user_id: Uuid,
-        id: Uuid,
-        name: &str,
-    ) -> Result<bool, StoreError> {
+    async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str) -> StoreResult<bool> {
         let sql = "UPDATE passkeys SET name = ?3 WHERE id = ?1 AND user_id = ?2";
         let values = vec![text(id), text(user_id), text(name)];
         Ok(self.execute(sql, values).await? == 1)

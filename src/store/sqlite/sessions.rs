@@ -23,7 +23,7 @@ impl SessionStore for SqliteStore {
         &self,
         session_id: Uuid,
         user_id: Uuid,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> StoreResult<Option<User>> {
         self.call(move |c| {
                 Ok(c.prepare_cached(
                     "SELECT u.id, u.email, u.name, u.role, u.email_verified, u.locked, u.created_at, u.updated_at
@@ -40,7 +40,7 @@ impl SessionStore for SqliteStore {
             .await
     }
 
-    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
+    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
         self.call(move |c| {
                 let now = now_micros();
                 let expires_at = now.saturating_add(seconds_to_micros(session.refresh_ttl_seconds));
@@ -75,10 +75,7 @@ impl SessionStore for SqliteStore {
             .await
     }
 
-    async fn rotate_refresh_token(
-        &self,
-        rotation: Rotation,
-    ) -> Result<RotationOutcome, StoreError> {
+    async fn rotate_refresh_token(&self, rotation: Rotation) -> StoreResult<RotationOutcome> {
         Ok(self.call(move |c| {
                 let now = now_micros();
                 // IMMEDIATE takes the write lock up front: rotations are serialised, each sees the
@@ -178,7 +175,7 @@ impl SessionStore for SqliteStore {
         &self,
         presented: TokenHash,
         reason: RevokeReason,
-    ) -> Result<Option<RevokedSession>, StoreError> {
+    ) -> StoreResult<Option<RevokedSession>> {
         self.call(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let found = tx
@@ -201,11 +198,7 @@ impl SessionStore for SqliteStore {
             .await
     }
 
-    async fn revoke_session(
-        &self,
-        session_id: Uuid,
-        reason: RevokeReason,
-    ) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, session_id: Uuid, reason: RevokeReason) -> StoreResult<bool> {
         let sql = "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
                    WHERE id = ?1 AND revoked_at IS NULL";
         let values = vec![text(session_id), now_value(), text(reason.as_str())];
@@ -217,7 +210,7 @@ impl SessionStore for SqliteStore {
         user_id: Uuid,
         except: Option<Uuid>,
         reason: RevokeReason,
-    ) -> Result<Vec<Uuid>, StoreError> {
+    ) -> StoreResult<Vec<Uuid>> {
         self.call(move |c| {
                 let mut statement = c.prepare_cached(
                     "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
@@ -244,7 +237,7 @@ impl SessionStore for SqliteStore {
         user_id: Uuid,
         session_id: Uuid,
         reason: RevokeReason,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let sql = "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
                    WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL";
         let values = vec![
@@ -259,7 +252,7 @@ impl SessionStore for SqliteStore {
     async fn reauthenticate_session(
         &self,
         proof: &SessionProof,
-    ) -> Result<Option<SessionOwner>, StoreError> {
+    ) -> StoreResult<Option<SessionOwner>> {
         let (session_id, user_id) = (proof.session_id, proof.user_id);
         let methods = proof.methods.to_stored();
         self.call(move |c| {
@@ -286,7 +279,7 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn live_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError> {
+    async fn live_sessions(&self, user_id: Uuid) -> StoreResult<Vec<SessionInfo>> {
         self.call(move |c| {
             let mut statement = c.prepare_cached(
                 "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions

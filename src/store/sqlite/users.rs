@@ -16,7 +16,7 @@ use crate::store::*;
 
 #[async_trait]
 impl UserStore for SqliteStore {
-    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
         // The raw error, to tell a taken address from any other failure.
         self.connection.call(move |c| {
                 let now = now_micros();
@@ -58,10 +58,7 @@ impl UserStore for SqliteStore {
             })
     }
 
-    async fn user_by_email(
-        &self,
-        email: &CanonicalEmail,
-    ) -> Result<Option<UserCredentials>, StoreError> {
+    async fn user_by_email(&self, email: &CanonicalEmail) -> StoreResult<Option<UserCredentials>> {
         let canonical = email.as_str().to_string();
         self.call(move |c| {
             let mut statement = c.prepare_cached(&format!(
@@ -80,7 +77,7 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
         self.call(move |c| {
             let mut statement = c.prepare_cached(&format!(
                 "SELECT {USER_COLUMNS} FROM users WHERE id = ?1 AND deleted_at IS NULL"
@@ -92,7 +89,7 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn rehash_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+    async fn rehash_password(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
         let password_hash = password_hash.to_string();
         self.call(move |c| {
             c.prepare_cached("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")?
@@ -102,7 +99,7 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn set_password(&self, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+    async fn set_password(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
         let password_hash = password_hash.to_string();
         self.call(move |c| {
             let now = now_micros();
@@ -122,15 +119,12 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn mark_email_verified(&self, user_id: Uuid) -> Result<bool, StoreError> {
+    async fn mark_email_verified(&self, user_id: Uuid) -> StoreResult<bool> {
         let sql = "UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL";
         Ok(self.execute(sql, vec![text(user_id), now_value()]).await? > 0)
     }
 
-    async fn user_credentials_by_id(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<UserCredentials>, StoreError> {
+    async fn user_credentials_by_id(&self, id: Uuid) -> StoreResult<Option<UserCredentials>> {
         self.call(move |c| {
                 let mut statement = c.prepare_cached(&format!(
                     "SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = ?1 AND deleted_at IS NULL"
@@ -147,7 +141,7 @@ impl UserStore for SqliteStore {
             .await
     }
 
-    async fn update_user(&self, id: Uuid, update: UserUpdate) -> Result<Option<User>, StoreError> {
+    async fn update_user(&self, id: Uuid, update: UserUpdate) -> StoreResult<Option<User>> {
         let (set_name, name) = (update.name.is_some(), update.name.flatten());
         let role = update.role.map(Role::as_str);
         self.call(move |c| {
@@ -162,7 +156,7 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> Result<bool, StoreError> {
+    async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> StoreResult<bool> {
         let canonical = email.as_str().to_string();
         self.call(move |c| {
                 Ok(c.prepare_cached(
@@ -173,12 +167,12 @@ impl UserStore for SqliteStore {
             .await
     }
 
-    async fn soft_delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
+    async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool> {
         let sql = "UPDATE users SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL";
         Ok(self.execute(sql, vec![text(id), now_value()]).await? > 0)
     }
 
-    async fn list_users(&self, page: &UserPage) -> Result<Vec<User>, StoreError> {
+    async fn list_users(&self, page: &UserPage) -> StoreResult<Vec<User>> {
         let (after_time, after_id) = cursor_values(page.after);
         let pattern = page.like_pattern();
         let limit = i64::from(page.limit);
