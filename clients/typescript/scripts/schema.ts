@@ -76,9 +76,10 @@ try {
         '\nThe OpenAPI document of target/debug/authd changed. Run `npm run update:schema` in clients/typescript,\n' +
           'review the diff (src/schema.ts is what the client is typed with), fix any compile error it causes, and commit.',
       );
-      process.exit(1);
+      process.exitCode = 1; // not process.exit(): the temp dir is removed below first
+    } else {
+      console.log('openapi.json and src/schema.ts match GET /openapi.json of target/debug/authd');
     }
-    console.log('openapi.json and src/schema.ts match GET /openapi.json of target/debug/authd');
   }
 } finally {
   fs.rmSync(tmp, { recursive: true, force: true });
