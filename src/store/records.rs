@@ -284,6 +284,41 @@ impl PurgeTarget {
             PurgeTarget::ExpiredCeremonies => "webauthn_ceremonies",
         }
     }
+
+    /// The column that identifies a row of [`PurgeTarget::name`].
+    pub fn key(self) -> &'static str {
+        match self {
+            PurgeTarget::ExpiredRefreshTokens
+            | PurgeTarget::SpentOneTimeTokens
+            | PurgeTarget::SpentMfaChallenges
+            | PurgeTarget::ExpiredCeremonies => "token_hash",
+            PurgeTarget::DeadSessions
+            | PurgeTarget::DeliveredEmails
+            | PurgeTarget::OldEvents
+            | PurgeTarget::AbandonedEnrolments => "id",
+        }
+    }
+
+    /// Which rows are dead, as an SQL condition both backends run: `bounds.now` is the current
+    /// time and `bounds.cutoff` that time less the retention, each backend's `purge` saying how
+    /// its clock and its times are written.
+    pub fn dead_rows(self) -> &'static str {
+        match self {
+            PurgeTarget::ExpiredRefreshTokens => "expires_at < bounds.cutoff",
+            PurgeTarget::DeadSessions => "expires_at < bounds.now OR revoked_at < bounds.cutoff",
+            PurgeTarget::SpentOneTimeTokens | PurgeTarget::SpentMfaChallenges => {
+                "expires_at < bounds.now OR consumed_at < bounds.cutoff"
+            }
+            PurgeTarget::DeliveredEmails => {
+                "status IN ('sent', 'dead') AND COALESCE(sent_at, next_attempt_at) < bounds.cutoff"
+            }
+            PurgeTarget::OldEvents => "created_at < bounds.cutoff",
+            PurgeTarget::AbandonedEnrolments => {
+                "confirmed_at IS NULL AND created_at < bounds.cutoff"
+            }
+            PurgeTarget::ExpiredCeremonies => "expires_at < bounds.now",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

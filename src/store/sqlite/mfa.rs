@@ -1,10 +1,10 @@
 //! Second factors, recovery codes and pending second steps.
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use uuid::Uuid;
 
-use super::{now_micros, seconds_to_micros, text, time_at, uuid_at, SqliteStore};
+use super::{micros_from_now, now_micros, now_value, text, Columns, SqliteStore};
 use crate::domain::assurance::AuthMethods;
 use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
@@ -13,23 +13,23 @@ use crate::store::*;
 impl MfaStore for SqliteStore {
     async fn create_totp_factor(&self, factor: &TotpFactor) -> StoreResult<()> {
         let factor = factor.clone();
-        self.call(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.write(move |tx| {
+            let user_id = factor.user_id.to_string();
             tx.prepare_cached(
-                "DELETE FROM mfa_factors WHERE user_id = ?1 AND kind = 'totp' AND confirmed_at IS NULL",
+                "DELETE FROM mfa_factors
+                 WHERE user_id = ?1 AND kind = 'totp' AND confirmed_at IS NULL",
             )?
-            .execute([factor.user_id.to_string()])?;
+            .execute([&user_id])?;
             tx.prepare_cached(
                 "INSERT INTO mfa_factors (id, user_id, kind, secret, created_at)
                  VALUES (?1, ?2, 'totp', ?3, ?4)",
             )?
             .execute(params![
                 factor.id.to_string(),
-                factor.user_id.to_string(),
+                user_id,
                 factor.sealed_secret,
                 factor.created_at.timestamp_micros()
             ])?;
-            tx.commit()?;
             Ok(())
         })
         .await
@@ -40,25 +40,12 @@ impl MfaStore for SqliteStore {
         user_id: Uuid,
         state: FactorState,
     ) -> StoreResult<Option<TotpFactor>> {
-        let active = state == FactorState::Active;
-        self.call(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT id, user_id, secret, created_at, confirmed_at FROM mfa_factors
-                 WHERE user_id = ?1 AND kind = 'totp' AND (confirmed_at IS NOT NULL) = ?2",
-            )?
-            .query_row(params![user_id.to_string(), active], |row| {
-                Ok(TotpFactor {
-                    id: uuid_at(row, 0)?,
-                    user_id: uuid_at(row, 1)?,
-                    sealed_secret: row.get(2)?,
-                    created_at: time_at(row, 3)?,
-                    confirmed_at: row
-                        .get::<_, Option<i64>>(4)?
-                        .map(|_| time_at(row, 4))
-                        .transpose()?,
-                })
-            })
-            .optional()?)
+        let sql = "SELECT id, user_id, secret AS sealed_secret, created_at, confirmed_at
+                   FROM mfa_factors
+                   WHERE user_id = ?1 AND kind = 'totp' AND (confirmed_at IS NOT NULL) = ?2";
+        let values = vec![text(user_id), (state == FactorState::Active).into()];
+        self.query_opt(sql.into(), values, |row| {
+            Ok(record!(row => TotpFactor { id, user_id, sealed_secret, created_at, confirmed_at }))
         })
         .await
     }
@@ -66,8 +53,10 @@ impl MfaStore for SqliteStore {
     async fn use_totp_step(&self, factor_id: Uuid, step: i64) -> StoreResult<bool> {
         let sql = "UPDATE mfa_factors SET last_used_step = ?2
                    WHERE id = ?1 AND confirmed_at IS NOT NULL AND last_used_step < ?2";
-        let values = vec![text(factor_id), rusqlite::types::Value::Integer(step)];
-        Ok(self.execute(sql, values).await? == 1)
+        Ok(self
+            .execute(sql, vec![text(factor_id), step.into()])
+            .await?
+            == 1)
     }
 
     async fn confirm_totp_factor(&self, confirmation: &TotpConfirmation) -> StoreResult<bool> {
@@ -76,10 +65,11 @@ impl MfaStore for SqliteStore {
             step,
             recovery_codes: codes,
         } = confirmation.clone();
-        self.call(move |c| {
+        self.write(move |tx| {
             let now = now_micros();
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let confirmed = tx
+            // An enrolment begun while another was being confirmed must not make a second
+            // active factor.
+            let user_id = tx
                 .prepare_cached(
                     "UPDATE mfa_factors SET confirmed_at = ?2, last_used_step = ?3
                      WHERE id = ?1 AND confirmed_at IS NULL
@@ -93,30 +83,22 @@ impl MfaStore for SqliteStore {
                     row.get::<_, String>(0)
                 })
                 .optional()?;
-            let Some(user_id) = confirmed else {
-                return Ok(false);
-            };
-            replace_codes(&tx, &user_id, &codes, now)?;
-            tx.commit()?;
-            Ok(true)
+            match user_id {
+                Some(user_id) => replace_codes(tx, &user_id, &codes, now).map(|()| true),
+                None => Ok(false),
+            }
         })
         .await
     }
 
     async fn replace_recovery_codes(&self, user_id: Uuid, codes: &[TokenHash]) -> StoreResult<()> {
         let codes = codes.to_vec();
-        self.call(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            replace_codes(&tx, &user_id.to_string(), &codes, now_micros())?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx| replace_codes(tx, &user_id.to_string(), &codes, now_micros()))
+            .await
     }
 
     async fn use_recovery_code(&self, user_id: Uuid, code: TokenHash) -> StoreResult<Option<u32>> {
-        self.call(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.write(move |tx| {
             let used = tx
                 .prepare_cached(
                     "UPDATE mfa_recovery_codes SET used_at = ?3
@@ -131,42 +113,35 @@ impl MfaStore for SqliteStore {
                     "SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
                 )?
                 .query_row([user_id.to_string()], |row| row.get(0))?;
-            tx.commit()?;
             Ok(Some(u32::try_from(left).unwrap_or(0)))
         })
         .await
     }
 
     async fn mfa_status(&self, user_id: Uuid) -> StoreResult<MfaStatus> {
-        self.call(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT (SELECT confirmed_at FROM mfa_factors
-                         WHERE user_id = ?1 AND kind = 'totp' AND confirmed_at IS NOT NULL),
-                        (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ?1 AND used_at IS NULL),
-                        (SELECT count(*) FROM passkeys WHERE user_id = ?1)",
-            )?
-            .query_row([user_id.to_string()], |row| {
-                let count =
-                    |index| -> rusqlite::Result<u32> { Ok(u32::try_from(row.get::<_, i64>(index)?).unwrap_or(0)) };
-                Ok(MfaStatus {
-                    totp_confirmed_at: row
-                        .get::<_, Option<i64>>(0)?
-                        .map(|_| time_at(row, 0))
-                        .transpose()?,
-                    recovery_codes_left: count(1)?,
-                    passkeys: count(2)?,
-                })
-            })?)
-        })
-        .await
+        let sql = "SELECT (SELECT confirmed_at FROM mfa_factors
+                           WHERE user_id = ?1 AND kind = 'totp' AND confirmed_at IS NOT NULL)
+                            AS totp_confirmed_at,
+                          (SELECT count(*) FROM mfa_recovery_codes
+                           WHERE user_id = ?1 AND used_at IS NULL) AS recovery_codes_left,
+                          (SELECT count(*) FROM passkeys WHERE user_id = ?1) AS passkeys";
+        let status = self.query_opt(sql.into(), vec![text(user_id)], |row| {
+            let count = |name| -> rusqlite::Result<u32> {
+                Ok(u32::try_from(row.column::<i64>(name)?).unwrap_or(0))
+            };
+            let (recovery_codes_left, passkeys) =
+                (count("recovery_codes_left")?, count("passkeys")?);
+            Ok(record!(row => MfaStatus { totp_confirmed_at; recovery_codes_left, passkeys }))
+        });
+        Ok(status.await?.unwrap_or_default())
     }
 
     async fn remove_factors(&self, user_id: Uuid, which: FactorChoice) -> StoreResult<bool> {
-        self.call(move |c| {
+        self.write(move |tx| {
             let user = user_id.to_string();
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut removed = 0;
             if matches!(which, FactorChoice::Totp | FactorChoice::All) {
+                // Pending enrolments go too; only an active factor counts as removed.
                 removed += tx
                     .prepare_cached(
                         "DELETE FROM mfa_factors WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
@@ -188,29 +163,26 @@ impl MfaStore for SqliteStore {
             }
             tx.prepare_cached(
                 "DELETE FROM mfa_recovery_codes WHERE user_id = ?1
-                   AND NOT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = ?1 AND confirmed_at IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM mfa_factors
+                                   WHERE user_id = ?1 AND confirmed_at IS NOT NULL)
                    AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?1)",
             )?
             .execute([&user])?;
-            tx.commit()?;
             Ok(removed > 0)
         })
         .await
     }
 
     async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> StoreResult<()> {
-        let now = now_micros();
         let sql =
             "INSERT INTO mfa_challenges (token_hash, user_id, methods, created_at, expires_at)
                    VALUES (?1, ?2, ?3, ?4, ?5)";
         let values = vec![
-            rusqlite::types::Value::Blob(challenge.hash.to_vec()),
+            challenge.hash.to_vec().into(),
             text(challenge.user_id),
             text(challenge.methods.to_stored()),
-            rusqlite::types::Value::Integer(now),
-            rusqlite::types::Value::Integer(
-                now.saturating_add(seconds_to_micros(challenge.ttl_seconds)),
-            ),
+            now_value(),
+            micros_from_now(challenge.ttl_seconds),
         ];
         self.execute(sql, values).await?;
         Ok(())
@@ -221,22 +193,14 @@ impl MfaStore for SqliteStore {
         hash: TokenHash,
         max_attempts: u32,
     ) -> StoreResult<Option<MfaChallenge>> {
-        self.call(move |c| {
-            Ok(c.prepare_cached(
-                "UPDATE mfa_challenges SET attempts = attempts + 1
-                 WHERE token_hash = ?1 AND consumed_at IS NULL AND expires_at > ?2 AND attempts < ?3
-                 RETURNING user_id, methods",
-            )?
-            .query_row(
-                params![hash.as_slice(), now_micros(), max_attempts],
-                |row| {
-                    Ok(MfaChallenge {
-                        user_id: uuid_at(row, 0)?,
-                        methods: AuthMethods::parse(&row.get::<_, String>(1)?),
-                    })
-                },
-            )
-            .optional()?)
+        let sql = "UPDATE mfa_challenges SET attempts = attempts + 1
+                   WHERE token_hash = ?1 AND consumed_at IS NULL AND expires_at > ?2
+                     AND attempts < ?3
+                   RETURNING user_id, methods";
+        let values = vec![hash.to_vec().into(), now_value(), max_attempts.into()];
+        self.query_opt(sql.into(), values, |row| {
+            let methods = AuthMethods::parse(&row.column::<String>("methods")?);
+            Ok(record!(row => MfaChallenge { user_id; methods }))
         })
         .await
     }
@@ -244,11 +208,10 @@ impl MfaStore for SqliteStore {
     async fn consume_mfa_challenge(&self, hash: TokenHash) -> StoreResult<bool> {
         let sql = "UPDATE mfa_challenges SET consumed_at = ?2
                    WHERE token_hash = ?1 AND consumed_at IS NULL";
-        let values = vec![
-            rusqlite::types::Value::Blob(hash.to_vec()),
-            rusqlite::types::Value::Integer(now_micros()),
-        ];
-        Ok(self.execute(sql, values).await? == 1)
+        Ok(self
+            .execute(sql, vec![hash.to_vec().into(), now_value()])
+            .await?
+            == 1)
     }
 }
 

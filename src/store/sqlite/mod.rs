@@ -17,7 +17,8 @@ mod users;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use rusqlite::Row;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Value, ValueRef};
+use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior};
 use uuid::Uuid;
 
 use super::{StoreError, StoreResult};
@@ -33,12 +34,17 @@ pub struct SqliteStore {
 impl super::Store for SqliteStore {}
 
 /// A statement parameter: text (ids, reasons) or an integer (times in microseconds).
-fn text(value: impl ToString) -> rusqlite::types::Value {
-    rusqlite::types::Value::Text(value.to_string())
+fn text(value: impl ToString) -> Value {
+    Value::Text(value.to_string())
 }
 
-fn now_value() -> rusqlite::types::Value {
-    rusqlite::types::Value::Integer(now_micros())
+fn now_value() -> Value {
+    Value::Integer(now_micros())
+}
+
+/// A time `seconds` from now, as stored.
+fn micros_from_now(seconds: u64) -> Value {
+    Value::Integer(now_micros().saturating_add(seconds_to_micros(seconds)))
 }
 
 fn now_micros() -> i64 {
@@ -71,17 +77,67 @@ fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text)
 }
 
-fn uuid_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
-    let text: String = row.get(index)?;
-    text.parse().map_err(|_| corrupt("uuid"))
+/// Reads a column by name (what `record!` calls), as authd stores it in SQLite.
+trait Columns {
+    fn column<T: Column>(&self, name: &str) -> rusqlite::Result<T>;
 }
 
-fn time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(row.get(index)?).ok_or_else(|| corrupt("timestamp"))
+impl Columns for Row<'_> {
+    fn column<T: Column>(&self, name: &str) -> rusqlite::Result<T> {
+        let value = self.get_ref(name)?;
+        T::from_column(value).map_err(|_| {
+            let index = self.as_ref().column_index(name).unwrap_or_default();
+            rusqlite::Error::InvalidColumnType(index, name.to_string(), value.data_type())
+        })
+    }
 }
 
-fn role_from(text: &str) -> rusqlite::Result<Role> {
-    Role::parse(text).ok_or_else(|| corrupt("role"))
+/// A value as authd stores it in SQLite: ids and roles as text, times as Unix microseconds (UTC).
+trait Column: Sized {
+    fn from_column(value: ValueRef<'_>) -> FromSqlResult<Self>;
+}
+
+macro_rules! stored_as_is {
+    ($($type:ty),+) => {
+        $(impl Column for $type {
+            fn from_column(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                <$type as FromSql>::column_result(value)
+            }
+        })+
+    };
+}
+
+stored_as_is!(String, bool, i64, Vec<u8>);
+
+impl Column for Uuid {
+    fn from_column(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+impl Column for DateTime<Utc> {
+    fn from_column(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let micros = value.as_i64()?;
+        DateTime::from_timestamp_micros(micros).ok_or(FromSqlError::OutOfRange(micros))
+    }
+}
+
+impl Column for Role {
+    fn from_column(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Role::parse(value.as_str()?).ok_or(FromSqlError::InvalidType)
+    }
+}
+
+impl<T: Column> Column for Option<T> {
+    fn from_column(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value {
+            ValueRef::Null => Ok(None),
+            value => T::from_column(value).map(Some),
+        }
+    }
 }
 
 impl SqliteStore {
@@ -95,14 +151,60 @@ impl SqliteStore {
     }
 
     /// Runs one statement on the connection's thread; answers how many rows it changed.
-    async fn execute(
-        &self,
-        sql: &'static str,
-        values: Vec<rusqlite::types::Value>,
-    ) -> StoreResult<usize> {
+    async fn execute(&self, sql: &'static str, values: Vec<Value>) -> StoreResult<usize> {
         self.call(move |c| {
             Ok(c.prepare_cached(sql)?
                 .execute(rusqlite::params_from_iter(values))?)
+        })
+        .await
+    }
+
+    /// The first row of a query, made into `T` by `map`.
+    async fn query_opt<T, F>(
+        &self,
+        sql: String,
+        values: Vec<Value>,
+        map: F,
+    ) -> StoreResult<Option<T>>
+    where
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.call(move |c| {
+            let mut statement = c.prepare_cached(&sql)?;
+            Ok(statement
+                .query_row(rusqlite::params_from_iter(values), map)
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Every row of a query, each made into a `T` by `map`.
+    async fn query<T, F>(&self, sql: String, values: Vec<Value>, map: F) -> StoreResult<Vec<T>>
+    where
+        F: FnMut(&Row<'_>) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.call(move |c| {
+            let mut statement = c.prepare_cached(&sql)?;
+            let rows = statement.query_map(rusqlite::params_from_iter(values), map)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
+        })
+        .await
+    }
+
+    /// Runs `work` in an IMMEDIATE transaction, which takes the write lock up front (what it
+    /// reads stays true until it commits), and commits unless it failed.
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let done = work(&tx)?;
+            tx.commit()?;
+            Ok(done)
         })
         .await
     }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::outbox::insert_email;
-use super::{corrupt, now_micros, seconds_to_micros, time_at, SqliteStore};
+use super::{corrupt, now_micros, seconds_to_micros, Columns, SqliteStore};
 use crate::domain::one_time::{self, OneTimeAction, OneTimeUse, StoredOneTimeToken, TokenKind};
 use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
@@ -17,17 +17,11 @@ impl OneTimeTokenStore for SqliteStore {
         token: &NewOneTimeToken,
         email: Option<&OutboxEmail>,
     ) -> StoreResult<()> {
-        let token = token.clone();
-        let email = email.cloned();
-        self.call(move |c| {
+        let (token, email) = (token.clone(), email.cloned());
+        self.write(move |tx| {
             let now = now_micros();
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            insert_token(&tx, &token, now)?;
-            if let Some(email) = &email {
-                insert_email(&tx, email, now)?;
-            }
-            tx.commit()?;
-            Ok(())
+            insert_token(tx, &token, now)?;
+            email.map_or(Ok(()), |email| insert_email(tx, &email, now))
         })
         .await
     }
@@ -40,8 +34,7 @@ impl OneTimeTokenStore for SqliteStore {
         action: OneTimeAction,
     ) -> StoreResult<Option<ConsumedToken>> {
         let consume = action == OneTimeAction::Consume;
-        let kinds = wanted.kinds.to_vec();
-        let origin = wanted.origin;
+        let (kinds, origin) = (wanted.kinds.to_vec(), wanted.origin);
         self.call(move |c| {
             let now = now_micros();
             // IMMEDIATE to consume: a second use waits for the first and sees it consumed.
@@ -55,8 +48,9 @@ impl OneTimeTokenStore for SqliteStore {
                 kinds: &kinds,
                 origin,
             };
-            let Some(row) = read_token(&tx, &hash)?
-                .filter(|row| one_time::usable(&row.state, &wanted, clock(now)))
+            let clock = DateTime::<Utc>::from_timestamp_micros(now).unwrap_or_default();
+            let Some(row) =
+                read_token(&tx, &hash)?.filter(|row| one_time::usable(&row.state, &wanted, clock))
             else {
                 return Ok(None);
             };
@@ -78,25 +72,24 @@ pub(super) fn insert_token(
     token: &NewOneTimeToken,
     now: i64,
 ) -> rusqlite::Result<()> {
+    let expires_at = now.saturating_add(seconds_to_micros(token.ttl_seconds));
+    let user_id = token.user_id.map(|id| id.to_string());
     tx.prepare_cached(
-        "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, created_at, expires_at, follow_up)
+        "INSERT INTO one_time_tokens (token_hash, kind, user_id, email, metadata, created_at,
+                                      expires_at, follow_up)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         token.hash.as_slice(),
         token.kind.as_str(),
-        token.user_id.map(|id| id.to_string()),
+        user_id,
         token.email,
         token.metadata,
         now,
-        now.saturating_add(seconds_to_micros(token.ttl_seconds)),
+        expires_at,
         token.follow_up
     ])?;
     Ok(())
-}
-
-fn clock(micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(micros).unwrap_or_default()
 }
 
 /// A token's row as the rule needs it and as the caller gets it.
@@ -110,29 +103,16 @@ fn read_token(
     hash: &TokenHash,
 ) -> rusqlite::Result<Option<TokenRow>> {
     tx.prepare_cached(
-        "SELECT kind, user_id, email, metadata, consumed_at IS NOT NULL, expires_at, follow_up
+        "SELECT kind, user_id, email, metadata, consumed_at IS NOT NULL AS consumed, expires_at,
+                follow_up
          FROM one_time_tokens WHERE token_hash = ?1",
     )?
     .query_row([hash.as_slice()], |row| {
-        let kind: String = row.get(0)?;
+        let kind: String = row.column("kind")?;
         let kind = TokenKind::parse(&kind).ok_or_else(|| corrupt("token kind"))?;
-        let user_id: Option<String> = row.get(1)?;
-        Ok(TokenRow {
-            token: ConsumedToken {
-                kind,
-                user_id: user_id
-                    .map(|id| id.parse().map_err(|_| corrupt("uuid")))
-                    .transpose()?,
-                email: row.get(2)?,
-                metadata: row.get(3)?,
-            },
-            state: StoredOneTimeToken {
-                kind,
-                consumed: row.get(4)?,
-                expires_at: time_at(row, 5)?,
-                follow_up: row.get(6)?,
-            },
-        })
+        let token = record!(row => ConsumedToken { user_id, email, metadata; kind });
+        let state = record!(row => StoredOneTimeToken { consumed, expires_at, follow_up; kind });
+        Ok(TokenRow { state, token })
     })
     .optional()
 }
