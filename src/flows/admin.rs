@@ -129,11 +129,7 @@ impl AdminService {
 
     /// One live user, or `not_found`.
     pub async fn get_user(&self, id: Uuid) -> Result<User, AppError> {
-        self.deps
-            .store
-            .user_by_id(id)
-            .await?
-            .ok_or(AppError::NotFound)
+        self.deps.live_user(id).await
     }
 
     fn refuse_self(admin: &User, id: Uuid, what: &str) -> Result<(), AppError> {

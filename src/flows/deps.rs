@@ -77,6 +77,11 @@ pub struct FlowDeps {
 }
 
 impl FlowDeps {
+    /// One live (not deleted) user, or `not_found`.
+    pub async fn live_user(&self, id: Uuid) -> Result<User, AppError> {
+        self.store.user_by_id(id).await?.ok_or(AppError::NotFound)
+    }
+
     /// Revokes the user's sessions in `scope` for `reason`; answers how many were live.
     pub async fn revoke_sessions(
         &self,

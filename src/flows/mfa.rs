@@ -102,6 +102,27 @@ pub struct TotpConfirmed {
     pub access: AccessToken,
 }
 
+/// A change to a user's factors that the owner is told about and that the audit log records.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum FactorChange {
+    Enabled,
+    CodesRegenerated,
+    AdminReset,
+}
+
+impl FactorChange {
+    fn notice_and_event(self) -> (MessageKind, EventKind) {
+        match self {
+            FactorChange::Enabled => (MessageKind::MfaEnabled, EventKind::MfaEnabled),
+            FactorChange::CodesRegenerated => (
+                MessageKind::RecoveryCodesRegenerated,
+                EventKind::RecoveryCodesRegenerated,
+            ),
+            FactorChange::AdminReset => (MessageKind::MfaDisabled, EventKind::AdminMfaReset),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct MfaService {
     pub(super) deps: FlowDeps,
@@ -130,11 +151,11 @@ impl MfaService {
     pub(super) async fn announce(
         &self,
         user: &User,
-        notice: MessageKind,
-        event: EventKind,
+        change: FactorChange,
         details: serde_json::Value,
         client: &ClientContext,
     ) -> Result<(), AppError> {
+        let (notice, event) = change.notice_and_event();
         self.deps
             .outbox
             .send_notice(notice, &user.email, user.name.as_deref())
@@ -447,14 +468,8 @@ impl MfaService {
         let methods = AuthMethods::of(&[AuthMethod::Password, AuthMethod::Totp]);
         let access = self.reauthenticate_session(caller, methods).await?;
         let details = json!({ "method": "totp" });
-        self.announce(
-            user,
-            MessageKind::MfaEnabled,
-            EventKind::MfaEnabled,
-            details,
-            client,
-        )
-        .await?;
+        self.announce(user, FactorChange::Enabled, details, client)
+            .await?;
         Ok(TotpConfirmed {
             recovery_codes: codes,
             access,
@@ -508,11 +523,7 @@ impl MfaService {
             .store
             .replace_recovery_codes(user.id, &hashes)
             .await?;
-        let (notice, event) = (
-            MessageKind::RecoveryCodesRegenerated,
-            EventKind::RecoveryCodesRegenerated,
-        );
-        self.announce(user, notice, event, json!({}), client)
+        self.announce(user, FactorChange::CodesRegenerated, json!({}), client)
             .await?;
         Ok(codes)
     }
@@ -596,12 +607,7 @@ impl MfaService {
 
     /// A user's second factors, for an admin; `not_found` when there is no such user.
     pub async fn status_of_user(&self, user_id: Uuid) -> Result<(User, MfaStatus), AppError> {
-        let user = self
-            .deps
-            .store
-            .user_by_id(user_id)
-            .await?
-            .ok_or(AppError::NotFound)?;
+        let user = self.deps.live_user(user_id).await?;
         Ok((user, self.status(user_id).await?))
     }
 
@@ -612,30 +618,14 @@ impl MfaService {
         user_id: Uuid,
         client: &ClientContext,
     ) -> Result<(), AppError> {
-        let user = self
-            .deps
-            .store
-            .user_by_id(user_id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        if !self
-            .deps
-            .store
-            .remove_factors(user.id, FactorChoice::All)
-            .await?
-        {
+        let user = self.deps.live_user(user_id).await?;
+        let store = &self.deps.store;
+        if !store.remove_factors(user.id, FactorChoice::All).await? {
             return Err(AppError::NotFound);
         }
         tracing::info!(admin_id = %admin.id, %user_id, "second factors reset by an admin");
         let details = json!({ "by": admin.id });
-        self.announce(
-            &user,
-            MessageKind::MfaDisabled,
-            EventKind::AdminMfaReset,
-            details,
-            client,
-        )
-        .await?;
-        Ok(())
+        self.announce(&user, FactorChange::AdminReset, details, client)
+            .await
     }
 }

@@ -19,12 +19,11 @@ use crate::domain::assurance::{AuthMethod, AuthMethods};
 use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
 use crate::domain::email::CanonicalEmail;
-use crate::domain::messages::MessageKind;
 use crate::domain::opaque_token::{OpaqueToken, TokenHash};
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
-use crate::flows::mfa::MfaService;
+use crate::flows::mfa::{FactorChange, MfaService};
 use crate::store::{CeremonyKind, NewCeremony, StoredPasskey};
 
 /// Longest passkey name kept.
@@ -190,14 +189,8 @@ impl MfaService {
             None
         };
         let details = json!({ "method": "passkey", "passkeyId": stored.id });
-        self.announce(
-            user,
-            MessageKind::MfaEnabled,
-            EventKind::MfaEnabled,
-            details,
-            client,
-        )
-        .await?;
+        self.announce(user, FactorChange::Enabled, details, client)
+            .await?;
         Ok(PasskeyRegistered {
             passkey: stored,
             recovery_codes,
