@@ -26,7 +26,7 @@ pub struct ErrorBody<'a> {
     /// `mfa_token_invalid`, `invalid_mfa_code`, `mfa_already_enabled`, `not_found`, `method_not_allowed`, `email_taken`,
     /// `payload_too_large`, `unsupported_media_type`, `headers_too_large`, `request_timeout`,
     /// `bad_request`, `origin_not_allowed`, `rate_limited`, `overloaded`, `unavailable`,
-    /// `not_ready`, `internal`.
+    /// `not_ready`, `internal`; `error` for any other status the framework answers.
     #[schema(example = "invalid_credentials")]
     pub code: &'a str,
     /// The HTTP status, repeated.
@@ -37,7 +37,7 @@ pub struct ErrorBody<'a> {
     pub timestamp: String,
     /// Per-field problems (`validation_failed`, `not_ready`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<FieldError>>)]
+    #[schema(value_type = Vec<FieldError>, required = false)]
     pub details: Option<&'a [FieldError]>,
 }
 

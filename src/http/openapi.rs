@@ -2,6 +2,7 @@
 //! [`super::configure`] are the routes documented, because both come from the same call.
 
 use actix_web::App;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -88,6 +89,30 @@ fn error_response(description: &str) -> Response {
         .build()
 }
 
+/// Adds a response header (a string) to `response`, unless it documents it already.
+fn add_header(response: &mut Response, name: &str, description: &str) {
+    let header = HeaderBuilder::new()
+        .schema(Schema::Object(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .build(),
+        ))
+        .description(Some(description))
+        .build();
+    response.headers.entry(name.to_string()).or_insert(header);
+}
+
+const REQUEST_ID: &str =
+    "The request's id (a valid incoming `X-Request-Id` is kept, else a new UUID)";
+const RETRY_AFTER: &str = "Seconds to wait before trying again";
+
+/// What every bearer-authenticated operation may also answer 403 for.
+const BEARER_FORBIDDEN: &str = "`mfa_enrollment_required`: `auth.mfa.required` covers the account \
+and this session has no second factor yet (every endpoint but `/me`, `/me/mfa/...`, step-up and \
+sign-out); `reauthentication_required` on sensitive actions (a factor, the password, deleting the \
+account, admin changes when `auth.admin_reauthentication`) when the last sign-in is older than \
+`auth.reauthentication_seconds`; admin routes: `forbidden` (not, or no longer, an unlocked admin)";
+
 fn answer(name: &str) -> RefOr<Response> {
     RefOr::Ref(Ref::from_response_name(name))
 }
@@ -120,15 +145,31 @@ impl Modify for CommonAnswers {
             ))),
         );
         for (name, description) in COMMON {
+            let mut response = error_response(description);
+            match name {
+                "RateLimited" => {
+                    add_header(&mut response, "Retry-After", RETRY_AFTER);
+                    add_header(
+                        &mut response,
+                        "RateLimit-Policy",
+                        "The limit that applies (IETF draft-7), e.g. `10;w=60`",
+                    );
+                    add_header(
+                        &mut response,
+                        "RateLimit",
+                        "What is left of it (IETF draft-7), e.g. `limit=10, remaining=0, reset=42`",
+                    );
+                }
+                "Unavailable" => add_header(&mut response, "Retry-After", RETRY_AFTER),
+                _ => {}
+            }
             components
                 .responses
-                .insert(name.to_string(), RefOr::T(error_response(description)));
+                .insert(name.to_string(), RefOr::T(response));
         }
         components.responses.insert(
             "Forbidden".to_string(),
-            RefOr::T(error_response(
-                "`forbidden`: the caller is not (any more) an unlocked admin",
-            )),
+            RefOr::T(error_response(BEARER_FORBIDDEN)),
         );
         components.responses.insert(
             "Unauthorized".to_string(),
@@ -137,6 +178,12 @@ impl Modify for CommonAnswers {
                  also answer 403 `forbidden`",
             )),
         );
+
+        for response in components.responses.values_mut() {
+            if let RefOr::T(response) = response {
+                add_header(response, "X-Request-Id", REQUEST_ID);
+            }
+        }
 
         for (path, item) in openapi.paths.paths.iter_mut() {
             let admin_only = path.contains("/admin/");
@@ -151,7 +198,7 @@ impl Modify for CommonAnswers {
             .flatten()
             {
                 let responses = &mut operation.responses.responses;
-                let mut add = |status: &str, name: &str| {
+                let add = |responses: &mut std::collections::BTreeMap<_, _>, status: &str, name| {
                     responses
                         .entry(status.to_string())
                         .or_insert_with(|| answer(name));
@@ -160,17 +207,17 @@ impl Modify for CommonAnswers {
                     .parameters
                     .as_ref()
                     .is_some_and(|parameters| !parameters.is_empty());
-                add("429", "RateLimited");
-                add("431", "HeadersTooLarge");
-                add("500", "Internal");
-                add("503", "Unavailable");
+                add(responses, "429", "RateLimited");
+                add(responses, "431", "HeadersTooLarge");
+                add(responses, "500", "Internal");
+                add(responses, "503", "Unavailable");
                 if operation.request_body.is_some() || has_parameters {
-                    add("400", "BadRequest");
+                    add(responses, "400", "BadRequest");
                 }
                 if operation.request_body.is_some() {
-                    add("408", "RequestTimeout");
-                    add("413", "PayloadTooLarge");
-                    add("415", "UnsupportedMediaType");
+                    add(responses, "408", "RequestTimeout");
+                    add(responses, "413", "PayloadTooLarge");
+                    add(responses, "415", "UnsupportedMediaType");
                 }
                 let needs_bearer = operation.security.as_ref().is_some_and(|requirements| {
                     requirements.iter().any(|r| {
@@ -181,10 +228,19 @@ impl Modify for CommonAnswers {
                     })
                 });
                 if needs_bearer {
-                    add("401", "Unauthorized");
+                    add(responses, "401", "Unauthorized");
+                    // A route's own 403 names its reason; the common ones apply to it too.
+                    if let Some(RefOr::T(own)) = responses.get_mut("403") {
+                        own.description = format!("{} Also: {BEARER_FORBIDDEN}.", own.description);
+                    }
+                    add(responses, "403", "Forbidden");
+                } else if admin_only {
+                    add(responses, "403", "Forbidden");
                 }
-                if admin_only {
-                    add("403", "Forbidden");
+                for response in responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        add_header(response, "X-Request-Id", REQUEST_ID);
+                    }
                 }
                 // An optional body (`request_body = Option<T>`) may be left out, but when sent it
                 // is the object, never JSON `null`: keep `required: false`, drop the null branch.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{event_page, EventListBody, EventQuery};
+use super::{event_page, AdminEventQuery, EventListBody};
 use crate::domain::user::{Role, User};
 use crate::error::AppError;
 use crate::flows::admin::UserChanges;
@@ -253,14 +253,14 @@ pub async fn invite(
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
-    params(EventQuery),
+    params(AdminEventQuery),
     responses((status = 200, description = "Audit events of everyone (or of `userId`), newest first", body = EventListBody))
 )]
 #[get("/events")]
 pub async fn events(
     state: web::Data<AppState>,
     _admin: AdminUser,
-    query: web::Query<EventQuery>,
+    query: web::Query<AdminEventQuery>,
 ) -> Result<HttpResponse, AppError> {
     let (events, next_cursor) = state
         .admin

@@ -62,8 +62,6 @@ pub struct RefreshRequest {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenBody {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<UserBody>,
     access_token: String,
     /// Always `Bearer`.
     token_type: &'static str,
@@ -74,11 +72,20 @@ pub struct TokenBody {
     refresh_token: Option<String>,
 }
 
+/// A new session: the user and its tokens (login, signup, a login's second step, passkey
+/// sign-in).
+#[derive(Serialize, ToSchema)]
+pub struct SignedInBody {
+    user: UserBody,
+    #[serde(flatten)]
+    tokens: TokenBody,
+}
+
 /// `POST /auth/signup` answers with tokens, or (verification required) with the user and a message.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum SignupResponse {
-    SignedIn(TokenBody),
+    SignedIn(SignedInBody),
     VerificationSent(VerificationBody),
 }
 
@@ -100,7 +107,7 @@ pub struct LogoutAllBody {
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum LoginResponse {
-    SignedIn(TokenBody),
+    SignedIn(SignedInBody),
     MfaRequired(MfaRequiredBody),
 }
 
@@ -113,7 +120,7 @@ pub struct MfaRequiredBody {
     mfa_required: bool,
     /// Single-use, valid `expiresIn` seconds and for a few attempts.
     mfa_token: String,
-    /// What the second step accepts: `totp`, `recovery_code`.
+    /// What the second step accepts for this account: `totp`, `passkey`, `recovery_code`.
     methods: Vec<&'static str>,
     expires_in: u64,
 }
@@ -132,7 +139,6 @@ impl From<MfaChallengeIssued> for MfaRequiredBody {
 /// An access token on its own (re-authentication, enrolment): the refresh token is unchanged.
 pub(super) fn access_body(access: AccessToken) -> TokenBody {
     TokenBody {
-        user: None,
         access_token: access.token,
         token_type: "Bearer",
         expires_in: access.expires_in,
@@ -147,15 +153,21 @@ pub(super) fn token_response(
     tokens: IssuedTokens,
     transport: TokenTransport,
 ) -> HttpResponse {
-    let cookie = state.cookies.refresh(&tokens.refresh_token);
-    builder.cookie(cookie).json(TokenBody {
-        user: user.map(UserBody::from),
+    builder.cookie(state.cookies.refresh(&tokens.refresh_token));
+    let body = TokenBody {
         access_token: tokens.access_token,
         token_type: "Bearer",
         expires_in: tokens.expires_in,
         refresh_token: (transport == TokenTransport::Body)
             .then(|| tokens.refresh_token.as_str().to_string()),
-    })
+    };
+    match user {
+        Some(user) => builder.json(SignedInBody {
+            user: UserBody::from(user),
+            tokens: body,
+        }),
+        None => builder.json(body),
+    }
 }
 
 /// The refresh token from the body when given there, else from the cookie.

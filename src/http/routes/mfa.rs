@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::auth::{access_body, token_response, TokenBody, TokenTransport};
+use super::auth::{access_body, token_response, SignedInBody, TokenBody, TokenTransport};
 use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::flows::mfa::SecondFactor;
@@ -130,7 +130,7 @@ pub struct RecoveryCodesBody {
     tag = "mfa",
     request_body = MfaVerifyRequest,
     responses(
-        (status = 200, description = "Signed in at level 2; refresh cookie set", body = TokenBody,
+        (status = 200, description = "Signed in at level 2; refresh cookie set", body = SignedInBody,
             headers(("Set-Cookie" = String, description = "`refresh_token`: HttpOnly, SameSite=Strict, Path=/auth"))),
         (status = 401, description = "`invalid_mfa_code` (wrong, malformed or already used) or `mfa_token_invalid` (expired, used, out of attempts: sign in again)", body = ErrorBody),
     )

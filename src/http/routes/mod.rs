@@ -44,6 +44,7 @@ pub struct UserBody {
     pub id: uuid::Uuid,
     pub email: String,
     pub name: Option<String>,
+    #[schema(value_type = RoleName)]
     pub role: &'static str,
     pub email_verified: bool,
     #[serde(serialize_with = "timestamp")]
@@ -87,7 +88,7 @@ pub struct MessageBody {
     pub message: &'static str,
 }
 
-/// The audit log's page, for `GET /me/events` (one's own) and `GET /admin/events`.
+/// A page of the audit log: `GET /me/events` (one's own).
 #[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
@@ -97,8 +98,29 @@ pub struct EventQuery {
     /// Page size (default 50, at most 200).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
-    /// Admins only: one user's events.
+}
+
+/// A page of everyone's audit log, or one user's: `GET /admin/events`.
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct AdminEventQuery {
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (default 50, at most 200).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// Only this user's events.
     pub user_id: Option<Uuid>,
+}
+
+/// `role` values, for the document (the domain's `Role` knows nothing of HTTP).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum RoleName {
+    User,
+    Admin,
 }
 
 #[derive(Serialize, ToSchema)]

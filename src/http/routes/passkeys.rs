@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::auth::{token_response, TokenBody, TokenTransport};
+use super::auth::{token_response, SignedInBody, TokenTransport};
 use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::flows::passkeys::CeremonyStarted;
@@ -305,7 +305,7 @@ pub async fn passwordless_options(
     tag = "auth",
     request_body = PasswordlessLoginRequest,
     responses(
-        (status = 200, description = "Signed in at level 2 (`amr` `hwk` or `swk`); refresh cookie set", body = TokenBody,
+        (status = 200, description = "Signed in at level 2 (`amr` `hwk` or `swk`); refresh cookie set", body = SignedInBody,
             headers(("Set-Cookie" = String, description = "`refresh_token`: HttpOnly, SameSite=Strict, Path=/auth"))),
         (status = 401, description = "`invalid_credentials`: the assertion, the ceremony or the account does not check out", body = ErrorBody),
     )
