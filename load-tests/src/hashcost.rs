@@ -17,6 +17,10 @@ pub struct Argon2Params {
 }
 
 impl Argon2Params {
+    pub fn new(m_kib: u32, t: u32, p: u32) -> Self {
+        Argon2Params { m_kib, t, p }
+    }
+
     fn argon2(&self) -> Result<Argon2<'static>, String> {
         let params = Params::new(self.m_kib, self.t, self.p, None)
             .map_err(|e| format!("invalid argon2 parameters: {e}"))?;

@@ -30,7 +30,7 @@ use phases::{PhaseReport, Sizes};
 /// `authd-load COMMAND --help` for each.
 #[derive(Options)]
 struct Cli {
-    #[options(help = "print help")]
+    /// print help
     help: bool,
     #[options(command)]
     command: Option<Command>,
@@ -55,156 +55,141 @@ enum Command {
     Table(TableArgs),
 }
 
+// Each option's help is its doc comment; only --help has a short form (-h).
+
 #[derive(Options)]
+#[options(no_short)]
 struct HashCostArgs {
-    #[options(help = "print help")]
+    /// print help
+    #[options(short = "h")]
     help: bool,
-    #[options(
-        no_short,
-        help = "argon2id memory in KiB (hasher.argon2_memory_kib)",
-        default = "65536"
-    )]
+    /// argon2id memory in KiB (hasher.argon2_memory_kib)
+    #[options(default = "65536")]
     m_kib: u32,
-    #[options(
-        no_short,
-        help = "argon2id iterations (hasher.argon2_iterations)",
-        default = "3"
-    )]
+    /// argon2id iterations (hasher.argon2_iterations)
+    #[options(default = "3")]
     t: u32,
-    #[options(
-        no_short,
-        help = "argon2id parallelism (hasher.argon2_parallelism)",
-        default = "4"
-    )]
+    /// argon2id parallelism (hasher.argon2_parallelism)
+    #[options(default = "4")]
     p: u32,
-    #[options(no_short, help = "hashes timed one at a time", default = "11")]
+    /// hashes timed one at a time
+    #[options(default = "11")]
     runs: usize,
-    #[options(
-        no_short,
-        help = "hashes at once (authd's hasher workers)",
-        default = "2"
-    )]
+    /// hashes at once (authd's hasher workers)
+    #[options(default = "2")]
     threads: usize,
 }
 
 #[derive(Options)]
+#[options(no_short)]
 struct SeedFileArgs {
-    #[options(help = "print help")]
+    /// print help
+    #[options(short = "h")]
     help: bool,
-    #[options(no_short, help = "argon2id memory in KiB", default = "65536")]
+    /// argon2id memory in KiB
+    #[options(default = "65536")]
     m_kib: u32,
-    #[options(no_short, help = "argon2id iterations", default = "3")]
+    /// argon2id iterations
+    #[options(default = "3")]
     t: u32,
-    #[options(no_short, help = "argon2id parallelism", default = "4")]
+    /// argon2id parallelism
+    #[options(default = "4")]
     p: u32,
-    #[options(no_short, help = "accounts", default = "400")]
+    /// accounts
+    #[options(default = "400")]
     count: usize,
-    #[options(no_short, help = "email prefix", default = "load")]
+    /// email prefix
+    #[options(default = "load")]
     prefix: String,
-    #[options(
-        no_short,
-        help = "their password",
-        default = "kiwi orbit lantern glacier 42"
-    )]
+    /// their password
+    #[options(default = "kiwi orbit lantern glacier 42")]
     password: String,
 }
 
 #[derive(Options)]
+#[options(no_short)]
 struct TableArgs {
-    #[options(help = "print help")]
+    /// print help
+    #[options(short = "h")]
     help: bool,
-    #[options(no_short, help = "a line printed above the table (repeatable)")]
+    /// a line printed above the table (repeatable)
     note: Vec<String>,
-    #[options(
-        no_short,
-        help = "a second hash-cost JSON (timed after the load): the ceiling uses the mean"
-    )]
+    /// a second hash-cost JSON (timed after the load): the ceiling uses the mean
     hash_again: Option<PathBuf>,
-    #[options(free, help = "hash-cost JSON, then one run JSON per column")]
+    /// hash-cost JSON, then one run JSON per column
+    #[options(free)]
     files: Vec<PathBuf>,
 }
 
 #[derive(Options)]
+#[options(no_short)]
 struct RunArgs {
-    #[options(help = "print help")]
+    /// print help
+    #[options(short = "h")]
     help: bool,
-    #[options(
-        no_short,
-        help = "authd's origin; loopback only",
-        default = "http://127.0.0.1:18080"
-    )]
+    /// authd's origin; loopback only
+    #[options(default = "http://127.0.0.1:18080")]
     host: String,
-    #[options(no_short, help = "authd's process id, for its memory and CPU")]
+    /// authd's process id, for its memory and CPU
     pid: Option<u32>,
-    #[options(
-        no_short,
-        help = "a label for the table's column",
-        default = "embedded"
-    )]
+    /// a label for the table's column
+    #[options(default = "embedded")]
     backend: String,
     #[options(
-        no_short,
         help = "comma-separated phases, in order (live, me, me_probe, login_flood, \
                 login_flood+me_probe, flood10x, refresh_storm, mixed) or all",
         default = "all"
     )]
     phases: String,
-    #[options(no_short, help = "seeded accounts' email prefix", default = "load")]
+    /// seeded accounts' email prefix
+    #[options(default = "load")]
     prefix: String,
-    #[options(no_short, help = "how many seeded accounts exist", default = "400")]
+    /// how many seeded accounts exist
+    #[options(default = "400")]
     seeded: usize,
-    #[options(
-        no_short,
-        help = "their password",
-        default = "kiwi orbit lantern glacier 42"
-    )]
+    /// their password
+    #[options(default = "kiwi orbit lantern glacier 42")]
     password: String,
-    #[options(no_short, help = "authd's hasher workers", default = "2")]
+    /// authd's hasher workers
+    #[options(default = "2")]
     hasher_workers: usize,
-    #[options(no_short, help = "authd's hasher queue capacity", default = "8")]
+    /// authd's hasher queue capacity
+    #[options(default = "8")]
     hasher_queue: usize,
-    #[options(no_short, help = "users of the me and live phases", default = "32")]
+    /// users of the me and live phases
+    #[options(default = "32")]
     read_users: usize,
-    #[options(no_short, help = "users of the /me latency probe", default = "4")]
+    /// users of the /me latency probe
+    #[options(default = "4")]
     probe_users: usize,
-    #[options(
-        no_short,
-        help = "the probe's pause after each request (ms)",
-        default = "5"
-    )]
+    /// the probe's pause after each request (ms)
+    #[options(default = "5")]
     probe_wait_ms: u64,
-    #[options(no_short, help = "users of refresh_storm", default = "16")]
+    /// users of refresh_storm
+    #[options(default = "16")]
     refresh_users: usize,
-    #[options(no_short, help = "users of mixed", default = "32")]
+    /// users of mixed
+    #[options(default = "32")]
     mixed_users: usize,
-    #[options(
-        no_short,
-        help = "flood10x's users per unit of pool capacity",
-        default = "10"
-    )]
+    /// flood10x's users per unit of pool capacity
+    #[options(default = "10")]
     flood_factor: usize,
-    #[options(
-        no_short,
-        help = "measured seconds per phase (login phases 1.5 x)",
-        default = "8"
-    )]
+    /// measured seconds per phase (login phases 1.5 x)
+    #[options(default = "8")]
     seconds: f64,
-    #[options(no_short, help = "warm-up before each window (s)", default = "1")]
+    /// warm-up before each window (s)
+    #[options(default = "1")]
     warmup_seconds: f64,
-    #[options(
-        no_short,
-        help = "requests counted per phase at most",
-        default = "1000000"
-    )]
+    /// requests counted per phase at most
+    #[options(default = "1000000")]
     max_requests: u64,
-    #[options(no_short, help = "pause between phases (s)", default = "2")]
+    /// pause between phases (s)
+    #[options(default = "2")]
     settle_seconds: f64,
-    #[options(no_short, help = "write the JSON here rather than to standard output")]
+    /// write the JSON here rather than to standard output
     out: Option<PathBuf>,
-    #[options(
-        free,
-        help = "after --: goose options for every phase, e.g. -- --report-file r.html"
-    )]
+    /// after --: goose options for every phase, e.g. -- --report-file r.html
+    #[options(free)]
     goose_args: Vec<String>,
 }
 
@@ -240,22 +225,14 @@ fn main() -> ExitCode {
     }
     match command {
         Command::HashCost(a) => {
-            let params = Argon2Params {
-                m_kib: a.m_kib,
-                t: a.t,
-                p: a.p,
-            };
+            let params = Argon2Params::new(a.m_kib, a.t, a.p);
             match hashcost::measure(params, a.runs, a.threads) {
                 Ok(cost) => print_json(&cost),
                 Err(e) => fail(&e),
             }
         }
         Command::SeedFile(a) => {
-            let params = Argon2Params {
-                m_kib: a.m_kib,
-                t: a.t,
-                p: a.p,
-            };
+            let params = Argon2Params::new(a.m_kib, a.t, a.p);
             seed_file(params, a.count, &a.prefix, &a.password)
         }
         Command::Run(args) => {
