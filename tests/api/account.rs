@@ -3,22 +3,15 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, authd_cli, refresh_cookie_line, spawn_app, spawn_app_with, Backend, PASSWORD,
+    assert_error, authd_cli, claims_of, refresh_cookie_line, spawn_app, spawn_app_with, Backend,
+    PASSWORD,
 };
 use crate::processes::TempDir;
 
 const NEW_PASSWORD: &str = "lantern orchard quietly 42";
 
 fn sid_of(access_token: &str) -> String {
-    use base64::Engine;
-    let payload = access_token.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
-    claims["sid"].as_str().unwrap().to_string()
+    claims_of(access_token)["sid"].as_str().unwrap().to_string()
 }
 
 async fn sessions_are_listed_with_the_current_one_marked_and_can_be_ended(backend: Backend) {

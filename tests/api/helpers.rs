@@ -782,6 +782,21 @@ pub fn authd_cli(dir: &Path) -> std::process::Command {
     command
 }
 
+/// The header of a JWT, decoded (the signature is not checked).
+pub fn header_of(token: &str) -> Value {
+    jwt_part(token, 0)
+}
+
+/// The claims of a JWT, decoded (the signature is not checked).
+pub fn claims_of(token: &str) -> Value {
+    jwt_part(token, 1)
+}
+
+fn jwt_part(token: &str, index: usize) -> Value {
+    let part = token.split('.').nth(index).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
+}
+
 /// The `field` of every object in the array `items`, as strings.
 pub fn strings_of(items: &Value, field: &str) -> Vec<String> {
     items

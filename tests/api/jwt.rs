@@ -5,12 +5,7 @@ use base64::Engine;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, Backend};
-
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
+use crate::helpers::{assert_error, claims_of, header_of, spawn_app, Backend};
 
 fn sign(claims: &Value, algorithm: Algorithm, secret: &str, kid: Option<&str>) -> String {
     let mut header = Header::new(algorithm);
@@ -37,12 +32,7 @@ async fn access_tokens_carry_the_contract_claims(backend: Backend) {
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         900
     );
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(account.access_token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let header = header_of(&account.access_token);
     assert_eq!(header["alg"], "HS256");
     assert_eq!(header["kid"], "hs-1");
 }

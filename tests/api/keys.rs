@@ -5,13 +5,11 @@ use std::time::Duration;
 
 use authd::config::Secret;
 use authd::domain::jwt_algorithm::JwtAlgorithm;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, encode, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 
-use crate::helpers::{authd_cli, spawn_app_with, strings_of, Backend, TestApp};
+use crate::helpers::{authd_cli, claims_of, spawn_app_with, strings_of, Backend, TestApp};
 use crate::processes::TempDir;
 
 fn asymmetric(algorithm: JwtAlgorithm) -> impl FnOnce(&mut authd::config::Settings) {
@@ -139,12 +137,7 @@ async fn an_hs_token_signed_with_the_public_key_is_refused(backend: Backend) {
     let account = app.account().await;
     let keys = jwks(&app).await;
     let kid = keys["keys"][0]["kid"].as_str().unwrap().to_string();
-    let claims: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(account.access_token.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = claims_of(&account.access_token);
     // The classic confusion: HMAC keyed with what the verifier holds as the public key.
     let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some(kid);

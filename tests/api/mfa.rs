@@ -4,21 +4,15 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use reqwest::Method;
 use serde_json::{json, Value};
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::helpers::{
-    assert_error, refresh_cookie, spawn_app, spawn_app_with, Account, Backend, TestApp, PASSWORD,
+    assert_error, claims_of, refresh_cookie, spawn_app, spawn_app_with, Account, Backend, TestApp,
+    PASSWORD,
 };
 use crate::smtp::{use_sink, SmtpSink};
-
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
 
 /// `aal` and `amr` of an access token.
 fn assurance_of(token: &str) -> (u64, Vec<String>) {

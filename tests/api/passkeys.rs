@@ -8,7 +8,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 use crate::helpers::{
-    assert_error, refresh_cookie, spawn_app, spawn_app_with, Backend, TestApp, PASSWORD,
+    assert_error, claims_of, refresh_cookie, spawn_app, spawn_app_with, Backend, TestApp, PASSWORD,
 };
 
 /// The origin of the frontend's pages (`app.frontend_url`), where the ceremonies run.
@@ -16,17 +16,6 @@ const ORIGIN: &str = "http://localhost:3000";
 
 fn origin() -> webauthn_rs::prelude::Url {
     webauthn_rs::prelude::Url::parse(ORIGIN).unwrap()
-}
-
-fn claims_of(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 /// The authenticator answers `options` (from `navigator.credentials.get`'s point of view).
