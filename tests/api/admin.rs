@@ -95,12 +95,8 @@ async fn an_admin_reads_changes_locks_and_deletes_users(backend: Backend) {
     assert_eq!(body["email"], user.email.as_str());
     assert_eq!(body["locked"], false);
     let missing = format!("/admin/users/{}", uuid::Uuid::new_v4());
-    assert_error(
-        app.get(&missing, &admin.access_token).await,
-        404,
-        "not_found",
-    )
-    .await;
+    app.assert_get_error(&missing, &admin.access_token, 404, "not_found")
+        .await;
 
     // Locking ends the user's sessions and keeps them out.
     app.lock_user(&admin.access_token, user.user_id).await;

@@ -338,6 +338,15 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
     body
 }
 
+/// The `accessToken` of a JSON response.
+pub async fn access_token_of(response: Response) -> String {
+    let body: Value = response.json().await.expect("a JSON body");
+    body["accessToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an access token in {body}"))
+        .to_string()
+}
+
 /// A signed-up user and what signup gave them.
 pub struct Account {
     pub email: String,
@@ -627,6 +636,47 @@ impl TestApp {
         let response = self.get(path, token).await;
         assert_eq!(response.status().as_u16(), 200, "GET {path}");
         response.json().await.expect("a JSON body")
+    }
+
+    /// `GET path` with a bearer token: the status alone.
+    pub async fn get_status(&self, path: &str, token: &str) -> u16 {
+        self.get(path, token).await.status().as_u16()
+    }
+
+    /// `GET path` with a bearer token is refused with `status` and `code`: the error body.
+    pub async fn assert_get_error(
+        &self,
+        path: &str,
+        token: &str,
+        status: u16,
+        code: &str,
+    ) -> Value {
+        assert_error(self.get(path, token).await, status, code).await
+    }
+
+    /// The session of `token` is held to enrolment (`auth.mfa.required`): `GET /auth/sessions`
+    /// answers 403 `mfa_enrollment_required`.
+    pub async fn assert_held_to_enrolment(&self, token: &str) {
+        self.assert_get_error("/auth/sessions", token, 403, "mfa_enrollment_required")
+            .await;
+    }
+
+    /// `POST /auth/reauthenticate` with a proof (password, code, passkey answer) as `body`.
+    pub async fn reauthenticate(&self, token: &str, body: Value) -> Response {
+        self.authed(
+            reqwest::Method::POST,
+            "/auth/reauthenticate",
+            token,
+            Some(body),
+        )
+        .await
+    }
+
+    /// A step-up with `body` that works (200): the session's fresh access token.
+    pub async fn step_up(&self, token: &str, body: Value) -> String {
+        let response = self.reauthenticate(token, body).await;
+        assert_eq!(response.status().as_u16(), 200, "step-up");
+        access_token_of(response).await
     }
 
     /// Logs in and returns (access token, refresh token).

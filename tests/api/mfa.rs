@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
+use authd::domain::assurance::MfaRequirement;
 use reqwest::Method;
 use serde_json::{json, Value};
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::helpers::{
-    assert_error, claims_of, refresh_cookie, spawn_app, spawn_app_with, Account, Backend, TestApp,
-    PASSWORD,
+    access_token_of, assert_error, claims_of, refresh_cookie, spawn_app, spawn_app_with, Account,
+    Backend, TestApp, PASSWORD,
 };
 use crate::smtp::{use_sink, SmtpSink};
 
@@ -60,20 +61,35 @@ fn wide_window(settings: &mut authd::config::Settings) {
     settings.auth.mfa.totp_skew_steps = 2;
 }
 
+/// These tests' settings, with `auth.mfa.required` set to `requirement`.
+fn requiring(requirement: MfaRequirement) -> impl FnOnce(&mut authd::config::Settings) {
+    move |settings| {
+        wide_window(settings);
+        settings.auth.mfa.required = requirement;
+    }
+}
+
 impl TestApp {
+    /// Starts a TOTP enrolment (201): its `secret` and `otpauthUri`, to be confirmed.
+    async fn start_totp(&self, token: &str) -> Value {
+        let started = self.post_bearer("/me/mfa/totp", token).await;
+        assert_eq!(started.status().as_u16(), 201, "enrolment starts");
+        started.json().await.unwrap()
+    }
+
+    /// Turns TOTP on from the session of `token`: the secret, and the confirmation's answer (its
+    /// aal-2 access token and the recovery codes).
+    async fn enrol_totp(&self, token: &str) -> (String, Value) {
+        let started = self.start_totp(token).await;
+        let secret = started["secret"].as_str().unwrap().to_string();
+        let confirmed = self.confirm_totp(token, &code(&secret, 0)).await;
+        assert_eq!(confirmed.status().as_u16(), 200, "enrolment confirmed");
+        (secret, confirmed.json().await.unwrap())
+    }
+
     async fn enrol(&self) -> Enrolled {
         let account = self.account().await;
-        let started = self
-            .post_bearer("/me/mfa/totp", &account.access_token)
-            .await;
-        assert_eq!(started.status().as_u16(), 201, "enrolment starts");
-        let started: Value = started.json().await.unwrap();
-        let secret = started["secret"].as_str().unwrap().to_string();
-        let confirmed = self
-            .confirm_totp(&account.access_token, &code(&secret, 0))
-            .await;
-        assert_eq!(confirmed.status().as_u16(), 200, "enrolment confirmed");
-        let confirmed: Value = confirmed.json().await.unwrap();
+        let (secret, confirmed) = self.enrol_totp(&account.access_token).await;
         Enrolled {
             access_token: confirmed["accessToken"].as_str().unwrap().to_string(),
             recovery_codes: confirmed["recoveryCodes"]
@@ -125,9 +141,9 @@ impl TestApp {
         body["accessToken"].as_str().unwrap().to_string()
     }
 
-    async fn reauthenticate(&self, token: &str, body: Value) -> reqwest::Response {
-        self.authed(Method::POST, "/auth/reauthenticate", token, Some(body))
-            .await
+    /// The access token a refresh with the cookie `refresh_token` gives.
+    async fn refreshed(&self, refresh_token: &str) -> String {
+        access_token_of(self.refresh_with_cookie(refresh_token).await).await
     }
 
     async fn event_kinds(&self, token: &str) -> Vec<String> {
@@ -147,9 +163,7 @@ async fn totp_enrolment_is_confirmed_by_a_code_and_then_a_login_needs_one(backen
     let before = app.get_json("/me/mfa", &account.access_token).await;
     assert_eq!(before["totp"]["enabled"], false);
 
-    let started = app.post_bearer("/me/mfa/totp", &account.access_token).await;
-    assert_eq!(started.status().as_u16(), 201);
-    let started: Value = started.json().await.unwrap();
+    let started = app.start_totp(&account.access_token).await;
     let secret = started["secret"].as_str().unwrap();
     let uri = started["otpauthUri"].as_str().unwrap();
     assert!(uri.starts_with("otpauth://totp/authd:"), "{uri}");
@@ -397,10 +411,8 @@ async fn amr_and_aal_are_right_on_every_path(backend: Backend) {
     assert!((signed_up_at - now() as i64).abs() <= 5);
     let (login_access, login_refresh) = app.login_tokens(&account.email).await;
     assert_eq!(assurance_of(&login_access), password_only, "login");
-    let refreshed = app.refresh_with_cookie(&login_refresh).await;
-    let refreshed: Value = refreshed.json().await.unwrap();
-    let refreshed = refreshed["accessToken"].as_str().unwrap();
-    assert_eq!(assurance_of(refreshed), password_only, "refresh");
+    let refreshed = app.refreshed(&login_refresh).await;
+    assert_eq!(assurance_of(&refreshed), password_only, "refresh");
 
     let enrolled = app.enrol().await;
     assert_eq!(
@@ -409,12 +421,9 @@ async fn amr_and_aal_are_right_on_every_path(backend: Backend) {
         "enrolment"
     );
     // The enrolling session keeps its level across a rotation.
-    let rotated = app
-        .refresh_with_cookie(&enrolled.account.refresh_token)
-        .await;
-    let rotated: Value = rotated.json().await.unwrap();
+    let rotated = app.refreshed(&enrolled.account.refresh_token).await;
     assert_eq!(
-        assurance_of(rotated["accessToken"].as_str().unwrap()),
+        assurance_of(&rotated),
         two_factors,
         "refresh after enrolment"
     );
@@ -429,9 +438,7 @@ async fn amr_and_aal_are_right_on_every_path(backend: Backend) {
     let body: Value = response.json().await.unwrap();
     let mfa_access = body["accessToken"].as_str().unwrap();
     assert_eq!(assurance_of(mfa_access), two_factors, "login with TOTP");
-    let rotated = app.refresh_with_cookie(&mfa_refresh).await;
-    let rotated: Value = rotated.json().await.unwrap();
-    let rotated = rotated["accessToken"].as_str().unwrap();
+    let rotated = &app.refreshed(&mfa_refresh).await;
     assert_eq!(
         assurance_of(rotated),
         two_factors,
@@ -468,12 +475,9 @@ async fn sensitive_actions_need_a_recent_sign_in(backend: Backend) {
         )
         .await;
     assert_error(wrong, 400, "validation_failed").await;
-    let fresh = app
-        .reauthenticate(&account.access_token, json!({ "password": PASSWORD }))
+    let fresh = &app
+        .step_up(&account.access_token, json!({ "password": PASSWORD }))
         .await;
-    assert_eq!(fresh.status().as_u16(), 200);
-    let fresh: Value = fresh.json().await.unwrap();
-    let fresh = fresh["accessToken"].as_str().unwrap();
     let auth_time = |token: &str| claims_of(token)["auth_time"].as_i64().unwrap();
     assert!(auth_time(fresh) > auth_time(&account.access_token));
     assert_eq!(
@@ -506,10 +510,7 @@ async fn with_a_factor_on_the_account_stepping_up_takes_it_too(backend: Backend)
     let bad_code = app.reauthenticate(level_one, bad_code).await;
     assert_error(bad_code, 401, "invalid_mfa_code").await;
     let good = json!({ "password": PASSWORD, "code": code(&enrolled.secret, 1) });
-    let stepped_up = app.reauthenticate(level_one, good).await;
-    assert_eq!(stepped_up.status().as_u16(), 200);
-    let stepped_up: Value = stepped_up.json().await.unwrap();
-    let stepped_up = stepped_up["accessToken"].as_str().unwrap();
+    let stepped_up = &app.step_up(level_one, good).await;
     assert_eq!(assurance_of(stepped_up).0, 2);
     let removed = app.delete("/me/mfa/totp", stepped_up).await;
     assert_eq!(removed.status().as_u16(), 204);
@@ -544,16 +545,9 @@ async fn admin_actions_need_a_recent_sign_in_when_configured(backend: Backend) {
         .await;
     assert_error(change, 403, "reauthentication_required").await;
     let fresh = app
-        .reauthenticate(&admin.access_token, json!({ "password": PASSWORD }))
+        .step_up(&admin.access_token, json!({ "password": PASSWORD }))
         .await;
-    let fresh: Value = fresh.json().await.unwrap();
-    let change = app
-        .patch(
-            &path,
-            fresh["accessToken"].as_str().unwrap(),
-            json!({ "locked": true }),
-        )
-        .await;
+    let change = app.patch(&path, &fresh, json!({ "locked": true })).await;
     assert_eq!(change.status().as_u16(), 200);
 }
 
@@ -569,12 +563,8 @@ async fn an_admin_sees_and_resets_a_users_factors_and_the_user_is_told(backend: 
     let not_admin = app.get(&path, &enrolled.access_token).await;
     assert_error(not_admin, 403, "forbidden").await;
     let nobody = format!("/admin/users/{}/mfa", uuid::Uuid::new_v4());
-    assert_error(
-        app.get(&nobody, &admin.access_token).await,
-        404,
-        "not_found",
-    )
-    .await;
+    app.assert_get_error(&nobody, &admin.access_token, 404, "not_found")
+        .await;
 
     let reset = app.delete(&path, &admin.access_token).await;
     assert_eq!(reset.status().as_u16(), 204);
@@ -598,18 +588,8 @@ async fn an_unconfirmed_enrolment_changes_nothing_and_can_be_restarted(backend: 
     let account = app.account().await;
     let nothing_pending = app.confirm_totp(&account.access_token, "123456").await;
     assert_error(nothing_pending, 404, "not_found").await;
-    let first: Value = app
-        .post_bearer("/me/mfa/totp", &account.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let second: Value = app
-        .post_bearer("/me/mfa/totp", &account.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first = app.start_totp(&account.access_token).await;
+    let second = app.start_totp(&account.access_token).await;
     assert_ne!(first["secret"], second["secret"]);
     // Only the latest enrolment confirms.
     let stale = app
@@ -631,17 +611,10 @@ async fn an_unconfirmed_enrolment_changes_nothing_and_can_be_restarted(backend: 
 /// `auth.mfa.required = "admins"`: an admin's session below level 2 may only see itself, enrol
 /// and sign out, from its next request (also one promoted after signing in); users are free.
 async fn required_mfa_holds_a_covered_session_to_enrolment(backend: Backend) {
-    let app = spawn_app_with(backend, |s| {
-        wide_window(s);
-        s.auth.mfa.required = authd::domain::assurance::MfaRequirement::Admins;
-    })
-    .await;
+    let app = spawn_app_with(backend, requiring(MfaRequirement::Admins)).await;
     let user = app.account().await;
     assert_eq!(
-        app.get("/auth/sessions", &user.access_token)
-            .await
-            .status()
-            .as_u16(),
+        app.get_status("/auth/sessions", &user.access_token).await,
         200
     );
     let status = app.get_json("/me/mfa", &user.access_token).await;
@@ -679,34 +652,13 @@ async fn required_mfa_holds_a_covered_session_to_enrolment(backend: Backend) {
     assert_eq!(status["required"], true, "{status}");
 
     // It may enrol, and the enrolment's token (and its refresh) go everywhere.
-    let started = app.post_bearer("/me/mfa/totp", held).await;
-    assert_eq!(started.status().as_u16(), 201);
-    let secret = started.json::<Value>().await.unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let confirmed = app.confirm_totp(held, &code(&secret, 0)).await;
-    assert_eq!(confirmed.status().as_u16(), 200);
-    let confirmed: Value = confirmed.json().await.unwrap();
+    let (_, confirmed) = app.enrol_totp(held).await;
     let upgraded = confirmed["accessToken"].as_str().unwrap();
-    assert_eq!(
-        app.get("/admin/users", upgraded).await.status().as_u16(),
-        200
-    );
-    let rotated = app.refresh_with_cookie(&admin.refresh_token).await;
-    let rotated: Value = rotated.json().await.unwrap();
-    let rotated = rotated["accessToken"].as_str().unwrap();
-    assert_eq!(
-        app.get("/auth/sessions", rotated).await.status().as_u16(),
-        200
-    );
+    assert_eq!(app.get_status("/admin/users", upgraded).await, 200);
+    let rotated = &app.refreshed(&admin.refresh_token).await;
+    assert_eq!(app.get_status("/auth/sessions", rotated).await, 200);
     // The token from before the enrolment still says level 1.
-    assert_error(
-        app.get("/auth/sessions", held).await,
-        403,
-        "mfa_enrollment_required",
-    )
-    .await;
+    app.assert_held_to_enrolment(held).await;
     let other = format!("/admin/users/{}/mfa", admin.user_id);
     assert_eq!(app.get_json(&other, upgraded).await["required"], true);
     let user_status = format!("/admin/users/{}/mfa", user.user_id);
@@ -733,44 +685,25 @@ async fn required_mfa_holds_a_covered_session_to_enrolment(backend: Backend) {
 /// `auth.mfa.required = "everyone"`: a new account signs up into a session that can only enrol;
 /// once it has, a login takes the second step like any other.
 async fn required_mfa_for_everyone_starts_at_enrolment(backend: Backend) {
-    let app = spawn_app_with(backend, |s| {
-        wide_window(s);
-        s.auth.mfa.required = authd::domain::assurance::MfaRequirement::Everyone;
-    })
-    .await;
+    let app = spawn_app_with(backend, requiring(MfaRequirement::Everyone)).await;
     let account = app.account().await;
-    assert_error(
-        app.get("/auth/sessions", &account.access_token).await,
-        403,
-        "mfa_enrollment_required",
-    )
-    .await;
+    app.assert_held_to_enrolment(&account.access_token).await;
     let (fresh_login, _) = app.login_tokens(&account.email).await;
-    assert_error(
-        app.get("/auth/sessions", &fresh_login).await,
-        403,
-        "mfa_enrollment_required",
-    )
-    .await;
+    app.assert_held_to_enrolment(&fresh_login).await;
 
     let enrolled = app.enrol().await;
     assert_eq!(
-        app.get("/auth/sessions", &enrolled.access_token)
-            .await
-            .status()
-            .as_u16(),
+        app.get_status("/auth/sessions", &enrolled.access_token)
+            .await,
         200
     );
-    let mfa_token = app.first_step(&enrolled.account.email).await;
-    let done = app
-        .second_step(&mfa_token, json!({ "code": code(&enrolled.secret, 1) }))
+    let access = app
+        .mfa_login(
+            &enrolled.account.email,
+            json!({ "code": code(&enrolled.secret, 1) }),
+        )
         .await;
-    let done: Value = done.json().await.unwrap();
-    let access = done["accessToken"].as_str().unwrap();
-    assert_eq!(
-        app.get("/auth/sessions", access).await.status().as_u16(),
-        200
-    );
+    assert_eq!(app.get_status("/auth/sessions", &access).await, 200);
 }
 
 crate::backend_tests!(
