@@ -8,7 +8,8 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 use crate::helpers::{
-    assert_error, claims_of, refresh_cookie, spawn_app, spawn_app_with, Backend, TestApp, PASSWORD,
+    access_token_of, assert_error, claims_of, refresh_cookie, spawn_app, spawn_app_with, Backend,
+    TestApp, PASSWORD,
 };
 
 /// The origin of the frontend's pages (`app.frontend_url`), where the ceremonies run.
@@ -28,26 +29,56 @@ fn assert_with(authenticator: &mut SoftPasskey, options: &Value) -> Value {
 }
 
 impl TestApp {
-    /// Registers a new passkey on the account: the authenticator that holds it, and the answer.
-    async fn register_passkey(&self, token: &str, name: &str) -> (SoftPasskey, Value) {
+    /// `POST /auth/passkey/options` for `email`: the ceremony (`ceremonyId` and `options`).
+    async fn passkey_options(&self, email: &str) -> Value {
+        let started = self
+            .post_json("/auth/passkey/options", &json!({ "email": email }))
+            .await;
+        assert_eq!(started.status().as_u16(), 200, "sign-in options");
+        started.json().await.unwrap()
+    }
+
+    /// Registers the passkey `authenticator` makes on the account (named, if `name` is given):
+    /// the answer.
+    async fn register_with(
+        &self,
+        token: &str,
+        name: Option<&str>,
+        authenticator: &mut SoftPasskey,
+    ) -> Value {
         let started = self.post_bearer("/me/mfa/passkey-options", token).await;
         assert_eq!(started.status().as_u16(), 200, "registration options");
         let started: Value = started.json().await.unwrap();
-        let mut authenticator = SoftPasskey::new(true);
         let request = serde_json::from_value(started["options"].clone()).unwrap();
         let credential = authenticator
             .do_registration(origin(), request)
             .expect("the authenticator registers");
-        let body = json!({
-            "ceremonyId": started["ceremonyId"],
-            "name": name,
-            "credential": credential,
-        });
+        let mut body = json!({ "ceremonyId": started["ceremonyId"], "credential": credential });
+        if let Some(name) = name {
+            body["name"] = json!(name);
+        }
         let response = self
             .authed(Method::POST, "/me/mfa/passkeys", token, Some(body))
             .await;
         assert_eq!(response.status().as_u16(), 201, "registered");
-        (authenticator, response.json().await.unwrap())
+        response.json().await.unwrap()
+    }
+
+    /// Registers a new passkey on the account: the authenticator that holds it, and the answer.
+    async fn register_passkey(&self, token: &str, name: &str) -> (SoftPasskey, Value) {
+        let mut authenticator = SoftPasskey::new(true);
+        let registered = self
+            .register_with(token, Some(name), &mut authenticator)
+            .await;
+        (authenticator, registered)
+    }
+
+    /// A passwordless ceremony for `email` answered by `authenticator`: the body of
+    /// `POST /auth/passkey/login` (`ceremonyId` and `credential`).
+    async fn passkey_answer(&self, email: &str, authenticator: &mut SoftPasskey) -> Value {
+        let started = self.passkey_options(email).await;
+        let credential = assert_with(authenticator, &started["options"]);
+        json!({ "ceremonyId": started["ceremonyId"], "credential": credential })
     }
 
     /// Passwordless sign-in with `authenticator`: the answer to `POST /auth/passkey/login`.
@@ -56,17 +87,21 @@ impl TestApp {
         email: &str,
         authenticator: &mut SoftPasskey,
     ) -> reqwest::Response {
-        let started = self
-            .post_json("/auth/passkey/options", &json!({ "email": email }))
-            .await;
-        assert_eq!(started.status().as_u16(), 200);
-        let started: Value = started.json().await.unwrap();
-        let credential = assert_with(authenticator, &started["options"]);
-        self.post_json(
-            "/auth/passkey/login",
-            &json!({ "ceremonyId": started["ceremonyId"], "credential": credential }),
-        )
-        .await
+        let body = self.passkey_answer(email, authenticator).await;
+        self.post_json("/auth/passkey/login", &body).await
+    }
+
+    /// Steps the session of `token` up with the passkey alone: its fresh access token.
+    async fn step_up_with_passkey(&self, token: &str, authenticator: &mut SoftPasskey) -> String {
+        let options: Value = self
+            .post_bearer("/auth/reauthenticate/passkey-options", token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let credential = assert_with(authenticator, &options["options"]);
+        let body = json!({ "ceremonyId": options["ceremonyId"], "credential": credential });
+        self.step_up(token, body).await
     }
 }
 
@@ -104,12 +139,7 @@ async fn a_passkey_registers_and_signs_in_without_a_password(backend: Backend) {
 
     // Another authenticator holds no passkey of this account: refused.
     let mut stranger = SoftPasskey::new(true);
-    let started: Value = app
-        .post_json("/auth/passkey/options", &json!({ "email": account.email }))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let started = app.passkey_options(&account.email).await;
     let unknown = stranger.do_authentication(
         origin(),
         serde_json::from_value(started["options"].clone()).unwrap(),
@@ -124,26 +154,14 @@ async fn a_ceremony_works_once_and_a_replayed_answer_is_refused(backend: Backend
     let app = spawn_app(backend).await;
     let account = app.account().await;
     let (mut authenticator, _) = app.register_passkey(&account.access_token, "Key").await;
-    let started: Value = app
-        .post_json("/auth/passkey/options", &json!({ "email": account.email }))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let credential = assert_with(&mut authenticator, &started["options"]);
-    let body = json!({ "ceremonyId": started["ceremonyId"], "credential": credential });
+    let body = app.passkey_answer(&account.email, &mut authenticator).await;
     let first = app.post_json("/auth/passkey/login", &body).await;
     assert_eq!(first.status().as_u16(), 200);
     let replay = app.post_json("/auth/passkey/login", &body).await;
     assert_error(replay, 401, "invalid_credentials").await;
     // The same answer against a fresh ceremony: the challenge differs.
-    let fresh: Value = app
-        .post_json("/auth/passkey/options", &json!({ "email": account.email }))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let body = json!({ "ceremonyId": fresh["ceremonyId"], "credential": credential });
+    let fresh = app.passkey_options(&account.email).await;
+    let body = json!({ "ceremonyId": fresh["ceremonyId"], "credential": body["credential"] });
     let replay = app.post_json("/auth/passkey/login", &body).await;
     assert_error(replay, 401, "invalid_credentials").await;
     let junk = app
@@ -169,25 +187,8 @@ async fn an_address_without_passkeys_gets_options_of_the_same_shape(backend: Bac
         ));
         keys
     };
-    let options_for = |email: &'static str| {
-        let app = &app;
-        async move {
-            let body: Value = app
-                .post_json("/auth/passkey/options", &json!({ "email": email }))
-                .await
-                .json()
-                .await
-                .unwrap();
-            body["options"].clone()
-        }
-    };
-    let known: Value = app
-        .post_json("/auth/passkey/options", &json!({ "email": account.email }))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let unknown = options_for("nobody@example.com").await;
+    let known = app.passkey_options(&account.email).await;
+    let unknown = app.passkey_options("nobody@example.com").await["options"].clone();
     assert_eq!(shape(&known["options"]), shape(&unknown));
     for field in ["rpId", "timeout", "userVerification"] {
         assert_eq!(
@@ -201,7 +202,7 @@ async fn an_address_without_passkeys_gets_options_of_the_same_shape(backend: Bac
         keys
     };
     assert_eq!(outer(&known["options"]), outer(&unknown));
-    let again = options_for("nobody@example.com").await;
+    let again = app.passkey_options("nobody@example.com").await["options"].clone();
     assert_eq!(
         unknown["publicKey"]["allowCredentials"], again["publicKey"]["allowCredentials"],
         "the stand-in credential is stable, as a real one would be"
@@ -222,48 +223,14 @@ impl TestApp {
         email: &str,
         authenticator: &mut SoftPasskey,
     ) -> reqwest::Response {
-        let started: Value = self
-            .post_json("/auth/passkey/options", &json!({ "email": email }))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let started = self.passkey_options(email).await;
         // Register the authenticator with some other account, and answer with that passkey.
         let other = self.account().await;
-        let options = self
-            .post_bearer("/me/mfa/passkey-options", &other.access_token)
-            .await
-            .json::<Value>()
-            .await
-            .unwrap();
-        let created = authenticator
-            .do_registration(
-                origin(),
-                serde_json::from_value(options["options"].clone()).unwrap(),
-            )
-            .unwrap();
-        let body = json!({ "ceremonyId": options["ceremonyId"], "credential": created });
-        let registered = self
-            .authed(
-                Method::POST,
-                "/me/mfa/passkeys",
-                &other.access_token,
-                Some(body),
-            )
+        self.register_with(&other.access_token, None, authenticator)
             .await;
-        assert_eq!(registered.status().as_u16(), 201);
-        let own: Value = self
-            .post_json("/auth/passkey/options", &json!({ "email": other.email }))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let credential = assert_with(authenticator, &own["options"]);
-        self.post_json(
-            "/auth/passkey/login",
-            &json!({ "ceremonyId": started["ceremonyId"], "credential": credential }),
-        )
-        .await
+        let own = self.passkey_answer(&other.email, authenticator).await;
+        let body = json!({ "ceremonyId": started["ceremonyId"], "credential": own["credential"] });
+        self.post_json("/auth/passkey/login", &body).await
     }
 }
 
@@ -294,8 +261,7 @@ async fn a_passkey_is_a_second_factor_after_the_password_and_steps_up(backend: B
         )
         .await;
     assert_eq!(done.status().as_u16(), 200);
-    let done: Value = done.json().await.unwrap();
-    let access = done["accessToken"].as_str().unwrap();
+    let access = &access_token_of(done).await;
     assert_eq!(claims_of(access)["amr"], json!(["pwd", "hwk", "mfa"]));
 
     // Step-up with the passkey alone, for the level-1 signup session.
@@ -310,24 +276,9 @@ async fn a_passkey_is_a_second_factor_after_the_password_and_steps_up(backend: B
         "reauthentication_required",
     )
     .await;
-    let options: Value = app
-        .post_bearer("/auth/reauthenticate/passkey-options", level_one)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let credential = assert_with(&mut authenticator, &options["options"]);
-    let stepped_up = app
-        .authed(
-            Method::POST,
-            "/auth/reauthenticate",
-            level_one,
-            Some(json!({ "ceremonyId": options["ceremonyId"], "credential": credential })),
-        )
+    let stepped_up = &app
+        .step_up_with_passkey(level_one, &mut authenticator)
         .await;
-    assert_eq!(stepped_up.status().as_u16(), 200);
-    let stepped_up: Value = stepped_up.json().await.unwrap();
-    let stepped_up = stepped_up["accessToken"].as_str().unwrap();
     assert_eq!(claims_of(stepped_up)["aal"], 2);
 
     let renamed = app
@@ -363,44 +314,11 @@ async fn a_held_session_enrols_a_passkey_and_steps_up_with_it(backend: Backend) 
     .await;
     let account = app.account().await;
     let held = &account.access_token;
-    assert_error(
-        app.get("/auth/sessions", held).await,
-        403,
-        "mfa_enrollment_required",
-    )
-    .await;
+    app.assert_held_to_enrolment(held).await;
     let (mut authenticator, _) = app.register_passkey(held, "Phone").await;
-    assert_error(
-        app.get("/auth/sessions", held).await,
-        403,
-        "mfa_enrollment_required",
-    )
-    .await;
-    let options: Value = app
-        .post_bearer("/auth/reauthenticate/passkey-options", held)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let credential = assert_with(&mut authenticator, &options["options"]);
-    let stepped_up = app
-        .authed(
-            Method::POST,
-            "/auth/reauthenticate",
-            held,
-            Some(json!({ "ceremonyId": options["ceremonyId"], "credential": credential })),
-        )
-        .await;
-    assert_eq!(stepped_up.status().as_u16(), 200);
-    let stepped_up: Value = stepped_up.json().await.unwrap();
-    let stepped_up = stepped_up["accessToken"].as_str().unwrap();
-    assert_eq!(
-        app.get("/auth/sessions", stepped_up)
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
+    app.assert_held_to_enrolment(held).await;
+    let stepped_up = app.step_up_with_passkey(held, &mut authenticator).await;
+    assert_eq!(app.get_status("/auth/sessions", &stepped_up).await, 200);
 }
 
 crate::backend_tests!(
