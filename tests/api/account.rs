@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, authd_cli, claims_of, refresh_cookie_line, spawn_app, spawn_app_with, Backend,
-    PASSWORD,
+    assert_error, authd_cli, claims_of, output_with_stdin, refresh_cookie_line, spawn_app,
+    spawn_app_with, Backend, PASSWORD,
 };
 use crate::processes::TempDir;
 
@@ -167,32 +167,18 @@ crate::backend_tests!(
 
 #[test]
 fn the_cli_creates_the_first_admin_with_a_password_from_stdin() {
-    use std::io::Write;
     let dir = TempDir::new("user");
-    let run = |password: &str| {
-        let mut child = authd_cli(&dir.0)
-            .args([
-                "user",
-                "create",
-                "--admin",
-                "--email",
-                "root@example.com",
-                "--name",
-                "Root",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{password}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let args = [
+        "user",
+        "create",
+        "--admin",
+        "--email",
+        "root@example.com",
+        "--name",
+        "Root",
+    ];
+    let run =
+        |password: &str| output_with_stdin(authd_cli(&dir.0).args(args), &format!("{password}\n"));
     let weak = run("password");
     assert_eq!(weak.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&weak.stderr).contains("authd: password"));

@@ -832,6 +832,25 @@ pub fn authd_cli(dir: &Path) -> std::process::Command {
     command
 }
 
+/// Runs `command` with `input` on its standard input: how it exited and what it printed.
+pub fn output_with_stdin(command: &mut std::process::Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    child
+        .stdin
+        .take()
+        .expect("its standard input")
+        .write_all(input.as_bytes())
+        .expect("the input is written");
+    child.wait_with_output().expect("the command ends")
+}
+
 /// The header of a JWT, decoded (the signature is not checked).
 pub fn header_of(token: &str) -> Value {
     jwt_part(token, 0)
