@@ -61,6 +61,15 @@ impl TestStore {
             .await
             .unwrap()
     }
+
+    /// `token` is current: it rotates (with `grace_seconds` for its replays).
+    async fn assert_rotates(&self, token: &RefreshToken, grace_seconds: u64) {
+        let outcome = self.rotate(token, grace_seconds).await;
+        assert!(
+            matches!(outcome, RotationOutcome::Rotated(_)),
+            "{outcome:?}"
+        );
+    }
 }
 
 async fn open(backend: Backend) -> TestStore {
@@ -164,10 +173,7 @@ async fn a_current_token_rotates_once_and_its_replays_follow_the_rules(backend: 
 
     // The child is current and rotates in turn; now the parent is two behind: reuse.
     let child = parent.child(b"conformance-key");
-    assert!(matches!(
-        t.rotate(&child, 10).await,
-        RotationOutcome::Rotated(_)
-    ));
+    t.assert_rotates(&child, 10).await;
     assert_eq!(
         t.rotate(&parent, 10).await,
         RotationOutcome::Reused {
@@ -184,10 +190,7 @@ async fn a_replay_after_the_grace_window_is_reuse(backend: Backend) {
     let t = open(backend).await;
     let user = t.user("late@example.com").await;
     let (_, parent) = t.session(user.id, 3600).await;
-    assert!(matches!(
-        t.rotate(&parent, 0).await,
-        RotationOutcome::Rotated(_)
-    ));
+    t.assert_rotates(&parent, 0).await;
     assert!(matches!(
         t.rotate(&parent, 0).await,
         RotationOutcome::Reused { .. }
@@ -216,10 +219,7 @@ async fn a_session_past_its_absolute_lifetime_does_not_rotate(backend: Backend) 
         t.store.rotate_refresh_token(aged).await.unwrap(),
         RotationOutcome::Expired
     );
-    assert!(matches!(
-        t.rotate(&token, 10).await,
-        RotationOutcome::Rotated(_)
-    ));
+    t.assert_rotates(&token, 10).await;
 }
 
 async fn concurrent_rotations_of_one_token_make_one_child(backend: Backend) {
@@ -373,10 +373,7 @@ async fn the_janitor_purges_what_has_outlived_its_use_in_batches(backend: Backen
     }
     let sessions = t.store.live_sessions(user.id).await.unwrap();
     assert_eq!(sessions.iter().map(|s| s.id).collect::<Vec<_>>(), [live_id]);
-    assert!(matches!(
-        t.rotate(&live, 10).await,
-        RotationOutcome::Rotated(_)
-    ));
+    t.assert_rotates(&live, 10).await;
 }
 
 /// Two enrolments raced (begun in two tabs, the first confirmed between the second's check and
