@@ -212,7 +212,6 @@ pub async fn my_factors(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Enrolment started: add the secret to an authenticator app, then confirm with a code", body = TotpEnrolmentBody),
-        (status = 403, description = "`reauthentication_required`", body = ErrorBody),
         (status = 409, description = "`mfa_already_enabled`", body = ErrorBody),
     )
 )]
@@ -236,7 +235,6 @@ pub async fn begin_totp(
     responses(
         (status = 200, description = "TOTP is on; the recovery codes are shown this once", body = TotpConfirmedBody),
         (status = 400, description = "`validation_failed`: not the authenticator's current code", body = ErrorBody),
-        (status = 403, description = "`reauthentication_required`", body = ErrorBody),
         (status = 404, description = "`not_found`: no enrolment waiting (or it expired)", body = ErrorBody),
     )
 )]
@@ -265,7 +263,6 @@ pub async fn confirm_totp(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "TOTP and the recovery codes are gone"),
-        (status = 403, description = "`reauthentication_required`", body = ErrorBody),
         (status = 404, description = "`not_found`: TOTP is not on", body = ErrorBody),
     )
 )]
@@ -287,7 +284,6 @@ pub async fn remove_totp(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A new set; the old codes no longer work", body = RecoveryCodesBody),
-        (status = 403, description = "`reauthentication_required`", body = ErrorBody),
         (status = 404, description = "`not_found`: no second factor", body = ErrorBody),
     )
 )]

@@ -88,9 +88,10 @@ pub struct MessageBody {
     pub message: &'static str,
 }
 
-/// A page of the audit log: `GET /me/events` (one's own).
+/// A page of the audit log: `GET /me/events` (one's own). An admin's `userId` is refused here
+/// rather than ignored, so a caller never mistakes its own events for someone else's.
 #[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// `nextCursor` of the previous page.

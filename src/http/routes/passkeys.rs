@@ -129,7 +129,6 @@ pub struct PasswordlessLoginRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Registration options and the ceremony id", body = CeremonyBody),
-        (status = 403, description = "`reauthentication_required`", body = ErrorBody),
     )
 )]
 #[post("/me/mfa/passkey-options")]
@@ -151,7 +150,6 @@ pub async fn registration_options(
     responses(
         (status = 201, description = "Registered; recovery codes when it is the first factor", body = PasskeyRegisteredBody),
         (status = 400, description = "`validation_failed`: a stale ceremony, an answer that does not verify, a passkey registered already", body = ErrorBody),
-        (status = 403, description = "`reauthentication_required`", body = ErrorBody),
     )
 )]
 #[post("/me/mfa/passkeys")]
@@ -228,7 +226,6 @@ pub async fn rename(
     params(("id" = Uuid, Path, description = "Passkey id")),
     responses(
         (status = 204, description = "Removed; the recovery codes go with the last factor"),
-        (status = 403, description = "`reauthentication_required`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such passkey of the caller", body = ErrorBody),
     )
 )]
