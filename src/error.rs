@@ -123,9 +123,87 @@ pub enum AppError {
     /// 503 `not_ready`: readiness failed; `details` names the components.
     #[error("not ready")]
     NotReady(Vec<FieldError>),
+    /// Signing in through another provider failed; the status and code are the failure's.
+    #[error("{}", .0.message())]
+    Federation(FederationFailure),
     /// 500 `internal`: the cause goes to the log, never to the client.
     #[error("internal error")]
     Internal(String),
+}
+
+/// Why a sign-in through another provider (or a change to the linked identities) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FederationFailure {
+    /// 400 `oauth_state_invalid`: the callback's state is unknown, used, expired, or was started
+    /// in another browser or for another provider.
+    StateInvalid,
+    /// 400 `oauth_cancelled`: the user (or the provider) turned the sign-in down.
+    Cancelled,
+    /// 401 `oauth_failed`: what the provider sent does not check out (a refused code; an ID token
+    /// with the wrong issuer, audience, nonce, signature or lifetime; one used before).
+    Refused,
+    /// 502 `provider_unavailable`: the provider could not be reached or answered nonsense.
+    ProviderUnavailable,
+    /// 400 `identity_email_missing`: the provider gave no address to make an account with.
+    NoEmail,
+    /// 409 `identity_email_unverified`: an account holds the address the provider gave, and the
+    /// provider has not verified it: no link is offered.
+    UnverifiedEmailTaken,
+    /// 403 `signup_disabled`: new accounts through providers are off (`oauth.allow_signup`).
+    SignupClosed,
+    /// 409 `identity_taken`: the identity is linked to another account, or this account has one at
+    /// that provider already.
+    IdentityTaken,
+    /// 409 `last_sign_in_method`: unlinking would leave the account no way to sign in.
+    LastWayIn,
+}
+
+impl FederationFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            FederationFailure::StateInvalid => "oauth_state_invalid",
+            FederationFailure::Cancelled => "oauth_cancelled",
+            FederationFailure::Refused => "oauth_failed",
+            FederationFailure::ProviderUnavailable => "provider_unavailable",
+            FederationFailure::NoEmail => "identity_email_missing",
+            FederationFailure::UnverifiedEmailTaken => "identity_email_unverified",
+            FederationFailure::SignupClosed => "signup_disabled",
+            FederationFailure::IdentityTaken => "identity_taken",
+            FederationFailure::LastWayIn => "last_sign_in_method",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            FederationFailure::StateInvalid
+            | FederationFailure::Cancelled
+            | FederationFailure::NoEmail => 400,
+            FederationFailure::Refused => 401,
+            FederationFailure::SignupClosed => 403,
+            FederationFailure::UnverifiedEmailTaken
+            | FederationFailure::IdentityTaken
+            | FederationFailure::LastWayIn => 409,
+            FederationFailure::ProviderUnavailable => 502,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            FederationFailure::StateInvalid => {
+                "this sign-in has expired or is not yours; start again"
+            }
+            FederationFailure::Cancelled => "the sign-in was cancelled at the provider",
+            FederationFailure::Refused => "the provider's answer could not be verified",
+            FederationFailure::ProviderUnavailable => "the provider cannot be reached; retry later",
+            FederationFailure::NoEmail => "the provider gave no email address",
+            FederationFailure::UnverifiedEmailTaken => {
+                "an account uses this address; sign in to it and link the provider from there"
+            }
+            FederationFailure::SignupClosed => "new accounts cannot be made this way",
+            FederationFailure::IdentityTaken => "this identity is linked to another account",
+            FederationFailure::LastWayIn => "this is the account's last way to sign in",
+        }
+    }
 }
 
 impl AppError {

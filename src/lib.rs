@@ -9,6 +9,7 @@ pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod federation;
 pub mod flows;
 pub mod http;
 pub mod keys;

@@ -90,6 +90,12 @@ pub fn mfa_outcome(step: &'static str, outcome: &'static str) {
     counter!("authd_mfa_outcomes_total", "step" => step, "outcome" => outcome).increment(1);
 }
 
+/// A sign-in through another provider: `step` is `callback`, `id_token` or `sign_in`; `outcome`
+/// is `passed` or the error code.
+pub fn federation_outcome(step: &'static str, outcome: &'static str) {
+    counter!("authd_federation_outcomes_total", "step" => step, "outcome" => outcome).increment(1);
+}
+
 /// A failed store or cache operation; `kind` is `unavailable` or `backend`.
 pub fn backend_error(backend: &'static str, kind: &'static str) {
     counter!("authd_backend_errors_total", "backend" => backend, "kind" => kind).increment(1);

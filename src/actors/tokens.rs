@@ -539,6 +539,7 @@ mod tests {
                     email_verified: true,
                     created_at: None,
                     verification: None,
+                    identity: None,
                 })
                 .await
                 .unwrap();

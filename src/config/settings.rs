@@ -161,6 +161,7 @@ pub struct Settings {
     pub janitor: JanitorSettings,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
+    pub oauth: OAuthSettings,
 }
 
 fn default_env() -> Environment {
@@ -446,6 +447,78 @@ pub struct AuthSettings {
     pub lockout: LockoutSettings,
     pub mfa: MfaSettings,
     pub passkeys: PasskeySettings,
+}
+
+/// Sign-in with other providers (OAuth 2.0 / OpenID Connect).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSettings {
+    /// authd's own public URL (scheme, host, port; the base path is added), the base of the
+    /// callback URLs registered with each provider: `<this><base_path>/auth/oauth/<name>/callback`.
+    pub callback_base_url: String,
+    /// Where a browser may be sent back to after signing in (`returnTo`): each entry an origin
+    /// with an optional path prefix. Empty = the origin of `app.frontend_url`.
+    pub allowed_return_urls: Vec<String>,
+    /// An unknown identity whose address has no account gets a new account.
+    pub allow_signup: bool,
+    /// How long the state of a sign-in (state, PKCE verifier, nonce) waits for the callback.
+    pub flow_ttl_seconds: u64,
+    /// How long authd waits for a provider (discovery, keys, token and user endpoints).
+    pub provider_timeout_ms: u64,
+    /// The providers, by the name used in the paths (`/auth/oauth/<name>/...`).
+    pub providers: std::collections::BTreeMap<String, OAuthProviderSettings>,
+}
+
+/// What kind of provider, which says which protocol and endpoints it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OAuthProviderKind {
+    /// Any OpenID Connect provider, from its discovery document (`issuer`).
+    Oidc,
+    /// Google (OpenID Connect, issuer `https://accounts.google.com`).
+    Google,
+    /// Apple (OpenID Connect; the client secret is a JWT signed with the team key).
+    Apple,
+    /// GitHub (plain OAuth 2.0; the account from `/user` and `/user/emails`).
+    Github,
+}
+
+/// One provider. URLs left empty take the kind's well-known ones; tests point them at loopback.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthProviderSettings {
+    pub kind: OAuthProviderKind,
+    /// The name shown to users; empty = the provider's key.
+    #[serde(default)]
+    pub display_name: String,
+    pub client_id: String,
+    /// Not used by Apple, whose secret authd signs with `private_key`.
+    #[serde(default)]
+    pub client_secret: Secret,
+    /// OpenID Connect issuer (discovery at `<issuer>/.well-known/openid-configuration`).
+    #[serde(default)]
+    pub issuer: String,
+    /// GitHub's endpoints: authorization, token and API base.
+    #[serde(default)]
+    pub authorization_url: String,
+    #[serde(default)]
+    pub token_url: String,
+    #[serde(default)]
+    pub api_url: String,
+    /// Scopes asked for; empty = the kind's (`openid email profile`, GitHub `read:user user:email`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Audiences accepted besides `client_id` for ID tokens that native apps exchange
+    /// (`POST /auth/oauth/<name>/token`): the iOS/Android client ids.
+    #[serde(default)]
+    pub native_client_ids: Vec<String>,
+    /// Apple: the team id, the key id and the key (PKCS#8 PEM) that sign the client secret.
+    #[serde(default)]
+    pub team_id: String,
+    #[serde(default)]
+    pub key_id: String,
+    #[serde(default)]
+    pub private_key: Secret,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -25,6 +25,9 @@ pub enum AuthMethod {
     /// A link mailed to the account's address. Proves control of the mailbox, never counted
     /// as a second factor: whoever resets a password through the mailbox holds both.
     EmailLink,
+    /// A sign-in at another provider (OAuth 2.0 / OpenID Connect): one factor, whatever the
+    /// provider did, since authd cannot see it.
+    Federated,
 }
 
 /// What kind of proof a method is; the assurance level counts distinct kinds.
@@ -36,6 +39,9 @@ enum FactorClass {
     Verified,
     /// Never combines with another class into multi-factor.
     Mailbox,
+    /// The account at another provider: a factor of its own kind, which a TOTP code or a passkey
+    /// completes to level 2.
+    Federation,
 }
 
 impl AuthMethod {
@@ -48,6 +54,7 @@ impl AuthMethod {
             AuthMethod::DevicePasskey => "passkey",
             AuthMethod::SyncedPasskey => "synced_passkey",
             AuthMethod::EmailLink => "email_link",
+            AuthMethod::Federated => "federated",
         }
     }
 
@@ -59,6 +66,7 @@ impl AuthMethod {
             AuthMethod::DevicePasskey,
             AuthMethod::SyncedPasskey,
             AuthMethod::EmailLink,
+            AuthMethod::Federated,
         ]
         .into_iter()
         .find(|m| m.as_str() == stored)
@@ -72,6 +80,8 @@ impl AuthMethod {
             AuthMethod::DevicePasskey => "hwk",
             AuthMethod::SyncedPasskey => "swk",
             AuthMethod::EmailLink => "email",
+            // What Microsoft's identity platform says for a federated sign-in; RFC 8176 has none.
+            AuthMethod::Federated => "fed",
         }
     }
 
@@ -81,6 +91,7 @@ impl AuthMethod {
             AuthMethod::Totp | AuthMethod::RecoveryCode => FactorClass::Possession,
             AuthMethod::DevicePasskey | AuthMethod::SyncedPasskey => FactorClass::Verified,
             AuthMethod::EmailLink => FactorClass::Mailbox,
+            AuthMethod::Federated => FactorClass::Federation,
         }
     }
 }

@@ -91,6 +91,16 @@ fn strength(password: &str, context: &PasswordContext) -> Result<(), PasswordErr
     Err(PasswordError::TooWeak(reason))
 }
 
+/// What an account made through another provider stores in place of a password hash: no
+/// password verifies against it (it is no hash at all), and the stores compare with it to know
+/// whether an account has a password.
+pub const NO_PASSWORD: &str = "!";
+
+/// The stored hash, unless the account has no password.
+pub fn usable_hash(stored: String) -> Option<String> {
+    (stored != NO_PASSWORD).then_some(stored)
+}
+
 /// NFKC form of a password, the form that is hashed and verified.
 pub fn normalize(raw: &str) -> String {
     raw.nfkc().collect()

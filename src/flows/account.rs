@@ -126,10 +126,24 @@ impl AccountService {
         client: &ClientContext,
     ) -> Result<(), AppError> {
         self.deps.require_step_up(caller).await?;
-        let user = self
+        let account = self
             .deps
-            .check_password(caller.sub, "password", password, "account_deletion", client)
-            .await?;
+            .store
+            .user_credentials_by_id(caller.sub)
+            .await?
+            .ok_or(AppError::TokenInvalid)?;
+        // An account made through a provider has no password: the recent sign-in that step-up
+        // demands is its proof.
+        let user = match crate::domain::password::usable_hash(account.password_hash) {
+            Some(_) => {
+                let action = "account_deletion";
+                let check = self
+                    .deps
+                    .check_password(caller.sub, "password", password, action, client);
+                check.await?
+            }
+            None => account.user,
+        };
         self.deps.store.soft_delete_user(user.id).await?;
         self.deps
             .revoke_sessions(user.id, SessionScope::All, RevokeReason::AccountDeleted)

@@ -265,6 +265,7 @@ pub async fn provision_user(
             email_verified: true,
             created_at: None,
             verification: None,
+            identity: None,
         })
         .await?)
 }

@@ -41,6 +41,12 @@ pub enum EventKind {
     RecoveryCodesRegenerated,
     /// A session proved itself again for a sensitive action.
     Reauthenticated,
+    /// An identity at another provider was linked to the account (`details.provider`).
+    IdentityLinked,
+    /// The owner unlinked an identity (`details.provider`).
+    IdentityUnlinked,
+    /// A sign-in through a provider failed (`details.provider`, `details.reason`).
+    FederatedLoginFailed,
 }
 
 impl EventKind {
@@ -69,6 +75,9 @@ impl EventKind {
             EventKind::RecoveryCodeUsed => "recovery_code_used",
             EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             EventKind::Reauthenticated => "reauthenticated",
+            EventKind::IdentityLinked => "identity_linked",
+            EventKind::IdentityUnlinked => "identity_unlinked",
+            EventKind::FederatedLoginFailed => "federated_login_failed",
         }
     }
 }

@@ -201,6 +201,7 @@ impl AuthService {
                 email_verified,
                 created_at: None,
                 verification,
+                identity: None,
             })
             .await;
         let user = match created {
@@ -340,7 +341,12 @@ impl AuthService {
         let password = password::normalize(&input.password);
         // Exactly one verification whether or not the account exists: same work, same time.
         let (user, hash) = match account {
-            Some(account) => (Some(account.user), Some(account.password_hash)),
+            // An account made through a provider has no password: the dummy hash, as for no
+            // account, and so the same answer.
+            Some(account) => (
+                Some(account.user),
+                password::usable_hash(account.password_hash),
+            ),
             None => (None, None),
         };
         let verification = permit.verify(&password, hash).await?;

@@ -195,7 +195,10 @@ impl FlowDeps {
         let account_key = lockout::account_key(&account.user.email);
         self.reserve_attempt(&account_key).await?;
         let verification = permit
-            .verify(&password::normalize(password), Some(account.password_hash))
+            .verify(
+                &password::normalize(password),
+                password::usable_hash(account.password_hash),
+            )
             .await?;
         if !verification.matches {
             tracing::info!(%user_id, action, "current password check failed");

@@ -62,6 +62,7 @@ fn new_user(line: &str) -> Result<NewUser, String> {
         email_verified: record.email_verified.unwrap_or(false),
         created_at: record.created_at,
         verification: None,
+        identity: None,
     })
 }
 

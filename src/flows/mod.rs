@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod deps;
 pub mod email_links;
+pub mod federation;
 pub mod import;
 pub mod mfa;
 pub mod outbox;

@@ -26,7 +26,10 @@ pub struct ErrorBody<'a> {
     /// `mfa_token_invalid`, `invalid_mfa_code`, `mfa_already_enabled`, `not_found`, `method_not_allowed`, `email_taken`,
     /// `payload_too_large`, `unsupported_media_type`, `headers_too_large`, `request_timeout`,
     /// `bad_request`, `origin_not_allowed`, `rate_limited`, `overloaded`, `unavailable`,
-    /// `not_ready`, `internal`; `error` for any other status the framework answers.
+    /// `not_ready`, `internal`; signing in through a provider: `oauth_state_invalid`,
+    /// `oauth_cancelled`, `oauth_failed`, `provider_unavailable`, `identity_email_missing`,
+    /// `identity_email_unverified`, `signup_disabled`, `identity_taken`, `last_sign_in_method`;
+    /// `error` for any other status the framework answers.
     #[schema(example = "invalid_credentials")]
     pub code: &'a str,
     /// The HTTP status, repeated.
@@ -83,6 +86,7 @@ impl AppError {
             AppError::Overloaded { .. } => "overloaded",
             AppError::Unavailable(_) => "unavailable",
             AppError::NotReady(_) => "not_ready",
+            AppError::Federation(failure) => failure.code(),
             AppError::Internal(_) => "internal",
         }
     }
@@ -150,6 +154,9 @@ impl ResponseError for AppError {
             }
             AppError::Overloaded { .. } | AppError::Unavailable(_) | AppError::NotReady(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
+            }
+            AppError::Federation(failure) => {
+                StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

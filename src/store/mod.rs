@@ -57,6 +57,8 @@ pub trait Store:
     + SigningKeyStore
     + MfaStore
     + PasskeyStore
+    + CeremonyStore
+    + IdentityStore
     + MaintenanceStore
 {
 }
@@ -89,7 +91,8 @@ pub trait UserStore: Send + Sync + 'static {
     /// Whether a deleted account once held this email.
     async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> StoreResult<bool>;
 
-    /// Marks a user deleted (the row stays, the email is free again); false if there was none.
+    /// Marks a user deleted (the row stays, the email is free again) and unlinks its identities,
+    /// so they may sign up again; false if there was none.
     async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool>;
 
     /// Live users ordered by (created_at, id), after the cursor, optionally matching `query`
@@ -254,10 +257,13 @@ pub trait MfaStore: Send + Sync + 'static {
     async fn consume_mfa_challenge(&self, hash: TokenHash) -> StoreResult<bool>;
 }
 
-/// Passkeys and the state of WebAuthn ceremonies (single-use: taking one deletes it).
+/// The server-side state of ceremonies of several requests (WebAuthn, a provider's round trip, a
+/// pending link): single-use, expiring.
 #[async_trait]
-pub trait PasskeyStore: Send + Sync + 'static {
-    async fn create_ceremony(&self, ceremony: &NewCeremony) -> StoreResult<()>;
+pub trait CeremonyStore: Send + Sync + 'static {
+    /// Stores a ceremony; false when one with its hash is stored already (a spent ID token seen
+    /// again).
+    async fn create_ceremony(&self, ceremony: &NewCeremony) -> StoreResult<bool>;
 
     /// Deletes the ceremony and answers it if it was of `kind` and unexpired: a state is used
     /// once, whatever the outcome.
@@ -266,7 +272,33 @@ pub trait PasskeyStore: Send + Sync + 'static {
         hash: TokenHash,
         kind: CeremonyKind,
     ) -> StoreResult<Option<Ceremony>>;
+}
 
+/// Identities at other providers, linked to accounts.
+#[async_trait]
+pub trait IdentityStore: Send + Sync + 'static {
+    /// The live account an identity is linked to.
+    async fn identity_owner(&self, provider: &str, subject: &str) -> StoreResult<Option<User>>;
+
+    /// Links an identity; false when it is linked already, or the account has one at that
+    /// provider.
+    async fn link_identity(&self, identity: &NewIdentity) -> StoreResult<bool>;
+
+    /// The account's identities, oldest first.
+    async fn identities_of(&self, user_id: Uuid) -> StoreResult<Vec<LinkedIdentity>>;
+
+    /// Removes the account's identity at `provider`, unless it is the account's last way to sign
+    /// in (it has no password, no passkey and no other identity): one statement, so two removals
+    /// at once cannot both pass.
+    async fn unlink_identity(&self, user_id: Uuid, provider: &str) -> StoreResult<Unlinked>;
+
+    /// Notes that the identity was just used to sign in.
+    async fn record_identity_use(&self, provider: &str, subject: &str) -> StoreResult<()>;
+}
+
+/// Passkeys.
+#[async_trait]
+pub trait PasskeyStore: Send + Sync + 'static {
     /// Stores a passkey; false when its credential id is registered already (to anyone).
     async fn add_passkey(&self, passkey: &StoredPasskey) -> StoreResult<bool>;
 

@@ -26,6 +26,41 @@ pub struct NewUser {
     /// The verification token and its mail, written in the same transaction as the user, so a
     /// signup is never left without its mail.
     pub verification: Option<(NewOneTimeToken, OutboxEmail)>,
+    /// The provider identity an account made by signing in elsewhere is linked to, in the same
+    /// transaction: such an account is never left without its way in.
+    pub identity: Option<NewIdentity>,
+}
+
+/// An identity at another provider, to link to an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewIdentity {
+    /// The provider's name in authd's configuration.
+    pub provider: String,
+    /// The provider's stable id of the user (`sub`, GitHub's numeric id).
+    pub subject: String,
+    pub user_id: Uuid,
+    /// The address the provider gave, for the owner's list.
+    pub email: Option<String>,
+}
+
+/// An identity linked to an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedIdentity {
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// How removing an identity went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlinked {
+    Removed,
+    /// The account has no identity at that provider.
+    NotLinked,
+    /// It is the account's last way to sign in (no password, no passkey, no other identity).
+    LastWayIn,
 }
 
 /// A change to an account: each `None` leaves its field as it is.
@@ -281,7 +316,7 @@ impl PurgeTarget {
             PurgeTarget::OldEvents => "auth_events",
             PurgeTarget::SpentMfaChallenges => "mfa_challenges",
             PurgeTarget::AbandonedEnrolments => "mfa_factors",
-            PurgeTarget::ExpiredCeremonies => "webauthn_ceremonies",
+            PurgeTarget::ExpiredCeremonies => "ceremonies",
         }
     }
 
@@ -450,12 +485,23 @@ pub struct StoredPasskey {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-/// What a WebAuthn ceremony's server-side state is for.
+/// What the server-side state of a ceremony (a flow of several requests) is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CeremonyKind {
+    /// WebAuthn: registering a passkey.
     Registration,
+    /// WebAuthn: a passkey as a login's second step or for step-up.
     SecondFactor,
+    /// WebAuthn: signing in with a passkey alone.
     Passwordless,
+    /// A sign-in at another provider, between the redirect and its callback (state, PKCE
+    /// verifier, nonce, where to return).
+    OAuthCallback,
+    /// An identity whose address belongs to an account, waiting for that account to sign in
+    /// and link it.
+    IdentityLink,
+    /// An ID token a native app exchanged, kept until it expires so it is used once.
+    SpentIdToken,
 }
 
 impl CeremonyKind {
@@ -464,6 +510,9 @@ impl CeremonyKind {
             CeremonyKind::Registration => "registration",
             CeremonyKind::SecondFactor => "second_factor",
             CeremonyKind::Passwordless => "passwordless",
+            CeremonyKind::OAuthCallback => "oauth_callback",
+            CeremonyKind::IdentityLink => "identity_link",
+            CeremonyKind::SpentIdToken => "spent_id_token",
         }
     }
 }
@@ -473,9 +522,10 @@ impl CeremonyKind {
 pub struct NewCeremony {
     pub hash: TokenHash,
     pub kind: CeremonyKind,
-    /// `None` for a passwordless login for an address without an account.
+    /// `None` for a passwordless login for an address without an account, or a sign-in at a
+    /// provider by someone not signed in.
     pub user_id: Option<Uuid>,
-    /// JSON of webauthn-rs's state.
+    /// JSON: webauthn-rs's state, or the flow's.
     pub state: String,
     pub ttl_seconds: u64,
 }

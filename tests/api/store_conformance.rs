@@ -102,6 +102,7 @@ fn new_user(email: &str) -> NewUser {
         email_verified: false,
         created_at: None,
         verification: None,
+        identity: None,
     }
 }
 

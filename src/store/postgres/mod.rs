@@ -1,7 +1,9 @@
 //! PostgreSQL backend: tokio-postgres through a deadpool pool, statements prepared once per
 //! connection, migrations embedded from `sql/postgres/`.
 
+mod ceremonies;
 mod events;
+mod identities;
 mod keys;
 mod maintenance;
 mod mfa;

@@ -1,10 +1,9 @@
-//! Passkeys and WebAuthn ceremony state.
+//! Passkeys.
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{ttl, Columns, PostgresStore};
-use crate::domain::opaque_token::TokenHash;
+use super::{Columns, PostgresStore};
 use crate::store::*;
 
 const PASSKEY_COLUMNS: &str =
@@ -18,44 +17,6 @@ fn passkey_from_row(row: &tokio_postgres::Row) -> StoreResult<StoredPasskey> {
 
 #[async_trait]
 impl PasskeyStore for PostgresStore {
-    #[tracing::instrument(skip_all)]
-    async fn create_ceremony(&self, ceremony: &NewCeremony) -> StoreResult<()> {
-        self.execute(
-            "INSERT INTO webauthn_ceremonies (token_hash, kind, user_id, state, expires_at)
-             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
-            &[
-                &ceremony.hash.as_slice(),
-                &ceremony.kind.as_str(),
-                &ceremony.user_id,
-                &ceremony.state,
-                &ttl(ceremony.ttl_seconds),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn take_ceremony(
-        &self,
-        hash: TokenHash,
-        kind: CeremonyKind,
-    ) -> StoreResult<Option<Ceremony>> {
-        let row = self
-            .query_opt(
-                "DELETE FROM webauthn_ceremonies WHERE token_hash = $1 AND kind = $2
-                 RETURNING user_id, state, expires_at > now() AS live",
-                &[&hash.as_slice(), &kind.as_str()],
-            )
-            .await?;
-        match row {
-            Some(row) if row.column("live")? => {
-                Ok(Some(record!(row => Ceremony { user_id, state })))
-            }
-            _ => Ok(None),
-        }
-    }
-
     #[tracing::instrument(skip_all)]
     async fn add_passkey(&self, passkey: &StoredPasskey) -> StoreResult<bool> {
         let added = self

@@ -5,6 +5,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::identities::insert_identity;
 use super::one_time::insert_token;
 use super::outbox::insert_email;
 use super::{execute, Columns, Params, PostgresStore, USER_COLUMNS};
@@ -51,6 +52,9 @@ impl UserStore for PostgresStore {
         if let Some((token, email)) = &user.verification {
             insert_token(&tx, token).await?;
             insert_email(&tx, email).await?;
+        }
+        if let Some(identity) = &user.identity {
+            insert_identity(&tx, identity).await?;
         }
         tx.commit().await?;
         Ok(created)
@@ -137,9 +141,14 @@ impl UserStore for PostgresStore {
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
         let delete = "UPDATE users SET deleted_at = now(), updated_at = now()
                       WHERE id = $1 AND deleted_at IS NULL";
-        Ok(self.execute(delete, &[&id]).await? > 0)
+        let deleted = execute(&tx, delete, &[&id]).await? > 0;
+        execute(&tx, "DELETE FROM identities WHERE user_id = $1", &[&id]).await?;
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn list_users(&self, page: &UserPage) -> StoreResult<Vec<User>> {

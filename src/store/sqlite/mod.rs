@@ -3,7 +3,9 @@
 //! serialised without `SQLITE_BUSY`. WAL journal, foreign keys on, migrations from `sql/sqlite/`.
 //! Times are stored as Unix microseconds (UTC).
 
+mod ceremonies;
 mod events;
+mod identities;
 mod keys;
 mod maintenance;
 mod mfa;

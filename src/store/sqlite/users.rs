@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Row, TransactionBehavior};
 use uuid::Uuid;
 
+use super::identities::insert_identity;
 use super::one_time::insert_token;
 use super::outbox::insert_email;
 use super::{
@@ -46,6 +47,9 @@ impl UserStore for SqliteStore {
                 if let Some((token, email)) = &user.verification {
                     insert_token(&tx, token, now)?;
                     insert_email(&tx, email, now)?;
+                }
+                if let Some(identity) = &user.identity {
+                    insert_identity(&tx, identity, now)?;
                 }
                 tx.commit()?;
                 Ok(created)
@@ -139,9 +143,18 @@ impl UserStore for SqliteStore {
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool> {
-        let sql = "UPDATE users SET deleted_at = ?2, updated_at = ?2
-                   WHERE id = ?1 AND deleted_at IS NULL";
-        Ok(self.execute(sql, vec![text(id), now_value()]).await? > 0)
+        self.write(move |tx| {
+            let deleted = tx
+                .prepare_cached(
+                    "UPDATE users SET deleted_at = ?2, updated_at = ?2
+                     WHERE id = ?1 AND deleted_at IS NULL",
+                )?
+                .execute(params![id.to_string(), now_micros()])?;
+            tx.prepare_cached("DELETE FROM identities WHERE user_id = ?1")?
+                .execute([id.to_string()])?;
+            Ok(deleted > 0)
+        })
+        .await
     }
 
     async fn list_users(&self, page: &UserPage) -> StoreResult<Vec<User>> {

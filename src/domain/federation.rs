@@ -1,0 +1,274 @@
+//! Rules of signing in through another provider (OAuth 2.0 / OpenID Connect): which account an
+//! identity opens, where a browser may be sent back, and how a native app's nonce is compared.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use url::Url;
+use uuid::Uuid;
+
+/// What the store knows about an identity a provider vouched for, and what the provider said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentityFacts {
+    /// The account this (provider, subject) is linked to, if any.
+    pub linked_to: Option<Uuid>,
+    /// The provider gave an address.
+    pub has_email: bool,
+    /// The provider says the address is verified.
+    pub email_verified: bool,
+    /// A live account holds that address.
+    pub account_with_email: Option<Uuid>,
+    /// `oauth.allow_signup`.
+    pub allow_signup: bool,
+}
+
+/// What a sign-in through a provider leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityDecision {
+    /// A known identity: its account signs in.
+    SignIn(Uuid),
+    /// The address belongs to an account this identity is not linked to. The account must prove
+    /// itself (sign in) before the identity is linked: never silently.
+    LinkRequired(Uuid),
+    /// A new account for the identity, linked to it.
+    CreateAccount,
+    Refuse(IdentityRefusal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityRefusal {
+    /// No address from the provider: nothing to make an account with.
+    NoEmail,
+    /// The address belongs to an account, and the provider has not verified it: whoever holds
+    /// this identity may not even be offered the link.
+    UnverifiedEmailTaken,
+    /// New accounts through providers are off.
+    SignupClosed,
+}
+
+/// The linking rule: a known identity signs in its account; an address that an account holds is
+/// linked only after that account proves itself (and only when the provider verified it); other
+/// identities get a new account when signup is open.
+pub fn decide(facts: IdentityFacts) -> IdentityDecision {
+    if let Some(user_id) = facts.linked_to {
+        return IdentityDecision::SignIn(user_id);
+    }
+    if !facts.has_email {
+        return IdentityDecision::Refuse(IdentityRefusal::NoEmail);
+    }
+    match facts.account_with_email {
+        Some(account) if facts.email_verified => IdentityDecision::LinkRequired(account),
+        Some(_) => IdentityDecision::Refuse(IdentityRefusal::UnverifiedEmailTaken),
+        None if facts.allow_signup => IdentityDecision::CreateAccount,
+        None => IdentityDecision::Refuse(IdentityRefusal::SignupClosed),
+    }
+}
+
+/// Where browsers may be sent back to after a sign-in: each entry an origin with a path prefix.
+#[derive(Debug, Clone)]
+pub struct ReturnUrls {
+    allowed: Vec<Url>,
+}
+
+impl ReturnUrls {
+    /// From configured entries (absolute http(s) URLs); the first is the default destination.
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        let allowed = entries
+            .iter()
+            .map(|entry| {
+                let url = Url::parse(entry.trim()).map_err(|e| format!("{entry:?}: {e}"))?;
+                if !matches!(url.scheme(), "http" | "https")
+                    || url.host_str().is_none()
+                    || url.query().is_some()
+                    || url.fragment().is_some()
+                    || !url.username().is_empty()
+                {
+                    return Err(format!(
+                        "{entry:?} is not an http(s) origin with an optional path"
+                    ));
+                }
+                Ok(url)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if allowed.is_empty() {
+            return Err("no return URL is allowed".into());
+        }
+        Ok(ReturnUrls { allowed })
+    }
+
+    /// The default destination: the first allowed entry.
+    pub fn default_url(&self) -> &Url {
+        &self.allowed[0]
+    }
+
+    /// `candidate` if it is an absolute URL on an allowed origin, under its path prefix, with no
+    /// credentials and no fragment; `None` otherwise (never a redirect anywhere else). An absent
+    /// candidate is the default destination.
+    pub fn check(&self, candidate: Option<&str>) -> Option<Url> {
+        let Some(candidate) = candidate.map(str::trim).filter(|c| !c.is_empty()) else {
+            return Some(self.default_url().clone());
+        };
+        let url = Url::parse(candidate).ok()?;
+        if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+            return None;
+        }
+        self.allowed
+            .iter()
+            .any(|allowed| {
+                allowed.origin() == url.origin() && path_under(url.path(), allowed.path())
+            })
+            .then_some(url)
+    }
+}
+
+/// `path` is `prefix` or below it, segment-wise (`/app` allows `/app/x`, not `/application`).
+fn path_under(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A native app's nonce against the one in its ID token: equal, or the token holds its SHA-256 in
+/// hex (what Sign in with Apple on iOS and most SDKs send to the provider). Compared in constant
+/// time.
+pub fn nonce_matches(in_token: &str, presented: &str) -> bool {
+    let hashed = hex_sha256(presented);
+    let raw_matches: bool = in_token.as_bytes().ct_eq(presented.as_bytes()).into();
+    let hashed_matches: bool = in_token
+        .to_ascii_lowercase()
+        .as_bytes()
+        .ct_eq(hashed.as_bytes())
+        .into();
+    !presented.is_empty() && (raw_matches || hashed_matches)
+}
+
+fn hex_sha256(value: &str) -> String {
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> IdentityFacts {
+        IdentityFacts {
+            linked_to: None,
+            has_email: true,
+            email_verified: true,
+            account_with_email: None,
+            allow_signup: true,
+        }
+    }
+
+    #[test]
+    fn a_known_identity_signs_in_its_account_whatever_the_address_says() {
+        let owner = Uuid::new_v4();
+        let other = Uuid::new_v4();
+        let decision = decide(IdentityFacts {
+            linked_to: Some(owner),
+            account_with_email: Some(other),
+            email_verified: false,
+            ..facts()
+        });
+        assert_eq!(decision, IdentityDecision::SignIn(owner));
+    }
+
+    #[test]
+    fn an_address_held_by_an_account_is_never_linked_silently() {
+        let account = Uuid::new_v4();
+        let verified = IdentityFacts {
+            account_with_email: Some(account),
+            ..facts()
+        };
+        assert_eq!(decide(verified), IdentityDecision::LinkRequired(account));
+        let unverified = IdentityFacts {
+            email_verified: false,
+            ..verified
+        };
+        assert_eq!(
+            decide(unverified),
+            IdentityDecision::Refuse(IdentityRefusal::UnverifiedEmailTaken)
+        );
+    }
+
+    #[test]
+    fn a_new_address_gets_an_account_only_while_signup_is_open() {
+        assert_eq!(decide(facts()), IdentityDecision::CreateAccount);
+        let closed = IdentityFacts {
+            allow_signup: false,
+            ..facts()
+        };
+        assert_eq!(
+            decide(closed),
+            IdentityDecision::Refuse(IdentityRefusal::SignupClosed)
+        );
+        let no_email = IdentityFacts {
+            has_email: false,
+            ..facts()
+        };
+        assert_eq!(
+            decide(no_email),
+            IdentityDecision::Refuse(IdentityRefusal::NoEmail)
+        );
+    }
+
+    #[test]
+    fn return_urls_stay_on_allowed_origins_and_paths() {
+        let urls = ReturnUrls::parse(&[
+            "https://app.example.com".into(),
+            "http://localhost:5173/admin".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            urls.check(None).unwrap().as_str(),
+            "https://app.example.com/"
+        );
+        for allowed in [
+            "https://app.example.com/",
+            "https://app.example.com/settings?tab=1",
+            "http://localhost:5173/admin",
+            "http://localhost:5173/admin/users",
+        ] {
+            assert!(urls.check(Some(allowed)).is_some(), "{allowed}");
+        }
+        for refused in [
+            "https://evil.example.com/",
+            "https://app.example.com.evil.com/",
+            "http://app.example.com/",
+            "https://app.example.com:8443/",
+            "//evil.example.com",
+            "/relative",
+            "javascript:alert(1)",
+            "https://user@app.example.com/",
+            "https://app.example.com/#fragment",
+            "http://localhost:5173/administrator",
+            "http://localhost:5173/",
+            "https://evil.example.com\\@app.example.com/",
+        ] {
+            assert!(urls.check(Some(refused)).is_none(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn return_url_entries_must_be_plain_origins_with_paths() {
+        assert!(ReturnUrls::parse(&[]).is_err());
+        assert!(ReturnUrls::parse(&["app.example.com".into()]).is_err());
+        assert!(ReturnUrls::parse(&["ftp://app.example.com".into()]).is_err());
+        assert!(ReturnUrls::parse(&["https://app.example.com/?a=1".into()]).is_err());
+    }
+
+    #[test]
+    fn a_nonce_matches_raw_or_as_its_sha256() {
+        let nonce = "n-0S6_WzA2Mj";
+        assert!(nonce_matches(nonce, nonce));
+        assert!(nonce_matches(&hex_sha256(nonce), nonce));
+        assert!(nonce_matches(&hex_sha256(nonce).to_uppercase(), nonce));
+        assert!(!nonce_matches(nonce, "other"));
+        assert!(!nonce_matches("", ""));
+    }
+}

@@ -1,0 +1,649 @@
+//! Signing in through another provider: the browser's round trip (start, callback), native apps'
+//! ID tokens, and the identities linked to an account. The rule of which account an identity
+//! opens is `domain::federation::decide`; no account is ever linked to an identity silently.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::Digest;
+use url::Url;
+use uuid::Uuid;
+
+use crate::actors::tokens::IssuedTokens;
+use crate::domain::assurance::{AuthMethod, AuthMethods};
+use crate::domain::claims::{AccessClaims, Caller};
+use crate::domain::client::ClientContext;
+use crate::domain::email::EmailAddress;
+use crate::domain::federation::{
+    decide, IdentityDecision, IdentityFacts, IdentityRefusal, ReturnUrls,
+};
+use crate::domain::one_time::TokenKind;
+use crate::domain::opaque_token::{OpaqueToken, TokenHash};
+use crate::domain::password::NO_PASSWORD;
+use crate::domain::user::{Role, User};
+use crate::error::{AppError, FederationFailure};
+use crate::federation::{Provider, ProviderError, Providers, VouchedIdentity};
+use crate::flows::audit::EventKind;
+use crate::flows::deps::FlowDeps;
+use crate::flows::mfa::{MfaChallengeIssued, MfaService};
+use crate::store::{
+    CeremonyKind, LinkedIdentity, NewCeremony, NewIdentity, NewUser, StoreError, Unlinked,
+};
+
+/// The configured rules of signing in elsewhere.
+pub struct FederationRules {
+    pub return_urls: ReturnUrls,
+    pub allow_signup: bool,
+    pub flow_ttl_seconds: u64,
+    pub require_email_verification: bool,
+}
+
+/// A started round trip: where to send the browser, and the value of the cookie that ties the
+/// callback to this browser. No `Debug`: both are secrets of the flow.
+pub struct StartedFlow {
+    pub authorization_url: String,
+    pub browser_key: String,
+}
+
+/// How a sign-in through a provider ended.
+pub enum FederatedOutcome {
+    SignedIn(User, IssuedTokens),
+    /// The account has a second factor: `POST /auth/mfa/verify` completes the sign-in.
+    MfaRequired(MfaChallengeIssued),
+    /// A new account whose address the provider did not verify, while verification is
+    /// required: a mail is on its way, no session yet.
+    VerificationSent,
+    /// An account holds the address: it signs in (its own way), then links with `link_token`.
+    LinkRequired {
+        link_token: String,
+        email: String,
+    },
+    /// A signed-in user's round trip to link the identity: done.
+    Linked,
+}
+
+/// The browser's callback: where to send it back, and how the sign-in ended.
+pub struct CallbackResult {
+    pub return_to: Url,
+    pub outcome: Result<FederatedOutcome, AppError>,
+}
+
+/// What a callback presents: the query (or Apple's form) and the browser's cookie.
+pub struct Callback<'a> {
+    pub state: Option<&'a str>,
+    pub code: Option<&'a str>,
+    /// The provider's `error` (the user said no).
+    pub error: Option<&'a str>,
+    pub browser_key: Option<&'a str>,
+}
+
+/// The round trip's state, kept server-side under the hash of `state` until the callback.
+#[derive(Serialize, Deserialize)]
+struct RoundTrip {
+    provider: String,
+    /// SHA-256 of the browser cookie, hex.
+    browser: String,
+    pkce_verifier: String,
+    nonce: String,
+    return_to: String,
+}
+
+/// An identity waiting for the account that holds its address to sign in and link it.
+#[derive(Serialize, Deserialize)]
+struct PendingLink {
+    provider: String,
+    subject: String,
+    email: String,
+}
+
+/// A provider as frontends list it.
+pub struct ProviderInfo {
+    pub name: String,
+    pub display_name: String,
+    pub kind: &'static str,
+}
+
+#[derive(Clone)]
+pub struct FederationService {
+    deps: FlowDeps,
+    mfa: MfaService,
+    providers: Arc<Providers>,
+    rules: Arc<FederationRules>,
+}
+
+fn hex(hash: &TokenHash) -> String {
+    hash.as_slice().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_provider(e: ProviderError) -> AppError {
+    match e {
+        ProviderError::Unavailable(_) => {
+            AppError::Federation(FederationFailure::ProviderUnavailable)
+        }
+        ProviderError::Refused(_) => AppError::Federation(FederationFailure::Refused),
+        ProviderError::Unsupported => {
+            AppError::validation("idToken", "this provider issues no ID tokens")
+        }
+    }
+}
+
+impl FederationService {
+    pub fn new(
+        deps: FlowDeps,
+        mfa: MfaService,
+        providers: Arc<Providers>,
+        rules: Arc<FederationRules>,
+    ) -> Self {
+        FederationService {
+            deps,
+            mfa,
+            providers,
+            rules,
+        }
+    }
+
+    /// The configured providers, for a sign-in page's buttons.
+    pub fn providers(&self) -> Vec<ProviderInfo> {
+        self.providers
+            .all()
+            .map(|provider| ProviderInfo {
+                name: provider.name.clone(),
+                display_name: provider.display_name.clone(),
+                kind: provider.kind_name(),
+            })
+            .collect()
+    }
+
+    fn provider(&self, name: &str) -> Result<Arc<Provider>, AppError> {
+        self.providers.get(name).ok_or(AppError::NotFound)
+    }
+
+    /// Starts a round trip to `provider`; the browser comes back to `return_to` (an allowed URL;
+    /// the default when absent). With `linking`, the signed-in caller links the identity instead
+    /// of signing in (a sensitive action: it needs a recent sign-in).
+    pub async fn start(
+        &self,
+        provider: &str,
+        return_to: Option<&str>,
+        linking: Option<&AccessClaims>,
+    ) -> Result<StartedFlow, AppError> {
+        let provider = self.provider(provider)?;
+        let return_to = self
+            .rules
+            .return_urls
+            .check(return_to)
+            .ok_or_else(|| AppError::validation("returnTo", "is not an allowed return URL"))?;
+        if let Some(caller) = linking {
+            self.deps.require_step_up(caller).await?;
+        }
+        let state = OpaqueToken::generate();
+        let browser = OpaqueToken::generate();
+        let authorization = provider
+            .authorize(state.as_str())
+            .await
+            .map_err(from_provider)?;
+        let trip = RoundTrip {
+            provider: provider.name.clone(),
+            browser: hex(&browser.hash()),
+            pkce_verifier: authorization.pkce_verifier,
+            nonce: authorization.nonce,
+            return_to: return_to.to_string(),
+        };
+        self.deps
+            .store
+            .create_ceremony(&NewCeremony {
+                hash: state.hash(),
+                kind: CeremonyKind::OAuthCallback,
+                user_id: linking.map(|caller| caller.sub),
+                state: serde_json::to_string(&trip)
+                    .map_err(|e| AppError::Internal(e.to_string()))?,
+                ttl_seconds: self.rules.flow_ttl_seconds,
+            })
+            .await?;
+        Ok(StartedFlow {
+            authorization_url: authorization.url,
+            browser_key: browser.as_str().to_string(),
+        })
+    }
+
+    /// The provider sent the browser back. Whatever happens, the answer says where to send it:
+    /// the flow's return URL, or the default one when the flow cannot be read.
+    #[tracing::instrument(skip_all, fields(provider = provider))]
+    pub async fn callback(
+        &self,
+        provider: &str,
+        callback: Callback<'_>,
+        client: &ClientContext,
+    ) -> CallbackResult {
+        let mut return_to = self.rules.return_urls.default_url().clone();
+        let outcome = self
+            .finish_round_trip(provider, callback, &mut return_to, client)
+            .await;
+        if let Err(e) = &outcome {
+            crate::metrics::federation_outcome("callback", e.code());
+            tracing::info!(code = e.code(), "sign-in through a provider failed");
+        }
+        CallbackResult { return_to, outcome }
+    }
+
+    async fn finish_round_trip(
+        &self,
+        provider_name: &str,
+        callback: Callback<'_>,
+        return_to: &mut Url,
+        client: &ClientContext,
+    ) -> Result<FederatedOutcome, AppError> {
+        let invalid = || AppError::Federation(FederationFailure::StateInvalid);
+        let state = callback
+            .state
+            .and_then(OpaqueToken::parse)
+            .ok_or_else(invalid)?;
+        let ceremony = self
+            .deps
+            .store
+            .take_ceremony(state.hash(), CeremonyKind::OAuthCallback)
+            .await?
+            .ok_or_else(invalid)?;
+        let trip: RoundTrip = serde_json::from_str(&ceremony.state).map_err(|_| invalid())?;
+        if let Ok(url) = Url::parse(&trip.return_to) {
+            *return_to = url;
+        }
+        // The callback must come back to the browser that started it (no login CSRF: someone
+        // else's code cannot be planted in this browser) and for the provider it went to.
+        let same_browser = callback
+            .browser_key
+            .and_then(OpaqueToken::parse)
+            .is_some_and(|key| hex(&key.hash()) == trip.browser);
+        if !same_browser || trip.provider != provider_name {
+            return Err(invalid());
+        }
+        let provider = self.provider(provider_name)?;
+        if callback.error.is_some() {
+            return Err(AppError::Federation(FederationFailure::Cancelled));
+        }
+        let code = callback
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or_else(invalid)?;
+        let identity = provider
+            .redeem(code, &trip.pkce_verifier, &trip.nonce)
+            .await
+            .map_err(|e| self.refused(&provider, e, client))?;
+        match ceremony.user_id {
+            Some(user_id) => self.link(&provider, &identity, user_id, client).await,
+            None => self.sign_in(&provider, identity, client).await,
+        }
+    }
+
+    /// A native app's ID token from the provider (Sign in with Apple, Google Sign-In), with the
+    /// nonce it asked for: each token is accepted once.
+    #[tracing::instrument(skip_all, fields(provider = provider))]
+    pub async fn exchange_id_token(
+        &self,
+        provider: &str,
+        id_token: &str,
+        nonce: &str,
+        client: &ClientContext,
+    ) -> Result<FederatedOutcome, AppError> {
+        let provider = self.provider(provider)?;
+        let (identity, expires_at) = provider
+            .verify_id_token(id_token, nonce)
+            .await
+            .map_err(|e| self.refused(&provider, e, client))?;
+        let lifetime = expires_at
+            .saturating_sub(chrono::Utc::now().timestamp())
+            .max(1);
+        let first_use = self
+            .deps
+            .store
+            .create_ceremony(&NewCeremony {
+                hash: sha2::Sha256::digest(id_token.as_bytes()).into(),
+                kind: CeremonyKind::SpentIdToken,
+                user_id: None,
+                state: String::new(),
+                ttl_seconds: u64::try_from(lifetime).unwrap_or(1),
+            })
+            .await?;
+        if !first_use {
+            let e = ProviderError::Refused("the ID token was used before".into());
+            return Err(self.refused(&provider, e, client));
+        }
+        let outcome = self.sign_in(&provider, identity, client).await;
+        if let Err(e) = &outcome {
+            crate::metrics::federation_outcome("id_token", e.code());
+        }
+        outcome
+    }
+
+    /// Maps a provider's failure, auditing a refusal (an attack, or a misconfiguration).
+    fn refused(&self, provider: &Provider, e: ProviderError, client: &ClientContext) -> AppError {
+        if let ProviderError::Refused(reason) = &e {
+            tracing::info!(provider = %provider.name, reason, "provider answer refused");
+            let audit = self.deps.audit.clone();
+            let details = json!({ "provider": provider.name, "reason": "refused" });
+            let client = client.clone();
+            actix::spawn(async move {
+                audit
+                    .record(EventKind::FederatedLoginFailed, None, &client, details)
+                    .await;
+            });
+        } else {
+            tracing::warn!(provider = %provider.name, error = %e, "provider unavailable");
+        }
+        from_provider(e)
+    }
+
+    /// Which account the identity opens (`domain::federation::decide`), and the session.
+    async fn sign_in(
+        &self,
+        provider: &Provider,
+        identity: VouchedIdentity,
+        client: &ClientContext,
+    ) -> Result<FederatedOutcome, AppError> {
+        let store = &self.deps.store;
+        let owner = store
+            .identity_owner(&provider.name, &identity.subject)
+            .await?;
+        let email = identity
+            .email
+            .as_deref()
+            .and_then(|email| EmailAddress::parse(email).ok());
+        let account = match (&owner, &email) {
+            (None, Some(email)) => store.user_by_email(email.canonical()).await?,
+            _ => None,
+        };
+        let decision = decide(IdentityFacts {
+            linked_to: owner.as_ref().map(|user| user.id),
+            has_email: email.is_some(),
+            email_verified: identity.email_verified,
+            account_with_email: account.as_ref().map(|account| account.user.id),
+            allow_signup: self.rules.allow_signup,
+        });
+        let refusal = match decision {
+            IdentityDecision::SignIn(_) => {
+                let user =
+                    owner.ok_or(AppError::Internal("the identity's owner vanished".into()))?;
+                store
+                    .record_identity_use(&provider.name, &identity.subject)
+                    .await?;
+                return self.open_session(provider, user, client).await;
+            }
+            IdentityDecision::LinkRequired(account_id) => {
+                let email = email.map(EmailAddress::into_string).unwrap_or_default();
+                return self
+                    .offer_link(provider, &identity, account_id, email)
+                    .await;
+            }
+            IdentityDecision::CreateAccount => match email {
+                Some(email) => return self.sign_up(provider, identity, email, client).await,
+                None => FederationFailure::NoEmail,
+            },
+            IdentityDecision::Refuse(IdentityRefusal::NoEmail) => FederationFailure::NoEmail,
+            IdentityDecision::Refuse(IdentityRefusal::SignupClosed) => {
+                FederationFailure::SignupClosed
+            }
+            IdentityDecision::Refuse(IdentityRefusal::UnverifiedEmailTaken) => {
+                FederationFailure::UnverifiedEmailTaken
+            }
+        };
+        let details = json!({ "provider": provider.name, "reason": refusal.code() });
+        let user_id = account.map(|account| account.user.id);
+        self.deps
+            .audit
+            .record(EventKind::FederatedLoginFailed, user_id, client, details)
+            .await;
+        Err(AppError::Federation(refusal))
+    }
+
+    /// Keeps the identity for the account holding its address, until that account signs in and
+    /// links it with the answered token.
+    async fn offer_link(
+        &self,
+        provider: &Provider,
+        identity: &VouchedIdentity,
+        account_id: Uuid,
+        email: String,
+    ) -> Result<FederatedOutcome, AppError> {
+        let token = OpaqueToken::generate();
+        let pending = PendingLink {
+            provider: provider.name.clone(),
+            subject: identity.subject.clone(),
+            email: email.clone(),
+        };
+        self.deps
+            .store
+            .create_ceremony(&NewCeremony {
+                hash: token.hash(),
+                kind: CeremonyKind::IdentityLink,
+                user_id: Some(account_id),
+                state: serde_json::to_string(&pending)
+                    .map_err(|e| AppError::Internal(e.to_string()))?,
+                ttl_seconds: self.rules.flow_ttl_seconds,
+            })
+            .await?;
+        tracing::info!(provider = %provider.name, "identity's address has an account: link offered");
+        Ok(FederatedOutcome::LinkRequired {
+            link_token: token.as_str().to_string(),
+            email,
+        })
+    }
+
+    /// A new account for the identity, linked to it in the same transaction. It has no password
+    /// (it signs in through the provider, or sets one with "forgot password").
+    async fn sign_up(
+        &self,
+        provider: &Provider,
+        identity: VouchedIdentity,
+        email: EmailAddress,
+        client: &ClientContext,
+    ) -> Result<FederatedOutcome, AppError> {
+        let id = Uuid::new_v4();
+        let name = identity
+            .name
+            .as_deref()
+            .and_then(|name| crate::domain::user::check_name(Some(name)).ok().flatten());
+        let verification = (!identity.email_verified).then(|| {
+            self.deps.outbox.prepare_token(
+                TokenKind::EmailVerification,
+                Some(id),
+                email.as_str(),
+                name.as_deref(),
+                &json!({}),
+            )
+        });
+        let created = self
+            .deps
+            .store
+            .create_user(NewUser {
+                id,
+                email: email.clone(),
+                name,
+                password_hash: NO_PASSWORD.to_string(),
+                role: Role::User,
+                email_verified: identity.email_verified,
+                created_at: None,
+                verification,
+                identity: Some(NewIdentity {
+                    provider: provider.name.clone(),
+                    subject: identity.subject.clone(),
+                    user_id: id,
+                    email: Some(email.into_string()),
+                }),
+            })
+            .await;
+        let user = match created {
+            Ok(user) => user,
+            // A sign-in racing this one made the account first: the identity is linked now.
+            Err(StoreError::EmailTaken) => {
+                return Err(AppError::Federation(FederationFailure::IdentityTaken))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tracing::info!(user_id = %user.id, provider = %provider.name, "signed up through a provider");
+        let details = json!({ "provider": provider.name, "invited": false, "role": "user" });
+        self.deps
+            .audit
+            .record(EventKind::Signup, Some(user.id), client, details)
+            .await;
+        if !user.email_verified {
+            self.deps.outbox.wake();
+            if self.rules.require_email_verification {
+                return Ok(FederatedOutcome::VerificationSent);
+            }
+        }
+        self.open_session(provider, user, client).await
+    }
+
+    /// The session of an account that signed in through `provider`: refused like a login for a
+    /// locked or (when required) unverified account, held at the second step when the account
+    /// has a factor.
+    async fn open_session(
+        &self,
+        provider: &Provider,
+        user: User,
+        client: &ClientContext,
+    ) -> Result<FederatedOutcome, AppError> {
+        let refusal = if user.locked {
+            Some((AppError::AccountLocked, "account_locked"))
+        } else if self.rules.require_email_verification && !user.email_verified {
+            Some((AppError::EmailNotVerified, "email_not_verified"))
+        } else {
+            None
+        };
+        if let Some((error, reason)) = refusal {
+            let details = json!({ "provider": provider.name, "reason": reason });
+            self.deps
+                .audit
+                .record(EventKind::LoginFailed, Some(user.id), client, details)
+                .await;
+            return Err(error);
+        }
+        let methods = AuthMethods::of(&[AuthMethod::Federated]);
+        if let Some(challenge) = self.mfa.challenge(&user, methods.clone()).await? {
+            tracing::info!(user_id = %user.id, "provider sign-in; second factor required");
+            return Ok(FederatedOutcome::MfaRequired(challenge));
+        }
+        let tokens = self.deps.start_session(&user, client, methods).await?;
+        tracing::info!(user_id = %user.id, provider = %provider.name, "logged in through a provider");
+        let details = json!({ "sessionId": tokens.session_id, "provider": provider.name });
+        self.deps
+            .audit
+            .record(EventKind::LoginSucceeded, Some(user.id), client, details)
+            .await;
+        crate::metrics::federation_outcome("sign_in", "passed");
+        Ok(FederatedOutcome::SignedIn(user, tokens))
+    }
+
+    /// Links the identity to `user_id`, who asked for it while signed in.
+    async fn link(
+        &self,
+        provider: &Provider,
+        identity: &VouchedIdentity,
+        user_id: Uuid,
+        client: &ClientContext,
+    ) -> Result<FederatedOutcome, AppError> {
+        let store = &self.deps.store;
+        if let Some(owner) = store
+            .identity_owner(&provider.name, &identity.subject)
+            .await?
+        {
+            if owner.id == user_id {
+                return Ok(FederatedOutcome::Linked);
+            }
+            return Err(AppError::Federation(FederationFailure::IdentityTaken));
+        }
+        let linked = store
+            .link_identity(&NewIdentity {
+                provider: provider.name.clone(),
+                subject: identity.subject.clone(),
+                user_id,
+                email: identity.email.clone(),
+            })
+            .await?;
+        if !linked {
+            return Err(AppError::Federation(FederationFailure::IdentityTaken));
+        }
+        let details = json!({ "provider": provider.name });
+        self.deps
+            .audit
+            .record(EventKind::IdentityLinked, Some(user_id), client, details)
+            .await;
+        Ok(FederatedOutcome::Linked)
+    }
+
+    /// The signed-in owner of an address links the identity that was offered for it
+    /// (`linkToken`). Only the account the offer was made for can take it.
+    pub async fn accept_link(
+        &self,
+        caller: &Caller,
+        link_token: &str,
+        client: &ClientContext,
+    ) -> Result<LinkedIdentity, AppError> {
+        self.deps.require_step_up(&caller.claims).await?;
+        let invalid = || AppError::validation("linkToken", "is invalid, used or expired");
+        let token = OpaqueToken::parse(link_token).ok_or_else(invalid)?;
+        let ceremony = self
+            .deps
+            .store
+            .take_ceremony(token.hash(), CeremonyKind::IdentityLink)
+            .await?
+            .ok_or_else(invalid)?;
+        if ceremony.user_id != Some(caller.user.id) {
+            return Err(invalid());
+        }
+        let pending: PendingLink = serde_json::from_str(&ceremony.state).map_err(|_| invalid())?;
+        let provider = self.provider(&pending.provider)?;
+        let identity = VouchedIdentity {
+            subject: pending.subject,
+            email: Some(pending.email),
+            email_verified: true,
+            name: None,
+        };
+        self.link(&provider, &identity, caller.user.id, client)
+            .await?;
+        self.deps
+            .store
+            .identities_of(caller.user.id)
+            .await?
+            .into_iter()
+            .find(|linked| linked.provider == provider.name)
+            .ok_or(AppError::Internal("a linked identity vanished".into()))
+    }
+
+    pub async fn identities(&self, user_id: Uuid) -> Result<Vec<LinkedIdentity>, AppError> {
+        Ok(self.deps.store.identities_of(user_id).await?)
+    }
+
+    /// Unlinks the caller's identity at `provider`, unless it is the account's last way to sign
+    /// in (no password, no passkey, no other identity).
+    pub async fn unlink(
+        &self,
+        caller: &AccessClaims,
+        provider: &str,
+        client: &ClientContext,
+    ) -> Result<(), AppError> {
+        self.deps.require_step_up(caller).await?;
+        match self
+            .deps
+            .store
+            .unlink_identity(caller.sub, provider)
+            .await?
+        {
+            Unlinked::Removed => {}
+            Unlinked::NotLinked => return Err(AppError::NotFound),
+            Unlinked::LastWayIn => return Err(AppError::Federation(FederationFailure::LastWayIn)),
+        }
+        let details = json!({ "provider": provider });
+        self.deps
+            .audit
+            .record(
+                EventKind::IdentityUnlinked,
+                Some(caller.sub),
+                client,
+                details,
+            )
+            .await;
+        Ok(())
+    }
+}

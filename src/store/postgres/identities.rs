@@ -1,0 +1,101 @@
+//! Identities at other providers, linked to accounts.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::users::user_from_row;
+use super::{execute, Columns, PostgresStore, USER_COLUMNS};
+use crate::domain::password::NO_PASSWORD;
+use crate::domain::user::User;
+use crate::store::*;
+
+#[async_trait]
+impl IdentityStore for PostgresStore {
+    #[tracing::instrument(skip_all)]
+    async fn identity_owner(&self, provider: &str, subject: &str) -> StoreResult<Option<User>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users
+             WHERE deleted_at IS NULL
+               AND id = (SELECT user_id FROM identities WHERE provider = $1 AND subject = $2)"
+        );
+        let row = self.query_opt(&sql, &[&provider, &subject]).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn link_identity(&self, identity: &NewIdentity) -> StoreResult<bool> {
+        let client = self.client().await?;
+        Ok(insert_identity(&client, identity).await? == 1)
+    }
+
+    async fn identities_of(&self, user_id: Uuid) -> StoreResult<Vec<LinkedIdentity>> {
+        let rows = self
+            .query(
+                "SELECT provider, subject, email, created_at, last_used_at FROM identities
+                 WHERE user_id = $1 ORDER BY created_at, provider",
+                &[&user_id],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(record!(row => LinkedIdentity {
+                    provider, subject, email, created_at, last_used_at
+                }))
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn unlink_identity(&self, user_id: Uuid, provider: &str) -> StoreResult<Unlinked> {
+        let removed = self
+            .execute(
+                "DELETE FROM identities WHERE user_id = $1 AND provider = $2
+                   AND (EXISTS (SELECT 1 FROM users WHERE id = $1 AND password_hash <> $3)
+                        OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)
+                        OR EXISTS (SELECT 1 FROM identities other
+                                   WHERE other.user_id = $1 AND other.provider <> $2))",
+                &[&user_id, &provider, &NO_PASSWORD],
+            )
+            .await?;
+        if removed > 0 {
+            return Ok(Unlinked::Removed);
+        }
+        let linked = self
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = $1 AND provider = $2)",
+                &[&user_id, &provider],
+            )
+            .await?;
+        Ok(if linked.try_get(0)? {
+            Unlinked::LastWayIn
+        } else {
+            Unlinked::NotLinked
+        })
+    }
+
+    async fn record_identity_use(&self, provider: &str, subject: &str) -> StoreResult<()> {
+        self.execute(
+            "UPDATE identities SET last_used_at = now() WHERE provider = $1 AND subject = $2",
+            &[&provider, &subject],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Inserts an identity unless it, or one of the account at that provider, is there; answers how
+/// many rows went in (0 or 1).
+pub(super) async fn insert_identity(
+    client: &impl deadpool_postgres::GenericClient,
+    identity: &NewIdentity,
+) -> StoreResult<u64> {
+    let insert = "INSERT INTO identities (provider, subject, user_id, email)
+                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+    let NewIdentity {
+        provider,
+        subject,
+        user_id,
+        email,
+    } = identity;
+    execute(client, insert, &[provider, subject, user_id, email]).await
+}
