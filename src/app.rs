@@ -28,6 +28,7 @@ use crate::flows::audit::Audit;
 use crate::flows::auth::{AuthService, SignupRules};
 use crate::flows::deps::{FlowDeps, PasswordRules, StepUpPolicy};
 use crate::flows::email_links::EmailLinkService;
+use crate::flows::federation::{FederationRules, FederationService};
 use crate::flows::mfa::{MfaRules, MfaService};
 use crate::flows::outbox::{Outbox, FOLLOW_UP_LIFETIME};
 use crate::http::client_ip::TrustedProxies;
@@ -216,6 +217,15 @@ impl Application {
             passkey_ceremony_ttl_seconds: settings.auth.passkeys.ceremony_ttl_seconds,
             decoy_key: settings.tokens.refresh_secret.clone(),
         });
+        let providers = Arc::new(
+            crate::federation::Providers::from_settings(&settings).map_err(anyhow::Error::msg)?,
+        );
+        let federation_rules = Arc::new(FederationRules {
+            return_urls: settings.return_urls()?,
+            allow_signup: settings.oauth.allow_signup,
+            flow_ttl_seconds: settings.oauth.flow_ttl_seconds,
+            require_email_verification: settings.auth.require_email_verification,
+        });
         let base_path = settings.base_path();
         let cookie_policy = CookiePolicy {
             secure: settings.cookie_secure(),
@@ -226,6 +236,11 @@ impl Application {
             max_age_seconds: FOLLOW_UP_LIFETIME.as_secs() as i64,
             ..cookie_policy.clone()
         };
+        let oauth_cookie = CookiePolicy {
+            path: format!("{base_path}/auth/oauth"),
+            ..cookie_policy.clone()
+        };
+        let oauth_flow_ttl_seconds = i64::try_from(settings.oauth.flow_ttl_seconds).unwrap_or(600);
         let max_body_bytes = settings.http.max_body_bytes;
         let trusted_proxies = Arc::new(TrustedProxies::new(
             settings.trusted_proxies()?,
@@ -272,7 +287,16 @@ impl Application {
                 step_up,
             };
             let mfa = MfaService::new(deps.clone(), mfa_rules.clone());
+            let federation = FederationService::new(
+                deps.clone(),
+                mfa.clone(),
+                providers.clone(),
+                federation_rules.clone(),
+            );
             let state = AppState {
+                federation,
+                oauth_cookie: oauth_cookie.clone(),
+                oauth_flow_ttl_seconds,
                 account: AccountService::new(deps.clone()),
                 admin: AdminService::new(deps.clone()),
                 email_links: EmailLinkService::new(deps.clone()),

@@ -683,6 +683,95 @@ impl Settings {
         Ok(Some(builder.build().map_err(refused)?))
     }
 
+    /// Where browsers may return after a sign-in through a provider: `oauth.allowed_return_urls`,
+    /// or the origin of `app.frontend_url`.
+    pub fn return_urls(&self) -> Result<crate::domain::federation::ReturnUrls, ConfigError> {
+        let (setting, entries) = if self.oauth.allowed_return_urls.is_empty() {
+            ("app.frontend_url", vec![self.app.frontend_url.clone()])
+        } else {
+            (
+                "oauth.allowed_return_urls",
+                self.oauth.allowed_return_urls.clone(),
+            )
+        };
+        crate::domain::federation::ReturnUrls::parse(&entries).map_err(|e| invalid(setting, e))
+    }
+
+    /// Checks each `oauth.providers.<name>`: the settings its kind needs, and URLs that parse.
+    pub fn check_providers(&self) -> Result<(), ConfigError> {
+        let base = self.oauth.callback_base_url.trim();
+        let base_ok = url::Url::parse(base)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some());
+        if !self.oauth.providers.is_empty() && !base_ok {
+            return Err(invalid(
+                "oauth.callback_base_url",
+                "must be authd's public http(s) URL when providers are configured",
+            ));
+        }
+        if !self.oauth.providers.is_empty()
+            && self.environment == Environment::Production
+            && !base.starts_with("https://")
+        {
+            return Err(invalid(
+                "oauth.callback_base_url",
+                "must be https in production (providers send codes to it)",
+            ));
+        }
+        for (name, provider) in &self.oauth.providers {
+            let setting = |key: &str| format!("oauth.providers.{name}.{key}");
+            let named_ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !named_ok {
+                return Err(invalid(
+                    &format!("oauth.providers.{name}"),
+                    "a provider's name must be 1 to 64 of a-z, 0-9, - and _",
+                ));
+            }
+            let missing = |key: &str, empty: bool| {
+                if empty {
+                    Err(invalid(&setting(key), "is required for this provider"))
+                } else {
+                    Ok(())
+                }
+            };
+            missing("client_id", provider.client_id.trim().is_empty())?;
+            match provider.kind {
+                OAuthProviderKind::Oidc => missing("issuer", provider.issuer.trim().is_empty())?,
+                OAuthProviderKind::Github => {
+                    missing("client_secret", provider.client_secret.is_empty())?
+                }
+                OAuthProviderKind::Apple => {
+                    missing("team_id", provider.team_id.trim().is_empty())?;
+                    missing("key_id", provider.key_id.trim().is_empty())?;
+                    jsonwebtoken::EncodingKey::from_ec_pem(
+                        provider.private_key.expose().as_bytes(),
+                    )
+                    .map_err(|_| {
+                        invalid(
+                            &setting("private_key"),
+                            "must be the team's ES256 key (PKCS#8 PEM)",
+                        )
+                    })?;
+                }
+                OAuthProviderKind::Google => {}
+            }
+            for (key, value) in [
+                ("issuer", &provider.issuer),
+                ("authorization_url", &provider.authorization_url),
+                ("token_url", &provider.token_url),
+                ("api_url", &provider.api_url),
+            ] {
+                if !value.trim().is_empty() && url::Url::parse(value.trim()).is_err() {
+                    return Err(invalid(&setting(key), format!("{value:?} is not a URL")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn cors_origins(&self) -> Vec<String> {
         let normalise = |origin: &String| origin.trim().trim_end_matches('/').to_string();
         if self.http.cors_allowed_origins.is_empty() {

@@ -45,6 +45,8 @@ impl Settings {
         }
         self.store_backend()?;
         self.webauthn()?;
+        self.return_urls()?;
+        self.check_providers()?;
         self.trusted_proxies()?;
         self.metrics_networks()?;
         if self.cache_is_shared()

@@ -10,6 +10,8 @@ use crate::domain::opaque_token::{OpaqueToken, RefreshToken};
 
 pub const REFRESH_COOKIE: &str = "refresh_token";
 pub const ONE_TIME_COOKIE: &str = "one_time_token";
+/// Ties a provider's callback to the browser that started the sign-in.
+pub const OAUTH_FLOW_COOKIE: &str = "oauth_flow";
 
 #[derive(Debug, Clone)]
 pub struct CookiePolicy {
@@ -48,6 +50,26 @@ impl CookiePolicy {
     pub fn one_time(&self, token: &OpaqueToken) -> Cookie<'static> {
         let mut cookie = self.named(ONE_TIME_COOKIE, token.as_str().to_string());
         cookie.set_max_age(Duration::seconds(self.max_age_seconds));
+        cookie
+    }
+
+    /// The `oauth_flow` cookie of a round trip to a provider. It must come back with the
+    /// provider's callback, a cross-site navigation (Apple's a cross-site POST): SameSite=None
+    /// where it can be Secure, else Lax (development over plain HTTP, where None is refused).
+    pub fn oauth_flow(&self, key: &str, max_age_seconds: i64) -> Cookie<'static> {
+        let mut cookie = self.named(OAUTH_FLOW_COOKIE, key.to_string());
+        cookie.set_same_site(if self.secure {
+            SameSite::None
+        } else {
+            SameSite::Lax
+        });
+        cookie.set_max_age(Duration::seconds(max_age_seconds));
+        cookie
+    }
+
+    pub fn oauth_flow_cleared(&self) -> Cookie<'static> {
+        let mut cookie = self.oauth_flow("", 0);
+        cookie.make_removal();
         cookie
     }
 

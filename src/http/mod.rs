@@ -34,6 +34,7 @@ pub struct AppState {
     pub admin: AdminService,
     pub email_links: EmailLinkService,
     pub mfa: crate::flows::mfa::MfaService,
+    pub federation: crate::flows::federation::FederationService,
     /// `auth.mfa.required`, enforced by the [`extractors::AuthUser`] extractor.
     pub mfa_requirement: crate::domain::assurance::MfaRequirement,
     pub rate_limiter: crate::actors::Tracked<RateLimiter>,
@@ -42,6 +43,9 @@ pub struct AppState {
     pub cookies: cookies::CookiePolicy,
     /// The `one_time_token` cookie set by `POST /auth/tokens/validate`.
     pub one_time_cookie: cookies::CookiePolicy,
+    /// The `oauth_flow` cookie of a round trip to a provider (path `/auth/oauth`).
+    pub oauth_cookie: cookies::CookiePolicy,
+    pub oauth_flow_ttl_seconds: i64,
     pub base_path: String,
     pub max_body_bytes: usize,
     /// `http.max_header_bytes`: larger URIs and headers get 431.
@@ -71,6 +75,13 @@ pub fn cors(settings: &Settings) -> Cors {
             header::RETRY_AFTER,
         ])
         .supports_credentials()
+        // Apple posts a provider's answer from its own origin (`response_mode=form_post`): a
+        // navigation, which the callback turns into a redirect.
+        .allowed_origin_fn(|_, request| {
+            request.method == Method::POST
+                && request.uri.path().contains("/auth/oauth/")
+                && request.uri.path().ends_with("/callback")
+        })
         // A browser request from another origin is refused outright (403), not merely left
         // without CORS headers: defence in depth for the cookie-carrying endpoints.
         .block_on_origin_mismatch(true)
@@ -84,7 +95,7 @@ pub fn cors(settings: &Settings) -> Cors {
 /// Registers every route under the base path. The same call feeds [`openapi::document`], so
 /// what is served is what is documented.
 pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
-    use routes::{account, admin, auth, email_links, health, mfa, passkeys};
+    use routes::{account, admin, auth, email_links, federation, health, mfa, passkeys};
     move |cfg| {
         cfg.service(
             scope(base_path)
@@ -108,7 +119,12 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
                         .service(email_links::reset_password)
                         .service(email_links::verify_email)
                         .service(email_links::resend_verification)
-                        .service(email_links::validate_token),
+                        .service(email_links::validate_token)
+                        .service(federation::providers)
+                        .service(federation::start)
+                        .service(federation::callback)
+                        .service(federation::callback_form)
+                        .service(federation::exchange_id_token),
                 )
                 .service(account::my_events)
                 .service(account::me)
@@ -124,6 +140,10 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
                 .service(passkeys::list)
                 .service(passkeys::rename)
                 .service(passkeys::remove)
+                .service(federation::my_identities)
+                .service(federation::start_link)
+                .service(federation::accept_link)
+                .service(federation::unlink)
                 .service(
                     scope("/admin")
                         .service(admin::invite)

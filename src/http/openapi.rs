@@ -32,6 +32,7 @@ Every error answers with one shape (`ApiError`); its `code` is stable. Access to
         (name = "email", description = "Verification and emailed tokens"),
         (name = "me", description = "The signed-in user's profile and audit log"),
         (name = "mfa", description = "Second factors (TOTP, recovery codes), the second step of a login, and re-authentication for sensitive actions"),
+        (name = "federation", description = "Sign-in with other providers (OAuth 2.0 / OpenID Connect): the browser's round trip, native apps' ID tokens, linked identities"),
         (name = "admin", description = "User administration (role `admin`)"),
         (name = "health", description = "Probes and the JWKS"),
     )

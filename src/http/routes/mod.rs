@@ -2,6 +2,7 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod email_links;
+pub mod federation;
 pub mod health;
 pub mod metrics;
 pub mod mfa;

@@ -1,0 +1,439 @@
+//! Sign-in with other providers: the browser's round trip under `/auth/oauth/{provider}`
+//! (`start`, `callback`), native apps' ID tokens (`token`), and the caller's linked identities
+//! under `/me/identities`.
+//!
+//! The callback answers the browser with a redirect to the return URL, never with JSON: the
+//! outcome rides in the URL's fragment (never sent to a server, never in a `Referer`):
+//! `#status=signed_in` (the refresh cookie is set: call `POST /auth/refresh`),
+//! `#status=mfa_required&mfaToken=..&methods=..&expiresIn=..`,
+//! `#status=link_required&linkToken=..&email=..`, `#status=verification_sent`, `#status=linked`,
+//! or `#status=error&error=<code>`.
+
+use actix_web::http::header::LOCATION;
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::{token_response, MfaRequiredBody, SignedInBody, TokenTransport};
+use crate::domain::claims::Caller;
+use crate::error::AppError;
+use crate::flows::federation::{Callback, CallbackResult, FederatedOutcome, StartedFlow};
+use crate::http::cookies::{request_cookie, OAUTH_FLOW_COOKIE};
+use crate::http::error::ErrorBody;
+use crate::http::extractors::{AuthUser, Client, JsonBody};
+use crate::http::AppState;
+use crate::store::LinkedIdentity;
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderBody {
+    /// The name in the paths: `/auth/oauth/{name}/start`.
+    name: String,
+    display_name: String,
+    /// `oidc`, `google`, `apple` or `github`.
+    kind: &'static str,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct StartQuery {
+    /// Where the browser comes back to: an allowed return URL (`oauth.allowed_return_urls`);
+    /// default the first of them.
+    return_to: Option<String>,
+}
+
+/// What a provider sends back (query string, or Apple's form post).
+#[derive(Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackParams {
+    state: Option<String>,
+    code: Option<String>,
+    /// The provider's refusal (`access_denied` when the user said no).
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IdTokenRequest {
+    /// The ID token the app got from the provider's SDK.
+    #[schema(required = true, min_length = 1)]
+    id_token: String,
+    /// The nonce the app gave the provider (its SHA-256 in hex may be what the token holds).
+    #[schema(required = true, min_length = 1)]
+    nonce: String,
+    token_transport: TokenTransport,
+}
+
+/// The identity's address belongs to an account: sign in to it (password, passkey...), then
+/// `POST /me/identities` with `linkToken` to link the provider.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkRequiredBody {
+    /// Always `true`.
+    link_required: bool,
+    /// Single-use, for the account holding `email`, valid `oauth.flow_ttl_seconds`.
+    link_token: String,
+    email: String,
+}
+
+/// A new account whose address the provider did not verify: a verification mail is on its way.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationSentBody {
+    /// Always `true`.
+    verification_sent: bool,
+}
+
+/// `POST /auth/oauth/{provider}/token` answers like a login, or says what is left to do.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum IdTokenResponse {
+    SignedIn(SignedInBody),
+    MfaRequired(MfaRequiredBody),
+    LinkRequired(LinkRequiredBody),
+    VerificationSent(VerificationSentBody),
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityBody {
+    provider: String,
+    /// The address the provider gave.
+    email: Option<String>,
+    #[serde(serialize_with = "super::timestamp")]
+    created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(serialize_with = "super::optional_timestamp")]
+    #[schema(value_type = Option<String>)]
+    last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<LinkedIdentity> for IdentityBody {
+    fn from(identity: LinkedIdentity) -> Self {
+        IdentityBody {
+            provider: identity.provider,
+            email: identity.email,
+            created_at: identity.created_at,
+            last_used_at: identity.last_used_at,
+        }
+    }
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LinkStartRequest {
+    /// As `returnTo` of `GET /auth/oauth/{provider}/start`.
+    return_to: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkStartBody {
+    /// Send the browser there (the `oauth_flow` cookie is set); it comes back with
+    /// `#status=linked` or `#status=error`.
+    authorization_url: String,
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AcceptLinkRequest {
+    /// From a sign-in that answered `link_required`.
+    #[schema(required = true, min_length = 1)]
+    link_token: String,
+}
+
+/// The cookie that ties the provider's callback to this browser.
+fn flow_cookie(state: &AppState, flow: &StartedFlow) -> actix_web::cookie::Cookie<'static> {
+    state
+        .oauth_cookie
+        .oauth_flow(&flow.browser_key, state.oauth_flow_ttl_seconds)
+}
+
+#[utoipa::path(
+    tag = "federation",
+    responses((status = 200, description = "The configured providers", body = [ProviderBody]))
+)]
+#[get("/oauth/providers")]
+pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
+    let providers: Vec<ProviderBody> = state
+        .federation
+        .providers()
+        .into_iter()
+        .map(|p| ProviderBody {
+            name: p.name,
+            display_name: p.display_name,
+            kind: p.kind,
+        })
+        .collect();
+    HttpResponse::Ok().json(providers)
+}
+
+#[utoipa::path(
+    tag = "federation",
+    params(("provider" = String, Path, description = "A configured provider's name"), StartQuery),
+    responses(
+        (status = 302, description = "To the provider, with state, PKCE (S256) and a nonce; the `oauth_flow` cookie ties the callback to this browser"),
+        (status = 400, description = "`validation_failed`: `returnTo` is not an allowed return URL", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such provider", body = ErrorBody),
+        (status = 502, description = "`provider_unavailable`", body = ErrorBody),
+    )
+)]
+#[get("/oauth/{provider}/start")]
+pub async fn start(
+    state: web::Data<AppState>,
+    provider: web::Path<String>,
+    query: web::Query<StartQuery>,
+) -> Result<HttpResponse, AppError> {
+    let flow = state
+        .federation
+        .start(&provider, query.return_to.as_deref(), None)
+        .await?;
+    Ok(HttpResponse::Found()
+        .cookie(flow_cookie(&state, &flow))
+        .insert_header((LOCATION, flow.authorization_url))
+        .finish())
+}
+
+/// The redirect back to the frontend, the outcome in the fragment.
+fn back_to_frontend(state: &AppState, result: CallbackResult) -> HttpResponse {
+    let mut url = result.return_to;
+    let mut fragment = url::form_urlencoded::Serializer::new(String::new());
+    let mut answer = HttpResponse::Found();
+    answer.cookie(state.oauth_cookie.oauth_flow_cleared());
+    match result.outcome {
+        Ok(FederatedOutcome::SignedIn(_, tokens)) => {
+            answer.cookie(state.cookies.refresh(&tokens.refresh_token));
+            fragment.append_pair("status", "signed_in");
+        }
+        Ok(FederatedOutcome::MfaRequired(challenge)) => {
+            fragment
+                .append_pair("status", "mfa_required")
+                .append_pair("mfaToken", &challenge.mfa_token)
+                .append_pair("methods", &challenge.methods.join(","))
+                .append_pair("expiresIn", &challenge.expires_in.to_string());
+        }
+        Ok(FederatedOutcome::LinkRequired { link_token, email }) => {
+            fragment
+                .append_pair("status", "link_required")
+                .append_pair("linkToken", &link_token)
+                .append_pair("email", &email);
+        }
+        Ok(FederatedOutcome::VerificationSent) => {
+            fragment.append_pair("status", "verification_sent");
+        }
+        Ok(FederatedOutcome::Linked) => {
+            fragment.append_pair("status", "linked");
+        }
+        Err(e) => {
+            if matches!(e, AppError::Internal(_) | AppError::Unavailable(_)) {
+                tracing::error!(error = ?e, "provider callback failed");
+            }
+            fragment
+                .append_pair("status", "error")
+                .append_pair("error", e.code());
+        }
+    }
+    url.set_fragment(Some(&fragment.finish()));
+    answer.insert_header((LOCATION, url.to_string()));
+    answer.finish()
+}
+
+async fn finish(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    client: crate::domain::client::ClientContext,
+    provider: &str,
+    params: CallbackParams,
+) -> HttpResponse {
+    let browser_key = request_cookie(&req, OAUTH_FLOW_COOKIE);
+    let presented = Callback {
+        state: params.state.as_deref(),
+        code: params.code.as_deref(),
+        error: params.error.as_deref(),
+        browser_key: browser_key.as_deref(),
+    };
+    let result = state
+        .federation
+        .callback(provider, presented, &client)
+        .await;
+    back_to_frontend(&state, result)
+}
+
+#[utoipa::path(
+    tag = "federation",
+    params(("provider" = String, Path, description = "A configured provider's name"), CallbackParams),
+    responses((status = 302, description = "Back to the return URL, the outcome in the fragment (`#status=...`); signed in: the refresh cookie is set"))
+)]
+#[get("/oauth/{provider}/callback")]
+pub async fn callback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Client(client): Client,
+    provider: web::Path<String>,
+    params: web::Query<CallbackParams>,
+) -> HttpResponse {
+    finish(req, state, client, &provider, params.into_inner()).await
+}
+
+#[utoipa::path(
+    tag = "federation",
+    params(("provider" = String, Path, description = "A configured provider's name")),
+    request_body(content = CallbackParams, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 302, description = "As the GET callback: Apple posts its answer (`response_mode=form_post`)"))
+)]
+#[post("/oauth/{provider}/callback")]
+pub async fn callback_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Client(client): Client,
+    provider: web::Path<String>,
+    params: web::Form<CallbackParams>,
+) -> HttpResponse {
+    finish(req, state, client, &provider, params.into_inner()).await
+}
+
+#[utoipa::path(
+    tag = "federation",
+    params(("provider" = String, Path, description = "A configured OpenID Connect provider's name")),
+    request_body = IdTokenRequest,
+    responses(
+        (status = 200, description = "Signed in (refresh cookie set), or what is left: `mfaRequired`, `linkRequired`, `verificationSent`", body = IdTokenResponse,
+            headers(("Set-Cookie" = String, description = "`refresh_token` when signed in"))),
+        (status = 401, description = "`oauth_failed`: the token's issuer, audience, nonce, signature or lifetime is wrong, or it was used before", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such provider", body = ErrorBody),
+        (status = 409, description = "`identity_email_unverified`", body = ErrorBody),
+        (status = 502, description = "`provider_unavailable`", body = ErrorBody),
+    )
+)]
+#[post("/oauth/{provider}/token")]
+pub async fn exchange_id_token(
+    state: web::Data<AppState>,
+    Client(client): Client,
+    provider: web::Path<String>,
+    JsonBody(body): JsonBody<IdTokenRequest>,
+) -> Result<HttpResponse, AppError> {
+    if body.id_token.is_empty() || body.nonce.is_empty() {
+        let field = if body.id_token.is_empty() {
+            "idToken"
+        } else {
+            "nonce"
+        };
+        return Err(AppError::validation(field, "is required"));
+    }
+    let outcome = state
+        .federation
+        .exchange_id_token(&provider, &body.id_token, &body.nonce, &client)
+        .await?;
+    Ok(match outcome {
+        FederatedOutcome::SignedIn(user, tokens) => token_response(
+            HttpResponse::Ok(),
+            &state,
+            Some(&user),
+            tokens,
+            body.token_transport,
+        ),
+        FederatedOutcome::MfaRequired(challenge) => {
+            HttpResponse::Ok().json(MfaRequiredBody::from(challenge))
+        }
+        FederatedOutcome::LinkRequired { link_token, email } => {
+            HttpResponse::Ok().json(LinkRequiredBody {
+                link_required: true,
+                link_token,
+                email,
+            })
+        }
+        FederatedOutcome::VerificationSent | FederatedOutcome::Linked => {
+            HttpResponse::Ok().json(VerificationSentBody {
+                verification_sent: true,
+            })
+        }
+    })
+}
+
+#[utoipa::path(
+    tag = "federation",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's linked identities, oldest first", body = [IdentityBody]))
+)]
+#[get("/me/identities")]
+pub async fn my_identities(
+    state: web::Data<AppState>,
+    AuthUser(caller): AuthUser,
+) -> Result<HttpResponse, AppError> {
+    let identities = state.federation.identities(caller.user.id).await?;
+    let body: Vec<IdentityBody> = identities.into_iter().map(IdentityBody::from).collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[utoipa::path(
+    tag = "federation",
+    security(("bearer" = [])),
+    params(("provider" = String, Path, description = "A configured provider's name")),
+    request_body(content = Option<LinkStartRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "Where to send the browser to link the provider (needs a recent sign-in)", body = LinkStartBody),
+        (status = 404, description = "`not_found`: no such provider", body = ErrorBody),
+    )
+)]
+#[post("/me/identities/{provider}/start")]
+pub async fn start_link(
+    state: web::Data<AppState>,
+    AuthUser(Caller { claims, .. }): AuthUser,
+    provider: web::Path<String>,
+    JsonBody(body): JsonBody<LinkStartRequest>,
+) -> Result<HttpResponse, AppError> {
+    let flow = state
+        .federation
+        .start(&provider, body.return_to.as_deref(), Some(&claims))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .cookie(flow_cookie(&state, &flow))
+        .json(LinkStartBody {
+            authorization_url: flow.authorization_url,
+        }))
+}
+
+#[utoipa::path(
+    tag = "federation",
+    security(("bearer" = [])),
+    request_body = AcceptLinkRequest,
+    responses(
+        (status = 201, description = "Linked (needs a recent sign-in)", body = IdentityBody),
+        (status = 400, description = "`validation_failed`: the link token is unknown, used, expired or for another account", body = ErrorBody),
+        (status = 409, description = "`identity_taken`", body = ErrorBody),
+    )
+)]
+#[post("/me/identities")]
+pub async fn accept_link(
+    state: web::Data<AppState>,
+    Client(client): Client,
+    AuthUser(caller): AuthUser,
+    JsonBody(body): JsonBody<AcceptLinkRequest>,
+) -> Result<HttpResponse, AppError> {
+    let linked = state
+        .federation
+        .accept_link(&caller, &body.link_token, &client)
+        .await?;
+    Ok(HttpResponse::Created().json(IdentityBody::from(linked)))
+}
+
+#[utoipa::path(
+    tag = "federation",
+    security(("bearer" = [])),
+    params(("provider" = String, Path, description = "A configured provider's name")),
+    responses(
+        (status = 204, description = "Unlinked (needs a recent sign-in)"),
+        (status = 404, description = "`not_found`: no identity at that provider", body = ErrorBody),
+        (status = 409, description = "`last_sign_in_method`: the account would have no way to sign in", body = ErrorBody),
+    )
+)]
+#[delete("/me/identities/{provider}")]
+pub async fn unlink(
+    state: web::Data<AppState>,
+    Client(client): Client,
+    AuthUser(Caller { claims, .. }): AuthUser,
+    provider: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    state.federation.unlink(&claims, &provider, &client).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
