@@ -81,11 +81,7 @@ pub(crate) fn encrypt(
     Ok(out)
 }
 
-pub(crate) fn decrypt(
-    blob: &[u8],
-    key_encryption_key: &[u8],
-    kid: &str,
-) -> Result<Vec<u8>, KeyError> {
+pub fn decrypt(blob: &[u8], key_encryption_key: &[u8], kid: &str) -> Result<Vec<u8>, KeyError> {
     if blob.len() < NONCE_LEN {
         return Err(KeyError::Decrypt(kid.to_string()));
     }

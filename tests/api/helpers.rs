@@ -639,6 +639,11 @@ impl TestApp {
     }
 
     /// `GET path` with a bearer token: the status alone.
+    /// The kinds of the caller's own audit events, newest first.
+    pub async fn event_kinds(&self, token: &str) -> Vec<String> {
+        strings_of(&self.get_json("/me/events", token).await["events"], "kind")
+    }
+
     pub async fn get_status(&self, path: &str, token: &str) -> u16 {
         self.get(path, token).await.status().as_u16()
     }

@@ -35,7 +35,7 @@ fn now() -> u64 {
 }
 
 /// The authenticator app: the code `steps` time steps (30 s) from now.
-fn code(secret: &str, steps: i64) -> String {
+pub(crate) fn code(secret: &str, steps: i64) -> String {
     let bytes = Secret::Encoded(secret.to_string()).to_bytes().unwrap();
     let totp = TOTP::new_unchecked(Algorithm::SHA1, 6, 0, 30, bytes, None, String::new());
     totp.generate((now() as i64 + steps * 30) as u64)
@@ -79,7 +79,7 @@ impl TestApp {
 
     /// Turns TOTP on from the session of `token`: the secret, and the confirmation's answer (its
     /// aal-2 access token and the recovery codes).
-    async fn enrol_totp(&self, token: &str) -> (String, Value) {
+    pub(crate) async fn enrol_totp(&self, token: &str) -> (String, Value) {
         let started = self.start_totp(token).await;
         let secret = started["secret"].as_str().unwrap().to_string();
         let confirmed = self.confirm_totp(token, &code(&secret, 0)).await;
@@ -144,16 +144,6 @@ impl TestApp {
     /// The access token a refresh with the cookie `refresh_token` gives.
     async fn refreshed(&self, refresh_token: &str) -> String {
         access_token_of(self.refresh_with_cookie(refresh_token).await).await
-    }
-
-    async fn event_kinds(&self, token: &str) -> Vec<String> {
-        let events = self.get_json("/me/events", token).await;
-        events["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["kind"].as_str().unwrap().to_string())
-            .collect()
     }
 }
 

@@ -1,0 +1,730 @@
+//! Sign-in with other providers, against the in-process provider of `fake_provider`: the browser's
+//! round trip (start, the provider, the callback), native apps' ID tokens, linking and unlinking,
+//! and every way an answer can be forged or replayed. Nothing here reaches the internet.
+
+use std::collections::HashMap;
+
+use authd::config::{OAuthProviderKind, OAuthProviderSettings, Secret, Settings};
+use reqwest::Method;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::fake_provider::{
+    apple_team_key, verify_apple_secret, FakeProvider, Forgery, Person, CLIENT_ID, CLIENT_SECRET,
+    NATIVE_CLIENT_ID,
+};
+use crate::helpers::{
+    access_token_of, assert_error, claims_of, cookie_value, refresh_cookie, spawn_app_with,
+    strings_of, Backend, TestApp, PASSWORD,
+};
+
+const APP: &str = "https://app.example.com";
+
+fn provider(kind: OAuthProviderKind, issuer: &str) -> OAuthProviderSettings {
+    let github = kind == OAuthProviderKind::Github;
+    let endpoint = |path: &str| {
+        if github {
+            format!("{issuer}{path}")
+        } else {
+            String::new()
+        }
+    };
+    OAuthProviderSettings {
+        kind,
+        display_name: String::new(),
+        client_id: CLIENT_ID.into(),
+        client_secret: Secret::new(CLIENT_SECRET),
+        issuer: if github { String::new() } else { issuer.into() },
+        authorization_url: endpoint("/authorize"),
+        token_url: endpoint("/token"),
+        api_url: endpoint(""),
+        scopes: Vec::new(),
+        native_client_ids: vec![NATIVE_CLIENT_ID.into()],
+        team_id: String::new(),
+        key_id: String::new(),
+        private_key: Secret::default(),
+    }
+}
+
+/// Settings with the provider at `issuer` as `fake` (OpenID Connect) and as `github`.
+fn with_providers(issuer: &str) -> impl FnOnce(&mut Settings) {
+    let issuer = issuer.to_string();
+    move |settings| {
+        settings.oauth.callback_base_url = "http://authd.test".into();
+        settings.oauth.allowed_return_urls = vec![APP.into(), "http://localhost:5173/app".into()];
+        let providers = &mut settings.oauth.providers;
+        providers.insert("fake".into(), provider(OAuthProviderKind::Oidc, &issuer));
+        providers.insert(
+            "github".into(),
+            provider(OAuthProviderKind::Github, &issuer),
+        );
+    }
+}
+
+async fn spawn(backend: Backend, fake: &FakeProvider) -> TestApp {
+    spawn_app_with(backend, with_providers(&fake.issuer)).await
+}
+
+/// Where the browser lands after the callback: the return URL, the fragment's fields, and the
+/// refresh cookie when one was set.
+struct Landing {
+    url: url::Url,
+    fields: HashMap<String, String>,
+    refresh_token: Option<String>,
+}
+
+impl Landing {
+    fn status(&self) -> &str {
+        self.fields.get("status").map(String::as_str).unwrap_or("")
+    }
+
+    fn error(&self) -> &str {
+        self.fields.get("error").map(String::as_str).unwrap_or("")
+    }
+}
+
+/// The browser's trip up to the provider's answer: the flow cookie and the callback's query.
+struct AtProvider {
+    flow_cookie: String,
+    callback_query: String,
+}
+
+impl TestApp {
+    /// `GET /auth/oauth/{provider}/start`, then the provider (which consents at once).
+    async fn to_provider(&self, provider: &str, return_to: Option<&str>) -> AtProvider {
+        let mut path = format!("/auth/oauth/{provider}/start");
+        if let Some(return_to) = return_to {
+            path = format!("{path}?returnTo={}", urlencode(return_to));
+        }
+        let started = self.fetch(&path).await;
+        assert_eq!(started.status().as_u16(), 302, "start redirects");
+        let flow_cookie = cookie_value(started.headers(), "oauth_flow").expect("the flow cookie");
+        let authorize = location(&started);
+        assert!(
+            authorize.contains("code_challenge_method=S256"),
+            "{authorize}"
+        );
+        assert!(authorize.contains("state="), "{authorize}");
+        let answered = self.client.get(&authorize).send().await.unwrap();
+        assert_eq!(answered.status().as_u16(), 302, "the provider answers");
+        let back = url::Url::parse(&location(&answered)).unwrap();
+        assert_eq!(
+            back.path(),
+            format!("/auth/oauth/{provider}/callback"),
+            "the registered callback"
+        );
+        AtProvider {
+            flow_cookie,
+            callback_query: back.query().unwrap_or("").to_string(),
+        }
+    }
+
+    /// The callback as the browser makes it (with `cookie` as its `oauth_flow`).
+    async fn callback(&self, provider: &str, query: &str, cookie: Option<&str>) -> Landing {
+        let mut request = self
+            .client
+            .get(self.url(&format!("/auth/oauth/{provider}/callback?{query}")));
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", format!("oauth_flow={cookie}"));
+        }
+        landing(request.send().await.unwrap())
+    }
+
+    /// The whole round trip in one browser.
+    async fn round_trip(&self, provider: &str, return_to: Option<&str>) -> Landing {
+        let at = self.to_provider(provider, return_to).await;
+        self.callback(provider, &at.callback_query, Some(&at.flow_cookie))
+            .await
+    }
+
+    /// A round trip that signs in: the access token of the new session.
+    async fn sign_in_through(&self, provider: &str) -> String {
+        let landing = self.round_trip(provider, None).await;
+        assert_eq!(landing.status(), "signed_in", "{:?}", landing.fields);
+        let refresh = landing.refresh_token.expect("a refresh cookie");
+        access_token_of(self.refresh_with_cookie(&refresh).await).await
+    }
+
+    async fn exchange(&self, id_token: &str, nonce: &str) -> reqwest::Response {
+        let body = json!({ "idToken": id_token, "nonce": nonce, "tokenTransport": "body" });
+        self.post_json("/auth/oauth/fake/token", &body).await
+    }
+
+    async fn identities(&self, token: &str) -> Value {
+        self.get_json("/me/identities", token).await
+    }
+}
+
+fn urlencode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("Location")
+        .expect("a Location")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn landing(response: reqwest::Response) -> Landing {
+    assert_eq!(response.status().as_u16(), 302, "the callback redirects");
+    let cleared = crate::helpers::cookie_line(response.headers(), "oauth_flow").unwrap_or_default();
+    assert!(
+        cleared.contains("Max-Age=0"),
+        "the flow cookie is cleared: {cleared}"
+    );
+    let url = url::Url::parse(&location(&response)).unwrap();
+    let fields = url::form_urlencoded::parse(url.fragment().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    Landing {
+        refresh_token: refresh_cookie(response.headers()),
+        url,
+        fields,
+    }
+}
+
+async fn a_new_identity_signs_up_and_then_signs_in_through_the_round_trip(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let app = spawn(backend, &fake).await;
+    let person = Person::new("grace@example.com");
+    fake.signs_in(&person);
+
+    let landing = app
+        .round_trip("fake", Some("https://app.example.com/welcome"))
+        .await;
+    assert_eq!(landing.status(), "signed_in");
+    assert_eq!(
+        landing.url.as_str().split('#').next(),
+        Some("https://app.example.com/welcome")
+    );
+    let refresh = landing
+        .refresh_token
+        .expect("a session: the refresh cookie");
+    let token = access_token_of(app.refresh_with_cookie(&refresh).await).await;
+    let claims = claims_of(&token);
+    assert_eq!(claims["amr"], json!(["fed"]), "one factor, the provider");
+    assert_eq!(claims["aal"], 1);
+    let me = app.get_json("/me", &token).await;
+    assert_eq!(me["email"], "grace@example.com");
+    assert_eq!(me["emailVerified"], true, "as the provider said");
+    assert_eq!(me["name"], "Ada Lovelace");
+    let user_id = me["id"].clone();
+
+    // The same identity again: the same account, no second one.
+    let again = app.sign_in_through("fake").await;
+    assert_eq!(app.get_json("/me", &again).await["id"], user_id);
+    let identities = app.identities(&again).await;
+    assert_eq!(strings_of(&identities, "provider"), ["fake"]);
+    assert!(identities[0]["lastUsedAt"].is_string(), "{identities}");
+    // It has no password: a password login gets the answer of a wrong one.
+    let login = app.login("grace@example.com", PASSWORD).await;
+    assert_error(login, 401, "invalid_credentials").await;
+
+    let providers: Value = app
+        .fetch("/auth/oauth/providers")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(strings_of(&providers, "name"), ["fake", "github"]);
+}
+
+async fn forged_or_wrong_id_tokens_open_no_session(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let app = spawn(backend, &fake).await;
+    fake.signs_in(&Person::new("mallory@example.com"));
+    for forgery in [
+        Forgery::WrongIssuer,
+        Forgery::WrongAudience,
+        Forgery::WrongNonce,
+        Forgery::Expired,
+        Forgery::AlgNone,
+        Forgery::UnknownKid,
+        Forgery::ForeignKey,
+        Forgery::ClientSecretHmac,
+    ] {
+        fake.forge_next(forgery);
+        let landing = app.round_trip("fake", None).await;
+        assert_eq!(
+            (landing.status(), landing.error()),
+            ("error", "oauth_failed"),
+            "{forgery:?}"
+        );
+        assert!(landing.refresh_token.is_none(), "{forgery:?}: no session");
+    }
+    let count = app
+        .query_integers("SELECT count(*) FROM users WHERE email = 'mallory@example.com'")
+        .await;
+    assert_eq!(count, vec![vec![0]], "no account was made");
+    // The provider itself is fine: the next honest round trip signs in.
+    app.sign_in_through("fake").await;
+}
+
+async fn the_callback_needs_the_state_of_this_browser_once(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let app = spawn(backend, &fake).await;
+    fake.signs_in(&Person::new("eve@example.com"));
+
+    // No state, or one authd never made.
+    let landing = app.callback("fake", "code=abc", Some("x")).await;
+    assert_eq!(landing.error(), "oauth_state_invalid");
+    let landing = app
+        .callback(
+            "fake",
+            "code=abc&state=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            None,
+        )
+        .await;
+    assert_eq!(landing.error(), "oauth_state_invalid");
+    assert_eq!(
+        landing.url.as_str().split('#').next(),
+        Some("https://app.example.com/"),
+        "the default return URL"
+    );
+
+    // Another browser (no cookie, or another flow's) cannot finish this one: no login CSRF.
+    let at = app.to_provider("fake", None).await;
+    let theirs = app.to_provider("fake", None).await;
+    let landing = app.callback("fake", &at.callback_query, None).await;
+    assert_eq!(landing.error(), "oauth_state_invalid");
+    let at = app.to_provider("fake", None).await;
+    let landing = app
+        .callback("fake", &at.callback_query, Some(&theirs.flow_cookie))
+        .await;
+    assert_eq!(landing.error(), "oauth_state_invalid");
+
+    // The state is for the provider it went to.
+    let at = app.to_provider("fake", None).await;
+    let landing = app
+        .callback("github", &at.callback_query, Some(&at.flow_cookie))
+        .await;
+    assert_eq!(landing.error(), "oauth_state_invalid");
+
+    // A state is used once: replaying a good callback finds nothing.
+    let at = app.to_provider("fake", None).await;
+    let first = app
+        .callback("fake", &at.callback_query, Some(&at.flow_cookie))
+        .await;
+    assert_eq!(first.status(), "signed_in");
+    let replay = app
+        .callback("fake", &at.callback_query, Some(&at.flow_cookie))
+        .await;
+    assert_eq!(replay.error(), "oauth_state_invalid");
+    assert!(replay.refresh_token.is_none());
+
+    // A user who says no at the provider.
+    fake.deny_next();
+    let landing = app.round_trip("fake", None).await;
+    assert_eq!(landing.error(), "oauth_cancelled");
+}
+
+async fn a_code_is_redeemed_once(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let app = spawn(backend, &fake).await;
+    fake.signs_in(&Person::new("code@example.com"));
+    let first = app.to_provider("fake", None).await;
+    let landing = app
+        .callback("fake", &first.callback_query, Some(&first.flow_cookie))
+        .await;
+    assert_eq!(landing.status(), "signed_in");
+    // A fresh flow of this browser, handed the code that was already spent.
+    let second = app.to_provider("fake", None).await;
+    let spent_code = query_field(&first.callback_query, "code");
+    let state = query_field(&second.callback_query, "state");
+    let query = format!("code={spent_code}&state={state}");
+    let landing = app
+        .callback("fake", &query, Some(&second.flow_cookie))
+        .await;
+    assert_eq!(
+        landing.error(),
+        "oauth_failed",
+        "the provider refuses a used code"
+    );
+    assert!(landing.refresh_token.is_none());
+}
+
+fn query_field(query: &str, name: &str) -> String {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| urlencode(&v))
+        .expect("the field")
+}
+
+async fn return_urls_stay_on_the_allowlist(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let app = spawn(backend, &fake).await;
+    for refused in [
+        "https://evil.example.com/",
+        "https://app.example.com.evil.com/",
+        "//evil.example.com",
+        "/relative",
+        "javascript:alert(1)",
+        "http://localhost:5173/",
+        "https://user@app.example.com/",
+    ] {
+        let path = format!("/auth/oauth/fake/start?returnTo={}", urlencode(refused));
+        let response = app.fetch(&path).await;
+        let body = assert_error(response, 400, "validation_failed").await;
+        assert_eq!(body["details"][0]["field"], "returnTo", "{refused}");
+    }
+    fake.signs_in(&Person::new("nav@example.com"));
+    let landing = app
+        .round_trip("fake", Some("http://localhost:5173/app/settings?tab=2"))
+        .await;
+    assert_eq!(landing.status(), "signed_in");
+    assert_eq!(
+        landing.url.as_str().split('#').next(),
+        Some("http://localhost:5173/app/settings?tab=2")
+    );
+    let unknown = app.fetch("/auth/oauth/nobody/start").await;
+    assert_error(unknown, 404, "not_found").await;
+}
+
+async fn an_address_with_an_account_is_never_taken_over(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let app = spawn(backend, &fake).await;
+    let owner = app.account().await;
+
+    // The provider vouches for the owner's address without having verified it: refused.
+    fake.signs_in(&Person::unverified(&owner.email));
+    let landing = app.round_trip("fake", None).await;
+    assert_eq!(landing.error(), "identity_email_unverified");
+    assert!(landing.refresh_token.is_none());
+
+    // Verified by the provider: still no session; a link is offered to the account's owner.
+    let person = Person::new(&owner.email);
+    fake.signs_in(&person);
+    let landing = app.round_trip("fake", None).await;
+    assert_eq!(landing.status(), "link_required");
+    assert!(
+        landing.refresh_token.is_none(),
+        "no session before the owner proves itself"
+    );
+    assert_eq!(landing.fields["email"], owner.email);
+    let link_token = landing.fields["linkToken"].clone();
+    assert!(app
+        .identities(&owner.access_token)
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
+    app.assert_login_works(&owner.email, PASSWORD).await;
+
+    // Someone else, signed in, cannot take the offer.
+    let other = app.account().await;
+    let taken = app
+        .authed(
+            Method::POST,
+            "/me/identities",
+            &other.access_token,
+            Some(json!({ "linkToken": link_token })),
+        )
+        .await;
+    assert_error(taken, 400, "validation_failed").await;
+
+    // A fresh offer, taken by the owner after signing in with the password.
+    let landing = app.round_trip("fake", None).await;
+    let link_token = landing.fields["linkToken"].clone();
+    let linked = app
+        .authed(
+            Method::POST,
+            "/me/identities",
+            &owner.access_token,
+            Some(json!({ "linkToken": link_token })),
+        )
+        .await;
+    assert_eq!(linked.status().as_u16(), 201);
+    let again = app
+        .authed(
+            Method::POST,
+            "/me/identities",
+            &owner.access_token,
+            Some(json!({ "linkToken": link_token })),
+        )
+        .await;
+    assert_error(again, 400, "validation_failed").await;
+    // From now on the identity signs the owner in.
+    let token = app.sign_in_through("fake").await;
+    assert_eq!(
+        app.get_json("/me", &token).await["id"],
+        owner.user_id.to_string()
+    );
+    let kinds = app.event_kinds(&owner.access_token).await;
+    assert!(kinds.contains(&"identity_linked".to_string()), "{kinds:?}");
+}
+
+async fn a_second_factor_still_applies(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let app = spawn(backend, &fake).await;
+    fake.signs_in(&Person::new("two-factors@example.com"));
+    let token = app.sign_in_through("fake").await;
+    let (secret, _) = app.enrol_totp(&token).await;
+
+    let landing = app.round_trip("fake", None).await;
+    assert_eq!(landing.status(), "mfa_required");
+    assert!(
+        landing.refresh_token.is_none(),
+        "the provider alone opens no session"
+    );
+    assert!(landing.fields["methods"].contains("totp"));
+    let body = json!({
+        "mfaToken": landing.fields["mfaToken"],
+        "code": crate::mfa::code(&secret, 1),
+    });
+    let verified = app.post_json("/auth/mfa/verify", &body).await;
+    let claims = claims_of(&access_token_of(verified).await);
+    assert_eq!(claims["amr"], json!(["otp", "fed", "mfa"]));
+    assert_eq!(claims["aal"], 2);
+}
+
+async fn native_apps_exchange_an_id_token_once(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let app = spawn(backend, &fake).await;
+    let person = Person::new("ios@example.com");
+    let nonce = "a-nonce-the-app-made";
+    let hashed: String = Sha256::digest(nonce.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+
+    // The token holds the nonce's SHA-256 (as Sign in with Apple's SDK does).
+    let id_token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, &hashed);
+    let signed_in = app.exchange(&id_token, nonce).await;
+    assert_eq!(signed_in.status().as_u16(), 200);
+    let body: Value = signed_in.json().await.unwrap();
+    assert_eq!(body["user"]["email"], "ios@example.com");
+    assert!(body["refreshToken"].is_string(), "body transport: {body}");
+    assert_eq!(
+        claims_of(body["accessToken"].as_str().unwrap())["amr"],
+        json!(["fed"])
+    );
+
+    // Each token once.
+    assert_error(app.exchange(&id_token, nonce).await, 401, "oauth_failed").await;
+    // The wrong nonce, an audience authd does not serve, a forged token.
+    let fresh = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, nonce);
+    assert_error(
+        app.exchange(&fresh, "another-nonce").await,
+        401,
+        "oauth_failed",
+    )
+    .await;
+    let elsewhere = fake.id_token_for_app(&person, "another-app", nonce);
+    assert_error(app.exchange(&elsewhere, nonce).await, 401, "oauth_failed").await;
+    fake.forge_next(Forgery::AlgNone);
+    let unsigned = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, nonce);
+    assert_error(app.exchange(&unsigned, nonce).await, 401, "oauth_failed").await;
+    // The web client's audience is accepted too, with the raw nonce.
+    let web = fake.id_token_for_app(&person, CLIENT_ID, nonce);
+    assert_eq!(app.exchange(&web, nonce).await.status().as_u16(), 200);
+    // Missing fields are named; GitHub issues no ID tokens.
+    let missing = app
+        .post_json("/auth/oauth/fake/token", &json!({ "nonce": nonce }))
+        .await;
+    let body = assert_error(missing, 400, "validation_failed").await;
+    assert_eq!(body["details"][0]["field"], "idToken");
+    let github = json!({ "idToken": web, "nonce": nonce });
+    assert_error(
+        app.post_json("/auth/oauth/github/token", &github).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+}
+
+async fn identities_are_linked_while_signed_in_and_never_all_unlinked(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let app = spawn(backend, &fake).await;
+    let person = Person::new("links@example.com");
+    fake.signs_in(&person);
+    let token = app.sign_in_through("fake").await;
+
+    // Its only way in: it stays.
+    let last = app.delete("/me/identities/fake", &token).await;
+    assert_error(last, 409, "last_sign_in_method").await;
+
+    // Link GitHub from the signed-in session: a round trip that ends in `linked`.
+    let started = app
+        .authed(
+            Method::POST,
+            "/me/identities/github/start",
+            &token,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(started.status().as_u16(), 200);
+    let flow_cookie = cookie_value(started.headers(), "oauth_flow").expect("the flow cookie");
+    let body: Value = started.json().await.unwrap();
+    let authorize = body["authorizationUrl"].as_str().unwrap().to_string();
+    let answered = app.client.get(&authorize).send().await.unwrap();
+    let back = url::Url::parse(&location(&answered)).unwrap();
+    let landing = app
+        .callback("github", back.query().unwrap(), Some(&flow_cookie))
+        .await;
+    assert_eq!(landing.status(), "linked", "{:?}", landing.fields);
+    assert!(
+        landing.refresh_token.is_none(),
+        "linking opens no new session"
+    );
+    let identities = app.identities(&token).await;
+    assert_eq!(strings_of(&identities, "provider"), ["fake", "github"]);
+
+    // GitHub now signs the same account in.
+    let through_github = app.sign_in_through("github").await;
+    assert_eq!(
+        app.get_json("/me", &through_github).await["email"],
+        "links@example.com"
+    );
+
+    // One may go; then the other is the last way in.
+    assert_eq!(
+        app.delete("/me/identities/fake", &token)
+            .await
+            .status()
+            .as_u16(),
+        204
+    );
+    assert_error(
+        app.delete("/me/identities/fake", &token).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.delete("/me/identities/github", &token).await,
+        409,
+        "last_sign_in_method",
+    )
+    .await;
+    let kinds = app.event_kinds(&token).await;
+    assert!(
+        kinds.contains(&"identity_unlinked".to_string()),
+        "{kinds:?}"
+    );
+}
+
+async fn github_accounts_come_from_the_verified_primary_address(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let app = spawn(backend, &fake).await;
+    fake.signs_in(&Person::new("octo@example.com"));
+    let token = app.sign_in_through("github").await;
+    let me = app.get_json("/me", &token).await;
+    assert_eq!(
+        me["email"], "octo@example.com",
+        "the primary, not the other verified one"
+    );
+    assert_eq!(me["emailVerified"], true);
+}
+
+async fn apple_gets_a_signed_client_secret_and_posts_its_answer(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let (pem, public_jwk) = apple_team_key();
+    let issuer = fake.issuer.clone();
+    let app = spawn_app_with(backend, move |settings| {
+        settings.oauth.callback_base_url = "http://authd.test".into();
+        settings.oauth.allowed_return_urls = vec![APP.into()];
+        let mut apple = provider(OAuthProviderKind::Apple, &issuer);
+        apple.client_secret = Secret::default();
+        apple.team_id = "TEAM123456".into();
+        apple.key_id = "KEY1234567".into();
+        apple.private_key = Secret::new(pem);
+        settings.oauth.providers.insert("apple".into(), apple);
+    })
+    .await;
+    fake.signs_in(&Person::new("apple@example.com"));
+    let at = app.to_provider("apple", None).await;
+    let form = format!("{}&user=%7B%7D", at.callback_query);
+    let posted = app
+        .client
+        .post(app.url("/auth/oauth/apple/callback"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Origin", "https://appleid.apple.com")
+        .header("Cookie", format!("oauth_flow={}", at.flow_cookie))
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    let landing = landing(posted);
+    assert_eq!(landing.status(), "signed_in", "{:?}", landing.fields);
+    let secret = fake.client_secrets().pop().expect("authd authenticated");
+    let claims = verify_apple_secret(&secret, &public_jwk, &fake.issuer);
+    assert_eq!(claims["sub"], CLIENT_ID);
+    assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 300);
+}
+
+async fn a_provider_that_is_down_is_a_clean_error(backend: Backend) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let app = spawn_app_with(backend, move |settings| {
+        settings.oauth.allowed_return_urls = vec![APP.into()];
+        settings.oauth.provider_timeout_ms = 2000;
+        settings
+            .oauth
+            .providers
+            .insert("down".into(), provider(OAuthProviderKind::Oidc, &issuer));
+    })
+    .await;
+    let started = app.fetch("/auth/oauth/down/start").await;
+    assert_error(started, 502, "provider_unavailable").await;
+    let token = json!({ "idToken": "a.b.c", "nonce": "n" });
+    let exchanged = app.post_json("/auth/oauth/down/token", &token).await;
+    assert!(
+        matches!(exchanged.status().as_u16(), 401 | 502),
+        "{}",
+        exchanged.status()
+    );
+}
+
+async fn closed_signup_and_locked_accounts_open_no_session(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let issuer = fake.issuer.clone();
+    let app = spawn_app_with(backend, move |settings| {
+        with_providers(&issuer)(settings);
+        settings.oauth.allow_signup = false;
+    })
+    .await;
+    fake.signs_in(&Person::new("newcomer@example.com"));
+    let landing = app.round_trip("fake", None).await;
+    assert_eq!(landing.error(), "signup_disabled");
+
+    // A linked account that an admin locks.
+    let admin = app.admin().await;
+    let owner = app.account().await;
+    fake.signs_in(&Person::new(&owner.email));
+    let offer = app.round_trip("fake", None).await;
+    let body = json!({ "linkToken": offer.fields["linkToken"] });
+    let linked = app
+        .authed(
+            Method::POST,
+            "/me/identities",
+            &owner.access_token,
+            Some(body),
+        )
+        .await;
+    assert_eq!(linked.status().as_u16(), 201);
+    app.lock_user(&admin.access_token, owner.user_id).await;
+    let landing = app.round_trip("fake", None).await;
+    assert_eq!(landing.error(), "account_locked");
+    assert!(landing.refresh_token.is_none());
+}
+
+crate::backend_tests!(
+    a_new_identity_signs_up_and_then_signs_in_through_the_round_trip,
+    forged_or_wrong_id_tokens_open_no_session,
+    the_callback_needs_the_state_of_this_browser_once,
+    a_code_is_redeemed_once,
+    return_urls_stay_on_the_allowlist,
+    an_address_with_an_account_is_never_taken_over,
+    a_second_factor_still_applies,
+    native_apps_exchange_an_id_token_once,
+    identities_are_linked_while_signed_in_and_never_all_unlinked,
+    github_accounts_come_from_the_verified_primary_address,
+    apple_gets_a_signed_client_secret_and_posts_its_answer,
+    a_provider_that_is_down_is_a_clean_error,
+    closed_signup_and_locked_accounts_open_no_session,
+);
