@@ -18,6 +18,7 @@ use crate::domain::email::EmailAddress;
 use crate::domain::federation::{
     decide, IdentityDecision, IdentityFacts, IdentityRefusal, ReturnUrls,
 };
+use crate::domain::messages::MessageKind;
 use crate::domain::one_time::TokenKind;
 use crate::domain::opaque_token::{OpaqueToken, TokenHash};
 use crate::domain::password::NO_PASSWORD;
@@ -388,7 +389,23 @@ impl FederationService {
             }
         };
         let details = json!({ "provider": provider.name, "reason": refusal.code() });
-        let user_id = account.map(|account| account.user.id);
+        let user_id = account.as_ref().map(|account| account.user.id);
+        // Where signup hides which addresses have accounts, so does this: the answer is that of
+        // a new unverified account, and the owner hears of the attempt.
+        if let (FederationFailure::UnverifiedEmailTaken, true, Some(owner)) =
+            (refusal, self.rules.require_email_verification, &account)
+        {
+            let (to, name) = (&owner.user.email, owner.user.name.as_deref());
+            self.deps
+                .outbox
+                .send_notice(MessageKind::AccountExists, to, name)
+                .await?;
+            self.deps
+                .audit
+                .record(EventKind::FederatedLoginFailed, user_id, client, details)
+                .await;
+            return Ok(FederatedOutcome::VerificationSent);
+        }
         self.deps
             .audit
             .record(EventKind::FederatedLoginFailed, user_id, client, details)

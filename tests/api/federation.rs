@@ -17,6 +17,7 @@ use crate::helpers::{
     access_token_of, assert_error, claims_of, cookie_value, refresh_cookie, spawn_app_with,
     strings_of, Backend, TestApp, PASSWORD,
 };
+use crate::smtp::{use_sink, SmtpSink};
 
 const APP: &str = "https://app.example.com";
 
@@ -152,6 +153,18 @@ impl TestApp {
 
     async fn identities(&self, token: &str) -> Value {
         self.get_json("/me/identities", token).await
+    }
+}
+
+impl TestApp {
+    /// Signs up (verification required) and follows the mailed link: the address.
+    async fn account_verified_by_mail(&self, sink: &SmtpSink) -> String {
+        let email = "owner@example.com".to_string();
+        assert_eq!(self.signup(&email, PASSWORD).await.status().as_u16(), 201);
+        let mails = sink.wait_for(1).await;
+        let verified = self.verify_email(&mails[0].token()).await;
+        assert_eq!(verified.status().as_u16(), 200);
+        email
     }
 }
 
@@ -713,7 +726,40 @@ async fn closed_signup_and_locked_accounts_open_no_session(backend: Backend) {
     assert!(landing.refresh_token.is_none());
 }
 
+async fn with_verification_required_provider_sign_ins_hide_taken_addresses(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let sink = SmtpSink::start();
+    let issuer = fake.issuer.clone();
+    let app = spawn_app_with(backend, move |settings| {
+        with_providers(&issuer)(settings);
+        use_sink(settings, sink.port);
+        settings.auth.require_email_verification = true;
+    })
+    .await;
+    let owner = app.account_verified_by_mail(&sink).await;
+
+    // A new address the provider did not verify: an account, a verification mail, no session.
+    fake.signs_in(&Person::unverified("fresh@example.com"));
+    let fresh = app.round_trip("fake", None).await;
+    assert_eq!(fresh.status(), "verification_sent");
+    assert!(fresh.refresh_token.is_none());
+    // The owner's address, unverified at the provider: the very same answer; the owner is told.
+    fake.signs_in(&Person::unverified(&owner));
+    let taken = app.round_trip("fake", None).await;
+    assert_eq!(taken.fields, fresh.fields, "nothing tells the two apart");
+    assert!(taken.refresh_token.is_none());
+    let mails = sink.wait_for(3).await;
+    assert!(mails
+        .iter()
+        .any(|m| m.to.contains("fresh@example.com") && m.subject.contains("Confirm")));
+    assert!(mails
+        .iter()
+        .any(|m| m.to.contains(&owner) && m.subject.contains("tried to sign up")));
+    app.assert_login_works(&owner, PASSWORD).await;
+}
+
 crate::backend_tests!(
+    with_verification_required_provider_sign_ins_hide_taken_addresses,
     a_new_identity_signs_up_and_then_signs_in_through_the_round_trip,
     forged_or_wrong_id_tokens_open_no_session,
     the_callback_needs_the_state_of_this_browser_once,
