@@ -4,7 +4,7 @@
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse, TokenUrl,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -96,12 +96,7 @@ pub(super) async fn redeem(
         .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
         .request_async(&provider.http)
         .await
-        .map_err(|e| match e {
-            RequestTokenError::ServerResponse(answer) => {
-                ProviderError::Refused(format!("token endpoint: {answer}"))
-            }
-            other => ProviderError::Unavailable(format!("token endpoint: {other}")),
-        })?;
+        .map_err(super::token_endpoint_error)?;
     let access = token.access_token().secret();
     let api = endpoint(&provider.settings.api_url, "https://api.github.com");
     let user: GithubUser = get(provider, &format!("{api}/user"), access).await?;

@@ -54,6 +54,20 @@ pub enum ProviderError {
     Unsupported,
 }
 
+/// A token endpoint's failure: its own refusal (a used or foreign code) or no usable answer.
+fn token_endpoint_error<RE, T>(e: oauth2::RequestTokenError<RE, T>) -> ProviderError
+where
+    RE: std::error::Error + 'static,
+    T: oauth2::ErrorResponse + 'static,
+{
+    match e {
+        oauth2::RequestTokenError::ServerResponse(answer) => {
+            ProviderError::Refused(format!("token endpoint: {answer}"))
+        }
+        other => ProviderError::Unavailable(format!("token endpoint: {other}")),
+    }
+}
+
 /// A provider as configured, with its protocol.
 pub struct Provider {
     pub name: String,

@@ -10,7 +10,7 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     SignatureVerificationError,
 };
 use serde::Serialize;
@@ -189,12 +189,7 @@ pub(super) async fn redeem(
         .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
         .request_async(&provider.http)
         .await
-        .map_err(|e| match e {
-            RequestTokenError::ServerResponse(answer) => {
-                ProviderError::Refused(format!("token endpoint: {answer}"))
-            }
-            other => ProviderError::Unavailable(format!("token endpoint: {other}")),
-        })?;
+        .map_err(super::token_endpoint_error)?;
     let id_token = openidconnect::TokenResponse::id_token(&response)
         .ok_or_else(|| ProviderError::Refused("no ID token in the token response".into()))?;
     let expected = Nonce::new(nonce.to_string());

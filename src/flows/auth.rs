@@ -370,21 +370,10 @@ impl AuthService {
         };
         self.deps.clear_failures(account_key).await?;
         // The right password, but no session: recorded like any refused login.
-        let refusal = if user.locked {
-            Some((AppError::AccountLocked, "account_locked"))
-        } else if self.signup_rules.require_email_verification && !user.email_verified {
-            Some((AppError::EmailNotVerified, "email_not_verified"))
-        } else {
-            None
-        };
-        if let Some((error, reason)) = refusal {
-            let details = json!({ "reason": reason });
-            self.deps
-                .audit
-                .record(EventKind::LoginFailed, Some(user.id), client, details)
-                .await;
-            return Err(error);
-        }
+        let must_be_verified = self.signup_rules.require_email_verification;
+        self.deps
+            .refuse_locked_or_unverified(&user, must_be_verified, json!({}), client)
+            .await?;
         if verification.needs_rehash {
             self.rehash_in_background(user.id, password);
         }

@@ -82,6 +82,30 @@ impl FlowDeps {
         self.store.user_by_id(id).await?.ok_or(AppError::NotFound)
     }
 
+    /// Refuses a session to an account that may not sign in now (locked by an admin; its address
+    /// unverified where `require_verification`), recording it as a refused login with `details`
+    /// and the reason.
+    pub async fn refuse_locked_or_unverified(
+        &self,
+        user: &User,
+        require_verification: bool,
+        mut details: serde_json::Value,
+        client: &ClientContext,
+    ) -> Result<(), AppError> {
+        let (error, reason) = if user.locked {
+            (AppError::AccountLocked, "account_locked")
+        } else if require_verification && !user.email_verified {
+            (AppError::EmailNotVerified, "email_not_verified")
+        } else {
+            return Ok(());
+        };
+        details["reason"] = json!(reason);
+        self.audit
+            .record(EventKind::LoginFailed, Some(user.id), client, details)
+            .await;
+        Err(error)
+    }
+
     /// Revokes the user's sessions in `scope` for `reason`; answers how many were live.
     pub async fn revoke_sessions(
         &self,

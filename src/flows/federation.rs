@@ -521,21 +521,11 @@ impl FederationService {
         user: User,
         client: &ClientContext,
     ) -> Result<FederatedOutcome, AppError> {
-        let refusal = if user.locked {
-            Some((AppError::AccountLocked, "account_locked"))
-        } else if self.rules.require_email_verification && !user.email_verified {
-            Some((AppError::EmailNotVerified, "email_not_verified"))
-        } else {
-            None
-        };
-        if let Some((error, reason)) = refusal {
-            let details = json!({ "provider": provider.name, "reason": reason });
-            self.deps
-                .audit
-                .record(EventKind::LoginFailed, Some(user.id), client, details)
-                .await;
-            return Err(error);
-        }
+        let details = json!({ "provider": provider.name });
+        let verification = self.rules.require_email_verification;
+        self.deps
+            .refuse_locked_or_unverified(&user, verification, details, client)
+            .await?;
         let methods = AuthMethods::of(&[AuthMethod::Federated]);
         if let Some(challenge) = self.mfa.challenge(&user, methods.clone()).await? {
             tracing::info!(user_id = %user.id, "provider sign-in; second factor required");

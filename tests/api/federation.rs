@@ -151,6 +151,13 @@ impl TestApp {
         self.post_json("/auth/oauth/fake/token", &body).await
     }
 
+    /// `POST /me/identities`: takes a link offer.
+    async fn accept_link(&self, token: &str, link_token: &str) -> reqwest::Response {
+        let body = json!({ "linkToken": link_token });
+        self.authed(Method::POST, "/me/identities", token, Some(body))
+            .await
+    }
+
     async fn identities(&self, token: &str) -> Value {
         self.get_json("/me/identities", token).await
     }
@@ -429,36 +436,15 @@ async fn an_address_with_an_account_is_never_taken_over(backend: Backend) {
 
     // Someone else, signed in, cannot take the offer.
     let other = app.account().await;
-    let taken = app
-        .authed(
-            Method::POST,
-            "/me/identities",
-            &other.access_token,
-            Some(json!({ "linkToken": link_token })),
-        )
-        .await;
+    let taken = app.accept_link(&other.access_token, &link_token).await;
     assert_error(taken, 400, "validation_failed").await;
 
     // A fresh offer, taken by the owner after signing in with the password.
     let landing = app.round_trip("fake", None).await;
     let link_token = landing.fields["linkToken"].clone();
-    let linked = app
-        .authed(
-            Method::POST,
-            "/me/identities",
-            &owner.access_token,
-            Some(json!({ "linkToken": link_token })),
-        )
-        .await;
+    let linked = app.accept_link(&owner.access_token, &link_token).await;
     assert_eq!(linked.status().as_u16(), 201);
-    let again = app
-        .authed(
-            Method::POST,
-            "/me/identities",
-            &owner.access_token,
-            Some(json!({ "linkToken": link_token })),
-        )
-        .await;
+    let again = app.accept_link(&owner.access_token, &link_token).await;
     assert_error(again, 400, "validation_failed").await;
     // From now on the identity signs the owner in.
     let token = app.sign_in_through("fake").await;
@@ -710,14 +696,8 @@ async fn closed_signup_and_locked_accounts_open_no_session(backend: Backend) {
     let owner = app.account().await;
     fake.signs_in(&Person::new(&owner.email));
     let offer = app.round_trip("fake", None).await;
-    let body = json!({ "linkToken": offer.fields["linkToken"] });
     let linked = app
-        .authed(
-            Method::POST,
-            "/me/identities",
-            &owner.access_token,
-            Some(body),
-        )
+        .accept_link(&owner.access_token, &offer.fields["linkToken"])
         .await;
     assert_eq!(linked.status().as_u16(), 201);
     app.lock_user(&admin.access_token, owner.user_id).await;

@@ -11,6 +11,9 @@ export type FieldError = components['schemas']['FieldError'];
  * string, so this list is kept by hand; `string & {}` keeps codes added later usable (and
  * autocompletion of the known ones intact).
  *
+ * The codes of signing in through a provider are also what `handleOAuthReturn` reports from
+ * the return URL (`OAuthErrorCode`).
+ *
  * Two codes are the client's own, for answers that are not authd's error shape:
  * `unexpected_response` (e.g. an HTML 502 from a proxy) and `session_unavailable` (a refresh was
  * needed but, with `tokenTransport: "body"`, the storage holds no refresh token).
@@ -40,9 +43,19 @@ export type AuthdErrorCode =
   | 'request_timeout'
   | 'email_taken'
   | 'mfa_already_enabled'
+  | 'identity_email_unverified' // 409: the provider did not verify an address that has an account
+  | 'identity_taken' // 409: the identity is linked to another account
+  | 'last_sign_in_method' // 409: unlinking would leave the account no way to sign in
+  | 'signup_disabled' // 403: oauth.allow_signup is off and the identity has no account
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'headers_too_large'
+  // sign-in through a provider (also in the return URL's `#status=error&error=`)
+  | 'oauth_state_invalid'
+  | 'oauth_cancelled'
+  | 'oauth_failed'
+  | 'identity_email_missing'
+  | 'provider_unavailable' // 502
   // 429, 503, 500
   | 'rate_limited'
   | 'overloaded'

@@ -73,3 +73,8 @@ export type LoginRequest = Omit<Schemas['LoginRequest'], 'tokenTransport'>;
 export type MfaVerifyRequest = Omit<Schemas['MfaVerifyRequest'], 'tokenTransport'>;
 export type ResetPasswordRequest = Schemas['ResetRequest'];
 export type ChangePasswordRequest = Schemas['ChangePasswordRequest'];
+/** A provider to sign in with: `name` goes in the paths, `displayName` on the button. */
+export type OAuthProvider = Schemas['ProviderBody'];
+/** An identity at a provider linked to the caller's account. */
+export type LinkedIdentity = Schemas['IdentityBody'];
+export type IdTokenRequest = Omit<Schemas['IdTokenRequest'], 'tokenTransport'>;
