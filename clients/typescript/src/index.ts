@@ -2,8 +2,10 @@
 export { AuthdClient } from './client.js';
 export type {
   AuthdClientOptions,
+  IdTokenResult,
   LoginResult,
   MfaRequired,
+  OAuthReturn,
   SessionState,
   SignedIn,
   SignupResult,
@@ -11,6 +13,8 @@ export type {
 } from './client.js';
 export { AuthdError, parseRetryAfter } from './errors.js';
 export type { ApiErrorBody, AuthdErrorCode, FieldError } from './errors.js';
+export { parseOAuthReturn } from './oauth.js';
+export type { HistoryLike, Linked, LinkRequired, OAuthErrorCode, OAuthFailed, OAuthOutcome, VerificationSent } from './oauth.js';
 export { memoryStorage } from './storage.js';
 export type { RefreshTokenStorage } from './storage.js';
 export type * from './types.js';
