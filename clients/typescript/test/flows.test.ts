@@ -101,6 +101,12 @@ describe('signup, login, me', () => {
   });
 });
 
+describe('sign-in with other providers, none configured', () => {
+  test('providers() is empty (test/oauth.test.ts has an authd with one)', async () => {
+    assert.deepEqual(await browserClient().client.providers(), []);
+  });
+});
+
 describe('typed errors', () => {
   test('invalid_credentials, with status, code and request id', async () => {
     const { client, traffic } = browserClient();

@@ -1,7 +1,7 @@
 // Compile-time checks of the typing (not run: `npm run build` fails if any line here is wrong).
 // Each `@ts-expect-error` must be an error, and every other line must compile.
 
-import type { AuthdClient, AuthdError, LoginResult, ResponseBody } from '@authd/client';
+import type { AuthdClient, AuthdError, LoginResult, OAuthErrorCode, OAuthReturn, ResponseBody } from '@authd/client';
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 const is = <T extends true>(_: T) => undefined;
@@ -50,6 +50,26 @@ export async function typing(client: AuthdClient) {
   } else {
     is<Equal<typeof login.user.email, string>>(true);
   }
+
+  // A provider round trip's outcome is a union too: each status carries its own fields.
+  const back: OAuthReturn | null = await client.handleOAuthReturn();
+  // @ts-expect-error it may be null (no outcome in the URL)
+  void back.status;
+  if (back) {
+    // @ts-expect-error `mfaToken` only on mfa-required
+    void back.mfaToken;
+    if (back.status === 'mfa-required') await client.verifyMfa({ mfaToken: back.mfaToken, recoveryCode: 'x' });
+    else if (back.status === 'link-required') await client.linkIdentity(back.linkToken);
+    else if (back.status === 'signed-in') is<Equal<typeof back.user.email, string>>(true);
+    else if (back.status === 'error') {
+      const oauthCode: OAuthErrorCode = back.code;
+      void oauthCode;
+    } else is<Equal<typeof back.status, 'verification-sent' | 'linked'>>(true);
+  }
+  // @ts-expect-error the ID token exchange needs the nonce
+  await client.exchangeIdToken('apple', { idToken: 'x' });
+  // The token exchange is among the calls that take tokenTransport (body transport adds it).
+  await client.request('POST', '/auth/oauth/{provider}/token', { params: { path: { provider: 'apple' } }, body: { idToken: 'x', nonce: 'n', tokenTransport: 'body' } });
 
   // Error codes autocomplete, and unknown future codes still type-check.
   const code: AuthdError['code'] = 'invalid_credentials';

@@ -67,6 +67,8 @@ export async function startAuthd(settings: Record<string, string> = {}): Promise
     AUTHD__RATE_LIMIT__GENERAL_MAX: '10000',
     AUTHD__RATE_LIMIT__AUTH_MAX: '1000',
     AUTHD__LOG__LEVEL: 'info',
+    // The base of the provider callback URLs: this authd (only used when providers are configured).
+    AUTHD__OAUTH__CALLBACK_BASE_URL: url,
     ...settings,
   });
   const logPath = path.join(tmp, 'authd.log');

@@ -1,5 +1,6 @@
 // Copied from clients/typescript/dist/client.js by `npm run update:example`: do not edit here.
 import { AuthdError, parseRetryAfter } from './errors.js';
+import { parseOAuthReturn, withoutFragment } from './oauth.js';
 import { memoryStorage } from './storage.js';
 // A Record over the schema-derived union: regenerating the schema with a new such path fails to
 // compile until it is listed here, so body transport cannot silently miss an endpoint.
@@ -10,6 +11,7 @@ const TAKES_TRANSPORT = {
     '/auth/logout': true,
     '/auth/mfa/verify': true,
     '/auth/passkey/login': true,
+    '/auth/oauth/{provider}/token': true,
 };
 // 401 codes that mean "this access token is missing or no good": worth one refresh and a retry.
 // Other 401s (invalid_credentials, invalid_mfa_code, mfa_token_invalid, refresh_token_reused) are
@@ -26,6 +28,8 @@ export class AuthdClient {
     #fetch;
     // In memory only (a private field): never web storage, never a readable cookie.
     #accessToken = null;
+    /** `expiresIn` of the answer that brought the access token. */
+    #expiresIn = null;
     #state = 'unknown';
     // One refresh at a time. `#refreshes` counts refreshes started; a call remembers the count when
     // it is sent, and on 401 joins the latest refresh if one started since (finished or not),
@@ -155,6 +159,93 @@ export class AuthdClient {
     async resendVerification(email) {
         await this.#typed('POST', '/auth/email/resend', { body: { email } }, ANONYMOUS);
     }
+    // ---- sign-in with other providers (OAuth 2.0 / OpenID Connect) -----------------------------
+    /** `GET /auth/oauth/providers`: the providers to offer (`[]` when none is configured). */
+    providers() {
+        return this.#typed('GET', '/auth/oauth/providers', {}, ANONYMOUS);
+    }
+    /**
+     * Where to send the browser (a top-level navigation: `location.assign(url)`, or a link; not
+     * `fetch`) to sign in with `provider`. It comes back to `returnTo` (default: authd's first
+     * allowed return URL) with the outcome in the fragment: call `handleOAuthReturn()` on that page.
+     * `returnTo` must be on authd's `oauth.allowed_return_urls`; its own fragment is dropped (the
+     * outcome replaces it, and an old outcome must not travel).
+     */
+    oauthStartUrl(provider, returnTo) {
+        const url = `${this.#baseUrl}/auth/oauth/${encodeURIComponent(provider)}/start`;
+        return returnTo === undefined ? url : `${url}?${new URLSearchParams({ returnTo: withoutFragment(returnTo) })}`;
+    }
+    /**
+     * On the page a provider round trip returned to: reads the outcome from the fragment, removes
+     * the fragment from the address bar (`history.replaceState`, before anything else: it may hold
+     * an `mfaToken` or `linkToken`), and on `signed_in` restores the session (one
+     * `POST /auth/refresh` with the cookie authd just set, then `GET /me`). Null when the URL
+     * carries no outcome (an ordinary page load: call `restoreSession()` as usual).
+     *
+     * `mfa-required` goes on with `verifyMfa({ mfaToken, code })`; `link-required` with a sign-in
+     * to the account, then `linkIdentity(linkToken)`; `linked` (and an `error` during linking)
+     * leave the session as it was: `restoreSession()`. Rejects only when the session cannot be
+     * restored after `signed_in` (the `AuthdError` of the refresh: typically the browser did not
+     * keep the cookie because the page and authd are not on the same site; or no answer).
+     *
+     * Browsers only: a native app has no cookie from the round trip; it uses `exchangeIdToken`.
+     */
+    async handleOAuthReturn(location = globalThis.location, history = globalThis.history ?? null) {
+        if (!location)
+            throw new TypeError('handleOAuthReturn: no location here: pass the URL the provider round trip returned to');
+        const outcome = parseOAuthReturn(location);
+        if (!outcome)
+            return null;
+        history?.replaceState(history.state, '', withoutFragment(location));
+        if (outcome.status !== 'signed-in')
+            return outcome;
+        const failure = await (this.#refreshInFlight ?? this.#refreshSince(this.#refreshes));
+        if (failure)
+            throw failure;
+        const user = await this.me();
+        return { status: 'signed-in', user, expiresIn: this.#expiresIn ?? 0 };
+    }
+    /**
+     * `POST /auth/oauth/{provider}/token`: a native app's sign-in with the ID token the provider's
+     * SDK gave it (Sign in with Apple, Google Sign-In) and the raw `nonce` the app passed to the
+     * SDK. Answers like `login`, or what is left: the second step, a link to accept after signing
+     * in to the account holding the address, or a verification mail. Each ID token works once.
+     */
+    async exchangeIdToken(provider, body) {
+        const res = await this.#typed('POST', '/auth/oauth/{provider}/token', { params: { path: { provider } }, body }, ANONYMOUS);
+        if ('accessToken' in res)
+            return signedIn(res);
+        if ('mfaToken' in res) {
+            return { status: 'mfa-required', mfaToken: res.mfaToken, methods: res.methods, expiresIn: res.expiresIn };
+        }
+        if ('linkToken' in res)
+            return { status: 'link-required', linkToken: res.linkToken, email: res.email };
+        return { status: 'verification-sent' };
+    }
+    /** `GET /me/identities`: the providers linked to the account, oldest first. */
+    identities() {
+        return this.#typed('GET', '/me/identities', {}, AUTHENTICATED);
+    }
+    /**
+     * `POST /me/identities/{provider}/start` (a recent sign-in needed): answers the provider URL to
+     * send the browser to (top-level navigation); authd also sets the `oauth_flow` cookie on this
+     * answer. The browser comes back to `returnTo` with `#status=linked` or `#status=error`.
+     */
+    async startIdentityLink(provider, returnTo) {
+        const body = returnTo === undefined ? {} : { returnTo: withoutFragment(returnTo) };
+        const res = await this.#typed('POST', '/me/identities/{provider}/start', { params: { path: { provider } }, body }, AUTHENTICATED);
+        return res.authorizationUrl;
+    }
+    /** `POST /me/identities` (a recent sign-in needed): links the identity a sign-in offered as
+     * `link-required` to this account. */
+    linkIdentity(linkToken) {
+        return this.#typed('POST', '/me/identities', { body: { linkToken } }, AUTHENTICATED);
+    }
+    /** `DELETE /me/identities/{provider}` (a recent sign-in needed); 409 `last_sign_in_method` when
+     * the account would have no password, passkey or other identity left. */
+    async unlinkIdentity(provider) {
+        await this.#typed('DELETE', '/me/identities/{provider}', { params: { path: { provider } } }, AUTHENTICATED);
+    }
     // ---- the machinery -------------------------------------------------------------------------
     #typed(method, path, options, flags) {
         // The generated types have checked `options` against the operation; from here on it is data.
@@ -259,6 +350,7 @@ export class AuthdClient {
         // re-authentication, TOTP confirmation) replaces the one in memory.
         if (typeof body === 'object' && body !== null && 'accessToken' in body && typeof body.accessToken === 'string') {
             this.#accessToken = body.accessToken;
+            this.#expiresIn = 'expiresIn' in body && typeof body.expiresIn === 'number' ? body.expiresIn : null;
             this.#state = 'signed-in';
             if (this.#transport === 'body' && 'refreshToken' in body && typeof body.refreshToken === 'string') {
                 await this.#storage.set(body.refreshToken);
@@ -315,6 +407,7 @@ export class AuthdClient {
     }
     async #forget() {
         this.#accessToken = null;
+        this.#expiresIn = null;
         this.#state = 'signed-out';
         if (this.#transport === 'body')
             await this.#storage.clear();

@@ -2,4 +2,5 @@
 // @authd/client: a typed client for authd. Runtime: the platform's fetch only.
 export { AuthdClient } from './client.js';
 export { AuthdError, parseRetryAfter } from './errors.js';
+export { parseOAuthReturn } from './oauth.js';
 export { memoryStorage } from './storage.js';
