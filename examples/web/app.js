@@ -13,6 +13,10 @@
 //    retried once. If authd refuses the refresh, the client calls onSessionEnded.
 //  - 429 and 503 with a short Retry-After are retried once after the wait; errors are AuthdError
 //    with authd's stable `code`.
+//  - Sign-in with other providers: the page navigates to authd's start URL; the provider sends the
+//    browser back here with the outcome in the URL's fragment, which handleOAuthReturn() reads and
+//    removes from the address bar (it may hold an mfaToken or a linkToken). "Signed in" carries no
+//    token: authd set the refresh cookie, and the client makes one refresh.
 
 import { AuthdClient, AuthdError } from './vendor/authd-client/index.js';
 
@@ -27,6 +31,7 @@ const client = new AuthdClient({
 });
 
 let mfaToken = null; // between a login that answered mfa-required and the second step
+let linkToken = null; // a provider's identity waiting for its account to sign in (link-required)
 
 // Signup answers a session, or (auth.require_email_verification) a message and no session.
 async function signUp(fields) {
@@ -43,6 +48,7 @@ async function logIn(fields) {
     showMfaStep(result.methods);
   } else {
     showSignedIn(result.user);
+    await linkWaitingIdentity();
   }
 }
 
@@ -52,6 +58,89 @@ async function verifySecondFactor({ code }) {
   const result = await client.verifyMfa({ mfaToken, ...proof });
   mfaToken = null;
   showSignedIn(result.user);
+  await linkWaitingIdentity();
+}
+
+// ---- sign-in with other providers ----
+
+// One button per provider authd offers; none (and no box) when it offers none.
+async function showProviders() {
+  const providers = await client.providers();
+  $('#provider-buttons').replaceChildren(
+    ...providers.map((provider) => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.dataset.provider = provider.name;
+      button.textContent = `Sign in with ${provider.displayName}`;
+      button.addEventListener('click', () => signInWith(provider.name));
+      return button;
+    }),
+  );
+  $('#providers').hidden = providers.length === 0;
+}
+
+// A top-level navigation, not fetch: the provider's pages need the window, and authd's cookie
+// that ties the round trip to this browser must travel with it. It comes back to this very URL
+// (authd's oauth.allowed_return_urls must allow it), the outcome in the fragment.
+function signInWith(provider) {
+  location.assign(client.oauthStartUrl(provider, location.href));
+}
+
+// What the fragment can say besides "signed in" and "second step", for people.
+const PROVIDER_ERRORS = {
+  oauth_cancelled: 'The sign-in was cancelled at the provider.',
+  oauth_state_invalid: 'That sign-in expired or was started in another browser: please try again.',
+  oauth_failed: "The provider's answer could not be verified.",
+  provider_unavailable: 'The provider cannot be reached: please try again later.',
+  identity_email_missing: 'The provider did not share an email address.',
+  identity_email_unverified: 'That address has an account here, and the provider has not verified it: log in with your password instead.',
+  signup_disabled: 'There is no account for that identity, and new accounts are closed.',
+  identity_taken: 'That identity is already linked to another account.',
+  account_locked: 'This account is locked.',
+  email_not_verified: 'Please confirm your email address first (see the mail we sent).',
+};
+
+// On load: did a provider round trip bring the browser back here? (null: an ordinary load)
+async function handleProviderReturn() {
+  const outcome = await client.handleOAuthReturn(); // reads location.hash, then clears it
+  switch (outcome?.status) {
+    case 'signed-in': // the client already refreshed once with the cookie authd set
+      showSignedIn(outcome.user);
+      $('#message').textContent = 'Signed in with your provider.';
+      return true;
+    case 'mfa-required': // the same second step as a password login
+      mfaToken = outcome.mfaToken;
+      showMfaStep(outcome.methods, 'Your provider signed you in: one more step');
+      return true;
+    case 'link-required': // never linked silently: the account must sign in first
+      linkToken = outcome.linkToken;
+      await restoreSession();
+      $('#message').textContent = `${outcome.email} already has an account: log in to it, and your provider will be linked to it.`;
+      return true;
+    case 'verification-sent':
+      await restoreSession();
+      $('#message').textContent = 'Account created: confirm your address with the link we mailed you, then sign in.';
+      return true;
+    case 'linked':
+      await restoreSession();
+      $('#message').textContent = 'Your provider is linked to this account.';
+      return true;
+    case 'error':
+      await restoreSession();
+      $('#error').textContent = `${PROVIDER_ERRORS[outcome.code] ?? 'Signing in with your provider failed.'} (${outcome.code})`;
+      return true;
+    default:
+      return false;
+  }
+}
+
+// After a login that followed link-required: the provider's identity joins this account.
+async function linkWaitingIdentity() {
+  if (!linkToken) return;
+  const token = linkToken;
+  linkToken = null;
+  const identity = await client.linkIdentity(token);
+  $('#message').textContent = `Linked your ${identity.provider} identity (${identity.email ?? 'no address'}) to this account.`;
 }
 
 async function logout() {
@@ -115,8 +204,9 @@ function showSignedIn(user) {
   $('#mfa-form').hidden = true;
 }
 
-function showMfaStep(methods) {
-  $('#status').textContent = 'Password accepted: one more step';
+function showMfaStep(methods, text = 'Password accepted: one more step') {
+  $('#status').dataset.state = 'signed-out'; // no session until the second step
+  $('#status').textContent = text;
   $('#auth-forms').hidden = true;
   $('#mfa-form').hidden = false;
   $('#mfa-methods').textContent = methods.join(', ');
@@ -175,4 +265,10 @@ for (const [form, submit] of [['#signup-form', signUp], ['#login-form', logIn], 
 }
 $('#load').addEventListener('click', action(loadAccount));
 $('#logout').addEventListener('click', action(logout));
-restoreSession().catch(showError);
+showProviders().catch(() => {}); // no buttons when authd cannot list them (the request list shows why)
+handleProviderReturn()
+  .then((handled) => handled || restoreSession())
+  .catch((e) => {
+    showError(e);
+    if ($('#status').dataset.state === 'unknown') showSignedOut();
+  });

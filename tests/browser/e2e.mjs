@@ -6,8 +6,10 @@
 // login, GET /me, that the refresh token never reaches the page's JavaScript, a silent refresh
 // after the access token expired (one refresh shared by two concurrent 401s), a reload restoring
 // the session from the cookie, logout, a server-side revocation ending in the signed-out state, a
-// login with a second factor (the page's MFA step), and CORS (preflights, and a page on a foreign
-// origin that cannot log in). The page runs @authd/client (clients/typescript) from
+// login with a second factor (the page's MFA step), sign-in through a fake OpenID Connect provider
+// (the page's provider button, the round trip, the fragment; a refusal; an address that has an
+// account, linked after its login, then the provider's sign-in with the second step), and CORS
+// (preflights, and a page on a foreign origin that cannot log in). The page runs @authd/client (clients/typescript) from
 // examples/web/vendor/authd-client/: this also checks that package in a real browser.
 //
 // Usage: tests/browser/run.sh (or node tests/browser/e2e.mjs after npm ci --prefix tests/browser).
@@ -26,6 +28,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+
+// The fake OpenID Connect provider the client's tests use too: plain JavaScript, node: modules only.
+import { person, startOidcProvider } from '../../clients/typescript/test/support/oidc-provider.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WEB_DIR = path.join(ROOT, 'examples', 'web');
@@ -192,7 +197,7 @@ async function serveExample(label) {
 
 // ---- authd ------------------------------------------------------------------------------
 
-async function startAuthd(tmp, allowedOrigin) {
+async function startAuthd(tmp, allowedOrigin, settings = {}) {
   check(fs.existsSync(AUTHD_BIN), `authd binary ${AUTHD_BIN} exists (build it with cargo build, or set AUTHD_BIN)`);
   const port = await freePort();
   const api = `http://127.0.0.1:${port}`;
@@ -223,6 +228,9 @@ async function startAuthd(tmp, allowedOrigin) {
     AUTHD__RATE_LIMIT__AUTH_MAX: '1000',
     AUTHD__HTTP__CORS_ALLOWED_ORIGINS: allowedOrigin,
     AUTHD__LOG__LEVEL: 'info',
+    // The base of the provider callback URL: this authd.
+    AUTHD__OAUTH__CALLBACK_BASE_URL: api,
+    ...settings,
   });
   const logPath = path.join(tmp, 'authd.log');
   const log = fs.openSync(logPath, 'a');
@@ -334,7 +342,20 @@ async function main() {
 
   const allowed = await serveExample('page origin (in the CORS allowlist)');
   const foreign = await serveExample('foreign origin (not allowed)');
-  const { api, logPath } = await startAuthd(tmp, allowed);
+  // The provider's URLs say `localhost`: another *site* than the page and authd (127.0.0.1), as a
+  // real provider is, so the browser applies its cross-site cookie rules to the round trip.
+  const provider = await startOidcProvider({ publicHost: 'localhost' });
+  cleanups.push(() => provider.stop());
+  console.log(`  OpenID Connect provider: ${provider.issuer}`);
+  const { api, logPath } = await startAuthd(tmp, allowed, {
+    ...provider.authdSettings({ name: 'fake', displayName: 'Fake ID' }),
+    // Where the round trip may return: authd's default is the origin of app.frontend_url, and
+    // this authd cannot read oauth.allowed_return_urls from the environment (a string is not
+    // parsed as a list there), so the page's origin becomes app.frontend_url. Passkeys are off:
+    // their relying party (the host of app.frontend_url by default) cannot be an IP address.
+    AUTHD__APP__FRONTEND_URL: allowed,
+    AUTHD__AUTH__PASSKEYS__ENABLED: 'false',
+  });
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -480,7 +501,9 @@ async function main() {
   mark = traffic.mark();
   await page.reload();
   await waitState('signed-in');
-  checkEqual(show(await traffic.since(mark)), 'POST /auth/refresh 200, GET /me 200', 'a reload refreshes once, then loads the user');
+  calls = await traffic.since(mark);
+  checkEqual(show(calls.filter((c) => c.path !== '/auth/oauth/providers')), 'POST /auth/refresh 200, GET /me 200', 'a reload refreshes once, then loads the user');
+  checkEqual(statuses(calls, 'GET', '/auth/oauth/providers'), [200], 'and lists the providers once, for its buttons');
 
   step('log out: the session ends and the page is signed out');
   const tokenBeforeLogout = await lastAccessToken();
@@ -540,6 +563,115 @@ async function main() {
   await page.click('#logout');
   await waitState('signed-out');
 
+  // ---- sign-in with the provider ----
+  const pageUrl = `${allowed}/?api=${encodeURIComponent(api)}`;
+  checkEqual(page.url(), pageUrl, 'the page is at its own URL');
+  const providerButton = '#provider-buttons button[data-provider="fake"]';
+  const callbackPath = '/auth/oauth/fake/callback';
+  // Clicks the provider's button and waits until the browser is back on the page (authd's
+  // callback answered); the URLs of the top-level navigations on the way.
+  async function roundTrip() {
+    const documents = [];
+    const onDocument = (req) => req.isNavigationRequest() && req.frame() === page.mainFrame() && documents.push(req.url());
+    page.on('request', onDocument);
+    const [callback] = await Promise.all([
+      page.waitForResponse((res) => new URL(res.url()).pathname === callbackPath),
+      page.click(providerButton),
+    ]);
+    await page.waitForURL((url) => url.origin === allowed);
+    page.off('request', onDocument);
+    return { documents, location: callback.headers().location };
+  }
+
+  step('sign in with the provider: the page\'s button, the round trip, signed in as its user, no token in any URL');
+  checkEqual(await page.locator('#provider-buttons button').allTextContents(), ['Sign in with Fake ID'], 'one button per provider, named by its displayName');
+  check(await page.isVisible('#providers'), 'the providers box is shown');
+  const someone = person(`e2e-provider-${crypto.randomBytes(4).toString('hex')}@example.com`, { name: 'Provider Person' });
+  provider.signsIn(someone);
+  mark = traffic.mark();
+  let trip = await roundTrip();
+  await waitState('signed-in');
+  check((await page.textContent('#status')).includes(someone.email), `signed in as the provider's user (${await page.textContent('#status')})`);
+  checkEqual(trip.documents.map((u) => new URL(u).origin), [api, provider.issuer, api, allowed], 'the browser went page -> authd start -> provider (another site) -> authd callback -> page');
+  checkEqual(new URL(trip.documents[0]).searchParams.get('returnTo'), pageUrl, 'returnTo is the page\'s own URL');
+  const asked = new URL(trip.documents[1]).searchParams;
+  checkEqual([asked.get('code_challenge_method'), asked.get('redirect_uri')], ['S256', `${api}${callbackPath}`], 'authd sent the browser to the provider with PKCE and its callback');
+  checkEqual(trip.location, `${pageUrl}#status=signed_in`, 'the callback sends the browser back with the status alone in the fragment');
+  calls = await traffic.since(mark);
+  const [startCall] = of(calls, 'GET', '/auth/oauth/fake/start');
+  const flowCookie = ((await startCall.headers)['set-cookie'] ?? '').split('\n').find((l) => l.startsWith('oauth_flow='));
+  check(flowCookie && ['HttpOnly', 'SameSite=None', 'Secure', 'Path=/auth/oauth'].every((f) => flowCookie.includes(f)), `the start sets the oauth_flow cookie for the cross-site return: ${flowCookie?.replace(/=[^;]+/, '=<redacted>')}`);
+  checkEqual(statuses(calls, 'POST', '/auth/refresh'), [200], `back on the page: one refresh with the cookie authd set (${show(calls)})`);
+  checkEqual(statuses(calls, 'GET', '/me'), [200], 'then the user');
+  checkEqual([page.url(), await page.evaluate(() => location.hash)], [pageUrl, ''], 'the fragment left the address bar');
+  const providerSessionToken = await lastAccessToken();
+  const providerRefresh = await refreshCookie();
+  for (const url of [...trip.documents, trip.location, page.url()]) {
+    check(!url.includes(providerSessionToken) && !url.includes(providerRefresh.value), `no token in ${url.replace(/([?&#](state|code|nonce|code_challenge)=)[^&]+/g, '$1…')}`);
+  }
+  check(!(await context.cookies(api)).some((c) => c.name === 'oauth_flow'), 'the oauth_flow cookie is cleared');
+  await checkRefreshTokenHidden('after the provider sign-in');
+  mark = traffic.mark();
+  await page.click('#load');
+  await page.waitForFunction((e) => document.querySelector('#profile').textContent.includes(e), someone.email);
+  const providerProfile = JSON.parse(await page.textContent('#profile'));
+  checkEqual([providerProfile.name, providerProfile.emailVerified], ['Provider Person', true], 'the account has the provider\'s name and verified address');
+  await page.click('#logout');
+  await waitState('signed-out');
+
+  step('the provider refuses: the page says so and stays signed out');
+  provider.denyNext();
+  trip = await roundTrip();
+  await page.locator('#error', { hasText: 'oauth_cancelled' }).waitFor();
+  check((await page.textContent('#error')).includes('cancelled at the provider'), `the page explains the error: ${await page.textContent('#error')}`);
+  checkEqual(trip.location, `${pageUrl}#status=error&error=oauth_cancelled`, 'the callback reports the refusal in the fragment');
+  await waitState('signed-out');
+  checkEqual(page.url(), pageUrl, 'the fragment left the address bar');
+  check(!(await refreshCookie()), 'no refresh cookie');
+
+  step('an address with an account: the page asks for its login and links the provider; then the provider\'s sign-in asks for the second factor');
+  provider.signsIn(person(mfaEmail));
+  trip = await roundTrip();
+  checkEqual(trip.location.replace(/linkToken=[\w-]+/, 'linkToken=…'), `${pageUrl}#status=link_required&linkToken=…&email=${encodeURIComponent(mfaEmail)}`, 'link_required, with a link token');
+  await page.locator('#message', { hasText: 'already has an account' }).waitFor();
+  checkEqual([await status(), page.url()], ['signed-out', pageUrl], 'no session, and the link token left the address bar');
+  mark = traffic.mark();
+  await page.fill('#login-form [name=email]', mfaEmail);
+  await page.fill('#login-form [name=password]', password);
+  await page.click('#login-form button');
+  await page.waitForSelector('#mfa-form', { state: 'visible' });
+  await page.fill('#mfa-form [name=code]', confirmed.json.recoveryCodes[1]);
+  await page.click('#mfa-form button');
+  await page.locator('#message', { hasText: 'Linked your fake identity' }).waitFor();
+  calls = await traffic.since(mark);
+  checkEqual(statuses(calls, 'POST', '/me/identities'), [201], `after the login the page linked the identity (${show(calls)})`);
+  await page.click('#logout');
+  await waitState('signed-out');
+  trip = await roundTrip();
+  check(/#status=mfa_required&mfaToken=[\w-]+&methods=totp%2Crecovery_code&expiresIn=\d+$/.test(trip.location), 'the linked identity signs in to the account, which asks for its second factor');
+  await page.waitForSelector('#mfa-form', { state: 'visible' });
+  checkEqual([await status(), page.url()], ['signed-out', pageUrl], 'no session before the second step; the mfaToken left the address bar');
+  check((await page.textContent('#status')).includes('provider'), 'the page says the provider signed in');
+  await page.fill('#mfa-form [name=code]', confirmed.json.recoveryCodes[2]);
+  await page.click('#mfa-form button');
+  await waitState('signed-in');
+  check((await page.textContent('#status')).includes(mfaEmail), 'signed in as the MFA account through the provider');
+  await page.click('#logout');
+  await waitState('signed-out');
+
+  step('authd offers no provider: no buttons');
+  const bare = await context.newPage();
+  bare.on('pageerror', (e) => pageErrors.push(e.message));
+  await bare.route(`${api}/auth/oauth/providers`, (route) =>
+    route.fulfill({ status: 200, contentType: 'application/json', headers: { 'Access-Control-Allow-Origin': allowed, 'Access-Control-Allow-Credentials': 'true' }, body: '[]' }),
+  );
+  const listed = bare.waitForResponse((res) => res.url() === `${api}/auth/oauth/providers`);
+  await bare.goto(pageUrl);
+  await listed;
+  await bare.waitForSelector('#status[data-state="signed-out"]');
+  checkEqual([await bare.isVisible('#providers'), await bare.locator('#provider-buttons button').count()], [false, 0], 'no providers box, no button');
+  await bare.close();
+
   step('CORS preflights from Node');
   const preflight = (origin) =>
     request('OPTIONS', `${api}/auth/login`, {
@@ -577,6 +709,7 @@ async function main() {
   const [foreignLogin] = of(await foreignNet.since(), 'POST', '/auth/login');
   check(foreignLogin && foreignLogin.status === null && foreignLogin.failure, `the login fetch fails in the browser (${show(foreignNet.all())})`);
   checkEqual(await foreignPage.getAttribute('#status', 'data-state'), 'signed-out', 'the foreign page stays signed out');
+  check(!(await foreignPage.isVisible('#providers')), 'no provider buttons there: authd did not list them');
   check(!(await refreshCookie(foreignContext)), 'no refresh cookie was stored');
   const direct = await foreignPage.evaluate((u) => fetch(`${u}/health/live`).then(() => 'answered', (e) => e.name), api);
   checkEqual(direct, 'TypeError', 'any fetch from the foreign origin fails');
