@@ -202,6 +202,8 @@ impl Application {
         let password_rules = Arc::new(PasswordRules {
             min_score: settings.auth.password_min_score,
             app_name: settings.auth.app_name.clone(),
+            breaches: crate::breach::BreachChecker::new(&settings.auth.breached_passwords)
+                .map_err(anyhow::Error::msg)?,
         });
         let step_up = StepUpPolicy {
             rule: StepUpRule {

@@ -5,6 +5,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod breach;
 pub mod cache;
 pub mod config;
 pub mod domain;

@@ -253,9 +253,17 @@ async fn create_user(
             return ExitCode::FAILURE;
         }
     };
+    let breaches = match authd::breach::BreachChecker::new(&settings.auth.breached_passwords) {
+        Ok(breaches) => breaches,
+        Err(e) => {
+            eprintln!("authd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let rules = authd::flows::deps::PasswordRules {
         min_score: settings.auth.password_min_score,
         app_name: settings.auth.app_name.clone(),
+        breaches,
     };
     let role = if admin {
         authd::domain::user::Role::Admin

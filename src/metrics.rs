@@ -96,6 +96,11 @@ pub fn federation_outcome(step: &'static str, outcome: &'static str) {
     counter!("authd_federation_outcomes_total", "step" => step, "outcome" => outcome).increment(1);
 }
 
+/// A breached-password check; `outcome` is `clean`, `breached` or `unavailable`.
+pub fn breach_check(outcome: &'static str) {
+    counter!("authd_breach_checks_total", "outcome" => outcome).increment(1);
+}
+
 /// A failed store or cache operation; `kind` is `unavailable` or `backend`.
 pub fn backend_error(backend: &'static str, kind: &'static str) {
     counter!("authd_backend_errors_total", "backend" => backend, "kind" => kind).increment(1);

@@ -150,6 +150,8 @@ fn build(
                 .with_list_parse_key("http.trusted_proxies")
                 .with_list_parse_key("rate_limit.auth_routes")
                 .with_list_parse_key("metrics.allowed_networks")
+                .with_list_parse_key("auth.passkeys.origins")
+                .with_list_parse_key("oauth.allowed_return_urls")
                 .source(Some(prefixed)),
         )
         .build()

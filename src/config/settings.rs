@@ -178,6 +178,8 @@ pub struct AppSettings {
     pub verify_email_path: String,
     pub reset_password_path: String,
     pub invitation_path: String,
+    pub email_login_path: String,
+    pub email_change_path: String,
 }
 
 impl AppSettings {
@@ -447,6 +449,40 @@ pub struct AuthSettings {
     pub lockout: LockoutSettings,
     pub mfa: MfaSettings,
     pub passkeys: PasskeySettings,
+    pub passwordless: PasswordlessSettings,
+    pub breached_passwords: BreachedPasswordSettings,
+}
+
+/// Passwordless sign-in by email.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordlessSettings {
+    pub enabled: bool,
+    pub ttl_seconds: u64,
+    pub max_code_attempts: u32,
+    pub max_mails: u32,
+    pub mail_window_seconds: u64,
+}
+
+/// What a breach check does when the range API cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BreachFallback {
+    /// Fail open: the password is taken (logged and counted).
+    Allow,
+    /// Fail closed: the password is refused, and the user asked to retry.
+    Refuse,
+}
+
+/// Breached-password checks (HIBP range API, k-anonymity; and an optional local list).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreachedPasswordSettings {
+    pub enabled: bool,
+    pub range_url: String,
+    pub timeout_ms: u64,
+    pub on_unavailable: BreachFallback,
+    pub offline_list: String,
 }
 
 /// Sign-in with other providers (OAuth 2.0 / OpenID Connect).

@@ -85,9 +85,19 @@ fn seed_variables_fill_settings_and_prefixed_ones_win() {
                 "AUTHD__HTTP__CORS_ALLOWED_ORIGINS",
                 "https://a.example.com,https://b.example.com",
             ),
+            (
+                "AUTHD__OAUTH__ALLOWED_RETURN_URLS",
+                "https://a.example.com/app,https://b.example.com",
+            ),
+            ("AUTHD__AUTH__PASSKEYS__ORIGINS", "https://a.example.com"),
         ]),
     )
     .expect("loads");
+    assert_eq!(
+        settings.oauth.allowed_return_urls,
+        ["https://a.example.com/app", "https://b.example.com"]
+    );
+    assert_eq!(settings.auth.passkeys.origins, ["https://a.example.com"]);
     assert_eq!(settings.server.port, 9100);
     assert_eq!(settings.database.pool_size, 7);
     assert_eq!(settings.rate_limit.general_max, 42);

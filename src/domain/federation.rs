@@ -101,16 +101,17 @@ impl ReturnUrls {
     }
 
     /// `candidate` if it is an absolute URL on an allowed origin, under its path prefix, with no
-    /// credentials and no fragment; `None` otherwise (never a redirect anywhere else). An absent
-    /// candidate is the default destination.
+    /// credentials; `None` otherwise (never a redirect anywhere else). Its fragment is dropped:
+    /// the outcome of the sign-in goes there. An absent candidate is the default destination.
     pub fn check(&self, candidate: Option<&str>) -> Option<Url> {
         let Some(candidate) = candidate.map(str::trim).filter(|c| !c.is_empty()) else {
             return Some(self.default_url().clone());
         };
-        let url = Url::parse(candidate).ok()?;
-        if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        let mut url = Url::parse(candidate).ok()?;
+        if !url.username().is_empty() || url.password().is_some() {
             return None;
         }
+        url.set_fragment(None);
         self.allowed
             .iter()
             .any(|allowed| {
@@ -236,6 +237,10 @@ mod tests {
         ] {
             assert!(urls.check(Some(allowed)).is_some(), "{allowed}");
         }
+        let without_fragment = urls
+            .check(Some("https://app.example.com/page#old"))
+            .unwrap();
+        assert_eq!(without_fragment.as_str(), "https://app.example.com/page");
         for refused in [
             "https://evil.example.com/",
             "https://app.example.com.evil.com/",
@@ -245,7 +250,6 @@ mod tests {
             "/relative",
             "javascript:alert(1)",
             "https://user@app.example.com/",
-            "https://app.example.com/#fragment",
             "http://localhost:5173/administrator",
             "http://localhost:5173/",
             "https://evil.example.com\\@app.example.com/",

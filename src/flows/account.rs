@@ -104,7 +104,11 @@ impl AccountService {
                 client,
             )
             .await?;
-        let new = self.deps.password_rules.check_replacement(&user, new)?;
+        let new = self
+            .deps
+            .password_rules
+            .check_replacement(&user, new)
+            .await?;
         let hash = self.deps.hasher.hash(&new).await?;
         self.deps
             .replace_password(

@@ -253,7 +253,9 @@ pub async fn provision_user(
     let email = crate::domain::email::EmailAddress::parse(email)
         .map_err(|e| AppError::validation("email", e.message()))?;
     let name = check_name(name).map_err(|e| AppError::validation("name", e))?;
-    let password = rules.check_new(password, email.as_str(), name.as_deref(), "password")?;
+    let password = rules
+        .check_new(password, email.as_str(), name.as_deref(), "password")
+        .await?;
     let password_hash = hasher.hash(&password).await?;
     Ok(store
         .create_user(crate::store::NewUser {

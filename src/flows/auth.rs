@@ -148,6 +148,7 @@ impl AuthService {
 
         // The hasher place before any I/O: a signup the pool would refuse costs nothing else.
         let permit = self.deps.hasher.reserve()?;
+        rules.refuse_breached(&password, "password").await?;
         let invited = self.check_invitation(input.invitation, &email).await?;
         let hidden = self.signup_rules.require_email_verification && invited.is_none();
         if !self.signup_rules.allow_email_reuse_after_delete

@@ -11,6 +11,7 @@ use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::{ClearFailures, RateLimiter, ReserveAttempt};
 use crate::actors::tokens::{IssuedTokens, RevokeSessions, SessionScope, StartSession, TokenActor};
 use crate::actors::Tracked;
+use crate::breach::{BreachChecker, BreachVerdict};
 use crate::domain::assurance::{AuthMethods, StepUpRule};
 use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
@@ -25,17 +26,17 @@ use crate::flows::audit::{Audit, EventKind};
 use crate::flows::outbox::Outbox;
 use crate::store::{ConsumedToken, RevokeReason, Store};
 
-/// The configured password-strength rules.
-#[derive(Debug, Clone)]
+/// The configured rules for new passwords: strength, and known breaches.
 pub struct PasswordRules {
     pub min_score: u8,
     pub app_name: String,
+    pub breaches: BreachChecker,
 }
 
 impl PasswordRules {
-    /// Checks a new password for the account `email`/`name` and answers the form to hash, or the
-    /// error for `field`.
-    pub fn check_new(
+    /// Checks a new password for the account `email`/`name` (the policy, then known breaches)
+    /// and answers the form to hash, or the error for `field`.
+    pub async fn check_new(
         &self,
         raw: &str,
         email: &str,
@@ -43,12 +44,31 @@ impl PasswordRules {
         field: &str,
     ) -> Result<String, AppError> {
         let context = PasswordContext::new(self.min_score, email, name, &self.app_name);
-        password::check_new(raw, &context).map_err(|e| AppError::validation(field, e.message()))
+        let password = password::check_new(raw, &context)
+            .map_err(|e| AppError::validation(field, e.message()))?;
+        self.refuse_breached(&password, field).await?;
+        Ok(password)
     }
 
     /// [`PasswordRules::check_new`] for an existing account's `newPassword` (change, reset).
-    pub fn check_replacement(&self, user: &User, raw: &str) -> Result<String, AppError> {
+    pub async fn check_replacement(&self, user: &User, raw: &str) -> Result<String, AppError> {
         self.check_new(raw, &user.email, user.name.as_deref(), "newPassword")
+            .await
+    }
+
+    /// Refuses a password (its NFKC form) known from a breach; 503 when that cannot be told and
+    /// `auth.breached_passwords.on_unavailable` is `refuse`.
+    pub async fn refuse_breached(&self, password: &str, field: &str) -> Result<(), AppError> {
+        match self.breaches.check(password).await {
+            BreachVerdict::Clean => Ok(()),
+            BreachVerdict::Breached => Err(AppError::validation(
+                field,
+                "appears in a known data breach; choose another",
+            )),
+            BreachVerdict::Unknown => Err(AppError::Unavailable(
+                "the breached-password check is unavailable".into(),
+            )),
+        }
     }
 }
 

@@ -155,7 +155,8 @@ impl EmailLinkService {
         let new_password = self
             .deps
             .password_rules
-            .check_replacement(&user, new_password)?;
+            .check_replacement(&user, new_password)
+            .await?;
         let hash = self.deps.hasher.hash(&new_password).await?;
         // Only one request can use the token, even if two got this far together.
         let consumed = self

@@ -156,6 +156,15 @@ impl FederationService {
             .collect()
     }
 
+    /// Where a browser may return: `return_to` when it is allowed (without its fragment), the
+    /// default when absent.
+    pub fn return_url(&self, return_to: Option<&str>) -> Result<Url, AppError> {
+        self.rules
+            .return_urls
+            .check(return_to)
+            .ok_or_else(|| AppError::validation("returnTo", "is not an allowed return URL"))
+    }
+
     fn provider(&self, name: &str) -> Result<Arc<Provider>, AppError> {
         self.providers.get(name).ok_or(AppError::NotFound)
     }
@@ -170,11 +179,7 @@ impl FederationService {
         linking: Option<&AccessClaims>,
     ) -> Result<StartedFlow, AppError> {
         let provider = self.provider(provider)?;
-        let return_to = self
-            .rules
-            .return_urls
-            .check(return_to)
-            .ok_or_else(|| AppError::validation("returnTo", "is not an allowed return URL"))?;
+        let return_to = self.return_url(return_to)?;
         if let Some(caller) = linking {
             self.deps.require_step_up(caller).await?;
         }

@@ -668,8 +668,13 @@ async fn a_provider_that_is_down_is_a_clean_error(backend: Backend) {
             .insert("down".into(), provider(OAuthProviderKind::Oidc, &issuer));
     })
     .await;
-    let started = app.fetch("/auth/oauth/down/start").await;
-    assert_error(started, 502, "provider_unavailable").await;
+    // A navigation: the browser is sent back with the error, not shown a JSON page.
+    let started = landing(app.fetch("/auth/oauth/down/start").await);
+    assert_eq!(started.error(), "provider_unavailable");
+    assert_eq!(
+        started.url.as_str().split('#').next(),
+        Some("https://app.example.com/")
+    );
     let token = json!({ "idToken": "a.b.c", "nonce": "n" });
     let exchanged = app.post_json("/auth/oauth/down/token", &token).await;
     assert!(

@@ -8,6 +8,7 @@ mod architecture;
 mod attacks;
 mod audit;
 mod bad_input;
+mod breach;
 mod cache_conformance;
 mod conventions;
 mod crash;

@@ -30,8 +30,19 @@ pub struct ProviderBody {
     /// The name in the paths: `/auth/oauth/{name}/start`.
     name: String,
     display_name: String,
-    /// `oidc`, `google`, `apple` or `github`.
+    #[schema(value_type = ProviderKind)]
     kind: &'static str,
+}
+
+/// A provider's protocol, for the document.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ProviderKind {
+    Oidc,
+    Google,
+    Apple,
+    Github,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -104,7 +115,7 @@ pub struct IdentityBody {
     #[serde(serialize_with = "super::timestamp")]
     created_at: chrono::DateTime<chrono::Utc>,
     #[serde(serialize_with = "super::optional_timestamp")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     last_used_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
@@ -172,10 +183,11 @@ pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
     tag = "federation",
     params(("provider" = String, Path, description = "A configured provider's name"), StartQuery),
     responses(
-        (status = 302, description = "To the provider, with state, PKCE (S256) and a nonce; the `oauth_flow` cookie ties the callback to this browser"),
+        (status = 302, description = "To the provider, with state, PKCE (S256) and a nonce; the `oauth_flow` cookie ties the callback to this browser. A provider that cannot be reached sends the browser back to the return URL with `#status=error&error=provider_unavailable`",
+            headers(("Location" = String, description = "The provider's authorization URL, or the return URL"),
+                    ("Set-Cookie" = String, description = "`oauth_flow`: HttpOnly, Path=/auth/oauth, SameSite=None; Secure (Lax in development)"))),
         (status = 400, description = "`validation_failed`: `returnTo` is not an allowed return URL", body = ErrorBody),
         (status = 404, description = "`not_found`: no such provider", body = ErrorBody),
-        (status = 502, description = "`provider_unavailable`", body = ErrorBody),
     )
 )]
 #[get("/oauth/{provider}/start")]
@@ -184,14 +196,26 @@ pub async fn start(
     provider: web::Path<String>,
     query: web::Query<StartQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let flow = state
+    let return_to = state.federation.return_url(query.return_to.as_deref())?;
+    match state
         .federation
         .start(&provider, query.return_to.as_deref(), None)
-        .await?;
-    Ok(HttpResponse::Found()
-        .cookie(flow_cookie(&state, &flow))
-        .insert_header((LOCATION, flow.authorization_url))
-        .finish())
+        .await
+    {
+        Ok(flow) => Ok(HttpResponse::Found()
+            .cookie(flow_cookie(&state, &flow))
+            .insert_header((LOCATION, flow.authorization_url))
+            .finish()),
+        // A navigation: the page gets the failure back where it can show it.
+        Err(e @ AppError::Federation(_)) => Ok(back_to_frontend(
+            &state,
+            CallbackResult {
+                return_to,
+                outcome: Err(e),
+            },
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// The redirect back to the frontend, the outcome in the fragment.
@@ -262,7 +286,9 @@ async fn finish(
 #[utoipa::path(
     tag = "federation",
     params(("provider" = String, Path, description = "A configured provider's name"), CallbackParams),
-    responses((status = 302, description = "Back to the return URL, the outcome in the fragment (`#status=...`); signed in: the refresh cookie is set"))
+    responses((status = 302, description = "Back to the return URL, the outcome in the fragment (`#status=...`); signed in: the refresh cookie is set",
+        headers(("Location" = String, description = "The return URL with the outcome in its fragment"),
+                ("Set-Cookie" = String, description = "`oauth_flow` cleared; `refresh_token` when signed in"))))
 )]
 #[get("/oauth/{provider}/callback")]
 pub async fn callback(
@@ -299,9 +325,11 @@ pub async fn callback_form(
     responses(
         (status = 200, description = "Signed in (refresh cookie set), or what is left: `mfaRequired`, `linkRequired`, `verificationSent`", body = IdTokenResponse,
             headers(("Set-Cookie" = String, description = "`refresh_token` when signed in"))),
+        (status = 400, description = "`validation_failed` (a missing field; a provider without ID tokens) or `identity_email_missing`", body = ErrorBody),
         (status = 401, description = "`oauth_failed`: the token's issuer, audience, nonce, signature or lifetime is wrong, or it was used before", body = ErrorBody),
+        (status = 403, description = "`signup_disabled`, `account_locked` or `email_not_verified`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such provider", body = ErrorBody),
-        (status = 409, description = "`identity_email_unverified`", body = ErrorBody),
+        (status = 409, description = "`identity_email_unverified` or `identity_taken`", body = ErrorBody),
         (status = 502, description = "`provider_unavailable`", body = ErrorBody),
     )
 )]
@@ -342,10 +370,14 @@ pub async fn exchange_id_token(
                 email,
             })
         }
-        FederatedOutcome::VerificationSent | FederatedOutcome::Linked => {
-            HttpResponse::Ok().json(VerificationSentBody {
-                verification_sent: true,
-            })
+        FederatedOutcome::VerificationSent => HttpResponse::Ok().json(VerificationSentBody {
+            verification_sent: true,
+        }),
+        // Linking is a round trip of a signed-in browser, never an app's token exchange.
+        FederatedOutcome::Linked => {
+            return Err(AppError::Internal(
+                "a token exchange linked an identity".into(),
+            ))
         }
     })
 }
