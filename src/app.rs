@@ -27,7 +27,7 @@ use crate::flows::admin::AdminService;
 use crate::flows::audit::Audit;
 use crate::flows::auth::{AuthService, SignupRules};
 use crate::flows::deps::{FlowDeps, PasswordRules, StepUpPolicy};
-use crate::flows::email_links::EmailLinkService;
+use crate::flows::email_links::{EmailLinkService, PasswordlessRules};
 use crate::flows::federation::{FederationRules, FederationService};
 use crate::flows::mfa::{MfaRules, MfaService};
 use crate::flows::outbox::{Outbox, FOLLOW_UP_LIFETIME};
@@ -228,6 +228,10 @@ impl Application {
             flow_ttl_seconds: settings.oauth.flow_ttl_seconds,
             require_email_verification: settings.auth.require_email_verification,
         });
+        let passwordless = Arc::new(PasswordlessRules {
+            settings: settings.auth.passwordless.clone(),
+            code_key: settings.tokens.refresh_secret.clone(),
+        });
         let base_path = settings.base_path();
         let cookie_policy = CookiePolicy {
             secure: settings.cookie_secure(),
@@ -301,7 +305,7 @@ impl Application {
                 oauth_flow_ttl_seconds,
                 account: AccountService::new(deps.clone()),
                 admin: AdminService::new(deps.clone()),
-                email_links: EmailLinkService::new(deps.clone()),
+                email_links: EmailLinkService::new(deps.clone(), mfa.clone(), passwordless.clone()),
                 auth: AuthService::new(deps, signup_rules, mfa.clone()),
                 mfa,
                 mfa_requirement: server_settings.auth.mfa.required,

@@ -87,6 +87,9 @@ pub enum AppError {
     /// 404 `not_found`
     #[error("not found")]
     NotFound,
+    /// 404 `feature_disabled`: the route exists, and its feature is off in this deployment.
+    #[error("this feature is not enabled")]
+    FeatureDisabled,
     /// 405 `method_not_allowed`: the path exists, not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,

@@ -35,6 +35,15 @@ pub struct ReserveAttempt {
     pub account_key: String,
 }
 
+/// Count one costly action for `key` (a sign-in mail to an address) against `rule`: false when
+/// over it. True when the cache cannot be reached (fail open, logged), as for requests.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct CountAction {
+    pub key: String,
+    pub rule: RateRule,
+}
+
 /// After the right password: forget the account's failures.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -167,6 +176,23 @@ impl Handler<ReserveAttempt> for RateLimiter {
                 Err(e) => {
                     tracing::error!(error = %e, "account throttle unavailable; letting the attempt through");
                     None
+                }
+            }
+        })
+    }
+}
+
+impl Handler<CountAction> for RateLimiter {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, msg: CountAction, _: &mut Self::Context) -> Self::Result {
+        let cache = self.cache.clone();
+        Box::pin(async move {
+            match cache.hit_rate_limit(&msg.key, msg.rule).await {
+                Ok(decision) => decision.allowed,
+                Err(e) => {
+                    tracing::error!(error = %e, "action limit unavailable; letting it through");
+                    true
                 }
             }
         })

@@ -20,6 +20,14 @@ pub enum MessageKind {
     RecoveryCodeUsed,
     /// A new set of recovery codes replaced the old one.
     RecoveryCodesRegenerated,
+    /// Passwordless sign-in: a link and a code (`{{code}}`).
+    EmailLogin,
+    /// To a new address: confirm it as the account's.
+    ConfirmEmailChange,
+    /// To the old address: a change to `{{new_email}}` was asked for.
+    EmailChangeRequested,
+    /// To the old address: the account's address is now `{{new_email}}`.
+    EmailChanged,
 }
 
 /// A rendered email, ready for the outbox.
@@ -77,6 +85,26 @@ fn templates(kind: MessageKind) -> (&'static str, &'static str, &'static str) {
             include_str!("../../templates/email/recovery_codes_regenerated.txt"),
             include_str!("../../templates/email/recovery_codes_regenerated.html"),
         ),
+        MessageKind::EmailLogin => (
+            "Your sign-in link",
+            include_str!("../../templates/email/email_login.txt"),
+            include_str!("../../templates/email/email_login.html"),
+        ),
+        MessageKind::ConfirmEmailChange => (
+            "Confirm your new address",
+            include_str!("../../templates/email/email_change.txt"),
+            include_str!("../../templates/email/email_change.html"),
+        ),
+        MessageKind::EmailChangeRequested => (
+            "A change of your address was asked for",
+            include_str!("../../templates/email/email_change_requested.txt"),
+            include_str!("../../templates/email/email_change_requested.html"),
+        ),
+        MessageKind::EmailChanged => (
+            "Your address was changed",
+            include_str!("../../templates/email/email_changed.txt"),
+            include_str!("../../templates/email/email_changed.html"),
+        ),
     }
 }
 
@@ -106,6 +134,19 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// What a mail says besides its template: the link, and the values of its own placeholders.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageValues<'a> {
+    pub app_name: &'a str,
+    pub name: Option<&'a str>,
+    pub link: &'a str,
+    pub expires_in: Duration,
+    /// `{{code}}` (a sign-in code).
+    pub code: &'a str,
+    /// `{{new_email}}` (an address change).
+    pub new_email: &'a str,
+}
+
 pub fn render(
     kind: MessageKind,
     app_name: &str,
@@ -113,15 +154,29 @@ pub fn render(
     link: &str,
     expires_in: Duration,
 ) -> Message {
+    let values = MessageValues {
+        app_name,
+        name,
+        link,
+        expires_in,
+        code: "",
+        new_email: "",
+    };
+    render_with(kind, &values)
+}
+
+pub fn render_with(kind: MessageKind, values: &MessageValues<'_>) -> Message {
     let (subject, text, html) = templates(kind);
-    let name = name.unwrap_or("there");
-    let expires = human_duration(expires_in);
+    let (app_name, name) = (values.app_name, values.name.unwrap_or("there"));
+    let expires = human_duration(values.expires_in);
     let fill = |template: &str, escape: fn(&str) -> String| {
         template
             .replace("{{name}}", &escape(name))
             .replace("{{app_name}}", &escape(app_name))
-            .replace("{{link}}", &escape(link))
+            .replace("{{link}}", &escape(values.link))
             .replace("{{expires}}", &escape(&expires))
+            .replace("{{code}}", &escape(values.code))
+            .replace("{{new_email}}", &escape(values.new_email))
     };
     Message {
         subject: format!("{app_name}: {subject}"),

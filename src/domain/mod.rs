@@ -4,6 +4,7 @@ pub mod assurance;
 pub mod claims;
 pub mod client;
 pub mod email;
+pub mod email_code;
 pub mod federation;
 pub mod jwt_algorithm;
 pub mod limits;

@@ -11,6 +11,8 @@ pub enum TokenKind {
     EmailVerification,
     PasswordReset,
     Invitation,
+    /// Confirms a new address for an account: mailed to that address.
+    EmailChange,
 }
 
 impl TokenKind {
@@ -19,6 +21,7 @@ impl TokenKind {
             TokenKind::EmailVerification => "email_verification",
             TokenKind::PasswordReset => "password_reset",
             TokenKind::Invitation => "invitation",
+            TokenKind::EmailChange => "email_change",
         }
     }
 
@@ -27,6 +30,7 @@ impl TokenKind {
             TokenKind::EmailVerification,
             TokenKind::PasswordReset,
             TokenKind::Invitation,
+            TokenKind::EmailChange,
         ]
         .into_iter()
         .find(|k| k.as_str() == value)

@@ -6,6 +6,9 @@ use uuid::Uuid;
 use crate::actors::tokens::SessionScope;
 use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
+use crate::domain::email::CanonicalEmail;
+use crate::domain::messages::MessageKind;
+use crate::domain::one_time::TokenKind;
 use crate::domain::user::{check_name, User};
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
@@ -22,6 +25,78 @@ pub struct AccountService {
 impl AccountService {
     pub fn new(deps: FlowDeps) -> Self {
         AccountService { deps }
+    }
+
+    /// Asks to change the caller's address to `new_email`: a confirmation link goes to the new
+    /// address and a notice to the old one; nothing changes until the link is used. Needs the
+    /// current password, or (without one) a recent sign-in. A taken address gets the same answer;
+    /// its owner is told instead.
+    pub async fn request_email_change(
+        &self,
+        caller: &AccessClaims,
+        new_email: &str,
+        password: Option<&str>,
+        client: &ClientContext,
+    ) -> Result<(), AppError> {
+        let new_email = crate::domain::email::EmailAddress::parse(new_email)
+            .map_err(|e| AppError::validation("newEmail", e.message()))?;
+        let user = match password.filter(|p| !p.is_empty()) {
+            Some(password) => {
+                let action = "email_change";
+                let check = self
+                    .deps
+                    .check_password(caller.sub, "password", password, action, client);
+                check.await?
+            }
+            None => {
+                self.deps.require_step_up(caller).await?;
+                self.deps.live_user(caller.sub).await?
+            }
+        };
+        if CanonicalEmail::of(&user.email) == *new_email.canonical() {
+            return Err(AppError::validation(
+                "newEmail",
+                "is the account's address already",
+            ));
+        }
+        let outbox = &self.deps.outbox;
+        let name = user.name.as_deref();
+        match self.deps.store.user_by_email(new_email.canonical()).await? {
+            Some(holder) => {
+                let holder_name = holder.user.name.as_deref();
+                outbox
+                    .send_notice(MessageKind::AccountExists, &holder.user.email, holder_name)
+                    .await?;
+            }
+            None => {
+                let prepared = outbox.prepare_token(
+                    TokenKind::EmailChange,
+                    Some(user.id),
+                    new_email.as_str(),
+                    name,
+                    &json!({}),
+                );
+                outbox.send_token(prepared).await?;
+            }
+        }
+        outbox
+            .send_notice_about(
+                MessageKind::EmailChangeRequested,
+                &user.email,
+                name,
+                new_email.as_str(),
+            )
+            .await?;
+        self.deps
+            .audit
+            .record(
+                EventKind::EmailChangeRequested,
+                Some(user.id),
+                client,
+                json!({}),
+            )
+            .await;
+        Ok(())
     }
 
     /// The caller's live sessions, each marked whether it is the one asking.

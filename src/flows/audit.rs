@@ -47,6 +47,10 @@ pub enum EventKind {
     IdentityUnlinked,
     /// A sign-in through a provider failed (`details.provider`, `details.reason`).
     FederatedLoginFailed,
+    /// The owner asked to change the account's address (the new one must confirm).
+    EmailChangeRequested,
+    /// The new address confirmed: the account's address changed.
+    EmailChanged,
 }
 
 impl EventKind {
@@ -78,6 +82,8 @@ impl EventKind {
             EventKind::IdentityLinked => "identity_linked",
             EventKind::IdentityUnlinked => "identity_unlinked",
             EventKind::FederatedLoginFailed => "federated_login_failed",
+            EventKind::EmailChangeRequested => "email_change_requested",
+            EventKind::EmailChanged => "email_changed",
         }
     }
 }

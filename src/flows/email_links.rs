@@ -1,26 +1,55 @@
-//! The emailed flows: email verification and its resend, forgotten and reset passwords, and the
-//! exchange of an emailed token for a short-lived follow-up cookie. Answers to "send me a mail"
-//! requests are the same whether or not the address has an account, and come before any work for
-//! the address is done, so their timing says nothing either.
+//! The emailed flows: email verification and its resend, forgotten and reset passwords,
+//! passwordless sign-in, the confirmation of a new address, and the exchange of an emailed token
+//! for a short-lived follow-up cookie. Answers to "send me a mail" requests are the same whether
+//! or not the address has an account, and come before any work for the address is done, so their
+//! timing says nothing either.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::actors::deferred::Run;
+use crate::actors::rate_limiter::CountAction;
 use crate::actors::tokens::SessionScope;
+use crate::cache::RateRule;
+use crate::config::{PasswordlessSettings, Secret};
+use crate::domain::assurance::{AuthMethod, AuthMethods};
+use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
 use crate::domain::email::EmailAddress;
+use crate::domain::email_code;
 use crate::domain::lockout;
+use crate::domain::messages::MessageKind;
 use crate::domain::one_time::{OneTimeAction, OneTimeUse, TokenKind};
 use crate::domain::opaque_token::OpaqueToken;
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
+use crate::flows::auth::LoginOutcome;
 use crate::flows::deps::FlowDeps;
+use crate::flows::mfa::MfaService;
+use crate::store::NewEmailLogin;
 use crate::store::{ConsumedToken, RevokeReason};
 
 #[derive(Clone)]
 pub struct EmailLinkService {
     deps: FlowDeps,
+    mfa: MfaService,
+    passwordless: Arc<PasswordlessRules>,
+}
+
+/// Passwordless sign-in by email, as configured.
+pub struct PasswordlessRules {
+    pub settings: PasswordlessSettings,
+    /// Keys the codes' HMAC (`domain::email_code`).
+    pub code_key: Secret,
+}
+
+/// What a passwordless sign-in presents: the mailed link's token, or the address and its code.
+pub enum EmailLoginProof {
+    Link(String),
+    Code { email: String, code: String },
 }
 
 /// What `POST /auth/tokens/validate` learned, and the follow-up token for the cookie.
@@ -39,8 +68,12 @@ fn checked_email(raw: &str) -> Result<EmailAddress, AppError> {
 }
 
 impl EmailLinkService {
-    pub fn new(deps: FlowDeps) -> Self {
-        EmailLinkService { deps }
+    pub fn new(deps: FlowDeps, mfa: MfaService, passwordless: Arc<PasswordlessRules>) -> Self {
+        EmailLinkService {
+            deps,
+            mfa,
+            passwordless,
+        }
     }
 
     /// Uses up a presented token if it is usable for `wanted`; otherwise `one_time_token_invalid`.
@@ -191,6 +224,7 @@ impl EmailLinkService {
             TokenKind::EmailVerification,
             TokenKind::PasswordReset,
             TokenKind::Invitation,
+            TokenKind::EmailChange,
         ]);
         let consumed = self.use_token(token, wanted).await?;
         let follow_up = self.deps.outbox.follow_up(&consumed).await?;
@@ -200,5 +234,186 @@ impl EmailLinkService {
             metadata,
             follow_up,
         })
+    }
+
+    /// Passwordless sign-in, first step: after the answer, a mail with a link and a code goes to
+    /// the address if it has an account that may sign in, at most `max_mails` per window.
+    pub fn request_email_login(&self, raw_email: &str) -> Result<(), AppError> {
+        if !self.passwordless.settings.enabled {
+            return Err(AppError::FeatureDisabled);
+        }
+        let address = checked_email(raw_email)?;
+        self.after_answer("passwordless sign-in", move |this| async move {
+            let account = this.deps.store.user_by_email(address.canonical()).await?;
+            let Some(user) = account.map(|a| a.user).filter(|user| !user.locked) else {
+                return Ok(());
+            };
+            let settings = &this.passwordless.settings;
+            let rule = RateRule {
+                max: settings.max_mails,
+                window: Duration::from_secs(settings.mail_window_seconds),
+            };
+            let key = format!("email-login-mail:{}", address.canonical().as_str());
+            if !this.deps.limiter.send(CountAction { key, rule }).await? {
+                tracing::info!(user_id = %user.id, "sign-in mail limit reached; nothing sent");
+                return Ok(());
+            }
+            let link = OpaqueToken::generate();
+            let code = email_code::generate();
+            let key = this.passwordless.code_key.expose().as_bytes();
+            let lifetime = Duration::from_secs(settings.ttl_seconds);
+            let mail = this.deps.outbox.email_login(
+                &user.email,
+                user.name.as_deref(),
+                &link,
+                &code,
+                lifetime,
+            );
+            let login = NewEmailLogin {
+                link_hash: link.hash(),
+                user_id: user.id,
+                code_hash: email_code::code_hash(key, user.id, &code),
+                ttl_seconds: settings.ttl_seconds,
+            };
+            this.deps.store.create_email_login(&login, &mail).await?;
+            this.deps.outbox.wake();
+            Ok(())
+        });
+        Ok(())
+    }
+
+    /// Passwordless sign-in, second step: the link's token, or the address and its code (a few
+    /// submissions per mail, and the account's capped doubling). One factor, the mailbox
+    /// (`amr` `email`), never a second one: an account with a factor still gives it.
+    #[tracing::instrument(skip_all)]
+    pub async fn email_login(
+        &self,
+        proof: EmailLoginProof,
+        client: &ClientContext,
+    ) -> Result<LoginOutcome, AppError> {
+        if !self.passwordless.settings.enabled {
+            return Err(AppError::FeatureDisabled);
+        }
+        let user_id = match proof {
+            EmailLoginProof::Link(token) => {
+                let token = presented(&token)?;
+                self.deps.store.use_email_login(token.hash()).await?
+            }
+            EmailLoginProof::Code { email, code } => self.check_code(&email, &code, client).await?,
+        };
+        let user = match user_id {
+            Some(id) => self.deps.store.user_by_id(id).await?,
+            None => None,
+        }
+        .ok_or(AppError::OneTimeTokenInvalid)?;
+        // The mail reached the address: it is verified now.
+        if !user.email_verified {
+            self.deps.store.mark_email_verified(user.id).await?;
+        }
+        let details = json!({ "method": "email" });
+        self.deps
+            .refuse_locked_or_unverified(&user, false, details.clone(), client)
+            .await?;
+        let methods = AuthMethods::of(&[AuthMethod::EmailLink]);
+        if let Some(challenge) = self.mfa.challenge(&user, methods.clone()).await? {
+            return Ok(LoginOutcome::MfaRequired(challenge));
+        }
+        let tokens = self.deps.start_session(&user, client, methods).await?;
+        tracing::info!(user_id = %user.id, "logged in by email");
+        let details = json!({ "sessionId": tokens.session_id, "method": "email" });
+        self.deps
+            .audit
+            .record(EventKind::LoginSucceeded, Some(user.id), client, details)
+            .await;
+        Ok(LoginOutcome::SignedIn(user, tokens))
+    }
+
+    /// The account whose live sign-in mail carries `code`, the mail used up; `None` otherwise.
+    /// Guesses count against the account like wrong passwords, unknown addresses alike.
+    async fn check_code(
+        &self,
+        raw_email: &str,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<Option<uuid::Uuid>, AppError> {
+        let address = checked_email(raw_email)?;
+        let throttle_key = format!("email-code:{}", lockout::account_key(address.as_str()));
+        self.deps.reserve_attempt(&throttle_key).await?;
+        let store = &self.deps.store;
+        let account = store.user_by_email(address.canonical()).await?;
+        // An unknown address runs the same statement (for no row), so it answers in the same time.
+        let user_id = account.map_or(uuid::Uuid::nil(), |account| account.user.id);
+        let max = self.passwordless.settings.max_code_attempts;
+        let Some(stored) = store.attempt_email_login_code(user_id, max).await? else {
+            return Ok(None);
+        };
+        let key = self.passwordless.code_key.expose().as_bytes();
+        if !email_code::matches(key, user_id, code, &stored.code_hash) {
+            let details = json!({ "reason": "wrong_email_code" });
+            self.deps
+                .audit
+                .record(EventKind::LoginFailed, Some(user_id), client, details)
+                .await;
+            return Ok(None);
+        }
+        self.deps.clear_failures(throttle_key).await?;
+        store
+            .use_email_login(stored.link_hash)
+            .await
+            .map_err(Into::into)
+    }
+
+    /// Confirms a new address with the token mailed to it: the account's address changes, and
+    /// its sessions end but the caller's (when the confirming browser is signed in to it).
+    pub async fn confirm_email_change(
+        &self,
+        token: &str,
+        caller: Option<&AccessClaims>,
+        client: &ClientContext,
+    ) -> Result<usize, AppError> {
+        let consumed = self
+            .use_token(token, OneTimeUse::any(&[TokenKind::EmailChange]))
+            .await?;
+        let user_id = consumed.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
+        let user = self
+            .deps
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(AppError::OneTimeTokenInvalid)?;
+        let new_email =
+            EmailAddress::parse(&consumed.email).map_err(|_| AppError::OneTimeTokenInvalid)?;
+        if !self.deps.store.change_email(user.id, &new_email).await? {
+            return Err(AppError::OneTimeTokenInvalid);
+        }
+        let scope = match caller {
+            Some(claims) if claims.sub == user.id => SessionScope::AllExcept(claims.sid),
+            _ => SessionScope::All,
+        };
+        let ended = self
+            .deps
+            .revoke_sessions(user.id, scope, RevokeReason::EmailChanged)
+            .await?;
+        let name = user.name.as_deref();
+        self.deps
+            .outbox
+            .send_notice_about(
+                MessageKind::EmailChanged,
+                &user.email,
+                name,
+                new_email.as_str(),
+            )
+            .await?;
+        tracing::info!(%user_id, "address changed");
+        self.deps
+            .audit
+            .record(
+                EventKind::EmailChanged,
+                Some(user.id),
+                client,
+                json!({ "endedSessions": ended }),
+            )
+            .await;
+        Ok(ended)
     }
 }

@@ -18,6 +18,7 @@ use crate::store::{ConsumedToken, NewOneTimeToken, OutboxEmail, Store};
 /// How long each kind of emailed token lives.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenLifetimes {
+    /// Also the confirmation of a new address: the same proof of a mailbox.
     pub email_verification: Duration,
     pub password_reset: Duration,
     pub invitation: Duration,
@@ -26,7 +27,7 @@ pub struct TokenLifetimes {
 impl TokenLifetimes {
     fn of(&self, kind: TokenKind) -> Duration {
         match kind {
-            TokenKind::EmailVerification => self.email_verification,
+            TokenKind::EmailVerification | TokenKind::EmailChange => self.email_verification,
             TokenKind::PasswordReset => self.password_reset,
             TokenKind::Invitation => self.invitation,
         }
@@ -51,6 +52,7 @@ fn message_kind(kind: TokenKind) -> MessageKind {
         TokenKind::EmailVerification => MessageKind::VerifyEmail,
         TokenKind::PasswordReset => MessageKind::ResetPassword,
         TokenKind::Invitation => MessageKind::Invitation,
+        TokenKind::EmailChange => MessageKind::ConfirmEmailChange,
     }
 }
 
@@ -78,6 +80,7 @@ impl Outbox {
             TokenKind::EmailVerification => &self.app.verify_email_path,
             TokenKind::PasswordReset => &self.app.reset_password_path,
             TokenKind::Invitation => &self.app.invitation_path,
+            TokenKind::EmailChange => &self.app.email_change_path,
         }
     }
 
@@ -147,17 +150,62 @@ impl Outbox {
         to: &str,
         name: Option<&str>,
     ) -> Result<(), AppError> {
+        self.send_notice_about(kind, to, name, "").await
+    }
+
+    /// [`Outbox::send_notice`] about an address change to `new_email`.
+    pub async fn send_notice_about(
+        &self,
+        kind: MessageKind,
+        to: &str,
+        name: Option<&str>,
+        new_email: &str,
+    ) -> Result<(), AppError> {
         let link = format!(
             "{}{}",
             self.app.frontend_url.trim_end_matches('/'),
             self.app.reset_password_path
         );
-        let message = messages::render(kind, &self.app_name, name, &link, Duration::ZERO);
+        let message = messages::render_with(
+            kind,
+            &messages::MessageValues {
+                app_name: &self.app_name,
+                name,
+                link: &link,
+                expires_in: Duration::ZERO,
+                code: "",
+                new_email,
+            },
+        );
         self.store
             .enqueue_email(&self.outbox_email(to, message))
             .await?;
         self.wake();
         Ok(())
+    }
+
+    /// The mail of a passwordless sign-in: a link to the sign-in page with `token`, and `code`.
+    pub fn email_login(
+        &self,
+        to: &str,
+        name: Option<&str>,
+        token: &OpaqueToken,
+        code: &str,
+        lifetime: Duration,
+    ) -> OutboxEmail {
+        let link = self.app.link(&self.app.email_login_path, token.as_str());
+        let message = messages::render_with(
+            MessageKind::EmailLogin,
+            &messages::MessageValues {
+                app_name: &self.app_name,
+                name,
+                link: &link,
+                expires_in: lifetime,
+                code,
+                new_email: "",
+            },
+        );
+        self.outbox_email(to, message)
     }
 
     /// Re-issues a consumed emailed token as a short-lived follow-up token (no mail): what the

@@ -26,7 +26,7 @@ pub struct ErrorBody<'a> {
     /// `mfa_token_invalid`, `invalid_mfa_code`, `mfa_already_enabled`, `not_found`, `method_not_allowed`, `email_taken`,
     /// `payload_too_large`, `unsupported_media_type`, `headers_too_large`, `request_timeout`,
     /// `bad_request`, `origin_not_allowed`, `rate_limited`, `overloaded`, `unavailable`,
-    /// `not_ready`, `internal`; signing in through a provider: `oauth_state_invalid`,
+    /// `not_ready`, `internal`, `feature_disabled`; signing in through a provider: `oauth_state_invalid`,
     /// `oauth_cancelled`, `oauth_failed`, `provider_unavailable`, `identity_email_missing`,
     /// `identity_email_unverified`, `signup_disabled`, `identity_taken`, `last_sign_in_method`;
     /// `error` for any other status the framework answers.
@@ -76,6 +76,7 @@ impl AppError {
             AppError::InvalidMfaCode => "invalid_mfa_code",
             AppError::MfaAlreadyEnabled => "mfa_already_enabled",
             AppError::NotFound => "not_found",
+            AppError::FeatureDisabled => "feature_disabled",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::RequestTimeout => "request_timeout",
             AppError::EmailTaken => "email_taken",
@@ -142,7 +143,7 @@ impl ResponseError for AppError {
             | AppError::EmailNotVerified
             | AppError::ReauthenticationRequired
             | AppError::MfaEnrollmentRequired => StatusCode::FORBIDDEN,
-            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::NotFound | AppError::FeatureDisabled => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::EmailTaken | AppError::MfaAlreadyEnabled => StatusCode::CONFLICT,

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::domain::email::CanonicalEmail;
+use crate::domain::email::{CanonicalEmail, EmailAddress};
 use crate::domain::one_time::{OneTimeAction, OneTimeUse};
 use crate::domain::opaque_token::TokenHash;
 use crate::domain::user::User;
@@ -59,6 +59,7 @@ pub trait Store:
     + PasskeyStore
     + CeremonyStore
     + IdentityStore
+    + EmailLoginStore
     + MaintenanceStore
 {
 }
@@ -90,6 +91,9 @@ pub trait UserStore: Send + Sync + 'static {
 
     /// Whether a deleted account once held this email.
     async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> StoreResult<bool>;
+
+    /// Gives a live account a new, verified address; `EmailTaken` when another account holds it.
+    async fn change_email(&self, id: Uuid, email: &EmailAddress) -> StoreResult<bool>;
 
     /// Marks a user deleted (the row stays, the email is free again) and unlinks its identities,
     /// so they may sign up again; false if there was none.
@@ -272,6 +276,29 @@ pub trait CeremonyStore: Send + Sync + 'static {
         hash: TokenHash,
         kind: CeremonyKind,
     ) -> StoreResult<Option<Ceremony>>;
+}
+
+/// Passwordless sign-in mails. Each "at most once" is one conditional statement.
+#[async_trait]
+pub trait EmailLoginStore: Send + Sync + 'static {
+    /// Stores a sign-in mail's link and code, replacing the account's unused one (one live code
+    /// per account), and the mail itself, in one transaction.
+    async fn create_email_login(
+        &self,
+        login: &NewEmailLogin,
+        email: &OutboxEmail,
+    ) -> StoreResult<()>;
+
+    /// Uses up the live sign-in whose link this is: its account, once.
+    async fn use_email_login(&self, link_hash: TokenHash) -> StoreResult<Option<Uuid>>;
+
+    /// Counts one code submission on the account's live sign-in, while it has had fewer than
+    /// `max_attempts`: the code to compare with.
+    async fn attempt_email_login_code(
+        &self,
+        user_id: Uuid,
+        max_attempts: u32,
+    ) -> StoreResult<Option<EmailLoginCode>>;
 }
 
 /// Identities at other providers, linked to accounts.

@@ -31,6 +31,24 @@ pub struct NewUser {
     pub identity: Option<NewIdentity>,
 }
 
+/// A passwordless sign-in mail's link and code, as stored (hashes).
+#[derive(Debug, Clone)]
+pub struct NewEmailLogin {
+    pub link_hash: TokenHash,
+    pub user_id: Uuid,
+    /// `domain::email_code::code_hash` of the code.
+    pub code_hash: TokenHash,
+    pub ttl_seconds: u64,
+}
+
+/// A live sign-in mail whose code submission was counted: what to compare the code with, and
+/// the link that uses it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailLoginCode {
+    pub link_hash: TokenHash,
+    pub code_hash: TokenHash,
+}
+
 /// An identity at another provider, to link to an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewIdentity {
@@ -284,6 +302,8 @@ pub enum PurgeTarget {
     AbandonedEnrolments,
     /// WebAuthn ceremonies never finished.
     ExpiredCeremonies,
+    /// Passwordless sign-in mails expired, or used longer ago than the retention.
+    SpentEmailLogins,
 }
 
 /// One janitor batch: at most `limit` rows of `target`, older than `retention_seconds` where the
@@ -296,7 +316,7 @@ pub struct PurgeBatch {
 }
 
 impl PurgeTarget {
-    pub const ALL: [PurgeTarget; 8] = [
+    pub const ALL: [PurgeTarget; 9] = [
         PurgeTarget::ExpiredRefreshTokens,
         PurgeTarget::DeadSessions,
         PurgeTarget::SpentOneTimeTokens,
@@ -305,6 +325,7 @@ impl PurgeTarget {
         PurgeTarget::SpentMfaChallenges,
         PurgeTarget::AbandonedEnrolments,
         PurgeTarget::ExpiredCeremonies,
+        PurgeTarget::SpentEmailLogins,
     ];
 
     pub fn name(self) -> &'static str {
@@ -317,6 +338,7 @@ impl PurgeTarget {
             PurgeTarget::SpentMfaChallenges => "mfa_challenges",
             PurgeTarget::AbandonedEnrolments => "mfa_factors",
             PurgeTarget::ExpiredCeremonies => "ceremonies",
+            PurgeTarget::SpentEmailLogins => "email_logins",
         }
     }
 
@@ -331,6 +353,7 @@ impl PurgeTarget {
             | PurgeTarget::DeliveredEmails
             | PurgeTarget::OldEvents
             | PurgeTarget::AbandonedEnrolments => "id",
+            PurgeTarget::SpentEmailLogins => "link_hash",
         }
     }
 
@@ -341,7 +364,9 @@ impl PurgeTarget {
         match self {
             PurgeTarget::ExpiredRefreshTokens => "expires_at < bounds.cutoff",
             PurgeTarget::DeadSessions => "expires_at < bounds.now OR revoked_at < bounds.cutoff",
-            PurgeTarget::SpentOneTimeTokens | PurgeTarget::SpentMfaChallenges => {
+            PurgeTarget::SpentOneTimeTokens
+            | PurgeTarget::SpentMfaChallenges
+            | PurgeTarget::SpentEmailLogins => {
                 "expires_at < bounds.now OR consumed_at < bounds.cutoff"
             }
             PurgeTarget::DeliveredEmails => {
@@ -368,6 +393,8 @@ pub enum RevokeReason {
     AccountLocked,
     RevokedByAdmin,
     PasswordReset,
+    /// The account's address changed: the other devices sign in again.
+    EmailChanged,
 }
 
 impl RevokeReason {
@@ -382,6 +409,7 @@ impl RevokeReason {
             RevokeReason::AccountLocked => "account_locked",
             RevokeReason::RevokedByAdmin => "revoked_by_admin",
             RevokeReason::PasswordReset => "password_reset",
+            RevokeReason::EmailChanged => "email_changed",
         }
     }
 }

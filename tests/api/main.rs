@@ -14,6 +14,7 @@ mod conventions;
 mod crash;
 mod deployment;
 mod email_flows;
+mod email_login;
 mod embedded;
 mod fake_provider;
 mod faults;

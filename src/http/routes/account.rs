@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{event_page, EventListBody, EventQuery, MeBody};
+use super::{event_page, EventListBody, EventQuery, MeBody, MessageBody};
 use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::http::error::ErrorBody;
@@ -207,4 +207,38 @@ pub async fn my_events(
 pub async fn me(EnrollingUser(caller): EnrollingUser) -> Result<HttpResponse, AppError> {
     // The account was read with the session check, in the same query.
     Ok(HttpResponse::Ok().json(MeBody::from(&caller.user)))
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EmailChangeRequest {
+    #[schema(required = true, format = Email, max_length = 254, example = "ada@example.org")]
+    new_email: String,
+    /// The current password; without it, the session must have signed in recently (step-up).
+    password: Option<String>,
+}
+
+#[utoipa::path(
+    tag = "me",
+    security(("bearer" = [])),
+    request_body = EmailChangeRequest,
+    responses(
+        (status = 202, description = "A confirmation link is on its way to the new address (the same answer when another account holds it), and a notice to the old one; nothing changes until the link is used", body = MessageBody),
+        (status = 400, description = "`validation_failed`: an invalid address, the current one, or a wrong password", body = ErrorBody),
+    )
+)]
+#[post("/me/email")]
+pub async fn request_email_change(
+    state: web::Data<AppState>,
+    Client(client): Client,
+    AuthUser(Caller { claims, .. }): AuthUser,
+    JsonBody(body): JsonBody<EmailChangeRequest>,
+) -> Result<HttpResponse, AppError> {
+    state
+        .account
+        .request_email_change(&claims, &body.new_email, body.password.as_deref(), &client)
+        .await?;
+    Ok(HttpResponse::Accepted().json(MessageBody {
+        message: "a confirmation link is on its way to the new address",
+    }))
 }

@@ -241,16 +241,22 @@ pub async fn login(
         email: body.email,
         password: body.password,
     };
-    match state.auth.login(input, &client).await? {
-        LoginOutcome::SignedIn(user, tokens) => Ok(token_response(
-            HttpResponse::Ok(),
-            &state,
-            Some(&user),
-            tokens,
-            body.token_transport,
-        )),
+    let outcome = state.auth.login(input, &client).await?;
+    Ok(login_response(&state, outcome, body.token_transport))
+}
+
+/// The answer to a first step that signs in, or asks for the second factor.
+pub(super) fn login_response(
+    state: &AppState,
+    outcome: LoginOutcome,
+    transport: TokenTransport,
+) -> HttpResponse {
+    match outcome {
+        LoginOutcome::SignedIn(user, tokens) => {
+            token_response(HttpResponse::Ok(), state, Some(&user), tokens, transport)
+        }
         LoginOutcome::MfaRequired(challenge) => {
-            Ok(HttpResponse::Ok().json(MfaRequiredBody::from(challenge)))
+            HttpResponse::Ok().json(MfaRequiredBody::from(challenge))
         }
     }
 }

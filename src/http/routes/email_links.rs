@@ -1,15 +1,18 @@
-//! The emailed flows: verify, resend, forgot, reset, and the token exchange for a cookie.
+//! The emailed flows: verify, resend, forgot, reset, passwordless sign-in, the confirmation of a
+//! new address, and the token exchange for a cookie.
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::auth::{login_response, LoginResponse, TokenTransport};
 use super::MessageBody;
 use crate::error::AppError;
+use crate::flows::email_links::EmailLoginProof;
 use crate::http::cookies::{request_cookie, ONE_TIME_COOKIE};
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{Client, JsonBody};
+use crate::http::extractors::{Client, JsonBody, MaybeAuthUser};
 use crate::http::AppState;
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -186,5 +189,104 @@ pub async fn validate_token(
         .json(ValidatedBody {
             token_type: validated.kind.as_str(),
             metadata: validated.metadata,
+        }))
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EmailLoginRequest {
+    /// The token of the mailed link; or give `email` and `code`.
+    token: Option<String>,
+    #[schema(format = Email, max_length = 254, example = "ada@example.com")]
+    email: Option<String>,
+    /// The 6-digit code of the mail.
+    #[schema(pattern = "^[0-9]{6}$", example = "042137")]
+    code: Option<String>,
+    token_transport: TokenTransport,
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = EmailRequest,
+    responses(
+        (status = 202, description = "The same answer whether or not the address has an account: a mail with a sign-in link and a code is on its way to an account's address", body = MessageBody),
+        (status = 404, description = "`feature_disabled`: passwordless sign-in is off (`auth.passwordless.enabled`)", body = ErrorBody),
+    )
+)]
+#[post("/email/login")]
+pub async fn request_email_login(
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<EmailRequest>,
+) -> Result<HttpResponse, AppError> {
+    state.email_links.request_email_login(&body.email)?;
+    Ok(accepted())
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = EmailLoginRequest,
+    responses(
+        (status = 200, description = "Signed in (`amr` `email`, `aal` 1; refresh cookie set), or the second step for an account with a factor", body = LoginResponse,
+            headers(("Set-Cookie" = String, description = "`refresh_token` when signed in"))),
+        (status = 400, description = "`token_invalid`: the link or code is wrong, used, expired, or out of submissions", body = ErrorBody),
+        (status = 404, description = "`feature_disabled`: passwordless sign-in is off", body = ErrorBody),
+    )
+)]
+#[post("/email/login/verify")]
+pub async fn email_login(
+    state: web::Data<AppState>,
+    Client(client): Client,
+    JsonBody(body): JsonBody<EmailLoginRequest>,
+) -> Result<HttpResponse, AppError> {
+    let proof = match (body.token.filter(|t| !t.is_empty()), body.email, body.code) {
+        (Some(token), None, None) => EmailLoginProof::Link(token),
+        (None, Some(email), Some(code)) => EmailLoginProof::Code { email, code },
+        _ => {
+            return Err(AppError::validation(
+                "token",
+                "give the link's token, or email and code",
+            ))
+        }
+    };
+    let outcome = state.email_links.email_login(proof, &client).await?;
+    Ok(login_response(&state, outcome, body.token_transport))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailChangedBody {
+    message: &'static str,
+    /// Sessions that were signed out (all but the confirming one when it is the account's).
+    revoked_sessions: usize,
+}
+
+#[utoipa::path(
+    tag = "email",
+    request_body(content = Option<TokenRequest>, description = "Optional when the `one_time_token` cookie carries the token"),
+    security((), ("one_time_cookie" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The account's address is the new one, verified; the account's other sessions are signed out", body = EmailChangedBody),
+        (status = 400, description = "`token_invalid` or `validation_failed`", body = ErrorBody),
+        (status = 409, description = "`email_taken`: another account took the address meanwhile", body = ErrorBody),
+    )
+)]
+#[post("/email/change/confirm")]
+pub async fn confirm_email_change(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Client(client): Client,
+    MaybeAuthUser(claims): MaybeAuthUser,
+    JsonBody(body): JsonBody<TokenRequest>,
+) -> Result<HttpResponse, AppError> {
+    let token = one_time_token(&req, body.token)?;
+    let revoked_sessions = state
+        .email_links
+        .confirm_email_change(&token, claims.as_ref(), &client)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .cookie(state.one_time_cookie.one_time_cleared())
+        .json(EmailChangedBody {
+            message: "email address changed",
+            revoked_sessions,
         }))
 }

@@ -2,6 +2,7 @@
 //! connection, migrations embedded from `sql/postgres/`.
 
 mod ceremonies;
+mod email_logins;
 mod events;
 mod identities;
 mod keys;

@@ -9,7 +9,7 @@ use super::identities::insert_identity;
 use super::one_time::insert_token;
 use super::outbox::insert_email;
 use super::{execute, Columns, Params, PostgresStore, USER_COLUMNS};
-use crate::domain::email::CanonicalEmail;
+use crate::domain::email::{CanonicalEmail, EmailAddress};
 use crate::domain::user::{Role, User};
 use crate::store::*;
 
@@ -138,6 +138,24 @@ impl UserStore for PostgresStore {
         let row = self.query_one("SELECT EXISTS (SELECT 1 FROM users WHERE email_canonical = $1 AND deleted_at IS NOT NULL)", &[&email.as_str()])
             .await?;
         Ok(row.try_get(0)?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn change_email(&self, id: Uuid, email: &EmailAddress) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let update = client
+            .prepare_cached(
+                "UPDATE users SET email = $2, email_canonical = $3, email_verified = true,
+                        updated_at = now()
+                 WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .await?;
+        let values: Params = &[&id, &email.as_str(), &email.canonical().as_str()];
+        match client.execute(&update, values).await {
+            Ok(changed) => Ok(changed > 0),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::EmailTaken),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool> {

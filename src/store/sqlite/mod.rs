@@ -4,6 +4,7 @@
 //! Times are stored as Unix microseconds (UTC).
 
 mod ceremonies;
+mod email_logins;
 mod events;
 mod identities;
 mod keys;

@@ -11,7 +11,7 @@ use super::{
     cursor_values, is_unique_violation, now_micros, now_value, text, Columns, SqliteStore,
     USER_COLUMNS,
 };
-use crate::domain::email::CanonicalEmail;
+use crate::domain::email::{CanonicalEmail, EmailAddress};
 use crate::domain::user::User;
 use crate::store::*;
 
@@ -140,6 +140,36 @@ impl UserStore for SqliteStore {
                                   WHERE email_canonical = ?1 AND deleted_at IS NOT NULL)";
         let held = self.query_opt(sql.into(), vec![text(email.as_str())], |row| row.get(0));
         Ok(held.await?.unwrap_or(false))
+    }
+
+    async fn change_email(&self, id: Uuid, email: &EmailAddress) -> StoreResult<bool> {
+        let (address, canonical) = (
+            email.as_str().to_string(),
+            email.canonical().as_str().to_string(),
+        );
+        self.connection
+            .call(move |c| {
+                Ok(c.prepare_cached(
+                    "UPDATE users SET email = ?2, email_canonical = ?3, email_verified = 1,
+                            updated_at = ?4
+                     WHERE id = ?1 AND deleted_at IS NULL",
+                )?
+                .execute(params![
+                    id.to_string(),
+                    address,
+                    canonical,
+                    now_micros()
+                ])?)
+            })
+            .await
+            .map(|changed| changed > 0)
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::EmailTaken
+                } else {
+                    e.into()
+                }
+            })
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool> {

@@ -1,0 +1,75 @@
+//! Passwordless sign-in mails.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::outbox::insert_email;
+use super::{execute, ttl, Columns, Params, PostgresStore};
+use crate::domain::opaque_token::TokenHash;
+use crate::store::*;
+
+#[async_trait]
+impl EmailLoginStore for PostgresStore {
+    #[tracing::instrument(skip_all)]
+    async fn create_email_login(
+        &self,
+        login: &NewEmailLogin,
+        email: &OutboxEmail,
+    ) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let unused = "DELETE FROM email_logins WHERE user_id = $1 AND consumed_at IS NULL";
+        execute(&tx, unused, &[&login.user_id]).await?;
+        let insert = "INSERT INTO email_logins (link_hash, user_id, code_hash, expires_at)
+                      VALUES ($1, $2, $3, now() + make_interval(secs => $4))";
+        let (link, code) = (login.link_hash.as_slice(), login.code_hash.as_slice());
+        let values: Params = &[&link, &login.user_id, &code, &ttl(login.ttl_seconds)];
+        execute(&tx, insert, values).await?;
+        insert_email(&tx, email).await?;
+        Ok(tx.commit().await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn use_email_login(&self, link_hash: TokenHash) -> StoreResult<Option<Uuid>> {
+        let row = self
+            .query_opt(
+                "UPDATE email_logins SET consumed_at = now()
+                 WHERE link_hash = $1 AND consumed_at IS NULL AND expires_at > now()
+                 RETURNING user_id",
+                &[&link_hash.as_slice()],
+            )
+            .await?;
+        row.map(|row| row.column("user_id")).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn attempt_email_login_code(
+        &self,
+        user_id: Uuid,
+        max_attempts: u32,
+    ) -> StoreResult<Option<EmailLoginCode>> {
+        let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+        let row = self
+            .query_opt(
+                "UPDATE email_logins SET attempts = attempts + 1
+                 WHERE user_id = $1 AND consumed_at IS NULL AND expires_at > now()
+                   AND attempts < $2
+                 RETURNING link_hash, code_hash",
+                &[&user_id, &max_attempts],
+            )
+            .await?;
+        row.map(|row| {
+            let hash = |column| -> StoreResult<TokenHash> {
+                let bytes: Vec<u8> = row.column(column)?;
+                bytes
+                    .try_into()
+                    .map_err(|_| StoreError::Backend(format!("{column} is not 32 bytes")))
+            };
+            Ok(EmailLoginCode {
+                link_hash: hash("link_hash")?,
+                code_hash: hash("code_hash")?,
+            })
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,348 @@
+//! Passwordless sign-in by email (a link and a 6-digit code) and changing an account's address,
+//! through real HTTP with the mail caught by the SMTP sink.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    access_token_of, assert_error, claims_of, refresh_cookie, spawn_app_with, Account, Backend,
+    TestApp, PASSWORD,
+};
+use crate::smtp::{use_sink, ReceivedMail, SmtpSink};
+
+fn passwordless(sink: &SmtpSink) -> impl FnOnce(&mut authd::config::Settings) {
+    let port = sink.port;
+    move |settings| {
+        use_sink(settings, port);
+        settings.auth.passwordless.enabled = true;
+    }
+}
+
+/// The 6-digit code of a sign-in mail.
+fn code_of(mail: &ReceivedMail) -> String {
+    let start = mail.text.find("code: ").expect("a code") + "code: ".len();
+    mail.text[start..start + 6].to_string()
+}
+
+/// The last mail to `to` whose subject has `subject`, once `count` mails have come.
+async fn mail_to(sink: &SmtpSink, count: usize, to: &str, subject: &str) -> ReceivedMail {
+    sink.wait_for(count)
+        .await
+        .into_iter()
+        .rfind(|mail| mail.to.contains(to) && mail.subject.contains(subject))
+        .unwrap_or_else(|| panic!("a mail to {to} about {subject:?}"))
+}
+
+impl TestApp {
+    async fn ask_email_login(&self, email: &str) -> reqwest::Response {
+        self.post_json("/auth/email/login", &json!({ "email": email }))
+            .await
+    }
+
+    async fn email_login(&self, proof: Value) -> reqwest::Response {
+        self.post_json("/auth/email/login/verify", &proof).await
+    }
+
+    async fn request_email_change(&self, token: &str, body: Value) -> reqwest::Response {
+        self.authed(Method::POST, "/me/email", token, Some(body))
+            .await
+    }
+
+    async fn confirm_email_change(
+        &self,
+        mail_token: &str,
+        bearer: Option<&str>,
+    ) -> reqwest::Response {
+        let body = json!({ "token": mail_token });
+        match bearer {
+            Some(bearer) => {
+                self.authed(
+                    Method::POST,
+                    "/auth/email/change/confirm",
+                    bearer,
+                    Some(body),
+                )
+                .await
+            }
+            None => self.post_json("/auth/email/change/confirm", &body).await,
+        }
+    }
+}
+
+async fn a_mailed_link_or_code_signs_in_once(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, passwordless(&sink)).await;
+    let account = app.account().await;
+
+    let asked = app.ask_email_login(&account.email).await;
+    assert_eq!(asked.status().as_u16(), 202);
+    let mail = mail_to(&sink, 2, &account.email, "sign-in").await;
+    let signed_in = app.email_login(json!({ "token": mail.token() })).await;
+    assert_eq!(signed_in.status().as_u16(), 200);
+    assert!(refresh_cookie(signed_in.headers()).is_some(), "a session");
+    let claims = claims_of(&access_token_of(signed_in).await);
+    assert_eq!(claims["amr"], json!(["email"]), "the mailbox, one factor");
+    assert_eq!(claims["aal"], 1);
+    let again = app.email_login(json!({ "token": mail.token() })).await;
+    assert_error(again, 400, "token_invalid").await;
+
+    // The code of a fresh mail works too, once.
+    app.ask_email_login(&account.email).await;
+    let mail = mail_to(&sink, 3, &account.email, "sign-in").await;
+    let proof = json!({ "email": account.email, "code": code_of(&mail) });
+    assert_eq!(app.email_login(proof.clone()).await.status().as_u16(), 200);
+    assert_error(app.email_login(proof).await, 400, "token_invalid").await;
+    let kinds = app.event_kinds(&account.access_token).await;
+    assert!(
+        kinds.iter().filter(|k| *k == "login_succeeded").count() >= 2,
+        "{kinds:?}"
+    );
+}
+
+async fn a_code_allows_a_few_submissions_and_a_new_mail_voids_the_old_one(backend: Backend) {
+    let sink = SmtpSink::start();
+    let port = sink.port;
+    let app = spawn_app_with(backend, move |settings| {
+        passwordless_on(settings, port);
+        settings.auth.passwordless.max_code_attempts = 3;
+    })
+    .await;
+    let account = app.account().await;
+
+    app.ask_email_login(&account.email).await;
+    let first = mail_to(&sink, 2, &account.email, "sign-in").await;
+    app.ask_email_login(&account.email).await;
+    let second = mail_to(&sink, 3, &account.email, "sign-in").await;
+    // One live mail per account: the first one's link and code are void.
+    assert_error(
+        app.email_login(json!({ "token": first.token() })).await,
+        400,
+        "token_invalid",
+    )
+    .await;
+
+    let right = code_of(&second);
+    let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+    for _ in 0..3 {
+        let proof = json!({ "email": account.email, "code": wrong });
+        assert_error(app.email_login(proof).await, 400, "token_invalid").await;
+    }
+    // Out of submissions: even the right code no longer works.
+    let proof = json!({ "email": account.email, "code": right });
+    assert_error(app.email_login(proof).await, 400, "token_invalid").await;
+    let kinds = app.event_kinds(&account.access_token).await;
+    assert!(
+        kinds.contains(&"login_failed".to_string()),
+        "wrong codes are audited: {kinds:?}"
+    );
+}
+
+fn passwordless_on(settings: &mut authd::config::Settings, port: u16) {
+    use_sink(settings, port);
+    settings.auth.passwordless.enabled = true;
+}
+
+async fn unknown_addresses_get_the_same_answer_and_nothing_else(backend: Backend) {
+    let sink = SmtpSink::start();
+    let port = sink.port;
+    let app = spawn_app_with(backend, move |settings| {
+        passwordless_on(settings, port);
+        settings.auth.passwordless.max_mails = 2;
+    })
+    .await;
+    let account = app.account().await;
+    let known: Value = app
+        .ask_email_login(&account.email)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let unknown = app.ask_email_login("nobody@example.com").await;
+    assert_eq!(unknown.status().as_u16(), 202);
+    assert_eq!(unknown.json::<Value>().await.unwrap(), known);
+    let code = json!({ "email": "nobody@example.com", "code": "123456" });
+    assert_error(app.email_login(code).await, 400, "token_invalid").await;
+
+    // At most `max_mails` per address and window; more requests are answered alike.
+    for _ in 0..3 {
+        assert_eq!(
+            app.ask_email_login(&account.email).await.status().as_u16(),
+            202
+        );
+    }
+    sink.wait_for(3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mails = sink.received();
+    assert!(
+        !mails.iter().any(|m| m.to.contains("nobody@")),
+        "no mail to an unknown address"
+    );
+    let sign_ins = mails
+        .iter()
+        .filter(|m| m.subject.contains("sign-in"))
+        .count();
+    assert_eq!(sign_ins, 2, "the verification mail and two sign-in mails");
+}
+
+async fn an_email_sign_in_never_stands_in_for_a_second_factor(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, passwordless(&sink)).await;
+    let account = app.account().await;
+    let (secret, _) = app.enrol_totp(&account.access_token).await;
+
+    app.ask_email_login(&account.email).await;
+    // The verification mail, the notice that two-step verification is on, the sign-in mail.
+    let mail = mail_to(&sink, 3, &account.email, "sign-in").await;
+    let first = app.email_login(json!({ "token": mail.token() })).await;
+    assert_eq!(first.status().as_u16(), 200);
+    assert!(
+        refresh_cookie(first.headers()).is_none(),
+        "no session on the mail alone"
+    );
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["mfaRequired"], true);
+    let second = json!({ "mfaToken": body["mfaToken"], "code": crate::mfa::code(&secret, 1) });
+    let claims =
+        claims_of(&access_token_of(app.post_json("/auth/mfa/verify", &second).await).await);
+    assert_eq!(claims["amr"], json!(["otp", "email"]));
+    assert_eq!(claims["aal"], 1, "a mailbox is not a factor that makes two");
+}
+
+async fn passwordless_sign_in_is_off_by_default(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let asked = app.ask_email_login("someone@example.com").await;
+    assert_error(asked, 404, "feature_disabled").await;
+    let verify = app.email_login(json!({ "token": "x" })).await;
+    assert_error(verify, 404, "feature_disabled").await;
+}
+
+async fn an_address_changes_only_when_the_new_one_confirms(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, |settings| use_sink(settings, sink.port)).await;
+    let account = app.account().await;
+    let other_device = app.login_tokens(&account.email).await;
+
+    let asked = app
+        .request_email_change(
+            &account.access_token,
+            json!({ "newEmail": "New.Address@example.org" }),
+        )
+        .await;
+    assert_eq!(asked.status().as_u16(), 202);
+    let confirm = mail_to(&sink, 3, "New.Address@example.org", "new address").await;
+    let notice = mail_to(&sink, 3, &account.email, "change of your address").await;
+    assert!(notice.text.contains("New.Address@example.org"));
+    // Nothing has changed yet.
+    app.assert_login_works(&account.email, PASSWORD).await;
+
+    let confirmed = app
+        .confirm_email_change(&confirm.token(), Some(&account.access_token))
+        .await;
+    assert_eq!(confirmed.status().as_u16(), 200);
+    let body: Value = confirmed.json().await.unwrap();
+    assert!(body["revokedSessions"].as_u64().unwrap() >= 1);
+    let me = app.get_json("/me", &account.access_token).await;
+    assert_eq!(
+        me["email"], "New.Address@example.org",
+        "the confirming session stays"
+    );
+    assert_eq!(me["emailVerified"], true);
+    app.assert_access_refused(&other_device.0).await;
+    app.assert_login_refused(&account.email, PASSWORD).await;
+    app.assert_login_works("new.address@example.org", PASSWORD)
+        .await;
+    let changed = mail_to(&sink, 4, &account.email, "address was changed").await;
+    assert!(changed.text.contains("New.Address@example.org"));
+    let again = app.confirm_email_change(&confirm.token(), None).await;
+    assert_error(again, 400, "token_invalid").await;
+    let kinds = app.event_kinds(&account.access_token).await;
+    assert!(
+        kinds.contains(&"email_change_requested".to_string()),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"email_changed".to_string()), "{kinds:?}");
+}
+
+async fn a_taken_address_gives_no_signal(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, |settings| use_sink(settings, sink.port)).await;
+    let (asker, holder): (Account, Account) = (app.account().await, app.account().await);
+    let free = app
+        .request_email_change(
+            &asker.access_token,
+            json!({ "newEmail": "free@example.org" }),
+        )
+        .await;
+    let taken = app
+        .request_email_change(&asker.access_token, json!({ "newEmail": holder.email }))
+        .await;
+    assert_eq!(free.status().as_u16(), taken.status().as_u16());
+    assert_eq!(
+        free.json::<Value>().await.unwrap(),
+        taken.json::<Value>().await.unwrap()
+    );
+    let mails = sink.wait_for(6).await;
+    let to_holder: Vec<&ReceivedMail> = mails
+        .iter()
+        .filter(|m| m.to.contains(&holder.email))
+        .collect();
+    assert!(
+        to_holder.iter().any(|m| m.subject.contains("tried")),
+        "the holder is told"
+    );
+    assert!(
+        !to_holder.iter().any(|m| m.subject.contains("new address")),
+        "and gets no link to use"
+    );
+}
+
+async fn an_address_change_needs_the_password_or_a_recent_sign_in(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, |settings| {
+        use_sink(settings, sink.port);
+        settings.auth.reauthentication_seconds = 1;
+    })
+    .await;
+    let account = app.account().await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let stale = app
+        .request_email_change(
+            &account.access_token,
+            json!({ "newEmail": "x@example.org" }),
+        )
+        .await;
+    assert_error(stale, 403, "reauthentication_required").await;
+    let wrong = app
+        .request_email_change(
+            &account.access_token,
+            json!({ "newEmail": "x@example.org", "password": "not the password" }),
+        )
+        .await;
+    let body = assert_error(wrong, 400, "validation_failed").await;
+    assert_eq!(body["details"][0]["field"], "password");
+    let right = app
+        .request_email_change(
+            &account.access_token,
+            json!({ "newEmail": "x@example.org", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(right.status().as_u16(), 202);
+    let same = app
+        .request_email_change(
+            &account.access_token,
+            json!({ "newEmail": account.email.to_uppercase(), "password": PASSWORD }),
+        )
+        .await;
+    assert_error(same, 400, "validation_failed").await;
+}
+
+crate::backend_tests!(
+    a_mailed_link_or_code_signs_in_once,
+    a_code_allows_a_few_submissions_and_a_new_mail_voids_the_old_one,
+    unknown_addresses_get_the_same_answer_and_nothing_else,
+    an_email_sign_in_never_stands_in_for_a_second_factor,
+    passwordless_sign_in_is_off_by_default,
+    an_address_changes_only_when_the_new_one_confirms,
+    a_taken_address_gives_no_signal,
+    an_address_change_needs_the_password_or_a_recent_sign_in,
+);
