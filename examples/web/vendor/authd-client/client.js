@@ -10,6 +10,7 @@ const TAKES_TRANSPORT = {
     '/auth/refresh': true,
     '/auth/logout': true,
     '/auth/mfa/verify': true,
+    '/auth/email/login/verify': true,
     '/auth/passkey/login': true,
     '/auth/oauth/{provider}/token': true,
 };
