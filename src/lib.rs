@@ -7,6 +7,7 @@ pub mod actors;
 pub mod app;
 pub mod breach;
 pub mod cache;
+pub mod calibrate;
 pub mod config;
 pub mod domain;
 pub mod error;

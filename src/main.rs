@@ -41,6 +41,33 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Password hashing.
+    Hash {
+        #[command(subcommand)]
+        command: HashCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum HashCommand {
+    /// Find argon2id parameters that take TARGET milliseconds on this machine, with
+    /// hasher.argon2_parallelism: memory first, then passes. Prints each trial, the settings, and
+    /// the login throughput the configured hasher.workers can then verify at most. Run it on the
+    /// hardware authd runs on, while it is otherwise idle.
+    Calibrate {
+        /// The time one hash should take.
+        #[arg(long, default_value_t = 250)]
+        target_ms: u64,
+        /// Where memory starts (OWASP's floor for argon2id is 19 MiB).
+        #[arg(long, default_value_t = 19456)]
+        min_memory_kib: u32,
+        /// The most memory one hash may take; hasher.workers hashes run at once.
+        #[arg(long, default_value_t = 1048576)]
+        max_memory_kib: u32,
+        /// Hashes timed per trial (the median counts).
+        #[arg(long, default_value_t = 3)]
+        samples: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -139,6 +166,25 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Hash {
+            command:
+                HashCommand::Calibrate {
+                    target_ms,
+                    min_memory_kib,
+                    max_memory_kib,
+                    samples,
+                },
+        } => calibrate(
+            &settings,
+            authd::calibrate::Bounds {
+                target: std::time::Duration::from_millis(target_ms),
+                parallelism: settings.hasher.argon2_parallelism,
+                min_memory_kib,
+                max_memory_kib,
+                max_iterations: 10,
+            },
+            samples,
+        ),
         Command::Migrate => {
             telemetry::init(&settings);
             match app::open_store(&settings, true).await {
@@ -173,6 +219,64 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn calibrate(
+    settings: &config::Settings,
+    bounds: authd::calibrate::Bounds,
+    samples: usize,
+) -> ExitCode {
+    println!(
+        "calibrating argon2id for {} ms on this machine (parallelism {}, memory {}..={} KiB, {} samples a trial)",
+        bounds.target.as_millis(),
+        bounds.parallelism,
+        bounds.min_memory_kib,
+        bounds.max_memory_kib,
+        samples
+    );
+    let measure = |m, t, p| {
+        let time = authd::calibrate::measure(m, t, p, samples)?;
+        println!(
+            "  m={m} KiB t={t} p={p}: {:.1} ms",
+            time.as_secs_f64() * 1000.0
+        );
+        Ok(time)
+    };
+    let (chosen, _) = match authd::calibrate::search(bounds, measure) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("authd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let workers = settings.hasher.effective_workers();
+    let ceiling = authd::calibrate::login_ceiling(workers, chosen.time);
+    if chosen.time > bounds.target {
+        println!("even the least memory takes longer than the target on this machine");
+    }
+    println!(
+        "chosen: m={} KiB t={} p={}: {:.1} ms a hash",
+        chosen.memory_kib,
+        chosen.iterations,
+        chosen.parallelism,
+        chosen.time.as_secs_f64() * 1000.0
+    );
+    println!(
+        "login ceiling with hasher.workers = {workers}: {ceiling:.1} logins/s (one hash each; \
+         {} MiB of memory while all workers hash)",
+        u64::from(chosen.memory_kib) * workers as u64 / 1024
+    );
+    println!();
+    println!("[hasher]");
+    println!("argon2_memory_kib = {}", chosen.memory_kib);
+    println!("argon2_iterations = {}", chosen.iterations);
+    println!("argon2_parallelism = {}", chosen.parallelism);
+    println!();
+    println!(
+        "# or: AUTHD__HASHER__ARGON2_MEMORY_KIB={} AUTHD__HASHER__ARGON2_ITERATIONS={} AUTHD__HASHER__ARGON2_PARALLELISM={}",
+        chosen.memory_kib, chosen.iterations, chosen.parallelism
+    );
+    ExitCode::SUCCESS
 }
 
 async fn import(settings: &config::Settings, file: &std::path::Path) -> ExitCode {

@@ -271,3 +271,53 @@ fn the_import_command_reports_each_bad_line_and_exits_1() {
         String::from_utf8_lossy(&second.stdout).contains("imported 0, already present 1, failed 1")
     );
 }
+
+/// `authd hash calibrate` times real hashes and prints settings it found within the target,
+/// their login ceiling, and a config block that loads.
+#[test]
+fn hash_calibration_prints_settings_within_the_target() {
+    let dir = TempDir::new("calibrate");
+    let output = authd_cli(&dir.0)
+        .args([
+            "hash",
+            "calibrate",
+            "--target-ms",
+            "40",
+            "--min-memory-kib",
+            "1024",
+            "--max-memory-kib",
+            "65536",
+            "--samples",
+            "1",
+        ])
+        .output()
+        .expect("authd runs");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("  m=1024 KiB t=1"),
+        "the first trial is the floor: {text}"
+    );
+    let chosen = text
+        .lines()
+        .find(|line| line.starts_with("chosen: "))
+        .expect("a chosen line");
+    let millis: f64 = chosen
+        .rsplit(": ")
+        .next()
+        .and_then(|t| t.strip_suffix(" ms a hash"))
+        .and_then(|t| t.parse().ok())
+        .expect("the time of the chosen setting");
+    assert!(millis > 0.0);
+    assert!(
+        text.contains("login ceiling with hasher.workers = "),
+        "{text}"
+    );
+    let memory: u32 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("argon2_memory_kib = "))
+        .and_then(|m| m.parse().ok())
+        .expect("a memory setting");
+    assert!((1024..=65536).contains(&memory));
+    assert!(text.contains("AUTHD__HASHER__ARGON2_ITERATIONS="));
+}
