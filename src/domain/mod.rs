@@ -16,3 +16,4 @@ pub mod opaque_token;
 pub mod password;
 pub mod rotation;
 pub mod user;
+pub mod webhooks;

@@ -108,12 +108,14 @@ impl Audit {
         details: Value,
     ) {
         let event = NewEvent {
+            id: Uuid::new_v4(),
             user_id,
             kind: kind.as_str(),
             ip: client.ip.map(|ip| ip.to_string()),
             user_agent: client.user_agent.clone(),
             request_id: client.request_id.clone(),
             details: details.to_string(),
+            webhook_message: None,
         };
         if let Err(e) = self.store.record_event(&event).await {
             tracing::error!(kind = kind.as_str(), error = %e, "audit event not recorded");

@@ -60,6 +60,7 @@ pub trait Store:
     + CeremonyStore
     + IdentityStore
     + EmailLoginStore
+    + WebhookStore
     + MaintenanceStore
 {
 }
@@ -198,7 +199,10 @@ pub trait OutboxStore: Send + Sync + 'static {
 
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
-    async fn record_event(&self, event: &NewEvent) -> StoreResult<()>;
+    /// Records the event and, in the same transaction, queues its webhook message (if any) for
+    /// every enabled endpoint subscribed to its kind (`domain::webhooks::subscribes`): an event
+    /// is never recorded without its deliveries. Answers how many deliveries were queued.
+    async fn record_event(&self, event: &NewEvent) -> StoreResult<u64>;
 
     async fn list_events(&self, page: &EventPage) -> StoreResult<Vec<AuthEvent>>;
 }
@@ -337,6 +341,54 @@ pub trait PasskeyStore: Send + Sync + 'static {
 
     /// Renames one of the user's passkeys; false when it is not theirs.
     async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str) -> StoreResult<bool>;
+}
+
+/// Webhook endpoints and their deliveries (queued by [`EventStore::record_event`]).
+#[async_trait]
+pub trait WebhookStore: Send + Sync + 'static {
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: &NewWebhookEndpoint,
+    ) -> StoreResult<WebhookEndpoint>;
+
+    /// Every endpoint, oldest first.
+    async fn webhook_endpoints(&self) -> StoreResult<Vec<WebhookEndpoint>>;
+
+    async fn webhook_endpoint(&self, id: Uuid) -> StoreResult<Option<WebhookEndpoint>>;
+
+    /// Deletes an endpoint and its deliveries; false when there was none.
+    async fn delete_webhook_endpoint(&self, id: Uuid) -> StoreResult<bool>;
+
+    /// In one transaction: stores (or updates and enables) each endpoint of the configuration,
+    /// and disables the configuration's endpoints that are not in `endpoints` any more.
+    async fn sync_configured_endpoints(&self, endpoints: &[NewWebhookEndpoint]) -> StoreResult<()>;
+
+    /// Claims up to `limit` due deliveries of enabled endpoints for `lease_seconds` (another
+    /// node skips them meanwhile; if this one dies, they come due again) and counts the attempt.
+    async fn claim_due_webhooks(
+        &self,
+        limit: u32,
+        lease_seconds: u64,
+    ) -> StoreResult<Vec<ClaimedWebhook>>;
+
+    /// Records how an attempt ended.
+    async fn record_webhook_attempt(&self, id: Uuid, attempt: &WebhookAttempt) -> StoreResult<()>;
+
+    /// A page of an endpoint's deliveries, newest first.
+    async fn webhook_deliveries(&self, page: &DeliveryPage) -> StoreResult<Vec<WebhookDelivery>>;
+
+    async fn webhook_delivery(
+        &self,
+        endpoint_id: Uuid,
+        id: Uuid,
+    ) -> StoreResult<Option<WebhookDelivery>>;
+
+    /// Queues a dead delivery again, due now, with its attempts back at zero; false when it is
+    /// not a dead delivery of that endpoint.
+    async fn requeue_webhook_delivery(&self, endpoint_id: Uuid, id: Uuid) -> StoreResult<bool>;
+
+    /// Deliveries waiting to be sent to enabled endpoints, for metrics.
+    async fn webhook_queue_depth(&self) -> StoreResult<i64>;
 }
 
 #[async_trait]

@@ -251,6 +251,7 @@ pub enum DeliveryOutcome {
 /// An audit event to record.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
+    pub id: Uuid,
     pub user_id: Option<Uuid>,
     pub kind: &'static str,
     pub ip: Option<String>,
@@ -258,6 +259,10 @@ pub struct NewEvent {
     pub request_id: Option<String>,
     /// JSON object text.
     pub details: String,
+    /// The webhook message announcing the event (JSON text, see `domain::webhooks::Message`),
+    /// queued for every enabled endpoint subscribed to its kind in the event's own transaction;
+    /// `None` when webhooks are off.
+    pub webhook_message: Option<String>,
 }
 
 /// A recorded audit event.
@@ -304,6 +309,8 @@ pub enum PurgeTarget {
     ExpiredCeremonies,
     /// Passwordless sign-in mails expired, or used longer ago than the retention.
     SpentEmailLogins,
+    /// Webhook deliveries sent (or dead) longer ago than the retention.
+    DeliveredWebhooks,
 }
 
 /// One janitor batch: at most `limit` rows of `target`, older than `retention_seconds` where the
@@ -316,7 +323,7 @@ pub struct PurgeBatch {
 }
 
 impl PurgeTarget {
-    pub const ALL: [PurgeTarget; 9] = [
+    pub const ALL: [PurgeTarget; 10] = [
         PurgeTarget::ExpiredRefreshTokens,
         PurgeTarget::DeadSessions,
         PurgeTarget::SpentOneTimeTokens,
@@ -326,6 +333,7 @@ impl PurgeTarget {
         PurgeTarget::AbandonedEnrolments,
         PurgeTarget::ExpiredCeremonies,
         PurgeTarget::SpentEmailLogins,
+        PurgeTarget::DeliveredWebhooks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -339,6 +347,7 @@ impl PurgeTarget {
             PurgeTarget::AbandonedEnrolments => "mfa_factors",
             PurgeTarget::ExpiredCeremonies => "ceremonies",
             PurgeTarget::SpentEmailLogins => "email_logins",
+            PurgeTarget::DeliveredWebhooks => "webhook_deliveries",
         }
     }
 
@@ -352,7 +361,8 @@ impl PurgeTarget {
             PurgeTarget::DeadSessions
             | PurgeTarget::DeliveredEmails
             | PurgeTarget::OldEvents
-            | PurgeTarget::AbandonedEnrolments => "id",
+            | PurgeTarget::AbandonedEnrolments
+            | PurgeTarget::DeliveredWebhooks => "id",
             PurgeTarget::SpentEmailLogins => "link_hash",
         }
     }
@@ -377,6 +387,9 @@ impl PurgeTarget {
                 "confirmed_at IS NULL AND created_at < bounds.cutoff"
             }
             PurgeTarget::ExpiredCeremonies => "expires_at < bounds.now",
+            PurgeTarget::DeliveredWebhooks => {
+                "status IN ('sent', 'dead') AND COALESCE(delivered_at, next_attempt_at) < bounds.cutoff"
+            }
         }
     }
 }
@@ -579,4 +592,104 @@ pub struct NewMfaChallenge {
 pub struct MfaChallenge {
     pub user_id: Uuid,
     pub methods: AuthMethods,
+}
+
+/// Where a webhook endpoint was registered: the configuration (`webhooks.endpoints`, upserted at
+/// start) or the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointSource {
+    Config,
+    Api,
+}
+
+impl EndpointSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointSource::Config => "config",
+            EndpointSource::Api => "api",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "config" => Some(EndpointSource::Config),
+            "api" => Some(EndpointSource::Api),
+            _ => None,
+        }
+    }
+}
+
+/// A webhook endpoint to store (or, from the configuration, to update).
+#[derive(Debug, Clone)]
+pub struct NewWebhookEndpoint {
+    pub id: Uuid,
+    pub url: String,
+    pub description: Option<String>,
+    /// `whsec_...` sealed under `tokens.key_encryption_key`, the endpoint id bound in.
+    pub sealed_secret: Vec<u8>,
+    /// Audit event kinds, or `*`.
+    pub events: Vec<String>,
+    pub source: EndpointSource,
+}
+
+/// A webhook endpoint as the admin sees it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub id: Uuid,
+    pub url: String,
+    pub description: Option<String>,
+    pub events: Vec<String>,
+    /// False for an endpoint of the configuration that has left it: nothing is queued for it
+    /// and its pending deliveries wait, in case it comes back.
+    pub enabled: bool,
+    pub source: EndpointSource,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A delivery the dispatcher has claimed, with what it needs to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedWebhook {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    /// The message id (`webhook-id`).
+    pub event_id: Uuid,
+    pub payload: String,
+    pub url: String,
+    pub sealed_secret: Vec<u8>,
+    /// Attempts made so far, this one included.
+    pub attempts: u32,
+}
+
+/// How one attempt at a delivery ended, and the HTTP status if the endpoint answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAttempt {
+    pub outcome: DeliveryOutcome,
+    pub status: Option<u16>,
+}
+
+/// A webhook delivery, as the admin's delivery log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub event_id: Uuid,
+    pub event_kind: String,
+    pub payload: String,
+    /// `pending`, `sent` or `dead`.
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub last_status: Option<u16>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// One page of an endpoint's delivery log, newest first.
+#[derive(Debug, Clone)]
+pub struct DeliveryPage {
+    pub endpoint_id: Uuid,
+    /// The last (created_at, id) of the previous page.
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: u32,
 }

@@ -414,7 +414,212 @@ async fn a_second_totp_enrolment_cannot_be_confirmed_beside_an_active_one(backen
     assert_eq!(active.id, first);
 }
 
+/// Deliveries are queued with their event for exactly the enabled endpoints subscribed to its
+/// kind (by `domain::webhooks::subscribes`, the rule both backends write in SQL), claimed once
+/// under a lease even by claims made at once, claimed again when a retry is due, requeued only
+/// when dead, purged once delivered, and deleted with their endpoint.
+async fn webhook_deliveries_follow_their_event_and_are_claimed_once(backend: Backend) {
+    use authd::domain::webhooks::subscribes;
+    use authd::store::{
+        DeliveryOutcome, DeliveryPage, EndpointSource, NewEvent, NewWebhookEndpoint, PurgeBatch,
+        PurgeTarget, WebhookAttempt,
+    };
+
+    let t = open(backend).await;
+    let endpoint = |events: &[&str], source| NewWebhookEndpoint {
+        id: Uuid::new_v4(),
+        url: format!("https://hooks.example.com/{}", Uuid::new_v4()),
+        description: None,
+        sealed_secret: vec![1, 2, 3],
+        events: events.iter().map(|e| e.to_string()).collect(),
+        source,
+    };
+    let signups = endpoint(&["signup"], EndpointSource::Api);
+    let everything = endpoint(&["*"], EndpointSource::Api);
+    let failures = endpoint(&["login_failed"], EndpointSource::Api);
+    for new in [&signups, &everything, &failures] {
+        let stored = t.store.create_webhook_endpoint(new).await.unwrap();
+        assert_eq!((stored.id, stored.enabled), (new.id, true));
+        assert_eq!(stored.events, new.events);
+    }
+    // A configured endpoint that has left the configuration: disabled, kept.
+    let gone = endpoint(&["*"], EndpointSource::Config);
+    t.store
+        .sync_configured_endpoints(std::slice::from_ref(&gone))
+        .await
+        .unwrap();
+    t.store.sync_configured_endpoints(&[]).await.unwrap();
+    let endpoints = t.store.webhook_endpoints().await.unwrap();
+    assert_eq!(endpoints.len(), 4);
+    let stored_gone = t.store.webhook_endpoint(gone.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored_gone.enabled, stored_gone.source),
+        (false, EndpointSource::Config)
+    );
+
+    let event = |kind: &'static str| NewEvent {
+        id: Uuid::new_v4(),
+        user_id: None,
+        kind,
+        ip: None,
+        user_agent: None,
+        request_id: None,
+        details: "{}".into(),
+        webhook_message: Some(format!(r#"{{"type":"{kind}"}}"#)),
+    };
+    for kind in ["signup", "login_failed", "logout"] {
+        let expected = endpoints
+            .iter()
+            .filter(|e| e.enabled && subscribes(&e.events, kind))
+            .count();
+        let queued = t.store.record_event(&event(kind)).await.unwrap();
+        assert_eq!(queued, expected as u64, "{kind}");
+    }
+    let quiet = NewEvent {
+        webhook_message: None,
+        ..event("signup")
+    };
+    assert_eq!(t.store.record_event(&quiet).await.unwrap(), 0);
+    assert_eq!(t.store.webhook_queue_depth().await.unwrap(), 5);
+
+    // Two claims at once never share a delivery; a claimed one is leased.
+    let (a, b) = tokio::join!(
+        t.store.claim_due_webhooks(3, 60),
+        t.store.claim_due_webhooks(3, 60)
+    );
+    let claimed: Vec<_> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    let ids: std::collections::BTreeSet<Uuid> = claimed.iter().map(|c| c.id).collect();
+    assert_eq!((claimed.len(), ids.len()), (5, 5));
+    assert!(claimed
+        .iter()
+        .all(|c| c.attempts == 1 && c.sealed_secret == [1, 2, 3]));
+    assert!(t.store.claim_due_webhooks(10, 60).await.unwrap().is_empty());
+
+    let attempt = |outcome| WebhookAttempt {
+        outcome,
+        status: Some(503),
+    };
+    let (retried, dead, sent) = (&claimed[0], &claimed[1], &claimed[2]);
+    let retry = DeliveryOutcome::Retry {
+        after_seconds: 0,
+        error: "busy".into(),
+    };
+    t.store
+        .record_webhook_attempt(retried.id, &attempt(retry))
+        .await
+        .unwrap();
+    let again = t.store.claim_due_webhooks(10, 60).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (retried.id, 2));
+    assert_eq!(again[0].payload, retried.payload);
+    assert_eq!(again[0].event_id, retried.event_id);
+
+    let died = DeliveryOutcome::Dead {
+        error: "gone".into(),
+    };
+    t.store
+        .record_webhook_attempt(dead.id, &attempt(died))
+        .await
+        .unwrap();
+    let logged = t
+        .store
+        .webhook_delivery(dead.endpoint_id, dead.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(logged.status, "dead");
+    assert_eq!(logged.last_status, Some(503));
+    assert_eq!(logged.last_error.as_deref(), Some("gone"));
+    assert!(!t
+        .store
+        .requeue_webhook_delivery(Uuid::new_v4(), dead.id)
+        .await
+        .unwrap());
+    assert!(t
+        .store
+        .requeue_webhook_delivery(dead.endpoint_id, dead.id)
+        .await
+        .unwrap());
+    assert!(!t
+        .store
+        .requeue_webhook_delivery(dead.endpoint_id, dead.id)
+        .await
+        .unwrap());
+    let requeued = t.store.claim_due_webhooks(10, 60).await.unwrap();
+    assert_eq!((requeued[0].id, requeued[0].attempts), (dead.id, 1));
+
+    t.store
+        .record_webhook_attempt(
+            sent.id,
+            &WebhookAttempt {
+                outcome: DeliveryOutcome::Sent,
+                status: Some(204),
+            },
+        )
+        .await
+        .unwrap();
+    let logged = t
+        .store
+        .webhook_delivery(sent.endpoint_id, sent.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(logged.status, "sent");
+    assert_eq!(logged.last_status, Some(204));
+    assert!(logged.delivered_at.is_some() && logged.last_error.is_none());
+
+    let page = |endpoint_id| DeliveryPage {
+        endpoint_id,
+        before: None,
+        limit: 10,
+    };
+    let log = t
+        .store
+        .webhook_deliveries(&page(everything.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|d| d.event_kind.as_str())
+            .collect::<Vec<_>>(),
+        ["logout", "login_failed", "signup"],
+        "newest first"
+    );
+
+    let purge = PurgeBatch {
+        target: PurgeTarget::DeliveredWebhooks,
+        retention_seconds: 0,
+        limit: 100,
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(t.store.purge(purge).await.unwrap(), 1, "the sent one");
+    assert!(t
+        .store
+        .webhook_delivery(sent.endpoint_id, sent.id)
+        .await
+        .unwrap()
+        .is_none());
+
+    assert!(t
+        .store
+        .delete_webhook_endpoint(everything.id)
+        .await
+        .unwrap());
+    assert!(!t
+        .store
+        .delete_webhook_endpoint(everything.id)
+        .await
+        .unwrap());
+    assert!(t
+        .store
+        .webhook_deliveries(&page(everything.id))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 crate::backend_tests!(
+    webhook_deliveries_follow_their_event_and_are_claimed_once,
     a_second_totp_enrolment_cannot_be_confirmed_beside_an_active_one,
     the_janitor_purges_what_has_outlived_its_use_in_batches,
     users_are_found_by_email_whatever_its_case,

@@ -1,29 +1,45 @@
 //! The audit log.
 
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::{Columns, Params, PostgresStore};
 use crate::store::*;
 
 #[async_trait]
 impl EventStore for PostgresStore {
-    async fn record_event(&self, event: &NewEvent) -> StoreResult<()> {
-        self.execute(
+    async fn record_event(&self, event: &NewEvent) -> StoreResult<u64> {
+        let insert =
             "INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &Uuid::new_v4(),
-                &event.user_id,
-                &event.kind,
-                &event.ip,
-                &event.user_agent,
-                &event.request_id,
-                &event.details,
-            ],
+                      VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let event_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+            &event.id,
+            &event.user_id,
+            &event.kind,
+            &event.ip,
+            &event.user_agent,
+            &event.request_id,
+            &event.details,
+        ];
+        let Some(message) = &event.webhook_message else {
+            self.execute(insert, &event_params).await?;
+            return Ok(0);
+        };
+        // One statement, so one transaction: the event and a delivery for each endpoint
+        // subscribed to its kind (`domain::webhooks::subscribes`), or neither.
+        let mut params = event_params.to_vec();
+        params.push(message);
+        self.execute(
+            "WITH event AS (
+                 INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, kind)
+             INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_kind, payload)
+             SELECT gen_random_uuid(), endpoint.id, event.id, event.kind, $8
+             FROM webhook_endpoints endpoint, event
+             WHERE endpoint.enabled
+               AND (event.kind = ANY(endpoint.events) OR '*' = ANY(endpoint.events))",
+            &params,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn list_events(&self, page: &EventPage) -> StoreResult<Vec<AuthEvent>> {

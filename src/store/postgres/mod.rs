@@ -14,6 +14,7 @@ mod outbox;
 mod passkeys;
 mod sessions;
 mod users;
+mod webhooks;
 
 use std::time::Duration;
 

@@ -1,29 +1,36 @@
 //! The audit log.
 
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::{cursor_values, now_value, text, Columns, SqliteStore};
 use crate::store::*;
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn record_event(&self, event: &NewEvent) -> StoreResult<()> {
-        let sql = "INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details,
-                                            created_at)
-                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-        let values = vec![
-            text(Uuid::new_v4()),
-            event.user_id.map(|id| id.to_string()).into(),
-            text(event.kind),
-            event.ip.clone().into(),
-            event.user_agent.clone().into(),
-            event.request_id.clone().into(),
-            text(event.details.as_str()),
-            now_value(),
-        ];
-        self.execute(sql, values).await?;
-        Ok(())
+    async fn record_event(&self, event: &NewEvent) -> StoreResult<u64> {
+        let event = event.clone();
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details,
+                                          created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(rusqlite::params_from_iter([
+                text(event.id),
+                event.user_id.map(|id| id.to_string()).into(),
+                text(event.kind),
+                event.ip.clone().into(),
+                event.user_agent.clone().into(),
+                event.request_id.clone().into(),
+                text(event.details.as_str()),
+                now_value(),
+            ]))?;
+            match &event.webhook_message {
+                Some(message) => super::webhooks::queue_deliveries(tx, &event, message),
+                None => Ok(0),
+            }
+        })
+        .await
     }
 
     async fn list_events(&self, page: &EventPage) -> StoreResult<Vec<AuthEvent>> {

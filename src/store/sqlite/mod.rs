@@ -16,6 +16,7 @@ mod outbox;
 mod passkeys;
 mod sessions;
 mod users;
+mod webhooks;
 
 use std::path::Path;
 
