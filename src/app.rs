@@ -15,6 +15,7 @@ use crate::actors::janitor::Janitor;
 use crate::actors::mailer::{Flush, Mailer};
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
+use crate::actors::webhooks::{Flush as WebhookFlush, WebhookDispatcher};
 use crate::actors::Tracked;
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
@@ -31,6 +32,7 @@ use crate::flows::email_links::{EmailLinkService, PasswordlessRules};
 use crate::flows::federation::{FederationRules, FederationService};
 use crate::flows::mfa::{MfaRules, MfaService};
 use crate::flows::outbox::{Outbox, FOLLOW_UP_LIFETIME};
+use crate::flows::webhooks::WebhookService;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::cookies::CookiePolicy;
 use crate::http::{self, AppState};
@@ -45,6 +47,7 @@ pub struct Application {
     server: Server,
     hasher: HasherPool,
     mailer: actix::Addr<Mailer>,
+    webhooks: Option<actix::Addr<WebhookDispatcher>>,
     deferred: actix::Addr<Deferred>,
     shutdown_timeout: Duration,
 }
@@ -176,7 +179,39 @@ impl Application {
             kid = %current_kid,
             "access tokens signed"
         );
-        let audit = Audit::new(store.clone());
+        // One dispatcher per process, like the mailer: it drains the shared webhook queue. The
+        // configuration's endpoints are stored before it can send anything.
+        let webhooks = if settings.webhooks.enabled {
+            let dispatcher = WebhookDispatcher::new(
+                store.clone(),
+                settings.webhooks.clone(),
+                settings.tokens.key_encryption_key.clone(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            crate::flows::webhooks::sync_configured(
+                store.as_ref(),
+                &settings.webhooks.endpoints,
+                &settings.tokens.key_encryption_key,
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            tracing::info!(
+                "webhooks: on, {} configured endpoints, up to {} requests at once",
+                settings.webhooks.endpoints.len(),
+                settings.webhooks.max_concurrency
+            );
+            Some(dispatcher.start())
+        } else {
+            None
+        };
+        let audit = Audit::new(store.clone(), webhooks.clone());
+        let webhook_service = WebhookService::new(
+            store.clone(),
+            audit.clone(),
+            webhooks.clone(),
+            &settings.webhooks,
+            settings.tokens.key_encryption_key.clone(),
+        );
         let token_service = Arc::new(TokenService::new(store.clone(), settings.tokens.clone()));
         let rate_limits = Arc::new(settings.rate_limit.clone());
         let lockout = settings
@@ -301,6 +336,7 @@ impl Application {
             );
             let state = AppState {
                 federation,
+                webhooks: webhook_service.clone(),
                 oauth_cookie: oauth_cookie.clone(),
                 oauth_flow_ttl_seconds,
                 account: AccountService::new(deps.clone()),
@@ -360,6 +396,7 @@ impl Application {
             server,
             hasher,
             mailer,
+            webhooks,
             deferred,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_seconds),
         })
@@ -381,7 +418,8 @@ impl Application {
 
     /// Serves until stopped (SIGTERM, Ctrl-C or a handle): the server stops accepting and gives
     /// in-flight requests (and the hasher jobs they wait for) `server.shutdown_timeout_seconds`;
-    /// then the mailer finishes its batch and sends what is due, within the same bound.
+    /// then the mailer finishes its batch and sends what is due, and the webhook dispatcher
+    /// finishes the deliveries in flight, each within the same bound.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         // Work promised in answers (mail for a known address) is done before the mail is flushed.
@@ -395,6 +433,15 @@ impl Application {
             Err(_) => tracing::warn!(
                 "shutdown: mail still sending at the timeout; it stays in the outbox"
             ),
+        }
+        if let Some(webhooks) = &self.webhooks {
+            match tokio::time::timeout(self.shutdown_timeout, webhooks.send(WebhookFlush)).await {
+                Ok(Ok(())) => tracing::info!("shutdown: webhook deliveries in flight finished"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "shutdown: the webhook dispatcher is gone"),
+                Err(_) => tracing::warn!(
+                    "shutdown: webhooks still sending at the timeout; they are sent again after their lease"
+                ),
+            }
         }
         served
     }

@@ -99,6 +99,14 @@ pub enum AppError {
     /// 409 `email_taken`
     #[error("this email is already registered")]
     EmailTaken,
+    /// 409 `endpoint_configured`: the webhook endpoint comes from `webhooks.endpoints`; remove it
+    /// there (it would come back at the next start).
+    #[error("this webhook endpoint is configured; remove it from webhooks.endpoints")]
+    EndpointConfigured,
+    /// 409 `delivery_not_dead`: only a dead webhook delivery can be retried (a pending one is
+    /// queued already, a sent one was delivered).
+    #[error("only a dead delivery can be retried")]
+    DeliveryNotDead,
     /// 413 `payload_too_large`
     #[error("the request body is too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },

@@ -2,7 +2,8 @@
 //! and rendered by `metrics-exporter-prometheus` at `/metrics`.
 //!
 //! Counters and histograms are recorded where things happen; gauges that describe a state (the
-//! hasher's queue, the DB pool, the mail outbox) are read when Prometheus scrapes.
+//! hasher's queue, the DB pool, the mail outbox, the webhook queue) are read when Prometheus
+//! scrapes.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -111,6 +112,16 @@ pub fn mail_attempt(outcome: &'static str) {
     counter!("authd_mail_deliveries_total", "outcome" => outcome).increment(1);
 }
 
+/// A webhook delivery attempt; `outcome` is `sent`, `retry` or `dead`.
+pub fn webhook_delivery(outcome: &'static str) {
+    counter!("authd_webhook_deliveries_total", "outcome" => outcome).increment(1);
+}
+
+/// How long one webhook request took, answered or not (a timeout counts its full wait).
+pub fn webhook_request(elapsed: Duration) {
+    histogram!("authd_webhook_request_duration_seconds").record(elapsed.as_secs_f64());
+}
+
 /// A refresh token presented again after its rotation (its session is revoked).
 pub fn refresh_reuse_detected() {
     counter!("authd_refresh_reuse_detected_total").increment(1);
@@ -127,6 +138,9 @@ pub struct StateGauges {
     pub pool: Option<PoolGauges>,
     /// Mails waiting in the outbox; `None` when it could not be read.
     pub outbox_depth: Option<i64>,
+    /// Webhook deliveries waiting to be sent to enabled endpoints; `None` when webhooks are off
+    /// or the queue could not be read.
+    pub webhook_queue_depth: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -152,6 +166,9 @@ pub fn render(state: &StateGauges) -> String {
     }
     if let Some(depth) = state.outbox_depth {
         gauge!("authd_mail_outbox_depth").set(depth as f64);
+    }
+    if let Some(depth) = state.webhook_queue_depth {
+        gauge!("authd_webhook_queue_depth").set(depth as f64);
     }
     let handle = handle();
     handle.run_upkeep();

@@ -6,6 +6,7 @@
 //! - [`rate_limiter`]: per-IP limits and per-account attempts, shared across nodes through the
 //!   cache.
 //! - [`deferred`]: work promised in an answer and done after it, drained on shutdown.
+//! - [`mailer`] and [`webhooks`]: drain the durable mail outbox and webhook queue, with retries.
 
 pub mod deferred;
 pub mod hasher;
@@ -13,6 +14,7 @@ pub mod janitor;
 pub mod mailer;
 pub mod rate_limiter;
 pub mod tokens;
+pub mod webhooks;
 
 use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Handler, MailboxError, Message};

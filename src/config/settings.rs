@@ -162,6 +162,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub oauth: OAuthSettings,
+    pub webhooks: WebhookSettings,
 }
 
 fn default_env() -> Environment {
@@ -622,10 +623,64 @@ pub struct JanitorSettings {
     pub interval_seconds: u64,
     /// Rows deleted per statement.
     pub batch_size: u32,
-    /// How long revoked sessions, used tokens and delivered mail are kept, for inspection.
+    /// How long revoked sessions, used tokens, delivered mail and sent or dead webhook deliveries
+    /// are kept, for inspection.
     pub retention_seconds: u64,
     /// How long audit events are kept.
     pub events_retention_seconds: u64,
+}
+
+/// Webhooks on audit events, delivered by the dispatcher through a durable queue.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Queue a delivery for each subscribed endpoint with every audit event, run the dispatcher
+    /// and serve `/admin/webhooks` (needs `tokens.key_encryption_key`, which seals the secrets).
+    pub enabled: bool,
+    /// How often the dispatcher looks for due deliveries (it is also woken when one is queued).
+    pub poll_interval_ms: u64,
+    /// Deliveries claimed at most per look.
+    pub batch_size: u32,
+    /// Requests in flight at once, per process.
+    pub max_concurrency: u32,
+    /// One delivery's whole request: connecting, sending, the answer's status.
+    pub request_timeout_ms: u64,
+    /// Attempts before a delivery is marked dead.
+    pub max_attempts: u32,
+    pub backoff_base_seconds: u64,
+    pub backoff_max_seconds: u64,
+    /// Plain `http://` targets (tests, a receiver on the same host).
+    pub allow_insecure_targets: bool,
+    /// Targets at loopback, private, link-local and other non-public addresses.
+    pub allow_private_targets: bool,
+    /// Endpoints of the configuration, stored (source `config`) at start.
+    pub endpoints: Vec<WebhookEndpointSettings>,
+}
+
+impl WebhookSettings {
+    pub fn target_policy(&self) -> crate::domain::webhooks::TargetPolicy {
+        crate::domain::webhooks::TargetPolicy {
+            allow_insecure: self.allow_insecure_targets,
+            allow_private: self.allow_private_targets,
+        }
+    }
+
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// One endpoint of `webhooks.endpoints`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointSettings {
+    pub url: String,
+    /// `whsec_` + base64 of 24 to 64 bytes, shared with the receiver.
+    pub secret: Secret,
+    /// Audit event kinds, or `["*"]` for every kind.
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -21,6 +21,13 @@ impl Settings {
                 &self.tokens.key_encryption_key,
             )?;
         }
+        if self.webhooks.enabled && self.tokens.algorithm.is_symmetric() {
+            self.check_secret(
+                "tokens.key_encryption_key",
+                "AUTHD__TOKENS__KEY_ENCRYPTION_KEY, or webhooks.enabled = false",
+                &self.tokens.key_encryption_key,
+            )?;
+        }
         self.check_secret(
             "tokens.refresh_secret",
             "AUTHD__TOKENS__REFRESH_SECRET",
@@ -47,6 +54,7 @@ impl Settings {
         self.webauthn()?;
         self.return_urls()?;
         self.check_providers()?;
+        self.check_webhook_endpoints()?;
         self.trusted_proxies()?;
         self.metrics_networks()?;
         if self.cache_is_shared()
@@ -92,6 +100,7 @@ impl Settings {
     fn broken_range(&self) -> Option<(&'static str, &'static str)> {
         let (server, tokens, hasher) = (&self.server, &self.tokens, &self.hasher);
         let (limits, mail, lockout) = (&self.rate_limit, &self.mail, &self.auth.lockout);
+        let webhooks = &self.webhooks;
         // Zero would switch a timeout off: a slow client could then hold a connection forever.
         let no_timeout = "must be positive";
         let limit_rule = "limits and windows must be positive";
@@ -240,11 +249,66 @@ impl Settings {
                 "http.max_body_bytes",
                 "must be positive",
             ),
+            (
+                webhooks.poll_interval_ms == 0
+                    || webhooks.batch_size == 0
+                    || webhooks.max_concurrency == 0
+                    || webhooks.max_attempts == 0
+                    || webhooks.backoff_base_seconds == 0,
+                "webhooks",
+                "poll_interval_ms, batch_size, max_concurrency, max_attempts and backoff_base_seconds must be positive",
+            ),
+            (
+                webhooks.request_timeout_ms == 0,
+                "webhooks.request_timeout_ms",
+                no_timeout,
+            ),
+            (
+                webhooks.backoff_max_seconds < webhooks.backoff_base_seconds,
+                "webhooks.backoff_max_seconds",
+                "must not be shorter than backoff_base_seconds",
+            ),
         ];
         rules
             .into_iter()
             .find(|(broken, ..)| *broken)
             .map(|(_, setting, rule)| (setting, rule))
+    }
+
+    /// Each of `webhooks.endpoints`: a target the policy allows, a Standard Webhooks secret, and
+    /// event kinds written as kinds are (whether each is an audit event kind is checked at start,
+    /// where the kinds are known).
+    fn check_webhook_endpoints(&self) -> Result<(), ConfigError> {
+        let policy = self.webhooks.target_policy();
+        for (index, endpoint) in self.webhooks.endpoints.iter().enumerate() {
+            let setting = |key: &str| format!("webhooks.endpoints[{index}].{key}");
+            policy
+                .check_url(&endpoint.url)
+                .map_err(|e| invalid(&setting("url"), e))?;
+            let repeated = self.webhooks.endpoints[..index]
+                .iter()
+                .any(|earlier| earlier.url.trim() == endpoint.url.trim());
+            if repeated {
+                return Err(invalid(
+                    &setting("url"),
+                    "is listed twice (one endpoint per URL; list every kind it receives)",
+                ));
+            }
+            crate::domain::webhooks::SigningSecret::parse(endpoint.secret.expose())
+                .map_err(|e| invalid(&setting("secret"), e))?;
+            let kind_like = |kind: &String| {
+                kind == crate::domain::webhooks::ALL_EVENTS
+                    || (!kind.is_empty()
+                        && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            };
+            if endpoint.events.is_empty() || !endpoint.events.iter().all(kind_like) {
+                return Err(invalid(
+                    &setting("events"),
+                    "must list audit event kinds (e.g. \"login_failed\"), or \"*\"",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_secret(

@@ -1,12 +1,17 @@
 //! The audit log: one row per security-relevant event, with the client's address, user agent and
 //! the request id. Writing it never fails the request it describes: a failure is logged instead.
+//! With webhooks on, each event carries its webhook message, queued in the event's transaction
+//! for the endpoints subscribed to its kind; the dispatcher is woken when any was queued.
 
 use std::sync::Arc;
 
+use actix::Addr;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::actors::webhooks::{Wake, WebhookDispatcher};
 use crate::domain::client::ClientContext;
+use crate::domain::webhooks::{Message, MessageData};
 use crate::store::{NewEvent, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +56,52 @@ pub enum EventKind {
     EmailChangeRequested,
     /// The new address confirmed: the account's address changed.
     EmailChanged,
+    /// An admin registered a webhook endpoint (`details.endpointId`, `details.url`).
+    AdminWebhookCreated,
+    /// An admin deleted a webhook endpoint (`details.endpointId`, `details.url`).
+    AdminWebhookDeleted,
 }
 
 impl EventKind {
+    /// Every kind: what a webhook endpoint may subscribe to.
+    pub const ALL: [EventKind; 30] = [
+        EventKind::Signup,
+        EventKind::LoginSucceeded,
+        EventKind::LoginFailed,
+        EventKind::ReauthenticationFailed,
+        EventKind::Logout,
+        EventKind::LogoutAll,
+        EventKind::RefreshReuseDetected,
+        EventKind::PasswordChanged,
+        EventKind::PasswordReset,
+        EventKind::EmailVerified,
+        EventKind::SessionRevoked,
+        EventKind::AccountDeleted,
+        EventKind::InvitationSent,
+        EventKind::AdminUserUpdated,
+        EventKind::AdminUserDeleted,
+        EventKind::AdminSessionsRevoked,
+        EventKind::MfaEnabled,
+        EventKind::MfaDisabled,
+        EventKind::AdminMfaReset,
+        EventKind::MfaFailed,
+        EventKind::RecoveryCodeUsed,
+        EventKind::RecoveryCodesRegenerated,
+        EventKind::Reauthenticated,
+        EventKind::IdentityLinked,
+        EventKind::IdentityUnlinked,
+        EventKind::FederatedLoginFailed,
+        EventKind::EmailChangeRequested,
+        EventKind::EmailChanged,
+        EventKind::AdminWebhookCreated,
+        EventKind::AdminWebhookDeleted,
+    ];
+
+    /// The kind of this name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Signup => "signup",
@@ -84,6 +132,8 @@ impl EventKind {
             EventKind::FederatedLoginFailed => "federated_login_failed",
             EventKind::EmailChangeRequested => "email_change_requested",
             EventKind::EmailChanged => "email_changed",
+            EventKind::AdminWebhookCreated => "admin_webhook_created",
+            EventKind::AdminWebhookDeleted => "admin_webhook_deleted",
         }
     }
 }
@@ -91,15 +141,18 @@ impl EventKind {
 #[derive(Clone)]
 pub struct Audit {
     store: Arc<dyn Store>,
+    /// The dispatcher, when webhooks are on: events then carry their message and wake it.
+    webhooks: Option<Addr<WebhookDispatcher>>,
 }
 
 impl Audit {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Audit { store }
+    pub fn new(store: Arc<dyn Store>, webhooks: Option<Addr<WebhookDispatcher>>) -> Self {
+        Audit { store, webhooks }
     }
 
-    /// Appends one event with the request's context. A failure to write is logged, never
-    /// returned: the audit log must not turn a done action into an error.
+    /// Appends one event with the request's context (and, with webhooks on, queues its message
+    /// for the subscribed endpoints in the same transaction). A failure to write is logged,
+    /// never returned: the audit log must not turn a done action into an error.
     pub async fn record(
         &self,
         kind: EventKind,
@@ -107,18 +160,98 @@ impl Audit {
         client: &ClientContext,
         details: Value,
     ) {
+        let id = Uuid::new_v4();
+        let ip = client.ip.map(|ip| ip.to_string());
+        let webhook_message = self.webhooks.is_some().then(|| {
+            Message {
+                id,
+                kind: kind.as_str(),
+                timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                data: MessageData {
+                    user_id,
+                    ip: ip.as_deref(),
+                    user_agent: client.user_agent.as_deref(),
+                    request_id: client.request_id.as_deref(),
+                    details: &details,
+                },
+            }
+            .to_json()
+        });
         let event = NewEvent {
-            id: Uuid::new_v4(),
+            id,
             user_id,
             kind: kind.as_str(),
-            ip: client.ip.map(|ip| ip.to_string()),
+            ip,
             user_agent: client.user_agent.clone(),
             request_id: client.request_id.clone(),
             details: details.to_string(),
-            webhook_message: None,
+            webhook_message,
         };
-        if let Err(e) = self.store.record_event(&event).await {
-            tracing::error!(kind = kind.as_str(), error = %e, "audit event not recorded");
+        match self.store.record_event(&event).await {
+            Ok(0) => {}
+            Ok(_) => {
+                if let Some(dispatcher) = &self.webhooks {
+                    dispatcher.do_send(Wake);
+                }
+            }
+            Err(e) => {
+                tracing::error!(kind = kind.as_str(), error = %e, "audit event not recorded")
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind, as one exhaustive match: a new kind stops this file from compiling until it
+    /// is named here, next to the reminder to list it in [`EventKind::ALL`] too (which must hold
+    /// each kind once, as the test below checks).
+    fn named(kind: EventKind) -> EventKind {
+        match kind {
+            EventKind::Signup
+            | EventKind::LoginSucceeded
+            | EventKind::LoginFailed
+            | EventKind::ReauthenticationFailed
+            | EventKind::Logout
+            | EventKind::LogoutAll
+            | EventKind::RefreshReuseDetected
+            | EventKind::PasswordChanged
+            | EventKind::PasswordReset
+            | EventKind::EmailVerified
+            | EventKind::SessionRevoked
+            | EventKind::AccountDeleted
+            | EventKind::InvitationSent
+            | EventKind::AdminUserUpdated
+            | EventKind::AdminUserDeleted
+            | EventKind::AdminSessionsRevoked
+            | EventKind::MfaEnabled
+            | EventKind::MfaDisabled
+            | EventKind::AdminMfaReset
+            | EventKind::MfaFailed
+            | EventKind::RecoveryCodeUsed
+            | EventKind::RecoveryCodesRegenerated
+            | EventKind::Reauthenticated
+            | EventKind::IdentityLinked
+            | EventKind::IdentityUnlinked
+            | EventKind::FederatedLoginFailed
+            | EventKind::EmailChangeRequested
+            | EventKind::EmailChanged
+            | EventKind::AdminWebhookCreated
+            | EventKind::AdminWebhookDeleted => kind,
+        }
+    }
+
+    #[test]
+    fn every_kind_is_listed_once_and_parses_back() {
+        for kind in EventKind::ALL {
+            assert_eq!(named(kind), kind);
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+        let names: std::collections::BTreeSet<_> =
+            EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), EventKind::ALL.len());
+        assert_eq!(EventKind::parse("*"), None);
     }
 }

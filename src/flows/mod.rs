@@ -1,6 +1,7 @@
 //! The flows: what each endpoint does, as steps over the actors and the store. No HTTP and no
-//! SQL here; one file per routes file (`account`, `admin`, `auth`, `email_links`, `mfa`), what they share
-//! (`deps`, `pages`), and the outbox, the audit log and the import they write through.
+//! SQL here; one file per routes file (`account`, `admin`, `auth`, `email_links`, `mfa`,
+//! `webhooks`), what they share (`deps`, `pages`), and the outbox, the audit log and the import
+//! they write through.
 
 pub mod account;
 pub mod admin;
@@ -14,3 +15,4 @@ pub mod mfa;
 pub mod outbox;
 pub mod pages;
 pub mod passkeys;
+pub mod webhooks;

@@ -29,7 +29,8 @@ pub struct ErrorBody<'a> {
     /// `not_ready`, `internal`, `feature_disabled`; signing in through a provider: `oauth_state_invalid`,
     /// `oauth_cancelled`, `oauth_failed`, `provider_unavailable`, `identity_email_missing`,
     /// `identity_email_unverified`, `signup_disabled`, `identity_taken`, `last_sign_in_method`;
-    /// `error` for any other status the framework answers.
+    /// webhooks: `endpoint_configured`, `delivery_not_dead`; `error` for any other status the
+    /// framework answers.
     #[schema(example = "invalid_credentials")]
     pub code: &'a str,
     /// The HTTP status, repeated.
@@ -80,6 +81,8 @@ impl AppError {
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::RequestTimeout => "request_timeout",
             AppError::EmailTaken => "email_taken",
+            AppError::EndpointConfigured => "endpoint_configured",
+            AppError::DeliveryNotDead => "delivery_not_dead",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::HeadersTooLarge { .. } => "headers_too_large",
@@ -146,7 +149,10 @@ impl ResponseError for AppError {
             AppError::NotFound | AppError::FeatureDisabled => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            AppError::EmailTaken | AppError::MfaAlreadyEnabled => StatusCode::CONFLICT,
+            AppError::EmailTaken
+            | AppError::MfaAlreadyEnabled
+            | AppError::EndpointConfigured
+            | AppError::DeliveryNotDead => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

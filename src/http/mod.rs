@@ -35,6 +35,7 @@ pub struct AppState {
     pub email_links: EmailLinkService,
     pub mfa: crate::flows::mfa::MfaService,
     pub federation: crate::flows::federation::FederationService,
+    pub webhooks: crate::flows::webhooks::WebhookService,
     /// `auth.mfa.required`, enforced by the [`extractors::AuthUser`] extractor.
     pub mfa_requirement: crate::domain::assurance::MfaRequirement,
     pub rate_limiter: crate::actors::Tracked<RateLimiter>,
@@ -95,7 +96,7 @@ pub fn cors(settings: &Settings) -> Cors {
 /// Registers every route under the base path. The same call feeds [`openapi::document`], so
 /// what is served is what is documented.
 pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
-    use routes::{account, admin, auth, email_links, federation, health, mfa, passkeys};
+    use routes::{account, admin, auth, email_links, federation, health, mfa, passkeys, webhooks};
     move |cfg| {
         cfg.service(
             scope(base_path)
@@ -158,7 +159,12 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
                         .service(admin::delete_user)
                         .service(admin::revoke_sessions)
                         .service(mfa::user_factors)
-                        .service(mfa::reset_user),
+                        .service(mfa::reset_user)
+                        .service(webhooks::list_webhooks)
+                        .service(webhooks::create_webhook)
+                        .service(webhooks::delete_webhook)
+                        .service(webhooks::webhook_deliveries)
+                        .service(webhooks::retry_delivery),
                 )
                 .service(health::jwks)
                 .service(health::live)

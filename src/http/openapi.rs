@@ -34,6 +34,7 @@ Every error answers with one shape (`ApiError`); its `code` is stable. Access to
         (name = "mfa", description = "Second factors (TOTP, recovery codes), the second step of a login, and re-authentication for sensitive actions"),
         (name = "federation", description = "Sign-in with other providers (OAuth 2.0 / OpenID Connect): the browser's round trip, native apps' ID tokens, linked identities"),
         (name = "admin", description = "User administration (role `admin`)"),
+        (name = "webhooks", description = "Webhook endpoints on audit events and their delivery log (role `admin`); messages are signed as Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`)"),
         (name = "health", description = "Probes and the JWKS"),
     )
 )]

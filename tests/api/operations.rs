@@ -140,6 +140,15 @@ async fn the_document_describes_errors_and_security(backend: Backend) {
     for status in ["200", "401", "413", "415", "429"] {
         assert!(login["responses"].get(status).is_some(), "login {status}");
     }
+    // Generated clients name their functions after operation ids: each is unique.
+    let mut ids = BTreeSet::new();
+    for item in document["paths"].as_object().unwrap().values() {
+        for method in METHODS {
+            if let Some(id) = item[method]["operationId"].as_str() {
+                assert!(ids.insert(id.to_string()), "operationId {id} is used twice");
+            }
+        }
+    }
     let signup = &document["components"]["schemas"]["SignupRequest"];
     let required: Vec<&str> = signup["required"]
         .as_array()

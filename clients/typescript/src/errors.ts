@@ -46,6 +46,8 @@ export type AuthdErrorCode =
   | 'identity_email_unverified' // 409: the provider did not verify an address that has an account
   | 'identity_taken' // 409: the identity is linked to another account
   | 'last_sign_in_method' // 409: unlinking would leave the account no way to sign in
+  | 'endpoint_configured' // 409: a webhook endpoint of the configuration (remove it there)
+  | 'delivery_not_dead' // 409: only a dead webhook delivery is retried
   | 'signup_disabled' // 403: oauth.allow_signup is off and the identity has no account
   | 'payload_too_large'
   | 'unsupported_media_type'

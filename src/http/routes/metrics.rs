@@ -38,6 +38,7 @@ pub async fn render(
             waiting: pool.waiting,
         }),
         outbox_depth,
+        webhook_queue_depth: state.webhooks.queue_depth().await,
     });
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -7,6 +7,7 @@ pub mod health;
 pub mod metrics;
 pub mod mfa;
 pub mod passkeys;
+pub mod webhooks;
 
 use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
