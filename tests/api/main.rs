@@ -35,3 +35,4 @@ mod refresh;
 mod signup_login;
 mod smtp;
 mod store_conformance;
+mod webhooks;
