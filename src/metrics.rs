@@ -97,6 +97,12 @@ pub fn federation_outcome(step: &'static str, outcome: &'static str) {
     counter!("authd_federation_outcomes_total", "step" => step, "outcome" => outcome).increment(1);
 }
 
+/// A step of an emailed flow: `flow` is `email_login` or `email_change`; `outcome` is `mailed`,
+/// `mail_limited`, `signed_in`, `wrong_code`, `invalid`, `requested` or `changed`.
+pub fn email_flow(flow: &'static str, outcome: &'static str) {
+    counter!("authd_email_flow_total", "flow" => flow, "outcome" => outcome).increment(1);
+}
+
 /// A breached-password check; `outcome` is `clean`, `breached` or `unavailable`.
 pub fn breach_check(outcome: &'static str) {
     counter!("authd_breach_checks_total", "outcome" => outcome).increment(1);

@@ -256,6 +256,7 @@ impl EmailLinkService {
             let key = format!("email-login-mail:{}", address.canonical().as_str());
             if !this.deps.limiter.send(CountAction { key, rule }).await? {
                 tracing::info!(user_id = %user.id, "sign-in mail limit reached; nothing sent");
+                crate::metrics::email_flow("email_login", "mail_limited");
                 return Ok(());
             }
             let link = OpaqueToken::generate();
@@ -277,6 +278,7 @@ impl EmailLinkService {
             };
             this.deps.store.create_email_login(&login, &mail).await?;
             this.deps.outbox.wake();
+            crate::metrics::email_flow("email_login", "mailed");
             Ok(())
         });
         Ok(())
@@ -304,8 +306,11 @@ impl EmailLinkService {
         let user = match user_id {
             Some(id) => self.deps.store.user_by_id(id).await?,
             None => None,
-        }
-        .ok_or(AppError::OneTimeTokenInvalid)?;
+        };
+        let Some(user) = user else {
+            crate::metrics::email_flow("email_login", "invalid");
+            return Err(AppError::OneTimeTokenInvalid);
+        };
         // The mail reached the address: it is verified now.
         if !user.email_verified {
             self.deps.store.mark_email_verified(user.id).await?;
@@ -320,6 +325,7 @@ impl EmailLinkService {
         }
         let tokens = self.deps.start_session(&user, client, methods).await?;
         tracing::info!(user_id = %user.id, "logged in by email");
+        crate::metrics::email_flow("email_login", "signed_in");
         let details = json!({ "sessionId": tokens.session_id, "method": "email" });
         self.deps
             .audit
@@ -349,6 +355,7 @@ impl EmailLinkService {
         };
         let key = self.passwordless.code_key.expose().as_bytes();
         if !email_code::matches(key, user_id, code, &stored.code_hash) {
+            crate::metrics::email_flow("email_login", "wrong_code");
             let details = json!({ "reason": "wrong_email_code" });
             self.deps
                 .audit
@@ -405,6 +412,7 @@ impl EmailLinkService {
             )
             .await?;
         tracing::info!(%user_id, "address changed");
+        crate::metrics::email_flow("email_change", "changed");
         self.deps
             .audit
             .record(
