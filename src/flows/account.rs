@@ -87,6 +87,7 @@ impl AccountService {
                 new_email.as_str(),
             )
             .await?;
+        crate::metrics::email_flow("email_change", "requested");
         self.deps
             .audit
             .record(
