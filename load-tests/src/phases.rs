@@ -48,6 +48,7 @@ pub const ALL: &[&str] = &[
     "me_probe",
     "login_flood",
     "login_flood+me_probe",
+    "flood16+me",
     "flood10x",
     "refresh_storm",
     "mixed",
@@ -68,6 +69,12 @@ pub fn composition(name: &str, sizes: &Sizes) -> Result<(Vec<(Kind, usize)>, f64
                 (Kind::LoginFlood, sizes.capacity()),
                 (Kind::MeProbe, sizes.probe_users),
             ],
+            login,
+        ),
+        // A 16-connection login flood (the next attempt right after each answer, 503 or not)
+        // beside the closed-loop /me readers: what a login storm leaves the cheap requests.
+        "flood16+me" => (
+            vec![(Kind::LoginFlood, 16), (Kind::Me, sizes.read_users)],
             login,
         ),
         "flood10x" => (

@@ -331,6 +331,49 @@ pub fn print_table(
         "",
     );
 
+    // /me beside a 16-connection login flood, against /me alone.
+    row(
+        format!("GET /me, {} users, beside a 16-connection login flood: throughput, p50 / p99", runs.first().map(|r| r.sizes.read_users).unwrap_or(0)),
+        each(&|r| throughput(r, "flood16+me", "GET /me")),
+        "",
+    );
+    row(
+        "  share of /me alone: throughput; p99 ratio".into(),
+        each(&|r| {
+            let alone = request(r, "me", "GET /me")?;
+            let beside = request(r, "flood16+me", "GET /me")?;
+            let share = beside.ok_per_s / alone.ok_per_s.max(f64::MIN_POSITIVE);
+            let p99 = beside.latency.p99_us as f64 / alone.latency.p99_us.max(1) as f64;
+            Some(format!(
+                "{share:.2} ({}); {p99:.1} ({})",
+                verdict(share >= 0.7),
+                verdict(p99 <= 3.0)
+            ))
+        }),
+        ">= 0.7; <= 3",
+    );
+    row(
+        "  logins/s meanwhile; ratio to the cores left to hashing / hash time".into(),
+        each(&|r| {
+            let ph = phase(r, "flood16+me")?;
+            let s = ph.window.requests.get("POST /auth/login")?;
+            let seconds = ph.cpu_seconds.max(f64::MIN_POSITIVE);
+            // What the HTTP workers, goose and other processes did not use.
+            let left = (cores
+                - http_worker_cores(ph)
+                - ph.client_cpu_s? / seconds
+                - other_cores(ph).unwrap_or(0.0))
+            .max(f64::MIN_POSITIVE);
+            let ratio = s.ok_per_s / (left / (hash_ms / 1000.0));
+            Some(format!(
+                "{}; {left:.2} cores left, {ratio:.2} ({})",
+                rate(s.ok_per_s),
+                verdict(ratio >= 0.9)
+            ))
+        }),
+        ">= 0.9",
+    );
+
     // /me against the framework's ceiling.
     let read_users = runs.first().map(|r| r.sizes.read_users).unwrap_or(0);
     row(
