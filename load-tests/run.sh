@@ -4,7 +4,7 @@
 # `authd users import`, runs the goose phases, stops authd and cleans up; then prints one table.
 #
 # Usage: load-tests/run.sh                      embedded default, the embedded default with the hasher
-#                                               threads at nice 10, then PostgreSQL + Redis
+#                                               threads at nice 0 (not lowered), then PostgreSQL + Redis
 #        BACKENDS=embedded load-tests/run.sh    one backend only
 # Env:   PORT (18080), SECONDS_PER_PHASE (6; login phases 1.5 x), PHASES (all), PG_PHASES (the
 #        phases run on PostgreSQL + Redis), SEEDED (accounts, 400), OUT_DIR (where the JSON and the
@@ -22,7 +22,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PORT=${PORT:-18080}
 BACKENDS=${BACKENDS:-embedded embedded-nice postgres}
 PHASES=${PHASES:-all}
-NICE=${NICE:-10}
+NICE=${NICE:-0}
 USER_NICE=${AUTHD__HASHER__THREAD_NICE:-}
 NICE_PHASES=${NICE_PHASES:-me_probe,login_flood+me_probe,me,flood16+me,flood10x}
 PG_PHASES=${PG_PHASES:-me_probe,login_flood,me,flood16+me,flood10x,refresh_storm}
@@ -140,9 +140,12 @@ run_backend() {
   pool=$(grep -o 'hasher: [0-9]* workers, queue [0-9]*' "$WORK/authd-$backend.log" | head -n1 || true)
   workers=$(printf '%s' "$pool" | awk '{print $2}')
   queue=$(printf '%s' "$pool" | awk '{print $5}')
+  if [ -z "$queue" ]; then
+    echo "run.sh: authd's log does not give the hasher pool:" >&2; cat "$WORK/authd-$backend.log" >&2; exit 1
+  fi
   echo "== $label: $pool; phases $phases" >&2
   "$LOAD" run --host "$BASE" --pid "$PID" --backend "$label" --phases "$phases" \
-    --hasher-workers "${workers:-$WORKERS}" --hasher-queue "${queue:-$((4 * WORKERS))}" \
+    --hasher-workers "$workers" --hasher-queue "$queue" \
     --seeded "$SEEDED" --seconds "$SECONDS_PER_PHASE" --out "$OUT/$backend.json"
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
   if grep -qiE '"level":"(ERROR)"|panicked' "$WORK/authd-$backend.log"; then

@@ -147,6 +147,15 @@ fn http_worker_cores(ph: &PhaseReport) -> f64 {
         .sum()
 }
 
+/// Cores of authd's hashing threads (named `authd-hasher`) during the window.
+fn hasher_cores(ph: &PhaseReport) -> f64 {
+    ph.server_threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("authd-hasher"))
+        .map(|(_, cores)| cores)
+        .sum()
+}
+
 struct Row {
     figure: String,
     cells: Vec<String>,
@@ -333,7 +342,10 @@ pub fn print_table(
 
     // /me beside a 16-connection login flood, against /me alone.
     row(
-        format!("GET /me, {} users, beside a 16-connection login flood: throughput, p50 / p99", runs.first().map(|r| r.sizes.read_users).unwrap_or(0)),
+        format!(
+            "GET /me, {} users, beside a 16-connection login flood: throughput, p50 / p99",
+            runs.first().map(|r| r.sizes.read_users).unwrap_or(0)
+        ),
         each(&|r| throughput(r, "flood16+me", "GET /me")),
         "",
     );
@@ -358,16 +370,16 @@ pub fn print_table(
             let ph = phase(r, "flood16+me")?;
             let s = ph.window.requests.get("POST /auth/login")?;
             let seconds = ph.cpu_seconds.max(f64::MIN_POSITIVE);
-            // What the HTTP workers, goose and other processes did not use.
-            let left = (cores
-                - http_worker_cores(ph)
-                - ph.client_cpu_s? / seconds
-                - other_cores(ph).unwrap_or(0.0))
-            .max(f64::MIN_POSITIVE);
+            // The cores everything else (authd's other threads, goose, other processes) left.
+            let authd_other = ph.server_cpu_s? / seconds - hasher_cores(ph);
+            let left =
+                (cores - authd_other - ph.client_cpu_s? / seconds - other_cores(ph).unwrap_or(0.0))
+                    .max(f64::MIN_POSITIVE);
             let ratio = s.ok_per_s / (left / (hash_ms / 1000.0));
             Some(format!(
-                "{}; {left:.2} cores left, {ratio:.2} ({})",
+                "{}; {left:.2} cores left (hashers used {:.2}), {ratio:.2} ({})",
                 rate(s.ok_per_s),
+                hasher_cores(ph),
                 verdict(ratio >= 0.9)
             ))
         }),

@@ -208,6 +208,26 @@ fn params_from(settings: &HasherSettings) -> Result<Params, String> {
 
 /// Sets the calling thread's niceness (Linux: `setpriority` on a thread id acts on that thread
 /// alone). Elsewhere it would renice the whole process, so it does nothing.
+/// The queue a pool of `workers` can empty within `max_wait` when one hash takes `hash_time`:
+/// how many jobs may wait so that the last one still starts in time. At least one per worker, at
+/// most 64 per worker (a hash far cheaper than a request would make it unbounded in practice).
+fn queue_for_wait(workers: usize, hash_time: Duration, max_wait: Duration) -> usize {
+    let per_worker = max_wait.as_secs_f64() / hash_time.as_secs_f64().max(1e-6);
+    let waiting = (workers as f64 * per_worker).floor() as usize;
+    waiting.saturating_sub(workers).clamp(workers, 64 * workers)
+}
+
+/// Names the calling thread `authd-hasher` (what `top -H` and /proc show), then lowers its
+/// priority to `nice`.
+fn prepare_hasher_thread(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: the name is a NUL-terminated string that outlives the call; `prctl` copies it.
+        unsafe { libc::prctl(libc::PR_SET_NAME, c"authd-hasher".as_ptr(), 0, 0, 0) };
+    }
+    lower_thread_priority(nice);
+}
+
 fn lower_thread_priority(nice: i32) {
     if nice == 0 {
         return;
@@ -281,17 +301,26 @@ impl HasherPool {
         let params = params_from(settings)?;
         let argon2 = argon2_from(&params);
         let worker_count = settings.effective_workers();
-        let capacity = worker_count + settings.effective_queue_capacity();
         // A throwaway password: nobody can know it, and it is hashed with today's parameters so a
-        // dummy verification costs what a real one does.
+        // dummy verification costs what a real one does. Timing it tells what a hash costs here.
         let throwaway = SaltString::generate(&mut OsRng);
+        let started = Instant::now();
         let dummy_hash: Arc<str> = hash_with(&argon2, throwaway.as_str())?.into();
+        let queue = match settings.queue_capacity {
+            0 => queue_for_wait(
+                worker_count,
+                started.elapsed(),
+                Duration::from_millis(settings.max_queue_wait_ms),
+            ),
+            configured => configured,
+        };
+        let capacity = worker_count + queue;
         let counters = Arc::new(Counters::default());
         let worker_counters = counters.clone();
         let nice = settings.thread_nice;
         // The factory runs on each worker thread as it starts.
         let workers = SyncArbiter::start(worker_count, move || {
-            lower_thread_priority(nice);
+            prepare_hasher_thread(nice);
             HashWorker {
                 argon2: argon2.clone(),
                 params: params.clone(),
@@ -362,6 +391,7 @@ mod tests {
         HasherSettings {
             workers: 1,
             queue_capacity: 1,
+            max_queue_wait_ms: 1500,
             argon2_memory_kib: 64,
             argon2_iterations: 1,
             argon2_parallelism: 1,
@@ -372,6 +402,17 @@ mod tests {
 
     fn current() -> Params {
         params_from(&cheap()).unwrap()
+    }
+
+    #[test]
+    fn the_queue_is_what_the_workers_empty_within_the_wait() {
+        let ms = Duration::from_millis;
+        // 2 workers, 150 ms a hash, 1.5 s: 20 hashes, 18 of them waiting.
+        assert_eq!(queue_for_wait(2, ms(150), ms(1500)), 18);
+        // Slow hashes: still one waiting per worker.
+        assert_eq!(queue_for_wait(2, ms(2000), ms(1500)), 2);
+        // Very cheap ones: capped.
+        assert_eq!(queue_for_wait(2, Duration::from_micros(10), ms(1500)), 128);
     }
 
     /// `password` checked against `hash` with today's parameters.

@@ -382,8 +382,11 @@ pub struct TokenSettings {
 pub struct HasherSettings {
     /// Hashing threads; 0 means one per core.
     pub workers: usize,
-    /// Jobs allowed to wait for a thread; past it callers get 503 at once. 0 means 4 x workers.
+    /// Jobs allowed to wait for a thread; past it callers get 503 at once. 0 means as many as the
+    /// workers hash within `max_queue_wait_ms`, timed at start.
     pub queue_capacity: usize,
+    /// The longest a login should wait in the queue, which sizes it when `queue_capacity` is 0.
+    pub max_queue_wait_ms: u64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
@@ -400,13 +403,6 @@ impl HasherSettings {
             available_cores()
         } else {
             self.workers
-        }
-    }
-    pub fn effective_queue_capacity(&self) -> usize {
-        if self.queue_capacity == 0 {
-            4 * self.effective_workers()
-        } else {
-            self.queue_capacity
         }
     }
 }

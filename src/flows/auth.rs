@@ -182,13 +182,8 @@ impl AuthService {
         // is written with the user, in one transaction.
         let email_verified = invited.is_some();
         let verification = (!email_verified).then(|| {
-            self.deps.outbox.prepare_token(
-                TokenKind::EmailVerification,
-                Some(id),
-                email.as_str(),
-                name.as_deref(),
-                &serde_json::json!({}),
-            )
+            let outbox = &self.deps.outbox;
+            outbox.prepare_verification(id, email.as_str(), name.as_deref())
         });
         let created = self
             .deps

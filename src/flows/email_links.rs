@@ -87,6 +87,13 @@ impl EmailLinkService {
         self.deps.one_time_token(&token, wanted, consume).await
     }
 
+    /// The live account a token was issued for; `token_invalid` when there is none any more.
+    async fn token_owner(&self, token: &ConsumedToken) -> Result<User, AppError> {
+        let user_id = token.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
+        let user = self.deps.store.user_by_id(user_id).await?;
+        user.ok_or(AppError::OneTimeTokenInvalid)
+    }
+
     /// Marks the email verified; the token is used up.
     pub async fn verify_email(&self, token: &str, client: &ClientContext) -> Result<(), AppError> {
         let consumed = self
@@ -178,13 +185,7 @@ impl EmailLinkService {
             .deps
             .one_time_token(&token, wanted, OneTimeAction::Peek);
         let peeked = peeked.await?;
-        let user_id = peeked.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
-        let user = self
-            .deps
-            .store
-            .user_by_id(user_id)
-            .await?
-            .ok_or(AppError::OneTimeTokenInvalid)?;
+        let user = self.token_owner(&peeked).await?;
         let new_password = self
             .deps
             .password_rules
@@ -381,13 +382,8 @@ impl EmailLinkService {
         let consumed = self
             .use_token(token, OneTimeUse::any(&[TokenKind::EmailChange]))
             .await?;
-        let user_id = consumed.user_id.ok_or(AppError::OneTimeTokenInvalid)?;
-        let user = self
-            .deps
-            .store
-            .user_by_id(user_id)
-            .await?
-            .ok_or(AppError::OneTimeTokenInvalid)?;
+        let user = self.token_owner(&consumed).await?;
+        let user_id = user.id;
         let new_email =
             EmailAddress::parse(&consumed.email).map_err(|_| AppError::OneTimeTokenInvalid)?;
         if !self.deps.store.change_email(user.id, &new_email).await? {

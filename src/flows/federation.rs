@@ -19,7 +19,6 @@ use crate::domain::federation::{
     decide, IdentityDecision, IdentityFacts, IdentityRefusal, ReturnUrls,
 };
 use crate::domain::messages::MessageKind;
-use crate::domain::one_time::TokenKind;
 use crate::domain::opaque_token::{OpaqueToken, TokenHash};
 use crate::domain::password::NO_PASSWORD;
 use crate::domain::user::{Role, User};
@@ -466,13 +465,8 @@ impl FederationService {
             .as_deref()
             .and_then(|name| crate::domain::user::check_name(Some(name)).ok().flatten());
         let verification = (!identity.email_verified).then(|| {
-            self.deps.outbox.prepare_token(
-                TokenKind::EmailVerification,
-                Some(id),
-                email.as_str(),
-                name.as_deref(),
-                &json!({}),
-            )
+            let outbox = &self.deps.outbox;
+            outbox.prepare_verification(id, email.as_str(), name.as_deref())
         });
         let created = self
             .deps

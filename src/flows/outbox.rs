@@ -137,6 +137,24 @@ impl Outbox {
         (stored, email)
     }
 
+    /// The verification token of a new account `user_id` at `to`, and its mail: to write with
+    /// the account, in the same transaction.
+    pub fn prepare_verification(
+        &self,
+        user_id: Uuid,
+        to: &str,
+        name: Option<&str>,
+    ) -> (NewOneTimeToken, OutboxEmail) {
+        let metadata = serde_json::json!({});
+        self.prepare_token(
+            TokenKind::EmailVerification,
+            Some(user_id),
+            to,
+            name,
+            &metadata,
+        )
+    }
+
     /// Tells the mailer that mail was queued.
     pub fn wake(&self) {
         self.mailer.do_send(Wake);
