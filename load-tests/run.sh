@@ -9,7 +9,8 @@
 # Env:   PORT (18080), SECONDS_PER_PHASE (6; login phases 1.5 x), PHASES (all), PG_PHASES (the
 #        phases run on PostgreSQL + Redis), SEEDED (accounts, 400), OUT_DIR (where the JSON and the
 #        table are kept; default $CARGO_TARGET_DIR/load-results/<time>), NO_BUILD=1 (use the
-#        binaries already built), KEEP_DEBUG=1 (build with the repository's release profile), and
+#        binaries already built), KEEP_DEBUG=1 (build with the repository's release profile),
+#        LOAD_ARGS (more options for `authd-load run`, e.g. "--flood-factor 4"), and
 #        any AUTHD__... setting to try a variant, e.g.
 #        AUTHD__HASHER__ARGON2_MEMORY_KIB=19456 AUTHD__HASHER__ARGON2_ITERATIONS=2 \
 #        AUTHD__HASHER__ARGON2_PARALLELISM=1 load-tests/run.sh
@@ -146,7 +147,7 @@ run_backend() {
   echo "== $label: $pool; phases $phases" >&2
   "$LOAD" run --host "$BASE" --pid "$PID" --backend "$label" --phases "$phases" \
     --hasher-workers "$workers" --hasher-queue "$queue" \
-    --seeded "$SEEDED" --seconds "$SECONDS_PER_PHASE" --out "$OUT/$backend.json"
+    --seeded "$SEEDED" --seconds "$SECONDS_PER_PHASE" --out "$OUT/$backend.json" ${LOAD_ARGS:-}
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
   if grep -qiE '"level":"(ERROR)"|panicked' "$WORK/authd-$backend.log"; then
     echo "== $label: authd logged errors:" >&2

@@ -206,8 +206,6 @@ fn params_from(settings: &HasherSettings) -> Result<Params, String> {
     .map_err(|e| format!("hasher: invalid argon2 parameters: {e}"))
 }
 
-/// Sets the calling thread's niceness (Linux: `setpriority` on a thread id acts on that thread
-/// alone). Elsewhere it would renice the whole process, so it does nothing.
 /// The queue a pool of `workers` can empty within `max_wait` when one hash takes `hash_time`:
 /// how many jobs may wait so that the last one still starts in time. At least one per worker, at
 /// most 64 per worker (a hash far cheaper than a request would make it unbounded in practice).
@@ -228,6 +226,8 @@ fn prepare_hasher_thread(nice: i32) {
     lower_thread_priority(nice);
 }
 
+/// Sets the calling thread's niceness (Linux: `setpriority` on a thread id acts on that thread
+/// alone). Elsewhere it would renice the whole process, so it does nothing.
 fn lower_thread_priority(nice: i32) {
     if nice == 0 {
         return;
