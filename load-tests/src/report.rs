@@ -138,22 +138,23 @@ fn other_cores(ph: &PhaseReport) -> Option<f64> {
     Some((ph.machine_busy_s? - ph.server_cpu_s? - ph.client_cpu_s?).max(0.0) / seconds)
 }
 
-/// Cores of authd's HTTP workers (`actix-rt` threads) during the window.
-fn http_worker_cores(ph: &PhaseReport) -> f64 {
+/// Cores used during the window by authd's threads whose names start with `prefix`.
+fn thread_cores(ph: &PhaseReport, prefix: &str) -> f64 {
     ph.server_threads
         .iter()
-        .filter(|(name, _)| name.starts_with("actix-rt"))
+        .filter(|(name, _)| name.starts_with(prefix))
         .map(|(_, cores)| cores)
         .sum()
 }
 
+/// Cores of authd's HTTP workers (`actix-rt` threads) during the window.
+fn http_worker_cores(ph: &PhaseReport) -> f64 {
+    thread_cores(ph, "actix-rt")
+}
+
 /// Cores of authd's hashing threads (named `authd-hasher`) during the window.
 fn hasher_cores(ph: &PhaseReport) -> f64 {
-    ph.server_threads
-        .iter()
-        .filter(|(name, _)| name.starts_with("authd-hasher"))
-        .map(|(_, cores)| cores)
-        .sum()
+    thread_cores(ph, "authd-hasher")
 }
 
 struct Row {
