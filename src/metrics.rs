@@ -59,6 +59,11 @@ pub fn hasher_rejected() {
     counter!("authd_hasher_rejections_total").increment(1);
 }
 
+/// A hasher job answered 503 without running: it waited longer than `hasher.max_queue_wait_ms`.
+pub fn hasher_expired(operation: &'static str) {
+    counter!("authd_hasher_expired_total", "op" => operation).increment(1);
+}
+
 /// Counts a message sent to an actor and not answered yet, until the guard drops: actix
 /// mailboxes are unbounded and do not report their length, so the backlog is counted here.
 pub struct MailboxGuard(&'static str);

@@ -6,6 +6,11 @@
 //! held until its answer arrives. No permit means 503 `overloaded` at once. At most `workers`
 //! hashes (and their `m_cost` of memory each) run at any moment, because there are only `workers`
 //! threads.
+//!
+//! The queue is bounded in time too: a job that waited longer than `max_queue_wait_ms` for a thread
+//! is answered 503 `overloaded` without being run. The threads run at a low priority by default,
+//! so when cheap requests take every core hashing slows down, and without this a login could wait
+//! as long as the starvation lasts (its caller has likely given up by then).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,19 +33,33 @@ struct Counters {
     hashes: AtomicU64,
     verifications: AtomicU64,
     rejected: AtomicU64,
+    /// Jobs answered without being run because they waited too long.
+    expired: AtomicU64,
     /// Jobs a worker thread is running now.
     running: AtomicUsize,
 }
 
 impl Counters {
-    /// Runs one job on the calling worker thread, counting it and recording its timings.
-    fn run<T>(&self, operation: &'static str, queued_at: Instant, job: impl FnOnce() -> T) -> T {
+    /// Runs one job on the calling worker thread, counting it and recording its timings; `None`,
+    /// without running it, when it waited longer than `max_wait` for the thread.
+    fn run<T>(
+        &self,
+        operation: &'static str,
+        queued_at: Instant,
+        max_wait: Duration,
+        job: impl FnOnce() -> T,
+    ) -> Option<T> {
         let started = Instant::now();
+        if started - queued_at > max_wait {
+            self.expired.fetch_add(1, Ordering::Relaxed);
+            metrics::hasher_expired(operation);
+            return None;
+        }
         self.running.fetch_add(1, Ordering::Relaxed);
         let answer = job();
         self.running.fetch_sub(1, Ordering::Relaxed);
         metrics::hasher_job(operation, started - queued_at, started.elapsed());
-        answer
+        Some(answer)
     }
 }
 
@@ -52,6 +71,8 @@ pub struct HasherStats {
     pub verifications: u64,
     /// Jobs refused because the queue was full.
     pub rejected: u64,
+    /// Jobs answered 503 without being run: they waited longer than `max_queue_wait_ms`.
+    pub expired: u64,
     /// Jobs running or waiting now.
     pub in_flight: usize,
     /// Jobs admitted and waiting for a worker thread.
@@ -61,9 +82,9 @@ pub struct HasherStats {
     pub workers: usize,
 }
 
-/// Hash a new password with the configured argon2id parameters.
+/// Hash a new password with the configured argon2id parameters. `None`: it waited too long.
 #[derive(Message)]
-#[rtype(result = "Result<String, String>")]
+#[rtype(result = "Option<Result<String, String>>")]
 struct HashPassword {
     password: SecretString,
     queued_at: Instant,
@@ -79,9 +100,9 @@ pub struct Verification {
 }
 
 /// Verify a password against a stored hash, or against the dummy hash when there is no account,
-/// so that an unknown email costs the same work as a wrong password.
+/// so that an unknown email costs the same work as a wrong password. `None`: it waited too long.
 #[derive(Message)]
-#[rtype(result = "Verification")]
+#[rtype(result = "Option<Verification>")]
 struct VerifyPassword {
     password: SecretString,
     hash: Option<String>,
@@ -93,6 +114,7 @@ struct HashWorker {
     params: Params,
     dummy_hash: Arc<str>,
     counters: Arc<Counters>,
+    max_wait: Duration,
 }
 
 impl Actor for HashWorker {
@@ -100,31 +122,33 @@ impl Actor for HashWorker {
 }
 
 impl Handler<HashPassword> for HashWorker {
-    type Result = Result<String, String>;
+    type Result = Option<Result<String, String>>;
 
     fn handle(&mut self, msg: HashPassword, _: &mut Self::Context) -> Self::Result {
-        self.counters.hashes.fetch_add(1, Ordering::Relaxed);
-        self.counters.run("hash", msg.queued_at, || {
+        self.counters.run("hash", msg.queued_at, self.max_wait, || {
+            self.counters.hashes.fetch_add(1, Ordering::Relaxed);
             hash_with(&self.argon2, msg.password.expose_secret())
         })
     }
 }
 
 impl Handler<VerifyPassword> for HashWorker {
-    type Result = Verification;
+    type Result = Option<Verification>;
 
-    fn handle(&mut self, msg: VerifyPassword, _: &mut Self::Context) -> Verification {
-        self.counters.verifications.fetch_add(1, Ordering::Relaxed);
+    fn handle(&mut self, msg: VerifyPassword, _: &mut Self::Context) -> Self::Result {
         let password = msg.password.expose_secret().as_bytes();
         self.counters
-            .run("verify", msg.queued_at, || match &msg.hash {
-                Some(hash) => verify_hash(password, hash, &self.params),
-                None => {
-                    // Same work as a real verification; the answer is always no.
-                    let _ = verify_hash(password, &self.dummy_hash, &self.params);
-                    Verification {
-                        matches: false,
-                        needs_rehash: false,
+            .run("verify", msg.queued_at, self.max_wait, || {
+                self.counters.verifications.fetch_add(1, Ordering::Relaxed);
+                match &msg.hash {
+                    Some(hash) => verify_hash(password, hash, &self.params),
+                    None => {
+                        // Same work as a real verification; the answer is always no.
+                        let _ = verify_hash(password, &self.dummy_hash, &self.params);
+                        Verification {
+                            matches: false,
+                            needs_rehash: false,
+                        }
                     }
                 }
             })
@@ -262,6 +286,7 @@ pub struct HasherPool {
 /// A place in the pool, held from [`HasherPool::reserve`] until its one job has answered.
 pub struct HashPermit {
     workers: Addr<HashWorker>,
+    retry_after: Duration,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -273,10 +298,8 @@ impl HashPermit {
             queued_at: Instant::now(),
         };
         metrics::actor_message("hasher");
-        self.workers
-            .send(message)
-            .await?
-            .map_err(AppError::Internal)
+        let answer = self.workers.send(message).await?;
+        self.ran(answer)?.map_err(AppError::Internal)
     }
 
     /// Verifies a password against a stored hash; `None` runs the dummy verification.
@@ -291,7 +314,15 @@ impl HashPermit {
             queued_at: Instant::now(),
         };
         metrics::actor_message("hasher");
-        Ok(self.workers.send(message).await?)
+        let answer = self.workers.send(message).await?;
+        self.ran(answer)
+    }
+
+    /// A job's answer, or 503 `overloaded` when it waited too long to run.
+    fn ran<T>(&self, answer: Option<T>) -> Result<T, AppError> {
+        answer.ok_or(AppError::Overloaded {
+            retry_after: self.retry_after,
+        })
     }
 }
 
@@ -306,12 +337,11 @@ impl HasherPool {
         let throwaway = SaltString::generate(&mut OsRng);
         let started = Instant::now();
         let dummy_hash: Arc<str> = hash_with(&argon2, throwaway.as_str())?.into();
+        let max_wait = Duration::from_millis(settings.max_queue_wait_ms);
         let queue = match settings.queue_capacity {
-            0 => queue_for_wait(
-                worker_count,
-                started.elapsed(),
-                Duration::from_millis(settings.max_queue_wait_ms),
-            ),
+            // Planned for three quarters of the limit: under load a hash takes longer than the
+            // one timed here, and the queue's last job should still start before it expires.
+            0 => queue_for_wait(worker_count, started.elapsed(), max_wait.mul_f64(0.75)),
             configured => configured,
         };
         let capacity = worker_count + queue;
@@ -326,6 +356,7 @@ impl HasherPool {
                 params: params.clone(),
                 dummy_hash: dummy_hash.clone(),
                 counters: worker_counters.clone(),
+                max_wait,
             }
         });
         Ok(HasherPool {
@@ -351,6 +382,7 @@ impl HasherPool {
         })?;
         Ok(HashPermit {
             workers: self.workers.clone(),
+            retry_after: self.retry_after,
             _permit: permit,
         })
     }
@@ -375,6 +407,7 @@ impl HasherPool {
             hashes: self.counters.hashes.load(Ordering::Relaxed),
             verifications: self.counters.verifications.load(Ordering::Relaxed),
             rejected: self.counters.rejected.load(Ordering::Relaxed),
+            expired: self.counters.expired.load(Ordering::Relaxed),
             in_flight,
             queued: in_flight.saturating_sub(self.counters.running.load(Ordering::Relaxed)),
             capacity: self.capacity,
@@ -510,5 +543,35 @@ mod tests {
         );
         assert_eq!(stats.in_flight, 0);
         assert_eq!(stats.capacity, 2);
+    }
+
+    #[actix_web::test]
+    async fn a_job_that_waited_past_the_limit_is_answered_without_running() {
+        let pool = HasherPool::start(&cheap()).unwrap();
+        let stale = Instant::now() - Duration::from_millis(cheap().max_queue_wait_ms + 1);
+        let verification = VerifyPassword {
+            password: SecretString::from("x"),
+            hash: None,
+            queued_at: stale,
+        };
+        assert_eq!(pool.workers.send(verification).await.unwrap(), None);
+        let hash = HashPassword {
+            password: SecretString::from("x"),
+            queued_at: stale,
+        };
+        assert_eq!(pool.workers.send(hash).await.unwrap(), None);
+        let permit = pool.reserve().unwrap();
+        assert!(matches!(
+            permit.ran(None::<Verification>),
+            Err(AppError::Overloaded { retry_after }) if retry_after == Duration::from_secs(1)
+        ));
+        drop(permit);
+        // Neither ran; a fresh job still does.
+        assert!(!pool.verify("x", None).await.unwrap().matches);
+        let stats = pool.stats();
+        assert_eq!(
+            (stats.hashes, stats.verifications, stats.expired),
+            (0, 1, 2)
+        );
     }
 }

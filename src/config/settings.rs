@@ -383,9 +383,10 @@ pub struct HasherSettings {
     /// Hashing threads; 0 means one per core.
     pub workers: usize,
     /// Jobs allowed to wait for a thread; past it callers get 503 at once. 0 means as many as the
-    /// workers hash within `max_queue_wait_ms`, timed at start.
+    /// workers hash within 3/4 of `max_queue_wait_ms`, timed at start.
     pub queue_capacity: usize,
-    /// The longest a login should wait in the queue, which sizes it when `queue_capacity` is 0.
+    /// The longest a job may wait in the queue: one still waiting then is answered 503 without
+    /// running. Also sizes the queue when `queue_capacity` is 0.
     pub max_queue_wait_ms: u64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,

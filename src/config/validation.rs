@@ -168,6 +168,11 @@ impl Settings {
                 "argon2_iterations and argon2_parallelism must be at least 1",
             ),
             (
+                hasher.max_queue_wait_ms < 10,
+                "hasher.max_queue_wait_ms",
+                "must be at least 10",
+            ),
+            (
                 !(0..=19).contains(&hasher.thread_nice),
                 "hasher.thread_nice",
                 "must be 0 to 19",

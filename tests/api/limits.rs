@@ -105,6 +105,49 @@ async fn a_saturated_hasher_answers_503_overloaded_at_once_and_recovers(backend:
     app.assert_signup_works("after@example.com").await;
 }
 
+async fn a_login_that_waits_past_the_limit_answers_503_without_being_hashed(backend: Backend) {
+    // One slow thread and room to queue every login, but only 10 ms of patience: the logins at
+    // the back of the queue wait several hashes and must be shed, not served late.
+    let app = spawn_app_with(backend, |s| {
+        s.hasher.workers = 1;
+        s.hasher.queue_capacity = 8;
+        s.hasher.max_queue_wait_ms = 10;
+        s.hasher.argon2_memory_kib = 32768;
+        s.hasher.argon2_iterations = 3;
+        s.hasher.argon2_parallelism = 1;
+    })
+    .await;
+    let emails: Vec<String> = (0..8).map(|i| format!("late-{i}@example.com")).collect();
+    let logins = emails.iter().map(|email| app.login(email, "some password"));
+    let responses = futures_util::future::join_all(logins).await;
+    let mut overloaded = 0;
+    for response in responses {
+        match response.status().as_u16() {
+            401 => {}
+            503 => {
+                assert_eq!(response.headers()["retry-after"], "1");
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["code"], "overloaded");
+                overloaded += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let stats = app.hasher.stats();
+    assert_eq!(stats.rejected, 0, "the queue had room for every login");
+    assert!(
+        stats.expired > 0,
+        "eight hashes in a row on one thread take more than 10 ms"
+    );
+    assert_eq!(stats.expired, overloaded);
+    assert_eq!(
+        stats.verifications + stats.expired,
+        8,
+        "a shed login is never hashed"
+    );
+    assert_eq!(stats.in_flight, 0, "every permit is returned");
+}
+
 async fn health_checks_report_live_and_ready(backend: Backend) {
     let app = spawn_app(backend).await;
     let live: Value = app.fetch("/health/live").await.json().await.unwrap();
@@ -135,5 +178,6 @@ crate::backend_tests!(
     every_endpoint_has_a_per_ip_limit_but_health_checks_do_not,
     rate_limits_can_be_switched_off,
     a_saturated_hasher_answers_503_overloaded_at_once_and_recovers,
+    a_login_that_waits_past_the_limit_answers_503_without_being_hashed,
     health_checks_report_live_and_ready,
 );
