@@ -23,6 +23,7 @@ use crate::domain::lockout;
 use crate::domain::messages::MessageKind;
 use crate::domain::one_time::{OneTimeAction, OneTimeUse, TokenKind};
 use crate::domain::opaque_token::OpaqueToken;
+use crate::domain::password;
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
@@ -30,7 +31,7 @@ use crate::flows::auth::LoginOutcome;
 use crate::flows::deps::FlowDeps;
 use crate::flows::mfa::MfaService;
 use crate::store::NewEmailLogin;
-use crate::store::{ConsumedToken, RevokeReason};
+use crate::store::{ConsumedToken, FactorChoice, RevokeReason};
 
 #[derive(Clone)]
 pub struct EmailLinkService {
@@ -197,7 +198,11 @@ impl EmailLinkService {
             .deps
             .one_time_token(&token, wanted, OneTimeAction::Consume);
         consumed.await?;
-        // Following the emailed link proved the address is theirs.
+        // Following the emailed link proved the address is theirs; the password and sessions
+        // are replaced below, and whatever else was set up before the proof goes too.
+        if !user.email_verified {
+            self.remove_unproven_ways_in(&user).await?;
+        }
         self.deps.store.mark_email_verified(user.id).await?;
         // Whoever was guessing the old password is no reason to keep the owner waiting.
         self.deps
@@ -308,13 +313,26 @@ impl EmailLinkService {
             Some(id) => self.deps.store.user_by_id(id).await?,
             None => None,
         };
-        let Some(user) = user else {
+        let Some(mut user) = user else {
             crate::metrics::email_flow("email_login", "invalid");
             return Err(AppError::OneTimeTokenInvalid);
         };
-        // The mail reached the address: it is verified now.
+        // The mail reached the address: it is verified now, and whatever whoever signed the
+        // account up set before that goes, their password and sessions included.
         if !user.email_verified {
-            self.deps.store.mark_email_verified(user.id).await?;
+            self.remove_unproven_ways_in(&user).await?;
+            let store = &self.deps.store;
+            store.set_password(user.id, password::NO_PASSWORD).await?;
+            let revoked = store
+                .revoke_user_sessions(user.id, None, RevokeReason::PasswordReset)
+                .await?;
+            store.mark_email_verified(user.id).await?;
+            user.email_verified = true;
+            let details = json!({ "method": "email_login", "revokedSessions": revoked.len() });
+            self.deps
+                .audit
+                .record(EventKind::EmailVerified, Some(user.id), client, details)
+                .await;
         }
         let details = json!({ "method": "email" });
         self.deps
@@ -333,6 +351,20 @@ impl EmailLinkService {
             .record(EventKind::LoginSucceeded, Some(user.id), client, details)
             .await;
         Ok(LoginOutcome::SignedIn(user, tokens))
+    }
+
+    /// Account pre-hijacking: someone signs up with another person's address, adds a second
+    /// factor, a passkey or a provider's identity, and waits for the owner to use the account.
+    /// When the mailbox's owner first proves the address (a sign-in mail, a reset), those go:
+    /// they were set up by someone who never showed they hold it. (The callers replace the
+    /// password and end the sessions.) An identity that is the account's last way in stays.
+    async fn remove_unproven_ways_in(&self, user: &User) -> Result<(), AppError> {
+        let store = &self.deps.store;
+        for identity in store.identities_of(user.id).await? {
+            store.unlink_identity(user.id, &identity.provider).await?;
+        }
+        store.remove_factors(user.id, FactorChoice::All).await?;
+        Ok(())
     }
 
     /// The account whose live sign-in mail carries `code`, the mail used up; `None` otherwise.

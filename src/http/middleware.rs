@@ -87,6 +87,7 @@ pub async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
+    protective_headers(response.headers_mut());
 
     let status = response.status().as_u16();
     // The pattern, not the path: ids in paths must not become metric labels.
@@ -99,6 +100,18 @@ pub async fn request_context(
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     tracing::info!(parent: &span, status, route = %route, latency_ms, "request served");
     Ok(response)
+}
+
+/// Answers carry tokens, accounts and sessions: no cache (a browser's, a proxy's) may keep them
+/// unless a route says otherwise (the JWKS does), and no browser may sniff a JSON answer into
+/// something else or frame a page of this origin.
+fn protective_headers(headers: &mut actix_web::http::header::HeaderMap) {
+    use actix_web::http::header::{CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
 
 fn render_error(response: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {

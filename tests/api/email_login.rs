@@ -69,10 +69,19 @@ impl TestApp {
     }
 }
 
+/// An account whose address is proved (its verification mail followed, once the sink has
+/// `mails_before` others): a sign-in mail then signs in to it rather than claiming it.
+async fn verified_account(app: &TestApp, sink: &SmtpSink, mails_before: usize) -> Account {
+    let account = app.account().await;
+    let mail = mail_to(sink, mails_before + 1, &account.email, "Confirm your email").await;
+    assert_eq!(app.verify_email(&mail.token()).await.status().as_u16(), 200);
+    account
+}
+
 async fn a_mailed_link_or_code_signs_in_once(backend: Backend) {
     let sink = SmtpSink::start();
     let app = spawn_app_with(backend, passwordless(&sink)).await;
-    let account = app.account().await;
+    let account = verified_account(&app, &sink, 0).await;
 
     let asked = app.ask_email_login(&account.email).await;
     assert_eq!(asked.status().as_u16(), 202);
@@ -137,6 +146,73 @@ async fn a_code_allows_a_few_submissions_and_a_new_mail_voids_the_old_one(backen
     );
 }
 
+/// Account pre-hijacking: someone signs up with another person's address (no mailbox needed
+/// while verification is not required), sets a second factor, and keeps a session. When the
+/// address's owner signs in with a mail, all of that stops working.
+async fn a_sign_in_mail_takes_an_unverified_account_from_whoever_signed_it_up(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, passwordless(&sink)).await;
+    let squatter = app.account().await;
+    let (secret, _) = app.enrol_totp(&squatter.access_token).await;
+
+    app.ask_email_login(&squatter.email).await;
+    // The verification mail, the notice that two-step verification is on, the sign-in mail.
+    let mail = mail_to(&sink, 3, &squatter.email, "sign-in").await;
+    let owner = app.email_login(json!({ "token": mail.token() })).await;
+    assert_eq!(owner.status().as_u16(), 200);
+    assert!(
+        refresh_cookie(owner.headers()).is_some(),
+        "the squatter's second factor is gone: the owner is signed in"
+    );
+    let body: Value = owner.json().await.unwrap();
+    assert_eq!(body["user"]["emailVerified"], true);
+
+    // The squatter's session, refresh token, password and second factor are all dead.
+    let me = app.authed(Method::GET, "/me", &squatter.access_token, None);
+    assert_eq!(me.await.status().as_u16(), 401);
+    let refresh = app
+        .post_json(
+            "/auth/refresh",
+            &json!({ "refreshToken": squatter.refresh_token }),
+        )
+        .await;
+    assert_eq!(refresh.status().as_u16(), 401);
+    assert_error(
+        app.login(&squatter.email, PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let owner_token = body["accessToken"].as_str().unwrap();
+    let status: Value = app
+        .authed(Method::GET, "/me/mfa", owner_token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["totp"]["enabled"], false, "{status}");
+    assert!(secret.len() > 10, "the squatter had a TOTP secret");
+
+    // A verified account keeps its password when its owner signs in by mail.
+    let sink_count = 3;
+    let kept = verified_account(&app, &sink, sink_count).await;
+    app.ask_email_login(&kept.email).await;
+    let mail = mail_to(&sink, sink_count + 2, &kept.email, "sign-in").await;
+    assert_eq!(
+        app.email_login(json!({ "token": mail.token() }))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        app.login(&kept.email, PASSWORD).await.status().as_u16(),
+        200
+    );
+    let me = app.authed(Method::GET, "/me", &kept.access_token, None);
+    assert_eq!(me.await.status().as_u16(), 200);
+}
+
 fn passwordless_on(settings: &mut authd::config::Settings, port: u16) {
     use_sink(settings, port);
     settings.auth.passwordless.enabled = true;
@@ -187,7 +263,7 @@ async fn unknown_addresses_get_the_same_answer_and_nothing_else(backend: Backend
 async fn an_email_sign_in_never_stands_in_for_a_second_factor(backend: Backend) {
     let sink = SmtpSink::start();
     let app = spawn_app_with(backend, passwordless(&sink)).await;
-    let account = app.account().await;
+    let account = verified_account(&app, &sink, 0).await;
     let (secret, _) = app.enrol_totp(&account.access_token).await;
 
     app.ask_email_login(&account.email).await;
@@ -338,6 +414,7 @@ async fn an_address_change_needs_the_password_or_a_recent_sign_in(backend: Backe
 
 crate::backend_tests!(
     a_mailed_link_or_code_signs_in_once,
+    a_sign_in_mail_takes_an_unverified_account_from_whoever_signed_it_up,
     a_code_allows_a_few_submissions_and_a_new_mail_voids_the_old_one,
     unknown_addresses_get_the_same_answer_and_nothing_else,
     an_email_sign_in_never_stands_in_for_a_second_factor,

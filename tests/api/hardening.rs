@@ -6,7 +6,9 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, authd_cli, spawn_app_with, Backend, TestApp, PASSWORD};
+use crate::helpers::{
+    assert_error, authd_cli, spawn_app, spawn_app_with, Backend, TestApp, PASSWORD,
+};
 use crate::processes::TempDir;
 
 fn lockout_after_three(s: &mut authd::config::Settings) {
@@ -222,7 +224,26 @@ async fn imported_users_log_in_with_their_old_passwords_and_are_rehashed(backend
     stored_hash_after_rehash(&app, "argon@example.com").await;
 }
 
+/// Tokens and accounts stay out of caches; no answer is sniffed into another type or framed.
+async fn answers_are_neither_cached_nor_sniffed_nor_framed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let email = format!("cache-{}@example.com", uuid::Uuid::new_v4().simple());
+    let signup = app.signup(&email, PASSWORD).await;
+    let login = app.login(&email, PASSWORD).await;
+    let missing = app.fetch("/no/such/route").await;
+    for response in [&signup, &login, &missing] {
+        let headers = response.headers();
+        assert_eq!(headers["cache-control"], "no-store", "{}", response.url());
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+    }
+    // The public keys say how long they may be cached.
+    let jwks = app.fetch("/.well-known/jwks.json").await;
+    assert_eq!(jwks.headers()["cache-control"], "public, max-age=60");
+}
+
 crate::backend_tests!(
+    answers_are_neither_cached_nor_sniffed_nor_framed,
     repeated_failures_make_an_account_wait_and_success_resets_it,
     unknown_emails_are_throttled_exactly_like_real_ones,
     a_forged_forwarded_for_does_not_escape_the_per_ip_limit,

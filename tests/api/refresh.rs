@@ -22,7 +22,23 @@ async fn refresh_rotates_the_cookie_and_issues_a_working_access_token(backend: B
     // The child rotates in turn.
     let again = app.refresh_with_cookie(&rotated).await;
     assert_eq!(again.status().as_u16(), 200);
-    assert_ne!(refresh_cookie(again.headers()).unwrap(), rotated);
+    let child = refresh_cookie(again.headers()).unwrap();
+    assert_ne!(child, rotated);
+
+    // A script on the page asking for the body transport gets the cookie only: the HttpOnly
+    // token is never traded for one it can read.
+    let cookie = format!("refresh_token={child}");
+    let body = json!({ "tokenTransport": "body" });
+    let asked = app
+        .post_with_cookie("/auth/refresh", &cookie, Some(&body))
+        .await;
+    assert_eq!(asked.status().as_u16(), 200);
+    assert!(
+        refresh_cookie(asked.headers()).is_some(),
+        "rotated in the cookie"
+    );
+    let body: Value = asked.json().await.unwrap();
+    assert!(body.get("refreshToken").is_none(), "{body}");
 }
 
 async fn refresh_takes_the_token_from_the_body_for_clients_without_cookies(backend: Backend) {
