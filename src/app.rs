@@ -19,7 +19,7 @@ use crate::actors::webhooks::{Flush as WebhookFlush, WebhookDispatcher};
 use crate::actors::Tracked;
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
-use crate::cache::Cache;
+use crate::cache::{Cache, RateRule};
 use crate::config::{Settings, StoreBackend};
 use crate::domain::assurance::StepUpRule;
 use crate::error::AppError;
@@ -267,6 +267,10 @@ impl Application {
             settings: settings.auth.passwordless.clone(),
             code_key: settings.tokens.refresh_secret.clone(),
         });
+        let link_mails = RateRule {
+            max: settings.auth.link_mails_per_address,
+            window: Duration::from_secs(settings.auth.link_mail_window_seconds),
+        };
         let base_path = settings.base_path();
         let cookie_policy = CookiePolicy {
             secure: settings.cookie_secure(),
@@ -341,7 +345,12 @@ impl Application {
                 oauth_flow_ttl_seconds,
                 account: AccountService::new(deps.clone()),
                 admin: AdminService::new(deps.clone()),
-                email_links: EmailLinkService::new(deps.clone(), mfa.clone(), passwordless.clone()),
+                email_links: EmailLinkService::new(
+                    deps.clone(),
+                    mfa.clone(),
+                    passwordless.clone(),
+                    link_mails,
+                ),
                 auth: AuthService::new(deps, signup_rules, mfa.clone()),
                 mfa,
                 mfa_requirement: server_settings.auth.mfa.required,

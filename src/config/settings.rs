@@ -438,6 +438,10 @@ pub struct AuthSettings {
     pub email_verification_ttl_seconds: u64,
     pub password_reset_ttl_seconds: u64,
     pub invitation_ttl_seconds: u64,
+    /// Reset and verification mails one address may get per window (each kind its own); further
+    /// requests are answered alike and send nothing, so nobody can flood a mailbox.
+    pub link_mails_per_address: u32,
+    pub link_mail_window_seconds: u64,
     /// A sensitive action (a factor enrolled or removed, a password change, an account deleted)
     /// needs a session that proved itself within this many seconds, at level 2 where the account
     /// has a second factor; else 403 `reauthentication_required`.

@@ -168,6 +168,11 @@ impl Settings {
                 "argon2_iterations and argon2_parallelism must be at least 1",
             ),
             (
+                self.auth.link_mails_per_address == 0 || self.auth.link_mail_window_seconds == 0,
+                "auth.link_mails_per_address",
+                "link_mails_per_address and link_mail_window_seconds must be at least 1",
+            ),
+            (
                 hasher.max_queue_wait_ms < 10,
                 "hasher.max_queue_wait_ms",
                 "must be at least 10",

@@ -38,6 +38,8 @@ pub struct EmailLinkService {
     deps: FlowDeps,
     mfa: MfaService,
     passwordless: Arc<PasswordlessRules>,
+    /// Reset and verification mails per address (each kind its own count).
+    link_mails: RateRule,
 }
 
 /// Passwordless sign-in by email, as configured.
@@ -69,11 +71,17 @@ fn checked_email(raw: &str) -> Result<EmailAddress, AppError> {
 }
 
 impl EmailLinkService {
-    pub fn new(deps: FlowDeps, mfa: MfaService, passwordless: Arc<PasswordlessRules>) -> Self {
+    pub fn new(
+        deps: FlowDeps,
+        mfa: MfaService,
+        passwordless: Arc<PasswordlessRules>,
+        link_mails: RateRule,
+    ) -> Self {
         EmailLinkService {
             deps,
             mfa,
             passwordless,
+            link_mails,
         }
     }
 
@@ -145,6 +153,16 @@ impl EmailLinkService {
         self.after_answer(what, move |this| async move {
             let account = this.deps.store.user_by_email(address.canonical()).await?;
             if let Some(user) = account.map(|a| a.user).filter(wanted) {
+                let key = format!(
+                    "link-mail:{}:{}",
+                    kind.as_str(),
+                    address.canonical().as_str()
+                );
+                let rule = this.link_mails;
+                if !this.deps.limiter.send(CountAction { key, rule }).await? {
+                    tracing::info!(user_id = %user.id, "{what}: mail limit reached; nothing sent");
+                    return Ok(());
+                }
                 let outbox = &this.deps.outbox;
                 let name = user.name.as_deref();
                 let prepared =

@@ -228,6 +228,57 @@ async fn resend_mails_only_unverified_accounts_and_answers_alike(backend: Backen
     .await;
 }
 
+/// Reset and verification requests for one address send at most a few mails per window, each
+/// kind counted apart; the answers stay the same.
+async fn a_mailbox_gets_at_most_a_few_link_mails_per_window(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, |s| {
+        use_sink(s, sink.port);
+        s.auth.link_mails_per_address = 2;
+    })
+    .await;
+    let account = app.account().await;
+    sink.wait_for(1).await;
+    for _ in 0..4 {
+        let forgot = app.forgot_password(&account.email).await;
+        assert_eq!(forgot.status().as_u16(), 202);
+        let resend = app
+            .post_json("/auth/email/resend", &json!({ "email": account.email }))
+            .await;
+        assert_eq!(resend.status().as_u16(), 202);
+    }
+    // The signup's verification mail, then two of each kind.
+    sink.wait_for(5).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = sink.wait_for(5).await;
+    assert_eq!(mails.len(), 5, "{mails:?}");
+    let resets = mails.iter().filter(|m| m.subject.contains("Reset")).count();
+    assert_eq!(resets, 2);
+}
+
+/// Account pre-hijacking through a reset: a second factor set up on a never-verified account
+/// goes when the mailbox's owner resets the password.
+async fn a_reset_on_a_never_verified_account_removes_the_factors_set_before_it(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
+    let squatter = app.account().await;
+    app.enrol_totp(&squatter.access_token).await;
+    // The verification mail, the notice that two-step verification is on, the reset.
+    app.forgot_password(&squatter.email).await;
+    let mails = sink.wait_for(3).await;
+    let reset = mails.iter().find(|m| m.subject.contains("Reset")).unwrap();
+    let response = app.reset_password(&reset.token(), NEW_PASSWORD).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let login = app.login(&squatter.email, NEW_PASSWORD).await;
+    assert_eq!(login.status().as_u16(), 200);
+    let body: Value = login.json().await.unwrap();
+    assert!(
+        body["accessToken"].is_string(),
+        "no second factor asked: {body}"
+    );
+    app.assert_refresh_refused(&squatter.refresh_token).await;
+}
+
 /// Polls the outbox every 100 ms, for ten seconds at most, until `count` rows match
 /// `condition`; panics with `never` if they do not.
 async fn wait_for_outbox(app: &TestApp, condition: &str, count: i64, never: &str) {
@@ -390,6 +441,8 @@ crate::backend_tests!(
     a_validated_token_becomes_a_one_hour_cookie_for_the_next_step,
     with_verification_required_signup_hides_taken_emails_and_login_waits_for_the_link,
     resend_mails_only_unverified_accounts_and_answers_alike,
+    a_mailbox_gets_at_most_a_few_link_mails_per_window,
+    a_reset_on_a_never_verified_account_removes_the_factors_set_before_it,
     mail_waits_in_the_outbox_while_smtp_is_down_and_arrives_exactly_once,
     a_mail_that_keeps_failing_is_dead_lettered,
 );
