@@ -25,6 +25,12 @@ impl TokenKind {
         }
     }
 
+    /// A new mailed token of this kind retires the account's outstanding ones: only the newest
+    /// reset link opens anything, so an old mail found later in an inbox is worth nothing.
+    pub fn replaces_older(self) -> bool {
+        self == TokenKind::PasswordReset
+    }
+
     pub fn parse(value: &str) -> Option<Self> {
         [
             TokenKind::EmailVerification,

@@ -205,6 +205,12 @@ pub struct NewOneTimeToken {
     pub follow_up: bool,
 }
 
+/// Whether storing `token` with `email` first retires the account's outstanding tokens of its
+/// kind: a mailed token (not a follow-up) of a kind that replaces older ones.
+pub fn replaces_older(token: &NewOneTimeToken, email: Option<&OutboxEmail>) -> bool {
+    email.is_some() && !token.follow_up && token.kind.replaces_older()
+}
+
 /// A consumed one-time token: what it was for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumedToken {

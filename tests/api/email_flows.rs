@@ -256,6 +256,23 @@ async fn a_mailbox_gets_at_most_a_few_link_mails_per_window(backend: Backend) {
     assert_eq!(resets, 2);
 }
 
+/// A new reset mail retires the links of the earlier ones: an old mail found later opens nothing.
+async fn only_the_newest_reset_link_works(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
+    let account = app.account().await;
+    sink.wait_for(1).await;
+    app.forgot_password(&account.email).await;
+    let older = sink.wait_for(2).await[1].token();
+    app.forgot_password(&account.email).await;
+    let newer = sink.wait_for(3).await[2].token();
+    assert_ne!(older, newer);
+    let stale = app.reset_password(&older, NEW_PASSWORD).await;
+    assert_error(stale, 400, "token_invalid").await;
+    let fresh = app.reset_password(&newer, NEW_PASSWORD).await;
+    assert_eq!(fresh.status().as_u16(), 200);
+}
+
 /// Account pre-hijacking through a reset: a second factor set up on a never-verified account
 /// goes when the mailbox's owner resets the password.
 async fn a_reset_on_a_never_verified_account_removes_the_factors_set_before_it(backend: Backend) {
@@ -442,6 +459,7 @@ crate::backend_tests!(
     with_verification_required_signup_hides_taken_emails_and_login_waits_for_the_link,
     resend_mails_only_unverified_accounts_and_answers_alike,
     a_mailbox_gets_at_most_a_few_link_mails_per_window,
+    only_the_newest_reset_link_works,
     a_reset_on_a_never_verified_account_removes_the_factors_set_before_it,
     mail_waits_in_the_outbox_while_smtp_is_down_and_arrives_exactly_once,
     a_mail_that_keeps_failing_is_dead_lettered,

@@ -20,6 +20,11 @@ impl OneTimeTokenStore for PostgresStore {
     ) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        if let (Some(user_id), true) = (token.user_id, replaces_older(token, email)) {
+            let retire = "UPDATE one_time_tokens SET consumed_at = now()
+                          WHERE user_id = $1 AND kind = $2 AND consumed_at IS NULL";
+            execute(&tx, retire, &[&user_id, &token.kind.as_str()]).await?;
+        }
         insert_token(&tx, token).await?;
         if let Some(email) = email {
             insert_email(&tx, email).await?;
