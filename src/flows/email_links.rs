@@ -335,6 +335,10 @@ impl EmailLinkService {
             crate::metrics::email_flow("email_login", "invalid");
             return Err(AppError::OneTimeTokenInvalid);
         };
+        let details = json!({ "method": "email" });
+        self.deps
+            .refuse_locked_or_unverified(&user, false, details.clone(), client)
+            .await?;
         // The mail reached the address: it is verified now, and whatever whoever signed the
         // account up set before that goes, their password and sessions included.
         if !user.email_verified {
@@ -352,10 +356,6 @@ impl EmailLinkService {
                 .record(EventKind::EmailVerified, Some(user.id), client, details)
                 .await;
         }
-        let details = json!({ "method": "email" });
-        self.deps
-            .refuse_locked_or_unverified(&user, false, details.clone(), client)
-            .await?;
         let methods = AuthMethods::of(&[AuthMethod::EmailLink]);
         if let Some(challenge) = self.mfa.challenge(&user, methods.clone()).await? {
             return Ok(LoginOutcome::MfaRequired(challenge));
