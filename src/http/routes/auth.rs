@@ -266,7 +266,7 @@ pub(super) fn login_response(
     request_body(content = Option<RefreshRequest>, description = "Optional: browsers send nothing and the cookie is used"),
     security((), ("refresh_cookie" = [])),
     responses(
-        (status = 200, description = "Rotated: a new access token and refresh token (cookie; body too with `tokenTransport: body` when the old one came in the body: a token read from the cookie is answered in the cookie only)", body = TokenBody),
+        (status = 200, description = "Rotated: a new access token and refresh token (cookie; body too with `tokenTransport: body` when the old one came in the body: a browser's request, with `Origin`, that sent the old one in the cookie is answered in the cookie only)", body = TokenBody),
         (status = 401, description = "`unauthorized` (no token), `token_invalid`, `token_expired`, or `refresh_token_reused` (the whole session is revoked); the cookie is cleared", body = ErrorBody),
     )
 )]
@@ -277,11 +277,14 @@ pub async fn refresh(
     Client(client): Client,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<HttpResponse, AppError> {
-    // A token read from the HttpOnly cookie is answered in the cookie only: a script on the page
-    // must not be able to trade it for one it can read by asking for the body transport.
-    let transport = match &body.refresh_token {
-        Some(token) if !token.is_empty() => body.token_transport,
-        _ => TokenTransport::Cookie,
+    // A browser (its requests carry `Origin`) that sent the token in the HttpOnly cookie gets
+    // the new one in the cookie only: a script on the page must not be able to trade it for one
+    // it can read by asking for the body transport. Other clients get what they ask for.
+    let from_cookie = body.refresh_token.as_deref().is_none_or(str::is_empty);
+    let transport = if from_cookie && req.headers().contains_key(actix_web::http::header::ORIGIN) {
+        TokenTransport::Cookie
+    } else {
+        body.token_transport
     };
     let presented = presented_refresh(&req, body.refresh_token).ok_or(AppError::Unauthorized)?;
     match state.auth.refresh(presented, &client).await {
