@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend, PASSWORD};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend, TestApp, PASSWORD};
 
 async fn credential_endpoints_answer_429_with_draft_7_headers_past_their_limit(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.rate_limit.auth_max = 2).await;
@@ -66,21 +66,15 @@ async fn rate_limits_can_be_switched_off(backend: Backend) {
     }
 }
 
-async fn a_saturated_hasher_answers_503_overloaded_at_once_and_recovers(backend: Backend) {
-    let app = spawn_app_with(backend, |s| {
-        s.hasher.workers = 1;
-        s.hasher.queue_capacity = 1;
-        s.hasher.argon2_memory_kib = 32768;
-        s.hasher.argon2_iterations = 3;
-        s.hasher.argon2_parallelism = 1;
-        s.server.workers = 2;
-    })
-    .await;
-    let emails: Vec<String> = (0..12).map(|i| format!("flood-{i}@example.com")).collect();
+/// `count` logins of unknown accounts at once: each is refused (401) or shed (503 `overloaded`
+/// with `Retry-After`); how many were shed.
+async fn concurrent_logins_shed(app: &TestApp, count: usize, prefix: &str) -> u64 {
+    let emails: Vec<String> = (0..count)
+        .map(|i| format!("{prefix}-{i}@example.com"))
+        .collect();
     let logins = emails.iter().map(|email| app.login(email, "some password"));
-    let responses = futures_util::future::join_all(logins).await;
     let mut overloaded = 0;
-    for response in responses {
+    for response in futures_util::future::join_all(logins).await {
         match response.status().as_u16() {
             401 => {}
             503 => {
@@ -92,6 +86,20 @@ async fn a_saturated_hasher_answers_503_overloaded_at_once_and_recovers(backend:
             other => panic!("unexpected status {other}"),
         }
     }
+    overloaded
+}
+
+async fn a_saturated_hasher_answers_503_overloaded_at_once_and_recovers(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.hasher.workers = 1;
+        s.hasher.queue_capacity = 1;
+        s.hasher.argon2_memory_kib = 32768;
+        s.hasher.argon2_iterations = 3;
+        s.hasher.argon2_parallelism = 1;
+        s.server.workers = 2;
+    })
+    .await;
+    let overloaded = concurrent_logins_shed(&app, 12, "flood").await;
     assert!(
         overloaded > 0,
         "a pool of 1 + 1 must refuse some of 12 concurrent logins"
@@ -117,22 +125,7 @@ async fn a_login_that_waits_past_the_limit_answers_503_without_being_hashed(back
         s.hasher.argon2_parallelism = 1;
     })
     .await;
-    let emails: Vec<String> = (0..8).map(|i| format!("late-{i}@example.com")).collect();
-    let logins = emails.iter().map(|email| app.login(email, "some password"));
-    let responses = futures_util::future::join_all(logins).await;
-    let mut overloaded = 0;
-    for response in responses {
-        match response.status().as_u16() {
-            401 => {}
-            503 => {
-                assert_eq!(response.headers()["retry-after"], "1");
-                let body: Value = response.json().await.unwrap();
-                assert_eq!(body["code"], "overloaded");
-                overloaded += 1;
-            }
-            other => panic!("unexpected status {other}"),
-        }
-    }
+    let overloaded = concurrent_logins_shed(&app, 8, "late").await;
     let stats = app.hasher.stats();
     assert_eq!(stats.rejected, 0, "the queue had room for every login");
     assert!(
