@@ -6,8 +6,10 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogFormat, Settings};
 
 pub fn init(settings: &Settings) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
+    // refinery logs a debug dump of every migration, SQL text included, at info: authd logs each
+    // migration it applies itself, so refinery speaks only of problems (RUST_LOG still decides all).
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},refinery_core=warn", settings.log.level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
