@@ -530,17 +530,12 @@ mod tests {
                 .unwrap();
             let service = TokenService::new(store.clone(), settings.tokens.clone());
             let user = store
-                .create_user(NewUser {
-                    id: Uuid::new_v4(),
-                    email: crate::domain::email::EmailAddress::parse("tokens@example.com").unwrap(),
-                    name: None,
-                    password_hash: "unused".into(),
-                    role: Role::User,
-                    email_verified: true,
-                    created_at: None,
-                    verification: None,
-                    identity: None,
-                })
+                .create_user(NewUser::new(
+                    crate::domain::email::EmailAddress::parse("tokens@example.com").unwrap(),
+                    None,
+                    "unused".into(),
+                    Role::User,
+                ))
                 .await
                 .unwrap();
             let (owner, _) = service

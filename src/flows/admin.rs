@@ -257,17 +257,10 @@ pub async fn provision_user(
         .check_new(password, email.as_str(), name.as_deref(), "password")
         .await?;
     let password_hash = hasher.hash(&password).await?;
-    Ok(store
-        .create_user(crate::store::NewUser {
-            id: Uuid::new_v4(),
-            email,
-            name,
-            password_hash,
-            role,
-            email_verified: true,
-            created_at: None,
-            verification: None,
-            identity: None,
-        })
-        .await?)
+    let user = crate::store::NewUser {
+        // An operator vouches for the address.
+        email_verified: true,
+        ..crate::store::NewUser::new(email, name, password_hash, role)
+    };
+    Ok(store.create_user(user).await?)
 }

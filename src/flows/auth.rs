@@ -177,29 +177,13 @@ impl AuthService {
                 .one_time_token(&invited.token, wanted, consume)
                 .await?;
         }
-        let id = Uuid::new_v4();
-        // The invitation reached this address: it is verified. Otherwise the verification mail
-        // is written with the user, in one transaction.
-        let email_verified = invited.is_some();
-        let verification = (!email_verified).then(|| {
-            let outbox = &self.deps.outbox;
-            outbox.prepare_verification(id, email.as_str(), name.as_deref())
-        });
-        let created = self
-            .deps
-            .store
-            .create_user(NewUser {
-                id,
-                email: email.clone(),
-                name: name.clone(),
-                password_hash,
-                role: invited.as_ref().map_or(Role::User, |i| i.role),
-                email_verified,
-                created_at: None,
-                verification,
-                identity: None,
-            })
-            .await;
+        let role = invited.as_ref().map_or(Role::User, |i| i.role);
+        let account = NewUser {
+            // The invitation reached this address: it is verified.
+            email_verified: invited.is_some(),
+            ..NewUser::new(email.clone(), name.clone(), password_hash, role)
+        };
+        let created = self.deps.create_account(account).await;
         let user = match created {
             Ok(user) => user,
             Err(StoreError::EmailTaken) if hidden => {
@@ -226,9 +210,6 @@ impl AuthService {
             .audit
             .record(EventKind::Signup, Some(user.id), client, details)
             .await;
-        if !user.email_verified {
-            self.deps.outbox.wake();
-        }
         if hidden {
             return Ok(SignupOutcome::VerificationSent(user));
         }

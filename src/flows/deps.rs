@@ -24,7 +24,7 @@ use crate::domain::user::User;
 use crate::error::AppError;
 use crate::flows::audit::{Audit, EventKind};
 use crate::flows::outbox::Outbox;
-use crate::store::{ConsumedToken, RevokeReason, Store};
+use crate::store::{ConsumedToken, NewUser, RevokeReason, Store, StoreError};
 
 /// The configured rules for new passwords: strength, and known breaches.
 pub struct PasswordRules {
@@ -97,6 +97,24 @@ pub struct FlowDeps {
 }
 
 impl FlowDeps {
+    /// Creates the account; one whose address is not verified yet gets its verification mail in
+    /// the same transaction, so it is never left without it.
+    pub async fn create_account(&self, mut account: NewUser) -> Result<User, StoreError> {
+        if !account.email_verified {
+            let verification = self.outbox.prepare_verification(
+                account.id,
+                account.email.as_str(),
+                account.name.as_deref(),
+            );
+            account.verification = Some(verification);
+        }
+        let user = self.store.create_user(account).await?;
+        if !user.email_verified {
+            self.outbox.wake();
+        }
+        Ok(user)
+    }
+
     /// One live (not deleted) user, or `not_found`.
     pub async fn live_user(&self, id: Uuid) -> Result<User, AppError> {
         self.store.user_by_id(id).await?.ok_or(AppError::NotFound)

@@ -459,35 +459,19 @@ impl FederationService {
         email: EmailAddress,
         client: &ClientContext,
     ) -> Result<FederatedOutcome, AppError> {
-        let id = Uuid::new_v4();
         let name = identity
             .name
             .as_deref()
             .and_then(|name| crate::domain::user::check_name(Some(name)).ok().flatten());
-        let verification = (!identity.email_verified).then(|| {
-            let outbox = &self.deps.outbox;
-            outbox.prepare_verification(id, email.as_str(), name.as_deref())
+        let mut account = NewUser::new(email.clone(), name, NO_PASSWORD.to_string(), Role::User);
+        account.email_verified = identity.email_verified;
+        account.identity = Some(NewIdentity {
+            provider: provider.name.clone(),
+            subject: identity.subject.clone(),
+            user_id: account.id,
+            email: Some(email.into_string()),
         });
-        let created = self
-            .deps
-            .store
-            .create_user(NewUser {
-                id,
-                email: email.clone(),
-                name,
-                password_hash: NO_PASSWORD.to_string(),
-                role: Role::User,
-                email_verified: identity.email_verified,
-                created_at: None,
-                verification,
-                identity: Some(NewIdentity {
-                    provider: provider.name.clone(),
-                    subject: identity.subject.clone(),
-                    user_id: id,
-                    email: Some(email.into_string()),
-                }),
-            })
-            .await;
+        let created = self.deps.create_account(account).await;
         let user = match created {
             Ok(user) => user,
             // A sign-in racing this one made the account first: the identity is linked now.
@@ -502,11 +486,8 @@ impl FederationService {
             .audit
             .record(EventKind::Signup, Some(user.id), client, details)
             .await;
-        if !user.email_verified {
-            self.deps.outbox.wake();
-            if self.rules.require_email_verification {
-                return Ok(FederatedOutcome::VerificationSent);
-            }
+        if !user.email_verified && self.rules.require_email_verification {
+            return Ok(FederatedOutcome::VerificationSent);
         }
         self.open_session(provider, user, client).await
     }

@@ -10,7 +10,6 @@ use std::io::BufRead;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use crate::actors::hasher::check_stored_hash;
 use crate::domain::email::EmailAddress;
@@ -54,15 +53,9 @@ fn new_user(line: &str) -> Result<NewUser, String> {
     };
     let name = check_name(record.name.as_deref()).map_err(|e| format!("name {e}"))?;
     Ok(NewUser {
-        id: Uuid::new_v4(),
-        email,
-        name,
-        password_hash: record.password_hash,
-        role,
         email_verified: record.email_verified.unwrap_or(false),
         created_at: record.created_at,
-        verification: None,
-        identity: None,
+        ..NewUser::new(email, name, record.password_hash, role)
     })
 }
 

@@ -31,6 +31,29 @@ pub struct NewUser {
     pub identity: Option<NewIdentity>,
 }
 
+impl NewUser {
+    /// An account made now: unverified, without a verification mail, linked to no provider.
+    /// Callers change what differs with struct update syntax.
+    pub fn new(
+        email: EmailAddress,
+        name: Option<String>,
+        password_hash: String,
+        role: Role,
+    ) -> Self {
+        NewUser {
+            id: Uuid::new_v4(),
+            email,
+            name,
+            password_hash,
+            role,
+            email_verified: false,
+            created_at: None,
+            verification: None,
+            identity: None,
+        }
+    }
+}
+
 /// A passwordless sign-in mail's link and code, as stored (hashes).
 #[derive(Debug, Clone)]
 pub struct NewEmailLogin {
