@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::helpers::{
     assert_error, cookie_value, remove_redis_keys, spawn_app_with, Backend, TestApp, PASSWORD,
 };
-use crate::smtp::{use_sink, SmtpSink};
+use crate::smtp::{spawn_app_mailing, spawn_app_mailing_with};
 
 const NEW_PASSWORD: &str = "lantern orchard quietly 42";
 
@@ -259,12 +259,10 @@ async fn current_password_checks_are_throttled_and_audited_like_logins(backend: 
 /// The link a reset or invitation mail carries is exchanged once; its follow-up cookie opens the
 /// next step but is not exchanged for a fresh one, so a link cannot be kept alive forever.
 async fn a_follow_up_token_is_not_exchanged_again(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
+    let (app, sink) = spawn_app_mailing(backend).await;
     let account = app.account().await;
     sink.wait_for(1).await;
-    app.forgot_password(&account.email).await;
-    let token = sink.wait_for(2).await[1].token();
+    let token = app.mailed_reset_token(&sink, &account.email, 1).await;
     let validated = app.validate_token(&token).await;
     assert_eq!(validated.status().as_u16(), 200);
     let follow_up =
@@ -280,15 +278,13 @@ async fn a_follow_up_token_is_not_exchanged_again(backend: Backend) {
 
 /// A reset with one link, or a password change, retires every other reset link of the account.
 async fn a_new_password_retires_every_outstanding_reset_link(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
+    let (app, sink) = spawn_app_mailing(backend).await;
     let account = app.account().await;
     sink.wait_for(1).await;
     // A newer reset mail retires the older link; a reset with the newest retires the rest.
-    app.forgot_password(&account.email).await;
-    let first = sink.wait_for(2).await[1].token();
-    app.forgot_password(&account.email).await;
-    let second = sink.wait_for(3).await[2].token();
+    let first = app.mailed_reset_token(&sink, &account.email, 1).await;
+    let second = app.mailed_reset_token(&sink, &account.email, 2).await;
+    assert_ne!(first, second);
     let stale = app.reset_password(&first, NEW_PASSWORD).await;
     assert_error(stale, 400, "token_invalid").await;
     let reset = app.reset_password(&second, NEW_PASSWORD).await;
@@ -322,8 +318,7 @@ async fn a_new_password_retires_every_outstanding_reset_link(backend: Backend) {
 /// An invitation grants what its inviter may grant when it is used: an admin since demoted,
 /// locked or deleted has invited nobody.
 async fn an_invitation_dies_with_its_inviters_rights(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
+    let (app, sink) = spawn_app_mailing(backend).await;
     let boss = app.admin().await;
     let mut expected_mails = 1;
     for (i, fate) in ["demoted", "locked", "deleted"].iter().enumerate() {
@@ -432,9 +427,7 @@ impl WriteLock {
 /// "Send me a mail" answers before any work for the address is done: while the store cannot
 /// write a token, a known address is still answered at once, and its mail follows once it can.
 async fn forgot_and_resend_answer_before_the_work_for_a_known_address(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, |s| {
-        use_sink(s, sink.port);
+    let (app, sink) = spawn_app_mailing_with(backend, |s| {
         // Lots of room, so only the lock can hold the write up.
         s.database.acquire_timeout_seconds = 30;
     })

@@ -5,11 +5,11 @@
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use authd::config::{BreachFallback, Settings};
 use sha1::{Digest, Sha1};
 
-use crate::helpers::{assert_error, spawn_app_with, Backend, PASSWORD};
+use crate::helpers::{assert_error, spawn_app_with, Backend, LocalServer, PASSWORD};
 use crate::smtp::{use_sink, SmtpSink};
 
 const BREACHED: &str = "Tr0ub4dor&3-breached";
@@ -28,14 +28,7 @@ type Asked = Mutex<Vec<(String, Option<String>)>>;
 struct RangeApi {
     url: String,
     asked: Arc<Asked>,
-    server: actix_web::dev::ServerHandle,
-}
-
-impl Drop for RangeApi {
-    fn drop(&mut self) {
-        let server = self.server.clone();
-        actix_web::rt::spawn(async move { server.stop(false).await });
-    }
+    _server: LocalServer,
 }
 
 async fn range(
@@ -68,21 +61,14 @@ impl RangeApi {
         );
         let asked = Arc::new(Mutex::new(Vec::new()));
         let data = web::Data::from(asked.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .route("/range/{prefix}", web::get().to(range))
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
+        let server = LocalServer::serve(listener, move |cfg| {
+            cfg.app_data(data.clone())
+                .route("/range/{prefix}", web::get().to(range));
+        });
         RangeApi {
             url,
             asked,
-            server: handle,
+            _server: server,
         }
     }
 }

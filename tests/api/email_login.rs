@@ -8,7 +8,7 @@ use crate::helpers::{
     access_token_of, assert_error, claims_of, refresh_cookie, spawn_app_with, Account, Backend,
     TestApp, PASSWORD,
 };
-use crate::smtp::{use_sink, ReceivedMail, SmtpSink};
+use crate::smtp::{spawn_app_mailing, spawn_app_mailing_with, use_sink, ReceivedMail, SmtpSink};
 
 fn passwordless(sink: &SmtpSink) -> impl FnOnce(&mut authd::config::Settings) {
     let port = sink.port;
@@ -41,6 +41,19 @@ impl TestApp {
 
     async fn email_login(&self, proof: Value) -> reqwest::Response {
         self.post_json("/auth/email/login/verify", &proof).await
+    }
+
+    /// Asks for a sign-in mail for `email`, waits for it (the sink's mail number `count`) and
+    /// follows its link.
+    async fn sign_in_by_mail(
+        &self,
+        sink: &SmtpSink,
+        count: usize,
+        email: &str,
+    ) -> reqwest::Response {
+        self.ask_email_login(email).await;
+        let mail = mail_to(sink, count, email, "sign-in").await;
+        self.email_login(json!({ "token": mail.token() })).await
     }
 
     async fn request_email_change(&self, token: &str, body: Value) -> reqwest::Response {
@@ -155,10 +168,8 @@ async fn a_sign_in_mail_takes_an_unverified_account_from_whoever_signed_it_up(ba
     let squatter = app.account().await;
     let (secret, _) = app.enrol_totp(&squatter.access_token).await;
 
-    app.ask_email_login(&squatter.email).await;
     // The verification mail, the notice that two-step verification is on, the sign-in mail.
-    let mail = mail_to(&sink, 3, &squatter.email, "sign-in").await;
-    let owner = app.email_login(json!({ "token": mail.token() })).await;
+    let owner = app.sign_in_by_mail(&sink, 3, &squatter.email).await;
     assert_eq!(owner.status().as_u16(), 200);
     assert!(
         refresh_cookie(owner.headers()).is_some(),
@@ -196,15 +207,8 @@ async fn a_sign_in_mail_takes_an_unverified_account_from_whoever_signed_it_up(ba
     // A verified account keeps its password when its owner signs in by mail.
     let sink_count = 3;
     let kept = verified_account(&app, &sink, sink_count).await;
-    app.ask_email_login(&kept.email).await;
-    let mail = mail_to(&sink, sink_count + 2, &kept.email, "sign-in").await;
-    assert_eq!(
-        app.email_login(json!({ "token": mail.token() }))
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
+    let signed_in = app.sign_in_by_mail(&sink, sink_count + 2, &kept.email);
+    assert_eq!(signed_in.await.status().as_u16(), 200);
     assert_eq!(
         app.login(&kept.email, PASSWORD).await.status().as_u16(),
         200
@@ -266,10 +270,8 @@ async fn an_email_sign_in_never_stands_in_for_a_second_factor(backend: Backend) 
     let account = verified_account(&app, &sink, 0).await;
     let (secret, _) = app.enrol_totp(&account.access_token).await;
 
-    app.ask_email_login(&account.email).await;
     // The verification mail, the notice that two-step verification is on, the sign-in mail.
-    let mail = mail_to(&sink, 3, &account.email, "sign-in").await;
-    let first = app.email_login(json!({ "token": mail.token() })).await;
+    let first = app.sign_in_by_mail(&sink, 3, &account.email).await;
     assert_eq!(first.status().as_u16(), 200);
     assert!(
         refresh_cookie(first.headers()).is_none(),
@@ -293,8 +295,7 @@ async fn passwordless_sign_in_is_off_by_default(backend: Backend) {
 }
 
 async fn an_address_changes_only_when_the_new_one_confirms(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, |settings| use_sink(settings, sink.port)).await;
+    let (app, sink) = spawn_app_mailing(backend).await;
     let account = app.account().await;
     let other_device = app.login_tokens(&account.email).await;
 
@@ -340,8 +341,7 @@ async fn an_address_changes_only_when_the_new_one_confirms(backend: Backend) {
 }
 
 async fn a_taken_address_gives_no_signal(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, |settings| use_sink(settings, sink.port)).await;
+    let (app, sink) = spawn_app_mailing(backend).await;
     let (asker, holder): (Account, Account) = (app.account().await, app.account().await);
     let free = app
         .request_email_change(
@@ -373,9 +373,7 @@ async fn a_taken_address_gives_no_signal(backend: Backend) {
 }
 
 async fn an_address_change_needs_the_password_or_a_recent_sign_in(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, |settings| {
-        use_sink(settings, sink.port);
+    let (app, _sink) = spawn_app_mailing_with(backend, |settings| {
         settings.auth.reauthentication_seconds = 1;
     })
     .await;

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use authd::domain::jwt_algorithm::JwtAlgorithm;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -15,6 +15,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+
+use crate::helpers::LocalServer;
 
 pub const CLIENT_ID: &str = "authd-test-client";
 pub const CLIENT_SECRET: &str = "authd-test-client-secret";
@@ -86,14 +88,7 @@ struct State {
 pub struct FakeProvider {
     pub issuer: String,
     state: Arc<Mutex<State>>,
-    server: actix_web::dev::ServerHandle,
-}
-
-impl Drop for FakeProvider {
-    fn drop(&mut self) {
-        let server = self.server.clone();
-        actix_web::rt::spawn(async move { server.stop(false).await });
-    }
+    _server: LocalServer,
 }
 
 struct Keys {
@@ -160,9 +155,8 @@ impl FakeProvider {
             ..State::default()
         }));
         let shared = web::Data::from(state.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(shared.clone())
+        let server = LocalServer::serve(listener, move |cfg| {
+            cfg.app_data(shared.clone())
                 .route(
                     "/.well-known/openid-configuration",
                     web::get().to(discovery),
@@ -171,18 +165,12 @@ impl FakeProvider {
                 .route("/authorize", web::get().to(authorize))
                 .route("/token", web::post().to(token))
                 .route("/user", web::get().to(github_user))
-                .route("/user/emails", web::get().to(github_emails))
-        })
-        .workers(1)
-        .listen(listener)
-        .expect("listens")
-        .run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
+                .route("/user/emails", web::get().to(github_emails));
+        });
         FakeProvider {
             issuer,
             state,
-            server: handle,
+            _server: server,
         }
     }
 

@@ -880,3 +880,41 @@ pub fn strings_of(items: &Value, field: &str) -> Vec<String> {
         .map(|item| item[field].as_str().expect("a string").to_string())
         .collect()
 }
+
+/// A stand-in for a third party (an identity provider, a webhook receiver, a breach API) served
+/// by actix on 127.0.0.1 inside the test process; stopped when dropped.
+pub struct LocalServer {
+    pub port: u16,
+    handle: ServerHandle,
+}
+
+impl LocalServer {
+    /// Serves `routes` on `listener` with one worker.
+    pub fn serve(
+        listener: std::net::TcpListener,
+        routes: impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+    ) -> LocalServer {
+        let port = listener.local_addr().expect("a bound port").port();
+        let server =
+            actix_web::HttpServer::new(move || actix_web::App::new().configure(routes.clone()))
+                .workers(1)
+                .listen(listener)
+                .expect("listens")
+                .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        LocalServer { port, handle }
+    }
+
+    /// Stops it now (an endpoint going down in the middle of a test).
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        actix_web::rt::spawn(async move { handle.stop(false).await });
+    }
+}

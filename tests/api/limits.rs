@@ -1,3 +1,4 @@
+use authd::config::Settings;
 use serde_json::Value;
 
 use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend, TestApp, PASSWORD};
@@ -89,13 +90,20 @@ async fn concurrent_logins_shed(app: &TestApp, count: usize, prefix: &str) -> u6
     overloaded
 }
 
+/// One hashing thread, `queue` places before it, and hashes slow enough (32 MiB, 3 passes, one
+/// lane) that concurrent logins pile up.
+fn one_slow_hashing_thread(settings: &mut Settings, queue: usize) {
+    let hasher = &mut settings.hasher;
+    hasher.workers = 1;
+    hasher.queue_capacity = queue;
+    hasher.argon2_memory_kib = 32768;
+    hasher.argon2_iterations = 3;
+    hasher.argon2_parallelism = 1;
+}
+
 async fn a_saturated_hasher_answers_503_overloaded_at_once_and_recovers(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
-        s.hasher.workers = 1;
-        s.hasher.queue_capacity = 1;
-        s.hasher.argon2_memory_kib = 32768;
-        s.hasher.argon2_iterations = 3;
-        s.hasher.argon2_parallelism = 1;
+        one_slow_hashing_thread(s, 1);
         s.server.workers = 2;
     })
     .await;
@@ -117,12 +125,8 @@ async fn a_login_that_waits_past_the_limit_answers_503_without_being_hashed(back
     // One slow thread and room to queue every login, but only 10 ms of patience: the logins at
     // the back of the queue wait several hashes and must be shed, not served late.
     let app = spawn_app_with(backend, |s| {
-        s.hasher.workers = 1;
-        s.hasher.queue_capacity = 8;
+        one_slow_hashing_thread(s, 8);
         s.hasher.max_queue_wait_ms = 10;
-        s.hasher.argon2_memory_kib = 32768;
-        s.hasher.argon2_iterations = 3;
-        s.hasher.argon2_parallelism = 1;
     })
     .await;
     let overloaded = concurrent_logins_shed(&app, 8, "late").await;

@@ -13,7 +13,7 @@ use crate::helpers::{
     access_token_of, assert_error, claims_of, refresh_cookie, spawn_app, spawn_app_with, Account,
     Backend, TestApp, PASSWORD,
 };
-use crate::smtp::{use_sink, SmtpSink};
+use crate::smtp::spawn_app_mailing;
 
 /// `aal` and `amr` of an access token.
 fn assurance_of(token: &str) -> (u64, Vec<String>) {
@@ -259,8 +259,7 @@ async fn a_used_code_fails_the_second_time_also_when_two_arrive_at_once(backend:
 }
 
 async fn recovery_codes_work_once_each_are_mailed_about_and_can_be_replaced(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
+    let (app, sink) = spawn_app_mailing(backend).await;
     let enrolled = app.enrol().await;
     let email = &enrolled.account.email;
     // The verification mail and the "two-step verification is on" notice.
@@ -542,8 +541,7 @@ async fn admin_actions_need_a_recent_sign_in_when_configured(backend: Backend) {
 }
 
 async fn an_admin_sees_and_resets_a_users_factors_and_the_user_is_told(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, |s| use_sink(s, sink.port)).await;
+    let (app, sink) = spawn_app_mailing(backend).await;
     let admin = app.admin().await;
     let enrolled = app.enrol().await;
     let path = format!("/admin/users/{}/mfa", enrolled.account.user_id);

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use mailin_embedded::response::OK;
 use mailin_embedded::{Handler, Response, Server};
 
+use crate::helpers::{spawn_app_with, Backend, TestApp};
+
 /// Receives mail for one test. Its server thread lives until the test process ends.
 pub struct SmtpSink {
     pub port: u16,
@@ -144,6 +146,40 @@ impl SmtpSink {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// An authd that mails to a sink of its own, and the sink.
+pub async fn spawn_app_mailing(backend: Backend) -> (TestApp, SmtpSink) {
+    spawn_app_mailing_with(backend, |_| {}).await
+}
+
+/// [`spawn_app_mailing`], then `customize` on the settings.
+pub async fn spawn_app_mailing_with(
+    backend: Backend,
+    customize: impl FnOnce(&mut authd::config::Settings),
+) -> (TestApp, SmtpSink) {
+    let sink = SmtpSink::start();
+    let port = sink.port;
+    let app = spawn_app_with(backend, move |settings| {
+        use_sink(settings, port);
+        customize(settings);
+    })
+    .await;
+    (app, sink)
+}
+
+impl TestApp {
+    /// Asks for a password reset and returns the token of its mail, the sink's mail number
+    /// `mails_before + 1`.
+    pub async fn mailed_reset_token(
+        &self,
+        sink: &SmtpSink,
+        email: &str,
+        mails_before: usize,
+    ) -> String {
+        self.forgot_password(email).await;
+        sink.wait_for(mails_before + 1).await[mails_before].token()
     }
 }
 

@@ -93,17 +93,12 @@ async fn open(backend: Backend) -> TestStore {
 }
 
 fn new_user(email: &str) -> NewUser {
-    NewUser {
-        id: Uuid::new_v4(),
-        email: EmailAddress::parse(email).expect("a valid address"),
-        name: Some("Ada".into()),
-        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
-        role: Role::User,
-        email_verified: false,
-        created_at: None,
-        verification: None,
-        identity: None,
-    }
+    NewUser::new(
+        EmailAddress::parse(email).expect("a valid address"),
+        Some("Ada".into()),
+        "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        Role::User,
+    )
 }
 
 fn rotation(presented: &RefreshToken, grace_seconds: u64) -> Rotation {
@@ -414,6 +409,15 @@ async fn a_second_totp_enrolment_cannot_be_confirmed_beside_an_active_one(backen
     assert_eq!(active.id, first);
 }
 
+/// A claimed delivery as the admin's log shows it.
+async fn logged_delivery(
+    t: &TestStore,
+    delivery: &authd::store::ClaimedWebhook,
+) -> authd::store::WebhookDelivery {
+    let found = t.store.webhook_delivery(delivery.endpoint_id, delivery.id);
+    found.await.unwrap().expect("the delivery is in the log")
+}
+
 /// Deliveries are queued with their event for exactly the enabled endpoints subscribed to its
 /// kind (by `domain::webhooks::subscribes`, the rule both backends write in SQL), claimed once
 /// under a lease even by claims made at once, claimed again when a retry is due, requeued only
@@ -521,12 +525,7 @@ async fn webhook_deliveries_follow_their_event_and_are_claimed_once(backend: Bac
         .record_webhook_attempt(dead.id, &attempt(died))
         .await
         .unwrap();
-    let logged = t
-        .store
-        .webhook_delivery(dead.endpoint_id, dead.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let logged = logged_delivery(&t, dead).await;
     assert_eq!(logged.status, "dead");
     assert_eq!(logged.last_status, Some(503));
     assert_eq!(logged.last_error.as_deref(), Some("gone"));
@@ -558,12 +557,7 @@ async fn webhook_deliveries_follow_their_event_and_are_claimed_once(backend: Bac
         )
         .await
         .unwrap();
-    let logged = t
-        .store
-        .webhook_delivery(sent.endpoint_id, sent.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let logged = logged_delivery(&t, sent).await;
     assert_eq!(logged.status, "sent");
     assert_eq!(logged.last_status, Some(204));
     assert!(logged.delivered_at.is_some() && logged.last_error.is_none());

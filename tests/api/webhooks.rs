@@ -8,9 +8,8 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -20,7 +19,8 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::helpers::{
-    assert_error, refresh_cookie, spawn_app, spawn_app_with, Backend, TestApp, PASSWORD,
+    assert_error, refresh_cookie, spawn_app, spawn_app_with, Account, Backend, LocalServer,
+    TestApp, PASSWORD,
 };
 use crate::smtp::free_port;
 
@@ -108,7 +108,7 @@ async fn hook(
 pub struct Receiver {
     pub port: u16,
     inbox: Arc<Mutex<Inbox>>,
-    server: ServerHandle,
+    server: LocalServer,
 }
 
 impl Receiver {
@@ -122,24 +122,16 @@ impl Receiver {
     }
 
     fn listen(listener: TcpListener) -> Self {
-        let port = listener.local_addr().unwrap().port();
         let inbox = Arc::new(Mutex::new(Inbox::default()));
         let shared = web::Data::from(inbox.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(shared.clone())
-                .route("/hook", web::post().to(hook))
-        })
-        .workers(1)
-        .listen(listener)
-        .expect("listens")
-        .run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
+        let server = LocalServer::serve(listener, move |cfg| {
+            cfg.app_data(shared.clone())
+                .route("/hook", web::post().to(hook));
+        });
         Receiver {
-            port,
+            port: server.port,
             inbox,
-            server: handle,
+            server,
         }
     }
 
@@ -184,7 +176,7 @@ impl Receiver {
     }
 
     pub async fn stop(&self) {
-        self.server.stop(false).await;
+        self.server.stop().await;
     }
 }
 
@@ -256,6 +248,25 @@ impl TestApp {
         (created["id"].as_str().unwrap().parse().unwrap(), secret)
     }
 
+    /// An admin, a receiver that fails its first `failures` requests, subscribed to
+    /// `login_failed`, and one failed login on its way to it.
+    async fn failed_login_sent_to_a_receiver_failing(&self, failures: u32) -> FailedLoginSent {
+        let admin = self.admin().await;
+        let receiver = Receiver::start();
+        receiver.fail_next(failures);
+        let (endpoint, secret) = self
+            .register_webhook(&admin.access_token, &receiver.url(), &["login_failed"])
+            .await;
+        let user = self.account().await;
+        self.assert_login_refused(&user.email, "wrong").await;
+        FailedLoginSent {
+            admin,
+            receiver,
+            endpoint,
+            secret,
+        }
+    }
+
     /// The endpoint's delivery log, newest first (one page of up to 200).
     async fn deliveries(&self, admin: &str, endpoint: Uuid) -> Vec<Value> {
         let path = format!("/admin/webhooks/{endpoint}/deliveries?limit=200");
@@ -278,6 +289,13 @@ impl TestApp {
         })
         .await
     }
+}
+
+struct FailedLoginSent {
+    admin: Account,
+    receiver: Receiver,
+    endpoint: Uuid,
+    secret: String,
 }
 
 fn time_of(value: &Value) -> chrono::DateTime<chrono::FixedOffset> {
@@ -409,14 +427,12 @@ async fn events_reach_the_endpoints_subscribed_to_their_kind_signed(backend: Bac
 /// after a backoff, until it answers 2xx: at least once.
 async fn a_failing_endpoint_gets_the_same_message_again_until_it_answers(backend: Backend) {
     let app = spawn_app_with(backend, quick_retries).await;
-    let admin = app.admin().await;
-    let receiver = Receiver::start();
-    receiver.fail_next(2);
-    let (endpoint, secret) = app
-        .register_webhook(&admin.access_token, &receiver.url(), &["login_failed"])
-        .await;
-    let user = app.account().await;
-    app.assert_login_refused(&user.email, "wrong").await;
+    let FailedLoginSent {
+        admin,
+        receiver,
+        endpoint,
+        secret,
+    } = app.failed_login_sent_to_a_receiver_failing(2).await;
 
     // After the first failure: pending, one attempt, the answer noted, the next one later.
     let log = app
@@ -590,14 +606,12 @@ async fn a_dead_delivery_shows_in_the_log_and_a_retry_sends_it_again(backend: Ba
         s.webhooks.max_attempts = 2;
     })
     .await;
-    let admin = app.admin().await;
-    let receiver = Receiver::start();
-    receiver.fail_next(u32::MAX);
-    let (endpoint, secret) = app
-        .register_webhook(&admin.access_token, &receiver.url(), &["login_failed"])
-        .await;
-    let user = app.account().await;
-    app.assert_login_refused(&user.email, "wrong").await;
+    let FailedLoginSent {
+        admin,
+        receiver,
+        endpoint,
+        secret,
+    } = app.failed_login_sent_to_a_receiver_failing(u32::MAX).await;
 
     let log = app
         .wait_for_deliveries(&admin.access_token, endpoint, 1, "a dead delivery", |d| {
