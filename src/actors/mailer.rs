@@ -18,7 +18,6 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use rand::Rng;
 
 use crate::config::{MailSettings, SmtpTls};
-use crate::domain::one_time::backoff;
 use crate::store::{ClaimedEmail, DeliveryOutcome, OutboxEmail, Store};
 
 /// Look for due mail now (sent after mail is queued, so it need not wait for the next tick).
@@ -225,18 +224,10 @@ async fn deliver(
     };
     match result {
         Ok(()) => DeliveryOutcome::Sent,
-        Err(error) if mail.attempts >= settings.max_attempts => DeliveryOutcome::Dead { error },
         Err(error) => {
-            let wait = backoff(
-                mail.attempts,
-                Duration::from_secs(settings.backoff_base_seconds),
-                Duration::from_secs(settings.backoff_max_seconds),
-                rand::thread_rng().gen(),
-            );
-            DeliveryOutcome::Retry {
-                after_seconds: wait.as_secs().max(1),
-                error,
-            }
+            let retry = settings.retry_policy();
+            let after = retry.retry_after(mail.attempts, rand::thread_rng().gen());
+            DeliveryOutcome::failed(error, after)
         }
     }
 }

@@ -23,7 +23,6 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::config::{Secret, WebhookSettings};
-use crate::domain::one_time::backoff;
 use crate::domain::webhooks::{SigningSecret, TargetPolicy};
 use crate::store::{ClaimedWebhook, DeliveryOutcome, Store, WebhookAttempt};
 
@@ -203,24 +202,11 @@ impl Sender {
                 outcome: DeliveryOutcome::Sent,
                 status: Some(status),
             },
-            Err(Failure { status, error }) if delivery.attempts >= self.settings.max_attempts => {
-                WebhookAttempt {
-                    outcome: DeliveryOutcome::Dead { error },
-                    status,
-                }
-            }
             Err(Failure { status, error }) => {
-                let wait = backoff(
-                    delivery.attempts,
-                    Duration::from_secs(self.settings.backoff_base_seconds),
-                    Duration::from_secs(self.settings.backoff_max_seconds),
-                    rand::thread_rng().gen(),
-                );
+                let retry = self.settings.retry_policy();
+                let after = retry.retry_after(delivery.attempts, rand::thread_rng().gen());
                 WebhookAttempt {
-                    outcome: DeliveryOutcome::Retry {
-                        after_seconds: wait.as_secs().max(1),
-                        error,
-                    },
+                    outcome: DeliveryOutcome::failed(error, after),
                     status,
                 }
             }

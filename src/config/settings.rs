@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::{invalid, ConfigError};
 use crate::domain::jwt_algorithm::JwtAlgorithm;
+use crate::domain::retry::RetryPolicy;
 
 /// Secrets shipped in `config/development.toml` and the README. They are fine for a laptop and
 /// refused everywhere else.
@@ -658,7 +659,33 @@ pub struct WebhookSettings {
     pub endpoints: Vec<WebhookEndpointSettings>,
 }
 
+impl MailSettings {
+    pub fn retry_policy(&self) -> RetryPolicy {
+        retry_policy(
+            self.max_attempts,
+            self.backoff_base_seconds,
+            self.backoff_max_seconds,
+        )
+    }
+}
+
+fn retry_policy(max_attempts: u32, base_seconds: u64, max_seconds: u64) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        base: std::time::Duration::from_secs(base_seconds),
+        max: std::time::Duration::from_secs(max_seconds),
+    }
+}
+
 impl WebhookSettings {
+    pub fn retry_policy(&self) -> RetryPolicy {
+        retry_policy(
+            self.max_attempts,
+            self.backoff_base_seconds,
+            self.backoff_max_seconds,
+        )
+    }
+
     pub fn target_policy(&self) -> crate::domain::webhooks::TargetPolicy {
         crate::domain::webhooks::TargetPolicy {
             allow_insecure: self.allow_insecure_targets,

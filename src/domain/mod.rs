@@ -14,6 +14,7 @@ pub mod mfa;
 pub mod one_time;
 pub mod opaque_token;
 pub mod password;
+pub mod retry;
 pub mod rotation;
 pub mod user;
 pub mod webhooks;

@@ -2,8 +2,6 @@
 //! rule that says whether a stored token may be used. Both backends read the token's row under a
 //! lock and ask `usable`; they only write what it decides.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,18 +102,6 @@ pub fn usable(token: &StoredOneTimeToken, wanted: &OneTimeUse<'_>, now: DateTime
         && (wanted.origin == TokenOrigin::Any || !token.follow_up)
 }
 
-/// The wait before retry `attempt` (1 for the first retry): `base x 2^(attempt-1)`, capped at
-/// `max`, then spread by up to a fifth either way with `jitter` in [0, 1) so that a burst of
-/// failures does not retry in lockstep.
-pub fn backoff(attempt: u32, base: Duration, max: Duration, jitter: f64) -> Duration {
-    let factor = 2u32
-        .checked_pow(attempt.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    let wait = base.saturating_mul(factor).min(max);
-    let spread = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
-    wait.mul_f64(spread)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,16 +156,5 @@ mod tests {
             ..reset
         };
         assert!(usable(&follow_up, &next_step, now));
-    }
-
-    #[test]
-    fn backoff_doubles_caps_and_jitters_within_a_fifth() {
-        let base = Duration::from_secs(2);
-        let max = Duration::from_secs(60);
-        assert_eq!(backoff(1, base, max, 0.5), Duration::from_secs(2));
-        assert_eq!(backoff(3, base, max, 0.5), Duration::from_secs(8));
-        assert_eq!(backoff(30, base, max, 0.5), Duration::from_secs(60));
-        assert_eq!(backoff(1, base, max, 0.0), Duration::from_millis(1600));
-        assert!(backoff(1, base, max, 0.999) < Duration::from_millis(2400));
     }
 }

@@ -277,6 +277,19 @@ pub enum DeliveryOutcome {
     },
 }
 
+impl DeliveryOutcome {
+    /// A failed attempt: tried again after `retry_after_seconds`, or dead without them.
+    pub fn failed(error: String, retry_after_seconds: Option<u64>) -> Self {
+        match retry_after_seconds {
+            Some(after_seconds) => DeliveryOutcome::Retry {
+                after_seconds,
+                error,
+            },
+            None => DeliveryOutcome::Dead { error },
+        }
+    }
+}
+
 /// An audit event to record.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
