@@ -43,6 +43,14 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration, jitter: f64) -> Dura
 mod tests {
     use super::*;
 
+    fn policy(max_attempts: u32, base: Duration, max: Duration) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            base,
+            max,
+        }
+    }
+
     #[test]
     fn backoff_doubles_caps_and_jitters_within_a_fifth() {
         let base = Duration::from_secs(2);
@@ -56,11 +64,7 @@ mod tests {
 
     #[test]
     fn a_failure_is_retried_until_the_last_attempt_then_given_up() {
-        let policy = RetryPolicy {
-            max_attempts: 3,
-            base: Duration::from_secs(10),
-            max: Duration::from_secs(60),
-        };
+        let policy = policy(3, Duration::from_secs(10), Duration::from_secs(60));
         assert_eq!(policy.retry_after(1, 0.5), Some(10));
         assert_eq!(policy.retry_after(2, 0.5), Some(20));
         assert_eq!(
@@ -73,11 +77,7 @@ mod tests {
 
     #[test]
     fn a_retry_waits_at_least_a_second() {
-        let policy = RetryPolicy {
-            max_attempts: 5,
-            base: Duration::from_millis(100),
-            max: Duration::from_millis(100),
-        };
+        let policy = policy(5, Duration::from_millis(100), Duration::from_millis(100));
         assert_eq!(policy.retry_after(1, 0.0), Some(1));
     }
 }
