@@ -22,7 +22,6 @@ use crate::cache::redis::RedisCache;
 use crate::cache::{Cache, RateRule};
 use crate::config::{Settings, StoreBackend};
 use crate::domain::assurance::StepUpRule;
-use crate::error::AppError;
 use crate::flows::account::AccountService;
 use crate::flows::admin::AdminService;
 use crate::flows::audit::Audit;
@@ -370,10 +369,6 @@ impl Application {
             App::new()
                 .app_data(web::Data::new(state))
                 .app_data(web::PayloadConfig::new(max_body_bytes))
-                .app_data(
-                    web::QueryConfig::default()
-                        .error_handler(|e, _| AppError::validation("query", e.to_string()).into()),
-                )
                 .wrap(from_fn(http::middleware::rate_limit))
                 .wrap(http::cors(&server_settings))
                 .wrap(from_fn(http::middleware::request_context))

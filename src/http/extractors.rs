@@ -216,6 +216,30 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
+/// The query string, read as actix's `web::Query` reads it, but a parameter that does not parse
+/// or is unknown is named in the error (`limit`, `userId`) rather than the query as a whole.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let pairs = form_urlencoded::parse(req.query_string().as_bytes());
+        let parsed = serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs));
+        ready(parsed.map(QueryParams).map_err(|e| {
+            let path = e.path().to_string();
+            // A problem with no one parameter to blame (a missing one) names the query.
+            let field = if path.is_empty() || path == "." {
+                "query".to_string()
+            } else {
+                path
+            };
+            AppError::Validation(vec![FieldError::new(field, e.inner().to_string())])
+        }))
+    }
+}
+
 /// A JSON body that did not deserialise, as a problem with the field it is about (`email`,
 /// `metadata.plan`), or with `body` when no field is to blame (malformed JSON, an unknown field).
 fn json_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {

@@ -692,6 +692,30 @@ async fn long_strings_within_the_body_limit_are_4xx(backend: Backend) {
 }
 
 /// The service is unharmed: a plain request from another client is answered.
+/// A query parameter that does not parse, or is not one the endpoint takes, is named in
+/// `details`, as a body field is.
+async fn a_bad_query_parameter_is_named_in_the_error(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin().await;
+    for (path, field) in [
+        ("/admin/users?limit=x", "limit"),
+        ("/admin/users?limit=-1", "limit"),
+        ("/admin/events?userId=nope", "userId"),
+        ("/me/events?limit=1.5", "limit"),
+        ("/me/events?userId=00000000-0000-0000-0000-000000000000", "userId"),
+    ] {
+        let response = app.get(path, &admin.access_token).await;
+        let body = assert_error(response, 400, "validation_failed").await;
+        assert_eq!(body["details"][0]["field"], field, "{path}: {body}");
+        assert!(
+            body["details"][0]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{path}: {body}"
+        );
+    }
+}
+
 async fn assert_still_serving(app: &TestApp) {
     let response = app.fetch("/health/live").await;
     assert_eq!(response.status().as_u16(), 200);
@@ -710,4 +734,5 @@ crate::backend_tests!(
     deeply_nested_json_is_400,
     huge_numbers_duplicate_keys_and_odd_values_are_4xx,
     long_strings_within_the_body_limit_are_4xx,
+    a_bad_query_parameter_is_named_in_the_error,
 );

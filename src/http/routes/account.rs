@@ -9,7 +9,7 @@ use super::{event_page, EventListBody, EventQuery, MeBody, MessageBody};
 use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AuthUser, Client, EnrollingUser, JsonBody};
+use crate::http::extractors::{AuthUser, Client, EnrollingUser, JsonBody, QueryParams};
 use crate::http::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -189,7 +189,7 @@ pub async fn change_password(
 pub async fn my_events(
     state: web::Data<AppState>,
     AuthUser(Caller { claims, .. }): AuthUser,
-    query: web::Query<EventQuery>,
+    QueryParams(query): QueryParams<EventQuery>,
 ) -> Result<HttpResponse, AppError> {
     let (events, next_cursor) = state
         .account

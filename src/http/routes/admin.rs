@@ -10,7 +10,7 @@ use crate::domain::user::{Role, User};
 use crate::error::AppError;
 use crate::flows::admin::UserChanges;
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AdminUser, Client, JsonBody};
+use crate::http::extractors::{AdminUser, Client, JsonBody, QueryParams};
 use crate::http::AppState;
 
 /// A user as an admin sees it.
@@ -73,7 +73,7 @@ pub struct UserListBody {
 pub async fn list_users(
     state: web::Data<AppState>,
     _admin: AdminUser,
-    query: web::Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let list = state
         .admin
@@ -260,7 +260,7 @@ pub async fn invite(
 pub async fn events(
     state: web::Data<AppState>,
     _admin: AdminUser,
-    query: web::Query<AdminEventQuery>,
+    QueryParams(query): QueryParams<AdminEventQuery>,
 ) -> Result<HttpResponse, AppError> {
     let (events, next_cursor) = state
         .admin

@@ -20,7 +20,7 @@ use crate::error::AppError;
 use crate::flows::federation::{Callback, CallbackResult, FederatedOutcome, StartedFlow};
 use crate::http::cookies::{request_cookie, OAUTH_FLOW_COOKIE};
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AuthUser, Client, JsonBody};
+use crate::http::extractors::{AuthUser, Client, JsonBody, QueryParams};
 use crate::http::AppState;
 use crate::store::LinkedIdentity;
 
@@ -194,7 +194,7 @@ pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
 pub async fn start(
     state: web::Data<AppState>,
     provider: web::Path<String>,
-    query: web::Query<StartQuery>,
+    QueryParams(query): QueryParams<StartQuery>,
 ) -> Result<HttpResponse, AppError> {
     let return_to = state.federation.return_url(query.return_to.as_deref())?;
     match state
@@ -296,9 +296,9 @@ pub async fn callback(
     state: web::Data<AppState>,
     Client(client): Client,
     provider: web::Path<String>,
-    params: web::Query<CallbackParams>,
+    QueryParams(params): QueryParams<CallbackParams>,
 ) -> HttpResponse {
-    finish(req, state, client, &provider, params.into_inner()).await
+    finish(req, state, client, &provider, params).await
 }
 
 #[utoipa::path(

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AdminUser, Client, JsonBody};
+use crate::http::extractors::{AdminUser, Client, JsonBody, QueryParams};
 use crate::http::AppState;
 use crate::store::{WebhookDelivery, WebhookEndpoint};
 
@@ -254,7 +254,7 @@ pub async fn webhook_deliveries(
     state: web::Data<AppState>,
     _admin: AdminUser,
     id: web::Path<Uuid>,
-    query: web::Query<DeliveryQuery>,
+    QueryParams(query): QueryParams<DeliveryQuery>,
 ) -> Result<HttpResponse, AppError> {
     let (deliveries, next_cursor) = state
         .webhooks
