@@ -13,6 +13,9 @@
 //    retried once. If authd refuses the refresh, the client calls onSessionEnded.
 //  - 429 and 503 with a short Retry-After are retried once after the wait; errors are AuthdError
 //    with authd's stable `code`.
+//  - Passkeys (WebAuthn, when the browser has it): the client asks authd for the ceremony's
+//    options, hands them to navigator.credentials and sends the authenticator's answer back:
+//    adding one while signed in, signing in with one alone, or as the second step of a login.
 //  - Sign-in with other providers: the page navigates to authd's start URL; the provider sends the
 //    browser back here with the outcome in the URL's fragment, which handleOAuthReturn() reads and
 //    removes from the address bar (it may hold an mfaToken or a linkToken). "Signed in" carries no
@@ -56,6 +59,39 @@ async function logIn(fields) {
 async function verifySecondFactor({ code }) {
   const proof = /^\d{6}$/.test(code.trim()) ? { code: code.trim() } : { recoveryCode: code.trim() };
   const result = await client.verifyMfa({ mfaToken, ...proof });
+  mfaToken = null;
+  showSignedIn(result.user);
+  await linkWaitingIdentity();
+}
+
+// ---- passkeys ----
+
+const PASSKEYS = typeof PublicKeyCredential === 'function';
+
+// A passkey for the signed-in account (the browser asks for the authenticator: Touch ID, a
+// security key, the phone). The account's first factor also brings recovery codes: shown once.
+async function addPasskey() {
+  const { passkey, recoveryCodes } = await client.registerPasskey({ name: `Passkey on ${navigator.platform || 'this device'}` });
+  $('#message').textContent = `Passkey "${passkey.name}" added: you can sign in with it.`;
+  if (recoveryCodes?.length) {
+    $('#recovery-codes code').textContent = recoveryCodes.join(' ');
+    $('#recovery-codes').hidden = false;
+  }
+}
+
+// A passkey alone signs in: the address says whose passkeys the browser may offer.
+async function signInWithPasskey() {
+  const email = $('#login-form [name=email]').value.trim();
+  if (!email) throw new Error('Enter your email address first.');
+  const result = await client.signInWithPasskey(email);
+  $('#login-form').reset();
+  showSignedIn(result.user);
+  await linkWaitingIdentity();
+}
+
+// The second step with a passkey instead of a code.
+async function verifyWithPasskey() {
+  const result = await client.verifyMfaWithPasskey(mfaToken);
   mfaToken = null;
   showSignedIn(result.user);
   await linkWaitingIdentity();
@@ -202,6 +238,7 @@ function showSignedIn(user) {
   $('#status').textContent = `Signed in as ${user.email}`;
   $('#auth-forms').hidden = true;
   $('#mfa-form').hidden = true;
+  $('#add-passkey').hidden = !PASSKEYS;
 }
 
 function showMfaStep(methods, text = 'Password accepted: one more step') {
@@ -210,6 +247,7 @@ function showMfaStep(methods, text = 'Password accepted: one more step') {
   $('#auth-forms').hidden = true;
   $('#mfa-form').hidden = false;
   $('#mfa-methods').textContent = methods.join(', ');
+  $('#mfa-passkey').hidden = !(PASSKEYS && methods.includes('passkey'));
 }
 
 function showSignedOut(message = '') {
@@ -219,6 +257,8 @@ function showSignedOut(message = '') {
   $('#mfa-form').hidden = true;
   $('#profile').textContent = '(not loaded)';
   $('#sessions').replaceChildren();
+  $('#add-passkey').hidden = true;
+  $('#recovery-codes').hidden = true;
   $('#message').textContent = message;
 }
 
@@ -265,6 +305,10 @@ for (const [form, submit] of [['#signup-form', signUp], ['#login-form', logIn], 
 }
 $('#load').addEventListener('click', action(loadAccount));
 $('#logout').addEventListener('click', action(logout));
+$('#add-passkey').addEventListener('click', action(addPasskey));
+$('#passkey-login').addEventListener('click', action(signInWithPasskey));
+$('#mfa-passkey').addEventListener('click', action(verifyWithPasskey));
+$('#passkey-login').hidden = !PASSKEYS;
 showProviders().catch(() => {}); // no buttons when authd cannot list them (the request list shows why)
 handleProviderReturn()
   .then((handled) => handled || restoreSession())

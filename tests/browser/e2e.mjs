@@ -8,9 +8,11 @@
 // the session from the cookie, logout, a server-side revocation ending in the signed-out state, a
 // login with a second factor (the page's MFA step), sign-in through a fake OpenID Connect provider
 // (the page's provider button, the round trip, the fragment; a refusal; an address that has an
-// account, linked after its login, then the provider's sign-in with the second step), and CORS
-// (preflights, and a page on a foreign origin that cannot log in). The page runs @authd/client (clients/typescript) from
-// examples/web/vendor/authd-client/: this also checks that package in a real browser.
+// account, linked after its login, then the provider's sign-in with the second step), CORS
+// (preflights, and a page on a foreign origin that cannot log in), and passkeys (adding one,
+// signing in with it alone and as a second step, on localhost with a virtual authenticator). The
+// page runs @authd/client (clients/typescript) from examples/web/vendor/authd-client/: this also
+// checks that package in a real browser.
 //
 // Usage: tests/browser/run.sh (or node tests/browser/e2e.mjs after npm ci --prefix tests/browser).
 // Environment: AUTHD_BIN (default target/debug/authd), AUTHD_CONFIG_DIR (default ./config),
@@ -197,10 +199,11 @@ async function serveExample(label) {
 
 // ---- authd ------------------------------------------------------------------------------
 
-async function startAuthd(tmp, allowedOrigin, settings = {}) {
+// `apiHost`: the name the page calls authd by (it listens on 127.0.0.1 either way).
+async function startAuthd(tmp, allowedOrigin, settings = {}, apiHost = '127.0.0.1') {
   check(fs.existsSync(AUTHD_BIN), `authd binary ${AUTHD_BIN} exists (build it with cargo build, or set AUTHD_BIN)`);
   const port = await freePort();
-  const api = `http://127.0.0.1:${port}`;
+  const api = `http://${apiHost}:${port}`;
   // Only what this test sets: no DATABASE_URL/REDIS_URL (embedded SQLite + in-process state),
   // no seed variables or AUTHD_* from the caller's shell, except AUTHD_CONFIG_DIR (to pair a
   // binary with the config/ it was built with).
@@ -250,7 +253,7 @@ async function startAuthd(tmp, allowedOrigin, settings = {}) {
   await waitFor(
     async () => {
       if (exited) throw new Error(`authd exited at start (${JSON.stringify(exited)}):\n${tail(logPath)}`);
-      return (await request('GET', `${api}/health/ready`).catch(() => null))?.status === 200;
+      return (await request('GET', `http://127.0.0.1:${port}/health/ready`).catch(() => null))?.status === 200;
     },
     30_000,
     'authd GET /health/ready = 200',
@@ -299,6 +302,13 @@ function watchApi(page, api) {
     },
     all: () => calls,
   };
+}
+
+// Fills the page's login form and submits it (the caller waits for what follows).
+async function submitLogin(page, email, password) {
+  await page.fill('#login-form [name=email]', email);
+  await page.fill('#login-form [name=password]', password);
+  await page.click('#login-form button');
 }
 
 const show = (calls) => calls.map((c) => `${c.method} ${c.path} ${c.status ?? c.failure ?? 'pending'}`).join(', ');
@@ -425,9 +435,7 @@ async function main() {
   await page.click('#logout');
   await waitState('signed-out');
   mark = traffic.mark();
-  await page.fill('#login-form [name=email]', email);
-  await page.fill('#login-form [name=password]', password);
-  await page.click('#login-form button');
+  await submitLogin(page, email, password);
   await waitState('signed-in');
   const loggedInAt = Date.now();
   const [login] = of(await traffic.since(mark), 'POST', '/auth/login');
@@ -523,9 +531,7 @@ async function main() {
   checkEqual(await status(), 'signed-out', 'the page shows the signed-out state');
 
   step('a session revoked elsewhere (logout-all): the next call fails to refresh, the page signs out');
-  await page.fill('#login-form [name=email]', email);
-  await page.fill('#login-form [name=password]', password);
-  await page.click('#login-form button');
+  await submitLogin(page, email, password);
   await waitState('signed-in');
   const revoked = await request('POST', `${api}/auth/logout-all`, { headers: { Authorization: `Bearer ${await lastAccessToken()}` } });
   checkEqual(revoked.status, 200, `logout-all from another client (${revoked.text})`);
@@ -547,9 +553,7 @@ async function main() {
   const confirmed = await request('POST', `${api}/me/mfa/totp/confirm`, { headers: bearer, body: { code: totp(enrolment.json?.secret ?? '') } });
   checkEqual(confirmed.status, 200, `TOTP enrolled from Node (${enrolment.text} ${confirmed.text})`);
   mark = traffic.mark();
-  await page.fill('#login-form [name=email]', mfaEmail);
-  await page.fill('#login-form [name=password]', password);
-  await page.click('#login-form button');
+  await submitLogin(page, mfaEmail, password);
   await page.waitForSelector('#mfa-form', { state: 'visible' });
   check((await page.textContent('#mfa-methods')).includes('totp'), 'the page names the accepted methods');
   checkEqual(await status(), 'signed-out', 'no session before the second step');
@@ -636,9 +640,7 @@ async function main() {
   await page.locator('#message', { hasText: 'already has an account' }).waitFor();
   checkEqual([await status(), page.url()], ['signed-out', pageUrl], 'no session, and the link token left the address bar');
   mark = traffic.mark();
-  await page.fill('#login-form [name=email]', mfaEmail);
-  await page.fill('#login-form [name=password]', password);
-  await page.click('#login-form button');
+  await submitLogin(page, mfaEmail, password);
   await page.waitForSelector('#mfa-form', { state: 'visible' });
   await page.fill('#mfa-form [name=code]', confirmed.json.recoveryCodes[1]);
   await page.click('#mfa-form button');
@@ -715,7 +717,112 @@ async function main() {
   checkEqual(direct, 'TypeError', 'any fetch from the foreign origin fails');
   await foreignContext.close();
 
+  await passkeys(browser, pageErrors);
+
   checkEqual(pageErrors, [], 'no uncaught errors in the page');
+}
+
+// Passkeys need a relying party that is a domain, and the page on it: here the page and authd
+// are both called `localhost` (one site, so the SameSite=Strict refresh cookie still travels),
+// and Chromium's virtual authenticator (DevTools protocol) stands in for Touch ID or a key.
+async function passkeys(browser, pageErrors) {
+  step('passkeys: a second authd and page on localhost, a virtual authenticator');
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'authd-e2e-passkeys-'));
+  cleanups.push(() => fsp.rm(tmp, { recursive: true, force: true }));
+  const origin = (await serveExample('passkey page origin')).replace('127.0.0.1', 'localhost');
+  // The relying party is the host of app.frontend_url (localhost); its origin the only one allowed.
+  const { api, logPath } = await startAuthd(tmp, origin, { AUTHD__APP__FRONTEND_URL: origin }, 'localhost');
+  const context = await browser.newContext();
+  context.setDefaultTimeout(10_000);
+  const page = await context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  const traffic = watchApi(page, api);
+  onFailure = async () => {
+    console.error(`\nrequests from the passkey page: ${show(traffic.all())}`);
+    console.error(`page error: ${await page.textContent('#error', { timeout: 1000 }).catch(() => '?')}`);
+    console.error(`\nauthd log (last lines):\n${tail(logPath)}`);
+  };
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+  });
+  const waitState = (state) => page.waitForSelector(`#status[data-state="${state}"]`);
+  const claimsOf = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+  const email = `e2e-passkey-${crypto.randomBytes(4).toString('hex')}@example.com`;
+  const password = `amber ${crypto.randomBytes(4).toString('hex')} lighthouse meadow`;
+
+  await page.goto(`${origin}/?api=${encodeURIComponent(api)}`);
+  await waitState('signed-out');
+  await page.fill('#signup-form [name=email]', email);
+  await page.fill('#signup-form [name=password]', password);
+  await page.click('#signup-form button');
+  await waitState('signed-in');
+
+  step('passkeys: add one while signed in; it is the first factor, so recovery codes come with it');
+  let mark = traffic.mark();
+  await page.click('#add-passkey');
+  await page.waitForFunction(() => document.querySelector('#message').textContent.includes('added'));
+  checkEqual(show(await traffic.since(mark)), 'POST /me/mfa/passkey-options 200, POST /me/mfa/passkeys 201', 'options, the authenticator, registration');
+  const codes = (await page.textContent('#recovery-codes code')).trim().split(' ');
+  check(await page.isVisible('#recovery-codes') && codes.length >= 8, `recovery codes shown once (${codes.length})`);
+  const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+  checkEqual(credentials.length, 1, 'the authenticator holds one credential');
+  checkEqual(credentials[0].rpId, 'localhost', 'for the relying party localhost');
+
+  step('passkeys: sign in with the passkey alone');
+  await page.click('#logout');
+  await waitState('signed-out');
+  mark = traffic.mark();
+  await page.fill('#login-form [name=email]', email);
+  await page.click('#passkey-login');
+  await waitState('signed-in');
+  let calls = await traffic.since(mark);
+  checkEqual(show(calls), 'POST /auth/passkey/options 200, POST /auth/passkey/login 200', 'options, the authenticator, sign-in');
+  let claims = claimsOf((await of(calls, 'POST', '/auth/passkey/login')[0].body).accessToken);
+  check(claims.amr.includes('hwk') || claims.amr.includes('swk'), `amr names a passkey (${claims.amr})`);
+  checkEqual(claims.aal, 2, 'a user-verified passkey is two factors');
+  check((await context.cookies(`${api}/auth/refresh`)).some((c) => c.name === 'refresh_token' && c.httpOnly), 'the HttpOnly refresh cookie is set');
+
+  step('passkeys: the password now asks for a second step, and the passkey answers it');
+  await page.click('#logout');
+  await waitState('signed-out');
+  mark = traffic.mark();
+  await submitLogin(page, email, password);
+  await page.waitForSelector('#mfa-passkey', { state: 'visible' });
+  check((await page.textContent('#mfa-methods')).includes('passkey'), 'the second step offers the passkey');
+  await page.click('#mfa-passkey');
+  await waitState('signed-in');
+  calls = await traffic.since(mark);
+  checkEqual(show(calls), 'POST /auth/login 200, POST /auth/mfa/passkey-options 200, POST /auth/mfa/verify 200', 'login, options, the authenticator, the second step');
+  claims = claimsOf((await of(calls, 'POST', '/auth/mfa/verify')[0].body).accessToken);
+  check(claims.amr.includes('pwd') && claims.aal === 2, `password and passkey: aal 2 (${claims.amr})`);
+
+  step('passkeys: the browser\'s own PublicKeyCredential.toJSON() is accepted too (what docs/api.md promises)');
+  const direct = `http://127.0.0.1:${new URL(api).port}`;
+  const other = await request('POST', `${direct}/auth/signup`, { body: { email: `e2e-tojson-${crypto.randomBytes(4).toString('hex')}@example.com`, password } });
+  checkEqual(other.status, 201, `signup from Node (${other.text})`);
+  const bearer = { Authorization: `Bearer ${other.json.accessToken}` };
+  const started = await request('POST', `${direct}/me/mfa/passkey-options`, { headers: bearer });
+  checkEqual(started.status, 200, `registration options (${started.text})`);
+  const browserJson = await page.evaluate(async (options) => {
+    const credential = await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.publicKey) });
+    return credential.toJSON();
+  }, started.json.options);
+  const registered = await request('POST', `${direct}/me/mfa/passkeys`, { headers: bearer, body: { ceremonyId: started.json.ceremonyId, credential: browserJson } });
+  checkEqual(registered.status, 201, `toJSON() registers (${registered.text})`);
+
+  step('passkeys: a passkey from another relying party is refused');
+  await page.click('#logout');
+  await waitState('signed-out');
+  await cdp.send('WebAuthn.clearCredentials', { authenticatorId });
+  mark = traffic.mark();
+  await page.fill('#login-form [name=email]', email);
+  await page.click('#passkey-login');
+  await page.waitForFunction(() => document.querySelector('#error').textContent !== '');
+  checkEqual(await page.getAttribute('#status', 'data-state'), 'signed-out', 'no passkey on this device: still signed out');
+  check(!(await traffic.since(mark)).some((c) => c.path === '/auth/passkey/login' && c.status === 200), 'no sign-in without the passkey');
+  await context.close();
 }
 
 main().then(() => finish(), (e) => finish(e));

@@ -1,5 +1,6 @@
 import { AuthdError, parseRetryAfter } from './errors.js';
 import { parseOAuthReturn, withoutFragment, type HistoryLike, type LinkRequired, type OAuthOutcome, type VerificationSent } from './oauth.js';
+import { creationOptions, credentialJson, platformWebAuthn, requestOptions, type WebAuthnApi } from './passkeys.js';
 import { memoryStorage, type RefreshTokenStorage } from './storage.js';
 import type {
   ChangePasswordRequest,
@@ -12,6 +13,7 @@ import type {
   OAuthProvider,
   Operation,
   OptionsArg,
+  PasskeyRegistered,
   PathsWithMethod,
   RequestOptions,
   ResetPasswordRequest,
@@ -202,6 +204,39 @@ export class AuthdClient {
   /** `POST /auth/mfa/verify`: the second step of a login, with `code`, `recoveryCode` or a passkey's `credential`. */
   async verifyMfa(body: MfaVerifyRequest): Promise<SignedIn> {
     return signedIn(await this.#typed('POST', '/auth/mfa/verify', { body }, ANONYMOUS));
+  }
+
+  // ---- passkeys: `webauthn` defaults to the browser's navigator.credentials ----
+
+  /**
+   * Registers a passkey for the signed-in user: `POST /me/mfa/passkey-options`, the
+   * authenticator, `POST /me/mfa/passkeys`. Needs a recent sign-in (403
+   * `reauthentication_required` otherwise). With the account's first factor come `recoveryCodes`:
+   * show them once.
+   */
+  async registerPasskey(options: { name?: string; webauthn?: WebAuthnApi } = {}): Promise<PasskeyRegistered> {
+    const webauthn = options.webauthn ?? platformWebAuthn();
+    const started = await this.#typed('POST', '/me/mfa/passkey-options', {}, AUTHENTICATED);
+    const credential = credentialJson(await webauthn.create({ publicKey: creationOptions(started.options) }));
+    const body = { ceremonyId: started.ceremonyId, credential, name: options.name };
+    return this.#typed('POST', '/me/mfa/passkeys', { body }, AUTHENTICATED);
+  }
+
+  /** Signs in with a passkey alone: `POST /auth/passkey/options`, the authenticator, `POST /auth/passkey/login`. */
+  async signInWithPasskey(email: string, options: { webauthn?: WebAuthnApi } = {}): Promise<SignedIn> {
+    const webauthn = options.webauthn ?? platformWebAuthn();
+    const started = await this.#typed('POST', '/auth/passkey/options', { body: { email } }, ANONYMOUS);
+    const credential = credentialJson(await webauthn.get({ publicKey: requestOptions(started.options) }));
+    const body = { ceremonyId: started.ceremonyId, credential };
+    return signedIn(await this.#typed('POST', '/auth/passkey/login', { body }, ANONYMOUS));
+  }
+
+  /** The second step of a login with a passkey (when `methods` lists `passkey`): `POST /auth/mfa/passkey-options`, the authenticator, `verifyMfa`. */
+  async verifyMfaWithPasskey(mfaToken: string, options: { webauthn?: WebAuthnApi } = {}): Promise<SignedIn> {
+    const webauthn = options.webauthn ?? platformWebAuthn();
+    const started = await this.#typed('POST', '/auth/mfa/passkey-options', { body: { mfaToken } }, ANONYMOUS);
+    const credential = credentialJson(await webauthn.get({ publicKey: requestOptions(started.options) }));
+    return this.verifyMfa({ mfaToken, credential });
   }
 
   /**

@@ -15,6 +15,8 @@ export { AuthdError, parseRetryAfter } from './errors.js';
 export type { ApiErrorBody, AuthdErrorCode, FieldError } from './errors.js';
 export { parseOAuthReturn } from './oauth.js';
 export type { HistoryLike, Linked, LinkRequired, OAuthErrorCode, OAuthFailed, OAuthOutcome, VerificationSent } from './oauth.js';
+export { base64url, bytes, creationOptions, credentialJson, platformWebAuthn, requestOptions } from './passkeys.js';
+export type { WebAuthnApi } from './passkeys.js';
 export { memoryStorage } from './storage.js';
 export type { RefreshTokenStorage } from './storage.js';
 export type * from './types.js';

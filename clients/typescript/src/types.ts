@@ -78,3 +78,5 @@ export type OAuthProvider = Schemas['ProviderBody'];
 /** An identity at a provider linked to the caller's account. */
 export type LinkedIdentity = Schemas['IdentityBody'];
 export type IdTokenRequest = Omit<Schemas['IdTokenRequest'], 'tokenTransport'>;
+/** A registered passkey, and the recovery codes that come with the account's first factor. */
+export type PasskeyRegistered = Schemas['PasskeyRegisteredBody'];

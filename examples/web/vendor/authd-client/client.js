@@ -1,6 +1,7 @@
 // Copied from clients/typescript/dist/client.js by `npm run update:example`: do not edit here.
 import { AuthdError, parseRetryAfter } from './errors.js';
 import { parseOAuthReturn, withoutFragment } from './oauth.js';
+import { creationOptions, credentialJson, platformWebAuthn, requestOptions } from './passkeys.js';
 import { memoryStorage } from './storage.js';
 // A Record over the schema-derived union: regenerating the schema with a new such path fails to
 // compile until it is listed here, so body transport cannot silently miss an endpoint.
@@ -84,6 +85,35 @@ export class AuthdClient {
     /** `POST /auth/mfa/verify`: the second step of a login, with `code`, `recoveryCode` or a passkey's `credential`. */
     async verifyMfa(body) {
         return signedIn(await this.#typed('POST', '/auth/mfa/verify', { body }, ANONYMOUS));
+    }
+    // ---- passkeys: `webauthn` defaults to the browser's navigator.credentials ----
+    /**
+     * Registers a passkey for the signed-in user: `POST /me/mfa/passkey-options`, the
+     * authenticator, `POST /me/mfa/passkeys`. Needs a recent sign-in (403
+     * `reauthentication_required` otherwise). With the account's first factor come `recoveryCodes`:
+     * show them once.
+     */
+    async registerPasskey(options = {}) {
+        const webauthn = options.webauthn ?? platformWebAuthn();
+        const started = await this.#typed('POST', '/me/mfa/passkey-options', {}, AUTHENTICATED);
+        const credential = credentialJson(await webauthn.create({ publicKey: creationOptions(started.options) }));
+        const body = { ceremonyId: started.ceremonyId, credential, name: options.name };
+        return this.#typed('POST', '/me/mfa/passkeys', { body }, AUTHENTICATED);
+    }
+    /** Signs in with a passkey alone: `POST /auth/passkey/options`, the authenticator, `POST /auth/passkey/login`. */
+    async signInWithPasskey(email, options = {}) {
+        const webauthn = options.webauthn ?? platformWebAuthn();
+        const started = await this.#typed('POST', '/auth/passkey/options', { body: { email } }, ANONYMOUS);
+        const credential = credentialJson(await webauthn.get({ publicKey: requestOptions(started.options) }));
+        const body = { ceremonyId: started.ceremonyId, credential };
+        return signedIn(await this.#typed('POST', '/auth/passkey/login', { body }, ANONYMOUS));
+    }
+    /** The second step of a login with a passkey (when `methods` lists `passkey`): `POST /auth/mfa/passkey-options`, the authenticator, `verifyMfa`. */
+    async verifyMfaWithPasskey(mfaToken, options = {}) {
+        const webauthn = options.webauthn ?? platformWebAuthn();
+        const started = await this.#typed('POST', '/auth/mfa/passkey-options', { body: { mfaToken } }, ANONYMOUS);
+        const credential = credentialJson(await webauthn.get({ publicKey: requestOptions(started.options) }));
+        return this.verifyMfa({ mfaToken, credential });
     }
     /**
      * `POST /auth/refresh` now (joining one under way). Resolves when there is a new access token;

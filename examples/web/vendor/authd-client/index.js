@@ -3,4 +3,5 @@
 export { AuthdClient } from './client.js';
 export { AuthdError, parseRetryAfter } from './errors.js';
 export { parseOAuthReturn } from './oauth.js';
+export { base64url, bytes, creationOptions, credentialJson, platformWebAuthn, requestOptions } from './passkeys.js';
 export { memoryStorage } from './storage.js';

@@ -1,0 +1,107 @@
+// Passkeys: the translation between authd's JSON and the WebAuthn API's ArrayBuffers, checked on
+// the options a real authd sends. Node has no authenticator: the ceremonies themselves run in
+// headless Chromium with a virtual authenticator (tests/browser/e2e.mjs).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { AuthdClient, base64url, bytes, creationOptions, credentialJson, requestOptions, type WebAuthnApi } from '@authd/client';
+
+import { startAuthd, type Authd } from './support/authd.js';
+import { newAccount } from './support/fixtures.js';
+import { recordTraffic } from './support/traffic.js';
+
+let authd: Authd;
+before(async () => {
+  authd = await startAuthd();
+});
+after(async () => {
+  await authd?.stop();
+});
+
+const buffer = (...values: number[]) => new Uint8Array(values).buffer;
+
+describe('base64url', () => {
+  test('round-trips every byte value, without padding', () => {
+    const all = new Uint8Array(256).map((_, i) => i);
+    const text = base64url(all);
+    assert.match(text, /^[A-Za-z0-9_-]+$/);
+    assert.deepEqual(new Uint8Array(bytes(text, 'x')), all);
+    assert.equal(base64url(buffer(0xfb, 0xff)), '-_8');
+    assert.deepEqual(new Uint8Array(bytes('-_8=', 'x')), new Uint8Array([0xfb, 0xff]), 'padding is accepted');
+  });
+
+  test('refuses what is not base64url, naming the field', () => {
+    assert.throws(() => bytes('a+b/', 'publicKey.challenge'), /publicKey.challenge is not base64url/);
+    assert.throws(() => bytes(42, 'publicKey.user.id'), /publicKey.user.id is not base64url/);
+  });
+});
+
+describe('a ceremony against authd', () => {
+  test('registration options from authd become create() options; the answer is encoded for authd', async () => {
+    const traffic = recordTraffic({ cookieJar: true });
+    const client = new AuthdClient({ baseUrl: authd.url, fetch: traffic.fetch });
+    const account = newAccount('passkey');
+    await client.signup(account);
+    const started = await client.request('POST', '/me/mfa/passkey-options');
+    const options = creationOptions(started.options);
+    assert.ok(options.challenge instanceof ArrayBuffer && options.challenge.byteLength >= 16, 'the challenge is bytes');
+    assert.ok(options.user.id instanceof ArrayBuffer && options.user.id.byteLength > 0, 'the user handle is bytes');
+    assert.equal(options.user.name, account.email);
+    assert.equal(options.rp.id, 'localhost', 'the host of app.frontend_url');
+    assert.ok(options.pubKeyCredParams.length > 0);
+
+    // What an authenticator answers, as the browser hands it over.
+    const attestation = {
+      id: 'AQID',
+      type: 'public-key',
+      rawId: buffer(1, 2, 3),
+      response: { clientDataJSON: buffer(123, 125), attestationObject: buffer(0xa0), getTransports: () => ['internal'] },
+      getClientExtensionResults: () => ({ credProps: { rk: true } }),
+    } as unknown as Credential;
+    assert.deepEqual(credentialJson(attestation), {
+      id: 'AQID',
+      rawId: 'AQID',
+      type: 'public-key',
+      response: { clientDataJSON: 'e30', attestationObject: 'oA', transports: ['internal'] },
+      extensions: { credProps: { rk: true } },
+    });
+  });
+
+  test('authentication options list the credentials as bytes; an assertion is encoded with its user handle', async () => {
+    const anonymous = new AuthdClient({ baseUrl: authd.url, fetch: recordTraffic({ cookieJar: true }).fetch });
+    const started = await anonymous.request('POST', '/auth/passkey/options', { body: { email: newAccount('nobody').email } });
+    const options = requestOptions(started.options);
+    assert.ok(options.challenge instanceof ArrayBuffer && options.challenge.byteLength >= 16);
+    for (const allowed of options.allowCredentials ?? []) assert.ok(allowed.id instanceof ArrayBuffer);
+
+    const assertion = {
+      id: 'AQID',
+      type: 'public-key',
+      rawId: buffer(1, 2, 3),
+      response: { clientDataJSON: buffer(123, 125), authenticatorData: buffer(9), signature: buffer(8), userHandle: null },
+    } as unknown as Credential;
+    assert.deepEqual(credentialJson(assertion), {
+      id: 'AQID',
+      rawId: 'AQID',
+      type: 'public-key',
+      response: { clientDataJSON: 'e30', authenticatorData: 'CQ', signature: 'CA', userHandle: null },
+      extensions: {},
+    });
+  });
+
+  test('an authenticator that answers nothing fails the call before authd is asked again', async () => {
+    const traffic = recordTraffic({ cookieJar: true });
+    const client = new AuthdClient({ baseUrl: authd.url, fetch: traffic.fetch });
+    await client.signup(newAccount('cancelled'));
+    let seen: PublicKeyCredentialCreationOptions | undefined;
+    const cancelled: WebAuthnApi = {
+      create: async ({ publicKey }) => ((seen = publicKey), null),
+      get: async () => null,
+    };
+    await assert.rejects(client.registerPasskey({ webauthn: cancelled }), /no public-key credential/);
+    assert.ok(seen?.challenge instanceof ArrayBuffer, 'create() got the decoded options');
+    assert.equal(traffic.since(0, 'POST /me/mfa/passkeys').length, 0, 'nothing was registered');
+    await assert.rejects(client.registerPasskey(), /no WebAuthn here/, 'Node has no navigator.credentials');
+  });
+});
