@@ -61,6 +61,25 @@ fn setting_of(variable: &str) -> Option<String> {
     )
 }
 
+/// Settings whose variable holds a comma-separated list.
+const LIST_KEYS: [&str; 6] = [
+    "http.cors_allowed_origins",
+    "http.trusted_proxies",
+    "rate_limit.auth_routes",
+    "metrics.allowed_networks",
+    "auth.passkeys.origins",
+    "oauth.allowed_return_urls",
+];
+
+/// The list a provider's variable fills (`AUTHD__OAUTH__PROVIDERS__CORP__SCOPES` is
+/// `oauth.providers.corp.scopes`), if it is one.
+fn provider_list_key(variable: &str) -> Option<String> {
+    let key = setting_of(variable)?;
+    let name = key.strip_prefix("oauth.providers.")?;
+    let (_, field) = name.split_once('.')?;
+    matches!(field, "scopes" | "native_client_ids").then_some(key)
+}
+
 /// The config crate reads `yes`/`no`/`on`/`off` as 1 and 0 for a number (so `PORT=no` would
 /// listen on a random port): a variable for a numeric setting must hold a whole number.
 fn check_whole_numbers(vars: &[(String, String)]) -> Result<(), ConfigError> {
@@ -134,26 +153,28 @@ fn build(
         .cloned()
         .collect();
 
+    // Comma-separated lists in variables: the fixed keys, and those under a provider's own name,
+    // which only the variables themselves say.
+    let mut environment_source = config::Environment::with_prefix("AUTHD")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",");
+    for key in LIST_KEYS
+        .iter()
+        .map(|key| key.to_string())
+        .chain(prefixed.keys().filter_map(|name| provider_list_key(name)))
+    {
+        environment_source = environment_source.with_list_parse_key(&key);
+    }
+
     let built = config::Config::builder()
         .add_source(config::File::from(dir.join("default.toml")).required(true))
         .add_source(
             config::File::from(dir.join(format!("{}.toml", environment.as_str()))).required(false),
         )
         .add_source(seed)
-        .add_source(
-            config::Environment::with_prefix("AUTHD")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("http.cors_allowed_origins")
-                .with_list_parse_key("http.trusted_proxies")
-                .with_list_parse_key("rate_limit.auth_routes")
-                .with_list_parse_key("metrics.allowed_networks")
-                .with_list_parse_key("auth.passkeys.origins")
-                .with_list_parse_key("oauth.allowed_return_urls")
-                .source(Some(prefixed)),
-        )
+        .add_source(environment_source.source(Some(prefixed)))
         .build()
         .map_err(|e| ConfigError::Load(e.to_string()))?;
 

@@ -70,6 +70,39 @@ fn example_secrets_are_refused_in_production() {
 }
 
 #[test]
+fn a_providers_lists_come_from_comma_separated_variables() {
+    let settings = load_from(
+        &dir(),
+        Environment::Production,
+        &production_vars(&[
+            (
+                "AUTHD__OAUTH__CALLBACK_BASE_URL",
+                "https://auth.example.com",
+            ),
+            ("AUTHD__OAUTH__PROVIDERS__CORP__KIND", "oidc"),
+            ("AUTHD__OAUTH__PROVIDERS__CORP__CLIENT_ID", "authd"),
+            ("AUTHD__OAUTH__PROVIDERS__CORP__CLIENT_SECRET", GOOD_REFRESH),
+            (
+                "AUTHD__OAUTH__PROVIDERS__CORP__ISSUER",
+                "https://id.example.com",
+            ),
+            (
+                "AUTHD__OAUTH__PROVIDERS__CORP__SCOPES",
+                "openid,email,groups",
+            ),
+            (
+                "AUTHD__OAUTH__PROVIDERS__CORP__NATIVE_CLIENT_IDS",
+                "ios-app,android-app",
+            ),
+        ]),
+    )
+    .expect("loads");
+    let corp = &settings.oauth.providers["corp"];
+    assert_eq!(corp.scopes, ["openid", "email", "groups"]);
+    assert_eq!(corp.native_client_ids, ["ios-app", "android-app"]);
+}
+
+#[test]
 fn seed_variables_fill_settings_and_prefixed_ones_win() {
     let settings = load_from(
         &dir(),

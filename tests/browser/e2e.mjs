@@ -359,10 +359,9 @@ async function main() {
   console.log(`  OpenID Connect provider: ${provider.issuer}`);
   const { api, logPath } = await startAuthd(tmp, allowed, {
     ...provider.authdSettings({ name: 'fake', displayName: 'Fake ID' }),
-    // Where the round trip may return: authd's default is the origin of app.frontend_url, and
-    // this authd cannot read oauth.allowed_return_urls from the environment (a string is not
-    // parsed as a list there), so the page's origin becomes app.frontend_url. Passkeys are off:
-    // their relying party (the host of app.frontend_url by default) cannot be an IP address.
+    // Where the round trip may return: authd's default is the origin of app.frontend_url, so
+    // the page's origin becomes app.frontend_url. Passkeys are off: their relying party (the
+    // host of app.frontend_url by default) cannot be an IP address.
     AUTHD__APP__FRONTEND_URL: allowed,
     AUTHD__AUTH__PASSKEYS__ENABLED: 'false',
   });
