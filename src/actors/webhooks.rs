@@ -144,10 +144,13 @@ impl Sender {
             &self.key_encryption_key,
         )
         .map_err(Failure::without_answer)?;
-        let url = self
-            .policy
-            .check_url(&delivery.url)
-            .map_err(|e| Failure::without_answer(format!("the URL {e}")))?;
+        let url = if self.settings.proxy_url.trim().is_empty() {
+            // The client's resolver checks the address at the connection.
+            self.policy.check_url(&delivery.url)
+        } else {
+            check_target(&delivery.url, self.policy).await
+        }
+        .map_err(|e| Failure::without_answer(format!("the URL {e}")))?;
         let id = delivery.event_id.to_string();
         let timestamp = chrono::Utc::now().timestamp();
         let signature = secret.sign(&id, timestamp, delivery.payload.as_bytes());
@@ -261,11 +264,20 @@ impl WebhookDispatcher {
         let policy = settings.target_policy();
         let mut client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
             .timeout(settings.request_timeout())
             .user_agent(concat!("authd-webhooks/", env!("CARGO_PKG_VERSION")));
-        if !policy.allow_private {
-            client = client.dns_resolver(Arc::new(PublicOnly(policy)));
+        let proxy = settings.proxy_url.trim();
+        if !proxy.is_empty() {
+            // The proxy resolves the targets; authd checks them itself before each request.
+            let proxy =
+                reqwest::Proxy::all(proxy).map_err(|e| format!("webhooks.proxy_url: {e}"))?;
+            client = client.proxy(proxy);
+        } else {
+            // Never a proxy from the environment (HTTP_PROXY): it would resolve the targets.
+            client = client.no_proxy();
+            if !policy.allow_private {
+                client = client.dns_resolver(Arc::new(PublicOnly(policy)));
+            }
         }
         let client = client
             .build()

@@ -289,6 +289,17 @@ impl Settings {
     /// event kinds written as kinds are (whether each is an audit event kind is checked at start,
     /// where the kinds are known).
     fn check_webhook_endpoints(&self) -> Result<(), ConfigError> {
+        let proxy = self.webhooks.proxy_url.trim();
+        if !proxy.is_empty() {
+            let parsed =
+                url::Url::parse(proxy).map_err(|e| invalid("webhooks.proxy_url", e.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(invalid(
+                    "webhooks.proxy_url",
+                    "must be an http:// or https:// URL with a host",
+                ));
+            }
+        }
         let policy = self.webhooks.target_policy();
         for (index, endpoint) in self.webhooks.endpoints.iter().enumerate() {
             let setting = |key: &str| format!("webhooks.endpoints[{index}].{key}");

@@ -772,6 +772,111 @@ async fn private_and_insecure_targets_are_refused_unless_allowed(backend: Backen
     assert!(error.contains("webhooks.endpoints[0].url"), "{error}");
 }
 
+/// A forward HTTP proxy on 127.0.0.1, as an egress proxy is: it takes each request in absolute
+/// form (`POST http://host:port/path`), sends it on to that target and answers with the target's
+/// status; it keeps the URLs it passed on.
+struct ForwardProxy {
+    forwarded: Arc<Mutex<Vec<String>>>,
+    server: LocalServer,
+}
+
+async fn forward(
+    req: HttpRequest,
+    body: web::Bytes,
+    forwarded: web::Data<Mutex<Vec<String>>>,
+) -> HttpResponse {
+    let target = req.uri().to_string();
+    forwarded.lock().unwrap().push(target.clone());
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+    let mut onward = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .request(method, &target)
+        .body(body.to_vec());
+    for (name, value) in req.headers() {
+        if name.as_str() != "host" && !name.as_str().starts_with("proxy-") {
+            onward = onward.header(name.as_str(), value.as_bytes());
+        }
+    }
+    match onward.send().await {
+        Ok(answer) => {
+            HttpResponse::build(StatusCode::from_u16(answer.status().as_u16()).unwrap()).finish()
+        }
+        Err(_) => HttpResponse::BadGateway().finish(),
+    }
+}
+
+impl ForwardProxy {
+    fn start() -> Self {
+        let forwarded = Arc::new(Mutex::new(Vec::new()));
+        let shared = web::Data::from(forwarded.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+        let server = LocalServer::serve(listener, move |cfg| {
+            cfg.app_data(shared.clone())
+                .default_service(web::to(forward));
+        });
+        ForwardProxy { forwarded, server }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.server.port)
+    }
+
+    fn forwarded(&self) -> Vec<String> {
+        self.forwarded.lock().unwrap().clone()
+    }
+}
+
+/// With `webhooks.proxy_url`, deliveries go through the proxy and arrive signed; the proxy
+/// resolves the targets, so authd checks each target's address itself first: a name that
+/// resolves to loopback is refused before anything reaches the proxy.
+async fn deliveries_go_through_the_configured_proxy(backend: Backend) {
+    let proxy = ForwardProxy::start();
+    let proxy_url = proxy.url();
+    let app = spawn_app_with(backend, |s| s.webhooks.proxy_url = proxy_url.clone()).await;
+    let admin = app.admin().await;
+    let receiver = Receiver::start();
+    let (_, secret) = app
+        .register_webhook(&admin.access_token, &receiver.url(), &["signup"])
+        .await;
+    app.account().await;
+    let delivered = receiver.wait_for_delivered(1).await;
+    assert_signed(&delivered[0], &secret);
+    assert_eq!(proxy.forwarded(), [receiver.url()], "through the proxy");
+
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let by_name = format!("http://localhost:{}/hook", receiver.port);
+    let strict = spawn_app_with(backend, |s| {
+        s.webhooks.proxy_url = proxy_url.clone();
+        s.webhooks.allow_private_targets = false;
+        s.webhooks.endpoints = vec![authd::config::WebhookEndpointSettings {
+            url: by_name.clone(),
+            secret: authd::config::Secret::new(secret),
+            events: vec!["signup".into()],
+            description: "by name".into(),
+        }];
+    })
+    .await;
+    let admin = strict.admin().await;
+    let endpoints = strict
+        .get_json("/admin/webhooks", &admin.access_token)
+        .await;
+    let id: Uuid = endpoints["endpoints"][0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    strict
+        .wait_for_deliveries(&admin.access_token, id, 1, "a refused target", |d| {
+            d["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("no public address"))
+        })
+        .await;
+    assert_eq!(proxy.forwarded().len(), 1, "nothing more reached the proxy");
+}
+
 /// Only unlocked admins manage webhooks; the secret is shown once; bad input names its field;
 /// an endpoint of the configuration is removed there, and one that leaves the configuration is
 /// disabled at the next start (nothing more is queued for it); webhooks off is 404
@@ -952,4 +1057,5 @@ crate::backend_tests!(
     deliveries_respect_the_concurrency_bound,
     private_and_insecure_targets_are_refused_unless_allowed,
     the_admin_api_needs_an_admin_and_follows_the_configuration,
+    deliveries_go_through_the_configured_proxy,
 );
