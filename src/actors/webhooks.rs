@@ -144,7 +144,7 @@ impl Sender {
             &self.key_encryption_key,
         )
         .map_err(Failure::without_answer)?;
-        let url = if self.settings.proxy_url.trim().is_empty() {
+        let url = if self.settings.proxy_url.is_empty() {
             // The client's resolver checks the address at the connection.
             self.policy.check_url(&delivery.url)
         } else {
@@ -266,7 +266,7 @@ impl WebhookDispatcher {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.request_timeout())
             .user_agent(concat!("authd-webhooks/", env!("CARGO_PKG_VERSION")));
-        let proxy = settings.proxy_url.trim();
+        let proxy = settings.proxy_url.as_str().trim();
         if !proxy.is_empty() {
             // The proxy resolves the targets; authd checks them itself before each request.
             let proxy =

@@ -655,8 +655,8 @@ pub struct WebhookSettings {
     pub allow_insecure_targets: bool,
     /// Targets at loopback, private, link-local and other non-public addresses.
     pub allow_private_targets: bool,
-    /// An HTTP(S) proxy for every delivery; empty = none.
-    pub proxy_url: String,
+    /// An HTTP(S) proxy for every delivery (its password, if any, is never shown); empty = none.
+    pub proxy_url: ConnectionUrl,
     /// Endpoints of the configuration, stored (source `config`) at start.
     pub endpoints: Vec<WebhookEndpointSettings>,
 }

@@ -217,9 +217,21 @@ fn cors_origins_are_normalised() {
 
 #[test]
 fn redacted_output_hides_secrets_and_url_passwords() {
-    let settings =
-        load_from(&dir(), Environment::Production, &production_vars(&[])).expect("loads");
+    let settings = load_from(
+        &dir(),
+        Environment::Production,
+        &production_vars(&[(
+            "AUTHD__WEBHOOKS__PROXY_URL",
+            "http://egress:hunter2@proxy.internal:3128",
+        )]),
+    )
+    .expect("loads");
     let text = settings.redacted_toml();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(
+        text.contains("http://egress:***@proxy.internal:3128"),
+        "{text}"
+    );
     assert!(!text.contains(GOOD_JWT));
     assert!(!text.contains(GOOD_REFRESH));
     assert!(!text.contains("u:p@"), "{text}");

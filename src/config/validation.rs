@@ -289,7 +289,7 @@ impl Settings {
     /// event kinds written as kinds are (whether each is an audit event kind is checked at start,
     /// where the kinds are known).
     fn check_webhook_endpoints(&self) -> Result<(), ConfigError> {
-        let proxy = self.webhooks.proxy_url.trim();
+        let proxy = self.webhooks.proxy_url.as_str().trim();
         if !proxy.is_empty() {
             let parsed =
                 url::Url::parse(proxy).map_err(|e| invalid("webhooks.proxy_url", e.to_string()))?;

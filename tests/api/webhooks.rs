@@ -833,7 +833,7 @@ impl ForwardProxy {
 /// resolves to loopback is refused before anything reaches the proxy.
 async fn deliveries_go_through_the_configured_proxy(backend: Backend) {
     let proxy = ForwardProxy::start();
-    let proxy_url = proxy.url();
+    let proxy_url = authd::config::ConnectionUrl::new(proxy.url());
     let app = spawn_app_with(backend, |s| s.webhooks.proxy_url = proxy_url.clone()).await;
     let admin = app.admin().await;
     let receiver = Receiver::start();
