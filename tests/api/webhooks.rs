@@ -699,6 +699,43 @@ async fn deliveries_respect_the_concurrency_bound(backend: Backend) {
     );
 }
 
+/// An authd that refuses private targets, with one configured endpoint by name
+/// (`http://localhost:<port>/hook`) and then `customize`; returned once the endpoint's first
+/// delivery failed because the name resolves to no public address.
+async fn endpoint_by_name_refused(
+    backend: Backend,
+    port: u16,
+    customize: impl FnOnce(&mut authd::config::Settings),
+) -> TestApp {
+    let by_name = format!("http://localhost:{port}/hook");
+    let app = spawn_app_with(backend, |s| {
+        s.webhooks.allow_insecure_targets = true;
+        s.webhooks.allow_private_targets = false;
+        s.webhooks.endpoints = vec![authd::config::WebhookEndpointSettings {
+            url: by_name,
+            secret: authd::config::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            events: vec!["signup".into()],
+            description: "by name".into(),
+        }];
+        customize(s);
+    })
+    .await;
+    let admin = app.admin().await;
+    let endpoints = app.get_json("/admin/webhooks", &admin.access_token).await;
+    let endpoint = &endpoints["endpoints"][0];
+    assert_eq!(endpoint["source"], "config");
+    let id: Uuid = endpoint["id"].as_str().unwrap().parse().unwrap();
+    let log = app
+        .wait_for_deliveries(&admin.access_token, id, 1, "a refused target", |d| {
+            d["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("no public address"))
+        })
+        .await;
+    assert_eq!(log[0]["status"], "pending");
+    app
+}
+
 /// Targets must be https to a public address unless allowed: refused at registration (the
 /// address as written, or as the name resolves), and at every connection for a configured
 /// endpoint whose name resolves to loopback.
@@ -735,34 +772,7 @@ async fn private_and_insecure_targets_are_refused_unless_allowed(backend: Backen
     // A configured endpoint by name: the name passes the configuration's check, its address is
     // refused when the dispatcher connects.
     let receiver = Receiver::start();
-    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let by_name = format!("http://localhost:{}/hook", receiver.port);
-    let configured = spawn_app_with(backend, |s| {
-        s.webhooks.allow_insecure_targets = true;
-        s.webhooks.allow_private_targets = false;
-        s.webhooks.endpoints = vec![authd::config::WebhookEndpointSettings {
-            url: by_name.clone(),
-            secret: authd::config::Secret::new(secret),
-            events: vec!["signup".into()],
-            description: "by name".into(),
-        }];
-    })
-    .await;
-    let admin = configured.admin().await;
-    let endpoints = configured
-        .get_json("/admin/webhooks", &admin.access_token)
-        .await;
-    let endpoint = &endpoints["endpoints"][0];
-    assert_eq!(endpoint["source"], "config");
-    let id: Uuid = endpoint["id"].as_str().unwrap().parse().unwrap();
-    let log = configured
-        .wait_for_deliveries(&admin.access_token, id, 1, "a refused connection", |d| {
-            d["lastError"]
-                .as_str()
-                .is_some_and(|e| e.contains("no public address"))
-        })
-        .await;
-    assert_eq!(log[0]["status"], "pending");
+    let configured = endpoint_by_name_refused(backend, receiver.port, |_| {}).await;
     assert!(receiver.received().is_empty(), "nothing reached loopback");
 
     // The configuration's own check: an address it can judge as written.
@@ -845,35 +855,7 @@ async fn deliveries_go_through_the_configured_proxy(backend: Backend) {
     assert_signed(&delivered[0], &secret);
     assert_eq!(proxy.forwarded(), [receiver.url()], "through the proxy");
 
-    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let by_name = format!("http://localhost:{}/hook", receiver.port);
-    let strict = spawn_app_with(backend, |s| {
-        s.webhooks.proxy_url = proxy_url.clone();
-        s.webhooks.allow_private_targets = false;
-        s.webhooks.endpoints = vec![authd::config::WebhookEndpointSettings {
-            url: by_name.clone(),
-            secret: authd::config::Secret::new(secret),
-            events: vec!["signup".into()],
-            description: "by name".into(),
-        }];
-    })
-    .await;
-    let admin = strict.admin().await;
-    let endpoints = strict
-        .get_json("/admin/webhooks", &admin.access_token)
-        .await;
-    let id: Uuid = endpoints["endpoints"][0]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    strict
-        .wait_for_deliveries(&admin.access_token, id, 1, "a refused target", |d| {
-            d["lastError"]
-                .as_str()
-                .is_some_and(|e| e.contains("no public address"))
-        })
-        .await;
+    endpoint_by_name_refused(backend, receiver.port, |s| s.webhooks.proxy_url = proxy_url).await;
     assert_eq!(proxy.forwarded().len(), 1, "nothing more reached the proxy");
 }
 
