@@ -702,7 +702,10 @@ async fn a_bad_query_parameter_is_named_in_the_error(backend: Backend) {
         ("/admin/users?limit=-1", "limit"),
         ("/admin/events?userId=nope", "userId"),
         ("/me/events?limit=1.5", "limit"),
-        ("/me/events?userId=00000000-0000-0000-0000-000000000000", "userId"),
+        (
+            "/me/events?userId=00000000-0000-0000-0000-000000000000",
+            "userId",
+        ),
     ] {
         let response = app.get(path, &admin.access_token).await;
         let body = assert_error(response, 400, "validation_failed").await;
