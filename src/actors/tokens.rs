@@ -530,12 +530,15 @@ mod tests {
                 .unwrap();
             let service = TokenService::new(store.clone(), settings.tokens.clone());
             let user = store
-                .create_user(NewUser::new(
-                    crate::domain::email::EmailAddress::parse("tokens@example.com").unwrap(),
-                    None,
-                    "unused".into(),
-                    Role::User,
-                ))
+                .create_user(NewUser {
+                    email_verified: true,
+                    ..NewUser::new(
+                        crate::domain::email::EmailAddress::parse("tokens@example.com").unwrap(),
+                        None,
+                        "unused".into(),
+                        Role::User,
+                    )
+                })
                 .await
                 .unwrap();
             let (owner, _) = service

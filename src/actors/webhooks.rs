@@ -9,7 +9,10 @@
 //! One dispatcher per process (on the main arbiter, like the mailer). Each connection goes only
 //! to addresses `webhooks.allow_private_targets` allows, checked after DNS by the client's own
 //! resolver (so a name cannot be re-pointed at the internal network between a check and the
-//! connection); the client follows no redirect and ignores proxy variables.
+//! connection); the client follows no redirect and ignores proxy variables. With
+//! `webhooks.proxy_url` the proxy resolves and connects: authd then checks every address of the
+//! target's name before each request, and the proxy's own egress rules must cover the rest (a
+//! name re-pointed after the check, a proxy whose DNS sees internal zones).
 
 use std::error::Error as _;
 use std::net::SocketAddr;
@@ -84,13 +87,18 @@ pub async fn allowed_addresses(
 }
 
 /// Whether `raw` may be a webhook target now: the URL rules of [`TargetPolicy::check_url`] and,
-/// when private targets are refused, a host name that resolves to a public address. Deliveries
-/// check again at every connection.
+/// when private targets are refused, a host name whose every address is public
+/// ([`TargetPolicy::check_addresses`]). Deliveries check again at every connection.
 pub async fn check_target(raw: &str, policy: TargetPolicy) -> Result<Url, String> {
     let url = policy.check_url(raw)?;
     if !policy.allow_private {
         if let Some(url::Host::Domain(host)) = url.host() {
-            allowed_addresses(host, policy).await?;
+            let resolved: Vec<_> = tokio::net::lookup_host((host, 0))
+                .await
+                .map_err(|e| format!("{host} cannot be resolved: {e}"))?
+                .map(|address| address.ip())
+                .collect();
+            policy.check_addresses(host, &resolved)?;
         }
     }
     Ok(url)
@@ -148,7 +156,11 @@ impl Sender {
             // The client's resolver checks the address at the connection.
             self.policy.check_url(&delivery.url)
         } else {
-            check_target(&delivery.url, self.policy).await
+            // The proxy resolves the name again: every address must pass, and in time.
+            let timeout = self.settings.request_timeout();
+            tokio::time::timeout(timeout, check_target(&delivery.url, self.policy))
+                .await
+                .unwrap_or_else(|_| Err("could not be resolved in time".into()))
         }
         .map_err(|e| Failure::without_answer(format!("the URL {e}")))?;
         let id = delivery.event_id.to_string();

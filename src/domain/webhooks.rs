@@ -165,6 +165,23 @@ impl TargetPolicy {
         }
         Ok(url)
     }
+
+    /// Whether a target named `host` may be called, given every address it resolves to. All of
+    /// them must be allowed: whoever connects next (an egress proxy resolving the name again)
+    /// may pick any one, so a name with a private address among public ones is refused.
+    pub fn check_addresses(&self, host: &str, addresses: &[IpAddr]) -> Result<(), String> {
+        let refused = addresses.iter().find(|ip| !self.allows(**ip));
+        match refused {
+            _ if addresses.is_empty() => Err(format!("{host} resolves to no address")),
+            Some(_) if addresses.iter().all(|ip| !self.allows(*ip)) => Err(format!(
+                "{host} resolves to no public address (webhooks.allow_private_targets is off)"
+            )),
+            Some(ip) => Err(format!(
+                "{host} resolves to {ip} too, not a public address (webhooks.allow_private_targets is off)"
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Whether `ip` is a public unicast address: not loopback, private (RFC 1918, unique local),
@@ -230,6 +247,31 @@ pub fn is_public(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_is_a_target_only_when_every_address_is_allowed() {
+        let strict = TargetPolicy::default();
+        let public: IpAddr = "93.184.215.14".parse().unwrap();
+        let metadata: IpAddr = "169.254.169.254".parse().unwrap();
+        let loopback: IpAddr = "::1".parse().unwrap();
+        assert_eq!(
+            strict.check_addresses("hooks.example.com", &[public]),
+            Ok(())
+        );
+        let mixed = strict.check_addresses("mixed.example.com", &[public, metadata]);
+        assert!(mixed.unwrap_err().contains("169.254.169.254 too"));
+        let private = strict.check_addresses("localhost", &[loopback]);
+        assert!(private.unwrap_err().contains("no public address"));
+        assert!(strict.check_addresses("void.example.com", &[]).is_err());
+        let open = TargetPolicy {
+            allow_private: true,
+            ..strict
+        };
+        assert_eq!(
+            open.check_addresses("localhost", &[loopback, metadata]),
+            Ok(())
+        );
+    }
 
     #[test]
     fn the_signature_matches_an_independent_computation() {

@@ -691,7 +691,6 @@ async fn long_strings_within_the_body_limit_are_4xx(backend: Backend) {
     assert_error(response, 401, "token_invalid").await;
 }
 
-/// The service is unharmed: a plain request from another client is answered.
 /// A query parameter that does not parse, or is not one the endpoint takes, is named in
 /// `details`, as a body field is.
 async fn a_bad_query_parameter_is_named_in_the_error(backend: Backend) {
@@ -719,6 +718,7 @@ async fn a_bad_query_parameter_is_named_in_the_error(backend: Backend) {
     }
 }
 
+/// The service is unharmed: a plain request from another client is answered.
 async fn assert_still_serving(app: &TestApp) {
     let response = app.fetch("/health/live").await;
     assert_eq!(response.status().as_u16(), 200);

@@ -34,6 +34,15 @@ describe('base64url', () => {
   test('refuses what is not base64url, naming the field', () => {
     assert.throws(() => bytes('a+b/', 'publicKey.challenge'), /publicKey.challenge is not base64url/);
     assert.throws(() => bytes(42, 'publicKey.user.id'), /publicKey.user.id is not base64url/);
+    assert.throws(() => bytes('abcde', 'excludeCredentials[0].id'), /excludeCredentials\[0\].id is not base64url/);
+  });
+
+  test('encodes views at an offset, and buffers of another realm', async () => {
+    const { runInNewContext } = await import('node:vm');
+    const foreign = runInNewContext('new Uint8Array([0xfb, 0xff]).buffer') as ArrayBuffer;
+    assert.equal(foreign instanceof ArrayBuffer, false, 'the buffer really is of another realm');
+    assert.equal(base64url(foreign), '-_8');
+    assert.equal(base64url(new Uint8Array([0, 0xfb, 0xff]).subarray(1)), '-_8');
   });
 });
 

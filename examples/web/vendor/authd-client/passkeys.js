@@ -70,11 +70,13 @@ function descriptors(list, name) {
 }
 /** base64url (padding optional) to bytes. */
 export function bytes(value, name) {
-    if (typeof value !== 'string' || !/^[A-Za-z0-9_-]*={0,2}$/.test(value)) {
+    const base64 = typeof value === 'string' ? value.replace(/=+$/, '') : '';
+    // A length of 1 modulo 4 cannot come from bytes.
+    if (typeof value !== 'string' || !/^[A-Za-z0-9_-]*={0,2}$/.test(value) || base64.length % 4 === 1) {
         throw new TypeError(`passkey options: ${name} is not base64url`);
     }
-    const base64 = value.replace(/=+$/, '').replace(/-/g, '+').replace(/_/g, '/');
-    const binary = atob(base64 + '='.repeat((4 - (base64.length % 4)) % 4));
+    const standard = base64.replace(/-/g, '+').replace(/_/g, '/');
+    const binary = atob(standard + '='.repeat((4 - (standard.length % 4)) % 4));
     const out = new Uint8Array(binary.length);
     for (let i = 0; i < binary.length; i++)
         out[i] = binary.charCodeAt(i);
@@ -82,7 +84,9 @@ export function bytes(value, name) {
 }
 /** Bytes to base64url without padding. */
 export function base64url(data) {
-    const view = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    // isView, not instanceof ArrayBuffer: a buffer from another realm (an iframe, a native bridge)
+    // is not an instance of this realm's ArrayBuffer.
+    const view = ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
     let binary = '';
     for (const byte of view)
         binary += String.fromCharCode(byte);
