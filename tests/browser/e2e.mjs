@@ -41,6 +41,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARTIFACTS = process.env.E2E_ARTIFACTS_DIR ? path.resolve(process.env.E2E_ARTIFACTS_DIR) : null;
 const TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS || 120_000);
 const ACCESS_TTL_SECONDS = 4;
+// The passkey authd's window for sensitive actions: short, so that a sign-in can grow old.
+const REAUTHENTICATION_SECONDS = 3;
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -730,7 +732,8 @@ async function passkeys(browser, pageErrors) {
   cleanups.push(() => fsp.rm(tmp, { recursive: true, force: true }));
   const origin = (await serveExample('passkey page origin')).replace('127.0.0.1', 'localhost');
   // The relying party is the host of app.frontend_url (localhost); its origin the only one allowed.
-  const { api, logPath } = await startAuthd(tmp, origin, { AUTHD__APP__FRONTEND_URL: origin }, 'localhost');
+  const settings = { AUTHD__APP__FRONTEND_URL: origin, AUTHD__AUTH__REAUTHENTICATION_SECONDS: String(REAUTHENTICATION_SECONDS) };
+  const { api, logPath } = await startAuthd(tmp, origin, settings, 'localhost');
   const context = await browser.newContext();
   context.setDefaultTimeout(10_000);
   const page = await context.newPage();
@@ -830,6 +833,19 @@ async function passkeys(browser, pageErrors) {
   }, again.json.options);
   const accepted = await request('POST', `${direct}/auth/passkey/login`, { body: { ceremonyId: again.json.ceremonyId, credential: intact } });
   checkEqual(accepted.status, 200, `the intact assertion signs in (${accepted.text})`);
+
+  step('passkeys: a sign-in grown old steps up with the passkey before a sensitive action (the client in the page)');
+  const stepUp = await page.evaluate(async ({ api, email, wait }) => {
+    const { AuthdClient } = await import('./vendor/authd-client/index.js');
+    const client = new AuthdClient({ baseUrl: api });
+    await client.signInWithPasskey(email);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    const attempt = () => client.request('POST', '/me/mfa/passkey-options').then(() => 'allowed', (e) => e.code);
+    const before = await attempt();
+    await client.reauthenticateWithPasskey();
+    return { before, after: await attempt() };
+  }, { api, email, wait: (REAUTHENTICATION_SECONDS + 1) * 1000 + 100 });
+  checkEqual(stepUp, { before: 'reauthentication_required', after: 'allowed' }, 'refused when old, allowed after the passkey step-up');
 
   step('passkeys: with the authenticator emptied, the page cannot sign in and says why');
   await page.click('#logout');

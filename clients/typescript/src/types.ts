@@ -78,5 +78,7 @@ export type OAuthProvider = Schemas['ProviderBody'];
 /** An identity at a provider linked to the caller's account. */
 export type LinkedIdentity = Schemas['IdentityBody'];
 export type IdTokenRequest = Omit<Schemas['IdTokenRequest'], 'tokenTransport'>;
+/** Proof for `reauthenticate`: the password (with `code` or `recoveryCode` when the account has a second factor). */
+export type ReauthenticateRequest = Pick<Schemas['ReauthenticateRequest'], 'password' | 'code' | 'recoveryCode'>;
 /** A registered passkey, and the recovery codes that come with the account's first factor. */
 export type PasskeyRegistered = Schemas['PasskeyRegisteredBody'];

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { AuthdClient, base64url, bytes, creationOptions, credentialJson, requestOptions, type WebAuthnApi } from '@authd/client';
 
 import { startAuthd, type Authd } from './support/authd.js';
-import { newAccount } from './support/fixtures.js';
+import { authdError, newAccount } from './support/fixtures.js';
 import { recordTraffic } from './support/traffic.js';
 
 let authd: Authd;
@@ -112,5 +112,39 @@ describe('a ceremony against authd', () => {
     assert.ok(seen?.challenge instanceof ArrayBuffer, 'create() got the decoded options');
     assert.equal(traffic.since(0, 'POST /me/mfa/passkeys').length, 0, 'nothing was registered');
     await assert.rejects(client.registerPasskey(), /no WebAuthn here/, 'Node has no navigator.credentials');
+  });
+});
+
+describe('step-up', () => {
+  let strict: Authd;
+  before(async () => {
+    // A sign-in counts as recent for 1 s only.
+    strict = await startAuthd({ AUTHD__AUTH__REAUTHENTICATION_SECONDS: '1' });
+  });
+  after(async () => {
+    await strict?.stop();
+  });
+
+  test('an old sign-in gets 403 reauthentication_required; reauthenticate with the password renews it in the same session', async () => {
+    const client = new AuthdClient({ baseUrl: strict.url, fetch: recordTraffic({ cookieJar: true }).fetch });
+    const account = newAccount('stepup');
+    await client.signup(account);
+    const before = client.getAccessToken();
+    // Whole seconds on both sides: past 2 s the sign-in is surely older than 1 s.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await assert.rejects(client.request('POST', '/me/mfa/passkey-options'), authdError(403, 'reauthentication_required'));
+    // A wrong password is a field error, not a 401 a client would take for an ended session.
+    await assert.rejects(
+      client.reauthenticate({ password: 'not the password at all' }),
+      authdError(400, 'validation_failed', (e) => assert.equal(e.details[0]?.field, 'password')),
+    );
+    await client.reauthenticate({ password: account.password });
+    const after = client.getAccessToken();
+    assert.ok(after && after !== before, 'a new access token is held');
+    const claims = (token: string) => JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString());
+    assert.equal(claims(after).sid, claims(before ?? '').sid, 'the same session');
+    assert.ok(claims(after).auth_time > claims(before ?? '').auth_time, 'auth_time moved on');
+    const started = await client.request('POST', '/me/mfa/passkey-options');
+    assert.ok(started.ceremonyId, 'the sensitive action goes ahead');
   });
 });

@@ -86,7 +86,24 @@ export class AuthdClient {
     async verifyMfa(body) {
         return signedIn(await this.#typed('POST', '/auth/mfa/verify', { body }, ANONYMOUS));
     }
+    /**
+     * `POST /auth/reauthenticate`: the session proves itself again, for a sensitive action that
+     * answered 403 `reauthentication_required` (adding or removing a factor, the password, deleting
+     * the account): the password, with `code` or `recoveryCode` when the account has a second
+     * factor. The new access token (same session, `auth_time` now) replaces the old one.
+     */
+    async reauthenticate(proof) {
+        await this.#typed('POST', '/auth/reauthenticate', { body: proof }, AUTHENTICATED);
+    }
     // ---- passkeys: `webauthn` defaults to the browser's navigator.credentials ----
+    /** `reauthenticate` with a passkey instead of the password: `POST /auth/reauthenticate/passkey-options`, the authenticator, `POST /auth/reauthenticate`. */
+    async reauthenticateWithPasskey(options = {}) {
+        const webauthn = options.webauthn ?? platformWebAuthn();
+        const started = await this.#typed('POST', '/auth/reauthenticate/passkey-options', {}, AUTHENTICATED);
+        const credential = credentialJson(await webauthn.get({ publicKey: requestOptions(started.options) }));
+        const body = { ceremonyId: started.ceremonyId, credential };
+        await this.#typed('POST', '/auth/reauthenticate', { body }, AUTHENTICATED);
+    }
     /**
      * Registers a passkey for the signed-in user: `POST /me/mfa/passkey-options`, the
      * authenticator, `POST /me/mfa/passkeys`. Needs a recent sign-in (403
