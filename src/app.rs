@@ -12,10 +12,11 @@ use anyhow::Context as _;
 use crate::actors::deferred::{Deferred, Drain};
 use crate::actors::hasher::HasherPool;
 use crate::actors::janitor::Janitor;
-use crate::actors::mailer::{Flush, Mailer};
+use crate::actors::mailer::Mailer;
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::tokens::{TokenActor, TokenService};
-use crate::actors::webhooks::{Flush as WebhookFlush, WebhookDispatcher};
+use crate::actors::webhooks::WebhookDispatcher;
+use crate::actors::Flush;
 use crate::actors::Tracked;
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::RedisCache;
@@ -439,7 +440,7 @@ impl Application {
             ),
         }
         if let Some(webhooks) = &self.webhooks {
-            match tokio::time::timeout(self.shutdown_timeout, webhooks.send(WebhookFlush)).await {
+            match tokio::time::timeout(self.shutdown_timeout, webhooks.send(Flush)).await {
                 Ok(Ok(())) => tracing::info!("shutdown: webhook deliveries in flight finished"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "shutdown: the webhook dispatcher is gone"),
                 Err(_) => tracing::warn!(

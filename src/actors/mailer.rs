@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, WrapFuture};
+
+use super::{Flush, Wake};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -19,18 +21,6 @@ use rand::Rng;
 
 use crate::config::{MailSettings, SmtpTls};
 use crate::store::{ClaimedEmail, DeliveryOutcome, OutboxEmail, Store};
-
-/// Look for due mail now (sent after mail is queued, so it need not wait for the next tick).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Wake;
-
-/// At shutdown, once HTTP has stopped: let the batch being sent finish (its outcomes recorded),
-/// then send what is due now. Whatever is still unsent stays `pending` in the outbox for the next
-/// node; a batch cut short keeps its lease until `mail.lease_seconds` and is then sent again.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Flush;
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
@@ -270,6 +260,7 @@ impl Handler<Wake> for Mailer {
     }
 }
 
+/// Lets the batch being sent finish, then sends what is due now.
 impl Handler<Flush> for Mailer {
     type Result = actix::ResponseFuture<()>;
 

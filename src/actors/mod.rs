@@ -19,6 +19,19 @@ pub mod webhooks;
 use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Handler, MailboxError, Message};
 
+/// To the actors that drain a durable queue ([`mailer::Mailer`], [`webhooks::WebhookDispatcher`]):
+/// look for due items now (sent after some were queued, so they need not wait for the next tick).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wake;
+
+/// To the same actors at shutdown, once HTTP has stopped: let the work under way finish (its
+/// outcomes recorded). What is still due stays `pending` for the next node; an item cut short
+/// keeps its lease until it runs out and is then sent again. Each actor says what it finishes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
 /// An actor's address that counts the messages sent to it and not answered yet
 /// (`authd_actor_mailbox_backlog`): actix mailboxes are unbounded and report no length.
 pub struct Tracked<A: Actor> {

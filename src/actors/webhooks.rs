@@ -19,7 +19,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, WrapFuture};
+
+use super::{Flush, Wake};
 use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
@@ -28,18 +30,6 @@ use uuid::Uuid;
 use crate::config::{Secret, WebhookSettings};
 use crate::domain::webhooks::{SigningSecret, TargetPolicy};
 use crate::store::{ClaimedWebhook, DeliveryOutcome, Store, WebhookAttempt};
-
-/// Look for due deliveries now (sent after an event queued some, or a retry was asked for).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Wake;
-
-/// At shutdown, once HTTP has stopped: claim nothing more and let the deliveries in flight
-/// finish (their outcomes recorded). What is still due stays `pending` for the next node; a
-/// delivery cut short keeps its lease and is sent again when it runs out.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Flush;
 
 /// The associated data an endpoint's secret is sealed with: a sealed secret copied onto another
 /// endpoint's row does not open.
@@ -384,6 +374,7 @@ impl Handler<Wake> for WebhookDispatcher {
     }
 }
 
+/// Claims nothing more and waits for the deliveries in flight.
 impl Handler<Flush> for WebhookDispatcher {
     type Result = actix::ResponseFuture<()>;
 

@@ -9,7 +9,8 @@ use actix::Addr;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::actors::webhooks::{Wake, WebhookDispatcher};
+use crate::actors::webhooks::WebhookDispatcher;
+use crate::actors::Wake;
 use crate::domain::client::ClientContext;
 use crate::domain::webhooks::{Message, MessageData};
 use crate::store::{NewEvent, Store};

@@ -7,7 +7,8 @@ use std::time::Duration;
 use actix::Addr;
 use uuid::Uuid;
 
-use crate::actors::mailer::{message_id_domain, Mailer, Wake};
+use crate::actors::mailer::{message_id_domain, Mailer};
+use crate::actors::Wake;
 use crate::config::{AppSettings, Settings};
 use crate::domain::messages::{self, MessageKind};
 use crate::domain::one_time::TokenKind;

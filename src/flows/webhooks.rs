@@ -9,7 +9,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::actors::webhooks::{check_target, sealing_label, Wake, WebhookDispatcher};
+use crate::actors::webhooks::{check_target, sealing_label, WebhookDispatcher};
+use crate::actors::Wake;
 use crate::config::{Secret, WebhookEndpointSettings, WebhookSettings};
 use crate::domain::client::ClientContext;
 use crate::domain::user::User;
