@@ -217,7 +217,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 }
 
 /// The query string, read as actix's `web::Query` reads it, but a parameter that does not parse
-/// or is unknown is named in the error (`limit`, `userId`) rather than the query as a whole.
+/// (or is unknown, where the struct denies unknown fields) is named in the error (`limit`,
+/// `userId`) rather than the query as a whole.
 pub struct QueryParams<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest for QueryParams<T> {

@@ -691,7 +691,7 @@ async fn long_strings_within_the_body_limit_are_4xx(backend: Backend) {
     assert_error(response, 401, "token_invalid").await;
 }
 
-/// A query parameter that does not parse, or is not one the endpoint takes, is named in
+/// A query parameter that does not parse, or is one an endpoint refuses as unknown, is named in
 /// `details`, as a body field is.
 async fn a_bad_query_parameter_is_named_in_the_error(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -41,7 +41,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARTIFACTS = process.env.E2E_ARTIFACTS_DIR ? path.resolve(process.env.E2E_ARTIFACTS_DIR) : null;
 const TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS || 120_000);
 const ACCESS_TTL_SECONDS = 4;
-// The passkey authd's window for sensitive actions: short, so that a sign-in can grow old.
+// The step-up authd's window for sensitive actions: short, so that a sign-in can grow old.
 const REAUTHENTICATION_SECONDS = 3;
 const CHROMIUM_ARGS = [
   '--headless',
@@ -732,23 +732,14 @@ async function passkeys(browser, pageErrors) {
   cleanups.push(() => fsp.rm(tmp, { recursive: true, force: true }));
   const origin = (await serveExample('passkey page origin')).replace('127.0.0.1', 'localhost');
   // The relying party is the host of app.frontend_url (localhost); its origin the only one allowed.
-  const settings = { AUTHD__APP__FRONTEND_URL: origin, AUTHD__AUTH__REAUTHENTICATION_SECONDS: String(REAUTHENTICATION_SECONDS) };
-  const { api, logPath } = await startAuthd(tmp, origin, settings, 'localhost');
-  const context = await browser.newContext();
-  context.setDefaultTimeout(10_000);
-  const page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  const { api, logPath } = await startAuthd(tmp, origin, { AUTHD__APP__FRONTEND_URL: origin }, 'localhost');
+  const { context, page, cdp, authenticatorId } = await pageWithAuthenticator(browser, pageErrors);
   const traffic = watchApi(page, api);
   onFailure = async () => {
     console.error(`\nrequests from the passkey page: ${show(traffic.all())}`);
     console.error(`page error: ${await page.textContent('#error', { timeout: 1000 }).catch(() => '?')}`);
     console.error(`\nauthd log (last lines):\n${tail(logPath)}`);
   };
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
-  });
   const waitState = (state) => page.waitForSelector(`#status[data-state="${state}"]`);
   const claimsOf = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
   const email = `e2e-passkey-${crypto.randomBytes(4).toString('hex')}@example.com`;
@@ -834,19 +825,6 @@ async function passkeys(browser, pageErrors) {
   const accepted = await request('POST', `${direct}/auth/passkey/login`, { body: { ceremonyId: again.json.ceremonyId, credential: intact } });
   checkEqual(accepted.status, 200, `the intact assertion signs in (${accepted.text})`);
 
-  step('passkeys: a sign-in grown old steps up with the passkey before a sensitive action (the client in the page)');
-  const stepUp = await page.evaluate(async ({ api, email, wait }) => {
-    const { AuthdClient } = await import('./vendor/authd-client/index.js');
-    const client = new AuthdClient({ baseUrl: api });
-    await client.signInWithPasskey(email);
-    await new Promise((resolve) => setTimeout(resolve, wait));
-    const attempt = () => client.request('POST', '/me/mfa/passkey-options').then(() => 'allowed', (e) => e.code);
-    const before = await attempt();
-    await client.reauthenticateWithPasskey();
-    return { before, after: await attempt() };
-  }, { api, email, wait: (REAUTHENTICATION_SECONDS + 1) * 1000 + 100 });
-  checkEqual(stepUp, { before: 'reauthentication_required', after: 'allowed' }, 'refused when old, allowed after the passkey step-up');
-
   step('passkeys: with the authenticator emptied, the page cannot sign in and says why');
   await page.click('#logout');
   await waitState('signed-out');
@@ -855,6 +833,55 @@ async function passkeys(browser, pageErrors) {
   await page.click('#passkey-login');
   await page.waitForFunction(() => document.querySelector('#error').textContent !== '');
   checkEqual(await page.getAttribute('#status', 'data-state'), 'signed-out', 'no passkey on this device: still signed out');
+  await context.close();
+  await passkeyStepUp(browser, pageErrors, origin);
+}
+
+// A browser page with a virtual authenticator of its own (CTAP2, built in, resident keys, user
+// verification), through the DevTools protocol.
+async function pageWithAuthenticator(browser, pageErrors) {
+  const context = await browser.newContext();
+  context.setDefaultTimeout(10_000);
+  const page = await context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+  });
+  return { context, page, cdp, authenticatorId };
+}
+
+// Step-up with a passkey, on an authd of its own whose window for sensitive actions is short (so
+// that a sign-in can grow old without hurrying the other steps), in a browser context of its own
+// (its own cookies), with the client in the page.
+async function passkeyStepUp(browser, pageErrors, origin) {
+  step('passkeys: a sign-in grown old steps up with the passkey before a sensitive action (the client in the page)');
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'authd-e2e-step-up-'));
+  cleanups.push(() => fsp.rm(tmp, { recursive: true, force: true }));
+  const windowSeconds = REAUTHENTICATION_SECONDS;
+  const settings = { AUTHD__APP__FRONTEND_URL: origin, AUTHD__AUTH__REAUTHENTICATION_SECONDS: String(windowSeconds) };
+  const { api, logPath } = await startAuthd(tmp, origin, settings, 'localhost');
+  const { context, page } = await pageWithAuthenticator(browser, pageErrors);
+  onFailure = async () => console.error(`\nauthd log (last lines):\n${tail(logPath)}`);
+  await page.goto(`${origin}/?api=${encodeURIComponent(api)}`);
+  const account = { email: `e2e-step-up-${crypto.randomBytes(4).toString('hex')}@example.com`, password: `copper ${crypto.randomBytes(4).toString('hex')} orchard lantern` };
+  const stepUp = await page.evaluate(async ({ api, account, wait }) => {
+    const { AuthdClient } = await import('./vendor/authd-client/index.js');
+    const client = new AuthdClient({ baseUrl: api });
+    await client.signup(account);
+    await client.registerPasskey({ name: 'step-up' });
+    await client.logout();
+    await client.signInWithPasskey(account.email);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    const attempt = () => client.request('POST', '/me/mfa/passkey-options').then(() => 'allowed', (e) => e.code);
+    const before = await attempt();
+    await client.reauthenticateWithPasskey();
+    const after = await attempt();
+    await client.logout();
+    return { before, after };
+  }, { api, account, wait: (windowSeconds + 1) * 1000 + 100 });
+  checkEqual(stepUp, { before: 'reauthentication_required', after: 'allowed' }, 'refused when old, allowed after the passkey step-up');
   await context.close();
 }
 

@@ -79,6 +79,7 @@ export type OAuthProvider = Schemas['ProviderBody'];
 export type LinkedIdentity = Schemas['IdentityBody'];
 export type IdTokenRequest = Omit<Schemas['IdTokenRequest'], 'tokenTransport'>;
 /** Proof for `reauthenticate`: the password (with `code` or `recoveryCode` when the account has a second factor). */
-export type ReauthenticateRequest = Pick<Schemas['ReauthenticateRequest'], 'password' | 'code' | 'recoveryCode'>;
+export type ReauthenticateRequest = Required<Pick<Schemas['ReauthenticateRequest'], 'password'>> &
+  Pick<Schemas['ReauthenticateRequest'], 'code' | 'recoveryCode'>;
 /** A registered passkey, and the recovery codes that come with the account's first factor. */
 export type PasskeyRegistered = Schemas['PasskeyRegisteredBody'];

@@ -9,6 +9,7 @@ import { AuthdClient, base64url, bytes, creationOptions, credentialJson, request
 
 import { startAuthd, type Authd } from './support/authd.js';
 import { authdError, newAccount } from './support/fixtures.js';
+import { totp } from './support/totp.js';
 import { recordTraffic } from './support/traffic.js';
 
 let authd: Authd;
@@ -118,8 +119,8 @@ describe('a ceremony against authd', () => {
 describe('step-up', () => {
   let strict: Authd;
   before(async () => {
-    // A sign-in counts as recent for 1 s only.
-    strict = await startAuthd({ AUTHD__AUTH__REAUTHENTICATION_SECONDS: '1' });
+    // A sign-in counts as recent for 2 s only.
+    strict = await startAuthd({ AUTHD__AUTH__REAUTHENTICATION_SECONDS: '2' });
   });
   after(async () => {
     await strict?.stop();
@@ -130,8 +131,8 @@ describe('step-up', () => {
     const account = newAccount('stepup');
     await client.signup(account);
     const before = client.getAccessToken();
-    // Whole seconds on both sides: past 2 s the sign-in is surely older than 1 s.
-    await new Promise((resolve) => setTimeout(resolve, 2100));
+    // Whole seconds on both sides: past 3 s the sign-in is surely older than 2 s.
+    await new Promise((resolve) => setTimeout(resolve, 3100));
     await assert.rejects(client.request('POST', '/me/mfa/passkey-options'), authdError(403, 'reauthentication_required'));
     // A wrong password is a field error, not a 401 a client would take for an ended session.
     await assert.rejects(
@@ -146,5 +147,22 @@ describe('step-up', () => {
     assert.ok(claims(after).auth_time > claims(before ?? '').auth_time, 'auth_time moved on');
     const started = await client.request('POST', '/me/mfa/passkey-options');
     assert.ok(started.ceremonyId, 'the sensitive action goes ahead');
+  });
+
+  test('a wrong second-factor code in a step-up is that call\'s 401: no refresh, the session stays', async () => {
+    const traffic = recordTraffic({ cookieJar: true });
+    let ended = 0;
+    const client = new AuthdClient({ baseUrl: strict.url, fetch: traffic.fetch, onSessionEnded: () => (ended += 1) });
+    const account = newAccount('stepup-totp');
+    await client.signup(account);
+    const enrolment = await client.request('POST', '/me/mfa/totp');
+    await client.request('POST', '/me/mfa/totp/confirm', { body: { code: totp(enrolment.secret) } });
+    const wrong = String((Number(totp(enrolment.secret)) + 500_000) % 1_000_000).padStart(6, '0');
+    const mark = traffic.since(0).length;
+    await assert.rejects(client.reauthenticate({ password: account.password, code: wrong }), authdError(401, 'invalid_mfa_code'));
+    assert.equal(traffic.since(mark, 'POST /auth/refresh').length, 0, 'no refresh for an answer about the code');
+    assert.equal(client.state, 'signed-in');
+    assert.equal((await client.me()).email, account.email, 'the session still works');
+    assert.equal(ended, 0, 'onSessionEnded was not called');
   });
 });

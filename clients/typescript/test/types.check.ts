@@ -71,6 +71,10 @@ export async function typing(client: AuthdClient) {
   // The token exchange is among the calls that take tokenTransport (body transport adds it).
   await client.request('POST', '/auth/oauth/{provider}/token', { params: { path: { provider: 'apple' } }, body: { idToken: 'x', nonce: 'n', tokenTransport: 'body' } });
 
+  // @ts-expect-error a step-up needs the password (or reauthenticateWithPasskey)
+  await client.reauthenticate({ code: '123456' });
+  await client.reauthenticate({ password: 'p', code: '123456' });
+
   // Error codes autocomplete, and unknown future codes still type-check.
   const code: AuthdError['code'] = 'invalid_credentials';
   const future: AuthdError['code'] = 'some_code_added_later';
