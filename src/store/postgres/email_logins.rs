@@ -49,15 +49,8 @@ impl EmailLoginStore for PostgresStore {
         max_attempts: u32,
     ) -> StoreResult<Option<EmailLoginCode>> {
         let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
-        let row = self
-            .query_opt(
-                "UPDATE email_logins SET attempts = attempts + 1
-                 WHERE user_id = $1 AND consumed_at IS NULL AND expires_at > now()
-                   AND attempts < $2
-                 RETURNING link_hash, code_hash",
-                &[&user_id, &max_attempts],
-            )
-            .await?;
+        let sql = super::attempt_statement("email_logins", "user_id", "link_hash, code_hash");
+        let row = self.query_opt(&sql, &[&user_id, &max_attempts]).await?;
         row.map(|row| {
             let hash = |column| -> StoreResult<TokenHash> {
                 let bytes: Vec<u8> = row.column(column)?;

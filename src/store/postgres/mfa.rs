@@ -182,14 +182,9 @@ impl MfaStore for PostgresStore {
         max_attempts: u32,
     ) -> StoreResult<Option<MfaChallenge>> {
         let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+        let sql = super::attempt_statement("mfa_challenges", "token_hash", "user_id, methods");
         let row = self
-            .query_opt(
-                "UPDATE mfa_challenges SET attempts = attempts + 1
-                 WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > now()
-                   AND attempts < $2
-                 RETURNING user_id, methods",
-                &[&hash.as_slice(), &max_attempts],
-            )
+            .query_opt(&sql, &[&hash.as_slice(), &max_attempts])
             .await?;
         row.map(|row| {
             let methods = AuthMethods::parse(row.column("methods")?);

@@ -113,6 +113,17 @@ async fn query(
 }
 
 /// The first row, if any.
+/// The statement that counts one attempt at a single-use code of `table` (the row whose `key` is
+/// `$1`), only while the code is unused, unexpired and under `$2` attempts; it answers
+/// `returning`, or no row when the code cannot be tried.
+fn attempt_statement(table: &str, key: &str, returning: &str) -> String {
+    format!(
+        "UPDATE {table} SET attempts = attempts + 1
+         WHERE {key} = $1 AND consumed_at IS NULL AND expires_at > now() AND attempts < $2
+         RETURNING {returning}"
+    )
+}
+
 async fn query_opt(
     client: &impl GenericClient,
     sql: &str,

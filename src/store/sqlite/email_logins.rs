@@ -54,12 +54,9 @@ impl EmailLoginStore for SqliteStore {
         user_id: Uuid,
         max_attempts: u32,
     ) -> StoreResult<Option<EmailLoginCode>> {
-        let sql = "UPDATE email_logins SET attempts = attempts + 1
-                   WHERE user_id = ?1 AND consumed_at IS NULL AND expires_at > ?2
-                     AND attempts < ?3
-                   RETURNING link_hash, code_hash";
+        let sql = super::attempt_statement("email_logins", "user_id", "link_hash, code_hash");
         let values = vec![text(user_id), now_value(), max_attempts.into()];
-        self.query_opt(sql.into(), values, |row| {
+        self.query_opt(sql, values, |row| {
             let hash = |column| -> rusqlite::Result<TokenHash> {
                 let bytes: Vec<u8> = row.column(column)?;
                 bytes.try_into().map_err(|_| super::corrupt(column))

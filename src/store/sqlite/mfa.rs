@@ -193,12 +193,9 @@ impl MfaStore for SqliteStore {
         hash: TokenHash,
         max_attempts: u32,
     ) -> StoreResult<Option<MfaChallenge>> {
-        let sql = "UPDATE mfa_challenges SET attempts = attempts + 1
-                   WHERE token_hash = ?1 AND consumed_at IS NULL AND expires_at > ?2
-                     AND attempts < ?3
-                   RETURNING user_id, methods";
+        let sql = super::attempt_statement("mfa_challenges", "token_hash", "user_id, methods");
         let values = vec![hash.to_vec().into(), now_value(), max_attempts.into()];
-        self.query_opt(sql.into(), values, |row| {
+        self.query_opt(sql, values, |row| {
             let methods = AuthMethods::parse(&row.column::<String>("methods")?);
             Ok(record!(row => MfaChallenge { user_id; methods }))
         })

@@ -249,3 +249,14 @@ impl From<tokio_rusqlite::Error> for StoreError {
         }
     }
 }
+
+/// The statement that counts one attempt at a single-use code of `table` (the row whose `key` is
+/// `?1`), only while the code is unused, unexpired at `?2` and under `?3` attempts; it answers
+/// `returning`, or no row when the code cannot be tried.
+pub(super) fn attempt_statement(table: &str, key: &str, returning: &str) -> String {
+    format!(
+        "UPDATE {table} SET attempts = attempts + 1
+         WHERE {key} = ?1 AND consumed_at IS NULL AND expires_at > ?2 AND attempts < ?3
+         RETURNING {returning}"
+    )
+}
