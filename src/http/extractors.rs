@@ -219,6 +219,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 /// The query string, read as actix's `web::Query` reads it, but a parameter that does not parse
 /// (or is unknown, where the struct denies unknown fields) is named in the error (`limit`,
 /// `userId`) rather than the query as a whole.
+///
+/// Behind an authentication extractor, take it as `Result<QueryParams<T>, AppError>` and apply
+/// `?` in the handler: actix extracts the arguments together and the first error wins, and this
+/// one is ready at once while the caller's check waits for the store, so a caller who may not
+/// use the route would otherwise get the 400 instead of the 401/403.
 pub struct QueryParams<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest for QueryParams<T> {

@@ -696,6 +696,10 @@ async fn long_strings_within_the_body_limit_are_4xx(backend: Backend) {
 async fn a_bad_query_parameter_is_named_in_the_error(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = app.admin().await;
+    // The caller is checked first: a user who may not use the route is told that, not more.
+    let user = app.account().await;
+    let refused = app.get("/admin/users?limit=x", &user.access_token).await;
+    assert_error(refused, 403, "forbidden").await;
     for (path, field) in [
         ("/admin/users?limit=x", "limit"),
         ("/admin/users?limit=-1", "limit"),

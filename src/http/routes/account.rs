@@ -189,8 +189,9 @@ pub async fn change_password(
 pub async fn my_events(
     state: web::Data<AppState>,
     AuthUser(Caller { claims, .. }): AuthUser,
-    QueryParams(query): QueryParams<EventQuery>,
+    query: Result<QueryParams<EventQuery>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let QueryParams(query) = query?;
     let (events, next_cursor) = state
         .account
         .events(&claims, query.cursor.as_deref(), query.limit)

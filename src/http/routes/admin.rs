@@ -73,8 +73,9 @@ pub struct UserListBody {
 pub async fn list_users(
     state: web::Data<AppState>,
     _admin: AdminUser,
-    QueryParams(query): QueryParams<ListQuery>,
+    query: Result<QueryParams<ListQuery>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let QueryParams(query) = query?;
     let list = state
         .admin
         .list_users(query.cursor.as_deref(), query.limit, query.q.as_deref())
@@ -260,8 +261,9 @@ pub async fn invite(
 pub async fn events(
     state: web::Data<AppState>,
     _admin: AdminUser,
-    QueryParams(query): QueryParams<AdminEventQuery>,
+    query: Result<QueryParams<AdminEventQuery>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let QueryParams(query) = query?;
     let (events, next_cursor) = state
         .admin
         .events(query.user_id, query.cursor.as_deref(), query.limit)

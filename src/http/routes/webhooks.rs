@@ -254,8 +254,9 @@ pub async fn webhook_deliveries(
     state: web::Data<AppState>,
     _admin: AdminUser,
     id: web::Path<Uuid>,
-    QueryParams(query): QueryParams<DeliveryQuery>,
+    query: Result<QueryParams<DeliveryQuery>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let QueryParams(query) = query?;
     let (deliveries, next_cursor) = state
         .webhooks
         .deliveries(id.into_inner(), query.cursor.as_deref(), query.limit)
