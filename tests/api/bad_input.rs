@@ -700,6 +700,16 @@ async fn a_bad_query_parameter_is_named_in_the_error(backend: Backend) {
     let user = app.account().await;
     let refused = app.get("/admin/users?limit=x", &user.access_token).await;
     assert_error(refused, 403, "forbidden").await;
+    let body = Some(serde_json::json!({ "email": 42 }));
+    let refused = app
+        .authed(
+            reqwest::Method::POST,
+            "/admin/invitations",
+            &user.access_token,
+            body,
+        )
+        .await;
+    assert_error(refused, 403, "forbidden").await;
     for (path, field) in [
         ("/admin/users?limit=x", "limit"),
         ("/admin/users?limit=-1", "limit"),

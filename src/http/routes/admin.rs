@@ -128,8 +128,9 @@ pub async fn update_user(
     Client(client): Client,
     AdminUser(admin): AdminUser,
     id: web::Path<Uuid>,
-    JsonBody(body): JsonBody<UpdateUserRequest>,
+    body: Result<JsonBody<UpdateUserRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     let changes = UserChanges {
         role: body.role,
         locked: body.locked,
@@ -229,8 +230,9 @@ pub async fn invite(
     state: web::Data<AppState>,
     Client(client): Client,
     AdminUser(admin): AdminUser,
-    JsonBody(body): JsonBody<InvitationRequest>,
+    body: Result<JsonBody<InvitationRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     let role = body
         .role
         .ok_or_else(|| AppError::validation("role", "is required (user or admin)"))?;

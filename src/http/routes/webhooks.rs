@@ -119,8 +119,9 @@ pub async fn create_webhook(
     state: web::Data<AppState>,
     Client(client): Client,
     AdminUser(admin): AdminUser,
-    JsonBody(body): JsonBody<CreateWebhookRequest>,
+    body: Result<JsonBody<CreateWebhookRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     let created = state
         .webhooks
         .create(
