@@ -149,8 +149,9 @@ impl FromRequest for Client {
 }
 
 /// A JSON body. An empty body reads as `{}` (so optional bodies need no content type and
-/// missing fields are reported as such); a non-empty one must be `application/json`. Behind
-/// `AdminUser`, take it as a `Result` like [`QueryParams`], so a non-admin gets the 403 first.
+/// missing fields are reported as such); a non-empty one must be `application/json`. Behind an
+/// authentication extractor (`AuthUser`, `EnrollingUser`, `AdminUser`), take it as a `Result`
+/// like [`QueryParams`], so a caller who may not use the route gets the 401/403 first.
 pub struct JsonBody<T>(pub T);
 
 fn is_json(req: &HttpRequest) -> bool {

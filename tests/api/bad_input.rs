@@ -732,6 +732,55 @@ async fn a_bad_query_parameter_is_named_in_the_error(backend: Backend) {
     }
 }
 
+/// A signed-in caller's body is read only once the caller is known: a token of an ended session
+/// gets 401 whatever body it sends, not the body's 400 (the session check waits on the store; the
+/// body's error is ready at once, and actix answers the first error of a handler's arguments).
+async fn the_caller_is_checked_before_the_body(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.account().await;
+    let ended = app
+        .authed(
+            reqwest::Method::POST,
+            "/auth/logout-all",
+            &user.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(ended.status().as_u16(), 200);
+    let bad_body = json!({ "name": 42, "password": 42, "currentPassword": 42, "newPassword": 42,
+        "email": 42, "code": 42, "token": 42, "credential": 42 });
+    let some_id = "00000000-0000-0000-0000-000000000000";
+    for (method, path) in [
+        (reqwest::Method::PATCH, "/me".to_string()),
+        (reqwest::Method::DELETE, "/me".to_string()),
+        (reqwest::Method::POST, "/auth/password/change".to_string()),
+        (reqwest::Method::POST, "/me/email".to_string()),
+        (reqwest::Method::POST, "/auth/reauthenticate".to_string()),
+        (reqwest::Method::POST, "/me/mfa/totp/confirm".to_string()),
+        (reqwest::Method::POST, "/me/mfa/passkeys".to_string()),
+        (
+            reqwest::Method::PATCH,
+            format!("/me/mfa/passkeys/{some_id}"),
+        ),
+        (reqwest::Method::POST, "/me/identities".to_string()),
+        (
+            reqwest::Method::POST,
+            "/me/identities/github/start".to_string(),
+        ),
+    ] {
+        let response = app
+            .authed(
+                method.clone(),
+                &path,
+                &user.access_token,
+                Some(bad_body.clone()),
+            )
+            .await;
+        let body = assert_error(response, 401, "token_invalid").await;
+        assert!(body.get("details").is_none(), "{method} {path}: {body}");
+    }
+}
+
 /// The service is unharmed: a plain request from another client is answered.
 async fn assert_still_serving(app: &TestApp) {
     let response = app.fetch("/health/live").await;
@@ -752,4 +801,5 @@ crate::backend_tests!(
     huge_numbers_duplicate_keys_and_odd_values_are_4xx,
     long_strings_within_the_body_limit_are_4xx,
     a_bad_query_parameter_is_named_in_the_error,
+    the_caller_is_checked_before_the_body,
 );

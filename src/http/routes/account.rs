@@ -94,8 +94,9 @@ pub struct UpdateMeRequest {
 pub async fn update_me(
     state: web::Data<AppState>,
     AuthUser(Caller { claims, .. }): AuthUser,
-    JsonBody(body): JsonBody<UpdateMeRequest>,
+    body: Result<JsonBody<UpdateMeRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     let user = state
         .account
         .update_name(&claims, body.name.as_deref())
@@ -124,8 +125,9 @@ pub async fn delete_me(
     state: web::Data<AppState>,
     Client(client): Client,
     AuthUser(Caller { claims, .. }): AuthUser,
-    JsonBody(body): JsonBody<DeleteMeRequest>,
+    body: Result<JsonBody<DeleteMeRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     state
         .account
         .delete_me(&claims, &body.password, &client)
@@ -167,8 +169,9 @@ pub async fn change_password(
     state: web::Data<AppState>,
     Client(client): Client,
     AuthUser(Caller { claims, .. }): AuthUser,
-    JsonBody(body): JsonBody<ChangePasswordRequest>,
+    body: Result<JsonBody<ChangePasswordRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     let revoked_sessions = state
         .account
         .change_password(&claims, &body.current_password, &body.new_password, &client)
@@ -233,8 +236,9 @@ pub async fn request_email_change(
     state: web::Data<AppState>,
     Client(client): Client,
     AuthUser(Caller { claims, .. }): AuthUser,
-    JsonBody(body): JsonBody<EmailChangeRequest>,
+    body: Result<JsonBody<EmailChangeRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     state
         .account
         .request_email_change(&claims, &body.new_email, body.password.as_deref(), &client)

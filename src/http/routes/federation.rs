@@ -412,8 +412,9 @@ pub async fn start_link(
     state: web::Data<AppState>,
     AuthUser(Caller { claims, .. }): AuthUser,
     provider: web::Path<String>,
-    JsonBody(body): JsonBody<LinkStartRequest>,
+    body: Result<JsonBody<LinkStartRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     let flow = state
         .federation
         .start(&provider, body.return_to.as_deref(), Some(&claims))
@@ -440,8 +441,9 @@ pub async fn accept_link(
     state: web::Data<AppState>,
     Client(client): Client,
     AuthUser(caller): AuthUser,
-    JsonBody(body): JsonBody<AcceptLinkRequest>,
+    body: Result<JsonBody<AcceptLinkRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     let linked = state
         .federation
         .accept_link(&caller, &body.link_token, &client)

@@ -176,8 +176,9 @@ pub async fn reauthenticate(
     state: web::Data<AppState>,
     Client(client): Client,
     EnrollingUser(Caller { claims, .. }): EnrollingUser,
-    JsonBody(body): JsonBody<ReauthenticateRequest>,
+    body: Result<JsonBody<ReauthenticateRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     let proof = SecondFactor::from_fields(body.code, body.recovery_code, body.credential)?;
     let access = state
         .mfa
@@ -243,8 +244,9 @@ pub async fn confirm_totp(
     state: web::Data<AppState>,
     Client(client): Client,
     EnrollingUser(caller): EnrollingUser,
-    JsonBody(body): JsonBody<TotpConfirmRequest>,
+    body: Result<JsonBody<TotpConfirmRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     if body.code.is_empty() {
         return Err(AppError::validation("code", "is required"));
     }

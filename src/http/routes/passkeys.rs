@@ -157,8 +157,9 @@ pub async fn register(
     state: web::Data<AppState>,
     Client(client): Client,
     EnrollingUser(caller): EnrollingUser,
-    JsonBody(body): JsonBody<RegisterPasskeyRequest>,
+    body: Result<JsonBody<RegisterPasskeyRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     let registered = state
         .mfa
         .finish_passkey_registration(
@@ -211,8 +212,9 @@ pub async fn rename(
     state: web::Data<AppState>,
     AuthUser(caller): AuthUser,
     id: web::Path<Uuid>,
-    JsonBody(body): JsonBody<RenamePasskeyRequest>,
+    body: Result<JsonBody<RenamePasskeyRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let JsonBody(body) = body?;
     let passkey = state
         .mfa
         .rename_passkey(caller.user.id, id.into_inner(), body.name.as_deref())
