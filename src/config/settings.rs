@@ -104,30 +104,43 @@ impl ConnectionUrl {
     pub fn is_empty(&self) -> bool {
         self.0.trim().is_empty()
     }
-    /// The URL with any password replaced by `***`.
+    /// The URL with its secrets replaced by `***`: the password, a user name that stands alone
+    /// (a proxy's or Redis's token is often given that way), and a `password` query parameter
+    /// (tokio-postgres reads one). A string that does not parse as a URL is hidden whole.
     pub fn redacted(&self) -> String {
-        let url = &self.0;
-        let Some(scheme_end) = url.find("://") else {
-            return url.clone();
+        const HIDDEN: &str = "***";
+        let Ok(mut url) = url::Url::parse(self.0.trim()) else {
+            return HIDDEN.to_string();
         };
-        let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(colon) => format!(
-                        "{}{}:***{}",
-                        &url[..scheme_end + 3],
-                        &userinfo[..colon],
-                        &url[scheme_end + 3 + at..]
-                    ),
-                    None => url.clone(),
-                }
-            }
-            None => url.clone(),
+        let hidden_user = url.password().is_none() && !url.username().is_empty();
+        let redacted_userinfo = if url.password().is_some() {
+            url.set_password(Some(HIDDEN))
+        } else if hidden_user {
+            url.set_username(HIDDEN)
+        } else {
+            Ok(())
+        };
+        if redacted_userinfo.is_err() {
+            return HIDDEN.to_string();
         }
+        if url
+            .query_pairs()
+            .any(|(key, _)| key.eq_ignore_ascii_case("password"))
+        {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(key, value)| {
+                    let value = if key.eq_ignore_ascii_case("password") {
+                        HIDDEN.to_string()
+                    } else {
+                        value.into_owned()
+                    };
+                    (key.into_owned(), value)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string()
     }
 }
 

@@ -240,6 +240,29 @@ fn redacted_output_hides_secrets_and_url_passwords() {
 }
 
 #[test]
+fn every_form_of_a_secret_in_a_connection_url_is_redacted() {
+    for (url, shown) in [
+        (
+            "postgres://u:pw@db:5432/authd",
+            "postgres://u:***@db:5432/authd",
+        ),
+        ("redis://:pw@cache:6379/0", "redis://:***@cache:6379/0"),
+        (
+            "http://tok3n@proxy.internal:3128",
+            "http://***@proxy.internal:3128/",
+        ),
+        (
+            "postgres://db/authd?user=u&password=pw&sslmode=require",
+            "postgres://db/authd?user=u&password=***&sslmode=require",
+        ),
+        ("redis://cache:6379", "redis://cache:6379"),
+        ("not a url with pw", "***"),
+    ] {
+        assert_eq!(ConnectionUrl::new(url).redacted(), shown, "{url}");
+    }
+}
+
+#[test]
 fn the_reference_covers_exactly_the_settings_struct() {
     fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
         match value.as_object() {
