@@ -289,6 +289,18 @@ impl TestApp {
         })
         .await
     }
+
+    /// Waits until `endpoint` has `count` deliveries, all sent.
+    async fn wait_for_sent(
+        &self,
+        admin: &str,
+        endpoint: Uuid,
+        count: usize,
+        what: &str,
+    ) -> Vec<Value> {
+        self.wait_for_deliveries(admin, endpoint, count, what, |d| d["status"] == "sent")
+            .await
+    }
 }
 
 struct FailedLoginSent {
@@ -472,13 +484,7 @@ async fn a_failing_endpoint_gets_the_same_message_again_until_it_answers(backend
         assert_signed(attempt, &secret);
     }
     let log = app
-        .wait_for_deliveries(
-            &admin.access_token,
-            endpoint,
-            1,
-            "the delivery recorded",
-            |d| d["status"] == "sent",
-        )
+        .wait_for_sent(&admin.access_token, endpoint, 1, "the delivery recorded")
         .await;
     let sent = &log[0];
     assert_eq!(sent["attempts"], 3);
@@ -549,10 +555,8 @@ async fn an_endpoint_that_is_down_loses_nothing_and_fails_no_request(backend: Ba
     for message in &arrived {
         assert_signed(message, &secret);
     }
-    app.wait_for_deliveries(&admin.access_token, endpoint, events, "all sent", |d| {
-        d["status"] == "sent"
-    })
-    .await;
+    app.wait_for_sent(&admin.access_token, endpoint, events, "all sent")
+        .await;
     receiver.stop().await;
 }
 
@@ -965,13 +969,7 @@ async fn the_admin_api_needs_an_admin_and_follows_the_configuration(backend: Bac
     // then a signup.
     app.account().await;
     let everything = app
-        .wait_for_deliveries(
-            &admin.access_token,
-            id,
-            2,
-            "the * endpoint's deliveries",
-            |d| d["status"] == "sent",
-        )
+        .wait_for_sent(&admin.access_token, id, 2, "the * endpoint's deliveries")
         .await;
     let kinds: BTreeSet<&str> = everything
         .iter()
