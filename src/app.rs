@@ -219,8 +219,8 @@ impl Application {
             .lockout
             .enabled
             .then(|| settings.auth.lockout.policy());
+        let allow_email_reuse_after_delete = settings.auth.allow_email_reuse_after_delete;
         let signup_rules = SignupRules {
-            allow_email_reuse_after_delete: settings.auth.allow_email_reuse_after_delete,
             require_email_verification: settings.auth.require_email_verification,
         };
         // One mailer per process: it owns the SMTP transport and drains the shared outbox.
@@ -330,6 +330,7 @@ impl Application {
                 audit: audit.clone(),
                 password_rules: password_rules.clone(),
                 step_up,
+                allow_email_reuse_after_delete,
             };
             let mfa = MfaService::new(deps.clone(), mfa_rules.clone());
             let federation = FederationService::new(

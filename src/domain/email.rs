@@ -50,6 +50,12 @@ impl EmailAddress {
         if !email.validate_email() {
             return Err(EmailError::Invalid);
         }
+        // A domain IDNA refuses (a zero-width joiner in it, say) is one no mail reaches, and its
+        // canonical form could only be a guess that no real spelling of a mailbox shares.
+        let domain = email.rsplit_once('@').map_or("", |(_, domain)| domain);
+        if idna::domain_to_ascii(domain).is_err() {
+            return Err(EmailError::Invalid);
+        }
         Ok(EmailAddress {
             address: email.to_string(),
             canonical: CanonicalEmail::of(email),
@@ -134,6 +140,16 @@ mod tests {
             parse("x@\u{FF45}\u{FF58}\u{FF41}\u{FF4D}\u{FF50}\u{FF4C}\u{FF45}.com").unwrap(),
             "x@example.com"
         );
+    }
+
+    #[test]
+    fn refuses_a_domain_idna_refuses() {
+        assert_eq!(
+            parse("dup@exa\u{200D}mple.com"),
+            Err(EmailError::Invalid),
+            "a zero-width joiner"
+        );
+        assert!(parse("ada@b\u{00FC}cher.example").is_ok());
     }
 
     #[test]

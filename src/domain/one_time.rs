@@ -4,6 +4,16 @@
 
 use chrono::{DateTime, Utc};
 
+/// What an address-change token carries besides the new address: the session that asked for
+/// the change. The change lives only as long as that session, so whatever ends it (a password
+/// reset, a password change or a sign-out everywhere from another session, a lock) ends the
+/// change too: an attacker's pending change does not outlive the owner's recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailChangeOrigin {
+    pub session_id: uuid::Uuid,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenKind {
     EmailVerification,

@@ -8,7 +8,7 @@ use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
 use crate::domain::email::CanonicalEmail;
 use crate::domain::messages::MessageKind;
-use crate::domain::one_time::TokenKind;
+use crate::domain::one_time::{EmailChangeOrigin, TokenKind};
 use crate::domain::user::{check_name, User};
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
@@ -28,9 +28,12 @@ impl AccountService {
     }
 
     /// Asks to change the caller's address to `new_email`: a confirmation link goes to the new
-    /// address and a notice to the old one; nothing changes until the link is used. Needs the
-    /// current password, or (without one) a recent sign-in. A taken address gets the same answer;
-    /// its owner is told instead.
+    /// address and a notice to the old one; nothing changes until the link is used, and only
+    /// while the asking session lives. Needs the current password, or (without one) a recent
+    /// sign-in; on an account with a second factor, a recent sign-in at level 2 either way (the
+    /// password is one factor, and the address is how the account is recovered). A taken address
+    /// gets the same answer; its owner is told instead (an address a deleted account held, when
+    /// it may not be reused, gets it too, and nobody is told).
     pub async fn request_email_change(
         &self,
         caller: &AccessClaims,
@@ -42,6 +45,9 @@ impl AccountService {
             .map_err(|e| AppError::validation("newEmail", e.message()))?;
         let user = match password.filter(|p| !p.is_empty()) {
             Some(password) => {
+                if self.deps.store.mfa_status(caller.sub).await?.enabled() {
+                    self.deps.require_step_up(caller).await?;
+                }
                 let action = "email_change";
                 let check = self
                     .deps
@@ -68,13 +74,17 @@ impl AccountService {
                     .send_notice(MessageKind::AccountExists, &holder.user.email, holder_name)
                     .await?;
             }
+            None if self.deps.address_retired(new_email.canonical()).await? => {}
             None => {
+                let origin = EmailChangeOrigin {
+                    session_id: caller.sid,
+                };
                 let prepared = outbox.prepare_token(
                     TokenKind::EmailChange,
                     Some(user.id),
                     new_email.as_str(),
                     name,
-                    &json!({}),
+                    &json!(origin),
                 );
                 outbox.send_token(prepared).await?;
             }

@@ -70,13 +70,8 @@ impl AdminService {
     ) -> Result<String, AppError> {
         let address = EmailAddress::parse(raw_email)
             .map_err(|e| AppError::validation("email", e.message()))?;
-        if self
-            .deps
-            .store
-            .user_by_email(address.canonical())
-            .await?
-            .is_some()
-        {
+        let holder = self.deps.store.user_by_email(address.canonical()).await?;
+        if holder.is_some() || self.deps.address_retired(address.canonical()).await? {
             return Err(AppError::EmailTaken);
         }
         let mut metadata = metadata;

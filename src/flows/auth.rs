@@ -59,7 +59,6 @@ pub struct LoginInput {
 /// Signup rules beyond the password.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SignupRules {
-    pub allow_email_reuse_after_delete: bool,
     pub require_email_verification: bool,
 }
 
@@ -151,13 +150,7 @@ impl AuthService {
         rules.refuse_breached(&password, "password").await?;
         let invited = self.check_invitation(input.invitation, &email).await?;
         let hidden = self.signup_rules.require_email_verification && invited.is_none();
-        if !self.signup_rules.allow_email_reuse_after_delete
-            && self
-                .deps
-                .store
-                .email_held_by_deleted_user(email.canonical())
-                .await?
-        {
+        if self.deps.address_retired(email.canonical()).await? {
             if hidden {
                 // Same work and the same answer as a fresh signup; the address learns nothing.
                 let _ = permit.hash(&password).await?;

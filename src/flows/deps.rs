@@ -15,6 +15,7 @@ use crate::breach::{BreachChecker, BreachVerdict};
 use crate::domain::assurance::{AuthMethods, StepUpRule};
 use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
+use crate::domain::email::CanonicalEmail;
 use crate::domain::lockout;
 use crate::domain::messages::MessageKind;
 use crate::domain::one_time::{OneTimeAction, OneTimeUse};
@@ -94,6 +95,8 @@ pub struct FlowDeps {
     pub audit: Audit,
     pub password_rules: Arc<PasswordRules>,
     pub step_up: StepUpPolicy,
+    /// `auth.allow_email_reuse_after_delete`.
+    pub allow_email_reuse_after_delete: bool,
 }
 
 impl FlowDeps {
@@ -113,6 +116,16 @@ impl FlowDeps {
             self.outbox.wake();
         }
         Ok(user)
+    }
+
+    /// Whether `email` is closed to a new holder: a deleted account held it and
+    /// `auth.allow_email_reuse_after_delete` is off. Asked wherever an address gets a holder: a
+    /// signup, a provider's sign-up, an invitation, an address change.
+    pub async fn address_retired(&self, email: &CanonicalEmail) -> Result<bool, AppError> {
+        if self.allow_email_reuse_after_delete {
+            return Ok(false);
+        }
+        Ok(self.store.email_held_by_deleted_user(email).await?)
     }
 
     /// One live (not deleted) user, or `not_found`.

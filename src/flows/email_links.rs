@@ -21,7 +21,7 @@ use crate::domain::email::EmailAddress;
 use crate::domain::email_code;
 use crate::domain::lockout;
 use crate::domain::messages::MessageKind;
-use crate::domain::one_time::{OneTimeAction, OneTimeUse, TokenKind};
+use crate::domain::one_time::{EmailChangeOrigin, OneTimeAction, OneTimeUse, TokenKind};
 use crate::domain::opaque_token::OpaqueToken;
 use crate::domain::password;
 use crate::domain::user::User;
@@ -422,7 +422,9 @@ impl EmailLinkService {
     }
 
     /// Confirms a new address with the token mailed to it: the account's address changes, and
-    /// its sessions end but the caller's (when the confirming browser is signed in to it).
+    /// its sessions end but the caller's (when the confirming browser is signed in to it). The
+    /// session that asked for the change must still be live (see [`EmailChangeOrigin`]); every
+    /// link mailed to the old address stops working (the store's `change_email`).
     pub async fn confirm_email_change(
         &self,
         token: &str,
@@ -434,8 +436,22 @@ impl EmailLinkService {
             .await?;
         let user = self.token_owner(&consumed).await?;
         let user_id = user.id;
+        let origin: EmailChangeOrigin =
+            serde_json::from_str(&consumed.metadata).map_err(|_| AppError::OneTimeTokenInvalid)?;
+        let asking_session = self
+            .deps
+            .store
+            .live_session_user(origin.session_id, user_id)
+            .await?;
+        if asking_session.is_none() {
+            tracing::info!(%user_id, "address change refused: the session that asked has ended");
+            return Err(AppError::OneTimeTokenInvalid);
+        }
         let new_email =
             EmailAddress::parse(&consumed.email).map_err(|_| AppError::OneTimeTokenInvalid)?;
+        if self.deps.address_retired(new_email.canonical()).await? {
+            return Err(AppError::EmailTaken);
+        }
         if !self.deps.store.change_email(user.id, &new_email).await? {
             return Err(AppError::OneTimeTokenInvalid);
         }

@@ -463,6 +463,9 @@ impl FederationService {
             .name
             .as_deref()
             .and_then(|name| crate::domain::user::check_name(Some(name)).ok().flatten());
+        if self.deps.address_retired(email.canonical()).await? {
+            return Err(AppError::EmailTaken);
+        }
         let mut account = NewUser::new(email.clone(), name, NO_PASSWORD.to_string(), Role::User);
         account.email_verified = identity.email_verified;
         account.identity = Some(NewIdentity {

@@ -94,6 +94,9 @@ pub trait UserStore: Send + Sync + 'static {
     async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> StoreResult<bool>;
 
     /// Gives a live account a new, verified address; `EmailTaken` when another account holds it.
+    /// In the same transaction, every outstanding token mailed to the account (reset,
+    /// verification, address change, sign-in mail, and their follow-ups) is used up: a link in
+    /// the old mailbox opens nothing once the address has moved on.
     async fn change_email(&self, id: Uuid, email: &EmailAddress) -> StoreResult<bool>;
 
     /// Marks a user deleted (the row stays, the email is free again) and unlinks its identities,

@@ -410,7 +410,134 @@ async fn an_address_change_needs_the_password_or_a_recent_sign_in(backend: Backe
     assert_error(same, 400, "validation_failed").await;
 }
 
+/// An attacker with a session and the password asks to move the address to their own; the owner
+/// notices (the old address is told) and recovers the account. Whatever ends the asking session
+/// ends the change: its link opens nothing afterwards.
+async fn a_pending_address_change_ends_with_the_session_that_asked(backend: Backend) {
+    let (app, sink) = spawn_app_mailing(backend).await;
+    let owner = app.account().await;
+    for (attempt, recovery) in ["password change", "sign-out everywhere"]
+        .iter()
+        .enumerate()
+    {
+        let (intruder, _) = app.login_tokens(&owner.email).await;
+        let asked = app
+            .request_email_change(
+                &intruder,
+                json!({ "newEmail": "intruder@example.org", "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(asked.status().as_u16(), 202, "{recovery}");
+        let link = sink
+            .nth_mail_to(attempt + 1, "intruder@example.org", "new address")
+            .await;
+        let owner_token = app.login_tokens(&owner.email).await.0;
+        let recovered = match *recovery {
+            "password change" => {
+                let changed = app
+                    .change_password(&owner_token, PASSWORD, "lantern orchard quietly 42")
+                    .await;
+                assert_eq!(changed.status().as_u16(), 200);
+                // Back to the password the other helpers expect.
+                let back = app
+                    .change_password(&owner_token, "lantern orchard quietly 42", PASSWORD)
+                    .await;
+                back.status().as_u16()
+            }
+            _ => app
+                .authed(Method::POST, "/auth/logout-all", &owner_token, None)
+                .await
+                .status()
+                .as_u16(),
+        };
+        assert_eq!(recovered, 200, "{recovery}");
+        let confirmed = app.confirm_email_change(&link.token(), None).await;
+        assert_error(confirmed, 400, "token_invalid").await;
+        app.assert_login_works(&owner.email, PASSWORD).await;
+        app.assert_login_refused("intruder@example.org", PASSWORD)
+            .await;
+    }
+}
+
+/// Reset and sign-in links already mailed to the old address stop working once the address has
+/// moved on: losing the old mailbox is the usual reason to move.
+async fn an_address_change_retires_the_links_in_the_old_mailbox(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(backend, passwordless(&sink)).await;
+    let account = verified_account(&app, &sink, 0).await;
+    let reset = app.mailed_reset_token(&sink, &account.email, 1).await;
+    app.ask_email_login(&account.email).await;
+    let sign_in = mail_to(&sink, 3, &account.email, "sign-in").await;
+    let asked = app
+        .request_email_change(
+            &account.access_token,
+            json!({ "newEmail": "moved@example.org", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(asked.status().as_u16(), 202);
+    let confirm = mail_to(&sink, 5, "moved@example.org", "new address").await;
+    let confirmed = app
+        .confirm_email_change(&confirm.token(), Some(&account.access_token))
+        .await;
+    assert_eq!(confirmed.status().as_u16(), 200);
+
+    let reset = app
+        .reset_password(&reset, "lantern orchard quietly 42")
+        .await;
+    assert_error(reset, 400, "token_invalid").await;
+    let signed_in = app.email_login(json!({ "token": sign_in.token() })).await;
+    assert_error(signed_in, 400, "token_invalid").await;
+    let by_code = json!({ "email": "moved@example.org", "code": code_of(&sign_in) });
+    assert_error(app.email_login(by_code).await, 400, "token_invalid").await;
+    app.assert_login_works("moved@example.org", PASSWORD).await;
+}
+
+/// Where a deleted account's address may not be used again (the default), no account moves to
+/// it and no invitation goes to it, as no signup takes it.
+async fn a_deleted_accounts_address_is_not_taken_by_a_change_or_an_invitation(backend: Backend) {
+    let (app, sink) = spawn_app_mailing(backend).await;
+    let admin = app.admin().await;
+    let gone = app.account().await;
+    let deleted = app.delete_account(&gone.access_token, PASSWORD).await;
+    assert_eq!(deleted.status().as_u16(), 204);
+    app.assert_email_taken(&gone.email).await;
+
+    let mover = app.account().await;
+    let asked = app
+        .request_email_change(
+            &mover.access_token,
+            json!({ "newEmail": gone.email, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(
+        asked.status().as_u16(),
+        202,
+        "the same answer as any address"
+    );
+    // The notice to the mover's own address is sent; no link goes to the old account's.
+    sink.nth_mail_to(1, &mover.email, "change of your address")
+        .await;
+    let invited = app
+        .authed(
+            Method::POST,
+            "/admin/invitations",
+            &admin.access_token,
+            Some(json!({ "email": gone.email, "role": "user" })),
+        )
+        .await;
+    assert_error(invited, 409, "email_taken").await;
+    let links: Vec<ReceivedMail> = sink
+        .received()
+        .into_iter()
+        .filter(|m| m.to.contains(&gone.email) && m.subject.contains("new address"))
+        .collect();
+    assert!(links.is_empty(), "no link to the deleted account's address");
+}
+
 crate::backend_tests!(
+    a_pending_address_change_ends_with_the_session_that_asked,
+    an_address_change_retires_the_links_in_the_old_mailbox,
+    a_deleted_accounts_address_is_not_taken_by_a_change_or_an_invitation,
     a_mailed_link_or_code_signs_in_once,
     a_sign_in_mail_takes_an_unverified_account_from_whoever_signed_it_up,
     a_code_allows_a_few_submissions_and_a_new_mail_voids_the_old_one,

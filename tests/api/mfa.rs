@@ -489,6 +489,18 @@ async fn with_a_factor_on_the_account_stepping_up_takes_it_too(backend: Backend)
         .change_password(level_one, PASSWORD, "lantern orchard quietly 42")
         .await;
     assert_error(change, 403, "reauthentication_required").await;
+    // The address is how the account is recovered: the password alone does not move it either.
+    let email_change = json!({ "newEmail": "moved@example.org", "password": PASSWORD });
+    let post = reqwest::Method::POST;
+    let moved = app
+        .authed(
+            post.clone(),
+            "/me/email",
+            level_one,
+            Some(email_change.clone()),
+        )
+        .await;
+    assert_error(moved, 403, "reauthentication_required").await;
 
     let password_only = app
         .reauthenticate(level_one, json!({ "password": PASSWORD }))
@@ -501,6 +513,10 @@ async fn with_a_factor_on_the_account_stepping_up_takes_it_too(backend: Backend)
     let good = json!({ "password": PASSWORD, "code": code(&enrolled.secret, 1) });
     let stepped_up = &app.step_up(level_one, good).await;
     assert_eq!(assurance_of(stepped_up).0, 2);
+    let moved = app
+        .authed(post, "/me/email", stepped_up, Some(email_change))
+        .await;
+    assert_eq!(moved.status().as_u16(), 202);
     let removed = app.delete("/me/mfa/totp", stepped_up).await;
     assert_eq!(removed.status().as_u16(), 204);
     let status = app.get_json("/me/mfa", stepped_up).await;

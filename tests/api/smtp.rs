@@ -147,6 +147,26 @@ impl SmtpSink {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// Waits (up to 10 s) for the `n`th mail (from 1) to `to` whose subject has `subject`,
+    /// whatever else arrives meanwhile.
+    pub async fn nth_mail_to(&self, n: usize, to: &str, subject: &str) -> ReceivedMail {
+        let started = Instant::now();
+        loop {
+            let mut matching = self
+                .received()
+                .into_iter()
+                .filter(|mail| mail.to.contains(to) && mail.subject.contains(subject));
+            if let Some(mail) = matching.nth(n - 1) {
+                return mail;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no mail number {n} to {to} about {subject:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// An authd that mails to a sink of its own, and the sink.

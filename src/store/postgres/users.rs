@@ -142,8 +142,9 @@ impl UserStore for PostgresStore {
 
     #[tracing::instrument(skip_all)]
     async fn change_email(&self, id: Uuid, email: &EmailAddress) -> StoreResult<bool> {
-        let client = self.client().await?;
-        let update = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let update = tx
             .prepare_cached(
                 "UPDATE users SET email = $2, email_canonical = $3, email_verified = true,
                         updated_at = now()
@@ -151,11 +152,23 @@ impl UserStore for PostgresStore {
             )
             .await?;
         let values: Params = &[&id, &email.as_str(), &email.canonical().as_str()];
-        match client.execute(&update, values).await {
-            Ok(changed) => Ok(changed > 0),
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::EmailTaken),
-            Err(e) => Err(e.into()),
+        let changed = match tx.execute(&update, values).await {
+            Ok(changed) => changed > 0,
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                return Err(StoreError::EmailTaken)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if changed {
+            let retire = "UPDATE one_time_tokens SET consumed_at = now()
+                          WHERE user_id = $1 AND consumed_at IS NULL";
+            execute(&tx, retire, &[&id]).await?;
+            let retire = "UPDATE email_logins SET consumed_at = now()
+                          WHERE user_id = $1 AND consumed_at IS NULL";
+            execute(&tx, retire, &[&id]).await?;
         }
+        tx.commit().await?;
+        Ok(changed)
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool> {

@@ -149,20 +149,31 @@ impl UserStore for SqliteStore {
         );
         self.connection
             .call(move |c| {
-                Ok(c.prepare_cached(
-                    "UPDATE users SET email = ?2, email_canonical = ?3, email_verified = 1,
-                            updated_at = ?4
-                     WHERE id = ?1 AND deleted_at IS NULL",
-                )?
-                .execute(params![
-                    id.to_string(),
-                    address,
-                    canonical,
-                    now_micros()
-                ])?)
+                let now = now_micros();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let changed = tx
+                    .prepare_cached(
+                        "UPDATE users SET email = ?2, email_canonical = ?3, email_verified = 1,
+                                updated_at = ?4
+                         WHERE id = ?1 AND deleted_at IS NULL",
+                    )?
+                    .execute(params![id.to_string(), address, canonical, now])?
+                    > 0;
+                if changed {
+                    for retire in [
+                        "UPDATE one_time_tokens SET consumed_at = ?2
+                         WHERE user_id = ?1 AND consumed_at IS NULL",
+                        "UPDATE email_logins SET consumed_at = ?2
+                         WHERE user_id = ?1 AND consumed_at IS NULL",
+                    ] {
+                        tx.prepare_cached(retire)?
+                            .execute(params![id.to_string(), now])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(changed)
             })
             .await
-            .map(|changed| changed > 0)
             .map_err(|e| {
                 if is_unique_violation(&e) {
                     StoreError::EmailTaken
