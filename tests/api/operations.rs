@@ -43,6 +43,24 @@ fn contract_routes() -> BTreeSet<(String, String)> {
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
+/// docs/api.md holds the shared contract unchanged above authd's additions (what authd says
+/// beyond it goes there). Compared where the shared folder sits beside the repository, as in CI;
+/// a clone on its own has nothing to compare with.
+#[test]
+fn the_copy_of_the_contract_is_the_shared_file_unchanged() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Ok(shared) = std::fs::read_to_string(root.join("../shared/design/api.md")) else {
+        eprintln!("no ../shared/design/api.md beside the repository: nothing to compare");
+        return;
+    };
+    let copy = std::fs::read_to_string(root.join("docs/api.md")).expect("docs/api.md");
+    let start = copy.find("# authd REST API: the contract").expect("the contract's title");
+    let end = copy
+        .find("## authd's additions to the contract")
+        .expect("the additions' heading");
+    assert_eq!(copy[start..end].trim_end(), shared.trim_end());
+}
+
 fn operations(document: &Value) -> BTreeSet<(String, String)> {
     let mut found = BTreeSet::new();
     for (path, item) in document["paths"].as_object().expect("paths") {
