@@ -330,3 +330,87 @@ impl FlowDeps {
         Ok(revoked)
     }
 }
+
+/// Runs `step`, a step of work done after the answer (which no client will retry), again while
+/// the store or the cache is unavailable: four more tries, 1, 2, 4 and 8 s apart (spread by a
+/// fifth), so an outage of up to about 15 s loses nothing; then its error.
+pub async fn retry_while_unavailable<T, Step>(mut step: impl FnMut() -> Step) -> Result<T, AppError>
+where
+    Step: std::future::Future<Output = Result<T, AppError>>,
+{
+    const RETRIES: u32 = 4;
+    for retry in 1..=RETRIES {
+        match step().await {
+            Err(AppError::Unavailable(cause)) => {
+                let wait = crate::domain::retry::backoff(
+                    retry,
+                    std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(8),
+                    rand::random(),
+                );
+                tracing::warn!(%cause, retry, ?wait, "a backend is unavailable; trying again");
+                tokio::time::sleep(wait).await;
+            }
+            done => return done,
+        }
+    }
+    step().await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn unavailable() -> AppError {
+        AppError::Unavailable("the store is down".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_is_tried_again_while_a_backend_is_unavailable() {
+        let tries = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let done = retry_while_unavailable(|| async {
+            let n = tries.fetch_add(1, Ordering::SeqCst) + 1;
+            if n < 3 {
+                Err(unavailable())
+            } else {
+                Ok(n)
+            }
+        })
+        .await;
+        assert_eq!(done.unwrap(), 3);
+        // Waits of 1 s then 2 s, each spread by at most a fifth.
+        let waited = started.elapsed();
+        assert!(
+            waited >= std::time::Duration::from_millis(2400),
+            "{waited:?}"
+        );
+        assert!(
+            waited <= std::time::Duration::from_millis(3600),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn it_gives_up_after_four_retries_and_never_retries_other_errors() {
+        let tries = AtomicU32::new(0);
+        let gave_up = retry_while_unavailable(|| async {
+            tries.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(unavailable())
+        })
+        .await;
+        assert!(matches!(gave_up, Err(AppError::Unavailable(_))));
+        assert_eq!(tries.load(Ordering::SeqCst), 5);
+
+        let tries = AtomicU32::new(0);
+        let refused = retry_while_unavailable(|| async {
+            tries.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(AppError::NotFound)
+        })
+        .await;
+        assert!(matches!(refused, Err(AppError::NotFound)));
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
+    }
+}

@@ -28,7 +28,7 @@ use crate::domain::user::User;
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
 use crate::flows::auth::LoginOutcome;
-use crate::flows::deps::FlowDeps;
+use crate::flows::deps::{retry_while_unavailable, FlowDeps};
 use crate::flows::mfa::MfaService;
 use crate::store::NewEmailLogin;
 use crate::store::{ConsumedToken, FactorChoice, RevokeReason};
@@ -121,28 +121,30 @@ impl EmailLinkService {
     }
 
     /// Sends a new verification mail if the address has an unverified account; silent otherwise.
-    pub fn resend_verification(&self, raw_email: &str) -> Result<(), AppError> {
+    pub async fn resend_verification(&self, raw_email: &str) -> Result<(), AppError> {
         self.mail_link(
             raw_email,
             "resend verification",
             TokenKind::EmailVerification,
             |user| !user.email_verified,
         )
+        .await
     }
 
     /// Sends a reset mail if the address has an account; silent otherwise.
-    pub fn forgot_password(&self, raw_email: &str) -> Result<(), AppError> {
+    pub async fn forgot_password(&self, raw_email: &str) -> Result<(), AppError> {
         self.mail_link(
             raw_email,
             "forgot password",
             TokenKind::PasswordReset,
             |_| true,
         )
+        .await
     }
 
     /// Checks the address now; after the answer, mails a `kind` link if it has an account that
     /// `wanted` accepts.
-    fn mail_link(
+    async fn mail_link(
         &self,
         raw_email: &str,
         what: &'static str,
@@ -151,7 +153,9 @@ impl EmailLinkService {
     ) -> Result<(), AppError> {
         let address = checked_email(raw_email)?;
         self.after_answer(what, move |this| async move {
-            let account = this.deps.store.user_by_email(address.canonical()).await?;
+            let (store, canonical) = (&this.deps.store, address.canonical());
+            let lookup = move || async move { Ok(store.user_by_email(canonical).await?) };
+            let account = retry_while_unavailable(lookup).await?;
             if let Some(user) = account.map(|a| a.user).filter(wanted) {
                 let key = format!(
                     "link-mail:{}:{}",
@@ -167,27 +171,33 @@ impl EmailLinkService {
                 let name = user.name.as_deref();
                 let prepared =
                     outbox.prepare_token(kind, Some(user.id), &user.email, name, &json!({}));
-                outbox.send_token(prepared).await?;
+                let send = || outbox.send_token(prepared.clone());
+                retry_while_unavailable(send).await?;
             }
             Ok(())
-        });
-        Ok(())
+        })
+        .await
     }
 
     /// Runs the work of a "send me a mail" request after its answer has gone: a known address
     /// (a lookup, a token and a mail written) and an unknown one (a lookup) then answer alike in
-    /// time too. A failure is logged; the client may ask again.
-    fn after_answer<F, Fut>(&self, what: &'static str, work: F)
+    /// time too. The store is asked first, the same for every address, so that while it is down
+    /// the answer is 503 (ask again) rather than a promise nobody keeps; a store or cache that
+    /// drops out after the answer is waited for a little ([`retry_while_unavailable`]). A
+    /// failure past that is logged.
+    async fn after_answer<F, Fut>(&self, what: &'static str, work: F) -> Result<(), AppError>
     where
         F: FnOnce(EmailLinkService) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<(), AppError>> + Send + 'static,
     {
+        self.deps.store.ping().await?;
         let this = self.clone();
         self.deps.deferred.do_send(Run(Box::pin(async move {
             if let Err(e) = work(this).await {
                 tracing::warn!(error = %e, "{what}: the mail was not queued");
             }
         })));
+        Ok(())
     }
 
     /// Sets a new password with a reset token and ends every session of the account. The policy
@@ -262,13 +272,15 @@ impl EmailLinkService {
 
     /// Passwordless sign-in, first step: after the answer, a mail with a link and a code goes to
     /// the address if it has an account that may sign in, at most `max_mails` per window.
-    pub fn request_email_login(&self, raw_email: &str) -> Result<(), AppError> {
+    pub async fn request_email_login(&self, raw_email: &str) -> Result<(), AppError> {
         if !self.passwordless.settings.enabled {
             return Err(AppError::FeatureDisabled);
         }
         let address = checked_email(raw_email)?;
         self.after_answer("passwordless sign-in", move |this| async move {
-            let account = this.deps.store.user_by_email(address.canonical()).await?;
+            let (store, canonical) = (&this.deps.store, address.canonical());
+            let lookup = move || async move { Ok(store.user_by_email(canonical).await?) };
+            let account = retry_while_unavailable(lookup).await?;
             let Some(user) = account.map(|a| a.user).filter(|user| !user.locked) else {
                 return Ok(());
             };
@@ -300,12 +312,14 @@ impl EmailLinkService {
                 code_hash: email_code::code_hash(key, user.id, &code),
                 ttl_seconds: settings.ttl_seconds,
             };
-            this.deps.store.create_email_login(&login, &mail).await?;
+            let (login, mail) = (&login, &mail);
+            let write = move || async move { Ok(store.create_email_login(login, mail).await?) };
+            retry_while_unavailable(write).await?;
             this.deps.outbox.wake();
             crate::metrics::email_flow("email_login", "mailed");
             Ok(())
-        });
-        Ok(())
+        })
+        .await
     }
 
     /// Passwordless sign-in, second step: the link's token, or the address and its code (a few

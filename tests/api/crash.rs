@@ -176,6 +176,55 @@ async fn sigterm_answers_every_accepted_request_and_flushes_the_outbox() {
     assert_eq!(pending, 0);
 }
 
+/// "Send me a reset link" while PostgreSQL is down is answered 503 (ask again), never a 202 whose
+/// mail nobody writes; once the database is back, the same request mails the link.
+#[actix_web::test]
+async fn a_reset_asked_for_while_postgresql_is_down_is_refused_then_mailed_once_it_is_back() {
+    let postgres = OwnPostgres::start();
+    let cluster = ClusterEnv::on_database(
+        postgres.database(),
+        &[
+            ("AUTHD__DATABASE__ACQUIRE_TIMEOUT_SECONDS", "1"),
+            ("AUTHD__DATABASE__CONNECT_TIMEOUT_SECONDS", "1"),
+        ],
+    );
+    let node = cluster.start_node("mailing");
+    let client = NodeClient::new();
+    let email = email();
+    client.signup(&node, &email).await;
+    let forgot = || client.post(node.url("/auth/password/forgot"), json!({ "email": email }));
+
+    postgres.stop();
+    let (status, body) = forgot().await.expect("an answer");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "unavailable", "{body}");
+
+    postgres.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = forgot().await.expect("an answer");
+        if status == 202 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < deadline, "no recovery in 30 s");
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mailed_reset = || {
+        std::fs::read_dir(cluster.mail_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            .any(|mail| mail.contains("Subject: authd: Reset your password"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !mailed_reset() {
+        assert!(Instant::now() < deadline, "no reset mail\n{}", node.log());
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[actix_web::test]
 async fn postgresql_restarted_under_load_fails_fast_recovers_and_leaves_no_half_written_rows() {
     let postgres = OwnPostgres::start();

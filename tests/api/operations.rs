@@ -54,7 +54,9 @@ fn the_copy_of_the_contract_is_the_shared_file_unchanged() {
         return;
     };
     let copy = std::fs::read_to_string(root.join("docs/api.md")).expect("docs/api.md");
-    let start = copy.find("# authd REST API: the contract").expect("the contract's title");
+    let start = copy
+        .find("# authd REST API: the contract")
+        .expect("the contract's title");
     let end = copy
         .find("## authd's additions to the contract")
         .expect("the additions' heading");

@@ -102,7 +102,7 @@ pub async fn resend_verification(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
-    state.email_links.resend_verification(&body.email)?;
+    state.email_links.resend_verification(&body.email).await?;
     Ok(accepted())
 }
 
@@ -116,7 +116,7 @@ pub async fn forgot_password(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
-    state.email_links.forgot_password(&body.email)?;
+    state.email_links.forgot_password(&body.email).await?;
     Ok(accepted())
 }
 
@@ -218,7 +218,7 @@ pub async fn request_email_login(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
-    state.email_links.request_email_login(&body.email)?;
+    state.email_links.request_email_login(&body.email).await?;
     Ok(accepted())
 }
 
