@@ -33,6 +33,9 @@ use crate::flows::mfa::MfaService;
 use crate::store::NewEmailLogin;
 use crate::store::{ConsumedToken, FactorChoice, RevokeReason};
 
+/// How long a mail-me request asks the store whether it is up before answering anyway.
+const STORE_CHECK: Duration = Duration::from_millis(500);
+
 #[derive(Clone)]
 pub struct EmailLinkService {
     deps: FlowDeps,
@@ -182,15 +185,18 @@ impl EmailLinkService {
     /// Runs the work of a "send me a mail" request after its answer has gone: a known address
     /// (a lookup, a token and a mail written) and an unknown one (a lookup) then answer alike in
     /// time too. The store is asked first, the same for every address, so that while it is down
-    /// the answer is 503 (ask again) rather than a promise nobody keeps; a store or cache that
-    /// drops out after the answer is waited for a little ([`retry_while_unavailable`]). A
-    /// failure past that is logged.
+    /// the answer is 503 (ask again) rather than a promise nobody keeps; one that is only slow
+    /// (busy, locked) is not waited for beyond [`STORE_CHECK`], since the answer must not wait on
+    /// the work. A store or cache that drops out after the answer is waited for a little
+    /// ([`retry_while_unavailable`]); a failure past that is logged.
     async fn after_answer<F, Fut>(&self, what: &'static str, work: F) -> Result<(), AppError>
     where
         F: FnOnce(EmailLinkService) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<(), AppError>> + Send + 'static,
     {
-        self.deps.store.ping().await?;
+        if let Ok(reachable) = tokio::time::timeout(STORE_CHECK, self.deps.store.ping()).await {
+            reachable?;
+        }
         let this = self.clone();
         self.deps.deferred.do_send(Run(Box::pin(async move {
             if let Err(e) = work(this).await {

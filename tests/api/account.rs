@@ -76,6 +76,22 @@ async fn the_profile_name_can_be_changed_and_cleared(backend: Backend) {
         )
         .await;
     assert_error(response, 400, "validation_failed").await;
+    // A partial update: what is absent stays, a misspelt field is refused rather than ignored.
+    for body in [
+        json!({}),
+        json!({ "Name": "x" }),
+        json!({ "displayName": "x" }),
+    ] {
+        let response = app.patch("/me", &account.access_token, body.clone()).await;
+        if body == json!({}) {
+            let me: Value = response.json().await.unwrap();
+            assert_eq!(me["name"], "Ada L.", "nothing sent, nothing changed");
+        } else {
+            assert_error(response, 400, "validation_failed").await;
+        }
+    }
+    let me: Value = app.me(&account.access_token).await.json().await.unwrap();
+    assert_eq!(me["name"], "Ada L.");
     let response = app
         .patch("/me", &account.access_token, json!({ "name": null }))
         .await;

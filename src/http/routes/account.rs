@@ -76,31 +76,45 @@ pub async fn revoke_session(
 }
 
 #[derive(Deserialize, Default, ToSchema)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct UpdateMeRequest {
-    /// The new display name (at most 200 characters, no control characters); empty or absent
-    /// clears it.
-    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
-    name: Option<String>,
+    /// The new display name (at most 200 characters, no control characters); `null` or empty
+    /// clears it, absent leaves it as it is.
+    #[schema(value_type = Option<String>, nullable, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    #[serde(deserialize_with = "present")]
+    name: Option<Option<String>>,
+}
+
+/// A field that is present, `null` included (`Some(None)`); with `default`, an absent one is
+/// `None`: what a partial update needs to tell "clear it" from "leave it".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 #[utoipa::path(
     tag = "me",
     security(("bearer" = [])),
-    request_body(content = Option<UpdateMeRequest>, description = "Optional: no body clears the name"),
+    request_body(content = Option<UpdateMeRequest>, description = "The fields to change; an absent one (or no body) is left as it is, an unknown one is refused"),
     responses((status = 200, description = "The updated profile", body = MeBody))
 )]
 #[patch("/me")]
 pub async fn update_me(
     state: web::Data<AppState>,
-    AuthUser(Caller { claims, .. }): AuthUser,
+    AuthUser(Caller { claims, user }): AuthUser,
     body: Result<JsonBody<UpdateMeRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
     let JsonBody(body) = body?;
-    let user = state
-        .account
-        .update_name(&claims, body.name.as_deref())
-        .await?;
+    let user = match body.name {
+        Some(name) => {
+            let update = state.account.update_name(&claims, name.as_deref());
+            update.await?
+        }
+        None => user,
+    };
     Ok(HttpResponse::Ok().json(MeBody::from(&user)))
 }
 
