@@ -33,10 +33,12 @@ impl TokenKind {
         }
     }
 
-    /// A new mailed token of this kind retires the account's outstanding ones: only the newest
-    /// reset link opens anything, so an old mail found later in an inbox is worth nothing.
+    /// A new mailed token of this kind retires the outstanding ones of the account (or, for an
+    /// invitation, which has no account yet, of the address): only the newest reset link opens
+    /// anything, so an old mail found later in an inbox is worth nothing, and inviting an
+    /// address again (with another role, say) withdraws the earlier invitation.
     pub fn replaces_older(self) -> bool {
-        self == TokenKind::PasswordReset
+        matches!(self, TokenKind::PasswordReset | TokenKind::Invitation)
     }
 
     pub fn parse(value: &str) -> Option<Self> {

@@ -79,14 +79,17 @@ impl AdminService {
         metadata.insert("invitedBy".into(), admin_id.to_string().into());
         let metadata = serde_json::Value::Object(metadata);
         let outbox = &self.deps.outbox;
-        let prepared = outbox.prepare_token(
+        let (mut token, mail) = outbox.prepare_token(
             TokenKind::Invitation,
             None,
             address.as_str(),
             None,
             &metadata,
         );
-        outbox.send_token(prepared).await?;
+        // Stored by its canonical form, so that inviting `Dave@…` after `dave@…` withdraws the
+        // first invitation (the store retires the address's outstanding ones).
+        token.email = address.canonical().as_str().to_string();
+        outbox.send_token((token, mail)).await?;
         tracing::info!(%admin_id, role = role.as_str(), "invitation sent");
         let details = json!({ "email": address.as_str(), "role": role.as_str() });
         self.deps

@@ -228,8 +228,9 @@ pub struct NewOneTimeToken {
     pub follow_up: bool,
 }
 
-/// Whether storing `token` with `email` first retires the account's outstanding tokens of its
-/// kind: a mailed token (not a follow-up) of a kind that replaces older ones.
+/// Whether storing `token` with `email` first retires the outstanding tokens of its kind for the
+/// same account (or, without one, the same `email`, which the flow stores canonical): a mailed
+/// token (not a follow-up) of a kind that replaces older ones.
 pub fn replaces_older(token: &NewOneTimeToken, email: Option<&OutboxEmail>) -> bool {
     email.is_some() && !token.follow_up && token.kind.replaces_older()
 }

@@ -423,7 +423,44 @@ async fn an_invitation_signs_up_the_invited_address_with_its_role(backend: Backe
     assert_error(again, 400, "token_invalid").await;
 }
 
+/// An admin who invited an address with the wrong role corrects it by inviting again: the first
+/// invitation is withdrawn, whatever the case of the address either time.
+async fn inviting_an_address_again_withdraws_the_earlier_invitation(backend: Backend) {
+    let (app, sink) = spawn_app_mailing(backend).await;
+    let admin = app.admin().await;
+    for (email, role) in [("dave@example.com", "admin"), ("Dave@Example.com", "user")] {
+        let invited = app
+            .authed(
+                reqwest::Method::POST,
+                "/admin/invitations",
+                &admin.access_token,
+                Some(json!({ "email": email, "role": role })),
+            )
+            .await;
+        assert_eq!(invited.status().as_u16(), 201);
+    }
+    let mut tokens = Vec::new();
+    for n in [1, 2] {
+        tokens.push(sink.nth_mail_to(n, "ave@", "invited").await.token());
+    }
+    // Mails may arrive in either order: the withdrawn one is the admin invitation.
+    let mut roles = Vec::new();
+    for token in &tokens {
+        let body =
+            json!({ "email": "dave@example.com", "password": PASSWORD, "invitationToken": token });
+        let answer = app.post_json("/auth/signup", &body).await;
+        if answer.status().as_u16() == 201 {
+            let body: Value = answer.json().await.unwrap();
+            roles.push(body["user"]["role"].as_str().unwrap().to_string());
+        } else {
+            assert_error(answer, 400, "token_invalid").await;
+        }
+    }
+    assert_eq!(roles, ["user"], "only the second invitation signs up");
+}
+
 crate::backend_tests!(
+    inviting_an_address_again_withdraws_the_earlier_invitation,
     an_invitation_signs_up_the_invited_address_with_its_role,
     signup_mails_a_verification_link_that_verifies_once,
     forgot_then_reset_signs_every_session_out,

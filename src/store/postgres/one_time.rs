@@ -20,10 +20,21 @@ impl OneTimeTokenStore for PostgresStore {
     ) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        if let (Some(user_id), true) = (token.user_id, replaces_older(token, email)) {
-            let retire = "UPDATE one_time_tokens SET consumed_at = now()
-                          WHERE user_id = $1 AND kind = $2 AND consumed_at IS NULL";
-            execute(&tx, retire, &[&user_id, &token.kind.as_str()]).await?;
+        if replaces_older(token, email) {
+            let kind = token.kind.as_str();
+            match token.user_id {
+                Some(user_id) => {
+                    let retire = "UPDATE one_time_tokens SET consumed_at = now()
+                                  WHERE user_id = $1 AND kind = $2 AND consumed_at IS NULL";
+                    execute(&tx, retire, &[&user_id, &kind]).await?
+                }
+                None => {
+                    let retire = "UPDATE one_time_tokens SET consumed_at = now()
+                                  WHERE user_id IS NULL AND email = $1 AND kind = $2
+                                    AND consumed_at IS NULL";
+                    execute(&tx, retire, &[&token.email, &kind]).await?
+                }
+            };
         }
         insert_token(&tx, token).await?;
         if let Some(email) = email {

@@ -20,16 +20,22 @@ impl OneTimeTokenStore for SqliteStore {
         let (token, email) = (token.clone(), email.cloned());
         self.write(move |tx| {
             let now = now_micros();
-            if let (Some(user_id), true) = (token.user_id, replaces_older(&token, email.as_ref())) {
-                tx.prepare_cached(
-                    "UPDATE one_time_tokens SET consumed_at = ?3
-                     WHERE user_id = ?1 AND kind = ?2 AND consumed_at IS NULL",
-                )?
-                .execute(params![
-                    user_id.to_string(),
-                    token.kind.as_str(),
-                    now
-                ])?;
+            if replaces_older(&token, email.as_ref()) {
+                let (retire, owner) = match token.user_id {
+                    Some(user_id) => (
+                        "UPDATE one_time_tokens SET consumed_at = ?3
+                         WHERE user_id = ?1 AND kind = ?2 AND consumed_at IS NULL",
+                        user_id.to_string(),
+                    ),
+                    None => (
+                        "UPDATE one_time_tokens SET consumed_at = ?3
+                         WHERE user_id IS NULL AND email = ?1 AND kind = ?2
+                           AND consumed_at IS NULL",
+                        token.email.clone(),
+                    ),
+                };
+                tx.prepare_cached(retire)?
+                    .execute(params![owner, token.kind.as_str(), now])?;
             }
             insert_token(tx, &token, now)?;
             email.map_or(Ok(()), |email| insert_email(tx, &email, now))
