@@ -248,6 +248,36 @@ impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
     }
 }
 
+/// The path's parameters, read as actix's `web::Path` reads them, but a value that does not parse
+/// (`/admin/users/not-a-uuid`) is a 400 naming the parameter rather than actix's 404: the route
+/// is there, the value is wrong. Every fallible parameter of authd's routes is an id (a UUID).
+/// Behind an authentication extractor, take it as a `Result` like [`QueryParams`].
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for PathParams<T> {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = web::Path::<T>::extract(req).into_inner();
+        ready(
+            parsed
+                .map(|path| PathParams(path.into_inner()))
+                .map_err(|_| {
+                    let problem = req
+                        .match_info()
+                        .iter()
+                        .find(|(_, value)| uuid::Uuid::parse_str(value).is_err())
+                        .map_or_else(
+                            || FieldError::new("path", "is not valid here"),
+                            |(name, _)| FieldError::new(name, "must be a UUID"),
+                        );
+                    AppError::Validation(vec![problem])
+                }),
+        )
+    }
+}
+
 /// A JSON body that did not deserialise, as a problem with the field it is about (`email`,
 /// `metadata.plan`), or with `body` when no field is to blame (malformed JSON, an unknown field).
 fn json_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {

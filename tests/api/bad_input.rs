@@ -429,18 +429,24 @@ async fn invalid_utf8_in_paths_and_queries_is_4xx(backend: Backend) {
         );
         assert_eq!(response.header("connection"), Some("close"));
     }
-    // Percent-encoded invalid UTF-8 reaches authd: in a path it names nothing (404), in a
-    // query it is an invalid parameter (400) or a search for the replacement character.
+    // Percent-encoded invalid UTF-8 reaches authd: in a path it names nothing (404) or, where
+    // an id stands, is an id that is not a UUID (400); in a query it is an invalid parameter
+    // (400) or a search for the replacement character.
     use reqwest::Method;
     for (method, path, status, code) in [
         (Method::GET, "/me%FF", 404, "not_found"),
-        (Method::DELETE, "/auth/sessions/%FF%FE", 404, "not_found"),
-        (Method::GET, "/admin/users/%C0%AF", 404, "not_found"),
+        (
+            Method::DELETE,
+            "/auth/sessions/%FF%FE",
+            400,
+            "validation_failed",
+        ),
+        (Method::GET, "/admin/users/%C0%AF", 400, "validation_failed"),
         (
             Method::POST,
             "/admin/users/%FF/revoke-sessions",
-            404,
-            "not_found",
+            400,
+            "validation_failed",
         ),
         (
             Method::GET,
@@ -732,6 +738,69 @@ async fn a_bad_query_parameter_is_named_in_the_error(backend: Backend) {
     }
 }
 
+/// A path id that is not a UUID is a 400 naming the parameter (the route is there, the value is
+/// wrong), once the caller may use the route: a non-admin still gets 403, an ended session 401.
+async fn a_malformed_path_id_is_400_naming_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin().await;
+    let user = app.account().await;
+    let id = "00000000-0000-0000-0000-000000000000";
+    for (method, path, token, field) in [
+        (
+            reqwest::Method::GET,
+            "/admin/users/not-a-uuid".to_string(),
+            &admin.access_token,
+            "id",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/auth/sessions/42".to_string(),
+            &user.access_token,
+            "id",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/me/mfa/passkeys/x".to_string(),
+            &user.access_token,
+            "id",
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/admin/webhooks/{id}/deliveries/nope/retry"),
+            &admin.access_token,
+            "deliveryId",
+        ),
+    ] {
+        let response = app.authed(method.clone(), &path, token, None).await;
+        let body = assert_error(response, 400, "validation_failed").await;
+        assert_eq!(
+            body["details"][0]["field"], field,
+            "{method} {path}: {body}"
+        );
+        assert_eq!(body["details"][0]["message"], "must be a UUID", "{body}");
+    }
+    let refused = app.get("/admin/users/not-a-uuid", &user.access_token).await;
+    assert_error(refused, 403, "forbidden").await;
+    let ended = app
+        .authed(
+            reqwest::Method::POST,
+            "/auth/logout-all",
+            &user.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(ended.status().as_u16(), 200);
+    let refused = app
+        .authed(
+            reqwest::Method::DELETE,
+            "/auth/sessions/42",
+            &user.access_token,
+            None,
+        )
+        .await;
+    assert_error(refused, 401, "token_invalid").await;
+}
+
 /// A signed-in caller's body is read only once the caller is known: a token of an ended session
 /// gets 401 whatever body it sends, not the body's 400 (the session check waits on the store; the
 /// body's error is ready at once, and actix answers the first error of a handler's arguments).
@@ -802,4 +871,5 @@ crate::backend_tests!(
     long_strings_within_the_body_limit_are_4xx,
     a_bad_query_parameter_is_named_in_the_error,
     the_caller_is_checked_before_the_body,
+    a_malformed_path_id_is_400_naming_it,
 );

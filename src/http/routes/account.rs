@@ -9,7 +9,7 @@ use super::{event_page, EventListBody, EventQuery, MeBody, MessageBody};
 use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AuthUser, Client, EnrollingUser, JsonBody, QueryParams};
+use crate::http::extractors::{AuthUser, Client, EnrollingUser, JsonBody, PathParams, QueryParams};
 use crate::http::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -66,12 +66,10 @@ pub async fn revoke_session(
     state: web::Data<AppState>,
     Client(client): Client,
     AuthUser(Caller { claims, .. }): AuthUser,
-    id: web::Path<Uuid>,
+    id: Result<PathParams<Uuid>, AppError>,
 ) -> Result<HttpResponse, AppError> {
-    state
-        .account
-        .revoke_session(&claims, id.into_inner(), &client)
-        .await?;
+    let PathParams(id) = id?;
+    state.account.revoke_session(&claims, id, &client).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

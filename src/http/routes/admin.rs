@@ -10,7 +10,7 @@ use crate::domain::user::{Role, User};
 use crate::error::AppError;
 use crate::flows::admin::UserChanges;
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AdminUser, Client, JsonBody, QueryParams};
+use crate::http::extractors::{AdminUser, Client, JsonBody, PathParams, QueryParams};
 use crate::http::AppState;
 
 /// A user as an admin sees it.
@@ -99,9 +99,10 @@ pub async fn list_users(
 pub async fn get_user(
     state: web::Data<AppState>,
     _admin: AdminUser,
-    id: web::Path<Uuid>,
+    id: Result<PathParams<Uuid>, AppError>,
 ) -> Result<HttpResponse, AppError> {
-    let user = state.admin.get_user(id.into_inner()).await?;
+    let PathParams(id) = id?;
+    let user = state.admin.get_user(id).await?;
     Ok(HttpResponse::Ok().json(AdminUserBody::from(&user)))
 }
 
@@ -127,9 +128,10 @@ pub async fn update_user(
     state: web::Data<AppState>,
     Client(client): Client,
     AdminUser(admin): AdminUser,
-    id: web::Path<Uuid>,
+    id: Result<PathParams<Uuid>, AppError>,
     body: Result<JsonBody<UpdateUserRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let PathParams(id) = id?;
     let JsonBody(body) = body?;
     let changes = UserChanges {
         role: body.role,
@@ -137,7 +139,7 @@ pub async fn update_user(
     };
     let user = state
         .admin
-        .update_user(&admin, id.into_inner(), changes, &client)
+        .update_user(&admin, id, changes, &client)
         .await?;
     Ok(HttpResponse::Ok().json(AdminUserBody::from(&user)))
 }
@@ -156,12 +158,10 @@ pub async fn delete_user(
     state: web::Data<AppState>,
     Client(client): Client,
     AdminUser(admin): AdminUser,
-    id: web::Path<Uuid>,
+    id: Result<PathParams<Uuid>, AppError>,
 ) -> Result<HttpResponse, AppError> {
-    state
-        .admin
-        .delete_user(&admin, id.into_inner(), &client)
-        .await?;
+    let PathParams(id) = id?;
+    state.admin.delete_user(&admin, id, &client).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -185,11 +185,12 @@ pub async fn revoke_sessions(
     state: web::Data<AppState>,
     Client(client): Client,
     AdminUser(admin): AdminUser,
-    id: web::Path<Uuid>,
+    id: Result<PathParams<Uuid>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let PathParams(id) = id?;
     let revoked_sessions = state
         .admin
-        .revoke_user_sessions(&admin, id.into_inner(), &client)
+        .revoke_user_sessions(&admin, id, &client)
         .await?;
     Ok(HttpResponse::Ok().json(RevokedBody { revoked_sessions }))
 }

@@ -11,7 +11,7 @@ use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::flows::mfa::SecondFactor;
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AdminUser, AuthUser, Client, EnrollingUser, JsonBody};
+use crate::http::extractors::{AdminUser, AuthUser, Client, EnrollingUser, JsonBody, PathParams};
 use crate::http::AppState;
 use crate::store::{FactorChoice, MfaStatus};
 
@@ -315,9 +315,10 @@ pub async fn regenerate_recovery_codes(
 pub async fn user_factors(
     state: web::Data<AppState>,
     AdminUser(_admin): AdminUser,
-    id: web::Path<Uuid>,
+    id: Result<PathParams<Uuid>, AppError>,
 ) -> Result<HttpResponse, AppError> {
-    let (user, factors) = state.mfa.status_of_user(id.into_inner()).await?;
+    let PathParams(id) = id?;
+    let (user, factors) = state.mfa.status_of_user(id).await?;
     let required = state.mfa_requirement.covers(user.role);
     Ok(HttpResponse::Ok().json(MfaStatusBody::new(factors, required)))
 }
@@ -336,11 +337,9 @@ pub async fn reset_user(
     state: web::Data<AppState>,
     Client(client): Client,
     AdminUser(admin): AdminUser,
-    id: web::Path<Uuid>,
+    id: Result<PathParams<Uuid>, AppError>,
 ) -> Result<HttpResponse, AppError> {
-    state
-        .mfa
-        .admin_reset(&admin, id.into_inner(), &client)
-        .await?;
+    let PathParams(id) = id?;
+    state.mfa.admin_reset(&admin, id, &client).await?;
     Ok(HttpResponse::NoContent().finish())
 }

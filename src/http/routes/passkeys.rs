@@ -13,7 +13,7 @@ use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::flows::passkeys::CeremonyStarted;
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AuthUser, Client, EnrollingUser, JsonBody};
+use crate::http::extractors::{AuthUser, Client, EnrollingUser, JsonBody, PathParams};
 use crate::http::AppState;
 use crate::store::{FactorChoice, StoredPasskey};
 
@@ -211,13 +211,14 @@ pub async fn list(
 pub async fn rename(
     state: web::Data<AppState>,
     AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    id: Result<PathParams<Uuid>, AppError>,
     body: Result<JsonBody<RenamePasskeyRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let PathParams(id) = id?;
     let JsonBody(body) = body?;
     let passkey = state
         .mfa
-        .rename_passkey(caller.user.id, id.into_inner(), body.name.as_deref())
+        .rename_passkey(caller.user.id, id, body.name.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(PasskeyBody::from(passkey)))
 }
@@ -236,9 +237,10 @@ pub async fn remove(
     state: web::Data<AppState>,
     Client(client): Client,
     AuthUser(caller): AuthUser,
-    id: web::Path<Uuid>,
+    id: Result<PathParams<Uuid>, AppError>,
 ) -> Result<HttpResponse, AppError> {
-    let which = FactorChoice::Passkey(id.into_inner());
+    let PathParams(id) = id?;
+    let which = FactorChoice::Passkey(id);
     state
         .mfa
         .remove(&caller.claims, &caller.user, which, &client)

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::http::error::ErrorBody;
-use crate::http::extractors::{AdminUser, Client, JsonBody, QueryParams};
+use crate::http::extractors::{AdminUser, Client, JsonBody, PathParams, QueryParams};
 use crate::http::AppState;
 use crate::store::{WebhookDelivery, WebhookEndpoint};
 
@@ -153,12 +153,10 @@ pub async fn delete_webhook(
     state: web::Data<AppState>,
     Client(client): Client,
     AdminUser(admin): AdminUser,
-    id: web::Path<Uuid>,
+    id: Result<PathParams<Uuid>, AppError>,
 ) -> Result<HttpResponse, AppError> {
-    state
-        .webhooks
-        .delete(&admin, &client, id.into_inner())
-        .await?;
+    let PathParams(id) = id?;
+    state.webhooks.delete(&admin, &client, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -254,13 +252,14 @@ pub struct DeliveryQuery {
 pub async fn webhook_deliveries(
     state: web::Data<AppState>,
     _admin: AdminUser,
-    id: web::Path<Uuid>,
+    id: Result<PathParams<Uuid>, AppError>,
     query: Result<QueryParams<DeliveryQuery>, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let PathParams(id) = id?;
     let QueryParams(query) = query?;
     let (deliveries, next_cursor) = state
         .webhooks
-        .deliveries(id.into_inner(), query.cursor.as_deref(), query.limit)
+        .deliveries(id, query.cursor.as_deref(), query.limit)
         .await?;
     Ok(HttpResponse::Ok().json(DeliveryListBody {
         deliveries: deliveries.into_iter().map(Into::into).collect(),
@@ -285,9 +284,9 @@ pub async fn webhook_deliveries(
 pub async fn retry_delivery(
     state: web::Data<AppState>,
     _admin: AdminUser,
-    ids: web::Path<(Uuid, Uuid)>,
+    ids: Result<PathParams<(Uuid, Uuid)>, AppError>,
 ) -> Result<HttpResponse, AppError> {
-    let (id, delivery_id) = ids.into_inner();
+    let PathParams((id, delivery_id)) = ids?;
     let delivery = state.webhooks.retry(id, delivery_id).await?;
     Ok(HttpResponse::Ok().json(DeliveryBody::from(delivery)))
 }
