@@ -18,6 +18,18 @@ fn sign(claims: &Value, algorithm: Algorithm, secret: &str, kid: Option<&str>) -
     .unwrap()
 }
 
+/// A token signed by hand (HS256), with whatever header: for the header fields jsonwebtoken's
+/// `Header` cannot carry.
+fn sign_with_header(header: &Value, claims: &Value, secret: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let part = |value: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap());
+    let signing_input = format!("{}.{}", part(header), part(claims));
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(signing_input.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
 async fn access_tokens_carry_the_contract_claims(backend: Backend) {
     let app = spawn_app(backend).await;
     let account = app.account().await;
@@ -60,6 +72,14 @@ async fn forged_and_out_of_time_tokens_are_401(backend: Backend) {
         kid,
     );
     assert_eq!(app.me(&control).await.status().as_u16(), 200);
+    let plain_header = json!({ "alg": "HS256", "typ": "JWT", "kid": "hs-1" });
+    let by_hand = with(json!({ "jti": uuid::Uuid::new_v4() }));
+    let by_hand = sign_with_header(&plain_header, &by_hand, &secret);
+    assert_eq!(app.me(&by_hand).await.status().as_u16(), 200);
+    // RFC 7515 §4.1.11: an extension marked critical that authd does not know is refused.
+    let critical_header = json!({ "alg": "HS256", "typ": "JWT", "kid": "hs-1",
+        "crit": ["exp-ext"], "exp-ext": true });
+    let critical = sign_with_header(&critical_header, &good, &secret);
 
     let unsigned = format!(
         "{}.{}.",
@@ -68,6 +88,7 @@ async fn forged_and_out_of_time_tokens_are_401(backend: Backend) {
     );
     let cases = [
         ("alg none", unsigned),
+        ("critical extension", critical),
         (
             "wrong key",
             sign(
