@@ -372,6 +372,7 @@ impl Application {
                 .app_data(web::Data::new(state))
                 .app_data(web::PayloadConfig::new(max_body_bytes))
                 .wrap(from_fn(http::middleware::rate_limit))
+                .wrap(from_fn(http::middleware::refuse_oversized_headers))
                 .wrap(http::cors(&server_settings))
                 .wrap(from_fn(http::middleware::request_context))
                 // Before the API's scope, which (with an empty base path) would take every path.

@@ -43,9 +43,26 @@ fn head_bytes(req: &ServiceRequest) -> usize {
     })
 }
 
+/// Inside CORS (so that a browser can read the answer): refuses a request whose URI and headers
+/// exceed `http.max_header_bytes` with 431, before anything reads them.
+pub async fn refuse_oversized_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let max_header_bytes = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.max_header_bytes);
+    match max_header_bytes {
+        Some(limit) if head_bytes(&req) > limit => Ok(req
+            .error_response(AppError::HeadersTooLarge { limit })
+            .map_into_boxed_body()),
+        _ => Ok(next.call(req).await?.map_into_boxed_body()),
+    }
+}
+
 /// Outermost layer: assigns the request id, renders every error in the one shape, logs one line
-/// per request (never a body, a query string, a token or a secret), refuses oversized headers
-/// (431) and tells the connection's watchdog that a request is being handled.
+/// per request (never a body, a query string, a token or a secret) and tells the connection's
+/// watchdog that a request is being handled.
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -64,23 +81,14 @@ pub async fn request_context(
     let _active = req
         .conn_data::<ConnectionWatch>()
         .map(ConnectionWatch::request_started);
-    let max_header_bytes = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| state.max_header_bytes);
-
     // Inner layers answer errors as responses (`req.error_response`), never as `Err`, so that
     // they reach this point with their request and can be shaped. (Cloning the request here to
     // cover an `Err` would break routing, which needs the only reference to it.)
-    let mut response = match max_header_bytes {
-        Some(limit) if head_bytes(&req) > limit => req
-            .error_response(AppError::HeadersTooLarge { limit })
-            .map_into_boxed_body(),
-        _ => next
-            .call(req)
-            .instrument(span.clone())
-            .await?
-            .map_into_boxed_body(),
-    };
+    let mut response = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
     if response.status().is_client_error() || response.status().is_server_error() {
         response = render_error(response, &request_id);
     }

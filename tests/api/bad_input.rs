@@ -192,6 +192,25 @@ async fn oversized_headers_get_431_in_the_error_shape(backend: Backend) {
         body["error"].as_str().unwrap().contains(&limit.to_string()),
         "{body}"
     );
+    // A browser can read it (the frontend's cookies outgrew the limit, say): CORS headers too.
+    let frontend = app.settings.app.frontend_url.clone();
+    let frontend = frontend.trim_end_matches('/');
+    let response = app
+        .fetch_with_headers(
+            "/health/live",
+            &[
+                ("Origin", frontend.to_string()),
+                ("X-Padding", "a".repeat(64 * 1024)),
+            ],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 431);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        frontend,
+        "{:?}",
+        response.headers()
+    );
     // The limit counts every header: forty 1 KiB cookies are as much as one big one.
     let cookies: Vec<String> = (0..40)
         .map(|i| format!("c{i}={}", "b".repeat(1024)))
