@@ -25,7 +25,8 @@ pub struct ErrorBody<'a> {
     /// `account_locked`, `forbidden`, `reauthentication_required`, `mfa_enrollment_required`,
     /// `mfa_token_invalid`, `invalid_mfa_code`, `mfa_already_enabled`, `not_found`, `method_not_allowed`, `email_taken`,
     /// `payload_too_large`, `unsupported_media_type`, `headers_too_large`, `request_timeout`,
-    /// `bad_request`, `origin_not_allowed`, `rate_limited`, `overloaded`, `unavailable`,
+    /// `bad_request`, `origin_not_allowed`, `cors_method_not_allowed`, `cors_header_not_allowed`,
+    /// `rate_limited`, `overloaded`, `unavailable`,
     /// `not_ready`, `internal`, `feature_disabled`; signing in through a provider: `oauth_state_invalid`,
     /// `oauth_cancelled`, `oauth_failed`, `provider_unavailable`, `identity_email_missing`,
     /// `identity_email_unverified`, `signup_disabled`, `identity_taken`, `last_sign_in_method`;

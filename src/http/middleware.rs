@@ -135,17 +135,10 @@ fn render_error(response: ServiceResponse<BoxBody>, request_id: &str) -> Service
         let mut body = ErrorBody::new(status, app_error.code(), &message, request_id);
         body.details = app_error.details();
         serde_json::to_vec(&body)
-    } else if error
-        .and_then(|e| e.as_error::<actix_cors::CorsError>())
-        .is_some()
-    {
+    } else if let Some(refusal) = error.and_then(|e| e.as_error::<actix_cors::CorsError>()) {
         status = StatusCode::FORBIDDEN;
-        serde_json::to_vec(&ErrorBody::new(
-            status,
-            "origin_not_allowed",
-            "this origin is not allowed to call the API",
-            request_id,
-        ))
+        let (code, message) = cors_refusal(refusal);
+        serde_json::to_vec(&ErrorBody::new(status, code, &message, request_id))
     } else {
         if status.is_server_error() {
             if let Some(cause) = error {
@@ -162,6 +155,33 @@ fn render_error(response: ServiceResponse<BoxBody>, request_id: &str) -> Service
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.remove(CONTENT_LENGTH);
     ServiceResponse::new(request, response.set_body(BoxBody::new(json)))
+}
+
+/// What a browser's developer reads when CORS refuses a request: which part was refused, and
+/// what would be allowed.
+fn cors_refusal(refusal: &actix_cors::CorsError) -> (&'static str, String) {
+    use actix_cors::CorsError;
+    let names = |names: Vec<&str>| names.join(", ");
+    match refusal {
+        CorsError::MethodNotAllowed => (
+            "cors_method_not_allowed",
+            format!(
+                "this method is not allowed from a browser; allowed: {}",
+                names(super::CORS_METHODS.iter().map(|m| m.as_str()).collect())
+            ),
+        ),
+        CorsError::HeadersNotAllowed => (
+            "cors_header_not_allowed",
+            format!(
+                "a requested header is not allowed from a browser; allowed: {}",
+                names(super::CORS_HEADERS.iter().map(|h| h.as_str()).collect())
+            ),
+        ),
+        _ => (
+            "origin_not_allowed",
+            "this origin is not allowed to call the API".to_string(),
+        ),
+    }
 }
 
 /// The route a request will be routed to, as its pattern without the base path (`/auth/login`,

@@ -59,16 +59,25 @@ pub struct AppState {
     pub metrics_networks: Option<Arc<[ipnet::IpNet]>>,
 }
 
+/// The methods a browser may use across origins.
+pub const CORS_METHODS: [Method; 4] = [Method::GET, Method::POST, Method::PATCH, Method::DELETE];
+
+/// The request headers a browser may send across origins: the API's own, and W3C trace context
+/// (a frontend traced with OpenTelemetry sends `traceparent` and `tracestate` on every call).
+pub const CORS_HEADERS: [header::HeaderName; 5] = [
+    header::AUTHORIZATION,
+    header::CONTENT_TYPE,
+    middleware::X_REQUEST_ID,
+    header::HeaderName::from_static("traceparent"),
+    header::HeaderName::from_static("tracestate"),
+];
+
 /// CORS from the allowlist: credentials allowed, so origins are always listed, never `*`.
 /// Requests without an `Origin` (mobile apps, servers, curl) are not affected.
 pub fn cors(settings: &Settings) -> Cors {
     let mut cors = Cors::default()
-        .allowed_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-        .allowed_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            middleware::X_REQUEST_ID,
-        ])
+        .allowed_methods(CORS_METHODS)
+        .allowed_headers(CORS_HEADERS)
         .expose_headers([
             middleware::X_REQUEST_ID,
             error::RATELIMIT,

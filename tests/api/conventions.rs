@@ -116,6 +116,33 @@ async fn cors_admits_the_configured_origin_with_credentials_only(backend: Backen
         .await;
     assert_error(simple, 403, "origin_not_allowed").await;
 
+    // The right origin asking for what is not allowed is told which part, and what is.
+    let preflight = |method: &'static str, headers: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/me"))
+            .header("Origin", FRONTEND)
+            .header("Access-Control-Request-Method", method)
+            .header("Access-Control-Request-Headers", headers)
+            .send()
+    };
+    let traced = preflight("GET", "authorization, traceparent, tracestate")
+        .await
+        .unwrap();
+    assert_eq!(
+        traced.status().as_u16(),
+        200,
+        "W3C trace context is allowed"
+    );
+    let refused = preflight("PUT", "authorization").await.unwrap();
+    let body = assert_error(refused, 403, "cors_method_not_allowed").await;
+    assert!(body["error"].as_str().unwrap().contains("PATCH"), "{body}");
+    let refused = preflight("GET", "x-custom").await.unwrap();
+    let body = assert_error(refused, 403, "cors_header_not_allowed").await;
+    assert!(
+        body["error"].as_str().unwrap().contains("traceparent"),
+        "{body}"
+    );
+
     let allowed = app
         .fetch_with_headers("/health/live", &[("Origin", FRONTEND)])
         .await;
