@@ -5,7 +5,7 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use tracing::Instrument;
@@ -61,14 +61,19 @@ pub async fn refuse_oversized_headers(
 }
 
 /// Outermost layer: assigns the request id, renders every error in the one shape, logs one line
-/// per request (never a body, a query string, a token or a secret) and tells the connection's
-/// watchdog that a request is being handled.
+/// per request (never a body, a query string, a token or a secret), answers HEAD wherever GET is
+/// answered, and tells the connection's watchdog that a request is being handled.
 pub async fn request_context(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let request_id = incoming_request_id(&req).unwrap_or_else(|| Uuid::new_v4().to_string());
     let method = req.method().clone();
+    // HEAD is GET without the body (RFC 9110 9.3.2): routed as GET, and actix-http, which saw
+    // the request's own method, sends the head of the answer only.
+    if method == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let started = Instant::now();
     let span = tracing::info_span!(

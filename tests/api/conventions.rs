@@ -176,7 +176,34 @@ async fn internal_details_never_reach_the_client(backend: Backend) {
     assert!(!text.contains("relation"), "{text}");
 }
 
+/// HEAD is answered wherever GET is (a health checker's probe, say): the same status and
+/// headers, no body; a route without GET still says which methods it has.
+async fn head_is_answered_wherever_get_is(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for path in ["/health/live", "/.well-known/jwks.json", "/openapi.json"] {
+        let get = app.fetch(path).await;
+        let head = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(head.status().as_u16(), 200, "{path}");
+        assert_eq!(
+            head.headers()["content-type"],
+            get.headers()["content-type"],
+            "{path}"
+        );
+        assert!(head.headers().contains_key("x-request-id"), "{path}");
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+    }
+    let head = app
+        .client
+        .head(app.url("/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 405);
+    assert_eq!(head.headers()["allow"], "POST");
+}
+
 crate::backend_tests!(
+    head_is_answered_wherever_get_is,
     unknown_routes_and_wrong_methods_get_the_error_shape,
     a_body_that_is_not_json_is_415,
     a_body_over_the_limit_is_413,
