@@ -47,18 +47,44 @@ pub fn at_store_precision(time: DateTime<Utc>) -> DateTime<Utc> {
 
 pub const MAX_NAME_LENGTH: usize = 200;
 
-/// A display name: trimmed, at most 200 characters, no control characters; blank means none.
-pub fn check_name(raw: Option<&str>) -> Result<Option<String>, String> {
-    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
+/// Characters that show nothing: trimmed from the ends of a name like white space, so a name of
+/// nothing else is blank (a zero-width joiner inside one stays: emoji and some scripts need it).
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'
+        )
+}
+
+/// Bidirectional overrides and isolates: they reorder the text around them, so a name holding
+/// one can show an admin screen something else than it says (CVE-2021-42574, "Trojan Source").
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text a person chose to be shown (a display name, a passkey's name): trimmed of white space
+/// and invisible characters, at most `max` characters, no control or bidirectional control
+/// characters; blank means none.
+pub fn check_display_text(raw: Option<&str>, max: usize) -> Result<Option<String>, String> {
+    let Some(text) = raw
+        .map(|text| text.trim_matches(is_invisible))
+        .filter(|text| !text.is_empty())
+    else {
         return Ok(None);
     };
-    if name.chars().count() > MAX_NAME_LENGTH {
-        return Err(format!("must be at most {MAX_NAME_LENGTH} characters"));
+    if text.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
     }
-    if name.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
+    if text.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        return Err("must not contain control or text-direction characters".into());
     }
-    Ok(Some(name.to_string()))
+    Ok(Some(text.to_string()))
+}
+
+/// A display name: [`check_display_text`] of at most 200 characters.
+pub fn check_name(raw: Option<&str>) -> Result<Option<String>, String> {
+    check_display_text(raw, MAX_NAME_LENGTH)
 }
 
 #[cfg(test)]
@@ -70,6 +96,27 @@ mod tests {
         assert_eq!(check_name(Some("  Ada  ")).unwrap(), Some("Ada".into()));
         assert_eq!(check_name(Some("   ")).unwrap(), None);
         assert_eq!(check_name(None).unwrap(), None);
+    }
+
+    #[test]
+    fn invisible_characters_are_trimmed_and_text_direction_controls_refused() {
+        for blank in [
+            "\u{200B}\u{200B}",
+            "\u{FEFF}",
+            " \u{2060} ",
+            "\u{3000}\u{00A0}",
+        ] {
+            assert_eq!(check_name(Some(blank)).unwrap(), None, "{blank:?}");
+        }
+        assert_eq!(
+            check_name(Some("\u{200B}Ada\u{FEFF}")).unwrap(),
+            Some("Ada".into())
+        );
+        // A joiner inside a name is part of it (a family emoji, a Persian name's ZWNJ).
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+        assert_eq!(check_name(Some(family)).unwrap(), Some(family.into()));
+        assert!(check_name(Some("\u{202E}evil")).is_err());
+        assert!(check_name(Some("Ada\u{2067}x")).is_err());
     }
 
     #[test]

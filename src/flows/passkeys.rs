@@ -48,18 +48,9 @@ fn malformed(field: &str, e: impl std::fmt::Display) -> AppError {
 }
 
 fn checked_name(name: Option<&str>) -> Result<String, AppError> {
-    let name = name.map(str::trim).unwrap_or("");
-    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(AppError::validation(
-            "name",
-            "must be at most 100 characters, without control characters",
-        ));
-    }
-    Ok(if name.is_empty() {
-        "Passkey".to_string()
-    } else {
-        name.to_string()
-    })
+    let name = crate::domain::user::check_display_text(name, MAX_NAME_CHARS)
+        .map_err(|e| AppError::validation("name", e))?;
+    Ok(name.unwrap_or_else(|| "Passkey".to_string()))
 }
 
 impl MfaService {

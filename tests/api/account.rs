@@ -92,6 +92,29 @@ async fn the_profile_name_can_be_changed_and_cleared(backend: Backend) {
     }
     let me: Value = app.me(&account.access_token).await.json().await.unwrap();
     assert_eq!(me["name"], "Ada L.");
+    // Text-direction controls would let a name show an admin screen something else.
+    let response = app
+        .patch(
+            "/me",
+            &account.access_token,
+            json!({ "name": "\u{202E}evil" }),
+        )
+        .await;
+    assert_error(response, 400, "validation_failed").await;
+    // A name of invisible characters only is no name.
+    let response = app
+        .patch(
+            "/me",
+            &account.access_token,
+            json!({ "name": "\u{200B}\u{FEFF}" }),
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["name"], Value::Null);
+    let response = app
+        .patch("/me", &account.access_token, json!({ "name": "Ada" }))
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
     let response = app
         .patch("/me", &account.access_token, json!({ "name": null }))
         .await;

@@ -78,7 +78,7 @@ pub async fn revoke_session(
 pub struct UpdateMeRequest {
     /// The new display name (at most 200 characters, no control characters); `null` or empty
     /// clears it, absent leaves it as it is.
-    #[schema(value_type = Option<String>, nullable, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    #[schema(value_type = Option<String>, nullable, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]*$")]
     #[serde(deserialize_with = "present")]
     name: Option<Option<String>>,
 }

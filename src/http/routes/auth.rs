@@ -36,7 +36,10 @@ pub struct SignupRequest {
     #[schema(required = true, min_length = 8, max_length = 128)]
     password: String,
     /// Display name: at most 200 characters, no control characters.
-    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]*$"
+    )]
     name: Option<String>,
     invitation_token: Option<String>,
     token_transport: TokenTransport,

@@ -81,7 +81,10 @@ pub struct RegisterPasskeyRequest {
     #[schema(required = true, min_length = 1)]
     ceremony_id: String,
     /// At most 100 characters, no control characters; default "Passkey".
-    #[schema(max_length = 100, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]*$"
+    )]
     name: Option<String>,
     /// The authenticator's answer (`PublicKeyCredential` JSON of `navigator.credentials.create`).
     #[schema(required = true, value_type = Object)]
@@ -95,7 +98,7 @@ pub struct RenamePasskeyRequest {
     #[schema(
         required = true,
         max_length = 100,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]*$"
     )]
     name: Option<String>,
 }
