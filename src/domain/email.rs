@@ -50,10 +50,8 @@ impl EmailAddress {
         if !email.validate_email() {
             return Err(EmailError::Invalid);
         }
-        // A domain IDNA refuses (a zero-width joiner in it, say) is one no mail reaches, and its
-        // canonical form could only be a guess that no real spelling of a mailbox shares.
-        let domain = email.rsplit_once('@').map_or("", |(_, domain)| domain);
-        if idna::domain_to_ascii(domain).is_err() {
+        let (local, domain) = email.rsplit_once('@').unwrap_or(("", ""));
+        if !is_deliverable_domain(domain) || !is_dot_atom(local) {
             return Err(EmailError::Invalid);
         }
         Ok(EmailAddress {
@@ -73,6 +71,23 @@ impl EmailAddress {
     pub fn into_string(self) -> String {
         self.address
     }
+}
+
+/// A domain mail on the internet reaches: one IDNA accepts (a zero-width joiner in it, say, is
+/// refused, and its canonical form could only be a guess no real spelling shares), with a dot (not
+/// `localhost`, not a bare host name), not an address literal (`[127.0.0.1]`).
+fn is_deliverable_domain(domain: &str) -> bool {
+    !domain.starts_with('[')
+        && domain.contains('.')
+        && !domain.ends_with('.')
+        && idna::domain_to_ascii(domain).is_ok()
+}
+
+/// An unquoted local part as RFC 5322 writes it: no dot at either end and no two in a row
+/// (`a..b`, `.a`). A quoted one (`"a..b"`) is left to the address check.
+fn is_dot_atom(local: &str) -> bool {
+    local.starts_with('"')
+        || !(local.starts_with('.') || local.ends_with('.') || local.contains(".."))
 }
 
 impl CanonicalEmail {
@@ -140,6 +155,26 @@ mod tests {
             parse("x@\u{FF45}\u{FF58}\u{FF41}\u{FF4D}\u{FF50}\u{FF4C}\u{FF45}.com").unwrap(),
             "x@example.com"
         );
+    }
+
+    #[test]
+    fn refuses_addresses_no_mail_reaches() {
+        for undeliverable in [
+            "a@localhost",
+            "a@b",
+            "a@[127.0.0.1]",
+            "a..b@example.com",
+            ".a@example.com",
+            "a.@example.com",
+            "a@example.com.",
+        ] {
+            assert_eq!(
+                parse(undeliverable),
+                Err(EmailError::Invalid),
+                "{undeliverable}"
+            );
+        }
+        assert!(parse("first.last+tag@mail.example.co.uk").is_ok());
     }
 
     #[test]
