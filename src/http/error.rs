@@ -187,9 +187,23 @@ impl ResponseError for AppError {
                     headers.insert(RATELIMIT, value);
                 }
             }
-            AppError::Overloaded { retry_after: wait }
-            | AppError::LoginThrottled { retry_after: wait } => {
+            AppError::Overloaded { retry_after: wait } => {
                 headers.insert(RETRY_AFTER, retry_after(*wait));
+            }
+            // The account's own limit (a growing delay), not the per-IP one the middleware would
+            // describe: one more attempt once the delay has passed.
+            AppError::LoginThrottled { retry_after: wait } => {
+                let seconds = retry_after(*wait);
+                if let Ok(seconds) = seconds.to_str() {
+                    let state = format!("limit=1, remaining=0, reset={seconds}");
+                    if let Ok(value) = HeaderValue::from_str(&state) {
+                        headers.insert(RATELIMIT, value);
+                    }
+                    if let Ok(value) = HeaderValue::from_str(&format!("1;w={seconds}")) {
+                        headers.insert(RATELIMIT_POLICY, value);
+                    }
+                }
+                headers.insert(RETRY_AFTER, seconds);
             }
             AppError::Unavailable(_) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));

@@ -226,7 +226,9 @@ pub async fn rate_limit(
         Err(refusal) => return Ok(req.error_response(refusal).map_into_boxed_body()),
     };
     let mut response = next.call(req).await?.map_into_boxed_body();
-    if let Some(headers) = headers {
+    // An answer that describes a limit of its own (the account's login throttling) keeps it.
+    let own_limit = response.headers().contains_key(RATELIMIT);
+    if let (Some(headers), false) = (headers, own_limit) {
         let response_headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&headers.policy) {
             response_headers.insert(RATELIMIT_POLICY, value);

@@ -32,6 +32,12 @@ async fn repeated_failures_make_an_account_wait_and_success_resets_it(backend: B
     let verifications = app.hasher.stats().verifications;
     let response = app.login(&account.email.to_uppercase(), PASSWORD).await;
     assert_eq!(response.headers()["retry-after"], "1");
+    // Its RateLimit headers describe the account's wait, not the per-IP allowance left.
+    assert_eq!(
+        response.headers()["ratelimit"],
+        "limit=1, remaining=0, reset=1"
+    );
+    assert_eq!(response.headers()["ratelimit-policy"], "1;w=1");
     let body = assert_error(response, 429, "rate_limited").await;
     assert!(
         body["error"].as_str().unwrap().contains("failed attempts"),
