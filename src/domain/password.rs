@@ -15,6 +15,8 @@ const STRENGTH_CHECK_CHARS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordError {
+    /// None was given (an absent field reads as empty).
+    Missing,
     TooShort,
     TooLong,
     /// Common, guessable, or built from the user's own details; says why.
@@ -24,6 +26,7 @@ pub enum PasswordError {
 impl PasswordError {
     pub fn message(&self) -> String {
         match self {
+            PasswordError::Missing => "is required".to_string(),
             PasswordError::TooShort => format!("must be at least {MIN_LENGTH} characters"),
             PasswordError::TooLong => format!("must be at most {MAX_LENGTH} characters"),
             PasswordError::TooWeak(reason) => reason.clone(),
@@ -108,6 +111,9 @@ pub fn normalize(raw: &str) -> String {
 
 /// Checks a new password against the policy and returns the form to hash.
 pub fn check_new(raw: &str, context: &PasswordContext) -> Result<String, PasswordError> {
+    if raw.is_empty() {
+        return Err(PasswordError::Missing);
+    }
     let normalized = normalize(raw);
     let length = normalized.chars().count();
     if length < MIN_LENGTH {

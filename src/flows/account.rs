@@ -41,7 +41,7 @@ impl AccountService {
         password: Option<&str>,
         client: &ClientContext,
     ) -> Result<(), AppError> {
-        let new_email = crate::domain::email::EmailAddress::parse(new_email)
+        let new_email = crate::domain::email::EmailAddress::parse_new(new_email)
             .map_err(|e| AppError::validation("newEmail", e.message()))?;
         let user = match password.filter(|p| !p.is_empty()) {
             Some(password) => {

@@ -68,7 +68,7 @@ impl AdminService {
         role: Role,
         metadata: serde_json::Map<String, serde_json::Value>,
     ) -> Result<String, AppError> {
-        let address = EmailAddress::parse(raw_email)
+        let address = EmailAddress::parse_new(raw_email)
             .map_err(|e| AppError::validation("email", e.message()))?;
         let holder = self.deps.store.user_by_email(address.canonical()).await?;
         if holder.is_some() || self.deps.address_retired(address.canonical()).await? {
@@ -248,7 +248,7 @@ pub async fn provision_user(
     role: Role,
     password: &str,
 ) -> Result<User, AppError> {
-    let email = crate::domain::email::EmailAddress::parse(email)
+    let email = crate::domain::email::EmailAddress::parse_new(email)
         .map_err(|e| AppError::validation("email", e.message()))?;
     let name = check_name(name).map_err(|e| AppError::validation("name", e))?;
     let password = rules

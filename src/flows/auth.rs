@@ -26,9 +26,9 @@ use crate::flows::deps::FlowDeps;
 use crate::flows::mfa::{MfaChallengeIssued, MfaService};
 use crate::store::{NewUser, StoreError};
 
-/// Longest password accepted at login, in bytes: longer input is refused before any hashing, so
-/// a megabyte "password" cannot buy a megabyte of argon2 input.
-const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
+/// Longest password accepted at login, in characters (the OpenAPI `maxLength`): longer input is
+/// refused before any hashing, so a megabyte "password" cannot buy a megabyte of argon2 input.
+pub const MAX_LOGIN_PASSWORD_CHARS: usize = 1024;
 
 pub struct SignupInput {
     pub email: String,
@@ -117,7 +117,7 @@ impl AuthService {
         client: &ClientContext,
     ) -> Result<SignupOutcome, AppError> {
         let mut problems = Vec::new();
-        let email = EmailAddress::parse(&input.email)
+        let email = EmailAddress::parse_new(&input.email)
             .map_err(|e| problems.push(FieldError::new("email", e.message())))
             .ok();
         let name = check_name(input.name.as_deref())
@@ -288,8 +288,9 @@ impl AuthService {
         }
         if input.password.is_empty() {
             problems.push(FieldError::new("password", "is required"));
-        } else if input.password.len() > MAX_LOGIN_PASSWORD_BYTES {
-            problems.push(FieldError::new("password", "is too long"));
+        } else if input.password.chars().count() > MAX_LOGIN_PASSWORD_CHARS {
+            let message = format!("must be at most {MAX_LOGIN_PASSWORD_CHARS} characters");
+            problems.push(FieldError::new("password", message));
         }
         if !problems.is_empty() {
             return Err(AppError::Validation(problems));

@@ -353,7 +353,7 @@ impl FederationService {
         let email = identity
             .email
             .as_deref()
-            .and_then(|email| EmailAddress::parse(email).ok());
+            .and_then(|email| EmailAddress::parse_new(email).ok());
         let account = match (&owner, &email) {
             (None, Some(email)) => store.user_by_email(email.canonical()).await?,
             _ => None,

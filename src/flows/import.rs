@@ -43,7 +43,8 @@ pub struct ImportReport {
 fn new_user(line: &str) -> Result<NewUser, String> {
     let record: ImportLine =
         serde_json::from_str(line).map_err(|e| format!("not a valid record: {e}"))?;
-    let email = EmailAddress::parse(&record.email).map_err(|e| format!("email {}", e.message()))?;
+    let email =
+        EmailAddress::parse_new(&record.email).map_err(|e| format!("email {}", e.message()))?;
     check_stored_hash(&record.password_hash).map_err(|e| format!("passwordHash {e}"))?;
     let role = match record.role.as_deref() {
         None => Role::User,

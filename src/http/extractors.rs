@@ -243,8 +243,25 @@ impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
             } else {
                 path
             };
-            AppError::Validation(vec![FieldError::new(field, e.inner().to_string())])
+            AppError::Validation(vec![FieldError::new(field, plain(&e.inner().to_string()))])
         }))
+    }
+}
+
+/// A query value's parse error in a frontend's words rather than Rust's (`invalid digit found in
+/// string`, `UUID parsing failed: ...`); any other message is kept.
+fn plain(message: &str) -> String {
+    const NUMBER: [&str; 3] = [
+        "invalid digit found in string",
+        "number too large to fit in target type",
+        "cannot parse integer from empty string",
+    ];
+    if NUMBER.iter().any(|m| message.contains(m)) {
+        "must be a whole number in range".to_string()
+    } else if message.contains("UUID parsing failed") {
+        "must be a UUID".to_string()
+    } else {
+        message.to_string()
     }
 }
 
@@ -289,10 +306,18 @@ fn json_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError
         Some((head, _)) if inner.line() > 0 => head.to_string(),
         _ => message,
     };
-    let field = if path.is_empty() || path == "." || inner.is_syntax() || inner.is_eof() {
-        "body".to_string()
-    } else {
-        path
+    // A key given twice is about that key (serde names it only in the message).
+    let duplicated = message
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(key, _)| key.to_string());
+    let field = match duplicated {
+        Some(key) if path.is_empty() || path == "." => key,
+        Some(key) => format!("{path}.{key}"),
+        None if path.is_empty() || path == "." || inner.is_syntax() || inner.is_eof() => {
+            "body".to_string()
+        }
+        None => path,
     };
     FieldError::new(field, message)
 }

@@ -629,6 +629,11 @@ async fn huge_numbers_duplicate_keys_and_odd_values_are_4xx(backend: Backend) {
         assert_eq!(response.status().as_u16(), status, "{path} {shown}");
         assert_error(response, status, code).await;
     }
+    // A key given twice is named as the field at fault.
+    let twice = br#"{"email": "a@example.com", "email": "b@example.com", "password": "x"}"#;
+    let response = app.post_raw_json("/auth/login", twice.to_vec()).await;
+    let body = assert_error(response, 400, "validation_failed").await;
+    assert_eq!(body["details"][0]["field"], "email", "{body}");
     // Page sizes past u32 in a query.
     let response = app
         .client
@@ -869,6 +874,24 @@ async fn the_caller_is_checked_before_the_body(backend: Backend) {
     }
 }
 
+/// Query values that do not parse are explained in a frontend's words, not the parser's.
+async fn a_bad_query_value_is_explained_plainly(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin().await;
+    for (path, message) in [
+        ("/admin/users?limit=-1", "must be a whole number in range"),
+        (
+            "/admin/users?limit=99999999999",
+            "must be a whole number in range",
+        ),
+        ("/admin/events?userId=nope", "must be a UUID"),
+    ] {
+        let response = app.get(path, &admin.access_token).await;
+        let body = assert_error(response, 400, "validation_failed").await;
+        assert_eq!(body["details"][0]["message"], message, "{path}: {body}");
+    }
+}
+
 /// The service is unharmed: a plain request from another client is answered.
 async fn assert_still_serving(app: &TestApp) {
     let response = app.fetch("/health/live").await;
@@ -891,4 +914,5 @@ crate::backend_tests!(
     a_bad_query_parameter_is_named_in_the_error,
     the_caller_is_checked_before_the_body,
     a_malformed_path_id_is_400_naming_it,
+    a_bad_query_value_is_explained_plainly,
 );

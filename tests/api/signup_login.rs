@@ -88,6 +88,12 @@ async fn signup_reports_every_invalid_field(backend: Backend) {
     let response = app.post_json("/auth/signup", &json!({})).await;
     let body = assert_error(response, 400, "validation_failed").await;
     assert_eq!(body["details"].as_array().unwrap().len(), 2, "{body}");
+    // What is missing is said to be missing, not too short.
+    assert_eq!(
+        strings_of(&body["details"], "message"),
+        ["is required", "is required"],
+        "{body}"
+    );
 
     let long = "x".repeat(129);
     let response = app.signup("long@example.com", &long).await;
@@ -153,6 +159,32 @@ async fn login_validates_its_input(backend: Backend) {
         app.login("a@example.com", &huge).await,
         400,
         "validation_failed",
+    )
+    .await;
+    // The bound is the OpenAPI document's `maxLength`, in characters: at it, an answer about
+    // the credentials; past it, about the field.
+    let document: Value = app.fetch("/openapi.json").await.json().await.unwrap();
+    let limit = document["components"]["schemas"]["LoginRequest"]["properties"]["password"]
+        ["maxLength"]
+        .as_u64()
+        .unwrap() as usize;
+    let at_limit = "\u{00E9}".repeat(limit);
+    let refused = app.login("a@example.com", &at_limit).await;
+    assert_error(refused, 401, "invalid_credentials").await;
+    let past = "\u{00E9}".repeat(limit + 1);
+    let body = assert_error(
+        app.login("a@example.com", &past).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["details"][0]["field"], "password");
+    // An address of an older, looser rule still reaches its account (only new ones are held
+    // to a deliverable address): no 400 for its shape.
+    assert_error(
+        app.login("a..b@example.com", "whatever").await,
+        401,
+        "invalid_credentials",
     )
     .await;
 }

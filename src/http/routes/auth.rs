@@ -50,7 +50,7 @@ pub struct SignupRequest {
 pub struct LoginRequest {
     #[schema(required = true, format = Email, max_length = 254, example = "ada@example.com")]
     email: String,
-    #[schema(required = true, min_length = 1, max_length = 256)]
+    #[schema(required = true, min_length = 1, max_length = 1024)]
     password: String,
     token_transport: TokenTransport,
 }
