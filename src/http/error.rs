@@ -113,9 +113,10 @@ pub fn framework_error(status: StatusCode) -> (&'static str, &'static str) {
         StatusCode::NOT_FOUND => ("not_found", "not found"),
         StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed"),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        // Only the form-post callback reaches here (JSON bodies say so themselves).
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
             "unsupported_media_type",
-            "the request body must be application/json",
+            "this endpoint takes a form body (application/x-www-form-urlencoded)",
         ),
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
             ("headers_too_large", "the request headers are too large")

@@ -33,7 +33,21 @@ async fn a_body_that_is_not_json_is_415(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_error(response, 415, "unsupported_media_type").await;
+    let body = assert_error(response, 415, "unsupported_media_type").await;
+    assert!(
+        body["error"].as_str().unwrap().contains("application/json"),
+        "{body}"
+    );
+    // The one form endpoint (a provider's form post) names the type it takes.
+    let response = app.post_json("/auth/oauth/any/callback", &json!({})).await;
+    let body = assert_error(response, 415, "unsupported_media_type").await;
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("x-www-form-urlencoded"),
+        "{body}"
+    );
 }
 
 async fn a_body_over_the_limit_is_413(backend: Backend) {

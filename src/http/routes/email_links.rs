@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::auth::{login_response, LoginResponse, TokenTransport};
 use super::MessageBody;
+use crate::domain::one_time::TokenKind;
 use crate::error::AppError;
 use crate::flows::email_links::EmailLoginProof;
 use crate::http::cookies::{request_cookie, ONE_TIME_COOKIE};
@@ -156,11 +157,32 @@ pub async fn reset_password(
         }))
 }
 
+/// The kinds of emailed token, as `POST /auth/tokens/validate` names them.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenTypeBody {
+    EmailVerification,
+    PasswordReset,
+    Invitation,
+    EmailChange,
+}
+
+impl From<TokenKind> for TokenTypeBody {
+    fn from(kind: TokenKind) -> Self {
+        match kind {
+            TokenKind::EmailVerification => TokenTypeBody::EmailVerification,
+            TokenKind::PasswordReset => TokenTypeBody::PasswordReset,
+            TokenKind::Invitation => TokenTypeBody::Invitation,
+            TokenKind::EmailChange => TokenTypeBody::EmailChange,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidatedBody {
-    /// `email_verification`, `password_reset` or `invitation`.
-    token_type: &'static str,
+    /// What the emailed token is for.
+    token_type: TokenTypeBody,
     #[schema(value_type = Object)]
     metadata: Value,
 }
@@ -187,7 +209,7 @@ pub async fn validate_token(
     Ok(HttpResponse::Ok()
         .cookie(state.one_time_cookie.one_time(&validated.follow_up))
         .json(ValidatedBody {
-            token_type: validated.kind.as_str(),
+            token_type: validated.kind.into(),
             metadata: validated.metadata,
         }))
 }
