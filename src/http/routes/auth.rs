@@ -269,7 +269,8 @@ pub(super) fn login_response(
     request_body(content = Option<RefreshRequest>, description = "Optional: browsers send nothing and the cookie is used"),
     security((), ("refresh_cookie" = [])),
     responses(
-        (status = 200, description = "Rotated: a new access token and refresh token (cookie; body too with `tokenTransport: body` when the old one came in the body: a browser's request, with `Origin`, that sent the old one in the cookie is answered in the cookie only)", body = TokenBody),
+        (status = 200, description = "Rotated: a new access token and refresh token (cookie; body too with `tokenTransport: body` when the old one came in the body: a browser's request, with `Origin`, that sent the old one in the cookie is answered in the cookie only)", body = TokenBody,
+            headers(("Set-Cookie" = String, description = "`refresh_token`: the new one; HttpOnly, SameSite=Strict, Path=/auth"))),
         (status = 401, description = "`unauthorized` (no token), `token_invalid`, `token_expired`, or `refresh_token_reused` (the whole session is revoked); the cookie is cleared", body = ErrorBody),
     )
 )]
@@ -315,7 +316,8 @@ pub async fn refresh(
     request_body(content = Option<RefreshRequest>, description = "Optional"),
     security((), ("bearer" = []), ("refresh_cookie" = [])),
     responses(
-        (status = 200, description = "The session is revoked (idempotent) and the cookie cleared", body = MessageBody),
+        (status = 200, description = "The session is revoked (idempotent) and the cookie cleared", body = MessageBody,
+            headers(("Set-Cookie" = String, description = "`refresh_token` cleared (expired)"))),
     )
 )]
 #[post("/logout")]

@@ -73,7 +73,8 @@ fn accepted() -> HttpResponse {
     request_body(content = Option<TokenRequest>, description = "Optional when the `one_time_token` cookie carries the token"),
     security((), ("one_time_cookie" = [])),
     responses(
-        (status = 200, description = "The email is verified", body = MessageBody),
+        (status = 200, description = "The email is verified", body = MessageBody,
+            headers(("Set-Cookie" = String, description = "`one_time_token` cleared, when it carried the token"))),
         (status = 400, description = "`token_invalid` (unknown, used or expired) or `validation_failed`", body = ErrorBody),
     )
 )]
@@ -133,7 +134,8 @@ pub struct ResetBody {
     request_body = ResetRequest,
     security((), ("one_time_cookie" = [])),
     responses(
-        (status = 200, description = "Reset; every session is signed out", body = ResetBody),
+        (status = 200, description = "Reset; every session is signed out", body = ResetBody,
+            headers(("Set-Cookie" = String, description = "`one_time_token` cleared, when it carried the token"))),
         (status = 400, description = "`token_invalid` or `validation_failed` (weak password)", body = ErrorBody),
     )
 )]
