@@ -90,9 +90,12 @@ impl EmailAddress {
 
 /// A domain mail on the internet reaches: one IDNA accepts (a zero-width joiner in it, say, is
 /// refused, and its canonical form could only be a guess no real spelling shares), with a dot (not
-/// `localhost`, not a bare host name), not an address literal (`[127.0.0.1]`).
+/// `localhost`, not a bare host name), not an address literal (`[127.0.0.1]`) nor a bare IP
+/// address (a top-level label of digits only).
 fn is_deliverable_domain(domain: &str) -> bool {
+    let top_level = domain.rsplit('.').next().unwrap_or_default();
     !domain.starts_with('[')
+        && !top_level.chars().all(|c| c.is_ascii_digit())
         && domain.contains('.')
         && !domain.ends_with('.')
         && idna::domain_to_ascii(domain).is_ok()
@@ -178,6 +181,8 @@ mod tests {
             "a@localhost",
             "a@b",
             "a@[127.0.0.1]",
+            "a@127.0.0.1",
+            "a@10.0.0.5",
             "a..b@example.com",
             ".a@example.com",
             "a.@example.com",

@@ -17,7 +17,7 @@ use crate::config::{PasswordlessSettings, Secret};
 use crate::domain::assurance::{AuthMethod, AuthMethods};
 use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
-use crate::domain::email::EmailAddress;
+use crate::domain::email::{CanonicalEmail, EmailAddress};
 use crate::domain::email_code;
 use crate::domain::lockout;
 use crate::domain::messages::MessageKind;
@@ -221,6 +221,11 @@ impl EmailLinkService {
             .one_time_token(&token, wanted, OneTimeAction::Peek);
         let peeked = peeked.await?;
         let user = self.token_owner(&peeked).await?;
+        // A link mailed to an address the account has since left opens nothing, one written
+        // while the change went through included (the change retires those already written).
+        if CanonicalEmail::of(&peeked.email) != CanonicalEmail::of(&user.email) {
+            return Err(AppError::OneTimeTokenInvalid);
+        }
         let new_password = self
             .deps
             .password_rules
@@ -268,7 +273,11 @@ impl EmailLinkService {
         ]);
         let consumed = self.use_token(token, wanted).await?;
         let follow_up = self.deps.outbox.follow_up(&consumed).await?;
-        let metadata = serde_json::from_str(&consumed.metadata).unwrap_or_else(|_| json!({}));
+        // An address change's metadata is the session that asked: the server's, not the page's.
+        let metadata = match consumed.kind {
+            TokenKind::EmailChange => json!({}),
+            _ => serde_json::from_str(&consumed.metadata).unwrap_or_else(|_| json!({})),
+        };
         Ok(ValidatedToken {
             kind: consumed.kind,
             metadata,
@@ -315,12 +324,16 @@ impl EmailLinkService {
             let login = NewEmailLogin {
                 link_hash: link.hash(),
                 user_id: user.id,
+                address: CanonicalEmail::of(&user.email),
                 code_hash: email_code::code_hash(key, user.id, &code),
                 ttl_seconds: settings.ttl_seconds,
             };
             let (login, mail) = (&login, &mail);
             let write = move || async move { Ok(store.create_email_login(login, mail).await?) };
-            retry_while_unavailable(write).await?;
+            if !retry_while_unavailable(write).await? {
+                tracing::info!(user_id = %user.id, "the address changed meanwhile; nothing sent");
+                return Ok(());
+            }
             this.deps.outbox.wake();
             crate::metrics::email_flow("email_login", "mailed");
             Ok(())
@@ -458,12 +471,10 @@ impl EmailLinkService {
         let user_id = user.id;
         let origin: EmailChangeOrigin =
             serde_json::from_str(&consumed.metadata).map_err(|_| AppError::OneTimeTokenInvalid)?;
-        let asking_session = self
-            .deps
-            .store
-            .live_session_user(origin.session_id, user_id)
-            .await?;
-        if asking_session.is_none() {
+        // Live: not revoked, not expired (idle or past its lifetime), its account not locked.
+        let live = self.deps.store.live_sessions(user_id).await?;
+        let asking_session_lives = !user.locked && live.iter().any(|s| s.id == origin.session_id);
+        if !asking_session_lives {
             tracing::info!(%user_id, "address change refused: the session that asked has ended");
             return Err(AppError::OneTimeTokenInvalid);
         }

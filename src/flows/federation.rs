@@ -353,7 +353,7 @@ impl FederationService {
         let email = identity
             .email
             .as_deref()
-            .and_then(|email| EmailAddress::parse_new(email).ok());
+            .and_then(|email| EmailAddress::parse(email).ok());
         let account = match (&owner, &email) {
             (None, Some(email)) => store.user_by_email(email.canonical()).await?,
             _ => None,
@@ -463,7 +463,19 @@ impl FederationService {
             .name
             .as_deref()
             .and_then(|name| crate::domain::user::check_name(Some(name)).ok().flatten());
+        // The lookup took any address an account could hold; a new account needs one mail reaches.
+        let email = EmailAddress::parse_new(email.as_str())
+            .map_err(|_| AppError::Federation(FederationFailure::NoEmail))?;
         if self.deps.address_retired(email.canonical()).await? {
+            let details = json!({ "provider": provider.name, "reason": "email_taken" });
+            self.deps
+                .audit
+                .record(EventKind::FederatedLoginFailed, None, client, details)
+                .await;
+            // Where signup hides which addresses are taken, so does this (as for a live account).
+            if !identity.email_verified && self.rules.require_email_verification {
+                return Ok(FederatedOutcome::VerificationSent);
+            }
             return Err(AppError::EmailTaken);
         }
         let mut account = NewUser::new(email.clone(), name, NO_PASSWORD.to_string(), Role::User);

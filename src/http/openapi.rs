@@ -113,7 +113,8 @@ const BEARER_FORBIDDEN: &str = "`mfa_enrollment_required`: `auth.mfa.required` c
 and this session has no second factor yet (every endpoint but `/me`, `/me/mfa/...`, step-up and \
 sign-out); `reauthentication_required` on sensitive actions (a factor, the password, deleting the \
 account, admin changes when `auth.admin_reauthentication`) when the last sign-in is older than \
-`auth.reauthentication_seconds`; admin routes: `forbidden` (not, or no longer, an unlocked admin)";
+`auth.reauthentication_seconds` (an address change too without the password, and with it on an \
+account with a second factor, which needs `aal` 2); admin routes: `forbidden` (not, or no longer, an unlocked admin)";
 
 fn answer(name: &str) -> RefOr<Response> {
     RefOr::Ref(Ref::from_response_name(name))

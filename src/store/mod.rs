@@ -289,12 +289,14 @@ pub trait CeremonyStore: Send + Sync + 'static {
 #[async_trait]
 pub trait EmailLoginStore: Send + Sync + 'static {
     /// Stores a sign-in mail's link and code, replacing the account's unused one (one live code
-    /// per account), and the mail itself, in one transaction.
+    /// per account), and the mail itself, in one transaction; only while the account's address is
+    /// still `login.address` (false, nothing written, when it moved on meanwhile: a link for the
+    /// old mailbox must not outlive the change, which retires the ones already written).
     async fn create_email_login(
         &self,
         login: &NewEmailLogin,
         email: &OutboxEmail,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
 
     /// Uses up the live sign-in whose link this is: its account, once.
     async fn use_email_login(&self, link_hash: TokenHash) -> StoreResult<Option<Uuid>>;

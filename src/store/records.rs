@@ -59,6 +59,8 @@ impl NewUser {
 pub struct NewEmailLogin {
     pub link_hash: TokenHash,
     pub user_id: Uuid,
+    /// The account's address the mail goes to: written only while it still is the account's.
+    pub address: crate::domain::email::CanonicalEmail,
     /// `domain::email_code::code_hash` of the code.
     pub code_hash: TokenHash,
     pub ttl_seconds: u64,

@@ -806,12 +806,7 @@ async fn a_malformed_path_id_is_400_naming_it(backend: Backend) {
     let refused = app.get("/admin/users/not-a-uuid", &user.access_token).await;
     assert_error(refused, 403, "forbidden").await;
     let ended = app
-        .authed(
-            reqwest::Method::POST,
-            "/auth/logout-all",
-            &user.access_token,
-            None,
-        )
+        .post_bearer("/auth/logout-all", &user.access_token)
         .await;
     assert_eq!(ended.status().as_u16(), 200);
     let refused = app
@@ -832,12 +827,7 @@ async fn the_caller_is_checked_before_the_body(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.account().await;
     let ended = app
-        .authed(
-            reqwest::Method::POST,
-            "/auth/logout-all",
-            &user.access_token,
-            None,
-        )
+        .post_bearer("/auth/logout-all", &user.access_token)
         .await;
     assert_eq!(ended.status().as_u16(), 200);
     let bad_body = json!({ "name": 42, "password": 42, "currentPassword": 42, "newPassword": 42,

@@ -416,7 +416,7 @@ async fn an_address_change_needs_the_password_or_a_recent_sign_in(backend: Backe
 async fn a_pending_address_change_ends_with_the_session_that_asked(backend: Backend) {
     let (app, sink) = spawn_app_mailing(backend).await;
     let owner = app.account().await;
-    for (attempt, recovery) in ["password change", "sign-out everywhere"]
+    for (attempt, recovery) in ["password change", "sign-out everywhere", "password reset"]
         .iter()
         .enumerate()
     {
@@ -444,8 +444,15 @@ async fn a_pending_address_change_ends_with_the_session_that_asked(backend: Back
                     .await;
                 back.status().as_u16()
             }
+            "password reset" => {
+                app.forgot_password(&owner.email).await;
+                let mail = sink.nth_mail_to(1, &owner.email, "Reset").await;
+                // To the password the other helpers expect: a reset checks no old one.
+                let reset = app.reset_password(&mail.token(), PASSWORD).await;
+                reset.status().as_u16()
+            }
             _ => app
-                .authed(Method::POST, "/auth/logout-all", &owner_token, None)
+                .post_bearer("/auth/logout-all", &owner_token)
                 .await
                 .status()
                 .as_u16(),

@@ -287,6 +287,13 @@ async fn a_passkey_is_a_second_factor_after_the_password_and_steps_up(backend: B
     assert_eq!(renamed.status().as_u16(), 200);
     let renamed: Value = renamed.json().await.unwrap();
     assert_eq!(renamed["name"], "Old phone");
+    // The one field of the update is required, and a misspelt one refused: neither renames.
+    for body in [json!({}), json!({ "Name": "x" })] {
+        let refused = app.patch(&removal_path, stepped_up, body).await;
+        assert_error(refused, 400, "validation_failed").await;
+    }
+    let listed = app.get_json("/me/mfa/passkeys", stepped_up).await;
+    assert_eq!(listed[0]["name"], "Old phone");
     let removed = app.delete(&removal_path, stepped_up).await;
     assert_eq!(removed.status().as_u16(), 204);
     let status = app.get_json("/me/mfa", stepped_up).await;

@@ -25,6 +25,7 @@ pub struct SessionBody {
     current: bool,
 }
 
+/// The caller's live sessions
 #[utoipa::path(
     tag = "sessions",
     security(("bearer" = [])),
@@ -52,6 +53,7 @@ pub async fn sessions(
     Ok(HttpResponse::Ok().json(sessions))
 }
 
+/// End one of the caller's sessions
 #[utoipa::path(
     tag = "sessions",
     security(("bearer" = [])),
@@ -79,20 +81,11 @@ pub struct UpdateMeRequest {
     /// The new display name (at most 200 characters, no control characters); `null` or empty
     /// clears it, absent leaves it as it is.
     #[schema(value_type = Option<String>, nullable, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]*$")]
-    #[serde(deserialize_with = "present")]
+    #[serde(deserialize_with = "super::present")]
     name: Option<Option<String>>,
 }
 
-/// A field that is present, `null` included (`Some(None)`); with `default`, an absent one is
-/// `None`: what a partial update needs to tell "clear it" from "leave it".
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
-}
-
+/// Change the caller's profile
 #[utoipa::path(
     tag = "me",
     security(("bearer" = [])),
@@ -123,6 +116,7 @@ pub struct DeleteMeRequest {
     password: String,
 }
 
+/// Delete the caller's account
 #[utoipa::path(
     tag = "me",
     security(("bearer" = [])),
@@ -167,6 +161,7 @@ pub struct ChangePasswordBody {
     revoked_sessions: usize,
 }
 
+/// Change the password
 #[utoipa::path(
     tag = "password",
     security(("bearer" = [])),
@@ -194,6 +189,7 @@ pub async fn change_password(
     }))
 }
 
+/// The caller's audit log
 #[utoipa::path(
     tag = "me",
     security(("bearer" = [])),
@@ -214,6 +210,7 @@ pub async fn my_events(
     Ok(event_page(events, next_cursor))
 }
 
+/// The caller's profile
 #[utoipa::path(
     tag = "me",
     security(("bearer" = [])),
@@ -234,6 +231,7 @@ pub struct EmailChangeRequest {
     password: Option<String>,
 }
 
+/// Ask to change the account's address
 #[utoipa::path(
     tag = "me",
     security(("bearer" = [])),

@@ -63,6 +63,7 @@ pub struct UserListBody {
     next_cursor: Option<String>,
 }
 
+/// List users
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
@@ -86,6 +87,7 @@ pub async fn list_users(
     }))
 }
 
+/// One user
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
@@ -113,6 +115,7 @@ pub struct UpdateUserRequest {
     locked: Option<bool>,
 }
 
+/// Change a user's role or lock
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
@@ -144,6 +147,7 @@ pub async fn update_user(
     Ok(HttpResponse::Ok().json(AdminUserBody::from(&user)))
 }
 
+/// Delete a user
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
@@ -171,6 +175,7 @@ pub struct RevokedBody {
     revoked_sessions: usize,
 }
 
+/// Sign a user out everywhere
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
@@ -215,8 +220,9 @@ pub struct InvitationBody {
     message: &'static str,
 }
 
-/// `POST /admin/invitations`: mails a one-time invitation; signing up with it grants the role and
-/// a verified email.
+/// Invite someone
+///
+/// Mails a one-time invitation; signing up with it grants the role and a verified email.
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
@@ -254,6 +260,7 @@ pub async fn invite(
     }))
 }
 
+/// The audit log
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),

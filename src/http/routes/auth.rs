@@ -180,6 +180,7 @@ fn presented_refresh(req: &HttpRequest, body: Option<String>) -> Option<String> 
         .filter(|t| !t.is_empty())
 }
 
+/// Create an account
 #[utoipa::path(
     tag = "auth",
     request_body = SignupRequest,
@@ -224,6 +225,7 @@ pub async fn signup(
     }
 }
 
+/// Sign in with email and password
 #[utoipa::path(
     tag = "auth",
     request_body = LoginRequest,
@@ -264,6 +266,7 @@ pub(super) fn login_response(
     }
 }
 
+/// Rotate the refresh token for a new access token
 #[utoipa::path(
     tag = "auth",
     request_body(content = Option<RefreshRequest>, description = "Optional: browsers send nothing and the cookie is used"),
@@ -311,6 +314,7 @@ pub async fn refresh(
     }
 }
 
+/// Sign out this session
 #[utoipa::path(
     tag = "auth",
     request_body(content = Option<RefreshRequest>, description = "Optional"),
@@ -337,6 +341,7 @@ pub async fn logout(
         }))
 }
 
+/// Sign out every session
 #[utoipa::path(
     tag = "auth",
     security(("bearer" = [])),

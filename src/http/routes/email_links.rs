@@ -68,6 +68,7 @@ fn accepted() -> HttpResponse {
     })
 }
 
+/// Verify the address with its mailed token
 #[utoipa::path(
     tag = "email",
     request_body(content = Option<TokenRequest>, description = "Optional when the `one_time_token` cookie carries the token"),
@@ -94,6 +95,7 @@ pub async fn verify_email(
         }))
 }
 
+/// Mail the verification link again
 #[utoipa::path(
     tag = "email",
     request_body = EmailRequest,
@@ -108,6 +110,7 @@ pub async fn resend_verification(
     Ok(accepted())
 }
 
+/// Mail a password-reset link
 #[utoipa::path(
     tag = "password",
     request_body = EmailRequest,
@@ -129,6 +132,7 @@ pub struct ResetBody {
     revoked_sessions: usize,
 }
 
+/// Set a new password with a reset token
 #[utoipa::path(
     tag = "password",
     request_body = ResetRequest,
@@ -189,6 +193,7 @@ pub struct ValidatedBody {
     metadata: Value,
 }
 
+/// Exchange a mailed token for a one-hour cookie
 #[utoipa::path(
     tag = "email",
     request_body = ValidateTokenRequest,
@@ -229,6 +234,7 @@ pub struct EmailLoginRequest {
     token_transport: TokenTransport,
 }
 
+/// Mail a sign-in link and code
 #[utoipa::path(
     tag = "auth",
     request_body = EmailRequest,
@@ -246,6 +252,7 @@ pub async fn request_email_login(
     Ok(accepted())
 }
 
+/// Sign in with a mailed link or code
 #[utoipa::path(
     tag = "auth",
     request_body = EmailLoginRequest,
@@ -284,13 +291,14 @@ pub struct EmailChangedBody {
     revoked_sessions: usize,
 }
 
+/// Confirm a new address
 #[utoipa::path(
     tag = "email",
     request_body(content = Option<TokenRequest>, description = "Optional when the `one_time_token` cookie carries the token"),
     security((), ("one_time_cookie" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The account's address is the new one, verified; the account's other sessions are signed out", body = EmailChangedBody),
-        (status = 400, description = "`token_invalid` or `validation_failed`", body = ErrorBody),
+        (status = 400, description = "`token_invalid` (unknown, used, expired, or the session that asked for the change has ended) or `validation_failed`", body = ErrorBody),
         (status = 409, description = "`email_taken`: another account took the address meanwhile", body = ErrorBody),
     )
 )]

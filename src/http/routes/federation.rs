@@ -160,6 +160,7 @@ fn flow_cookie(state: &AppState, flow: &StartedFlow) -> actix_web::cookie::Cooki
         .oauth_flow(&flow.browser_key, state.oauth_flow_ttl_seconds)
 }
 
+/// The configured sign-in providers
 #[utoipa::path(
     tag = "federation",
     responses((status = 200, description = "The configured providers", body = [ProviderBody]))
@@ -179,6 +180,7 @@ pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(providers)
 }
 
+/// Start signing in through a provider
 #[utoipa::path(
     tag = "federation",
     params(("provider" = String, Path, description = "A configured provider's name"), StartQuery),
@@ -283,6 +285,7 @@ async fn finish(
     back_to_frontend(&state, result)
 }
 
+/// A provider's answer (redirect)
 #[utoipa::path(
     tag = "federation",
     params(("provider" = String, Path, description = "A configured provider's name"), CallbackParams),
@@ -301,6 +304,7 @@ pub async fn callback(
     finish(req, state, client, &provider, params).await
 }
 
+/// A provider's answer (form post)
 #[utoipa::path(
     tag = "federation",
     params(("provider" = String, Path, description = "A configured provider's name")),
@@ -318,6 +322,7 @@ pub async fn callback_form(
     finish(req, state, client, &provider, params.into_inner()).await
 }
 
+/// Sign in with a provider's ID token (native apps)
 #[utoipa::path(
     tag = "federation",
     params(("provider" = String, Path, description = "A configured OpenID Connect provider's name")),
@@ -329,7 +334,7 @@ pub async fn callback_form(
         (status = 401, description = "`oauth_failed`: the token's issuer, audience, nonce, signature or lifetime is wrong, or it was used before", body = ErrorBody),
         (status = 403, description = "`signup_disabled`, `account_locked` or `email_not_verified`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such provider", body = ErrorBody),
-        (status = 409, description = "`identity_email_unverified` or `identity_taken`", body = ErrorBody),
+        (status = 409, description = "`identity_email_unverified`, `identity_taken`, or `email_taken` (a new account for an address a deleted account held, where that is not allowed)", body = ErrorBody),
         (status = 502, description = "`provider_unavailable`", body = ErrorBody),
     )
 )]
@@ -382,6 +387,7 @@ pub async fn exchange_id_token(
     })
 }
 
+/// The caller's linked provider identities
 #[utoipa::path(
     tag = "federation",
     security(("bearer" = [])),
@@ -397,6 +403,7 @@ pub async fn my_identities(
     Ok(HttpResponse::Ok().json(body))
 }
 
+/// Start linking a provider identity
 #[utoipa::path(
     tag = "federation",
     security(("bearer" = [])),
@@ -426,6 +433,7 @@ pub async fn start_link(
         }))
 }
 
+/// Link the identity offered for this account's address
 #[utoipa::path(
     tag = "federation",
     security(("bearer" = [])),
@@ -451,6 +459,7 @@ pub async fn accept_link(
     Ok(HttpResponse::Created().json(IdentityBody::from(linked)))
 }
 
+/// Unlink a provider identity
 #[utoipa::path(
     tag = "federation",
     security(("bearer" = [])),

@@ -23,6 +23,7 @@ pub struct HealthBody {
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Liveness
 #[utoipa::path(
     tag = "health",
     responses((status = 200, description = "The process answers", body = HealthBody))
@@ -49,6 +50,7 @@ async fn check<E: std::fmt::Display>(
     }
 }
 
+/// Readiness: the store and the cache answer
 #[utoipa::path(
     tag = "health",
     responses(
@@ -73,8 +75,10 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError>
     }
 }
 
-/// `GET /.well-known/jwks.json`: public keys of the asymmetric signing keys in force (empty for
-/// HS*). Caches may keep it a minute; a rotated-in key signs only after nodes reload theirs.
+/// The public signing keys (JWKS)
+///
+/// The public keys of the asymmetric signing keys in force (empty for HS*). Caches may keep it a
+/// minute; a rotated-in key signs only after nodes reload theirs.
 #[utoipa::path(
     tag = "health",
     responses((status = 200, description = "RFC 7517 JSON Web Key Set of the asymmetric signing keys in force (empty for HS*)", body = Object))

@@ -126,6 +126,7 @@ pub struct RecoveryCodesBody {
     recovery_codes: Vec<String>,
 }
 
+/// Second step of a sign-in: a code, a recovery code or a passkey
 #[utoipa::path(
     tag = "mfa",
     request_body = MfaVerifyRequest,
@@ -161,6 +162,7 @@ pub async fn verify(
     ))
 }
 
+/// Step up: prove it is still you
 #[utoipa::path(
     tag = "mfa",
     security(("bearer" = [])),
@@ -193,6 +195,7 @@ pub async fn reauthenticate(
     Ok(HttpResponse::Ok().json(access_body(access)))
 }
 
+/// The caller's second factors
 #[utoipa::path(
     tag = "mfa",
     security(("bearer" = [])),
@@ -208,6 +211,7 @@ pub async fn my_factors(
     Ok(HttpResponse::Ok().json(MfaStatusBody::new(factors, required)))
 }
 
+/// Start enrolling an authenticator app (TOTP)
 #[utoipa::path(
     tag = "mfa",
     security(("bearer" = [])),
@@ -229,6 +233,7 @@ pub async fn begin_totp(
     }))
 }
 
+/// Confirm the authenticator app with a code
 #[utoipa::path(
     tag = "mfa",
     security(("bearer" = [])),
@@ -260,6 +265,7 @@ pub async fn confirm_totp(
     }))
 }
 
+/// Remove the authenticator app
 #[utoipa::path(
     tag = "mfa",
     security(("bearer" = [])),
@@ -281,6 +287,7 @@ pub async fn remove_totp(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Replace the recovery codes
 #[utoipa::path(
     tag = "mfa",
     security(("bearer" = [])),
@@ -302,6 +309,7 @@ pub async fn regenerate_recovery_codes(
     Ok(HttpResponse::Ok().json(RecoveryCodesBody { recovery_codes }))
 }
 
+/// A user's second factors
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
@@ -323,6 +331,7 @@ pub async fn user_factors(
     Ok(HttpResponse::Ok().json(MfaStatusBody::new(factors, required)))
 }
 
+/// Reset a user's second factors
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),

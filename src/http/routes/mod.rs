@@ -169,3 +169,13 @@ pub(crate) fn event_page(events: Vec<AuthEvent>, next_cursor: Option<String>) ->
         next_cursor,
     })
 }
+
+/// A field that is present, `null` included (`Some(None)`); with `default`, an absent one is
+/// `None`: what a partial update needs to tell "clear it" from "leave it".
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}

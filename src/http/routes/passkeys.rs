@@ -92,15 +92,18 @@ pub struct RegisterPasskeyRequest {
 }
 
 #[derive(Deserialize, Default, ToSchema)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct RenamePasskeyRequest {
-    /// At most 100 characters, no control characters; empty = "Passkey".
+    /// At most 100 characters, no control characters; `null` or empty = "Passkey".
     #[schema(
         required = true,
+        value_type = Option<String>,
+        nullable,
         max_length = 100,
         pattern = r"^[^\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]*$"
     )]
-    name: Option<String>,
+    #[serde(deserialize_with = "super::present")]
+    name: Option<Option<String>>,
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -127,6 +130,7 @@ pub struct PasswordlessLoginRequest {
     token_transport: TokenTransport,
 }
 
+/// Options to register a passkey
 #[utoipa::path(
     tag = "mfa",
     security(("bearer" = [])),
@@ -146,6 +150,7 @@ pub async fn registration_options(
     Ok(HttpResponse::Ok().json(CeremonyBody::from(started)))
 }
 
+/// Register a passkey
 #[utoipa::path(
     tag = "mfa",
     security(("bearer" = [])),
@@ -180,6 +185,7 @@ pub async fn register(
     }))
 }
 
+/// The caller's passkeys
 #[utoipa::path(
     tag = "mfa",
     security(("bearer" = [])),
@@ -200,6 +206,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(passkeys))
 }
 
+/// Rename a passkey
 #[utoipa::path(
     tag = "mfa",
     security(("bearer" = [])),
@@ -219,13 +226,18 @@ pub async fn rename(
 ) -> Result<HttpResponse, AppError> {
     let PathParams(id) = id?;
     let JsonBody(body) = body?;
+    // The one field of this update: leaving it out is a mistake, not "rename to the default".
+    let name = body
+        .name
+        .ok_or_else(|| AppError::validation("name", "is required"))?;
     let passkey = state
         .mfa
-        .rename_passkey(caller.user.id, id, body.name.as_deref())
+        .rename_passkey(caller.user.id, id, name.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(PasskeyBody::from(passkey)))
 }
 
+/// Remove a passkey
 #[utoipa::path(
     tag = "mfa",
     security(("bearer" = [])),
@@ -251,6 +263,7 @@ pub async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Options for a passkey as the second step
 #[utoipa::path(
     tag = "mfa",
     request_body = MfaPasskeyOptionsRequest,
@@ -272,6 +285,7 @@ pub async fn second_factor_options(
     Ok(HttpResponse::Ok().json(OptionsBody { options }))
 }
 
+/// Options for a passkey step-up
 #[utoipa::path(
     tag = "mfa",
     security(("bearer" = [])),
@@ -289,6 +303,7 @@ pub async fn step_up_options(
     Ok(HttpResponse::Ok().json(CeremonyBody::from(started)))
 }
 
+/// Options for signing in with a passkey
 #[utoipa::path(
     tag = "auth",
     request_body = PasswordlessOptionsRequest,
@@ -305,6 +320,7 @@ pub async fn passwordless_options(
     Ok(HttpResponse::Ok().json(CeremonyBody::from(started)))
 }
 
+/// Sign in with a passkey
 #[utoipa::path(
     tag = "auth",
     request_body = PasswordlessLoginRequest,

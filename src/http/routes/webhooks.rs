@@ -57,6 +57,7 @@ pub struct WebhookListBody {
     endpoints: Vec<WebhookEndpointBody>,
 }
 
+/// List webhook endpoints
 #[utoipa::path(
     tag = "webhooks",
     security(("bearer" = [])),
@@ -105,6 +106,7 @@ pub struct CreatedWebhookBody {
     secret: String,
 }
 
+/// Register a webhook endpoint
 #[utoipa::path(
     tag = "webhooks",
     security(("bearer" = [])),
@@ -138,6 +140,7 @@ pub async fn create_webhook(
     }))
 }
 
+/// Remove a webhook endpoint
 #[utoipa::path(
     tag = "webhooks",
     security(("bearer" = [])),
@@ -239,6 +242,7 @@ pub struct DeliveryQuery {
     limit: Option<u32>,
 }
 
+/// An endpoint's delivery log
 #[utoipa::path(
     tag = "webhooks",
     security(("bearer" = [])),
@@ -267,6 +271,7 @@ pub async fn webhook_deliveries(
     }))
 }
 
+/// Retry a dead delivery
 #[utoipa::path(
     tag = "webhooks",
     security(("bearer" = [])),

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::outbox::insert_email;
-use super::{execute, ttl, Columns, Params, PostgresStore};
+use super::{execute, query, ttl, Columns, Params, PostgresStore};
 use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
 
@@ -15,9 +15,19 @@ impl EmailLoginStore for PostgresStore {
         &self,
         login: &NewEmailLogin,
         email: &OutboxEmail,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // FOR SHARE waits for an address change in flight and then sees its outcome.
+        let holder = "SELECT 1 FROM users
+                      WHERE id = $1 AND email_canonical = $2 AND deleted_at IS NULL FOR SHARE";
+        let address = login.address.as_str();
+        if query(&tx, holder, &[&login.user_id, &address])
+            .await?
+            .is_empty()
+        {
+            return Ok(false);
+        }
         let unused = "DELETE FROM email_logins WHERE user_id = $1 AND consumed_at IS NULL";
         execute(&tx, unused, &[&login.user_id]).await?;
         let insert = "INSERT INTO email_logins (link_hash, user_id, code_hash, expires_at)
@@ -26,7 +36,8 @@ impl EmailLoginStore for PostgresStore {
         let values: Params = &[&link, &login.user_id, &code, &ttl(login.ttl_seconds)];
         execute(&tx, insert, values).await?;
         insert_email(&tx, email).await?;
-        Ok(tx.commit().await?)
+        tx.commit().await?;
+        Ok(true)
     }
 
     #[tracing::instrument(skip_all)]

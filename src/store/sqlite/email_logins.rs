@@ -15,11 +15,20 @@ impl EmailLoginStore for SqliteStore {
         &self,
         login: &NewEmailLogin,
         email: &OutboxEmail,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let (login, email) = (login.clone(), email.clone());
         self.write(move |tx| {
             let now = now_micros();
             let user = login.user_id.to_string();
+            let holds_address = tx
+                .prepare_cached(
+                    "SELECT 1 FROM users
+                     WHERE id = ?1 AND email_canonical = ?2 AND deleted_at IS NULL",
+                )?
+                .exists(params![user, login.address.as_str()])?;
+            if !holds_address {
+                return Ok(false);
+            }
             tx.prepare_cached(
                 "DELETE FROM email_logins WHERE user_id = ?1 AND consumed_at IS NULL",
             )?
@@ -35,7 +44,8 @@ impl EmailLoginStore for SqliteStore {
                 now,
                 now.saturating_add(seconds_to_micros(login.ttl_seconds))
             ])?;
-            insert_email(tx, &email, now)
+            insert_email(tx, &email, now)?;
+            Ok(true)
         })
         .await
     }
