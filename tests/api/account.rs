@@ -65,7 +65,7 @@ async fn the_profile_name_can_be_changed_and_cleared(backend: Backend) {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["name"], "Ada L.");
     assert!(body["updatedAt"].as_str().is_some());
-    let me: Value = app.me(&account.access_token).await.json().await.unwrap();
+    let me = app.get_json("/me", &account.access_token).await;
     assert_eq!(me["name"], "Ada L.");
 
     let response = app
@@ -90,7 +90,7 @@ async fn the_profile_name_can_be_changed_and_cleared(backend: Backend) {
             assert_error(response, 400, "validation_failed").await;
         }
     }
-    let me: Value = app.me(&account.access_token).await.json().await.unwrap();
+    let me = app.get_json("/me", &account.access_token).await;
     assert_eq!(me["name"], "Ada L.");
     // Text-direction controls would let a name show an admin screen something else.
     let response = app

@@ -809,14 +809,7 @@ async fn a_malformed_path_id_is_400_naming_it(backend: Backend) {
         .post_bearer("/auth/logout-all", &user.access_token)
         .await;
     assert_eq!(ended.status().as_u16(), 200);
-    let refused = app
-        .authed(
-            reqwest::Method::DELETE,
-            "/auth/sessions/42",
-            &user.access_token,
-            None,
-        )
-        .await;
+    let refused = app.delete("/auth/sessions/42", &user.access_token).await;
     assert_error(refused, 401, "token_invalid").await;
 }
 

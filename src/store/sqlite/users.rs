@@ -55,13 +55,7 @@ impl UserStore for SqliteStore {
                 Ok(created)
             })
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::EmailTaken
-                } else {
-                    e.into()
-                }
-            })
+            .map_err(address_taken_or)
     }
 
     async fn user_by_email(&self, email: &CanonicalEmail) -> StoreResult<Option<UserCredentials>> {
@@ -174,13 +168,7 @@ impl UserStore for SqliteStore {
                 Ok(changed)
             })
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::EmailTaken
-                } else {
-                    e.into()
-                }
-            })
+            .map_err(address_taken_or)
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool> {
@@ -230,4 +218,14 @@ fn credentials_from_row(row: &Row<'_>) -> rusqlite::Result<UserCredentials> {
         user,
         password_hash,
     })
+}
+
+/// A write that would give an address a second holder is `EmailTaken`; any other error is the
+/// store's.
+fn address_taken_or(e: tokio_rusqlite::Error) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::EmailTaken
+    } else {
+        e.into()
+    }
 }
