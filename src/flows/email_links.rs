@@ -156,15 +156,10 @@ impl EmailLinkService {
     ) -> Result<(), AppError> {
         let address = checked_email(raw_email)?;
         self.after_answer(what, move |this| async move {
-            let (store, canonical) = (&this.deps.store, address.canonical());
-            let lookup = move || async move { Ok(store.user_by_email(canonical).await?) };
-            let account = retry_while_unavailable(lookup).await?;
-            if let Some(user) = account.map(|a| a.user).filter(wanted) {
-                let key = format!(
-                    "link-mail:{}:{}",
-                    kind.as_str(),
-                    address.canonical().as_str()
-                );
+            let account = this.account_at(&address).await?;
+            if let Some(user) = account.filter(wanted) {
+                let canonical = address.canonical().as_str();
+                let key = format!("link-mail:{}:{canonical}", kind.as_str());
                 let rule = this.link_mails;
                 if !this.deps.limiter.send(CountAction { key, rule }).await? {
                     tracing::info!(user_id = %user.id, "{what}: mail limit reached; nothing sent");
@@ -180,6 +175,15 @@ impl EmailLinkService {
             Ok(())
         })
         .await
+    }
+
+    /// The account holding `address`, for work done after the answer: looked up again while
+    /// the store is unavailable (see [`retry_while_unavailable`]).
+    async fn account_at(&self, address: &EmailAddress) -> Result<Option<User>, AppError> {
+        let (store, canonical) = (&self.deps.store, address.canonical());
+        let lookup = move || async move { Ok(store.user_by_email(canonical).await?) };
+        let account = retry_while_unavailable(lookup).await?;
+        Ok(account.map(|account| account.user))
     }
 
     /// Runs the work of a "send me a mail" request after its answer has gone: a known address
@@ -293,10 +297,8 @@ impl EmailLinkService {
         }
         let address = checked_email(raw_email)?;
         self.after_answer("passwordless sign-in", move |this| async move {
-            let (store, canonical) = (&this.deps.store, address.canonical());
-            let lookup = move || async move { Ok(store.user_by_email(canonical).await?) };
-            let account = retry_while_unavailable(lookup).await?;
-            let Some(user) = account.map(|a| a.user).filter(|user| !user.locked) else {
+            let account = this.account_at(&address).await?;
+            let Some(user) = account.filter(|user| !user.locked) else {
                 return Ok(());
             };
             let settings = &this.passwordless.settings;
@@ -328,7 +330,7 @@ impl EmailLinkService {
                 code_hash: email_code::code_hash(key, user.id, &code),
                 ttl_seconds: settings.ttl_seconds,
             };
-            let (login, mail) = (&login, &mail);
+            let (store, login, mail) = (&this.deps.store, &login, &mail);
             let write = move || async move { Ok(store.create_email_login(login, mail).await?) };
             if !retry_while_unavailable(write).await? {
                 tracing::info!(user_id = %user.id, "the address changed meanwhile; nothing sent");
