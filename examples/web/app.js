@@ -79,11 +79,11 @@ async function addPasskey() {
   }
 }
 
-// A passkey alone signs in: the address says whose passkeys the browser may offer.
+// A passkey alone signs in. With the address box empty the device offers the passkeys it keeps
+// for this site; with an address, the browser may offer that account's passkeys.
 async function signInWithPasskey() {
   const email = $('#login-form [name=email]').value.trim();
-  if (!email) throw new Error('Enter your email address first.');
-  const result = await client.signInWithPasskey(email);
+  const result = await client.signInWithPasskey(email || undefined);
   $('#login-form').reset();
   showSignedIn(result.user);
   await linkWaitingIdentity();

@@ -5,12 +5,14 @@
 
 use chrono::Utc;
 use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential,
+    AuthenticationResult, DiscoverableAuthentication, Passkey, PasskeyAuthentication,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
 };
 use webauthn_rs::Webauthn;
 
@@ -41,6 +43,17 @@ pub struct CeremonyStarted {
 pub struct PasskeyRegistered {
     pub passkey: StoredPasskey,
     pub recovery_codes: Option<Vec<String>>,
+}
+
+/// What a passwordless ceremony keeps between its two requests.
+#[derive(Serialize, Deserialize)]
+enum PasswordlessCeremony {
+    /// The options listed the passkeys of the account asked for (the ceremony's user).
+    Listed(PasskeyAuthentication),
+    /// The options listed none: the answer names its account.
+    AnyAccount(DiscoverableAuthentication),
+    /// The options stood in for an address with no account or no passkey: nothing answers it.
+    StandIn,
 }
 
 fn malformed(field: &str, e: impl std::fmt::Display) -> AppError {
@@ -122,9 +135,14 @@ impl MfaService {
             &state,
         )
         .await?;
+        let mut options = Self::options(options)?;
+        // A passkey the authenticator can offer unasked (discoverable) signs in without an
+        // address; webauthn-rs discourages one, so a security key would keep none. Preferred,
+        // not required: a key with no room left still registers, as a second factor.
+        options["publicKey"]["authenticatorSelection"]["residentKey"] = json!("preferred");
         Ok(CeremonyStarted {
             ceremony_id: handle.as_str().to_string(),
-            options: Self::options(options)?,
+            options,
         })
     }
 
@@ -307,19 +325,66 @@ impl MfaService {
         let Ok(result) = webauthn.finish_passkey_authentication(credential, state) else {
             return Ok(None);
         };
-        if !result.user_verified() {
+        let Some((entry, passkey)) = self.stored_passkey(user_id, result.cred_id()).await? else {
             return Ok(None);
-        }
-        let stored = self.passkeys(user_id).await?;
-        let Some(entry) = stored
-            .iter()
-            .find(|p| p.credential_id.as_slice() == result.cred_id().as_slice())
+        };
+        self.record_use(&entry, passkey, &result).await
+    }
+
+    /// Verifies the answer to options that listed no credential against the passkey of
+    /// `user_id` it names.
+    async fn finish_discoverable(
+        &self,
+        webauthn: &Webauthn,
+        user_id: Uuid,
+        credential: &PublicKeyCredential,
+        state: DiscoverableAuthentication,
+    ) -> Result<Option<AuthMethod>, AppError> {
+        let Some((entry, passkey)) = self
+            .stored_passkey(user_id, credential.get_credential_id())
+            .await?
         else {
             return Ok(None);
         };
-        let mut passkey: Passkey = serde_json::from_str(&entry.credential)
+        let Ok(result) =
+            webauthn.finish_discoverable_authentication_v2(credential, state, &passkey)
+        else {
+            return Ok(None);
+        };
+        self.record_use(&entry, passkey, &result).await
+    }
+
+    /// The passkey of `user_id` with this credential id, as stored and as webauthn-rs reads it.
+    async fn stored_passkey(
+        &self,
+        user_id: Uuid,
+        credential_id: &[u8],
+    ) -> Result<Option<(StoredPasskey, Passkey)>, AppError> {
+        let Some(entry) = self
+            .passkeys(user_id)
+            .await?
+            .into_iter()
+            .find(|p| p.credential_id.as_slice() == credential_id)
+        else {
+            return Ok(None);
+        };
+        let passkey = serde_json::from_str(&entry.credential)
             .map_err(|e| AppError::Internal(format!("stored passkey: {e}")))?;
-        passkey.update_credential(&result);
+        Ok(Some((entry, passkey)))
+    }
+
+    /// A verified assertion counts only with user verification; its counter and backup state
+    /// are kept and its use recorded. Answers which kind of passkey it was.
+    async fn record_use(
+        &self,
+        entry: &StoredPasskey,
+        mut passkey: Passkey,
+        result: &AuthenticationResult,
+    ) -> Result<Option<AuthMethod>, AppError> {
+        if !result.user_verified() {
+            return Ok(None);
+        }
+        passkey.update_credential(result);
         let updated = serde_json::to_string(&passkey)
             .map_err(|e| AppError::Internal(format!("passkey: {e}")))?;
         self.deps
@@ -333,44 +398,62 @@ impl MfaService {
         }))
     }
 
-    /// Passwordless sign-in, first step: options for the account behind `email`. An address
-    /// with no account or no passkey gets options of the same shape (one credential id derived
-    /// from the address), and its ceremony can only fail: the answer tells nothing.
-    pub async fn begin_passwordless(&self, email: &str) -> Result<CeremonyStarted, AppError> {
+    /// Passwordless sign-in, first step. Without `email`: options that list no credential, so
+    /// the authenticator offers the passkeys it holds for this site and its answer names the
+    /// account (its user handle); nothing in them depends on who asks. With `email`: options
+    /// for the account behind it. An address with no account or no passkey gets options of the
+    /// same shape (one credential id derived from the address), and its ceremony can only fail.
+    pub async fn begin_passwordless(
+        &self,
+        email: Option<&str>,
+    ) -> Result<CeremonyStarted, AppError> {
         let webauthn = self.webauthn()?;
+        let handle = OpaqueToken::generate();
+        let Some(email) = email else {
+            let (options, state) = webauthn
+                .start_discoverable_authentication()
+                .map_err(|e| AppError::Internal(format!("passkey authentication: {e}")))?;
+            let ceremony = PasswordlessCeremony::AnyAccount(state);
+            self.store_ceremony(handle.hash(), CeremonyKind::Passwordless, None, &ceremony)
+                .await?;
+            return Ok(CeremonyStarted {
+                ceremony_id: handle.as_str().to_string(),
+                options: Self::passwordless_options(options, None)?,
+            });
+        };
         let canonical = CanonicalEmail::of(email);
         let account = self.deps.store.user_by_email(&canonical).await?;
         let credentials = match &account {
             Some(account) => Self::credentials(&self.passkeys(account.user.id).await?),
             None => Vec::new(),
         };
-        let handle = OpaqueToken::generate();
         let options = if let (Some(account), false) = (&account, credentials.is_empty()) {
             let (options, state) = webauthn
                 .start_passkey_authentication(&credentials)
                 .map_err(|e| AppError::Internal(format!("passkey authentication: {e}")))?;
+            let ceremony = PasswordlessCeremony::Listed(state);
             self.store_ceremony(
                 handle.hash(),
                 CeremonyKind::Passwordless,
                 Some(account.user.id),
-                &state,
+                &ceremony,
             )
             .await?;
             Self::options(options)?
         } else {
-            let (options, state) = webauthn
+            let (options, _) = webauthn
                 .start_discoverable_authentication()
                 .map_err(|e| AppError::Internal(format!("passkey authentication: {e}")))?;
-            self.store_ceremony(handle.hash(), CeremonyKind::Passwordless, None, &state)
-                .await?;
-            let mut options = Self::options(options)?;
-            options["publicKey"]["allowCredentials"] =
-                json!([{ "type": "public-key", "id": self.decoy_credential_id(&canonical) }]);
-            options["publicKey"]["userVerification"] = json!("required");
+            self.store_ceremony(
+                handle.hash(),
+                CeremonyKind::Passwordless,
+                None,
+                &PasswordlessCeremony::StandIn,
+            )
+            .await?;
+            let decoy = self.decoy_credential_id(&canonical);
+            let mut options = Self::passwordless_options(options, Some(decoy))?;
             // What a real account's options do not carry, the stand-in does not either.
-            if let Some(fields) = options.as_object_mut() {
-                fields.remove("mediation");
-            }
             if let Some(fields) = options["publicKey"].as_object_mut() {
                 fields.remove("extensions");
             }
@@ -380,6 +463,23 @@ impl MfaService {
             ceremony_id: handle.as_str().to_string(),
             options,
         })
+    }
+
+    /// Discoverable-credential options as a page passes them to `navigator.credentials.get`,
+    /// listing `allowed` when given. webauthn-rs asks for conditional mediation (the browser's
+    /// autofill), which leaves a call from a sign-in button waiting forever: the page chooses.
+    fn passwordless_options(
+        options: RequestChallengeResponse,
+        allowed: Option<String>,
+    ) -> Result<Value, AppError> {
+        let mut options = Self::options(options)?;
+        if let Some(fields) = options.as_object_mut() {
+            fields.remove("mediation");
+        }
+        let allowed = allowed.map(|id| json!({ "type": "public-key", "id": id }));
+        options["publicKey"]["allowCredentials"] = json!(Vec::from_iter(allowed));
+        options["publicKey"]["userVerification"] = json!("required");
+        Ok(options)
     }
 
     /// A stable, secret-derived credential id for an address without passkeys (base64url).
@@ -402,20 +502,28 @@ impl MfaService {
         let webauthn = self.webauthn()?;
         let credential: PublicKeyCredential =
             serde_json::from_value(credential).map_err(|e| malformed("credential", e))?;
-        let handle = OpaqueToken::parse(ceremony_id).ok_or(AppError::InvalidCredentials)?;
+        let refused = || AppError::InvalidCredentials;
+        let handle = OpaqueToken::parse(ceremony_id).ok_or_else(refused)?;
         let ceremony = self
             .deps
             .store
             .take_ceremony(handle.hash(), CeremonyKind::Passwordless)
-            .await?;
-        let refused = || AppError::InvalidCredentials;
-        let Some((ceremony, user_id)) =
-            ceremony.and_then(|c| c.user_id.map(|user_id| (c, user_id)))
-        else {
-            return Err(refused());
-        };
-        let state: PasskeyAuthentication =
+            .await?
+            .ok_or_else(refused)?;
+        let state: PasswordlessCeremony =
             serde_json::from_str(&ceremony.state).map_err(|_| refused())?;
+        // Whose passkey it must be: the account the options listed, or the one the
+        // authenticator names (its user handle, checked against that account's passkeys).
+        let user_id = match (&state, ceremony.user_id) {
+            (PasswordlessCeremony::Listed(_), Some(user_id)) => user_id,
+            (PasswordlessCeremony::AnyAccount(_), None) => {
+                webauthn
+                    .identify_discoverable_authentication(&credential)
+                    .map_err(|_| refused())?
+                    .0
+            }
+            _ => return Err(refused()),
+        };
         let user = self
             .deps
             .store
@@ -423,10 +531,18 @@ impl MfaService {
             .await?
             .filter(|user| !user.locked)
             .ok_or_else(refused)?;
-        let Some(method) = self
-            .finish_assertion(webauthn, user.id, &credential, &state)
-            .await?
-        else {
+        let verified = match state {
+            PasswordlessCeremony::Listed(state) => {
+                self.finish_assertion(webauthn, user.id, &credential, &state)
+                    .await?
+            }
+            PasswordlessCeremony::AnyAccount(state) => {
+                self.finish_discoverable(webauthn, user.id, &credential, state)
+                    .await?
+            }
+            PasswordlessCeremony::StandIn => None,
+        };
+        let Some(method) = verified else {
             crate::metrics::mfa_outcome("passwordless", "failed");
             let details = json!({ "reason": "passkey_refused" });
             self.deps

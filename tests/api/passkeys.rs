@@ -19,6 +19,37 @@ fn origin() -> webauthn_rs::prelude::Url {
     webauthn_rs::prelude::Url::parse(ORIGIN).unwrap()
 }
 
+/// A registration as authd answered it, and what the authenticator keeps of it.
+struct Registration {
+    answer: Value,
+    /// `authenticatorSelection.residentKey` of the options.
+    resident_key: Value,
+    /// `user.id` of the options, base64url: what a discoverable passkey names its account by.
+    user_handle: String,
+    credential_id: String,
+}
+
+/// A passkey its authenticator keeps (discoverable), as platform authenticators and password
+/// managers do: to options that list no credential it answers with the one it holds for the site,
+/// naming its account (the user handle). `SoftPasskey` keeps no resident keys, so this adds the two
+/// things it lacks; neither is covered by the signature, which is still the authenticator's own.
+struct ResidentPasskey {
+    authenticator: SoftPasskey,
+    registration: Registration,
+}
+
+impl ResidentPasskey {
+    /// Its answer to `options`, whatever they list (a forger's authenticator reads nothing).
+    fn answer(&mut self, options: &Value) -> Value {
+        let mut options = options.clone();
+        let id = &self.registration.credential_id;
+        options["publicKey"]["allowCredentials"] = json!([{ "type": "public-key", "id": id }]);
+        let mut credential = assert_with(&mut self.authenticator, &options);
+        credential["response"]["userHandle"] = json!(self.registration.user_handle);
+        credential
+    }
+}
+
 /// The authenticator answers `options` (from `navigator.credentials.get`'s point of view).
 fn assert_with(authenticator: &mut SoftPasskey, options: &Value) -> Value {
     let request = serde_json::from_value(options.clone()).expect("request options");
@@ -39,20 +70,22 @@ impl TestApp {
     }
 
     /// Registers the passkey `authenticator` makes on the account (named, if `name` is given):
-    /// the answer.
+    /// the answer, and what the authenticator keeps of it.
     async fn register_with(
         &self,
         token: &str,
         name: Option<&str>,
         authenticator: &mut SoftPasskey,
-    ) -> Value {
+    ) -> Registration {
         let started = self.post_bearer("/me/mfa/passkey-options", token).await;
         assert_eq!(started.status().as_u16(), 200, "registration options");
         let started: Value = started.json().await.unwrap();
+        let options = &started["options"]["publicKey"];
         let request = serde_json::from_value(started["options"].clone()).unwrap();
         let credential = authenticator
             .do_registration(origin(), request)
             .expect("the authenticator registers");
+        let credential = serde_json::to_value(credential).unwrap();
         let mut body = json!({ "ceremonyId": started["ceremonyId"], "credential": credential });
         if let Some(name) = name {
             body["name"] = json!(name);
@@ -61,7 +94,29 @@ impl TestApp {
             .authed(Method::POST, "/me/mfa/passkeys", token, Some(body))
             .await;
         assert_eq!(response.status().as_u16(), 201, "registered");
-        response.json().await.unwrap()
+        Registration {
+            answer: response.json().await.unwrap(),
+            resident_key: options["authenticatorSelection"]["residentKey"].clone(),
+            user_handle: options["user"]["id"].as_str().unwrap().to_string(),
+            credential_id: credential["id"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Registers a passkey its authenticator keeps.
+    async fn register_resident(&self, token: &str) -> ResidentPasskey {
+        let mut authenticator = SoftPasskey::new(true);
+        let registration = self.register_with(token, None, &mut authenticator).await;
+        ResidentPasskey {
+            authenticator,
+            registration,
+        }
+    }
+
+    /// `POST /auth/passkey/options` without an address: the ceremony.
+    async fn discoverable_options(&self) -> Value {
+        let started = self.post_json("/auth/passkey/options", &json!({})).await;
+        assert_eq!(started.status().as_u16(), 200, "sign-in options");
+        started.json().await.unwrap()
     }
 
     /// Registers a new passkey on the account: the authenticator that holds it, and the answer.
@@ -70,7 +125,7 @@ impl TestApp {
         let registered = self
             .register_with(token, Some(name), &mut authenticator)
             .await;
-        (authenticator, registered)
+        (authenticator, registered.answer)
     }
 
     /// A passwordless ceremony for `email` answered by `authenticator`: the body of
@@ -213,6 +268,77 @@ async fn an_address_without_passkeys_gets_options_of_the_same_shape(backend: Bac
         .passkey_login_any("nobody@example.com", &mut authenticator)
         .await;
     assert_error(response, 401, "invalid_credentials").await;
+    // Nor does a kept passkey of another account, which names its own.
+    let other = app.account().await;
+    let mut passkey = app.register_resident(&other.access_token).await;
+    let stand_in = app.passkey_options("nobody@example.com").await;
+    let credential = passkey.answer(&stand_in["options"]);
+    let body = json!({ "ceremonyId": stand_in["ceremonyId"], "credential": credential });
+    let response = app.post_json("/auth/passkey/login", &body).await;
+    assert_error(response, 401, "invalid_credentials").await;
+}
+
+async fn a_kept_passkey_signs_in_without_an_address(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    let mut passkey = app.register_resident(&account.access_token).await;
+    assert_eq!(
+        passkey.registration.resident_key, "preferred",
+        "registration asks the authenticator to keep the passkey"
+    );
+
+    let started = app.discoverable_options().await;
+    let options = &started["options"];
+    assert_eq!(options["publicKey"]["allowCredentials"], json!([]));
+    assert_eq!(options["publicKey"]["userVerification"], "required");
+    assert!(
+        options.get("mediation").is_none(),
+        "the page chooses a button or autofill"
+    );
+    let credential = passkey.answer(options);
+    let body = json!({ "ceremonyId": started["ceremonyId"], "credential": credential });
+    let response = app.post_json("/auth/passkey/login", &body).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(refresh_cookie(response.headers()).is_some());
+    let signed_in: Value = response.json().await.unwrap();
+    assert_eq!(signed_in["user"]["email"], account.email.as_str());
+    let claims = claims_of(signed_in["accessToken"].as_str().unwrap());
+    assert_eq!(claims["sub"], account.user_id.to_string());
+    assert_eq!(
+        (claims["aal"].clone(), claims["amr"].clone()),
+        (json!(2), json!(["hwk", "mfa"]))
+    );
+    let replay = app.post_json("/auth/passkey/login", &body).await;
+    assert_error(replay, 401, "invalid_credentials").await;
+
+    // The answer names the account; the passkey must be that account's.
+    let other = app.account().await;
+    let other_handle = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(other.user_id.as_bytes())
+    };
+    let started = app.discoverable_options().await;
+    let mut credential = passkey.answer(&started["options"]);
+    credential["response"]["userHandle"] = json!(other_handle);
+    let body = json!({ "ceremonyId": started["ceremonyId"], "credential": credential });
+    let response = app.post_json("/auth/passkey/login", &body).await;
+    assert_error(response, 401, "invalid_credentials").await;
+    // An answer naming no account.
+    let started = app.discoverable_options().await;
+    let mut credential = passkey.answer(&started["options"]);
+    credential["response"]["userHandle"] = Value::Null;
+    let body = json!({ "ceremonyId": started["ceremonyId"], "credential": credential });
+    let response = app.post_json("/auth/passkey/login", &body).await;
+    assert_error(response, 401, "invalid_credentials").await;
+
+    // A locked account's passkey opens nothing.
+    let admin = app.admin().await;
+    app.lock_user(&admin.access_token, account.user_id).await;
+    let started = app.discoverable_options().await;
+    let credential = passkey.answer(&started["options"]);
+    let body = json!({ "ceremonyId": started["ceremonyId"], "credential": credential });
+    let response = app.post_json("/auth/passkey/login", &body).await;
+    assert_error(response, 401, "invalid_credentials").await;
 }
 
 impl TestApp {
@@ -331,6 +457,7 @@ async fn a_held_session_enrols_a_passkey_and_steps_up_with_it(backend: Backend) 
 crate::backend_tests!(
     a_passkey_registers_and_signs_in_without_a_password,
     a_ceremony_works_once_and_a_replayed_answer_is_refused,
+    a_kept_passkey_signs_in_without_an_address,
     an_address_without_passkeys_gets_options_of_the_same_shape,
     a_passkey_is_a_second_factor_after_the_password_and_steps_up,
     a_held_session_enrols_a_passkey_and_steps_up_with_it,

@@ -762,6 +762,7 @@ async function passkeys(browser, pageErrors) {
   const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
   checkEqual(credentials.length, 1, 'the authenticator holds one credential');
   checkEqual(credentials[0].rpId, 'localhost', 'for the relying party localhost');
+  checkEqual(credentials[0].isResidentCredential, true, 'kept by the authenticator (discoverable), as registration asks');
 
   step('passkeys: sign in with the passkey alone');
   await page.click('#logout');
@@ -776,6 +777,21 @@ async function passkeys(browser, pageErrors) {
   check(claims.amr.includes('hwk') || claims.amr.includes('swk'), `amr names a passkey (${claims.amr})`);
   checkEqual(claims.aal, 2, 'a user-verified passkey is two factors');
   check((await context.cookies(`${api}/auth/refresh`)).some((c) => c.name === 'refresh_token' && c.httpOnly), 'the HttpOnly refresh cookie is set');
+
+  step('passkeys: sign in with no address typed: the authenticator offers the passkey it keeps');
+  await page.click('#logout');
+  await waitState('signed-out');
+  mark = traffic.mark();
+  await page.click('#passkey-login');
+  await waitState('signed-in');
+  calls = await traffic.since(mark);
+  checkEqual(show(calls), 'POST /auth/passkey/options 200, POST /auth/passkey/login 200', 'options, the authenticator, sign-in');
+  const offered = of(calls, 'POST', '/auth/passkey/options')[0];
+  checkEqual(offered.sent, '{}', 'no address sent');
+  checkEqual(JSON.stringify((await offered.body).options.publicKey.allowCredentials), '[]', 'no credential listed');
+  const named = await of(calls, 'POST', '/auth/passkey/login')[0].body;
+  checkEqual(named.user.email, email, 'signed in to the account the passkey named');
+  checkEqual(claimsOf(named.accessToken).aal, 2, 'two factors again');
 
   step('passkeys: the password now asks for a second step, and the passkey answers it');
   await page.click('#logout');

@@ -242,10 +242,16 @@ export class AuthdClient {
     return this.#typed('POST', '/me/mfa/passkeys', { body }, AUTHENTICATED);
   }
 
-  /** Signs in with a passkey alone: `POST /auth/passkey/options`, the authenticator, `POST /auth/passkey/login`. */
-  async signInWithPasskey(email: string, options: { webauthn?: WebAuthnApi } = {}): Promise<SignedIn> {
+  /**
+   * Signs in with a passkey alone: `POST /auth/passkey/options`, the authenticator, `POST /auth/passkey/login`.
+   * Without `email` the authenticator offers the passkeys it keeps for the site and its answer
+   * names the account (nothing tells whether an address has an account); with it, the passkeys of
+   * that address's account are listed (also those the authenticator does not keep).
+   */
+  async signInWithPasskey(email?: string, options: { webauthn?: WebAuthnApi } = {}): Promise<SignedIn> {
     const webauthn = options.webauthn ?? platformWebAuthn();
-    const started = await this.#typed('POST', '/auth/passkey/options', { body: { email } }, ANONYMOUS);
+    const asked = email === undefined ? {} : { email };
+    const started = await this.#typed('POST', '/auth/passkey/options', { body: asked }, ANONYMOUS);
     const credential = credentialJson(await webauthn.get({ publicKey: requestOptions(started.options) }));
     const body = { ceremonyId: started.ceremonyId, credential };
     return signedIn(await this.#typed('POST', '/auth/passkey/login', { body }, ANONYMOUS));

@@ -100,6 +100,23 @@ describe('a ceremony against authd', () => {
     });
   });
 
+  test('without an address, sign-in sends no address and the authenticator gets options that list no credential', async () => {
+    const traffic = recordTraffic({ cookieJar: true });
+    const client = new AuthdClient({ baseUrl: authd.url, fetch: traffic.fetch });
+    let seen: PublicKeyCredentialRequestOptions | undefined;
+    const nothingKept: WebAuthnApi = {
+      create: async () => null,
+      get: async ({ publicKey }) => ((seen = publicKey), null),
+    };
+    await assert.rejects(client.signInWithPasskey(undefined, { webauthn: nothingKept }), /no public-key credential/);
+    const [asked] = traffic.since(0, 'POST /auth/passkey/options');
+    assert.deepEqual(asked?.requestBody, {}, 'no address sent');
+    assert.deepEqual(seen?.allowCredentials, [], 'the authenticator may offer any passkey it keeps');
+    assert.equal(seen?.userVerification, 'required');
+    assert.ok(seen?.challenge instanceof ArrayBuffer);
+    assert.equal(traffic.since(0, 'POST /auth/passkey/login').length, 0, 'no answer, no sign-in attempt');
+  });
+
   test('an authenticator that answers nothing fails the call before authd is asked again', async () => {
     const traffic = recordTraffic({ cookieJar: true });
     const client = new AuthdClient({ baseUrl: authd.url, fetch: traffic.fetch });

@@ -116,8 +116,10 @@ pub struct MfaPasskeyOptionsRequest {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PasswordlessOptionsRequest {
-    #[schema(required = true, format = Email, example = "ada@example.com")]
-    email: String,
+    /// Leave out to let the authenticator offer the passkeys it holds (nothing in the answer
+    /// depends on who asks); give it to list the passkeys of that address's account.
+    #[schema(format = Email, example = "ada@example.com")]
+    email: Option<String>,
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -307,16 +309,18 @@ pub async fn step_up_options(
 #[utoipa::path(
     tag = "auth",
     request_body = PasswordlessOptionsRequest,
-    responses((status = 200, description = "Options for signing in with a passkey; the same shape whether or not the address has one", body = CeremonyBody))
+    responses((status = 200, description = "Options for signing in with a passkey: without `email`, none listed (the authenticator offers its own); with it, the same shape whether or not the address has one", body = CeremonyBody))
 )]
 #[post("/passkey/options")]
 pub async fn passwordless_options(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<PasswordlessOptionsRequest>,
 ) -> Result<HttpResponse, AppError> {
-    crate::domain::email::EmailAddress::parse(&body.email)
-        .map_err(|e| AppError::validation("email", e.message()))?;
-    let started = state.mfa.begin_passwordless(&body.email).await?;
+    if let Some(email) = &body.email {
+        crate::domain::email::EmailAddress::parse(email)
+            .map_err(|e| AppError::validation("email", e.message()))?;
+    }
+    let started = state.mfa.begin_passwordless(body.email.as_deref()).await?;
     Ok(HttpResponse::Ok().json(CeremonyBody::from(started)))
 }
 

@@ -117,10 +117,16 @@ export class AuthdClient {
         const body = { ceremonyId: started.ceremonyId, credential, name: options.name };
         return this.#typed('POST', '/me/mfa/passkeys', { body }, AUTHENTICATED);
     }
-    /** Signs in with a passkey alone: `POST /auth/passkey/options`, the authenticator, `POST /auth/passkey/login`. */
+    /**
+     * Signs in with a passkey alone: `POST /auth/passkey/options`, the authenticator, `POST /auth/passkey/login`.
+     * Without `email` the authenticator offers the passkeys it keeps for the site and its answer
+     * names the account (nothing tells whether an address has an account); with it, the passkeys of
+     * that address's account are listed (also those the authenticator does not keep).
+     */
     async signInWithPasskey(email, options = {}) {
         const webauthn = options.webauthn ?? platformWebAuthn();
-        const started = await this.#typed('POST', '/auth/passkey/options', { body: { email } }, ANONYMOUS);
+        const asked = email === undefined ? {} : { email };
+        const started = await this.#typed('POST', '/auth/passkey/options', { body: asked }, ANONYMOUS);
         const credential = credentialJson(await webauthn.get({ publicKey: requestOptions(started.options) }));
         const body = { ceremonyId: started.ceremonyId, credential };
         return signedIn(await this.#typed('POST', '/auth/passkey/login', { body }, ANONYMOUS));
