@@ -233,6 +233,14 @@ fn quick_retries(settings: &mut authd::config::Settings) {
 }
 
 impl TestApp {
+    /// `POST /admin/webhooks` with a body it must refuse: the 400 `validation_failed`.
+    async fn refused_webhook(&self, admin: &str, body: Value) -> Value {
+        let response = self
+            .authed(Method::POST, "/admin/webhooks", admin, Some(body))
+            .await;
+        assert_error(response, 400, "validation_failed").await
+    }
+
     /// `POST /admin/webhooks`: the endpoint's id and its secret (shown this once).
     async fn register_webhook(&self, admin: &str, url: &str, events: &[&str]) -> (Uuid, String) {
         let body = json!({ "url": url, "events": events, "description": "test receiver" });
@@ -760,15 +768,7 @@ async fn private_and_insecure_targets_are_refused_unless_allowed(backend: Backen
         ("https://localhost:9/hook", "no public address"),
     ] {
         let body = json!({ "url": url, "events": ["signup"] });
-        let response = strict
-            .authed(
-                Method::POST,
-                "/admin/webhooks",
-                &admin.access_token,
-                Some(body),
-            )
-            .await;
-        let error = assert_error(response, 400, "validation_failed").await;
+        let error = strict.refused_webhook(&admin.access_token, body).await;
         assert_eq!(error["details"][0]["field"], "url", "{url}: {error}");
         let message = error["details"][0]["message"].as_str().unwrap();
         assert!(message.contains(reason), "{url}: {message}");
@@ -936,15 +936,7 @@ async fn the_admin_api_needs_an_admin_and_follows_the_configuration(backend: Bac
         (json!({ "url": "not a url", "events": ["signup"] }), "url"),
         (json!({ "events": ["signup"] }), "url"),
     ] {
-        let response = app
-            .authed(
-                Method::POST,
-                "/admin/webhooks",
-                &admin.access_token,
-                Some(body),
-            )
-            .await;
-        let error = assert_error(response, 400, "validation_failed").await;
+        let error = app.refused_webhook(&admin.access_token, body).await;
         assert_eq!(error["details"][0]["field"], field, "{error}");
     }
     let path = format!("/admin/webhooks/{configured_id}");
