@@ -145,6 +145,48 @@ pub fn nonce_matches(in_token: &str, presented: &str) -> bool {
     !presented.is_empty() && (raw_matches || hashed_matches)
 }
 
+/// Longest provider subject kept (the store's limit; OpenID Connect says 255 ASCII characters).
+pub const MAX_SUBJECT_CHARS: usize = 255;
+
+/// A provider's subject (`sub`) authd can keep as an identity's key.
+pub fn check_subject(subject: &str) -> Result<(), String> {
+    match subject.chars().count() {
+        0 => Err("the identity has no subject".into()),
+        n if n > MAX_SUBJECT_CHARS => Err(format!(
+            "the subject is longer than {MAX_SUBJECT_CHARS} characters"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What marks an ID token as used: the hash of what its signature covers (header and claims), so
+/// the other spellings of one signature (base64url's unused trailing bits, for one) are the same
+/// token.
+pub fn id_token_spend_key(id_token: &str) -> [u8; 32] {
+    let signed = id_token
+        .rsplit_once('.')
+        .map_or(id_token, |(signed, _)| signed);
+    Sha256::digest(signed.as_bytes()).into()
+}
+
+/// Longest time ahead an ID token's `iat` may be (clock skew), and longest an exchanged ID token
+/// may still have to live: the token is remembered as used until it expires, so one that claims to
+/// live for years is refused rather than kept.
+pub const ID_TOKEN_SKEW_SECONDS: i64 = 300;
+pub const ID_TOKEN_MAX_LIFETIME_SECONDS: i64 = 86_400;
+
+/// An ID token's times against `now` (Unix seconds): issued not in the future (beyond the skew),
+/// expiring within a day.
+pub fn check_token_times(issued_at: i64, expires_at: i64, now: i64) -> Result<(), String> {
+    if issued_at > now + ID_TOKEN_SKEW_SECONDS {
+        return Err("the ID token is issued in the future".into());
+    }
+    if expires_at > now + ID_TOKEN_MAX_LIFETIME_SECONDS {
+        return Err("the ID token lives longer than a day".into());
+    }
+    Ok(())
+}
+
 fn hex_sha256(value: &str) -> String {
     Sha256::digest(value.as_bytes())
         .iter()
@@ -155,6 +197,34 @@ fn hex_sha256(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subjects_are_one_to_255_characters() {
+        assert!(check_subject("").is_err());
+        assert!(check_subject("1").is_ok());
+        assert!(check_subject(&"é".repeat(255)).is_ok());
+        assert!(check_subject(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn spellings_of_one_signature_are_one_token() {
+        // The last base64url character of a 256-byte signature carries 4 unused bits.
+        let a = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnQ";
+        let b = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnR";
+        assert_eq!(id_token_spend_key(a), id_token_spend_key(b));
+        let other_claims = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIyIn0.c2lnQ";
+        assert_ne!(id_token_spend_key(a), id_token_spend_key(other_claims));
+    }
+
+    #[test]
+    fn token_times_allow_skew_and_a_day() {
+        let now = 1_000_000;
+        assert!(check_token_times(now, now + 600, now).is_ok());
+        assert!(check_token_times(now + 299, now + 600, now).is_ok());
+        assert!(check_token_times(now + 301, now + 600, now).is_err());
+        assert!(check_token_times(now, now + 86_400, now).is_ok());
+        assert!(check_token_times(now, now + 86_401, now).is_err());
+    }
 
     fn facts() -> IdentityFacts {
         IdentityFacts {

@@ -53,6 +53,16 @@ impl OpaqueToken {
         Sha256::digest(self.0.as_bytes()).into()
     }
 
+    /// The hash under which a token meant for one holder only is stored: presented by anyone
+    /// else it matches nothing, so it cannot be used up by them either.
+    pub fn hash_for(&self, holder: &[u8]) -> TokenHash {
+        let mut digest = Sha256::new();
+        digest.update(self.0.as_bytes());
+        digest.update(b"\0");
+        digest.update(holder);
+        digest.finalize().into()
+    }
+
     /// The token that replaces this one on rotation.
     pub fn child(&self, key: &[u8]) -> OpaqueToken {
         let mut mac =
@@ -66,6 +76,14 @@ impl OpaqueToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_holders_hash_is_its_own() {
+        let token = OpaqueToken::generate();
+        assert_eq!(token.hash_for(b"ada"), token.hash_for(b"ada"));
+        assert_ne!(token.hash_for(b"ada"), token.hash_for(b"bob"));
+        assert_ne!(token.hash_for(b"ada"), token.hash());
+    }
 
     #[test]
     fn generated_tokens_parse_and_differ() {

@@ -32,6 +32,13 @@ pub struct VouchedIdentity {
     pub name: Option<String>,
 }
 
+/// An identity authd can keep: a subject of 1 to 255 characters (what the store holds; an empty
+/// one would make every user of a faulty provider one identity).
+fn checked(identity: VouchedIdentity) -> Result<VouchedIdentity, ProviderError> {
+    crate::domain::federation::check_subject(&identity.subject).map_err(ProviderError::Refused)?;
+    Ok(identity)
+}
+
 /// The browser's trip to the provider: where to send it, and what the callback needs to check.
 /// No `Debug`: it holds the PKCE verifier.
 pub struct Authorization {
@@ -96,10 +103,11 @@ impl Provider {
         pkce_verifier: &str,
         nonce: &str,
     ) -> Result<VouchedIdentity, ProviderError> {
-        match &self.discovery {
+        let identity = match &self.discovery {
             Some(discovery) => oidc::redeem(self, discovery, code, pkce_verifier, nonce).await,
             None => github::redeem(self, code, pkce_verifier).await,
-        }
+        }?;
+        checked(identity)
     }
 
     /// The identity in an ID token a native app obtained itself, for `client_id` or one of
@@ -110,10 +118,11 @@ impl Provider {
         id_token: &str,
         nonce: &str,
     ) -> Result<(VouchedIdentity, i64), ProviderError> {
-        match &self.discovery {
+        let (identity, expires_at) = match &self.discovery {
             Some(discovery) => oidc::verify_native(self, discovery, id_token, nonce).await,
             None => Err(ProviderError::Unsupported),
-        }
+        }?;
+        Ok((checked(identity)?, expires_at))
     }
 
     /// The kind's name, as configured.

@@ -18,7 +18,7 @@ use tokio::sync::RwLock;
 
 use super::{Authorization, Provider, ProviderError, VouchedIdentity};
 use crate::config::{OAuthProviderKind, OAuthProviderSettings};
-use crate::domain::federation::nonce_matches;
+use crate::domain::federation::{check_token_times, nonce_matches};
 
 /// How long a discovery document (and its keys) is trusted before it is fetched again.
 const METADATA_LIFETIME: Duration = Duration::from_secs(3600);
@@ -195,7 +195,7 @@ pub(super) async fn redeem(
     let expected = Nonce::new(nonce.to_string());
     let check = |client: &CoreClient<_, _, _, _, _, _>| {
         let verifier = client.id_token_verifier().set_allowed_algs(asymmetric());
-        id_token.claims(&verifier, &expected).map(vouched)
+        id_token.claims(&verifier, &expected).and_then(vouched)
     };
     match check(&client) {
         Err(ClaimsVerificationError::SignatureVerification(
@@ -258,7 +258,7 @@ fn verify_with(
         };
         outcome = token
             .claims(&verifier, check_nonce)
-            .map(|claims| (vouched(claims), claims.expiration().timestamp()));
+            .and_then(|claims| Ok((vouched(claims)?, claims.expiration().timestamp())));
         if !matches!(outcome, Err(ClaimsVerificationError::InvalidAudience(_))) {
             break;
         }
@@ -266,8 +266,16 @@ fn verify_with(
     outcome
 }
 
-fn vouched(claims: &CoreIdTokenClaims) -> VouchedIdentity {
-    VouchedIdentity {
+/// The identity in verified claims, whose times must also be plausible: not issued in the future
+/// and not living for more than a day (`domain::federation::check_token_times`).
+fn vouched(claims: &CoreIdTokenClaims) -> Result<VouchedIdentity, ClaimsVerificationError> {
+    check_token_times(
+        claims.issue_time().timestamp(),
+        claims.expiration().timestamp(),
+        chrono::Utc::now().timestamp(),
+    )
+    .map_err(ClaimsVerificationError::Other)?;
+    Ok(VouchedIdentity {
         subject: claims.subject().as_str().to_string(),
         email: claims.email().map(|email| email.as_str().to_string()),
         email_verified: claims.email_verified().unwrap_or(false),
@@ -275,7 +283,7 @@ fn vouched(claims: &CoreIdTokenClaims) -> VouchedIdentity {
             .name()
             .and_then(|name| name.get(None))
             .map(|name| name.as_str().to_string()),
-    }
+    })
 }
 
 fn refused(e: ClaimsVerificationError) -> ProviderError {

@@ -128,6 +128,18 @@ impl FlowDeps {
         Ok(self.store.email_held_by_deleted_user(email).await?)
     }
 
+    /// Whether `user`'s session `session_id` still lives: not revoked, not expired (idle or past
+    /// its lifetime), the account not locked. What a session started and the owner finishes
+    /// later by mail or through a provider (an address change, linking an identity) ends with
+    /// it, so the owner's recovery (a reset, signing out everywhere) stops it too.
+    pub async fn session_lives(&self, user: &User, session_id: Uuid) -> Result<bool, AppError> {
+        if user.locked {
+            return Ok(false);
+        }
+        let live = self.store.live_sessions(user.id).await?;
+        Ok(live.iter().any(|session| session.id == session_id))
+    }
+
     /// One live (not deleted) user, or `not_found`.
     pub async fn live_user(&self, id: Uuid) -> Result<User, AppError> {
         self.store.user_by_id(id).await?.ok_or(AppError::NotFound)

@@ -406,16 +406,16 @@ impl EmailLinkService {
         Ok(LoginOutcome::SignedIn(user, tokens))
     }
 
-    /// Account pre-hijacking: someone signs up with another person's address, adds a second
-    /// factor, a passkey or a provider's identity, and waits for the owner to use the account.
-    /// When the mailbox's owner first proves the address (a sign-in mail, a reset), those go:
-    /// they were set up by someone who never showed they hold it. (The callers replace the
-    /// password and end the sessions.) An identity that is the account's last way in stays.
+    /// Account pre-hijacking: someone signs up with another person's address (with a password,
+    /// or through a provider that did not verify it), adds a second factor, a passkey or a
+    /// provider's identity, and waits for the owner to use the account. When the mailbox's owner
+    /// first proves the address (a sign-in mail, a reset), those go, identities included even
+    /// when one is the account's only other way in: they were set up by someone who never
+    /// showed they hold the address, and the owner now signs in by mail or the new password.
+    /// (The callers replace the password and end the sessions.)
     async fn remove_unproven_ways_in(&self, user: &User) -> Result<(), AppError> {
         let store = &self.deps.store;
-        for identity in store.identities_of(user.id).await? {
-            store.unlink_identity(user.id, &identity.provider).await?;
-        }
+        store.remove_identities(user.id).await?;
         store.remove_factors(user.id, FactorChoice::All).await?;
         Ok(())
     }
@@ -473,10 +473,7 @@ impl EmailLinkService {
         let user_id = user.id;
         let origin: EmailChangeOrigin =
             serde_json::from_str(&consumed.metadata).map_err(|_| AppError::OneTimeTokenInvalid)?;
-        // Live: not revoked, not expired (idle or past its lifetime), its account not locked.
-        let live = self.deps.store.live_sessions(user_id).await?;
-        let asking_session_lives = !user.locked && live.iter().any(|s| s.id == origin.session_id);
-        if !asking_session_lives {
+        if !self.deps.session_lives(&user, origin.session_id).await? {
             tracing::info!(%user_id, "address change refused: the session that asked has ended");
             return Err(AppError::OneTimeTokenInvalid);
         }

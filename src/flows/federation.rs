@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::Digest;
 use url::Url;
 use uuid::Uuid;
 
@@ -87,6 +86,9 @@ struct RoundTrip {
     pkce_verifier: String,
     nonce: String,
     return_to: String,
+    /// When linking: the session that asked, which must still live when the browser is back.
+    #[serde(default)]
+    session_id: Option<Uuid>,
 }
 
 /// An identity waiting for the account that holds its address to sign in and link it.
@@ -194,6 +196,7 @@ impl FederationService {
             pkce_verifier: authorization.pkce_verifier,
             nonce: authorization.nonce,
             return_to: return_to.to_string(),
+            session_id: linking.map(|caller| caller.sid),
         };
         self.deps
             .store
@@ -275,10 +278,21 @@ impl FederationService {
             .redeem(code, &trip.pkce_verifier, &trip.nonce)
             .await
             .map_err(|e| self.refused(&provider, e, client))?;
-        match ceremony.user_id {
-            Some(user_id) => self.link(&provider, &identity, user_id, client).await,
-            None => self.sign_in(&provider, identity, client).await,
+        let Some(user_id) = ceremony.user_id else {
+            return self.sign_in(&provider, identity, client).await;
+        };
+        // A link is the asking session's: once it has ended (signed out everywhere, a reset,
+        // a lock, the account deleted), the round trip links nothing.
+        let user = self.deps.store.user_by_id(user_id).await?;
+        let session_lives = match (&user, trip.session_id) {
+            (Some(user), Some(session_id)) => self.deps.session_lives(user, session_id).await?,
+            _ => false,
+        };
+        if !session_lives {
+            tracing::info!(%user_id, "identity link refused: the session that asked has ended");
+            return Err(invalid());
         }
+        self.link(&provider, &identity, user_id, client).await
     }
 
     /// A native app's ID token from the provider (Sign in with Apple, Google Sign-In), with the
@@ -303,7 +317,7 @@ impl FederationService {
             .deps
             .store
             .create_ceremony(&NewCeremony {
-                hash: sha2::Sha256::digest(id_token.as_bytes()).into(),
+                hash: crate::domain::federation::id_token_spend_key(id_token),
                 kind: CeremonyKind::SpentIdToken,
                 user_id: None,
                 state: String::new(),
@@ -435,7 +449,7 @@ impl FederationService {
         self.deps
             .store
             .create_ceremony(&NewCeremony {
-                hash: token.hash(),
+                hash: token.hash_for(account_id.as_bytes()),
                 kind: CeremonyKind::IdentityLink,
                 user_id: Some(account_id),
                 state: serde_json::to_string(&pending)
@@ -575,7 +589,7 @@ impl FederationService {
     }
 
     /// The signed-in owner of an address links the identity that was offered for it
-    /// (`linkToken`). Only the account the offer was made for can take it.
+    /// (`linkToken`). Only the account the offer was made for can take it, or use it up.
     pub async fn accept_link(
         &self,
         caller: &Caller,
@@ -585,10 +599,13 @@ impl FederationService {
         self.deps.require_step_up(&caller.claims).await?;
         let invalid = || AppError::validation("linkToken", "is invalid, used or expired");
         let token = OpaqueToken::parse(link_token).ok_or_else(invalid)?;
+        // Stored for the account it was offered to: another caller's attempt finds nothing and
+        // uses nothing up.
+        let hash = token.hash_for(caller.user.id.as_bytes());
         let ceremony = self
             .deps
             .store
-            .take_ceremony(token.hash(), CeremonyKind::IdentityLink)
+            .take_ceremony(hash, CeremonyKind::IdentityLink)
             .await?
             .ok_or_else(invalid)?;
         if ceremony.user_id != Some(caller.user.id) {

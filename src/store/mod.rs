@@ -328,6 +328,10 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// at once cannot both pass.
     async fn unlink_identity(&self, user_id: Uuid, provider: &str) -> StoreResult<Unlinked>;
 
+    /// Removes every identity of the account, last way in or not: for the mailbox's owner
+    /// evicting what was set up before the address was proven. How many went.
+    async fn remove_identities(&self, user_id: Uuid) -> StoreResult<u64>;
+
     /// Notes that the identity was just used to sign in.
     async fn record_identity_use(&self, provider: &str, subject: &str) -> StoreResult<()>;
 }

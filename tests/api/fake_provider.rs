@@ -63,6 +63,10 @@ pub enum Forgery {
     /// HS256 keyed with the client secret: what OpenID Connect allows a provider, and authd does
     /// not (only asymmetric signatures).
     ClientSecretHmac,
+    /// `iat` an hour ahead.
+    IssuedInTheFuture,
+    /// `exp` thirty years ahead (the token would be remembered as used for as long).
+    LivesForYears,
 }
 
 struct Grant {
@@ -228,10 +232,11 @@ fn sign(
     } else {
         nonce
     };
-    let (iat, exp) = if forgery == Some(Forgery::Expired) {
-        (now - 7200, now - 3600)
-    } else {
-        (now, now + 600)
+    let (iat, exp) = match forgery {
+        Some(Forgery::Expired) => (now - 7200, now - 3600),
+        Some(Forgery::IssuedInTheFuture) => (now + 3600, now + 4200),
+        Some(Forgery::LivesForYears) => (now, now + 30 * 365 * 86_400),
+        _ => (now, now + 600),
     };
     let claims = json!({
         "iss": issuer,

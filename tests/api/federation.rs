@@ -161,6 +161,32 @@ impl TestApp {
     async fn identities(&self, token: &str) -> Value {
         self.get_json("/me/identities", token).await
     }
+
+    /// `POST /me/identities/{provider}/start` from the session of `token`: the flow cookie and
+    /// the provider's authorization URL.
+    async fn start_link(&self, token: &str, provider: &str) -> (String, String) {
+        let path = format!("/me/identities/{provider}/start");
+        let started = self
+            .authed(Method::POST, &path, token, Some(json!({})))
+            .await;
+        assert_eq!(started.status().as_u16(), 200);
+        let flow_cookie = cookie_value(started.headers(), "oauth_flow").expect("the flow cookie");
+        let body: Value = started.json().await.unwrap();
+        let authorize = body["authorizationUrl"].as_str().unwrap().to_string();
+        (flow_cookie, authorize)
+    }
+
+    /// The rest of a link's round trip: the provider, then the callback in the same browser.
+    async fn finish_link(
+        &self,
+        provider: &str,
+        (flow_cookie, authorize): (String, String),
+    ) -> Landing {
+        let answered = self.client.get(&authorize).send().await.unwrap();
+        let back = url::Url::parse(&location(&answered)).unwrap();
+        self.callback(provider, back.query().unwrap(), Some(&flow_cookie))
+            .await
+    }
 }
 
 impl TestApp {
@@ -266,6 +292,8 @@ async fn forged_or_wrong_id_tokens_open_no_session(backend: Backend) {
         Forgery::UnknownKid,
         Forgery::ForeignKey,
         Forgery::ClientSecretHmac,
+        Forgery::IssuedInTheFuture,
+        Forgery::LivesForYears,
     ] {
         fake.forge_next(forgery);
         let landing = app.round_trip("fake", None).await;
@@ -434,14 +462,12 @@ async fn an_address_with_an_account_is_never_taken_over(backend: Backend) {
         .is_empty());
     app.assert_login_works(&owner.email, PASSWORD).await;
 
-    // Someone else, signed in, cannot take the offer.
+    // Someone else, signed in, cannot take the offer, nor use it up.
     let other = app.account().await;
     let taken = app.accept_link(&other.access_token, &link_token).await;
     assert_error(taken, 400, "validation_failed").await;
 
-    // A fresh offer, taken by the owner after signing in with the password.
-    let landing = app.round_trip("fake", None).await;
-    let link_token = landing.fields["linkToken"].clone();
+    // The offer, taken by the owner after signing in with the password.
     let linked = app.accept_link(&owner.access_token, &link_token).await;
     assert_eq!(linked.status().as_u16(), 201);
     let again = app.accept_link(&owner.access_token, &link_token).await;
@@ -502,8 +528,26 @@ async fn native_apps_exchange_an_id_token_once(backend: Backend) {
         json!(["fed"])
     );
 
-    // Each token once.
+    // Each token once, however its signature is spelt: the last base64url character of an
+    // RS256 signature carries four unused bits, so 16 spellings decode to the same signature.
     assert_error(app.exchange(&id_token, nonce).await, 401, "oauth_failed").await;
+    let respelt = {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let last = *id_token.as_bytes().last().unwrap();
+        let index = ALPHABET.iter().position(|c| *c == last).unwrap();
+        let mut respelt = id_token[..id_token.len() - 1].to_string();
+        respelt.push(char::from(ALPHABET[index ^ 1]));
+        respelt
+    };
+    assert_ne!(respelt, id_token);
+    assert_error(app.exchange(&respelt, nonce).await, 401, "oauth_failed").await;
+    // A subject longer than the 255 characters an identity keeps: refused, not a server error.
+    let long = Person {
+        subject: "x".repeat(300),
+        ..Person::new("long-subject@example.com")
+    };
+    let token = fake.id_token_for_app(&long, NATIVE_CLIENT_ID, nonce);
+    assert_error(app.exchange(&token, nonce).await, 401, "oauth_failed").await;
     // The wrong nonce, an audience authd does not serve, a forged token.
     let fresh = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, nonce);
     assert_error(
@@ -547,23 +591,8 @@ async fn identities_are_linked_while_signed_in_and_never_all_unlinked(backend: B
     assert_error(last, 409, "last_sign_in_method").await;
 
     // Link GitHub from the signed-in session: a round trip that ends in `linked`.
-    let started = app
-        .authed(
-            Method::POST,
-            "/me/identities/github/start",
-            &token,
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(started.status().as_u16(), 200);
-    let flow_cookie = cookie_value(started.headers(), "oauth_flow").expect("the flow cookie");
-    let body: Value = started.json().await.unwrap();
-    let authorize = body["authorizationUrl"].as_str().unwrap().to_string();
-    let answered = app.client.get(&authorize).send().await.unwrap();
-    let back = url::Url::parse(&location(&answered)).unwrap();
-    let landing = app
-        .callback("github", back.query().unwrap(), Some(&flow_cookie))
-        .await;
+    let started = app.start_link(&token, "github").await;
+    let landing = app.finish_link("github", started).await;
     assert_eq!(landing.status(), "linked", "{:?}", landing.fields);
     assert!(
         landing.refresh_token.is_none(),
@@ -603,6 +632,76 @@ async fn identities_are_linked_while_signed_in_and_never_all_unlinked(backend: B
     assert!(
         kinds.contains(&"identity_unlinked".to_string()),
         "{kinds:?}"
+    );
+}
+
+/// A link started by a session that then ended (the owner signed out everywhere, reset the
+/// password, or the account was deleted) links nothing when the browser comes back.
+async fn a_link_ends_with_the_session_that_started_it(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let app = spawn(backend, &fake).await;
+    let owner = app.account().await;
+    fake.signs_in(&Person::new("someone-else@example.com"));
+    let started = app.start_link(&owner.access_token, "fake").await;
+    let fresh = access_token_of(app.login(&owner.email, PASSWORD).await).await;
+    let ended = app.post_bearer("/auth/logout-all", &fresh).await;
+    assert_eq!(ended.status().as_u16(), 200);
+    let landing = app.finish_link("fake", started).await;
+    assert_eq!(
+        landing.error(),
+        "oauth_state_invalid",
+        "{:?}",
+        landing.fields
+    );
+    let token = access_token_of(app.login(&owner.email, PASSWORD).await).await;
+    assert_eq!(
+        app.identities(&token).await,
+        json!([]),
+        "nothing was linked"
+    );
+
+    // The same round trip from a session that lives links.
+    let started = app.start_link(&token, "fake").await;
+    let landing = app.finish_link("fake", started).await;
+    assert_eq!(landing.status(), "linked", "{:?}", landing.fields);
+}
+
+/// Account pre-hijacking through a provider that did not verify the address: the account it
+/// made (no password, the identity its only way in) is the mailbox owner's once they reset the
+/// password, and the identity is gone.
+async fn an_identity_made_before_the_address_was_proven_goes_with_the_owners_reset(
+    backend: Backend,
+) {
+    let fake = FakeProvider::start().await;
+    let sink = SmtpSink::start();
+    let issuer = fake.issuer.clone();
+    let app = spawn_app_with(backend, move |settings| {
+        with_providers(&issuer)(settings);
+        use_sink(settings, sink.port);
+    })
+    .await;
+    let address = "prehijacked@example.com";
+    fake.signs_in(&Person::unverified(address));
+    let landing = app.round_trip("fake", None).await;
+    assert_eq!(landing.status(), "signed_in", "{:?}", landing.fields);
+
+    // The verification mail of the sign-up, then the reset.
+    app.forgot_password(address).await;
+    let mails = sink.wait_for(2).await;
+    let reset = mails.iter().find(|m| m.subject.contains("Reset")).unwrap();
+    let response = app
+        .reset_password(&reset.token(), "a new passphrase, the owner's")
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let token = access_token_of(app.login(address, "a new passphrase, the owner's").await).await;
+    assert_eq!(app.identities(&token).await, json!([]));
+    // The squatter's identity no longer opens the account.
+    let again = app.round_trip("fake", None).await;
+    assert_eq!(
+        again.error(),
+        "identity_email_unverified",
+        "{:?}",
+        again.fields
     );
 }
 
@@ -754,6 +853,8 @@ crate::backend_tests!(
     a_second_factor_still_applies,
     native_apps_exchange_an_id_token_once,
     identities_are_linked_while_signed_in_and_never_all_unlinked,
+    a_link_ends_with_the_session_that_started_it,
+    an_identity_made_before_the_address_was_proven_goes_with_the_owners_reset,
     github_accounts_come_from_the_verified_primary_address,
     apple_gets_a_signed_client_secret_and_posts_its_answer,
     a_provider_that_is_down_is_a_clean_error,

@@ -73,6 +73,11 @@ impl IdentityStore for PostgresStore {
         })
     }
 
+    async fn remove_identities(&self, user_id: Uuid) -> StoreResult<u64> {
+        self.execute("DELETE FROM identities WHERE user_id = $1", &[&user_id])
+            .await
+    }
+
     async fn record_identity_use(&self, provider: &str, subject: &str) -> StoreResult<()> {
         self.execute(
             "UPDATE identities SET last_used_at = now() WHERE provider = $1 AND subject = $2",

@@ -69,6 +69,11 @@ impl IdentityStore for SqliteStore {
         .await
     }
 
+    async fn remove_identities(&self, user_id: Uuid) -> StoreResult<u64> {
+        let sql = "DELETE FROM identities WHERE user_id = ?1";
+        Ok(self.execute(sql, vec![text(user_id)]).await? as u64)
+    }
+
     async fn record_identity_use(&self, provider: &str, subject: &str) -> StoreResult<()> {
         let sql = "UPDATE identities SET last_used_at = ?3 WHERE provider = ?1 AND subject = ?2";
         self.execute(sql, vec![text(provider), text(subject), now_value()])
