@@ -186,7 +186,8 @@ impl TargetPolicy {
 
 /// Whether `ip` is a public unicast address: not loopback, private (RFC 1918, unique local),
 /// link-local, shared (CGNAT), unspecified, broadcast, multicast, documentation or benchmarking,
-/// nor an IPv6 form of one of those (IPv4-mapped or -compatible, NAT64, 6to4).
+/// nor an IPv6 form of one of those (IPv4-mapped, NAT64). IPv6 is an allowlist: global unicast
+/// (2000::/3) less the special-purpose blocks IANA does not mark globally reachable.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(ip) => {
@@ -209,37 +210,31 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return is_public(IpAddr::V4(v4));
             }
             let segments = ip.segments();
-            // IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) embed an
-            // IPv4 address that is what the packets reach.
-            let embedded = match segments {
-                [0, 0, 0, 0, 0, 0, ..] | [0x64, 0xff9b, 0, 0, 0, 0, ..] => {
-                    Some(std::net::Ipv4Addr::new(
-                        (segments[6] >> 8) as u8,
-                        segments[6] as u8,
-                        (segments[7] >> 8) as u8,
-                        segments[7] as u8,
-                    ))
-                }
-                [0x2002, ..] => Some(std::net::Ipv4Addr::new(
-                    (segments[1] >> 8) as u8,
-                    segments[1] as u8,
-                    (segments[2] >> 8) as u8,
-                    segments[2] as u8,
-                )),
-                _ => None,
-            };
-            if ip.is_loopback() || ip.is_unspecified() {
-                return false;
+            // The well-known NAT64 prefix (64:ff9b::/96) reaches the embedded IPv4 address; on a
+            // NAT64 network it is the only way to IPv4-only receivers. The local-use prefix
+            // (64:ff9b:1::/48) maps however the operator chose, so it stays outside the allowlist.
+            if let [0x64, 0xff9b, 0, 0, 0, 0, high, low] = segments {
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(
+                    (high >> 8) as u8,
+                    high as u8,
+                    (low >> 8) as u8,
+                    low as u8,
+                )));
             }
-            if let Some(v4) = embedded {
-                return is_public(IpAddr::V4(v4));
-            }
-            !(ip.is_multicast()
-                || ip.is_unique_local()
-                || ip.is_unicast_link_local()
-                // Documentation (2001:db8::/32) and the deprecated site-local fec0::/10.
-                || (segments[0] == 0x2001 && segments[1] == 0x0db8)
-                || (segments[0] & 0xffc0) == 0xfec0)
+            // An allowlist, so that a block IANA sets apart later, or one overlooked here (SIIT,
+            // IPv4-compatible, discard-only, SRv6, ...), is refused rather than reached.
+            (segments[0] & 0xe000) == 0x2000
+                && !matches!(
+                    segments,
+                    // IETF protocol assignments (2001::/23: Teredo, benchmarking, ORCHID, ...);
+                    // the few globally reachable ones are anycast services, not receivers.
+                    [0x2001, 0..0x0200, ..]
+                    // Documentation.
+                    | [0x2001, 0x0db8, ..]
+                    | [0x3fff, 0..0x1000, ..]
+                    // 6to4 reaches an IPv4 address through whichever relay answers the anycast.
+                    | [0x2002, ..]
+                )
         }
     }
 }
@@ -373,6 +368,26 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "2002:7f00:1::",
             "2001:db8::1",
+            // Embedded or translated IPv4, and special-purpose blocks outside 2000::/3.
+            "::ffff:0:127.0.0.1",
+            "::1.1.1.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::7f00:1",
+            "64:ff9b:1::808:808",
+            "100::1",
+            "5f00::1",
+            "fec0::1",
+            "ff02::1",
+            // Special-purpose blocks inside it: Teredo and the rest of 2001::/23, documentation,
+            // 6to4 whatever IPv4 address it embeds.
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "2001:1ff:ffff::1",
+            "2001:db8:ffff::1",
+            "3fff::1",
+            "3fff:fff:ffff::1",
+            "2002:101:101::",
         ] {
             let ip: IpAddr = private.parse().unwrap();
             assert!(!is_public(ip), "{private}");
@@ -388,6 +403,14 @@ mod tests {
             "1.1.1.1",
             "2606:4700:4700::1111",
             "::ffff:1.1.1.1",
+            // Just past 2001::/23, 2001:db8::/32 and 3fff::/20; AS112 (globally reachable);
+            // NAT64 to a public IPv4 address.
+            "2001:200::1",
+            "2001:4860:4860::8888",
+            "2001:db9::1",
+            "3fff:1000::1",
+            "2620:4f:8000::1",
+            "64:ff9b::808:808",
         ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
