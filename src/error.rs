@@ -99,6 +99,9 @@ pub enum AppError {
     /// 409 `email_taken`
     #[error("this email is already registered")]
     EmailTaken,
+    /// 409 `last_admin`: demoting, locking or deleting this account would leave no admin.
+    #[error("the last admin cannot be demoted, locked or deleted: make another admin first")]
+    LastAdmin,
     /// 409 `endpoint_configured`: the webhook endpoint comes from `webhooks.endpoints`; remove it
     /// there (it would come back at the next start).
     #[error("this webhook endpoint is configured; remove it from webhooks.endpoints")]
@@ -227,6 +230,7 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::EmailTaken => AppError::EmailTaken,
+            StoreError::LastAdmin => AppError::LastAdmin,
             StoreError::Unavailable(cause) => {
                 crate::metrics::backend_error("store", "unavailable");
                 AppError::Unavailable(cause)

@@ -130,16 +130,6 @@ impl AdminService {
         self.deps.live_user(id).await
     }
 
-    fn refuse_self(admin: &User, id: Uuid, what: &str) -> Result<(), AppError> {
-        if admin.id == id {
-            return Err(AppError::validation(
-                "id",
-                format!("an admin cannot {what} their own account"),
-            ));
-        }
-        Ok(())
-    }
-
     /// Changes a user's role or lock; locking ends their sessions.
     pub async fn update_user(
         &self,
@@ -148,8 +138,12 @@ impl AdminService {
         changes: UserChanges,
         client: &ClientContext,
     ) -> Result<User, AppError> {
+        if changes.role.is_none() && changes.locked.is_none() {
+            // Nothing to change: nothing to audit or announce either.
+            return self.get_user(id).await;
+        }
         if changes.role.is_some_and(|r| r != Role::Admin) || changes.locked == Some(true) {
-            Self::refuse_self(admin, id, "demote or lock")?;
+            refuse_self(admin, id, "demote or lock")?;
         }
         let user = self
             .deps
@@ -189,7 +183,7 @@ impl AdminService {
         id: Uuid,
         client: &ClientContext,
     ) -> Result<(), AppError> {
-        Self::refuse_self(admin, id, "delete")?;
+        refuse_self(admin, id, "delete")?;
         if !self.deps.store.soft_delete_user(id).await? {
             return Err(AppError::NotFound);
         }
@@ -235,6 +229,19 @@ impl AdminService {
     ) -> Result<(Vec<AuthEvent>, Option<String>), AppError> {
         event_page(self.deps.store.as_ref(), user_id, cursor, limit).await
     }
+}
+
+/// An admin acts on others only where the same act on their own account has its own path with
+/// its own checks (`DELETE /me` needs the password, `/me/mfa` a recent sign-in) or would lock
+/// them out.
+pub(crate) fn refuse_self(admin: &User, id: Uuid, what: &str) -> Result<(), AppError> {
+    if admin.id == id {
+        return Err(AppError::validation(
+            "id",
+            format!("an admin cannot {what} their own account"),
+        ));
+    }
+    Ok(())
 }
 
 /// Creates an account from the command line (`authd user create`): the password passes the same

@@ -88,8 +88,8 @@ pub async fn import_users(
         match store.create_user(user).await {
             Ok(_) => report.imported += 1,
             Err(StoreError::EmailTaken) => report.already_present += 1,
-            Err(StoreError::Backend(cause)) => {
-                report.failures.push((number, format!("store: {cause}")))
+            Err(e @ (StoreError::Backend(_) | StoreError::LastAdmin)) => {
+                report.failures.push((number, format!("store: {e}")))
             }
             Err(unavailable @ StoreError::Unavailable(_)) => return Err(unavailable),
         }

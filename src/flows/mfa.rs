@@ -618,6 +618,7 @@ impl MfaService {
         user_id: Uuid,
         client: &ClientContext,
     ) -> Result<(), AppError> {
+        crate::flows::admin::refuse_self(admin, user_id, "reset the second factors of")?;
         let user = self.deps.live_user(user_id).await?;
         let store = &self.deps.store;
         if !store.remove_factors(user.id, FactorChoice::All).await? {

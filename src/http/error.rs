@@ -82,6 +82,7 @@ impl AppError {
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::RequestTimeout => "request_timeout",
             AppError::EmailTaken => "email_taken",
+            AppError::LastAdmin => "last_admin",
             AppError::EndpointConfigured => "endpoint_configured",
             AppError::DeliveryNotDead => "delivery_not_dead",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
@@ -153,6 +154,7 @@ impl ResponseError for AppError {
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::EmailTaken
             | AppError::MfaAlreadyEnabled
+            | AppError::LastAdmin
             | AppError::EndpointConfigured
             | AppError::DeliveryNotDead => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

@@ -35,6 +35,9 @@ pub enum StoreError {
     /// A live account already holds this email.
     #[error("email already registered")]
     EmailTaken,
+    /// The change would leave no live, unlocked admin.
+    #[error("the last admin")]
+    LastAdmin,
     /// The backend cannot be reached or has no free connection in time: retryable.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -87,7 +90,9 @@ pub trait UserStore: Send + Sync + 'static {
     /// Marks the user's email verified; false when there is no such live user.
     async fn mark_email_verified(&self, user_id: Uuid) -> StoreResult<bool>;
 
-    /// Applies `update` (name, role, lock); `None` when there is no such live user.
+    /// Applies `update` (name, role, lock); `None` when there is no such live user,
+    /// `LastAdmin` when it would demote or lock the last live, unlocked admin (checked with the
+    /// write, so two admins demoting each other at once cannot both succeed).
     async fn update_user(&self, id: Uuid, update: UserUpdate) -> StoreResult<Option<User>>;
 
     /// Whether a deleted account once held this email.
@@ -100,7 +105,8 @@ pub trait UserStore: Send + Sync + 'static {
     async fn change_email(&self, id: Uuid, email: &EmailAddress) -> StoreResult<bool>;
 
     /// Marks a user deleted (the row stays, the email is free again) and unlinks its identities,
-    /// so they may sign up again; false if there was none.
+    /// so they may sign up again; false if there was none, `LastAdmin` when it is the last live,
+    /// unlocked admin.
     async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool>;
 
     /// Live users ordered by (created_at, id), after the cursor, optionally matching `query`

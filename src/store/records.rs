@@ -115,6 +115,14 @@ pub struct UserUpdate {
     pub locked: Option<bool>,
 }
 
+impl UserUpdate {
+    /// Whether it could take an admin's rights away (a demotion or a lock), so that the store
+    /// must keep another live, unlocked admin.
+    pub fn may_remove_an_admin(&self) -> bool {
+        self.role.is_some_and(|role| role != Role::Admin) || self.locked == Some(true)
+    }
+}
+
 /// A user and the hash their password verifies against.
 pub struct UserCredentials {
     pub user: User,

@@ -171,8 +171,51 @@ async fn a_demoted_admin_loses_admin_rights_at_once(backend: Backend) {
     assert_error(response, 403, "forbidden").await;
 }
 
+/// The last live, unlocked admin stays one: no demotion, lock or deletion (`DELETE /me`
+/// included) takes it, and two admins removing each other at once leave one of them.
+async fn the_last_admin_stays(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first = app.admin().await;
+    let second = app.admin().await;
+    let path = format!("/admin/users/{}", second.user_id);
+    let demoted = app
+        .patch(&path, &first.access_token, json!({ "role": "user" }))
+        .await;
+    assert_eq!(demoted.status().as_u16(), 200, "one of two may go");
+    let response = app.delete_account(&first.access_token, PASSWORD).await;
+    assert_error(response, 409, "last_admin").await;
+    app.assert_login_works(&first.email, PASSWORD).await;
+
+    let live_admins = "SELECT count(*) FROM users WHERE role = 'admin' AND NOT locked
+                       AND deleted_at IS NULL";
+    for change in [json!({ "role": "user" }), json!({ "locked": true })] {
+        app.execute("UPDATE users SET role = 'user'").await;
+        let (a, b) = (app.admin().await, app.admin().await);
+        let (a_path, b_path) = (
+            format!("/admin/users/{}", a.user_id),
+            format!("/admin/users/{}", b.user_id),
+        );
+        let (one, other) = tokio::join!(
+            app.patch(&b_path, &a.access_token, change.clone()),
+            app.patch(&a_path, &b.access_token, change.clone()),
+        );
+        let statuses = [one.status().as_u16(), other.status().as_u16()];
+        assert_eq!(
+            statuses.iter().filter(|status| **status == 200).count(),
+            1,
+            "{change}: {statuses:?}"
+        );
+        assert_eq!(
+            app.query_integers(live_admins).await,
+            vec![vec![1]],
+            "{change}"
+        );
+    }
+}
+
 crate::backend_tests!(
     admin_endpoints_need_an_admin,
+    the_last_admin_stays,
     users_are_listed_in_pages_and_searched,
     an_admin_reads_changes_locks_and_deletes_users,
     a_demoted_admin_loses_admin_rights_at_once,

@@ -569,6 +569,10 @@ async fn an_admin_sees_and_resets_a_users_factors_and_the_user_is_told(backend: 
     let nobody = format!("/admin/users/{}/mfa", uuid::Uuid::new_v4());
     app.assert_get_error(&nobody, &admin.access_token, 404, "not_found")
         .await;
+    // Not their own: `DELETE /me/mfa/...` asks for a recent sign-in at level 2, this would not.
+    let own = format!("/admin/users/{}/mfa", admin.user_id);
+    let response = app.delete(&own, &admin.access_token).await;
+    assert_error(response, 400, "validation_failed").await;
 
     let reset = app.delete(&path, &admin.access_token).await;
     assert_eq!(reset.status().as_u16(), 204);

@@ -124,6 +124,7 @@ pub struct DeleteMeRequest {
     responses(
         (status = 204, description = "The account is deleted and every session revoked"),
         (status = 400, description = "`validation_failed`: the password is missing or wrong (a field error, not a 401, so a frontend does not take it for an expired session)", body = ErrorBody),
+        (status = 409, description = "`last_admin`: the caller is the last live, unlocked admin", body = ErrorBody),
     )
 )]
 #[delete("/me")]

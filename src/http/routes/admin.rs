@@ -123,7 +123,9 @@ pub struct UpdateUserRequest {
     request_body(content = Option<UpdateUserRequest>, description = "The fields to change; none changes nothing"),
     responses(
         (status = 200, description = "The updated user; locking revokes its sessions", body = AdminUserBody),
+        (status = 400, description = "`validation_failed`: a bad field, or demoting or locking the caller's own account", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`last_admin`: it would demote or lock the last live, unlocked admin", body = ErrorBody),
     )
 )]
 #[patch("/users/{id}")]
@@ -154,7 +156,9 @@ pub async fn update_user(
     params(("id" = Uuid, Path, description = "User id")),
     responses(
         (status = 204, description = "Deleted; its sessions are revoked"),
+        (status = 400, description = "`validation_failed`: the caller's own account", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`last_admin`: the last live, unlocked admin", body = ErrorBody),
     )
 )]
 #[delete("/users/{id}")]

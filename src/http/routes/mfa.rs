@@ -338,6 +338,7 @@ pub async fn user_factors(
     params(("id" = Uuid, Path, description = "User id")),
     responses(
         (status = 204, description = "The user's second factors and recovery codes are gone; they are told by mail"),
+        (status = 400, description = "`validation_failed`: the caller's own account (use `/me/mfa`)", body = ErrorBody),
         (status = 404, description = "`not_found`: no such user, or no second factor", body = ErrorBody),
     )
 )]

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::identities::insert_identity;
 use super::one_time::insert_token;
 use super::outbox::insert_email;
-use super::{execute, Columns, Params, PostgresStore, USER_COLUMNS};
+use super::{execute, query_opt, Columns, Params, PostgresStore, USER_COLUMNS};
 use crate::domain::email::{CanonicalEmail, EmailAddress};
 use crate::domain::user::{Role, User};
 use crate::store::*;
@@ -125,13 +125,28 @@ impl UserStore for PostgresStore {
         let sql = format!(
             "UPDATE users SET name = CASE WHEN $2 THEN $3 ELSE name END, role = COALESCE($4, role),
                     locked = COALESCE($5, locked), updated_at = now()
-             WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+             WHERE id = $1 AND deleted_at IS NULL
+               AND (NOT (role = 'admin' AND NOT locked)
+                    OR (COALESCE($4, role) = 'admin' AND NOT COALESCE($5, locked))
+                    OR {ANOTHER_ADMIN})
+             RETURNING {USER_COLUMNS}"
         );
+        let removes_rights = update.may_remove_an_admin();
         let (set_name, name) = (update.name.is_some(), update.name.flatten());
         let role = update.role.map(Role::as_str);
         let params: Params<'_> = &[&id, &set_name, &name, &role, &update.locked];
-        let row = self.query_opt(&sql, params).await?;
-        row.as_ref().map(user_from_row).transpose()
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if removes_rights {
+            lock_admins(&tx).await?;
+        }
+        let row = query_opt(&tx, &sql, params).await?;
+        let updated = row.as_ref().map(user_from_row).transpose()?;
+        if updated.is_none() && live_user_exists(&tx, id).await? {
+            return Err(StoreError::LastAdmin);
+        }
+        tx.commit().await?;
+        Ok(updated)
     }
 
     async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> StoreResult<bool> {
@@ -174,9 +189,16 @@ impl UserStore for PostgresStore {
     async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let delete = "UPDATE users SET deleted_at = now(), updated_at = now()
-                      WHERE id = $1 AND deleted_at IS NULL";
-        let deleted = execute(&tx, delete, &[&id]).await? > 0;
+        lock_admins(&tx).await?;
+        let delete = format!(
+            "UPDATE users SET deleted_at = now(), updated_at = now()
+             WHERE id = $1 AND deleted_at IS NULL
+               AND (NOT (role = 'admin' AND NOT locked) OR {ANOTHER_ADMIN})"
+        );
+        let deleted = execute(&tx, &delete, &[&id]).await? > 0;
+        if !deleted && live_user_exists(&tx, id).await? {
+            return Err(StoreError::LastAdmin);
+        }
         execute(&tx, "DELETE FROM identities WHERE user_id = $1", &[&id]).await?;
         tx.commit().await?;
         Ok(deleted)
@@ -200,6 +222,25 @@ impl UserStore for PostgresStore {
         let rows = self.query(&sql, params).await?;
         rows.iter().map(user_from_row).collect()
     }
+}
+
+/// Another live, unlocked admin than the user `$1`.
+const ANOTHER_ADMIN: &str = "EXISTS (SELECT 1 FROM users other
+                                     WHERE other.id <> $1 AND other.role = 'admin'
+                                       AND NOT other.locked AND other.deleted_at IS NULL)";
+
+/// Serialises the changes that can take an admin's rights away, to the end of the transaction:
+/// under READ COMMITTED two of them would each still see the other's admin and both pass.
+async fn lock_admins(tx: &deadpool_postgres::Transaction<'_>) -> StoreResult<()> {
+    const ADMINS_LOCK: i64 = 0x6175_7468_6461_646d; // "authdadm"
+    execute(tx, "SELECT pg_advisory_xact_lock($1)", &[&ADMINS_LOCK]).await?;
+    Ok(())
+}
+
+async fn live_user_exists(tx: &deadpool_postgres::Transaction<'_>, id: Uuid) -> StoreResult<bool> {
+    let sql = "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)";
+    let row = tx.query_one(sql, &[&id]).await?;
+    Ok(row.try_get(0)?)
 }
 
 pub(super) fn user_from_row(row: &Row) -> StoreResult<User> {

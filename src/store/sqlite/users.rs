@@ -115,7 +115,11 @@ impl UserStore for SqliteStore {
         let sql = format!(
             "UPDATE users SET name = CASE WHEN ?2 THEN ?3 ELSE name END, role = COALESCE(?4, role),
                     locked = COALESCE(?5, locked), updated_at = ?6
-             WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+             WHERE id = ?1 AND deleted_at IS NULL
+               AND (NOT (role = 'admin' AND NOT locked)
+                    OR (COALESCE(?4, role) = 'admin' AND NOT COALESCE(?5, locked))
+                    OR {ANOTHER_ADMIN})
+             RETURNING {USER_COLUMNS}"
         );
         let (set_name, name) = (update.name.is_some(), update.name.flatten());
         let values = vec![
@@ -126,7 +130,11 @@ impl UserStore for SqliteStore {
             update.locked.into(),
             now_value(),
         ];
-        self.query_opt(sql, values, user_from_row).await
+        let updated = self.query_opt(sql, values, user_from_row).await?;
+        if updated.is_none() && self.live_user_exists(id).await? {
+            return Err(StoreError::LastAdmin);
+        }
+        Ok(updated)
     }
 
     async fn email_held_by_deleted_user(&self, email: &CanonicalEmail) -> StoreResult<bool> {
@@ -172,18 +180,27 @@ impl UserStore for SqliteStore {
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool> {
-        self.write(move |tx| {
-            let deleted = tx
-                .prepare_cached(
+        let deleted = self
+            .write(move |tx| {
+                let delete = format!(
                     "UPDATE users SET deleted_at = ?2, updated_at = ?2
-                     WHERE id = ?1 AND deleted_at IS NULL",
-                )?
-                .execute(params![id.to_string(), now_micros()])?;
-            tx.prepare_cached("DELETE FROM identities WHERE user_id = ?1")?
-                .execute([id.to_string()])?;
-            Ok(deleted > 0)
-        })
-        .await
+                     WHERE id = ?1 AND deleted_at IS NULL
+                       AND (NOT (role = 'admin' AND NOT locked) OR {ANOTHER_ADMIN})"
+                );
+                let deleted = tx
+                    .prepare_cached(&delete)?
+                    .execute(params![id.to_string(), now_micros()])?;
+                if deleted > 0 {
+                    tx.prepare_cached("DELETE FROM identities WHERE user_id = ?1")?
+                        .execute([id.to_string()])?;
+                }
+                Ok(deleted > 0)
+            })
+            .await?;
+        if !deleted && self.live_user_exists(id).await? {
+            return Err(StoreError::LastAdmin);
+        }
+        Ok(deleted)
     }
 
     async fn list_users(&self, page: &UserPage) -> StoreResult<Vec<User>> {
@@ -203,6 +220,20 @@ impl UserStore for SqliteStore {
             limit.into(),
         ];
         self.query(sql, values, user_from_row).await
+    }
+}
+
+/// Another live, unlocked admin than the user `?1`. SQLite has one writer at a time, so the
+/// check and the write it guards cannot interleave with another's.
+const ANOTHER_ADMIN: &str = "EXISTS (SELECT 1 FROM users other
+                                     WHERE other.id <> ?1 AND other.role = 'admin'
+                                       AND NOT other.locked AND other.deleted_at IS NULL)";
+
+impl SqliteStore {
+    async fn live_user_exists(&self, id: Uuid) -> StoreResult<bool> {
+        let sql = "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND deleted_at IS NULL)";
+        let exists = self.query_opt(sql.into(), vec![text(id)], |row| row.get(0));
+        Ok(exists.await?.unwrap_or(false))
     }
 }
 
