@@ -228,8 +228,13 @@ impl Outbox {
     }
 
     /// Re-issues a consumed emailed token as a short-lived follow-up token (no mail): what the
-    /// `one_time_token` cookie carries after `POST /auth/tokens/validate`.
+    /// `one_time_token` cookie carries after `POST /auth/tokens/validate`. It lives an hour at
+    /// most, and never past the link it came from: opening a link does not lengthen its life.
     pub async fn follow_up(&self, consumed: &ConsumedToken) -> Result<OpaqueToken, AppError> {
+        let left = (consumed.expires_at - chrono::Utc::now()).num_seconds();
+        let ttl_seconds = u64::try_from(left)
+            .unwrap_or(0)
+            .clamp(1, FOLLOW_UP_LIFETIME.as_secs());
         let token = OpaqueToken::generate();
         self.store
             .create_one_time_token(
@@ -239,7 +244,7 @@ impl Outbox {
                     user_id: consumed.user_id,
                     email: consumed.email.clone(),
                     metadata: consumed.metadata.clone(),
-                    ttl_seconds: FOLLOW_UP_LIFETIME.as_secs(),
+                    ttl_seconds,
                     follow_up: true,
                 },
                 None,

@@ -252,6 +252,8 @@ pub struct ConsumedToken {
     pub user_id: Option<Uuid>,
     pub email: String,
     pub metadata: String,
+    /// When the token would have expired unused.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A mail for the outbox.

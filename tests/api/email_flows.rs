@@ -137,6 +137,27 @@ async fn a_validated_token_becomes_a_one_hour_cookie_for_the_next_step(backend: 
     app.assert_login_works(&account.email, NEW_PASSWORD).await;
 }
 
+/// Opening a link does not lengthen its life: the follow-up token expires with the link.
+async fn a_follow_up_expires_with_the_link_it_came_from(backend: Backend) {
+    let (app, sink) = spawn_app_mailing_with(backend, |s| {
+        s.auth.password_reset_ttl_seconds = 2;
+    })
+    .await;
+    let account = app.account().await;
+    app.forgot_password(&account.email).await;
+    let mails = sink.wait_for(2).await;
+    let reset = mails.iter().find(|m| m.subject.contains("Reset")).unwrap();
+    let response = app.validate_token(&reset.token()).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let follow_up = cookie_value(response.headers(), "one_time_token").expect("a follow-up");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let response = app
+        .reset_password_with_cookie(&follow_up, NEW_PASSWORD)
+        .await;
+    assert_error(response, 400, "token_invalid").await;
+    app.assert_login_works(&account.email, PASSWORD).await;
+}
+
 async fn with_verification_required_signup_hides_taken_emails_and_login_waits_for_the_link(
     backend: Backend,
 ) {
@@ -465,6 +486,7 @@ crate::backend_tests!(
     signup_mails_a_verification_link_that_verifies_once,
     forgot_then_reset_signs_every_session_out,
     a_validated_token_becomes_a_one_hour_cookie_for_the_next_step,
+    a_follow_up_expires_with_the_link_it_came_from,
     with_verification_required_signup_hides_taken_emails_and_login_waits_for_the_link,
     resend_mails_only_unverified_accounts_and_answers_alike,
     a_mailbox_gets_at_most_a_few_link_mails_per_window,

@@ -124,7 +124,7 @@ async fn read_token(
     let kind: String = row.column("kind")?;
     let kind = TokenKind::parse(&kind)
         .ok_or_else(|| StoreError::Backend(format!("unknown token kind {kind:?}")))?;
-    let token = record!(row => ConsumedToken { user_id, email, metadata; kind });
+    let token = record!(row => ConsumedToken { user_id, email, metadata, expires_at; kind });
     let state = record!(row => StoredOneTimeToken { consumed, expires_at, follow_up; kind });
     Ok(Some(record!(row => TokenRow { now; state, token })))
 }

@@ -127,7 +127,7 @@ fn read_token(
     .query_row([hash.as_slice()], |row| {
         let kind: String = row.column("kind")?;
         let kind = TokenKind::parse(&kind).ok_or_else(|| corrupt("token kind"))?;
-        let token = record!(row => ConsumedToken { user_id, email, metadata; kind });
+        let token = record!(row => ConsumedToken { user_id, email, metadata, expires_at; kind });
         let state = record!(row => StoredOneTimeToken { consumed, expires_at, follow_up; kind });
         Ok(TokenRow { state, token })
     })
