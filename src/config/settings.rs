@@ -109,6 +109,10 @@ impl ConnectionUrl {
     /// (tokio-postgres reads one). A string that does not parse as a URL is hidden whole.
     pub fn redacted(&self) -> String {
         const HIDDEN: &str = "***";
+        if self.0.trim().is_empty() {
+            // Unset (the embedded default): nothing to hide, and "***" would read as set.
+            return String::new();
+        }
         let Ok(mut url) = url::Url::parse(self.0.trim()) else {
             return HIDDEN.to_string();
         };

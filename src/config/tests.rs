@@ -257,6 +257,7 @@ fn every_form_of_a_secret_in_a_connection_url_is_redacted() {
         ),
         ("redis://cache:6379", "redis://cache:6379"),
         ("not a url with pw", "***"),
+        ("", ""),
     ] {
         assert_eq!(ConnectionUrl::new(url).redacted(), shown, "{url}");
     }

@@ -58,21 +58,11 @@ pub fn checked_events(events: &[String]) -> Result<Vec<String>, String> {
     Ok(checked)
 }
 
+/// Shown to admins beside the URL: the rule of every text people choose to be shown (no
+/// text-direction characters that would make it read as something else).
 fn checked_description(description: Option<&str>) -> Result<Option<String>, AppError> {
-    let Some(description) = description.map(str::trim).filter(|d| !d.is_empty()) else {
-        return Ok(None);
-    };
-    if description.chars().count() > MAX_DESCRIPTION_LENGTH
-        || description.contains(char::is_control)
-    {
-        return Err(AppError::validation(
-            "description",
-            format!(
-                "must be at most {MAX_DESCRIPTION_LENGTH} characters, without control characters"
-            ),
-        ));
-    }
-    Ok(Some(description.to_string()))
+    crate::domain::user::check_display_text(description, MAX_DESCRIPTION_LENGTH)
+        .map_err(|e| AppError::validation("description", e))
 }
 
 /// The id of an endpoint of the configuration, derived from its URL: the same on every node and

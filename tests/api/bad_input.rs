@@ -760,6 +760,18 @@ async fn a_bad_query_parameter_is_named_in_the_error(backend: Backend) {
             "{path}: {body}"
         );
     }
+    // Other unknown parameters are ignored, as docs/api.md says (a cache-buster).
+    for path in [
+        "/me/events?_=123",
+        "/admin/users?_=123",
+        "/admin/events?_=123",
+    ] {
+        assert_eq!(
+            app.get_status(path, &admin.access_token).await,
+            200,
+            "{path}"
+        );
+    }
 }
 
 /// A path id that is not a UUID is a 400 naming the parameter (the route is there, the value is

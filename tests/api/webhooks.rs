@@ -934,6 +934,10 @@ async fn the_admin_api_needs_an_admin_and_follows_the_configuration(backend: Bac
         ),
         (json!({ "url": receiver.url(), "events": [] }), "events"),
         (json!({ "url": "not a url", "events": ["signup"] }), "url"),
+        (
+            json!({ "url": receiver.url(), "events": ["signup"], "description": "ok\u{202E}evil" }),
+            "description",
+        ),
         (json!({ "events": ["signup"] }), "url"),
     ] {
         let error = app.refused_webhook(&admin.access_token, body).await;

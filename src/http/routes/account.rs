@@ -204,6 +204,12 @@ pub async fn my_events(
     query: Result<QueryParams<EventQuery>, AppError>,
 ) -> Result<HttpResponse, AppError> {
     let QueryParams(query) = query?;
+    if query.user_id.is_some() {
+        return Err(AppError::validation(
+            "userId",
+            "is not taken here: these are the caller's own events (admins: GET /admin/events)",
+        ));
+    }
     let (events, next_cursor) = state
         .account
         .events(&claims, query.cursor.as_deref(), query.limit)

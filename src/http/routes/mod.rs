@@ -90,10 +90,11 @@ pub struct MessageBody {
     pub message: &'static str,
 }
 
-/// A page of the audit log: `GET /me/events` (one's own). An admin's `userId` is refused here
-/// rather than ignored, so a caller never mistakes its own events for someone else's.
+/// A page of the audit log: `GET /me/events` (one's own). Other unknown parameters are ignored
+/// (a cache-buster), but an admin's `userId` is refused rather than ignored, so a caller never
+/// mistakes its own events for someone else's.
 #[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// `nextCursor` of the previous page.
@@ -101,6 +102,8 @@ pub struct EventQuery {
     /// Page size (default 50, at most 200).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    #[param(ignore)]
+    pub user_id: Option<String>,
 }
 
 /// A page of everyone's audit log, or one user's: `GET /admin/events`.

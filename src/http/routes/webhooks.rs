@@ -232,7 +232,7 @@ pub struct DeliveryListBody {
 }
 
 #[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// `nextCursor` of the previous page.
