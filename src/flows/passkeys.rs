@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    AuthenticationResult, DiscoverableAuthentication, Passkey, PasskeyAuthentication,
+    AuthenticationResult, Credential, DiscoverableAuthentication, Passkey, PasskeyAuthentication,
     PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse,
 };
@@ -374,7 +374,9 @@ impl MfaService {
     }
 
     /// A verified assertion counts only with user verification; its counter and backup state
-    /// are kept and its use recorded. Answers which kind of passkey it was.
+    /// are kept and its use recorded, unless another answer of the same passkey was recorded
+    /// since it was read (answers raced with one counter value): then it counts for nothing.
+    /// Answers which kind of passkey it was.
     async fn record_use(
         &self,
         entry: &StoredPasskey,
@@ -384,13 +386,26 @@ impl MfaService {
         if !result.user_verified() {
             return Ok(None);
         }
+        // The counter against the passkey as stored now, not as it was when the ceremony began:
+        // an answer raced past by another with the same counter counts for nothing (a cloned
+        // authenticator; W3C WebAuthn §7.2 step 21). Authenticators that keep no counter send 0.
+        let stored_counter = Credential::from(passkey.clone()).counter;
+        if (result.counter() != 0 || stored_counter != 0) && result.counter() <= stored_counter {
+            tracing::warn!(passkey_id = %entry.id, "passkey counter did not move: refused");
+            return Ok(None);
+        }
         passkey.update_credential(result);
         let updated = serde_json::to_string(&passkey)
             .map_err(|e| AppError::Internal(format!("passkey: {e}")))?;
-        self.deps
+        let recorded = self
+            .deps
             .store
-            .record_passkey_use(entry.id, &updated)
+            .record_passkey_use(entry.id, &entry.credential, &updated)
             .await?;
+        if !recorded {
+            tracing::warn!(passkey_id = %entry.id, "passkey answers raced: one refused");
+            return Ok(None);
+        }
         Ok(Some(if result.backup_eligible() {
             AuthMethod::SyncedPasskey
         } else {

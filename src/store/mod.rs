@@ -351,8 +351,15 @@ pub trait PasskeyStore: Send + Sync + 'static {
     /// The user's passkeys, oldest first.
     async fn passkeys_of(&self, user_id: Uuid) -> StoreResult<Vec<StoredPasskey>>;
 
-    /// After an authentication: the credential (its counter moved) and the time of use.
-    async fn record_passkey_use(&self, id: Uuid, credential: &str) -> StoreResult<()>;
+    /// After an authentication: the credential (its counter moved) and the time of use, if the
+    /// stored credential is still `previous`; false when another use of it got there first (two
+    /// answers with one counter value: a cloned authenticator).
+    async fn record_passkey_use(
+        &self,
+        id: Uuid,
+        previous: &str,
+        credential: &str,
+    ) -> StoreResult<bool>;
 
     /// Renames one of the user's passkeys; false when it is not theirs.
     async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str) -> StoreResult<bool>;

@@ -228,6 +228,21 @@ async fn a_ceremony_works_once_and_a_replayed_answer_is_refused(backend: Backend
     assert_error(junk, 400, "validation_failed").await;
 }
 
+/// Two ceremonies under way at once, answered in turn: the authenticator's counter is one higher
+/// in the second answer. Used first, it moves the stored counter past the first answer's, which
+/// then counts for nothing, as a cloned authenticator's answers would not.
+async fn an_answer_whose_counter_was_passed_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    let (mut authenticator, _) = app.register_passkey(&account.access_token, "Key").await;
+    let earlier = app.passkey_answer(&account.email, &mut authenticator).await;
+    let later = app.passkey_answer(&account.email, &mut authenticator).await;
+    let response = app.post_json("/auth/passkey/login", &later).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let response = app.post_json("/auth/passkey/login", &earlier).await;
+    assert_error(response, 401, "invalid_credentials").await;
+}
+
 async fn an_address_without_passkeys_gets_options_of_the_same_shape(backend: Backend) {
     let app = spawn_app(backend).await;
     let account = app.account().await;
@@ -458,6 +473,7 @@ crate::backend_tests!(
     a_passkey_registers_and_signs_in_without_a_password,
     a_ceremony_works_once_and_a_replayed_answer_is_refused,
     a_kept_passkey_signs_in_without_an_address,
+    an_answer_whose_counter_was_passed_is_refused,
     an_address_without_passkeys_gets_options_of_the_same_shape,
     a_passkey_is_a_second_factor_after_the_password_and_steps_up,
     a_held_session_enrols_a_passkey_and_steps_up_with_it,

@@ -44,13 +44,20 @@ impl PasskeyStore for PostgresStore {
         rows.iter().map(passkey_from_row).collect()
     }
 
-    async fn record_passkey_use(&self, id: Uuid, credential: &str) -> StoreResult<()> {
-        self.execute(
-            "UPDATE passkeys SET credential = $2, last_used_at = now() WHERE id = $1",
-            &[&id, &credential],
-        )
-        .await?;
-        Ok(())
+    async fn record_passkey_use(
+        &self,
+        id: Uuid,
+        previous: &str,
+        credential: &str,
+    ) -> StoreResult<bool> {
+        let recorded = self
+            .execute(
+                "UPDATE passkeys SET credential = $2, last_used_at = now()
+                 WHERE id = $1 AND credential = $3",
+                &[&id, &credential, &previous],
+            )
+            .await?;
+        Ok(recorded > 0)
     }
 
     async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str) -> StoreResult<bool> {

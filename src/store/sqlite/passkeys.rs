@@ -33,11 +33,16 @@ impl PasskeyStore for SqliteStore {
         .await
     }
 
-    async fn record_passkey_use(&self, id: Uuid, credential: &str) -> StoreResult<()> {
-        let sql = "UPDATE passkeys SET credential = ?2, last_used_at = ?3 WHERE id = ?1";
-        self.execute(sql, vec![text(id), text(credential), now_value()])
-            .await?;
-        Ok(())
+    async fn record_passkey_use(
+        &self,
+        id: Uuid,
+        previous: &str,
+        credential: &str,
+    ) -> StoreResult<bool> {
+        let sql = "UPDATE passkeys SET credential = ?2, last_used_at = ?3
+                   WHERE id = ?1 AND credential = ?4";
+        let values = vec![text(id), text(credential), now_value(), text(previous)];
+        Ok(self.execute(sql, values).await? > 0)
     }
 
     async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str) -> StoreResult<bool> {
