@@ -28,6 +28,8 @@ pub enum MessageKind {
     EmailChangeRequested,
     /// To the old address: the account's address is now `{{new_email}}`.
     EmailChanged,
+    /// A provider's sign-in (`{{provider}}`) was linked to the account.
+    IdentityLinked,
 }
 
 /// A rendered email, ready for the outbox.
@@ -105,6 +107,11 @@ fn templates(kind: MessageKind) -> (&'static str, &'static str, &'static str) {
             include_str!("../../templates/email/email_changed.txt"),
             include_str!("../../templates/email/email_changed.html"),
         ),
+        MessageKind::IdentityLinked => (
+            "A new way to sign in was added",
+            include_str!("../../templates/email/identity_linked.txt"),
+            include_str!("../../templates/email/identity_linked.html"),
+        ),
     }
 }
 
@@ -143,8 +150,9 @@ pub struct MessageValues<'a> {
     pub expires_in: Duration,
     /// `{{code}}` (a sign-in code).
     pub code: &'a str,
-    /// `{{new_email}}` (an address change).
-    pub new_email: &'a str,
+    /// What a notice is about: `{{new_email}}` of an address change, `{{provider}}` of a
+    /// provider's sign-in linked to the account.
+    pub about: &'a str,
 }
 
 pub fn render(
@@ -160,7 +168,7 @@ pub fn render(
         link,
         expires_in,
         code: "",
-        new_email: "",
+        about: "",
     };
     render_with(kind, &values)
 }
@@ -176,7 +184,8 @@ pub fn render_with(kind: MessageKind, values: &MessageValues<'_>) -> Message {
             .replace("{{link}}", &escape(values.link))
             .replace("{{expires}}", &escape(&expires))
             .replace("{{code}}", &escape(values.code))
-            .replace("{{new_email}}", &escape(values.new_email))
+            .replace("{{new_email}}", &escape(values.about))
+            .replace("{{provider}}", &escape(values.about))
     };
     Message {
         subject: format!("{app_name}: {subject}"),

@@ -585,6 +585,15 @@ impl FederationService {
             .audit
             .record(EventKind::IdentityLinked, Some(user_id), client, details)
             .await;
+        // A new way in: the owner hears of it, as of a new second factor (ASVS 2.2.3).
+        if let Some(user) = store.user_by_id(user_id).await? {
+            let kind = MessageKind::IdentityLinked;
+            let (name, about) = (user.name.as_deref(), provider.display_name.as_str());
+            self.deps
+                .outbox
+                .send_notice_about(kind, &user.email, name, about)
+                .await?;
+        }
         Ok(FederatedOutcome::Linked)
     }
 

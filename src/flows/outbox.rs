@@ -172,13 +172,14 @@ impl Outbox {
         self.send_notice_about(kind, to, name, "").await
     }
 
-    /// [`Outbox::send_notice`] about an address change to `new_email`.
+    /// [`Outbox::send_notice`] about something: an address change's new address, a linked
+    /// provider's name.
     pub async fn send_notice_about(
         &self,
         kind: MessageKind,
         to: &str,
         name: Option<&str>,
-        new_email: &str,
+        about: &str,
     ) -> Result<(), AppError> {
         let link = format!(
             "{}{}",
@@ -193,7 +194,7 @@ impl Outbox {
                 link: &link,
                 expires_in: Duration::ZERO,
                 code: "",
-                new_email,
+                about,
             },
         );
         self.store
@@ -221,7 +222,7 @@ impl Outbox {
                 link: &link,
                 expires_in: lifetime,
                 code,
-                new_email: "",
+                about: "",
             },
         );
         self.outbox_email(to, message)

@@ -639,7 +639,13 @@ async fn identities_are_linked_while_signed_in_and_never_all_unlinked(backend: B
 /// password, or the account was deleted) links nothing when the browser comes back.
 async fn a_link_ends_with_the_session_that_started_it(backend: Backend) {
     let fake = FakeProvider::start().await;
-    let app = spawn(backend, &fake).await;
+    let sink = SmtpSink::start();
+    let issuer = fake.issuer.clone();
+    let app = spawn_app_with(backend, move |settings| {
+        with_providers(&issuer)(settings);
+        use_sink(settings, sink.port);
+    })
+    .await;
     let owner = app.account().await;
     fake.signs_in(&Person::new("someone-else@example.com"));
     let started = app.start_link(&owner.access_token, "fake").await;
@@ -660,10 +666,22 @@ async fn a_link_ends_with_the_session_that_started_it(backend: Backend) {
         "nothing was linked"
     );
 
-    // The same round trip from a session that lives links.
+    // The same round trip from a session that lives links, and the owner is told.
     let started = app.start_link(&token, "fake").await;
     let landing = app.finish_link("fake", started).await;
     assert_eq!(landing.status(), "linked", "{:?}", landing.fields);
+    // The sign-up's verification mail, then the notice.
+    let mails = sink.wait_for(2).await;
+    let notice = mails
+        .iter()
+        .find(|m| m.subject.contains("new way to sign in"))
+        .expect("the owner is told of the new way in");
+    assert_eq!(notice.to, owner.email);
+    assert!(
+        notice.text.contains("Signing in with fake"),
+        "{}",
+        notice.text
+    );
 }
 
 /// Account pre-hijacking through a provider that did not verify the address: the account it
