@@ -231,6 +231,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::EmailTaken => AppError::EmailTaken,
             StoreError::LastAdmin => AppError::LastAdmin,
+            StoreError::LastWayIn => AppError::Federation(FederationFailure::LastWayIn),
             StoreError::Unavailable(cause) => {
                 crate::metrics::backend_error("store", "unavailable");
                 AppError::Unavailable(cause)

@@ -88,7 +88,7 @@ pub async fn import_users(
         match store.create_user(user).await {
             Ok(_) => report.imported += 1,
             Err(StoreError::EmailTaken) => report.already_present += 1,
-            Err(e @ (StoreError::Backend(_) | StoreError::LastAdmin)) => {
+            Err(e @ (StoreError::Backend(_) | StoreError::LastAdmin | StoreError::LastWayIn)) => {
                 report.failures.push((number, format!("store: {e}")))
             }
             Err(unavailable @ StoreError::Unavailable(_)) => return Err(unavailable),

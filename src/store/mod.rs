@@ -38,6 +38,9 @@ pub enum StoreError {
     /// The change would leave no live, unlocked admin.
     #[error("the last admin")]
     LastAdmin,
+    /// The removal would leave the account no way to sign in (no password, passkey or identity).
+    #[error("the last way to sign in")]
+    LastWayIn,
     /// The backend cannot be reached or has no free connection in time: retryable.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -257,7 +260,9 @@ pub trait MfaStore: Send + Sync + 'static {
     async fn mfa_status(&self, user_id: Uuid) -> StoreResult<MfaStatus>;
 
     /// Removes the chosen factors and, when no factor is left, the recovery codes; false when
-    /// there was nothing to remove.
+    /// there was nothing to remove, `LastWayIn` when the one passkey chosen is the account's last
+    /// way to sign in (no password, no other passkey, no identity; every factor at once, as an
+    /// admin's reset removes them, is not held to it).
     async fn remove_factors(&self, user_id: Uuid, which: FactorChoice) -> StoreResult<bool>;
 
     async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> StoreResult<()>;

@@ -243,6 +243,29 @@ async fn an_answer_whose_counter_was_passed_is_refused(backend: Backend) {
     assert_error(response, 401, "invalid_credentials").await;
 }
 
+/// A passkey that is the account's last way in (no password, no other passkey, no identity)
+/// stays: removing it is 409 `last_sign_in_method`, as unlinking a last identity is.
+async fn the_last_way_in_is_not_removed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    let (mut authenticator, registered) = app.register_passkey(&account.access_token, "Only").await;
+    let id = registered["passkey"]["id"].as_str().unwrap().to_string();
+    app.execute(&format!(
+        "UPDATE users SET password_hash = '{}' WHERE id = '{}'",
+        authd::domain::password::NO_PASSWORD,
+        account.user_id
+    ))
+    .await;
+    let signed_in = app.passkey_login(&account.email, &mut authenticator).await;
+    let token = access_token_of(signed_in).await;
+    let path = format!("/me/mfa/passkeys/{id}");
+    let refused = app.delete(&path, &token).await;
+    assert_error(refused, 409, "last_sign_in_method").await;
+    // With another passkey, this one may go.
+    app.register_passkey(&token, "Spare").await;
+    assert_eq!(app.delete(&path, &token).await.status().as_u16(), 204);
+}
+
 async fn an_address_without_passkeys_gets_options_of_the_same_shape(backend: Backend) {
     let app = spawn_app(backend).await;
     let account = app.account().await;
@@ -474,6 +497,7 @@ crate::backend_tests!(
     a_ceremony_works_once_and_a_replayed_answer_is_refused,
     a_kept_passkey_signs_in_without_an_address,
     an_answer_whose_counter_was_passed_is_refused,
+    the_last_way_in_is_not_removed,
     an_address_without_passkeys_gets_options_of_the_same_shape,
     a_passkey_is_a_second_factor_after_the_password_and_steps_up,
     a_held_session_enrols_a_passkey_and_steps_up_with_it,

@@ -247,6 +247,7 @@ pub async fn rename(
     responses(
         (status = 204, description = "Removed; the recovery codes go with the last factor"),
         (status = 404, description = "`not_found`: no such passkey of the caller", body = ErrorBody),
+        (status = 409, description = "`last_sign_in_method`: the account has no password, other passkey or linked identity", body = ErrorBody),
     )
 )]
 #[delete("/me/mfa/passkeys/{id}")]

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::{execute, query, query_opt, ttl, Columns, Params, PostgresStore};
 use crate::domain::assurance::AuthMethods;
 use crate::domain::opaque_token::TokenHash;
+use crate::domain::password::NO_PASSWORD;
 use crate::store::*;
 
 #[async_trait]
@@ -147,9 +148,26 @@ impl MfaStore for PostgresStore {
             }
         }
         if which == FactorChoice::All || passkey.is_some() {
-            let passkeys =
-                "DELETE FROM passkeys WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2)";
-            removed += execute(&tx, passkeys, &[&user_id, &passkey]).await?;
+            // One passkey goes only while the account keeps another way in.
+            let passkeys = "DELETE FROM passkeys WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2)
+                              AND ($2::uuid IS NULL
+                                   OR EXISTS (SELECT 1 FROM users WHERE id = $1 AND password_hash <> $3)
+                                   OR EXISTS (SELECT 1 FROM passkeys other
+                                              WHERE other.user_id = $1 AND other.id <> $2)
+                                   OR EXISTS (SELECT 1 FROM identities WHERE user_id = $1))";
+            let deleted = execute(&tx, passkeys, &[&user_id, &passkey, &NO_PASSWORD]).await?;
+            if deleted == 0 && passkey.is_some() {
+                let exists =
+                    "SELECT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1 AND id = $2)";
+                if tx
+                    .query_one(exists, &[&user_id, &passkey])
+                    .await?
+                    .try_get(0)?
+                {
+                    return Err(StoreError::LastWayIn);
+                }
+            }
+            removed += deleted;
         }
         let codes = "DELETE FROM mfa_recovery_codes WHERE user_id = $1
                        AND NOT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL)

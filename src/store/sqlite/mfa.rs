@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{micros_from_now, now_micros, now_value, text, Columns, SqliteStore};
 use crate::domain::assurance::AuthMethods;
 use crate::domain::opaque_token::TokenHash;
+use crate::domain::password::NO_PASSWORD;
 use crate::store::*;
 
 #[async_trait]
@@ -137,7 +138,7 @@ impl MfaStore for SqliteStore {
     }
 
     async fn remove_factors(&self, user_id: Uuid, which: FactorChoice) -> StoreResult<bool> {
-        self.write(move |tx| {
+        let (removed, last_way_in) = self.write(move |tx| {
             let user = user_id.to_string();
             let mut removed = 0;
             if matches!(which, FactorChoice::Totp | FactorChoice::All) {
@@ -154,12 +155,27 @@ impl MfaStore for SqliteStore {
                 FactorChoice::Passkey(id) => Some(id.to_string()),
                 _ => None,
             };
+            let mut last_way_in = false;
             if which != FactorChoice::Totp {
-                removed += tx
+                // One passkey goes only while the account keeps another way in.
+                let deleted = tx
                     .prepare_cached(
-                        "DELETE FROM passkeys WHERE user_id = ?1 AND (?2 IS NULL OR id = ?2)",
+                        "DELETE FROM passkeys WHERE user_id = ?1 AND (?2 IS NULL OR id = ?2)
+                           AND (?2 IS NULL
+                                OR EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash <> ?3)
+                                OR EXISTS (SELECT 1 FROM passkeys other
+                                           WHERE other.user_id = ?1 AND other.id <> ?2)
+                                OR EXISTS (SELECT 1 FROM identities WHERE user_id = ?1))",
                     )?
-                    .execute(params![user, passkey])?;
+                    .execute(params![user, passkey, NO_PASSWORD])?;
+                if deleted == 0 && passkey.is_some() {
+                    last_way_in = tx
+                        .prepare_cached(
+                            "SELECT EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?1 AND id = ?2)",
+                        )?
+                        .query_row(params![user, passkey], |row| row.get(0))?;
+                }
+                removed += deleted;
             }
             tx.prepare_cached(
                 "DELETE FROM mfa_recovery_codes WHERE user_id = ?1
@@ -168,9 +184,13 @@ impl MfaStore for SqliteStore {
                    AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?1)",
             )?
             .execute([&user])?;
-            Ok(removed > 0)
+            Ok((removed > 0, last_way_in))
         })
-        .await
+        .await?;
+        if last_way_in {
+            return Err(StoreError::LastWayIn);
+        }
+        Ok(removed)
     }
 
     async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> StoreResult<()> {
