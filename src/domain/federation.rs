@@ -111,6 +111,15 @@ impl ReturnUrls {
         if !url.username().is_empty() || url.password().is_some() {
             return None;
         }
+        // Dot segments are resolved by the parser, but encoded ones, and encoded separators,
+        // would be resolved by a frontend's router after the prefix check: outside the prefix.
+        let path = url.path().to_ascii_lowercase();
+        if ["%2e", "%2f", "%5c"]
+            .iter()
+            .any(|encoded| path.contains(encoded))
+        {
+            return None;
+        }
         url.set_fragment(None);
         self.allowed
             .iter()
@@ -323,6 +332,9 @@ mod tests {
             "http://localhost:5173/administrator",
             "http://localhost:5173/",
             "https://evil.example.com\\@app.example.com/",
+            "http://localhost:5173/admin/..%2fsecret",
+            "http://localhost:5173/admin/%2E%2E/secret",
+            "http://localhost:5173/admin/..%5Csecret",
         ] {
             assert!(urls.check(Some(refused)).is_none(), "{refused}");
         }
