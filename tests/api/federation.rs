@@ -66,6 +66,23 @@ async fn spawn(backend: Backend, fake: &FakeProvider) -> TestApp {
     spawn_app_with(backend, with_providers(&fake.issuer)).await
 }
 
+/// A provider, a mail sink and an app using both, with `customize` on its settings.
+async fn spawn_mailing(
+    backend: Backend,
+    customize: impl FnOnce(&mut Settings) + Send + 'static,
+) -> (FakeProvider, SmtpSink, TestApp) {
+    let fake = FakeProvider::start().await;
+    let sink = SmtpSink::start();
+    let (issuer, port) = (fake.issuer.clone(), sink.port);
+    let app = spawn_app_with(backend, move |settings| {
+        with_providers(&issuer)(settings);
+        use_sink(settings, port);
+        customize(settings);
+    })
+    .await;
+    (fake, sink, app)
+}
+
 /// Where the browser lands after the callback: the return URL, the fragment's fields, and the
 /// refresh cookie when one was set.
 struct Landing {
@@ -638,14 +655,7 @@ async fn identities_are_linked_while_signed_in_and_never_all_unlinked(backend: B
 /// A link started by a session that then ended (the owner signed out everywhere, reset the
 /// password, or the account was deleted) links nothing when the browser comes back.
 async fn a_link_ends_with_the_session_that_started_it(backend: Backend) {
-    let fake = FakeProvider::start().await;
-    let sink = SmtpSink::start();
-    let issuer = fake.issuer.clone();
-    let app = spawn_app_with(backend, move |settings| {
-        with_providers(&issuer)(settings);
-        use_sink(settings, sink.port);
-    })
-    .await;
+    let (fake, sink, app) = spawn_mailing(backend, |_| {}).await;
     let owner = app.account().await;
     fake.signs_in(&Person::new("someone-else@example.com"));
     let started = app.start_link(&owner.access_token, "fake").await;
@@ -690,14 +700,7 @@ async fn a_link_ends_with_the_session_that_started_it(backend: Backend) {
 async fn an_identity_made_before_the_address_was_proven_goes_with_the_owners_reset(
     backend: Backend,
 ) {
-    let fake = FakeProvider::start().await;
-    let sink = SmtpSink::start();
-    let issuer = fake.issuer.clone();
-    let app = spawn_app_with(backend, move |settings| {
-        with_providers(&issuer)(settings);
-        use_sink(settings, sink.port);
-    })
-    .await;
+    let (fake, sink, app) = spawn_mailing(backend, |_| {}).await;
     let address = "prehijacked@example.com";
     fake.signs_in(&Person::unverified(address));
     let landing = app.round_trip("fake", None).await;
@@ -829,12 +832,7 @@ async fn closed_signup_and_locked_accounts_open_no_session(backend: Backend) {
 }
 
 async fn with_verification_required_provider_sign_ins_hide_taken_addresses(backend: Backend) {
-    let fake = FakeProvider::start().await;
-    let sink = SmtpSink::start();
-    let issuer = fake.issuer.clone();
-    let app = spawn_app_with(backend, move |settings| {
-        with_providers(&issuer)(settings);
-        use_sink(settings, sink.port);
+    let (fake, sink, app) = spawn_mailing(backend, |settings| {
         settings.auth.require_email_verification = true;
     })
     .await;
