@@ -18,7 +18,7 @@ use tokio::sync::RwLock;
 
 use super::{Authorization, Provider, ProviderError, VouchedIdentity};
 use crate::config::{OAuthProviderKind, OAuthProviderSettings};
-use crate::domain::federation::{check_token_times, nonce_matches};
+use crate::domain::federation::{check_issue_time, check_remembered_lifetime, nonce_matches};
 
 /// How long a discovery document (and its keys) is trusted before it is fetched again.
 const METADATA_LIFETIME: Duration = Duration::from_secs(3600);
@@ -256,9 +256,12 @@ fn verify_with(
             Some(found) if nonce_matches(found.secret(), nonce) => Ok(()),
             _ => Err("the nonce does not match".to_string()),
         };
-        outcome = token
-            .claims(&verifier, check_nonce)
-            .and_then(|claims| Ok((vouched(claims)?, claims.expiration().timestamp())));
+        outcome = token.claims(&verifier, check_nonce).and_then(|claims| {
+            let expires_at = claims.expiration().timestamp();
+            check_remembered_lifetime(expires_at, chrono::Utc::now().timestamp())
+                .map_err(ClaimsVerificationError::Other)?;
+            Ok((vouched(claims)?, expires_at))
+        });
         if !matches!(outcome, Err(ClaimsVerificationError::InvalidAudience(_))) {
             break;
         }
@@ -266,15 +269,11 @@ fn verify_with(
     outcome
 }
 
-/// The identity in verified claims, whose times must also be plausible: not issued in the future
-/// and not living for more than a day (`domain::federation::check_token_times`).
+/// The identity in verified claims, not issued in the future.
 fn vouched(claims: &CoreIdTokenClaims) -> Result<VouchedIdentity, ClaimsVerificationError> {
-    check_token_times(
-        claims.issue_time().timestamp(),
-        claims.expiration().timestamp(),
-        chrono::Utc::now().timestamp(),
-    )
-    .map_err(ClaimsVerificationError::Other)?;
+    let now = chrono::Utc::now().timestamp();
+    check_issue_time(claims.issue_time().timestamp(), now)
+        .map_err(ClaimsVerificationError::Other)?;
     Ok(VouchedIdentity {
         subject: claims.subject().as_str().to_string(),
         email: claims.email().map(|email| email.as_str().to_string()),

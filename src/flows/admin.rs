@@ -138,9 +138,15 @@ impl AdminService {
         changes: UserChanges,
         client: &ClientContext,
     ) -> Result<User, AppError> {
+        // Only what differs from the account as it is counts: nothing to change is nothing to
+        // audit or announce either.
+        let current = self.get_user(id).await?;
+        let changes = UserChanges {
+            role: changes.role.filter(|role| *role != current.role),
+            locked: changes.locked.filter(|locked| *locked != current.locked),
+        };
         if changes.role.is_none() && changes.locked.is_none() {
-            // Nothing to change: nothing to audit or announce either.
-            return self.get_user(id).await;
+            return Ok(current);
         }
         if changes.role.is_some_and(|r| r != Role::Admin) || changes.locked == Some(true) {
             refuse_self(admin, id, "demote or lock")?;

@@ -241,18 +241,14 @@ impl EmailLinkService {
             .deps
             .one_time_token(&token, wanted, OneTimeAction::Consume);
         consumed.await?;
-        // Following the emailed link proved the address is theirs; the password and sessions
-        // are replaced below, and whatever else was set up before the proof goes too.
-        if !user.email_verified {
-            self.remove_unproven_ways_in(&user).await?;
-        }
         self.deps.store.mark_email_verified(user.id).await?;
         // Whoever was guessing the old password is no reason to keep the owner waiting.
         self.deps
             .clear_failures(lockout::account_key(&user.email))
             .await?;
-        // Every other reset link of the account is retired with it.
-        self.deps
+        // Every other reset link of the account is retired with it, and every session ends.
+        let revoked = self
+            .deps
             .replace_password(
                 &user,
                 &hash,
@@ -261,7 +257,13 @@ impl EmailLinkService {
                 EventKind::PasswordReset,
                 client,
             )
-            .await
+            .await?;
+        // Following the emailed link proved the address is theirs: whatever was set up before
+        // the proof goes too, once no session of whoever set it up is left to add more.
+        if !user.email_verified {
+            self.remove_unproven_ways_in(&user).await?;
+        }
+        Ok(revoked)
     }
 
     /// Uses up an emailed token and answers what it is for, with a follow-up token (one hour) for
@@ -377,12 +379,13 @@ impl EmailLinkService {
         // The mail reached the address: it is verified now, and whatever whoever signed the
         // account up set before that goes, their password and sessions included.
         if !user.email_verified {
-            self.remove_unproven_ways_in(&user).await?;
             let store = &self.deps.store;
             store.set_password(user.id, password::NO_PASSWORD).await?;
             let revoked = store
                 .revoke_user_sessions(user.id, None, RevokeReason::PasswordReset)
                 .await?;
+            // Once no session of whoever set them up is left to add more.
+            self.remove_unproven_ways_in(&user).await?;
             store.mark_email_verified(user.id).await?;
             user.email_verified = true;
             let details = json!({ "method": "email_login", "revokedSessions": revoked.len() });

@@ -585,14 +585,18 @@ impl FederationService {
             .audit
             .record(EventKind::IdentityLinked, Some(user_id), client, details)
             .await;
-        // A new way in: the owner hears of it, as of a new second factor (ASVS 2.2.3).
+        // A new way in: the owner hears of it, as of a new second factor (ASVS 2.2.3). The link
+        // is made either way: a notice that could not be queued is logged, not the link's error.
         if let Some(user) = store.user_by_id(user_id).await? {
             let kind = MessageKind::IdentityLinked;
             let (name, about) = (user.name.as_deref(), provider.display_name.as_str());
-            self.deps
+            let notice = self
+                .deps
                 .outbox
-                .send_notice_about(kind, &user.email, name, about)
-                .await?;
+                .send_notice_about(kind, &user.email, name, about);
+            if let Err(e) = notice.await {
+                tracing::error!(%user_id, error = %e, "the notice of a linked identity was not queued");
+            }
         }
         Ok(FederatedOutcome::Linked)
     }

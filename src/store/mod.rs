@@ -335,8 +335,9 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn identities_of(&self, user_id: Uuid) -> StoreResult<Vec<LinkedIdentity>>;
 
     /// Removes the account's identity at `provider`, unless it is the account's last way to sign
-    /// in (it has no password, no passkey and no other identity): one statement, so two removals
-    /// at once cannot both pass.
+    /// in (it has no password, no passkey and no other identity). Removals of ways in of one
+    /// account are serialised (its row locked, or SQLite's one writer), so two at once, of an
+    /// identity and a passkey say, cannot both pass.
     async fn unlink_identity(&self, user_id: Uuid, provider: &str) -> StoreResult<Unlinked>;
 
     /// Removes every identity of the account, last way in or not: for the mailbox's owner

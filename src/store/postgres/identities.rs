@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::users::user_from_row;
-use super::{execute, Columns, PostgresStore, USER_COLUMNS};
+use super::{execute, lock_user, Columns, PostgresStore, USER_COLUMNS};
 use crate::domain::password::NO_PASSWORD;
 use crate::domain::user::User;
 use crate::store::*;
@@ -47,30 +47,37 @@ impl IdentityStore for PostgresStore {
 
     #[tracing::instrument(skip_all)]
     async fn unlink_identity(&self, user_id: Uuid, provider: &str) -> StoreResult<Unlinked> {
-        let removed = self
-            .execute(
-                "DELETE FROM identities WHERE user_id = $1 AND provider = $2
-                   AND (EXISTS (SELECT 1 FROM users WHERE id = $1 AND password_hash <> $3)
-                        OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)
-                        OR EXISTS (SELECT 1 FROM identities other
-                                   WHERE other.user_id = $1 AND other.provider <> $2))",
-                &[&user_id, &provider, &NO_PASSWORD],
-            )
-            .await?;
-        if removed > 0 {
-            return Ok(Unlinked::Removed);
-        }
-        let linked = self
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = $1 AND provider = $2)",
-                &[&user_id, &provider],
-            )
-            .await?;
-        Ok(if linked.try_get(0)? {
-            Unlinked::LastWayIn
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // The guard reads other tables: two removals at once must not each see the other's row.
+        lock_user(&tx, &user_id).await?;
+        let removed = execute(
+            &tx,
+            "DELETE FROM identities WHERE user_id = $1 AND provider = $2
+               AND (EXISTS (SELECT 1 FROM users WHERE id = $1 AND password_hash <> $3)
+                    OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)
+                    OR EXISTS (SELECT 1 FROM identities other
+                               WHERE other.user_id = $1 AND other.provider <> $2))",
+            &[&user_id, &provider, &NO_PASSWORD],
+        )
+        .await?;
+        let unlinked = if removed > 0 {
+            Unlinked::Removed
         } else {
-            Unlinked::NotLinked
-        })
+            let linked =
+                "SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = $1 AND provider = $2)";
+            if tx
+                .query_one(linked, &[&user_id, &provider])
+                .await?
+                .try_get(0)?
+            {
+                Unlinked::LastWayIn
+            } else {
+                Unlinked::NotLinked
+            }
+        };
+        tx.commit().await?;
+        Ok(unlinked)
     }
 
     async fn remove_identities(&self, user_id: Uuid) -> StoreResult<u64> {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{execute, query, query_opt, ttl, Columns, Params, PostgresStore};
+use super::{execute, lock_user, query, query_opt, ttl, Columns, Params, PostgresStore};
 use crate::domain::assurance::AuthMethods;
 use crate::domain::opaque_token::TokenHash;
 use crate::domain::password::NO_PASSWORD;
@@ -133,6 +133,7 @@ impl MfaStore for PostgresStore {
     async fn remove_factors(&self, user_id: Uuid, which: FactorChoice) -> StoreResult<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        lock_user(&tx, &user_id).await?;
         let (totp, passkey): (bool, Option<Uuid>) = match which {
             FactorChoice::Totp => (true, None),
             FactorChoice::Passkey(id) => (false, Some(id)),
@@ -239,12 +240,5 @@ async fn replace_codes(
     for code in codes {
         execute(tx, insert, &[&user_id, &code.as_slice()]).await?;
     }
-    Ok(())
-}
-
-/// Serialises the enrolment steps of one user (begin and confirm), which read then write.
-async fn lock_user(tx: &deadpool_postgres::Transaction<'_>, user_id: &Uuid) -> StoreResult<()> {
-    tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[user_id])
-        .await?;
     Ok(())
 }

@@ -98,6 +98,18 @@ impl PostgresStore {
 
 /// Runs one statement on a connection or in a transaction, prepared once per connection; answers
 /// how many rows it changed.
+/// Holds the user's row until the transaction ends, so that changes to one user which read then
+/// write (enrolment's two steps; removing a way in while another is removed) queue behind each
+/// other instead of each passing a check the other is about to make false (READ COMMITTED).
+pub(super) async fn lock_user(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: &uuid::Uuid,
+) -> StoreResult<()> {
+    tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[user_id])
+        .await?;
+    Ok(())
+}
+
 async fn execute(client: &impl GenericClient, sql: &str, params: Params<'_>) -> StoreResult<u64> {
     let statement = client.prepare_cached(sql).await?;
     Ok(client.execute(&statement, params).await?)
