@@ -340,6 +340,8 @@ async fn a_kept_passkey_signs_in_without_an_address(backend: Backend) {
         options.get("mediation").is_none(),
         "the page chooses a button or autofill"
     );
+    let no_body = app.anonymous(Method::POST, "/auth/passkey/options").await;
+    assert_eq!(no_body.status().as_u16(), 200, "no body is no address");
     let credential = passkey.answer(options);
     let body = json!({ "ceremonyId": started["ceremonyId"], "credential": credential });
     let response = app.post_json("/auth/passkey/login", &body).await;

@@ -309,7 +309,7 @@ pub async fn step_up_options(
 /// Options for signing in with a passkey
 #[utoipa::path(
     tag = "auth",
-    request_body = PasswordlessOptionsRequest,
+    request_body(content = Option<PasswordlessOptionsRequest>, description = "No body, `{}` or no `email`: options for any passkey the authenticator keeps"),
     responses((status = 200, description = "Options for signing in with a passkey: without `email`, none listed (the authenticator offers its own); with it, the same shape whether or not the address has one", body = CeremonyBody))
 )]
 #[post("/passkey/options")]
