@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::users::user_from_row;
-use super::{execute, lock_user, Columns, PostgresStore, USER_COLUMNS};
+use super::{execute, exists, lock_user, Columns, PostgresStore, USER_COLUMNS};
 use crate::domain::password::NO_PASSWORD;
 use crate::domain::user::User;
 use crate::store::*;
@@ -66,11 +66,7 @@ impl IdentityStore for PostgresStore {
         } else {
             let linked =
                 "SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = $1 AND provider = $2)";
-            if tx
-                .query_one(linked, &[&user_id, &provider])
-                .await?
-                .try_get(0)?
-            {
+            if exists(&tx, linked, &[&user_id, &provider]).await? {
                 Unlinked::LastWayIn
             } else {
                 Unlinked::NotLinked

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{execute, lock_user, query, query_opt, ttl, Columns, Params, PostgresStore};
+use super::{execute, exists, lock_user, query, query_opt, ttl, Columns, Params, PostgresStore};
 use crate::domain::assurance::AuthMethods;
 use crate::domain::opaque_token::TokenHash;
 use crate::domain::password::NO_PASSWORD;
@@ -158,13 +158,8 @@ impl MfaStore for PostgresStore {
                                    OR EXISTS (SELECT 1 FROM identities WHERE user_id = $1))";
             let deleted = execute(&tx, passkeys, &[&user_id, &passkey, &NO_PASSWORD]).await?;
             if deleted == 0 && passkey.is_some() {
-                let exists =
-                    "SELECT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1 AND id = $2)";
-                if tx
-                    .query_one(exists, &[&user_id, &passkey])
-                    .await?
-                    .try_get(0)?
-                {
+                let held = "SELECT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1 AND id = $2)";
+                if exists(&tx, held, &[&user_id, &passkey]).await? {
                     return Err(StoreError::LastWayIn);
                 }
             }

@@ -110,6 +110,12 @@ pub(super) async fn lock_user(
     Ok(())
 }
 
+/// Whether `sql`, a `SELECT EXISTS (...)`, finds a row.
+async fn exists(client: &impl GenericClient, sql: &str, params: Params<'_>) -> StoreResult<bool> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query_one(&statement, params).await?.try_get(0)?)
+}
+
 async fn execute(client: &impl GenericClient, sql: &str, params: Params<'_>) -> StoreResult<u64> {
     let statement = client.prepare_cached(sql).await?;
     Ok(client.execute(&statement, params).await?)

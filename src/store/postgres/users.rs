@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::identities::insert_identity;
 use super::one_time::insert_token;
 use super::outbox::insert_email;
-use super::{execute, query_opt, Columns, Params, PostgresStore, USER_COLUMNS};
+use super::{execute, exists, query_opt, Columns, Params, PostgresStore, USER_COLUMNS};
 use crate::domain::email::{CanonicalEmail, EmailAddress};
 use crate::domain::user::{Role, User};
 use crate::store::*;
@@ -239,8 +239,7 @@ async fn lock_admins(tx: &deadpool_postgres::Transaction<'_>) -> StoreResult<()>
 
 async fn live_user_exists(tx: &deadpool_postgres::Transaction<'_>, id: Uuid) -> StoreResult<bool> {
     let sql = "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)";
-    let row = tx.query_one(sql, &[&id]).await?;
-    Ok(row.try_get(0)?)
+    exists(tx, sql, &[&id]).await
 }
 
 pub(super) fn user_from_row(row: &Row) -> StoreResult<User> {
