@@ -5,11 +5,12 @@ use clap::{Parser, Subcommand};
 use authd::app::{self, Application};
 use authd::{config, telemetry};
 
-/// authd: signup, login, refresh-token rotation with reuse detection, sessions.
+/// authd: an authentication service over REST (passwords, sessions with refresh-token rotation and
+/// reuse detection, second factors, passkeys, provider sign-in).
 ///
 /// Configuration is layered: config/default.toml, then config/$AUTHD_ENV.toml (development when
 /// unset), then DATABASE_URL / REDIS_URL / JWT_SECRET / PORT / ..., then AUTHD__SECTION__KEY
-/// variables. See the README's configuration table.
+/// variables. Every key is listed in docs/configuration.md (`authd config reference` prints the table).
 #[derive(Parser)]
 #[command(name = "authd", version, about, long_about)]
 struct Cli {
@@ -294,7 +295,13 @@ async fn import(settings: &config::Settings, file: &std::path::Path) -> ExitCode
     let Some(store) = store_or_report(settings).await else {
         return ExitCode::FAILURE;
     };
-    match authd::flows::import::import_users(store.as_ref(), input).await {
+    match authd::flows::import::import_users(
+        store.as_ref(),
+        input,
+        settings.auth.allow_email_reuse_after_delete,
+    )
+    .await
+    {
         Ok(report) => {
             for (line, reason) in &report.failures {
                 eprintln!("line {line}: {reason}");
@@ -374,17 +381,14 @@ async fn create_user(
     } else {
         authd::domain::user::Role::User
     };
-    match authd::flows::admin::provision_user(
-        store.as_ref(),
-        &hasher,
-        &rules,
+    let request = authd::flows::admin::ProvisionRequest {
         email,
         name,
         role,
-        &password,
-    )
-    .await
-    {
+        password: &password,
+        allow_email_reuse_after_delete: settings.auth.allow_email_reuse_after_delete,
+    };
+    match authd::flows::admin::provision_user(store.as_ref(), &hasher, &rules, request).await {
         Ok(user) => {
             println!(
                 "created {} {} ({})",

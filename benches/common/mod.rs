@@ -97,7 +97,7 @@ pub async fn seed_user(store: &dyn Store) -> Uuid {
     let line = format!(
         r#"{{"email":"{email}","passwordHash":"$2b$04$EGdrhbKUv8Oc9vGiXX0HQOxSg445d458Muh7DAHskb6QbtCvdxcie"}}"#
     );
-    let report = authd::flows::import::import_users(store, line.as_bytes())
+    let report = authd::flows::import::import_users(store, line.as_bytes(), false)
         .await
         .expect("import");
     assert_eq!(report.imported, 1, "{report:?}");

@@ -84,7 +84,7 @@ pub fn variables_for(key: &str) -> Vec<String> {
     vars
 }
 
-/// The README's configuration table, generated.
+/// The configuration table of docs/configuration.md, generated.
 pub fn reference_markdown() -> String {
     let mut out = String::from(
         "| setting | default | environment variables | meaning |\n|---|---|---|---|\n",

@@ -13,7 +13,7 @@ use crate::domain::one_time::TokenKind;
 use crate::domain::user::{check_name, Role, User};
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
-use crate::flows::deps::{FlowDeps, PasswordRules};
+use crate::flows::deps::{address_retired, FlowDeps, PasswordRules, RETIRED_ADDRESS};
 use crate::flows::pages::{checked_limit, checked_query, decode_cursor, encode_cursor, event_page};
 use crate::store::{AuthEvent, RevokeReason, Store, UserPage, UserUpdate};
 
@@ -250,28 +250,45 @@ pub(crate) fn refuse_self(admin: &User, id: Uuid, what: &str) -> Result<(), AppE
     Ok(())
 }
 
+/// An account the command line asks for (`authd user create`).
+pub struct ProvisionRequest<'a> {
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub role: Role,
+    pub password: &'a str,
+    /// `auth.allow_email_reuse_after_delete`.
+    pub allow_email_reuse_after_delete: bool,
+}
+
 /// Creates an account from the command line (`authd user create`): the password passes the same
-/// policy as a signup; the email counts as verified, since an operator vouches for it.
+/// policy as a signup, and a deleted account's address stays closed as it does to a signup; the
+/// email counts as verified, since an operator vouches for it.
 pub async fn provision_user(
     store: &dyn Store,
     hasher: &HasherPool,
     rules: &PasswordRules,
-    email: &str,
-    name: Option<&str>,
-    role: Role,
-    password: &str,
+    request: ProvisionRequest<'_>,
 ) -> Result<User, AppError> {
-    let email = crate::domain::email::EmailAddress::parse_new(email)
+    let email = crate::domain::email::EmailAddress::parse_new(request.email)
         .map_err(|e| AppError::validation("email", e.message()))?;
-    let name = check_name(name).map_err(|e| AppError::validation("name", e))?;
+    let reuse = request.allow_email_reuse_after_delete;
+    if address_retired(store, reuse, email.canonical()).await? {
+        return Err(AppError::validation("email", RETIRED_ADDRESS));
+    }
+    let name = check_name(request.name).map_err(|e| AppError::validation("name", e))?;
     let password = rules
-        .check_new(password, email.as_str(), name.as_deref(), "password")
+        .check_new(
+            request.password,
+            email.as_str(),
+            name.as_deref(),
+            "password",
+        )
         .await?;
     let password_hash = hasher.hash(&password).await?;
     let user = crate::store::NewUser {
         // An operator vouches for the address.
         email_verified: true,
-        ..crate::store::NewUser::new(email, name, password_hash, role)
+        ..crate::store::NewUser::new(email, name, password_hash, request.role)
     };
     Ok(store.create_user(user).await?)
 }

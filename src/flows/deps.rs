@@ -27,6 +27,26 @@ use crate::flows::audit::{Audit, EventKind};
 use crate::flows::outbox::Outbox;
 use crate::store::{ConsumedToken, NewUser, RevokeReason, Store, StoreError};
 
+/// What the command line says of an address [`address_retired`] closes.
+pub const RETIRED_ADDRESS: &str =
+    "belonged to a deleted account (auth.allow_email_reuse_after_delete is off)";
+
+/// Whether `email` is closed to a new holder: a deleted account held it and `allow_reuse`
+/// (`auth.allow_email_reuse_after_delete`) is off. Asked wherever an address gets a holder: a
+/// signup, a provider's sign-up, an invitation, an address change, and the command line's
+/// `users create` and `users import` (so importing a file again does not bring back an account
+/// its owner deleted).
+pub async fn address_retired(
+    store: &dyn Store,
+    allow_reuse: bool,
+    email: &CanonicalEmail,
+) -> Result<bool, StoreError> {
+    if allow_reuse {
+        return Ok(false);
+    }
+    store.email_held_by_deleted_user(email).await
+}
+
 /// The configured rules for new passwords: strength, and known breaches.
 pub struct PasswordRules {
     pub min_score: u8,
@@ -118,14 +138,10 @@ impl FlowDeps {
         Ok(user)
     }
 
-    /// Whether `email` is closed to a new holder: a deleted account held it and
-    /// `auth.allow_email_reuse_after_delete` is off. Asked wherever an address gets a holder: a
-    /// signup, a provider's sign-up, an invitation, an address change.
+    /// Whether `email` is closed to a new holder (see [`address_retired`]).
     pub async fn address_retired(&self, email: &CanonicalEmail) -> Result<bool, AppError> {
-        if self.allow_email_reuse_after_delete {
-            return Ok(false);
-        }
-        Ok(self.store.email_held_by_deleted_user(email).await?)
+        let reuse = self.allow_email_reuse_after_delete;
+        Ok(address_retired(self.store.as_ref(), reuse, email).await?)
     }
 
     /// Whether `user`'s session `session_id` still lives: not revoked, not expired (idle or past

@@ -3,7 +3,8 @@
 //!
 //! The hashes are stored as they are and verified on the hasher pool at login; the first
 //! successful login re-hashes the password with today's argon2id parameters. Importing is
-//! idempotent (an email that already has an account is left alone) and a bad line is reported and
+//! idempotent (an email that already has an account is left alone, and one a deleted account
+//! held is refused unless `auth.allow_email_reuse_after_delete`) and a bad line is reported and
 //! skipped, never the end of the import.
 
 use std::io::BufRead;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use crate::actors::hasher::check_stored_hash;
 use crate::domain::email::EmailAddress;
 use crate::domain::user::{check_name, Role};
+use crate::flows::deps::{address_retired, RETIRED_ADDRESS};
 use crate::store::{NewUser, Store, StoreError};
 
 #[derive(Deserialize)]
@@ -60,10 +62,13 @@ fn new_user(line: &str) -> Result<NewUser, String> {
     })
 }
 
-/// Imports every line of `input`; stops early only if the store itself becomes unreachable.
+/// Imports every line of `input`; stops early only if the store itself becomes unreachable. An
+/// address a deleted account held is refused unless `allow_email_reuse_after_delete`, so running
+/// an import again does not bring back an account its owner deleted.
 pub async fn import_users(
     store: &dyn Store,
     input: impl BufRead,
+    allow_email_reuse_after_delete: bool,
 ) -> Result<ImportReport, StoreError> {
     let mut report = ImportReport::default();
     for (index, line) in input.lines().enumerate() {
@@ -85,6 +90,20 @@ pub async fn import_users(
                 continue;
             }
         };
+        let reuse = allow_email_reuse_after_delete;
+        match address_retired(store, reuse, user.email.canonical()).await {
+            Ok(false) => {}
+            Ok(true) => {
+                let reason = format!("email {RETIRED_ADDRESS}");
+                report.failures.push((number, reason));
+                continue;
+            }
+            Err(unavailable @ StoreError::Unavailable(_)) => return Err(unavailable),
+            Err(e) => {
+                report.failures.push((number, format!("store: {e}")));
+                continue;
+            }
+        }
         match store.create_user(user).await {
             Ok(_) => report.imported += 1,
             Err(StoreError::EmailTaken) => report.already_present += 1,

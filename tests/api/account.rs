@@ -4,11 +4,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_error, authd_cli, claims_of, output_with_stdin, refresh_cookie_line, spawn_app,
-    spawn_app_with, Backend, PASSWORD,
+    spawn_app_with, Backend, NEW_PASSWORD, PASSWORD,
 };
 use crate::processes::TempDir;
-
-const NEW_PASSWORD: &str = "lantern orchard quietly 42";
 
 fn sid_of(access_token: &str) -> String {
     claims_of(access_token)["sid"].as_str().unwrap().to_string()

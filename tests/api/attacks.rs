@@ -7,11 +7,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, cookie_value, remove_redis_keys, spawn_app_with, Backend, TestApp, PASSWORD,
+    assert_error, cookie_value, remove_redis_keys, spawn_app_with, Backend, TestApp, NEW_PASSWORD,
+    PASSWORD,
 };
 use crate::smtp::{spawn_app_mailing, spawn_app_mailing_with};
-
-const NEW_PASSWORD: &str = "lantern orchard quietly 42";
 
 fn proxied_by_loopback(s: &mut authd::config::Settings) {
     s.http.trusted_proxies = vec!["127.0.0.0/8".into(), "::1/128".into()];

@@ -6,11 +6,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, cookie_line, cookie_value, spawn_app_with, Backend, TestApp, PASSWORD,
+    assert_error, cookie_line, cookie_value, spawn_app_with, Backend, TestApp, NEW_PASSWORD,
+    PASSWORD,
 };
 use crate::smtp::{free_port, spawn_app_mailing, spawn_app_mailing_with, use_sink, SmtpSink};
-
-const NEW_PASSWORD: &str = "lantern orchard quietly 42";
 
 async fn signup_mails_a_verification_link_that_verifies_once(backend: Backend) {
     let (app, sink) = spawn_app_mailing(backend).await;

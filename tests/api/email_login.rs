@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     access_token_of, assert_error, claims_of, refresh_cookie, spawn_app_with, Account, Backend,
-    TestApp, PASSWORD,
+    TestApp, NEW_PASSWORD, PASSWORD,
 };
 use crate::smtp::{spawn_app_mailing, spawn_app_mailing_with, use_sink, ReceivedMail, SmtpSink};
 
@@ -435,12 +435,12 @@ async fn a_pending_address_change_ends_with_the_session_that_asked(backend: Back
         let recovered = match *recovery {
             "password change" => {
                 let changed = app
-                    .change_password(&owner_token, PASSWORD, "lantern orchard quietly 42")
+                    .change_password(&owner_token, PASSWORD, NEW_PASSWORD)
                     .await;
                 assert_eq!(changed.status().as_u16(), 200);
                 // Back to the password the other helpers expect.
                 let back = app
-                    .change_password(&owner_token, "lantern orchard quietly 42", PASSWORD)
+                    .change_password(&owner_token, NEW_PASSWORD, PASSWORD)
                     .await;
                 back.status().as_u16()
             }
@@ -488,9 +488,7 @@ async fn an_address_change_retires_the_links_in_the_old_mailbox(backend: Backend
         .await;
     assert_eq!(confirmed.status().as_u16(), 200);
 
-    let reset = app
-        .reset_password(&reset, "lantern orchard quietly 42")
-        .await;
+    let reset = app.reset_password(&reset, NEW_PASSWORD).await;
     assert_error(reset, 400, "token_invalid").await;
     let signed_in = app.email_login(json!({ "token": sign_in.token() })).await;
     assert_error(signed_in, 400, "token_invalid").await;

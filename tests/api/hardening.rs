@@ -7,7 +7,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, authd_cli, spawn_app, spawn_app_with, Backend, TestApp, PASSWORD,
+    assert_error, authd_cli, spawn_app, spawn_app_with, Backend, TestApp, NEW_PASSWORD, PASSWORD,
 };
 use crate::processes::TempDir;
 
@@ -193,7 +193,7 @@ async fn imported_users_log_in_with_their_old_passwords_and_are_rehashed(backend
         "{not json",
     );
     let (store, _) = authd::app::open_store(&app.settings, false).await.unwrap();
-    let report = authd::flows::import::import_users(store.as_ref(), file.as_bytes())
+    let report = authd::flows::import::import_users(store.as_ref(), file.as_bytes(), false)
         .await
         .unwrap();
     assert_eq!((report.imported, report.already_present), (2, 0));
@@ -201,7 +201,7 @@ async fn imported_users_log_in_with_their_old_passwords_and_are_rehashed(backend
     assert_eq!(failed_lines, [4, 5]);
 
     // Idempotent: the same file again changes nothing.
-    let again = authd::flows::import::import_users(store.as_ref(), file.as_bytes())
+    let again = authd::flows::import::import_users(store.as_ref(), file.as_bytes(), false)
         .await
         .unwrap();
     assert_eq!((again.imported, again.already_present), (0, 2));
@@ -230,6 +230,66 @@ async fn imported_users_log_in_with_their_old_passwords_and_are_rehashed(backend
     stored_hash_after_rehash(&app, "argon@example.com").await;
 }
 
+/// A deleted account's address stays closed to the command line as it is to a signup: importing
+/// a file again does not bring the account back, and `user create` refuses it; the setting that
+/// reopens it to signups reopens it here too.
+async fn a_deleted_accounts_address_stays_closed_to_the_command_line(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.account().await;
+    let response = app.delete_account(&account.access_token, PASSWORD).await;
+    assert_eq!(response.status().as_u16(), 204);
+    let hash = bcrypt::hash("legacy bcrypt pass", 4).unwrap();
+    let line = json!({ "email": account.email, "passwordHash": hash }).to_string();
+    let (store, _) = authd::app::open_store(&app.settings, false).await.unwrap();
+    let import = |allow_reuse| {
+        authd::flows::import::import_users(store.as_ref(), line.as_bytes(), allow_reuse)
+    };
+    let refused = import(false).await.unwrap();
+    assert_eq!(refused.imported, 0);
+    assert_eq!(refused.failures.len(), 1);
+    assert!(
+        refused.failures[0].1.contains("deleted account"),
+        "{:?}",
+        refused.failures
+    );
+
+    let hasher = authd::actors::hasher::HasherPool::start(&app.settings.hasher).unwrap();
+    let rules = authd::flows::deps::PasswordRules {
+        min_score: app.settings.auth.password_min_score,
+        app_name: app.settings.auth.app_name.clone(),
+        breaches: authd::breach::BreachChecker::new(&app.settings.auth.breached_passwords).unwrap(),
+    };
+    let request = |allow_email_reuse_after_delete| authd::flows::admin::ProvisionRequest {
+        email: &account.email,
+        name: None,
+        role: authd::domain::user::Role::User,
+        password: NEW_PASSWORD,
+        allow_email_reuse_after_delete,
+    };
+    let created =
+        authd::flows::admin::provision_user(store.as_ref(), &hasher, &rules, request(false)).await;
+    match created {
+        Err(authd::error::AppError::Validation(problems)) => {
+            assert_eq!(problems[0].field, "email");
+            assert!(problems[0].message.contains("deleted account"));
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|user| user.id)),
+    }
+    assert_eq!(
+        app.login(&account.email, NEW_PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+
+    // Reopened by the setting: the import brings a new account in.
+    let reopened = import(true).await.unwrap();
+    assert_eq!((reopened.imported, reopened.failures.len()), (1, 0));
+    app.assert_login_works(&account.email, "legacy bcrypt pass")
+        .await;
+}
+
 /// Tokens and accounts stay out of caches; no answer is sniffed into another type or framed.
 async fn answers_are_neither_cached_nor_sniffed_nor_framed(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -256,6 +316,7 @@ crate::backend_tests!(
     a_trusted_proxy_passes_the_client_address_on,
     weak_and_personal_passwords_are_refused_with_the_reason,
     imported_users_log_in_with_their_old_passwords_and_are_rehashed,
+    a_deleted_accounts_address_stays_closed_to_the_command_line,
 );
 
 #[test]

@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+/// A second strong password, for changes and resets.
+pub const NEW_PASSWORD: &str = "lantern orchard quietly 42";
 
 /// The two backend pairs every HTTP test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

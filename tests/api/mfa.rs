@@ -11,7 +11,7 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::helpers::{
     access_token_of, assert_error, claims_of, refresh_cookie, spawn_app, spawn_app_with, Account,
-    Backend, TestApp, PASSWORD,
+    Backend, TestApp, NEW_PASSWORD, PASSWORD,
 };
 use crate::smtp::spawn_app_mailing;
 
@@ -445,11 +445,7 @@ async fn sensitive_actions_need_a_recent_sign_in(backend: Backend) {
     let account = app.account().await;
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let stale = app
-        .change_password(
-            &account.access_token,
-            PASSWORD,
-            "lantern orchard quietly 42",
-        )
+        .change_password(&account.access_token, PASSWORD, NEW_PASSWORD)
         .await;
     assert_error(stale, 403, "reauthentication_required").await;
     let enrol = app.post_bearer("/me/mfa/totp", &account.access_token).await;
@@ -485,9 +481,7 @@ async fn with_a_factor_on_the_account_stepping_up_takes_it_too(backend: Backend)
     assert_eq!(assurance_of(level_one).0, 1);
     let removal = app.delete("/me/mfa/totp", level_one).await;
     assert_error(removal, 403, "reauthentication_required").await;
-    let change = app
-        .change_password(level_one, PASSWORD, "lantern orchard quietly 42")
-        .await;
+    let change = app.change_password(level_one, PASSWORD, NEW_PASSWORD).await;
     assert_error(change, 403, "reauthentication_required").await;
     // The address is how the account is recovered: the password alone does not move it either.
     let email_change = json!({ "newEmail": "moved@example.org", "password": PASSWORD });
