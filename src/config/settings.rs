@@ -721,6 +721,8 @@ impl WebhookSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEndpointSettings {
+    /// Shown by `config check` with its query string hidden (it often holds a token).
+    #[serde(serialize_with = "serialize_shown_url")]
     pub url: String,
     /// `whsec_` + base64 of 24 to 64 bytes, shared with the receiver.
     pub secret: Secret,
@@ -728,6 +730,10 @@ pub struct WebhookEndpointSettings {
     pub events: Vec<String>,
     #[serde(default)]
     pub description: String,
+}
+
+fn serialize_shown_url<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&crate::domain::webhooks::shown_url(url))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

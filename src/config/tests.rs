@@ -226,7 +226,16 @@ fn redacted_output_hides_secrets_and_url_passwords() {
         )]),
     )
     .expect("loads");
+    let mut settings = settings;
+    settings.webhooks.endpoints.push(WebhookEndpointSettings {
+        url: "https://hooks.example.com/in?token=receiver-token".into(),
+        secret: Secret::new("whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"),
+        events: vec!["*".into()],
+        description: String::new(),
+    });
     let text = settings.redacted_toml();
+    assert!(!text.contains("receiver-token"), "{text}");
+    assert!(text.contains("https://hooks.example.com/in?***"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
     assert!(
         text.contains("http://egress:***@proxy.internal:3128"),

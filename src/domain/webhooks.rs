@@ -117,6 +117,24 @@ impl Message<'_> {
     }
 }
 
+/// A target URL as authd shows it outside the endpoint list (audit events, the events sent to
+/// other receivers, `config check`): a query string often carries the receiver's token, so it
+/// is shown as `***`. A URL that does not parse is hidden whole.
+pub fn shown_url(raw: &str) -> String {
+    const HIDDEN: &str = "***";
+    let Ok(mut url) = Url::parse(raw.trim()) else {
+        return HIDDEN.to_string();
+    };
+    if url.query().is_some_and(|query| !query.is_empty()) {
+        url.set_query(Some(HIDDEN));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Refused as a target; hidden anyway, should one ever reach here.
+        return HIDDEN.to_string();
+    }
+    url.to_string()
+}
+
 /// Which targets authd may call: `webhooks.allow_insecure_targets` and
 /// `webhooks.allow_private_targets`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -241,6 +259,30 @@ pub fn is_public(ip: IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_shown_url_hides_its_query_and_anything_unparsable() {
+        let cases = [
+            (
+                "https://hooks.example.com/in",
+                "https://hooks.example.com/in",
+            ),
+            (
+                "https://hooks.example.com/in?token=s3cret&x=1",
+                "https://hooks.example.com/in?***",
+            ),
+            (
+                "https://hooks.example.com/in?",
+                "https://hooks.example.com/in?",
+            ),
+            ("https://user:pw@hooks.example.com/", "***"),
+            ("not a url ?token=s3cret", "***"),
+        ];
+        for (raw, shown) in cases {
+            assert_eq!(shown_url(raw), shown, "{raw}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -14,7 +14,7 @@ use crate::actors::Wake;
 use crate::config::{Secret, WebhookEndpointSettings, WebhookSettings};
 use crate::domain::client::ClientContext;
 use crate::domain::user::User;
-use crate::domain::webhooks::{SigningSecret, TargetPolicy, ALL_EVENTS};
+use crate::domain::webhooks::{shown_url, SigningSecret, TargetPolicy, ALL_EVENTS};
 use crate::error::AppError;
 use crate::flows::audit::{Audit, EventKind};
 use crate::flows::pages::{checked_limit, decode_cursor, encode_cursor};
@@ -193,7 +193,8 @@ impl WebhookService {
             })
             .await?;
         tracing::info!(admin_id = %admin.id, endpoint_id = %id, "admin registered a webhook endpoint");
-        let details = json!({ "endpointId": id, "url": endpoint.url, "events": endpoint.events });
+        let url = shown_url(&endpoint.url);
+        let details = json!({ "endpointId": id, "url": url, "events": endpoint.events });
         self.audit
             .record(
                 EventKind::AdminWebhookCreated,
@@ -229,7 +230,7 @@ impl WebhookService {
             return Err(AppError::NotFound);
         }
         tracing::info!(admin_id = %admin.id, endpoint_id = %id, "admin deleted a webhook endpoint");
-        let details = json!({ "endpointId": id, "url": endpoint.url });
+        let details = json!({ "endpointId": id, "url": shown_url(&endpoint.url) });
         self.audit
             .record(
                 EventKind::AdminWebhookDeleted,

@@ -909,10 +909,23 @@ async fn the_admin_api_needs_an_admin_and_follows_the_configuration(backend: Bac
     for message in &configured_messages {
         assert_signed(message, secret);
     }
+    // A receiver's token in the query string is the admins' to see in the endpoint list, and
+    // shown as `***` everywhere else (the audit event, the events sent to receivers).
+    let tokened_url = format!("{}?token=receiver-token", receiver.url());
     let (id, created_secret) = app
-        .register_webhook(&admin.access_token, &receiver.url(), &["*"])
+        .register_webhook(&admin.access_token, &tokened_url, &["*"])
         .await;
     assert!(created_secret.starts_with("whsec_"));
+    let audited = app.get_json("/admin/events", &admin.access_token).await;
+    let created_event = audited["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "admin_webhook_created")
+        .expect("the registration is audited")
+        .clone();
+    let shown = format!("{}?***", receiver.url());
+    assert_eq!(created_event["details"]["url"], shown.as_str());
     let listed = app.get_json("/admin/webhooks", &admin.access_token).await;
     let listed = listed["endpoints"].as_array().unwrap().clone();
     assert_eq!(listed.len(), 2);
@@ -972,6 +985,11 @@ async fn the_admin_api_needs_an_admin_and_follows_the_configuration(backend: Bac
         .map(|d| d["eventType"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, BTreeSet::from(["admin_webhook_created", "signup"]));
+    let sent = receiver.received();
+    assert!(
+        !sent.iter().any(|r| r.body.contains("receiver-token")),
+        "the token is not sent to receivers"
+    );
     let removed = app
         .delete(&format!("/admin/webhooks/{id}"), &admin.access_token)
         .await;
