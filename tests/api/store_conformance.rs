@@ -11,7 +11,7 @@ use authd::store::postgres::PostgresStore;
 use authd::store::sqlite::SqliteStore;
 use authd::store::{
     FactorState, NewSession, NewUser, RevokeReason, Rotation, RotationOutcome, Store, StoreError,
-    TotpConfirmation, TotpFactor,
+    StoredPasskey, TotpConfirmation, TotpFactor,
 };
 use uuid::Uuid;
 
@@ -409,6 +409,49 @@ async fn a_second_totp_enrolment_cannot_be_confirmed_beside_an_active_one(backen
     assert_eq!(active.id, first);
 }
 
+/// A passkey's use is recorded only over the credential it was checked against: of two answers
+/// checked against one stored credential (one counter value: a cloned authenticator), the second
+/// to be recorded finds it changed and records nothing.
+async fn a_passkey_use_is_recorded_over_the_credential_it_was_checked_against(backend: Backend) {
+    let t = open(backend).await;
+    let user = t.user("cloned-key@example.com").await;
+    let passkey = StoredPasskey {
+        id: Uuid::new_v4(),
+        user_id: user.id,
+        credential_id: vec![7; 16],
+        name: "key".into(),
+        credential: r#"{"counter":1}"#.into(),
+        created_at: chrono::Utc::now(),
+        last_used_at: None,
+    };
+    assert!(t.store.add_passkey(&passkey).await.unwrap());
+    let (checked, first, second) = (
+        r#"{"counter":1}"#,
+        r#"{"counter":2}"#,
+        r#"{"counter":2,"b":1}"#,
+    );
+    assert!(t
+        .store
+        .record_passkey_use(passkey.id, checked, first)
+        .await
+        .unwrap());
+    let raced = t
+        .store
+        .record_passkey_use(passkey.id, checked, second)
+        .await;
+    assert!(matches!(raced, Ok(false)), "{raced:?}");
+    let stored = t.store.passkeys_of(user.id).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].credential, first, "the first use stands");
+    assert!(stored[0].last_used_at.is_some());
+    // The next use is checked against what the first one stored.
+    assert!(t
+        .store
+        .record_passkey_use(passkey.id, first, second)
+        .await
+        .unwrap());
+}
+
 /// A claimed delivery as the admin's log shows it.
 async fn logged_delivery(
     t: &TestStore,
@@ -613,6 +656,7 @@ async fn webhook_deliveries_follow_their_event_and_are_claimed_once(backend: Bac
 }
 
 crate::backend_tests!(
+    a_passkey_use_is_recorded_over_the_credential_it_was_checked_against,
     webhook_deliveries_follow_their_event_and_are_claimed_once,
     a_second_totp_enrolment_cannot_be_confirmed_beside_an_active_one,
     the_janitor_purges_what_has_outlived_its_use_in_batches,
