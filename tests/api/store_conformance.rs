@@ -11,7 +11,7 @@ use authd::store::postgres::PostgresStore;
 use authd::store::sqlite::SqliteStore;
 use authd::store::{
     FactorState, NewSession, NewUser, RevokeReason, Rotation, RotationOutcome, Store, StoreError,
-    StoredPasskey, TotpConfirmation, TotpFactor,
+    StoredPasskey, TotpConfirmation, TotpFactor, UserUpdate,
 };
 use uuid::Uuid;
 
@@ -452,6 +452,52 @@ async fn a_passkey_use_is_recorded_over_the_credential_it_was_checked_against(ba
         .unwrap());
 }
 
+/// Two admins demoted at once, on connections of their own: exactly one demotion stands, every
+/// time, so the store is never left without an admin (on PostgreSQL both would pass their own
+/// "another admin remains" check without the lock the store takes).
+async fn two_admins_demoted_at_once_leave_one_admin(backend: Backend) {
+    let t = open(backend).await;
+    let admin = |email: &str| NewUser {
+        role: Role::Admin,
+        ..new_user(email)
+    };
+    let demote = || UserUpdate {
+        role: Some(Role::User),
+        ..UserUpdate::default()
+    };
+    let mut survivor = t
+        .store
+        .create_user(admin("admin-0@example.com"))
+        .await
+        .unwrap();
+    for round in 1..=20 {
+        let newcomer = t
+            .store
+            .create_user(admin(&format!("admin-{round}@example.com")))
+            .await
+            .unwrap();
+        let (first, second) = tokio::join!(
+            t.store.update_user(survivor.id, demote()),
+            t.store.update_user(newcomer.id, demote()),
+        );
+        let refused =
+            |outcome: &Result<_, StoreError>| matches!(outcome, Err(StoreError::LastAdmin));
+        let demoted = |outcome: &Result<Option<User>, StoreError>| matches!(outcome, Ok(Some(user)) if user.role == Role::User);
+        survivor = match (
+            demoted(&first),
+            refused(&first),
+            demoted(&second),
+            refused(&second),
+        ) {
+            (true, _, _, true) => newcomer,
+            (_, true, true, _) => survivor,
+            _ => panic!("round {round}: one demotion stands, not {first:?} and {second:?}"),
+        };
+    }
+    let last = t.store.update_user(survivor.id, demote()).await;
+    assert!(matches!(last, Err(StoreError::LastAdmin)), "{last:?}");
+}
+
 /// A claimed delivery as the admin's log shows it.
 async fn logged_delivery(
     t: &TestStore,
@@ -656,6 +702,7 @@ async fn webhook_deliveries_follow_their_event_and_are_claimed_once(backend: Bac
 }
 
 crate::backend_tests!(
+    two_admins_demoted_at_once_leave_one_admin,
     a_passkey_use_is_recorded_over_the_credential_it_was_checked_against,
     webhook_deliveries_follow_their_event_and_are_claimed_once,
     a_second_totp_enrolment_cannot_be_confirmed_beside_an_active_one,
