@@ -52,6 +52,11 @@ pub enum StoreError {
 /// What every store call answers.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The tables of sign-ins on their way to a session, each row with `user_id` and `consumed_at`:
+/// retired when the user's sessions are (a reset, a password change, signing out everywhere, a
+/// lock, a deletion).
+pub const PENDING_SIGN_INS: [&str; 2] = ["mfa_challenges", "email_logins"];
+
 /// Everything authd keeps, in one object: what the services hold (`Arc<dyn Store>`). Each
 /// backend says `impl Store for … {}` once it implements every part.
 pub trait Store:
@@ -143,7 +148,9 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn revoke_session(&self, session_id: Uuid, reason: RevokeReason) -> StoreResult<bool>;
 
     /// Revokes every live session of a user but `except` (the caller's own, when it stays) and
-    /// returns their ids.
+    /// returns their ids. In the same transaction the sign-ins on their way to a session are
+    /// retired ([`PENDING_SIGN_INS`]: a login waiting for its second factor, an unused sign-in
+    /// mail): what proved the old password or came before the owner's recovery opens nothing.
     async fn revoke_user_sessions(
         &self,
         user_id: Uuid,

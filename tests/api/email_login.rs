@@ -497,6 +497,59 @@ async fn an_address_change_retires_the_links_in_the_old_mailbox(backend: Backend
     app.assert_login_works("moved@example.org", PASSWORD).await;
 }
 
+/// A sign-in mail asked for before the owner's recovery (a reset, signing out everywhere, a
+/// password change) opens nothing after it, by link or by code.
+async fn a_sign_in_mail_ends_with_the_owners_recovery(backend: Backend) {
+    let sink = SmtpSink::start();
+    let port = sink.port;
+    let app = spawn_app_with(backend, move |settings| {
+        use_sink(settings, port);
+        settings.auth.passwordless.enabled = true;
+        settings.auth.passwordless.max_mails = 4;
+    })
+    .await;
+    let account = verified_account(&app, &sink, 0).await;
+    let email = account.email.as_str();
+    let assert_refused = async |mail: &ReceivedMail| {
+        let by_link = app.email_login(json!({ "token": mail.token() })).await;
+        assert_error(by_link, 400, "token_invalid").await;
+        let by_code = json!({ "email": email, "code": code_of(mail) });
+        assert_error(app.email_login(by_code).await, 400, "token_invalid").await;
+    };
+
+    app.ask_email_login(email).await;
+    let before_reset = sink.nth_mail_to(1, email, "sign-in").await;
+    let reset = app.mailed_reset_token(&sink, email, 2).await;
+    assert_eq!(
+        app.reset_password(&reset, NEW_PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_refused(&before_reset).await;
+
+    app.ask_email_login(email).await;
+    let before_logout = sink.nth_mail_to(2, email, "sign-in").await;
+    let (access, _) = app.login_tokens_with(email, NEW_PASSWORD).await;
+    let ended = app.post_bearer("/auth/logout-all", &access).await;
+    assert!(ended.status().is_success(), "{}", ended.status());
+    assert_refused(&before_logout).await;
+
+    app.ask_email_login(email).await;
+    let before_change = sink.nth_mail_to(3, email, "sign-in").await;
+    let (access, _) = app.login_tokens_with(email, NEW_PASSWORD).await;
+    let changed = app.change_password(&access, NEW_PASSWORD, PASSWORD).await;
+    assert_eq!(changed.status().as_u16(), 200);
+    assert_refused(&before_change).await;
+
+    // A mail asked for afterwards works.
+    app.ask_email_login(email).await;
+    let after = sink.nth_mail_to(4, email, "sign-in").await;
+    let signed_in = app.email_login(json!({ "token": after.token() })).await;
+    assert_eq!(signed_in.status().as_u16(), 200);
+}
+
 /// Where a deleted account's address may not be used again (the default), no account moves to
 /// it and no invitation goes to it, as no signup takes it.
 async fn a_deleted_accounts_address_is_not_taken_by_a_change_or_an_invitation(backend: Backend) {
@@ -543,6 +596,7 @@ crate::backend_tests!(
     a_pending_address_change_ends_with_the_session_that_asked,
     an_address_change_retires_the_links_in_the_old_mailbox,
     a_deleted_accounts_address_is_not_taken_by_a_change_or_an_invitation,
+    a_sign_in_mail_ends_with_the_owners_recovery,
     a_mailed_link_or_code_signs_in_once,
     a_sign_in_mail_takes_an_unverified_account_from_whoever_signed_it_up,
     a_code_allows_a_few_submissions_and_a_new_mail_voids_the_old_one,

@@ -688,7 +688,12 @@ impl TestApp {
 
     /// Logs in and returns (access token, refresh token).
     pub async fn login_tokens(&self, email: &str) -> (String, String) {
-        let response = self.login(email, PASSWORD).await;
+        self.login_tokens_with(email, PASSWORD).await
+    }
+
+    /// Logs in with `password`: the access token and the refresh cookie's token.
+    pub async fn login_tokens_with(&self, email: &str, password: &str) -> (String, String) {
+        let response = self.login(email, password).await;
         assert_eq!(response.status().as_u16(), 200);
         let refresh = refresh_cookie(response.headers()).expect("a refresh cookie");
         let body: Value = response.json().await.unwrap();

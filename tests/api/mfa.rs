@@ -377,6 +377,37 @@ async fn a_password_alone_never_yields_a_session_for_an_mfa_account(backend: Bac
     assert_error(locked, 401, "mfa_token_invalid").await;
 }
 
+/// A login waiting for its second factor proved a password: the owner's recovery ends it as it
+/// ends the sessions (signing out everywhere, a password change), so whoever phished the password
+/// and is still at the second step gets nothing once the owner acts.
+async fn a_waiting_second_step_ends_with_the_owners_recovery(backend: Backend) {
+    let app = spawn_app_with(backend, wide_window).await;
+    let enrolled = app.enrol().await;
+    let email = &enrolled.account.email;
+    let recovery = |n: usize| json!({ "recoveryCode": enrolled.recovery_codes[n] });
+
+    let waiting = app.first_step(email).await;
+    let ended = app
+        .post_bearer("/auth/logout-all", &enrolled.access_token)
+        .await;
+    assert!(ended.status().is_success(), "{}", ended.status());
+    let late = app.second_step(&waiting, recovery(0)).await;
+    assert_error(late, 401, "mfa_token_invalid").await;
+
+    let waiting = app.first_step(email).await;
+    let owner = app.mfa_login(email, recovery(1)).await;
+    let changed = app.change_password(&owner, PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(changed.status().as_u16(), 200);
+    let late = app.second_step(&waiting, recovery(2)).await;
+    assert_error(late, 401, "mfa_token_invalid").await;
+    // The recovery code that was refused is still unused.
+    let response = app.login(email, NEW_PASSWORD).await;
+    let body: Value = response.json().await.unwrap();
+    let fresh = body["mfaToken"].as_str().unwrap();
+    let response = app.second_step(fresh, recovery(2)).await;
+    assert_eq!(response.status().as_u16(), 200);
+}
+
 async fn an_mfa_token_expires(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.auth.mfa.challenge_ttl_seconds = 1).await;
     let enrolled = app.enrol().await;
@@ -714,6 +745,7 @@ crate::backend_tests!(
     recovery_codes_work_once_each_are_mailed_about_and_can_be_replaced,
     a_password_alone_never_yields_a_session_for_an_mfa_account,
     an_mfa_token_expires,
+    a_waiting_second_step_ends_with_the_owners_recovery,
     amr_and_aal_are_right_on_every_path,
     sensitive_actions_need_a_recent_sign_in,
     with_a_factor_on_the_account_stepping_up_takes_it_too,

@@ -96,8 +96,6 @@ impl PostgresStore {
     }
 }
 
-/// Runs one statement on a connection or in a transaction, prepared once per connection; answers
-/// how many rows it changed.
 /// Holds the user's row until the transaction ends, so that changes to one user which read then
 /// write (enrolment's two steps; removing a way in while another is removed) queue behind each
 /// other instead of each passing a check the other is about to make false (READ COMMITTED).
@@ -116,6 +114,8 @@ async fn exists(client: &impl GenericClient, sql: &str, params: Params<'_>) -> S
     Ok(client.query_one(&statement, params).await?.try_get(0)?)
 }
 
+/// Runs one statement on a connection or in a transaction, prepared once per connection; answers
+/// how many rows it changed.
 async fn execute(client: &impl GenericClient, sql: &str, params: Params<'_>) -> StoreResult<u64> {
     let statement = client.prepare_cached(sql).await?;
     Ok(client.execute(&statement, params).await?)
@@ -130,7 +130,6 @@ async fn query(
     Ok(client.query(&statement, params).await?)
 }
 
-/// The first row, if any.
 /// The statement that counts one attempt at a single-use code of `table` (the row whose `key` is
 /// `$1`), only while the code is unused, unexpired and under `$2` attempts; it answers
 /// `returning`, or no row when the code cannot be tried.
@@ -142,6 +141,7 @@ fn attempt_statement(table: &str, key: &str, returning: &str) -> String {
     )
 }
 
+/// The first row, if any.
 async fn query_opt(
     client: &impl GenericClient,
     sql: &str,

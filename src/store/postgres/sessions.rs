@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::users::user_from_row;
-use super::{execute, query_opt, ttl, Columns, Params, PostgresStore};
+use super::{execute, query, query_opt, ttl, Columns, Params, PostgresStore};
 use crate::domain::assurance::AuthMethods;
 use crate::domain::claims::SessionAssurance;
 use crate::domain::opaque_token::TokenHash;
@@ -180,14 +180,23 @@ impl SessionStore for PostgresStore {
         except: Option<Uuid>,
         reason: RevokeReason,
     ) -> StoreResult<Vec<Uuid>> {
-        let rows = self
-            .query(
-                "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
-                 WHERE user_id = $1 AND revoked_at IS NULL AND ($3::uuid IS NULL OR id <> $3)
-                 RETURNING id",
-                &[&user_id, &reason.as_str(), &except],
-            )
-            .await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let rows = query(
+            &tx,
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+             WHERE user_id = $1 AND revoked_at IS NULL AND ($3::uuid IS NULL OR id <> $3)
+             RETURNING id",
+            &[&user_id, &reason.as_str(), &except],
+        )
+        .await?;
+        for table in PENDING_SIGN_INS {
+            let sql = format!(
+                "UPDATE {table} SET consumed_at = now() WHERE user_id = $1 AND consumed_at IS NULL"
+            );
+            execute(&tx, &sql, &[&user_id]).await?;
+        }
+        tx.commit().await?;
         rows.iter().map(|row| row.column("id")).collect()
     }
 

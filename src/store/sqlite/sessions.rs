@@ -206,13 +206,27 @@ impl SessionStore for SqliteStore {
                    WHERE user_id = ?1 AND revoked_at IS NULL AND (?4 IS NULL OR id <> ?4)
                    RETURNING id";
         let except = except.map(|id| id.to_string());
+        let (user, now) = (text(user_id), now_value());
         let values = vec![
-            text(user_id),
-            now_value(),
+            user.clone(),
+            now.clone(),
             text(reason.as_str()),
             except.into(),
         ];
-        self.query(sql.into(), values, |row| row.column("id")).await
+        self.write(move |tx| {
+            let mut statement = tx.prepare_cached(sql)?;
+            let rows =
+                statement.query_map(rusqlite::params_from_iter(values), |row| row.column("id"))?;
+            let revoked = rows.collect::<rusqlite::Result<Vec<Uuid>>>()?;
+            for table in PENDING_SIGN_INS {
+                let sql = format!(
+                    "UPDATE {table} SET consumed_at = ?2 WHERE user_id = ?1 AND consumed_at IS NULL"
+                );
+                tx.prepare_cached(&sql)?.execute([&user, &now])?;
+            }
+            Ok(revoked)
+        })
+        .await
     }
 
     async fn revoke_session_of(
