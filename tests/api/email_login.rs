@@ -242,6 +242,15 @@ async fn unknown_addresses_get_the_same_answer_and_nothing_else(backend: Backend
     assert_eq!(unknown.json::<Value>().await.unwrap(), known);
     let code = json!({ "email": "nobody@example.com", "code": "123456" });
     assert_error(app.email_login(code).await, 400, "token_invalid").await;
+    // Refused and audited like a wrong code for an account (the same write either way).
+    let admin = app.admin().await;
+    let events = app.get_json("/admin/events", &admin.access_token).await;
+    let refused = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "login_failed" && e["details"]["reason"] == "unknown_email");
+    assert!(refused, "{events}");
 
     // At most `max_mails` per address and window; more requests are answered alike.
     for _ in 0..3 {
@@ -503,8 +512,7 @@ async fn a_sign_in_mail_ends_with_the_owners_recovery(backend: Backend) {
     let sink = SmtpSink::start();
     let port = sink.port;
     let app = spawn_app_with(backend, move |settings| {
-        use_sink(settings, port);
-        settings.auth.passwordless.enabled = true;
+        passwordless_on(settings, port);
         settings.auth.passwordless.max_mails = 4;
     })
     .await;
