@@ -58,7 +58,7 @@ fn templates(kind: MessageKind) -> (&'static str, &'static str, &'static str) {
             include_str!("../../templates/email/invitation.html"),
         ),
         MessageKind::AccountExists => (
-            "Somebody tried to sign up with your address",
+            "Somebody tried to use your address for an account",
             include_str!("../../templates/email/account_exists.txt"),
             include_str!("../../templates/email/account_exists.html"),
         ),

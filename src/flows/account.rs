@@ -9,6 +9,7 @@ use crate::domain::client::ClientContext;
 use crate::domain::email::CanonicalEmail;
 use crate::domain::messages::MessageKind;
 use crate::domain::one_time::{EmailChangeOrigin, TokenKind};
+use crate::domain::password;
 use crate::domain::user::{check_name, User};
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
@@ -190,6 +191,13 @@ impl AccountService {
                 client,
             )
             .await?;
+        // Checked once the current password is proved, so it tells nobody else anything.
+        if password::normalize(new) == password::normalize(current) {
+            return Err(AppError::validation(
+                "newPassword",
+                "must differ from the current password",
+            ));
+        }
         let new = self
             .deps
             .password_rules

@@ -107,10 +107,11 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others(backend: B
     let app = spawn_app(backend).await;
     let account = app.account().await;
     let (other_access, other_refresh) = app.login_tokens(&account.email).await;
-    // A wrong current password or a weak new one: 400, naming the field at fault.
+    // A wrong current password, a weak new one or the same again: 400, naming the field at fault.
     for (current, new, field) in [
         ("wrong one!", NEW_PASSWORD, "currentPassword"),
         (PASSWORD, "password1", "newPassword"),
+        (PASSWORD, PASSWORD, "newPassword"),
     ] {
         let response = app
             .change_password(&account.access_token, current, new)

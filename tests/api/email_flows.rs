@@ -188,7 +188,9 @@ async fn with_verification_required_signup_hides_taken_emails_and_login_waits_fo
     assert_eq!(keys(&first), keys(&second));
     assert_eq!(first["message"], second["message"]);
     let mails = sink.wait_for(2).await;
-    assert!(mails.iter().any(|m| m.subject.contains("tried to sign up")));
+    assert!(mails
+        .iter()
+        .any(|m| m.subject.contains("tried to use your address")));
     let users = app
         .query_integers("SELECT CAST(count(*) AS BIGINT) FROM users")
         .await;

@@ -857,7 +857,7 @@ async fn with_verification_required_provider_sign_ins_hide_taken_addresses(backe
         .any(|m| m.to.contains("fresh@example.com") && m.subject.contains("Confirm")));
     assert!(mails
         .iter()
-        .any(|m| m.to.contains(&owner) && m.subject.contains("tried to sign up")));
+        .any(|m| m.to.contains(&owner) && m.subject.contains("tried to use your address")));
     app.assert_login_works(&owner, PASSWORD).await;
 }
 
