@@ -231,6 +231,16 @@ pub struct KeyRing {
     current: Arc<ActiveKey>,
     by_kid: HashMap<String, Arc<ActiveKey>>,
     jwks: Value,
+    /// `tokens.access_ttl_seconds` and `tokens.leeway_seconds`: the times a token may carry.
+    lifetime: (i64, i64),
+}
+
+fn lifetime_of(settings: &TokenSettings) -> (i64, i64) {
+    let seconds = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    (
+        seconds(settings.access_ttl_seconds),
+        seconds(settings.leeway_seconds),
+    )
 }
 
 fn validation_for(algorithm: Algorithm, settings: &TokenSettings) -> Validation {
@@ -269,6 +279,7 @@ impl KeyRing {
             by_kid: HashMap::from([(key.kid.clone(), key.clone())]),
             current: key,
             jwks: json!({ "keys": [] }),
+            lifetime: lifetime_of(settings),
         }
     }
 
@@ -334,6 +345,7 @@ impl KeyRing {
             current,
             by_kid,
             jwks: json!({ "keys": published }),
+            lifetime: lifetime_of(settings),
         })
     }
 
@@ -362,8 +374,9 @@ impl KeyRing {
             .map_err(|e| AppError::Internal(format!("signing an access token: {e}")))
     }
 
-    /// Checks signature, algorithm, `kid`, `iss`, `aud` and time. The key's own algorithm is the
-    /// only one accepted: `alg: none`, and an HS token signed with a public key, fail here.
+    /// Checks signature, algorithm, `kid`, `iss`, `aud` and time (`exp` and `nbf`, and that the
+    /// times are ones authd issues: see `AccessClaims::has_issued_times`). The key's own
+    /// algorithm is the only one accepted: `alg: none`, and an HS token signed with a public key, fail here.
     pub fn decode(&self, token: &str) -> Result<AccessClaims, DecodeError> {
         let refused = || DecodeError::Refused(AppError::TokenInvalid);
         let header = jsonwebtoken::decode_header(token).map_err(|_| refused())?;
@@ -372,14 +385,20 @@ impl KeyRing {
         }
         let kid = header.kid.ok_or_else(refused)?;
         let key = self.get(&kid).ok_or(DecodeError::UnknownKey)?;
-        jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &key.validation)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &key.validation)
             .map(|data| data.claims)
             .map_err(|e| {
                 DecodeError::Refused(match e.kind() {
                     ErrorKind::ExpiredSignature => AppError::TokenExpired,
                     _ => AppError::TokenInvalid,
                 })
-            })
+            })?;
+        let (max_lifetime, leeway) = self.lifetime;
+        let now = chrono::Utc::now().timestamp();
+        if !claims.has_issued_times(now, max_lifetime, leeway) {
+            return Err(refused());
+        }
+        Ok(claims)
     }
 }
 

@@ -78,6 +78,17 @@ impl AccessClaims {
         }
     }
 
+    /// Whether the token's times are ones authd gives: issued no later than `now` (give or take
+    /// `leeway`), valid from its issue, and expiring at most `max_lifetime` after it. A valid
+    /// signature makes other times possible only for whoever holds the signing key; this bounds
+    /// what such a key can mint (a token that lives for years, or one dated in the future).
+    pub fn has_issued_times(&self, now: i64, max_lifetime: i64, leeway: i64) -> bool {
+        self.iat <= now.saturating_add(leeway)
+            && self.nbf >= self.iat
+            && self.exp > self.iat
+            && self.exp.saturating_sub(self.iat) <= max_lifetime
+    }
+
     /// Seconds until expiry, never negative.
     pub fn remaining_seconds(&self, now: i64) -> u64 {
         (self.exp - now).max(0) as u64
@@ -95,6 +106,55 @@ mod tests {
             methods: AuthMethods::password(),
             authenticated_at,
         }
+    }
+
+    #[test]
+    fn only_the_times_authd_issues_pass() {
+        let names = ("authd", "authd");
+        let issued = |now| {
+            AccessClaims::new(
+                Uuid::nil(),
+                Uuid::nil(),
+                Role::User,
+                &password_at(now),
+                names,
+                now,
+                900,
+            )
+        };
+        let token = issued(1_000);
+        assert!(token.has_issued_times(1_000, 900, 30));
+        assert!(
+            token.has_issued_times(1_899, 900, 30),
+            "expiry is jsonwebtoken's to check"
+        );
+        let ahead = issued(1_030);
+        assert!(
+            ahead.has_issued_times(1_000, 900, 30),
+            "a clock within the leeway"
+        );
+        let future = issued(1_031);
+        assert!(!future.has_issued_times(1_000, 900, 30));
+        let long = AccessClaims {
+            exp: token.iat + 901,
+            ..token.clone()
+        };
+        assert!(!long.has_issued_times(1_000, 900, 30));
+        let shortened = AccessClaims {
+            exp: token.iat + 10,
+            ..token.clone()
+        };
+        assert!(shortened.has_issued_times(1_000, 900, 30));
+        let backwards = AccessClaims {
+            exp: token.iat,
+            ..token.clone()
+        };
+        assert!(!backwards.has_issued_times(1_000, 900, 30));
+        let early = AccessClaims {
+            nbf: token.iat - 1,
+            ..token
+        };
+        assert!(!early.has_issued_times(1_000, 900, 30));
     }
 
     #[test]

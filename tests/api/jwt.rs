@@ -134,6 +134,24 @@ async fn forged_and_out_of_time_tokens_are_401(backend: Backend) {
                 kid,
             ),
         ),
+        (
+            "issued in the future",
+            sign(
+                &with(json!({"iat": now + 3600, "nbf": now + 3600, "exp": now + 4000})),
+                Algorithm::HS256,
+                &secret,
+                kid,
+            ),
+        ),
+        (
+            "living longer than an access token",
+            sign(
+                &with(json!({"iat": now, "nbf": now, "exp": now + 365 * 86_400})),
+                Algorithm::HS256,
+                &secret,
+                kid,
+            ),
+        ),
         ("garbage", "a.b.c".to_string()),
     ];
     for (case, token) in cases {
@@ -155,7 +173,7 @@ async fn forged_and_out_of_time_tokens_are_401(backend: Backend) {
     let leeway = app.settings.tokens.leeway_seconds as i64;
     let just_expired = sign(
         &with(
-            json!({"iat": now - 960, "nbf": now - 960, "exp": now - leeway / 2, "jti": uuid::Uuid::new_v4()}),
+            json!({"iat": now - 900 - leeway / 2, "nbf": now - 900 - leeway / 2, "exp": now - leeway / 2, "jti": uuid::Uuid::new_v4()}),
         ),
         Algorithm::HS256,
         &secret,
@@ -170,7 +188,9 @@ async fn forged_and_out_of_time_tokens_are_401(backend: Backend) {
     );
     assert_eq!(app.me(&slightly_early).await.status().as_u16(), 200);
     let past_leeway = sign(
-        &with(json!({"iat": now - 960, "nbf": now - 960, "exp": now - leeway - 5})),
+        &with(
+            json!({"iat": now - 905 - leeway, "nbf": now - 905 - leeway, "exp": now - leeway - 5}),
+        ),
         Algorithm::HS256,
         &secret,
         kid,
