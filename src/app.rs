@@ -261,6 +261,7 @@ impl Application {
             return_urls: settings.return_urls()?,
             allow_signup: settings.oauth.allow_signup,
             flow_ttl_seconds: settings.oauth.flow_ttl_seconds,
+            native_nonces: settings.oauth.native_nonces,
             require_email_verification: settings.auth.require_email_verification,
         });
         let passwordless = Arc::new(PasswordlessRules {

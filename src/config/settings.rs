@@ -517,12 +517,27 @@ pub struct OAuthSettings {
     pub allowed_return_urls: Vec<String>,
     /// An unknown identity whose address has no account gets a new account.
     pub allow_signup: bool,
-    /// How long the state of a sign-in (state, PKCE verifier, nonce) waits for the callback.
+    /// How long the state of a sign-in (state, PKCE verifier, nonce) waits for the callback,
+    /// and an issued native nonce for its ID token.
     pub flow_ttl_seconds: u64,
+    /// Which nonces a native app's ID token may carry.
+    pub native_nonces: NativeNonces,
     /// How long authd waits for a provider (discovery, keys, token and user endpoints).
     pub provider_timeout_ms: u64,
     /// The providers, by the name used in the paths (`/auth/oauth/<name>/...`).
     pub providers: std::collections::BTreeMap<String, OAuthProviderSettings>,
+}
+
+/// Which nonces `POST /auth/oauth/<name>/token` accepts in a native app's ID token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NativeNonces {
+    /// One authd issued (`POST /auth/oauth/<name>/nonce`), unused and unexpired, for that
+    /// provider: a token whose nonce authd did not give out (another app's, one read off a
+    /// stolen token after its own use) opens nothing.
+    Issued,
+    /// Any nonce the app made itself, as the token carries it (raw or its SHA-256).
+    Any,
 }
 
 /// What kind of provider, which says which protocol and endpoints it speaks.

@@ -125,6 +125,11 @@ impl Provider {
         Ok((checked(identity)?, expires_at))
     }
 
+    /// Whether it issues ID tokens (OpenID Connect), which native apps can exchange.
+    pub fn issues_id_tokens(&self) -> bool {
+        self.discovery.is_some()
+    }
+
     /// The kind's name, as configured.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {

@@ -10,6 +10,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::actors::tokens::IssuedTokens;
+use crate::config::NativeNonces;
 use crate::domain::assurance::{AuthMethod, AuthMethods};
 use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::client::ClientContext;
@@ -35,7 +36,14 @@ pub struct FederationRules {
     pub return_urls: ReturnUrls,
     pub allow_signup: bool,
     pub flow_ttl_seconds: u64,
+    pub native_nonces: NativeNonces,
     pub require_email_verification: bool,
+}
+
+/// A nonce for a native app's ID token, and how long it waits for it.
+pub struct IssuedNonce {
+    pub nonce: String,
+    pub expires_in: u64,
 }
 
 /// A started round trip: where to send the browser, and the value of the cookie that ties the
@@ -295,8 +303,53 @@ impl FederationService {
         self.link(&provider, &identity, user_id, client).await
     }
 
+    /// A nonce for the ID token a native app is about to ask `provider` for: single-use, for
+    /// that provider, expiring with `oauth.flow_ttl_seconds`.
+    pub async fn issue_native_nonce(&self, provider: &str) -> Result<IssuedNonce, AppError> {
+        let provider = self.provider(provider)?;
+        if !provider.issues_id_tokens() {
+            return Err(AppError::validation(
+                "provider",
+                "this provider issues no ID tokens",
+            ));
+        }
+        let nonce = OpaqueToken::generate();
+        self.deps
+            .store
+            .create_ceremony(&NewCeremony {
+                hash: nonce.hash(),
+                kind: CeremonyKind::NativeNonce,
+                user_id: None,
+                state: provider.name.clone(),
+                ttl_seconds: self.rules.flow_ttl_seconds,
+            })
+            .await?;
+        Ok(IssuedNonce {
+            nonce: nonce.as_str().to_string(),
+            expires_in: self.rules.flow_ttl_seconds,
+        })
+    }
+
+    /// Uses up `nonce` if authd issued it for `provider` and it is unexpired; with
+    /// `oauth.native_nonces = "any"`, any nonce passes.
+    async fn spend_native_nonce(&self, provider: &Provider, nonce: &str) -> Result<bool, AppError> {
+        if self.rules.native_nonces == NativeNonces::Any {
+            return Ok(true);
+        }
+        let Some(presented) = OpaqueToken::parse(nonce) else {
+            return Ok(false);
+        };
+        let taken = self
+            .deps
+            .store
+            .take_ceremony(presented.hash(), CeremonyKind::NativeNonce)
+            .await?;
+        Ok(taken.is_some_and(|ceremony| ceremony.state == provider.name))
+    }
+
     /// A native app's ID token from the provider (Sign in with Apple, Google Sign-In), with the
-    /// nonce it asked for: each token is accepted once.
+    /// nonce it asked for (one authd issued, unless `oauth.native_nonces = "any"`): each token
+    /// and each nonce is accepted once.
     #[tracing::instrument(skip_all, fields(provider = provider))]
     pub async fn exchange_id_token(
         &self,
@@ -306,6 +359,13 @@ impl FederationService {
         client: &ClientContext,
     ) -> Result<FederatedOutcome, AppError> {
         let provider = self.provider(provider)?;
+        if !provider.issues_id_tokens() {
+            return Err(from_provider(ProviderError::Unsupported));
+        }
+        if !self.spend_native_nonce(&provider, nonce).await? {
+            let e = ProviderError::Refused("the nonce is not one authd issued, or used".into());
+            return Err(self.refused(&provider, e, client));
+        }
         let (identity, expires_at) = provider
             .verify_id_token(id_token, nonce)
             .await

@@ -137,6 +137,7 @@ pub fn configure(base_path: &str) -> impl FnOnce(&mut ServiceConfig) + '_ {
                         .service(federation::start)
                         .service(federation::callback)
                         .service(federation::callback_form)
+                        .service(federation::native_nonce)
                         .service(federation::exchange_id_token),
                 )
                 .service(account::my_events)

@@ -598,6 +598,9 @@ pub enum CeremonyKind {
     IdentityLink,
     /// An ID token a native app exchanged, kept until it expires so it is used once.
     SpentIdToken,
+    /// A nonce authd gave a native app for the ID token it is about to ask its provider for
+    /// (`oauth.native_nonces = "issued"`); the state is the provider's name.
+    NativeNonce,
 }
 
 impl CeremonyKind {
@@ -609,6 +612,7 @@ impl CeremonyKind {
             CeremonyKind::OAuthCallback => "oauth_callback",
             CeremonyKind::IdentityLink => "identity_link",
             CeremonyKind::SpentIdToken => "spent_id_token",
+            CeremonyKind::NativeNonce => "native_nonce",
         }
     }
 }

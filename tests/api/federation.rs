@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use authd::config::{OAuthProviderKind, OAuthProviderSettings, Secret, Settings};
+use authd::config::{NativeNonces, OAuthProviderKind, OAuthProviderSettings, Secret, Settings};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -161,6 +161,16 @@ impl TestApp {
         assert_eq!(landing.status(), "signed_in", "{:?}", landing.fields);
         let refresh = landing.refresh_token.expect("a refresh cookie");
         access_token_of(self.refresh_with_cookie(&refresh).await).await
+    }
+
+    /// `POST /auth/oauth/{provider}/nonce`: a nonce for a native app's ID token.
+    async fn native_nonce(&self, provider: &str) -> String {
+        let path = format!("/auth/oauth/{provider}/nonce");
+        let response = self.post_json(&path, &json!({})).await;
+        assert_eq!(response.status().as_u16(), 200, "a nonce");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["expiresIn"], 600);
+        body["nonce"].as_str().expect("the nonce").to_string()
     }
 
     async fn exchange(&self, id_token: &str, nonce: &str) -> reqwest::Response {
@@ -522,9 +532,16 @@ async fn a_second_factor_still_applies(backend: Backend) {
     assert_eq!(claims["aal"], 2);
 }
 
+/// The ID token's own checks, with nonces the app makes (`oauth.native_nonces = "any"`); the
+/// issued ones are the next test's.
 async fn native_apps_exchange_an_id_token_once(backend: Backend) {
     let fake = FakeProvider::start().await;
-    let app = spawn(backend, &fake).await;
+    let issuer = fake.issuer.clone();
+    let app = spawn_app_with(backend, move |settings| {
+        with_providers(&issuer)(settings);
+        settings.oauth.native_nonces = NativeNonces::Any;
+    })
+    .await;
     let person = Person::new("ios@example.com");
     let nonce = "a-nonce-the-app-made";
     let hashed: String = Sha256::digest(nonce.as_bytes())
@@ -597,6 +614,59 @@ async fn native_apps_exchange_an_id_token_once(backend: Backend) {
         "validation_failed",
     )
     .await;
+}
+
+/// By default a native app's ID token must carry a nonce authd issued for that provider, once:
+/// a token whose nonce authd never gave out (another app's, one made up), or one already used,
+/// opens nothing, whatever the token.
+async fn native_apps_use_a_nonce_authd_issued_once(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let issuer = fake.issuer.clone();
+    let app = spawn_app_with(backend, move |settings| {
+        with_providers(&issuer)(settings);
+        let other = provider(OAuthProviderKind::Oidc, &issuer);
+        settings.oauth.providers.insert("other".into(), other);
+    })
+    .await;
+    let person = Person::new("android@example.com");
+    let issued = app.native_nonce("fake").await;
+
+    // Google's SDK puts the nonce in the token as it is; Apple's apps usually put its SHA-256.
+    let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, &issued);
+    assert_eq!(app.exchange(&token, &issued).await.status().as_u16(), 200);
+    let apple = app.native_nonce("fake").await;
+    let hashed: String = Sha256::digest(apple.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, &hashed);
+    assert_eq!(app.exchange(&token, &apple).await.status().as_u16(), 200);
+
+    // Used once: a fresh token with the same nonce is refused.
+    let again = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, &issued);
+    assert_error(app.exchange(&again, &issued).await, 401, "oauth_failed").await;
+    // A nonce the app made up, or one in the shape of authd's that it never gave out.
+    let never_given = authd::domain::opaque_token::OpaqueToken::generate();
+    for made_up in ["a-nonce-the-app-made", never_given.as_str()] {
+        let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, made_up);
+        assert_error(app.exchange(&token, made_up).await, 401, "oauth_failed").await;
+    }
+    // A nonce given out for another provider.
+    let elsewhere = app.native_nonce("other").await;
+    let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, &elsewhere);
+    assert_error(app.exchange(&token, &elsewhere).await, 401, "oauth_failed").await;
+    // A refused token uses its nonce up too: the app asks for another.
+    let spent = app.native_nonce("fake").await;
+    let foreign = fake.id_token_for_app(&person, "another-app", &spent);
+    assert_error(app.exchange(&foreign, &spent).await, 401, "oauth_failed").await;
+    let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, &spent);
+    assert_error(app.exchange(&token, &spent).await, 401, "oauth_failed").await;
+
+    // No nonces where there are no ID tokens, nor for a provider that is not configured.
+    let github = app.post_json("/auth/oauth/github/nonce", &json!({})).await;
+    assert_error(github, 400, "validation_failed").await;
+    let nowhere = app.post_json("/auth/oauth/nowhere/nonce", &json!({})).await;
+    assert_error(nowhere, 404, "not_found").await;
 }
 
 async fn identities_are_linked_while_signed_in_and_never_all_unlinked(backend: Backend) {
@@ -871,6 +941,7 @@ crate::backend_tests!(
     an_address_with_an_account_is_never_taken_over,
     a_second_factor_still_applies,
     native_apps_exchange_an_id_token_once,
+    native_apps_use_a_nonce_authd_issued_once,
     identities_are_linked_while_signed_in_and_never_all_unlinked,
     a_link_ends_with_the_session_that_started_it,
     an_identity_made_before_the_address_was_proven_goes_with_the_owners_reset,

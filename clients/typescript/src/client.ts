@@ -10,6 +10,7 @@ import type {
   LoginRequest,
   Me,
   MfaVerifyRequest,
+  NativeNonce,
   OAuthProvider,
   Operation,
   OptionsArg,
@@ -400,10 +401,21 @@ export class AuthdClient {
   }
 
   /**
+   * `POST /auth/oauth/{provider}/nonce`: the nonce a native app gives the provider's SDK before
+   * `exchangeIdToken` (Google: as it is; Sign in with Apple: its SHA-256 in hex). It works once,
+   * for this provider, within `expiresIn` seconds; authd accepts no other unless configured
+   * with `oauth.native_nonces = "any"`.
+   */
+  nativeNonce(provider: string): Promise<NativeNonce> {
+    return this.#typed('POST', '/auth/oauth/{provider}/nonce', { params: { path: { provider } } }, ANONYMOUS);
+  }
+
+  /**
    * `POST /auth/oauth/{provider}/token`: a native app's sign-in with the ID token the provider's
-   * SDK gave it (Sign in with Apple, Google Sign-In) and the raw `nonce` the app passed to the
-   * SDK. Answers like `login`, or what is left: the second step, a link to accept after signing
-   * in to the account holding the address, or a verification mail. Each ID token works once.
+   * SDK gave it (Sign in with Apple, Google Sign-In) and the raw `nonce` from `nativeNonce` that
+   * the app passed to the SDK. Answers like `login`, or what is left: the second step, a link to
+   * accept after signing in to the account holding the address, or a verification mail. Each ID
+   * token and each nonce works once.
    */
   async exchangeIdToken(provider: string, body: IdTokenRequest): Promise<IdTokenResult> {
     const res = await this.#typed('POST', '/auth/oauth/{provider}/token', { params: { path: { provider } }, body }, ANONYMOUS);

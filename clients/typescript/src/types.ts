@@ -78,6 +78,8 @@ export type OAuthProvider = Schemas['ProviderBody'];
 /** An identity at a provider linked to the caller's account. */
 export type LinkedIdentity = Schemas['IdentityBody'];
 export type IdTokenRequest = Omit<Schemas['IdTokenRequest'], 'tokenTransport'>;
+/** A single-use nonce for a native app's ID token, and the seconds it waits for it. */
+export type NativeNonce = Schemas['NativeNonceBody'];
 /** Proof for `reauthenticate`: the password (with `code` or `recoveryCode` when the account has a second factor). */
 export type ReauthenticateRequest = Required<Pick<Schemas['ReauthenticateRequest'], 'password'>> &
   Pick<Schemas['ReauthenticateRequest'], 'code' | 'recoveryCode'>;

@@ -165,8 +165,9 @@ describe('the browser round trip', () => {
     assert.equal((await client.me()).email, someone.email);
 
     // A native app's ID token for the same identity gets the same second step.
-    const nonce = 'native-mfa-nonce';
-    const native = await new AuthdClient({ baseUrl: authd.url }).exchangeIdToken('fake', { idToken: provider.idToken({ person: someone, nonce }), nonce });
+    const app = new AuthdClient({ baseUrl: authd.url });
+    const { nonce } = await app.nativeNonce('fake');
+    const native = await app.exchangeIdToken('fake', { idToken: provider.idToken({ person: someone, nonce }), nonce });
     assert.deepEqual([native.status, native.status === 'mfa-required' && native.methods], ['mfa-required', ['totp', 'recovery_code']]);
   });
 
@@ -244,10 +245,12 @@ describe('parseOAuthReturn and handleOAuthReturn without an outcome', () => {
 });
 
 describe('native apps: exchangeIdToken', () => {
-  test('an ID token signs in once; a replayed, foreign-signed or wrong-nonce token is oauth_failed', async () => {
+  test('an ID token signs in once with a nonce authd issued; a replayed, foreign-signed or wrong-nonce token is oauth_failed', async () => {
     const { client, traffic } = browser();
     const someone = person(newAccount('native').email);
-    const nonce = 'nonce-0123456789';
+    const issued = await client.nativeNonce('fake');
+    assert.equal(issued.expiresIn, 600);
+    const { nonce } = issued;
     const idToken = provider.idToken({ person: someone, nonce });
     const result = await client.exchangeIdToken('fake', { idToken, nonce });
     assert.ok(result.status === 'signed-in');
@@ -256,8 +259,12 @@ describe('native apps: exchangeIdToken', () => {
     assert.equal((await client.me()).id, result.user.id);
 
     await assert.rejects(client.exchangeIdToken('fake', { idToken, nonce }), authdError(401, 'oauth_failed'), 'each ID token works once');
-    await assert.rejects(client.exchangeIdToken('fake', { idToken: provider.idToken({ person: someone, nonce, foreignKey: true }), nonce }), authdError(401, 'oauth_failed'));
-    await assert.rejects(client.exchangeIdToken('fake', { idToken: provider.idToken({ person: someone, nonce }), nonce: 'another-nonce' }), authdError(401, 'oauth_failed'));
+    const fresh = (await client.nativeNonce('fake')).nonce;
+    await assert.rejects(client.exchangeIdToken('fake', { idToken: provider.idToken({ person: someone, nonce: fresh, foreignKey: true }), nonce: fresh }), authdError(401, 'oauth_failed'));
+    await assert.rejects(client.exchangeIdToken('fake', { idToken: provider.idToken({ person: someone, nonce: fresh }), nonce: fresh }), authdError(401, 'oauth_failed'), 'a nonce works once, even for a refused token');
+    const madeUp = 'a-nonce-the-app-made';
+    await assert.rejects(client.exchangeIdToken('fake', { idToken: provider.idToken({ person: someone, nonce: madeUp }), nonce: madeUp }), authdError(401, 'oauth_failed'), 'only nonces authd issued');
+    await assert.rejects(client.nativeNonce('nope'), authdError(404, 'not_found'));
     await assert.rejects(client.exchangeIdToken('nope', { idToken, nonce }), authdError(404, 'not_found'));
   });
 
@@ -265,7 +272,7 @@ describe('native apps: exchangeIdToken', () => {
     const traffic = recordTraffic({ cookieJar: true });
     const storage = memoryStorage();
     const client = new AuthdClient({ baseUrl: authd.url, fetch: traffic.fetch, tokenTransport: 'body', refreshTokenStorage: storage });
-    const nonce = 'nonce-body-transport';
+    const { nonce } = await client.nativeNonce('fake');
     const result = await client.exchangeIdToken('fake', { idToken: provider.idToken({ person: person(newAccount('native-body').email), nonce }), nonce });
     assert.equal(result.status, 'signed-in');
     const [call] = traffic.since(0, 'POST /auth/oauth/fake/token');
@@ -279,7 +286,7 @@ describe('native apps: exchangeIdToken', () => {
     const account = newAccount('native-link');
     await new AuthdClient({ baseUrl: authd.url }).signup(account);
     const client = new AuthdClient({ baseUrl: authd.url });
-    const nonce = 'nonce-link';
+    const { nonce } = await client.nativeNonce('fake');
     const result = await client.exchangeIdToken('fake', { idToken: provider.idToken({ person: person(account.email), nonce }), nonce });
     assert.ok(result.status === 'link-required' && result.email === account.email && result.linkToken);
     assert.equal(client.getAccessToken(), null);

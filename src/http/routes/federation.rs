@@ -70,7 +70,8 @@ pub struct IdTokenRequest {
     /// The ID token the app got from the provider's SDK.
     #[schema(required = true, min_length = 1)]
     id_token: String,
-    /// The nonce the app gave the provider (its SHA-256 in hex may be what the token holds).
+    /// The nonce the app gave the provider (its SHA-256 in hex may be what the token holds): one
+    /// from `POST /auth/oauth/{provider}/nonce`, unless `oauth.native_nonces = "any"`.
     #[schema(required = true, min_length = 1)]
     nonce: String,
     token_transport: TokenTransport,
@@ -322,6 +323,39 @@ pub async fn callback_form(
     finish(req, state, client, &provider, params.into_inner()).await
 }
 
+/// A nonce for a native app's ID token
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NativeNonceBody {
+    /// Give it to the provider's SDK (Google: as it is; Sign in with Apple: its SHA-256 in hex),
+    /// then send it back with the ID token. Works once, for this provider.
+    nonce: String,
+    /// Seconds it waits for its ID token.
+    expires_in: u64,
+}
+
+/// A nonce for the ID token a native app is about to ask its provider for
+#[utoipa::path(
+    tag = "federation",
+    params(("provider" = String, Path, description = "A configured OpenID Connect provider's name")),
+    responses(
+        (status = 200, description = "A single-use nonce for `POST /auth/oauth/{provider}/token`", body = NativeNonceBody),
+        (status = 400, description = "`validation_failed`: a provider without ID tokens", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such provider", body = ErrorBody),
+    )
+)]
+#[post("/oauth/{provider}/nonce")]
+pub async fn native_nonce(
+    state: web::Data<AppState>,
+    provider: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let issued = state.federation.issue_native_nonce(&provider).await?;
+    Ok(HttpResponse::Ok().json(NativeNonceBody {
+        nonce: issued.nonce,
+        expires_in: issued.expires_in,
+    }))
+}
+
 /// Sign in with a provider's ID token (native apps)
 #[utoipa::path(
     tag = "federation",
@@ -331,7 +365,7 @@ pub async fn callback_form(
         (status = 200, description = "Signed in (refresh cookie set), or what is left: `mfaRequired`, `linkRequired`, `verificationSent`", body = IdTokenResponse,
             headers(("Set-Cookie" = String, description = "`refresh_token` when signed in"))),
         (status = 400, description = "`validation_failed` (a missing field; a provider without ID tokens) or `identity_email_missing`", body = ErrorBody),
-        (status = 401, description = "`oauth_failed`: the token's issuer, audience, nonce, signature or lifetime is wrong, or it was used before", body = ErrorBody),
+        (status = 401, description = "`oauth_failed`: the token's issuer, audience, nonce, signature or lifetime is wrong, it was used before, or the nonce is not an unused one authd issued for this provider", body = ErrorBody),
         (status = 403, description = "`signup_disabled`, `account_locked` or `email_not_verified`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such provider", body = ErrorBody),
         (status = 409, description = "`identity_email_unverified`, `identity_taken`, or `email_taken` (a new account for an address a deleted account held, where that is not allowed)", body = ErrorBody),
