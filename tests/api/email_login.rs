@@ -8,14 +8,18 @@ use crate::helpers::{
     access_token_of, assert_error, claims_of, refresh_cookie, spawn_app_with, Account, Backend,
     TestApp, NEW_PASSWORD, PASSWORD,
 };
-use crate::smtp::{spawn_app_mailing, spawn_app_mailing_with, use_sink, ReceivedMail, SmtpSink};
+use crate::smtp::{spawn_app_mailing, spawn_app_mailing_with, ReceivedMail, SmtpSink};
 
-fn passwordless(sink: &SmtpSink) -> impl FnOnce(&mut authd::config::Settings) {
-    let port = sink.port;
-    move |settings| {
-        use_sink(settings, port);
+/// An authd with sign-in mail on, mailing to a sink of its own, then `customize` on its settings.
+async fn spawn_passwordless(
+    backend: Backend,
+    customize: impl FnOnce(&mut authd::config::Settings),
+) -> (TestApp, SmtpSink) {
+    spawn_app_mailing_with(backend, move |settings| {
         settings.auth.passwordless.enabled = true;
-    }
+        customize(settings);
+    })
+    .await
 }
 
 /// The 6-digit code of a sign-in mail.
@@ -92,8 +96,7 @@ async fn verified_account(app: &TestApp, sink: &SmtpSink, mails_before: usize) -
 }
 
 async fn a_mailed_link_or_code_signs_in_once(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, passwordless(&sink)).await;
+    let (app, sink) = spawn_passwordless(backend, |_| {}).await;
     let account = verified_account(&app, &sink, 0).await;
 
     let asked = app.ask_email_login(&account.email).await;
@@ -122,10 +125,7 @@ async fn a_mailed_link_or_code_signs_in_once(backend: Backend) {
 }
 
 async fn a_code_allows_a_few_submissions_and_a_new_mail_voids_the_old_one(backend: Backend) {
-    let sink = SmtpSink::start();
-    let port = sink.port;
-    let app = spawn_app_with(backend, move |settings| {
-        passwordless_on(settings, port);
+    let (app, sink) = spawn_passwordless(backend, |settings| {
         settings.auth.passwordless.max_code_attempts = 3;
     })
     .await;
@@ -163,8 +163,7 @@ async fn a_code_allows_a_few_submissions_and_a_new_mail_voids_the_old_one(backen
 /// while verification is not required), sets a second factor, and keeps a session. When the
 /// address's owner signs in with a mail, all of that stops working.
 async fn a_sign_in_mail_takes_an_unverified_account_from_whoever_signed_it_up(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, passwordless(&sink)).await;
+    let (app, sink) = spawn_passwordless(backend, |_| {}).await;
     let squatter = app.account().await;
     let (secret, _) = app.enrol_totp(&squatter.access_token).await;
 
@@ -217,16 +216,8 @@ async fn a_sign_in_mail_takes_an_unverified_account_from_whoever_signed_it_up(ba
     assert_eq!(me.await.status().as_u16(), 200);
 }
 
-fn passwordless_on(settings: &mut authd::config::Settings, port: u16) {
-    use_sink(settings, port);
-    settings.auth.passwordless.enabled = true;
-}
-
 async fn unknown_addresses_get_the_same_answer_and_nothing_else(backend: Backend) {
-    let sink = SmtpSink::start();
-    let port = sink.port;
-    let app = spawn_app_with(backend, move |settings| {
-        passwordless_on(settings, port);
+    let (app, sink) = spawn_passwordless(backend, |settings| {
         settings.auth.passwordless.max_mails = 2;
     })
     .await;
@@ -274,8 +265,7 @@ async fn unknown_addresses_get_the_same_answer_and_nothing_else(backend: Backend
 }
 
 async fn an_email_sign_in_never_stands_in_for_a_second_factor(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, passwordless(&sink)).await;
+    let (app, sink) = spawn_passwordless(backend, |_| {}).await;
     let account = verified_account(&app, &sink, 0).await;
     let (secret, _) = app.enrol_totp(&account.access_token).await;
 
@@ -478,8 +468,7 @@ async fn a_pending_address_change_ends_with_the_session_that_asked(backend: Back
 /// Reset and sign-in links already mailed to the old address stop working once the address has
 /// moved on: losing the old mailbox is the usual reason to move.
 async fn an_address_change_retires_the_links_in_the_old_mailbox(backend: Backend) {
-    let sink = SmtpSink::start();
-    let app = spawn_app_with(backend, passwordless(&sink)).await;
+    let (app, sink) = spawn_passwordless(backend, |_| {}).await;
     let account = verified_account(&app, &sink, 0).await;
     let reset = app.mailed_reset_token(&sink, &account.email, 1).await;
     app.ask_email_login(&account.email).await;
@@ -509,10 +498,7 @@ async fn an_address_change_retires_the_links_in_the_old_mailbox(backend: Backend
 /// A sign-in mail asked for before the owner's recovery (a reset, signing out everywhere, a
 /// password change) opens nothing after it, by link or by code.
 async fn a_sign_in_mail_ends_with_the_owners_recovery(backend: Backend) {
-    let sink = SmtpSink::start();
-    let port = sink.port;
-    let app = spawn_app_with(backend, move |settings| {
-        passwordless_on(settings, port);
+    let (app, sink) = spawn_passwordless(backend, |settings| {
         settings.auth.passwordless.max_mails = 4;
     })
     .await;
