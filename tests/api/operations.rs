@@ -235,8 +235,14 @@ async fn metrics_count_requests_hashing_and_reuse(backend: Backend) {
     assert_error(reuse, 401, "refresh_token_reused").await;
     let wrong = app.login(&account.email, "not the password").await;
     assert_eq!(wrong.status().as_u16(), 401);
+    // A made-up method is counted, under `other`: the client's token never becomes a label.
+    let invented = reqwest::Method::from_bytes(b"INVENTEDMETHODXYZ").unwrap();
+    let response = app.anonymous(invented, "/health/live").await;
+    assert_eq!(response.status().as_u16(), 405);
 
     let text = scrape(&app).await;
+    assert!(!text.contains("INVENTEDMETHODXYZ"), "{text}");
+    assert!(sample(&text, "authd_http_requests_total", &["method=\"other\""]).is_some());
     // The metrics recorder is process-wide and other tests run beside this one: assert presence
     // and lower bounds, never exact totals.
     let me = sample(
