@@ -22,6 +22,20 @@ pub const EXAMPLE_SECRETS: &[&str] = &[
 /// the hash size).
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// Different characters a secret must hold outside development. A random secret of 32 bytes or
+/// more has far more (hex uses 16 symbols, base64 64); `aaaa...` or a sentence-like passphrase
+/// repeated to length has few: a guessable key (RFC 8725 §3.5, ASVS V6).
+pub const MIN_DISTINCT_SECRET_BYTES: usize = 12;
+
+/// Whether `secret` holds at least [`MIN_DISTINCT_SECRET_BYTES`] different bytes.
+pub fn looks_random(secret: &str) -> bool {
+    let mut seen = [false; 256];
+    for byte in secret.bytes() {
+        seen[usize::from(byte)] = true;
+    }
+    seen.iter().filter(|seen| **seen).count() >= MIN_DISTINCT_SECRET_BYTES
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
@@ -328,6 +342,9 @@ pub struct DatabaseSettings {
     pub connect_timeout_seconds: u64,
     /// How long a request waits for a free pooled connection before answering 503.
     pub acquire_timeout_seconds: u64,
+    /// PostgreSQL: the longest a statement may take (server-side `statement_timeout`; the
+    /// client waits a second more), and the connections' TCP user timeout.
+    pub statement_timeout_ms: u64,
     /// Apply pending migrations at start.
     pub auto_migrate: bool,
     /// Create the database named in `url` when it does not exist (handy on a laptop).

@@ -416,3 +416,14 @@ fn a_required_second_factor_needs_one_to_enrol_and_reads_from_the_environment() 
     let line = production_refusal(&[("AUTHD__AUTH__MFA__REQUIRED", "sometimes")]);
     assert!(line.contains("required"), "{line}");
 }
+
+#[test]
+fn hand_made_secrets_are_refused_outside_development() {
+    assert!(!looks_random(&"a".repeat(40)));
+    assert!(!looks_random(&"abcabc".repeat(8)));
+    assert!(looks_random(
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    ));
+    let refusal = production_refusal(&[("JWT_SECRET", &"a".repeat(40))]);
+    assert!(refusal.contains("looks made by hand"), "{refusal}");
+}

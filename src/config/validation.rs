@@ -123,6 +123,11 @@ impl Settings {
                 "must be at least 1",
             ),
             (
+                self.database.statement_timeout_ms == 0,
+                "database.statement_timeout_ms",
+                no_timeout,
+            ),
+            (
                 server.client_request_timeout_ms == 0,
                 "server.client_request_timeout_ms",
                 no_timeout,
@@ -351,6 +356,16 @@ impl Settings {
             return Err(invalid(
                 setting,
                 format!("is the example secret, refused outside development (set {variable})"),
+            ));
+        }
+        if !self.is_development() && !looks_random(secret.expose()) {
+            return Err(invalid(
+                setting,
+                format!(
+                    "looks made by hand (fewer than {MIN_DISTINCT_SECRET_BYTES} different \
+                     characters), refused outside development: generate one, e.g. \
+                     `openssl rand -base64 48` (set {variable})"
+                ),
             ));
         }
         Ok(())

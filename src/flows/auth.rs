@@ -298,17 +298,19 @@ impl AuthService {
 
         // The hasher place first: a login the pool would refuse costs no lookup and no attempt.
         let permit = self.deps.hasher.reserve()?;
-        // Then the attempt, reserved atomically before any lookup or hashing, so concurrent
-        // guesses count against each other; unknown emails are throttled the same way, so the
-        // answer says nothing about which accounts exist.
-        let account_key = lockout::account_key(&input.email);
-        self.deps.reserve_attempt(&account_key).await?;
-
+        // The lookup before the attempt, so that a store that cannot answer (503) costs the
+        // account nothing: only a verdict on the password counts against it.
         let account = self
             .deps
             .store
             .user_by_email(&CanonicalEmail::of(&input.email))
             .await?;
+        // Then the attempt, reserved atomically before any hashing, so concurrent guesses count
+        // against each other; unknown emails are throttled the same way, so the answer says
+        // nothing about which accounts exist.
+        let account_key = lockout::account_key(&input.email);
+        self.deps.reserve_attempt(&account_key).await?;
+
         let password = password::normalize(&input.password);
         // Exactly one verification whether or not the account exists: same work, same time.
         let (user, hash) = match account {

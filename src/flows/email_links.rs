@@ -445,10 +445,11 @@ impl EmailLinkService {
         client: &ClientContext,
     ) -> Result<Option<uuid::Uuid>, AppError> {
         let address = checked_email(raw_email)?;
+        let store = &self.deps.store;
+        // Looked up before the attempt is counted, so a store that cannot answer costs nothing.
+        let account = store.user_by_email(address.canonical()).await?;
         let throttle_key = format!("email-code:{}", lockout::account_key(address.as_str()));
         self.deps.reserve_attempt(&throttle_key).await?;
-        let store = &self.deps.store;
-        let account = store.user_by_email(address.canonical()).await?;
         // An unknown address runs the same statement (for no row); what still differs (the
         // writes a pending mail costs) is hidden by the caller's CODE_ANSWER_FLOOR.
         let user_id = account

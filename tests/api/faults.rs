@@ -6,7 +6,11 @@
 //! port, so stopping it disturbs nothing else.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use serde_json::json;
 
@@ -111,4 +115,94 @@ async fn with_redis_down_logins_go_on_and_access_tokens_are_still_checked_agains
         response.headers().contains_key("ratelimit"),
         "limits are counted again"
     );
+}
+
+/// A TCP proxy to PostgreSQL that can stop passing bytes on while keeping every connection open:
+/// a server, a pooler in between or a network that stops answering without closing anything.
+struct StallingProxy {
+    port: u16,
+    stalled: Arc<AtomicBool>,
+}
+
+impl StallingProxy {
+    async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let flag = stalled.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                else {
+                    continue;
+                };
+                let (from_client, to_client) = inbound.into_split();
+                let (from_server, to_server) = outbound.into_split();
+                tokio::spawn(pass_on(from_client, to_server, flag.clone()));
+                tokio::spawn(pass_on(from_server, to_client, flag.clone()));
+            }
+        });
+        StallingProxy { port, stalled }
+    }
+
+    fn stall(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to`, holding what it read while the proxy is stalled.
+async fn pass_on(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// PostgreSQL stops answering mid-request, connections open (a stalled pooler or network): the
+/// request is answered 503 `unavailable` once `database.statement_timeout_ms` (and a second) has
+/// passed, not when the database answers again; afterwards the same pool serves as before. The
+/// logins the outage refused do not count against the account as wrong passwords.
+#[actix_web::test]
+async fn a_database_that_stops_answering_is_a_503_not_a_hang() {
+    let proxy = StallingProxy::start(5432).await;
+    let port = proxy.port;
+    let app = spawn_app_with(Backend::PostgresRedis, move |s| {
+        let url = s
+            .database
+            .url
+            .as_str()
+            .replacen(":5432/", &format!(":{port}/"), 1);
+        s.database.url = authd::config::ConnectionUrl::new(url);
+        s.database.statement_timeout_ms = 1_000;
+        s.auth.lockout.threshold = 2;
+        s.auth.lockout.base_delay_seconds = 60;
+    })
+    .await;
+    let account = app.account().await;
+    assert_eq!(app.me(&account.access_token).await.status().as_u16(), 200);
+
+    proxy.stall(true);
+    let stalled = app.me(&account.access_token).await;
+    // Answered while the proxy still holds everything back.
+    assert_error(stalled, 503, "unavailable").await;
+    for _ in 0..3 {
+        let login = app.login(&account.email, PASSWORD).await;
+        assert_error(login, 503, "unavailable").await;
+    }
+    proxy.stall(false);
+    assert_eq!(app.me(&account.access_token).await.status().as_u16(), 200);
+    app.assert_login_works(&account.email, PASSWORD).await;
 }

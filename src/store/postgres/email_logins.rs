@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::outbox::insert_email;
-use super::{execute, query, ttl, Columns, Params, PostgresStore};
+use super::{begin, commit, execute, query, ttl, Columns, Params, PostgresStore};
 use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
 
@@ -17,7 +17,7 @@ impl EmailLoginStore for PostgresStore {
         email: &OutboxEmail,
     ) -> StoreResult<bool> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         // FOR SHARE waits for an address change in flight and then sees its outcome.
         let holder = "SELECT 1 FROM users
                       WHERE id = $1 AND email_canonical = $2 AND deleted_at IS NULL FOR SHARE";
@@ -36,7 +36,7 @@ impl EmailLoginStore for PostgresStore {
         let values: Params = &[&link, &login.user_id, &code, &ttl(login.ttl_seconds)];
         execute(&tx, insert, values).await?;
         insert_email(&tx, email).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(true)
     }
 

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::users::user_from_row;
-use super::{execute, exists, lock_user, Columns, PostgresStore, USER_COLUMNS};
+use super::{begin, commit, execute, exists, lock_user, Columns, PostgresStore, USER_COLUMNS};
 use crate::domain::password::NO_PASSWORD;
 use crate::domain::user::User;
 use crate::store::*;
@@ -48,7 +48,7 @@ impl IdentityStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn unlink_identity(&self, user_id: Uuid, provider: &str) -> StoreResult<Unlinked> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         // The guard reads other tables: two removals at once must not each see the other's row.
         lock_user(&tx, &user_id).await?;
         let removed = execute(
@@ -72,7 +72,7 @@ impl IdentityStore for PostgresStore {
                 Unlinked::NotLinked
             }
         };
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(unlinked)
     }
 

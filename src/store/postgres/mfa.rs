@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{execute, exists, lock_user, query, query_opt, ttl, Columns, Params, PostgresStore};
+use super::{
+    begin, commit, execute, exists, lock_user, query, query_opt, ttl, Columns, Params,
+    PostgresStore,
+};
 use crate::domain::assurance::AuthMethods;
 use crate::domain::opaque_token::TokenHash;
 use crate::domain::password::NO_PASSWORD;
@@ -14,7 +17,7 @@ impl MfaStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn create_totp_factor(&self, factor: &TotpFactor) -> StoreResult<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         lock_user(&tx, &factor.user_id).await?;
         let drop_pending = "DELETE FROM mfa_factors
                             WHERE user_id = $1 AND kind = 'totp' AND confirmed_at IS NULL";
@@ -28,7 +31,7 @@ impl MfaStore for PostgresStore {
             &[&factor.id, &factor.user_id, secret, &factor.created_at],
         )
         .await?;
-        Ok(tx.commit().await?)
+        commit(tx).await
     }
 
     async fn totp_factor(
@@ -64,7 +67,7 @@ impl MfaStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn confirm_totp_factor(&self, confirmation: &TotpConfirmation) -> StoreResult<bool> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         let owner = "SELECT user_id FROM mfa_factors WHERE id = $1";
         let Some(owner) = query_opt(&tx, owner, &[&confirmation.factor_id]).await? else {
             return Ok(false);
@@ -84,16 +87,16 @@ impl MfaStore for PostgresStore {
             return Ok(false);
         }
         replace_codes(&tx, user_id, &confirmation.recovery_codes).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(true)
     }
 
     #[tracing::instrument(skip_all)]
     async fn replace_recovery_codes(&self, user_id: Uuid, codes: &[TokenHash]) -> StoreResult<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         replace_codes(&tx, user_id, codes).await?;
-        Ok(tx.commit().await?)
+        commit(tx).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -132,7 +135,7 @@ impl MfaStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn remove_factors(&self, user_id: Uuid, which: FactorChoice) -> StoreResult<bool> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         lock_user(&tx, &user_id).await?;
         let (totp, passkey): (bool, Option<Uuid>) = match which {
             FactorChoice::Totp => (true, None),
@@ -169,7 +172,7 @@ impl MfaStore for PostgresStore {
                        AND NOT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL)
                        AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)";
         execute(&tx, codes, &[&user_id]).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(removed > 0)
     }
 

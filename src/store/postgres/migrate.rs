@@ -4,7 +4,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
-use super::{pg_config, unavailable, PostgresStore};
+use super::{pg_config, unavailable, PostgresStore, Use};
 use crate::config::DatabaseSettings;
 use crate::domain::email::CanonicalEmail;
 use crate::store::{
@@ -21,7 +21,7 @@ const MIGRATION_LOCK_KEY: i64 = 0x0061_7574_6864;
 impl PostgresStore {
     /// Creates the database named in the URL if it is missing (development convenience).
     pub async fn create_database_if_missing(settings: &DatabaseSettings) -> StoreResult<bool> {
-        let target = pg_config(settings)?;
+        let target = pg_config(settings, Use::Migrations)?;
         let Some(name) = target.get_dbname().map(str::to_string) else {
             return Ok(false);
         };
@@ -61,7 +61,7 @@ impl PostgresStore {
         settings: &DatabaseSettings,
         target: MigrationTarget,
     ) -> StoreResult<Vec<String>> {
-        let (mut client, connection) = pg_config(settings)?
+        let (mut client, connection) = pg_config(settings, Use::Migrations)?
             .connect(NoTls)
             .await
             .map_err(unavailable)?;

@@ -16,6 +16,7 @@ mod sessions;
 mod users;
 mod webhooks;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{
@@ -43,7 +44,9 @@ impl super::Store for PostgresStore {}
 impl PostgresStore {
     /// Builds the pool and checks that one connection can be made.
     pub async fn connect(settings: &DatabaseSettings) -> StoreResult<Self> {
-        let pg_config = pg_config(settings)?;
+        let pg_config = pg_config(settings, Use::Requests)?;
+        let bound = settings.statement_timeout_ms.saturating_add(1_000);
+        ANSWER_BOUND_MS.fetch_max(bound, Ordering::Relaxed);
         let manager = Manager::from_config(
             pg_config,
             NoTls,
@@ -103,22 +106,28 @@ pub(super) async fn lock_user(
     tx: &deadpool_postgres::Transaction<'_>,
     user_id: &uuid::Uuid,
 ) -> StoreResult<()> {
-    tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[user_id])
-        .await?;
+    let lock = "SELECT 1 FROM users WHERE id = $1 FOR UPDATE";
+    bounded(async { Ok(tx.execute(lock, &[user_id]).await?) }).await?;
     Ok(())
 }
 
 /// Whether `sql`, a `SELECT EXISTS (...)`, finds a row.
 async fn exists(client: &impl GenericClient, sql: &str, params: Params<'_>) -> StoreResult<bool> {
-    let statement = client.prepare_cached(sql).await?;
-    Ok(client.query_one(&statement, params).await?.try_get(0)?)
+    bounded(async {
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.query_one(&statement, params).await?.try_get(0)?)
+    })
+    .await
 }
 
 /// Runs one statement on a connection or in a transaction, prepared once per connection; answers
 /// how many rows it changed.
 async fn execute(client: &impl GenericClient, sql: &str, params: Params<'_>) -> StoreResult<u64> {
-    let statement = client.prepare_cached(sql).await?;
-    Ok(client.execute(&statement, params).await?)
+    bounded(async {
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.execute(&statement, params).await?)
+    })
+    .await
 }
 
 async fn query(
@@ -126,8 +135,11 @@ async fn query(
     sql: &str,
     params: Params<'_>,
 ) -> StoreResult<Vec<Row>> {
-    let statement = client.prepare_cached(sql).await?;
-    Ok(client.query(&statement, params).await?)
+    bounded(async {
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.query(&statement, params).await?)
+    })
+    .await
 }
 
 /// The statement that counts one attempt at a single-use code of `table` (the row whose `key` is
@@ -176,7 +188,12 @@ impl<'a> FromSql<'a> for Role {
     }
 }
 
-fn pg_config(settings: &DatabaseSettings) -> StoreResult<tokio_postgres::Config> {
+/// The connection settings of `database.url`, bounded by the connect timeout. Connections that
+/// serve requests (`Use::Requests`) also carry `database.statement_timeout_ms`: PostgreSQL's own
+/// `statement_timeout` (a statement stuck on a lock or a slow disk is cancelled), the TCP user
+/// timeout (unacknowledged data: the server or the network is gone) and keepalive probes (an
+/// idle connection to a vanished server is closed, not handed out). Migrations are not bounded.
+fn pg_config(settings: &DatabaseSettings, purpose: Use) -> StoreResult<tokio_postgres::Config> {
     let mut config: tokio_postgres::Config = settings
         .url
         .as_str()
@@ -184,7 +201,53 @@ fn pg_config(settings: &DatabaseSettings) -> StoreResult<tokio_postgres::Config>
         .map_err(|e| StoreError::Backend(format!("database.url: {e}")))?;
     config.connect_timeout(Duration::from_secs(settings.connect_timeout_seconds));
     config.application_name("authd");
+    if purpose == Use::Requests {
+        let bound = settings.statement_timeout_ms;
+        let options = config.get_options().unwrap_or_default();
+        config.options(format!("{options} -c statement_timeout={bound}").trim());
+        config.tcp_user_timeout(Duration::from_millis(bound));
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_millis(bound));
+    }
     Ok(config)
+}
+
+/// What a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Requests,
+    Migrations,
+}
+
+/// How long authd waits for any answer from PostgreSQL on a request's connection: the largest
+/// `database.statement_timeout_ms` of the stores this process opened (one, outside tests), plus
+/// a second for PostgreSQL's own cancellation to arrive first. What waits longer gets
+/// `Unavailable` (503): the server, a pooler in between or the network stopped answering.
+static ANSWER_BOUND_MS: AtomicU64 = AtomicU64::new(0);
+
+fn answer_bound() -> Duration {
+    Duration::from_millis(ANSWER_BOUND_MS.load(Ordering::Relaxed).max(1_000))
+}
+
+/// Waits for `work` on the database no longer than [`answer_bound`].
+async fn bounded<T>(work: impl std::future::Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    match tokio::time::timeout(answer_bound(), work).await {
+        Ok(done) => done,
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "PostgreSQL did not answer within {} ms",
+            answer_bound().as_millis()
+        ))),
+    }
+}
+
+/// Begins a transaction on `client`, bounded like a statement.
+async fn begin(client: &mut Object) -> StoreResult<deadpool_postgres::Transaction<'_>> {
+    bounded(async { Ok(client.transaction().await?) }).await
+}
+
+/// Commits `tx`, bounded like a statement.
+async fn commit(tx: deadpool_postgres::Transaction<'_>) -> StoreResult<()> {
+    bounded(async { Ok(tx.commit().await?) }).await
 }
 
 pub(super) fn unavailable(e: tokio_postgres::Error) -> StoreError {
@@ -198,12 +261,17 @@ fn ttl(seconds: u64) -> f64 {
 /// Connection-level failures are retryable (503); statement failures are not. The server says
 /// "retry later" with codes too: class 08 (connection exception), 53 (insufficient resources:
 /// too many connections, out of memory or disk) and 57P0x (shutting down, starting up, crash
-/// recovery), met while PostgreSQL restarts.
+/// recovery), met while PostgreSQL restarts; and a statement PostgreSQL cancelled for outliving
+/// `database.statement_timeout_ms`.
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         let retryable_code = e.code().is_some_and(|code| {
             let code = code.code();
-            code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+            // 57014: cancelled by `statement_timeout` (database.statement_timeout_ms).
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code == "57014"
         });
         if e.is_closed() || retryable_code || (e.as_db_error().is_none() && e.code().is_none()) {
             StoreError::Unavailable(e.to_string())

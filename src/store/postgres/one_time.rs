@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
 use super::outbox::insert_email;
-use super::{execute, query_opt, ttl, Columns, Params, PostgresStore};
+use super::{begin, commit, execute, query_opt, ttl, Columns, Params, PostgresStore};
 use crate::domain::one_time::{self, OneTimeAction, OneTimeUse, StoredOneTimeToken, TokenKind};
 use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
@@ -19,7 +19,7 @@ impl OneTimeTokenStore for PostgresStore {
         email: Option<&OutboxEmail>,
     ) -> StoreResult<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         if replaces_older(token, email) {
             let kind = token.kind.as_str();
             match token.user_id {
@@ -40,7 +40,7 @@ impl OneTimeTokenStore for PostgresStore {
         if let Some(email) = email {
             insert_email(&tx, email).await?;
         }
-        Ok(tx.commit().await?)
+        commit(tx).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -57,7 +57,7 @@ impl OneTimeTokenStore for PostgresStore {
                 .filter(|row| one_time::usable(&row.state, wanted, row.now))
                 .map(|row| row.token));
         }
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         // The row lock makes concurrent uses queue: the second sees the first one's use.
         let Some(row) = read_token(&tx, &hash, true)
             .await?
@@ -67,7 +67,7 @@ impl OneTimeTokenStore for PostgresStore {
         };
         let consume = "UPDATE one_time_tokens SET consumed_at = now() WHERE token_hash = $1";
         execute(&tx, consume, &[&hash.as_slice()]).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(Some(row.token))
     }
 }

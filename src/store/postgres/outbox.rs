@@ -3,16 +3,16 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{execute, ttl, Columns, PostgresStore};
+use super::{begin, commit, execute, ttl, Columns, PostgresStore};
 use crate::store::*;
 
 #[async_trait]
 impl OutboxStore for PostgresStore {
     async fn enqueue_email(&self, email: &OutboxEmail) -> StoreResult<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         insert_email(&tx, email).await?;
-        Ok(tx.commit().await?)
+        commit(tx).await
     }
 
     async fn claim_due_emails(

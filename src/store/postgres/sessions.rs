@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::users::user_from_row;
-use super::{execute, query, query_opt, ttl, Columns, Params, PostgresStore};
+use super::{begin, commit, execute, query, query_opt, ttl, Columns, Params, PostgresStore};
 use crate::domain::assurance::AuthMethods;
 use crate::domain::claims::SessionAssurance;
 use crate::domain::opaque_token::TokenHash;
@@ -36,7 +36,7 @@ impl SessionStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn create_session(&self, session: NewSession) -> StoreResult<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         let lifetime = ttl(session.refresh_ttl_seconds);
         let insert_session =
             "INSERT INTO sessions (id, user_id, expires_at, user_agent, ip, auth_methods)
@@ -57,13 +57,13 @@ impl SessionStore for PostgresStore {
                             VALUES ($1, $2, 0, now() + make_interval(secs => $3))";
         let hash = session.refresh_hash.as_slice();
         execute(&tx, insert_token, &[&hash, &session.id, &lifetime]).await?;
-        Ok(tx.commit().await?)
+        commit(tx).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn rotate_refresh_token(&self, rotation: Rotation) -> StoreResult<RotationOutcome> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         let presented = rotation.presented.as_slice();
 
         // The session id of a token never changes, so it can be read before taking the lock.
@@ -125,14 +125,14 @@ impl SessionStore for PostgresStore {
                                       expires_at = now() + make_interval(secs => $3)
                                WHERE id = $1";
                 execute(&tx, advance, &[&session_id, &next_generation, &lifetime]).await?;
-                tx.commit().await?;
+                commit(tx).await?;
                 Ok(RotationOutcome::Rotated(owner))
             }
             RotationDecision::RevokeForReuse => {
                 let revoke = "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
                               WHERE id = $1 AND revoked_at IS NULL";
                 execute(&tx, revoke, &[&session_id, &RevokeReason::Reuse.as_str()]).await?;
-                tx.commit().await?;
+                commit(tx).await?;
                 Ok(RotationOutcome::Reused {
                     session_id,
                     user_id,
@@ -181,7 +181,7 @@ impl SessionStore for PostgresStore {
         reason: RevokeReason,
     ) -> StoreResult<Vec<Uuid>> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         let rows = query(
             &tx,
             "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
@@ -196,7 +196,7 @@ impl SessionStore for PostgresStore {
             );
             execute(&tx, &sql, &[&user_id]).await?;
         }
-        tx.commit().await?;
+        commit(tx).await?;
         rows.iter().map(|row| row.column("id")).collect()
     }
 

@@ -8,7 +8,10 @@ use uuid::Uuid;
 use super::identities::insert_identity;
 use super::one_time::insert_token;
 use super::outbox::insert_email;
-use super::{execute, exists, query_opt, Columns, Params, PostgresStore, USER_COLUMNS};
+use super::{
+    begin, bounded, commit, execute, exists, query_opt, Columns, Params, PostgresStore,
+    USER_COLUMNS,
+};
 use crate::domain::email::{CanonicalEmail, EmailAddress};
 use crate::domain::user::{Role, User};
 use crate::store::*;
@@ -18,7 +21,7 @@ impl UserStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         let statement = tx
             .prepare_cached(&format!(
                 "INSERT INTO users (id, email, email_canonical, name, password_hash, role, email_verified,
@@ -56,7 +59,7 @@ impl UserStore for PostgresStore {
         if let Some(identity) = &user.identity {
             insert_identity(&tx, identity).await?;
         }
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(created)
     }
 
@@ -98,13 +101,13 @@ impl UserStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn set_password(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         let update = "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1";
         execute(&tx, update, &[&id, &password_hash]).await?;
         let retire = "UPDATE one_time_tokens SET consumed_at = now()
                       WHERE user_id = $1 AND kind = 'password_reset' AND consumed_at IS NULL";
         execute(&tx, retire, &[&id]).await?;
-        Ok(tx.commit().await?)
+        commit(tx).await
     }
 
     async fn mark_email_verified(&self, user_id: Uuid) -> StoreResult<bool> {
@@ -136,7 +139,7 @@ impl UserStore for PostgresStore {
         let role = update.role.map(Role::as_str);
         let params: Params<'_> = &[&id, &set_name, &name, &role, &update.locked];
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         if removes_rights {
             lock_admins(&tx).await?;
         }
@@ -145,7 +148,7 @@ impl UserStore for PostgresStore {
         if updated.is_none() && live_user_exists(&tx, id).await? {
             return Err(StoreError::LastAdmin);
         }
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(updated)
     }
 
@@ -158,16 +161,14 @@ impl UserStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn change_email(&self, id: Uuid, email: &EmailAddress) -> StoreResult<bool> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let update = tx
-            .prepare_cached(
-                "UPDATE users SET email = $2, email_canonical = $3, email_verified = true,
-                        updated_at = now()
-                 WHERE id = $1 AND deleted_at IS NULL",
-            )
-            .await?;
+        let tx = begin(&mut client).await?;
+        let update = "UPDATE users SET email = $2, email_canonical = $3, email_verified = true,
+                             updated_at = now()
+                      WHERE id = $1 AND deleted_at IS NULL";
         let values: Params = &[&id, &email.as_str(), &email.canonical().as_str()];
-        let changed = match tx.execute(&update, values).await {
+        // The raw outcome, to tell a taken address from other failures.
+        let outcome = bounded(async { Ok(tx.execute(update, values).await) }).await?;
+        let changed = match outcome {
             Ok(changed) => changed > 0,
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 return Err(StoreError::EmailTaken)
@@ -182,13 +183,13 @@ impl UserStore for PostgresStore {
                           WHERE user_id = $1 AND consumed_at IS NULL";
             execute(&tx, retire, &[&id]).await?;
         }
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(changed)
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         lock_admins(&tx).await?;
         let delete = format!(
             "UPDATE users SET deleted_at = now(), updated_at = now()
@@ -200,7 +201,7 @@ impl UserStore for PostgresStore {
             return Err(StoreError::LastAdmin);
         }
         execute(&tx, "DELETE FROM identities WHERE user_id = $1", &[&id]).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(deleted)
     }
 

@@ -6,7 +6,7 @@ use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{execute, ttl, Columns, Params, PostgresStore};
+use super::{begin, commit, execute, ttl, Columns, Params, PostgresStore};
 use crate::store::*;
 
 const ENDPOINT_COLUMNS: &str = "id, url, description, events, enabled, source, created_at";
@@ -92,7 +92,7 @@ impl WebhookStore for PostgresStore {
 
     async fn sync_configured_endpoints(&self, endpoints: &[NewWebhookEndpoint]) -> StoreResult<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client).await?;
         for endpoint in endpoints {
             execute(
                 &tx,
@@ -119,7 +119,7 @@ impl WebhookStore for PostgresStore {
             &[&kept],
         )
         .await?;
-        Ok(tx.commit().await?)
+        commit(tx).await
     }
 
     async fn claim_due_webhooks(
