@@ -66,7 +66,13 @@ pub async fn open_store(
                 if database.create_if_missing
                     && PostgresStore::create_database_if_missing(database)
                         .await
-                        .context("database.url: cannot create the database")?
+                        .with_context(|| {
+                            format!(
+                                "database.url: cannot reach {} to create the database if it is \
+                                 missing (database.create_if_missing)",
+                                database.url.redacted()
+                            )
+                        })?
                 {
                     tracing::info!("created database {}", database.url.redacted());
                 }
