@@ -39,6 +39,15 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
+impl User {
+    /// The name a mail to the account's address greets: only once the address is proven. Until
+    /// then whoever signed up may not be the mailbox's owner, and the name is text of their
+    /// choice in a mail to someone else (a reset or a notice to a squatted address).
+    pub fn name_for_mail(&self) -> Option<&str> {
+        self.name.as_deref().filter(|_| self.email_verified)
+    }
+}
+
 /// `time` cut to the microseconds both stores keep, so a value made here reads like one that was
 /// stored and read back.
 pub fn at_store_precision(time: DateTime<Utc>) -> DateTime<Utc> {

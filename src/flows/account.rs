@@ -67,10 +67,10 @@ impl AccountService {
             ));
         }
         let outbox = &self.deps.outbox;
-        let name = user.name.as_deref();
+        let name = user.name_for_mail();
         match self.deps.store.user_by_email(new_email.canonical()).await? {
             Some(holder) => {
-                let holder_name = holder.user.name.as_deref();
+                let holder_name = holder.user.name_for_mail();
                 outbox
                     .send_notice(MessageKind::AccountExists, &holder.user.email, holder_name)
                     .await?;
@@ -84,7 +84,8 @@ impl AccountService {
                     TokenKind::EmailChange,
                     Some(user.id),
                     new_email.as_str(),
-                    name,
+                    // The new address is not proven: it is greeted without a name.
+                    None,
                     &json!(origin),
                 );
                 outbox.send_token(prepared).await?;

@@ -186,7 +186,7 @@ impl AuthService {
                         .send_notice(
                             MessageKind::AccountExists,
                             &owner.user.email,
-                            owner.user.name.as_deref(),
+                            owner.user.name_for_mail(),
                         )
                         .await?;
                 }

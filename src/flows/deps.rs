@@ -124,11 +124,9 @@ impl FlowDeps {
     /// the same transaction, so it is never left without it.
     pub async fn create_account(&self, mut account: NewUser) -> Result<User, StoreError> {
         if !account.email_verified {
-            let verification = self.outbox.prepare_verification(
-                account.id,
-                account.email.as_str(),
-                account.name.as_deref(),
-            );
+            let verification = self
+                .outbox
+                .prepare_verification(account.id, account.email.as_str());
             account.verification = Some(verification);
         }
         let user = self.store.create_user(account).await?;
@@ -344,7 +342,7 @@ impl FlowDeps {
             .send_notice(
                 MessageKind::PasswordChanged,
                 &user.email,
-                user.name.as_deref(),
+                user.name_for_mail(),
             )
             .await?;
         self.audit

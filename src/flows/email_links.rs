@@ -172,7 +172,7 @@ impl EmailLinkService {
                     return Ok(());
                 }
                 let outbox = &this.deps.outbox;
-                let name = user.name.as_deref();
+                let name = user.name_for_mail();
                 let prepared =
                     outbox.prepare_token(kind, Some(user.id), &user.email, name, &json!({}));
                 let send = || outbox.send_token(prepared.clone());
@@ -326,7 +326,7 @@ impl EmailLinkService {
             let lifetime = Duration::from_secs(settings.ttl_seconds);
             let mail = this.deps.outbox.email_login(
                 &user.email,
-                user.name.as_deref(),
+                user.name_for_mail(),
                 &link,
                 &code,
                 lifetime,
@@ -523,7 +523,7 @@ impl EmailLinkService {
             .deps
             .revoke_sessions(user.id, scope, RevokeReason::EmailChanged)
             .await?;
-        let name = user.name.as_deref();
+        let name = user.name_for_mail();
         self.deps
             .outbox
             .send_notice_about(

@@ -473,7 +473,7 @@ impl FederationService {
         if let (FederationFailure::UnverifiedEmailTaken, true, Some(owner)) =
             (refusal, self.rules.require_email_verification, &account)
         {
-            let (to, name) = (&owner.user.email, owner.user.name.as_deref());
+            let (to, name) = (&owner.user.email, owner.user.name_for_mail());
             self.deps
                 .outbox
                 .send_notice(MessageKind::AccountExists, to, name)
@@ -649,7 +649,7 @@ impl FederationService {
         // is made either way: a notice that could not be queued is logged, not the link's error.
         if let Some(user) = store.user_by_id(user_id).await? {
             let kind = MessageKind::IdentityLinked;
-            let (name, about) = (user.name.as_deref(), provider.display_name.as_str());
+            let (name, about) = (user.name_for_mail(), provider.display_name.as_str());
             let notice = self
                 .deps
                 .outbox

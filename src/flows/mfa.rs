@@ -158,7 +158,7 @@ impl MfaService {
         let (notice, event) = change.notice_and_event();
         self.deps
             .outbox
-            .send_notice(notice, &user.email, user.name.as_deref())
+            .send_notice(notice, &user.email, user.name_for_mail())
             .await?;
         self.deps
             .audit
@@ -352,7 +352,7 @@ impl MfaService {
             .send_notice(
                 MessageKind::RecoveryCodeUsed,
                 &user.email,
-                user.name.as_deref(),
+                user.name_for_mail(),
             )
             .await?;
         let details = json!({ "left": left });
@@ -493,7 +493,7 @@ impl MfaService {
         if !self.status(user.id).await?.enabled() {
             self.deps
                 .outbox
-                .send_notice(MessageKind::MfaDisabled, &user.email, user.name.as_deref())
+                .send_notice(MessageKind::MfaDisabled, &user.email, user.name_for_mail())
                 .await?;
         }
         let details = match which {

@@ -139,21 +139,12 @@ impl Outbox {
     }
 
     /// The verification token of a new account `user_id` at `to`, and its mail: to write with
-    /// the account, in the same transaction.
-    pub fn prepare_verification(
-        &self,
-        user_id: Uuid,
-        to: &str,
-        name: Option<&str>,
-    ) -> (NewOneTimeToken, OutboxEmail) {
+    /// the account, in the same transaction. The mail greets no name: the address is not proven
+    /// (see `User::name_for_mail`).
+    pub fn prepare_verification(&self, user_id: Uuid, to: &str) -> (NewOneTimeToken, OutboxEmail) {
         let metadata = serde_json::json!({});
-        self.prepare_token(
-            TokenKind::EmailVerification,
-            Some(user_id),
-            to,
-            name,
-            &metadata,
-        )
+        let kind = TokenKind::EmailVerification;
+        self.prepare_token(kind, Some(user_id), to, None, &metadata)
     }
 
     /// Tells the mailer that mail was queued.

@@ -46,6 +46,43 @@ async fn signup_mails_a_verification_link_that_verifies_once(backend: Backend) {
     assert_error(junk, 400, "token_invalid").await;
 }
 
+/// Whoever signs up may not own the address: the name they chose is text of theirs in mail to
+/// someone else, so no mail greets it until the address is proven (the verification, a reset or
+/// a notice to a squatted address); afterwards mail greets the owner by name.
+async fn mail_to_an_unproven_address_carries_no_chosen_name(backend: Backend) {
+    let (app, sink) = spawn_app_mailing(backend).await;
+    let email = format!("squatted-{}@example.com", uuid::Uuid::new_v4().simple());
+    let name = "Call 555-0100 to claim your prize";
+    let body = json!({ "email": email, "password": PASSWORD, "name": name });
+    let signed_up = app.post_json("/auth/signup", &body).await;
+    assert_eq!(signed_up.status().as_u16(), 201);
+    app.forgot_password(&email).await;
+    let again = app.signup(&email, PASSWORD).await;
+    assert_eq!(again.status().as_u16(), 409);
+    let mails = sink.wait_for(2).await;
+    for mail in &mails {
+        assert!(
+            !mail.text.contains(name) && !mail.html.contains(name),
+            "{}",
+            mail.text
+        );
+        assert!(mail.text.starts_with("Hello there,"), "{}", mail.text);
+    }
+
+    let verify = sink.nth_mail_to(1, &email, "Confirm your email").await;
+    assert_eq!(
+        app.verify_email(&verify.token()).await.status().as_u16(),
+        200
+    );
+    app.forgot_password(&email).await;
+    let reset = sink.nth_mail_to(2, &email, "Reset").await;
+    assert!(
+        reset.text.starts_with(&format!("Hello {name},")),
+        "{}",
+        reset.text
+    );
+}
+
 async fn forgot_then_reset_signs_every_session_out(backend: Backend) {
     let (app, sink) = spawn_app_mailing(backend).await;
     let account = app.account().await;
@@ -482,6 +519,7 @@ async fn inviting_an_address_again_withdraws_the_earlier_invitation(backend: Bac
 }
 
 crate::backend_tests!(
+    mail_to_an_unproven_address_carries_no_chosen_name,
     inviting_an_address_again_withdraws_the_earlier_invitation,
     an_invitation_signs_up_the_invited_address_with_its_role,
     signup_mails_a_verification_link_that_verifies_once,
