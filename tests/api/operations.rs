@@ -286,6 +286,22 @@ async fn metrics_are_refused_outside_the_allowed_networks_and_when_off(backend: 
     let response = app.fetch("/metrics").await;
     assert_error(response, 404, "not_found").await;
 
+    // From an allowed network (loopback, by default), but passed on by a proxy authd does not
+    // trust: the scrape is someone's behind it, so it is refused; without the header it is not.
+    let allowed = spawn_app(backend).await;
+    for header in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+        let value = if header == "forwarded" {
+            "for=203.0.113.7"
+        } else {
+            "203.0.113.7"
+        };
+        let response = allowed
+            .fetch_with_headers("/metrics", &[(header, value)])
+            .await;
+        assert_error(response, 404, "not_found").await;
+    }
+    assert_eq!(allowed.fetch("/metrics").await.status().as_u16(), 200);
+
     let off = spawn_app_with(backend, |s| s.metrics.enabled = false).await;
     let response = off.fetch("/metrics").await;
     assert_error(response, 404, "not_found").await;

@@ -1,7 +1,9 @@
 //! `GET /metrics`: Prometheus text, for the networks in `metrics.allowed_networks` only; anyone
 //! else (and everyone when metrics are off) gets the plain 404 of an unknown path.
 
-use actix_web::{web, HttpResponse};
+use std::net::IpAddr;
+
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::AppError;
 use crate::http::extractors::Client;
@@ -9,11 +11,14 @@ use crate::http::AppState;
 use crate::metrics::{self, PoolGauges, StateGauges};
 
 pub async fn render(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Client(client): Client,
 ) -> Result<HttpResponse, AppError> {
     let allowed = match (&state.metrics_networks, client.ip) {
-        (Some(networks), Some(ip)) => networks.iter().any(|n| n.contains(&ip)),
+        (Some(networks), Some(ip)) => {
+            networks.iter().any(|n| n.contains(&ip)) && !through_an_untrusted_proxy(&req, ip)
+        }
         _ => false,
     };
     if !allowed {
@@ -43,4 +48,15 @@ pub async fn render(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))
+}
+
+/// Whether the request names a client behind its peer (a forwarding header) that authd did not
+/// believe (`client` is still the peer): a load balancer on a private address, not configured
+/// in `http.trusted_proxies`, would otherwise pass anyone's scrape on from an allowed network.
+fn through_an_untrusted_proxy(req: &HttpRequest, client: IpAddr) -> bool {
+    let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|name| req.headers().contains_key(*name));
+    let peer = req.peer_addr().map(|peer| peer.ip());
+    forwarded && peer == Some(client)
 }
