@@ -118,21 +118,26 @@ impl Message<'_> {
 }
 
 /// A target URL as authd shows it outside the endpoint list (audit events, the events sent to
-/// other receivers, `config check`): a query string often carries the receiver's token, so it
-/// is shown as `***`. A URL that does not parse is hidden whole.
+/// other receivers, `config check`): its origin only. Receivers often take their secret in the
+/// path (Slack's `/services/T../B../<secret>`, Discord's `/api/webhooks/<id>/<token>`) or the
+/// query string, so whatever follows the host is shown as `/***` (the event's `endpointId` tells
+/// endpoints apart). A URL that does not parse is hidden whole.
 pub fn shown_url(raw: &str) -> String {
     const HIDDEN: &str = "***";
-    let Ok(mut url) = Url::parse(raw.trim()) else {
+    let Ok(url) = Url::parse(raw.trim()) else {
         return HIDDEN.to_string();
     };
-    if url.query().is_some_and(|query| !query.is_empty()) {
-        url.set_query(Some(HIDDEN));
-    }
     if !url.username().is_empty() || url.password().is_some() {
         // Refused as a target; hidden anyway, should one ever reach here.
         return HIDDEN.to_string();
     }
-    url.to_string()
+    let origin = url.origin().ascii_serialization();
+    let bare = url.path() == "/" && url.query().is_none_or(str::is_empty);
+    if bare {
+        format!("{origin}/")
+    } else {
+        format!("{origin}/{HIDDEN}")
+    }
 }
 
 /// Which targets authd may call: `webhooks.allow_insecure_targets` and
@@ -259,21 +264,24 @@ pub fn is_public(ip: IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
-    fn a_shown_url_hides_its_query_and_anything_unparsable() {
+    fn a_shown_url_keeps_its_origin_only() {
         let cases = [
+            ("https://hooks.example.com/", "https://hooks.example.com/"),
+            ("https://hooks.example.com", "https://hooks.example.com/"),
             (
                 "https://hooks.example.com/in",
-                "https://hooks.example.com/in",
+                "https://hooks.example.com/***",
             ),
             (
-                "https://hooks.example.com/in?token=s3cret&x=1",
-                "https://hooks.example.com/in?***",
+                "https://hooks.slack.com/services/T000/B000/XXXXSECRET",
+                "https://hooks.slack.com/***",
             ),
             (
-                "https://hooks.example.com/in?",
-                "https://hooks.example.com/in?",
+                "https://hooks.example.com:8443/?token=s3cret",
+                "https://hooks.example.com:8443/***",
             ),
             ("https://user:pw@hooks.example.com/", "***"),
             ("not a url ?token=s3cret", "***"),
@@ -282,8 +290,6 @@ mod tests {
             assert_eq!(shown_url(raw), shown, "{raw}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn a_name_is_a_target_only_when_every_address_is_allowed() {

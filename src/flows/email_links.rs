@@ -36,7 +36,7 @@ use crate::store::{ConsumedToken, FactorChoice, RevokeReason};
 /// The least time a sign-in code's answer takes, however it went: far above what checking a code
 /// costs (a few milliseconds, a little more with a mail pending), so the time of a refusal does
 /// not tell an address with an account and a pending mail from any other. Measured by
-/// `load-tests/timing/email_code.py`.
+/// `load-tests/email_code_timing.py`.
 const CODE_ANSWER_FLOOR: Duration = Duration::from_millis(100);
 
 /// How long a mail-me request asks the store whether it is up before answering anyway.

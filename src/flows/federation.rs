@@ -362,14 +362,16 @@ impl FederationService {
         if !provider.issues_id_tokens() {
             return Err(from_provider(ProviderError::Unsupported));
         }
-        if !self.spend_native_nonce(&provider, nonce).await? {
-            let e = ProviderError::Refused("the nonce is not one authd issued, or used".into());
-            return Err(self.refused(&provider, e, client));
-        }
+        // The token first (a provider that cannot be reached costs the app no nonce), then the
+        // nonce, used up by one conditional delete: a token checks out once whatever runs beside.
         let (identity, expires_at) = provider
             .verify_id_token(id_token, nonce)
             .await
             .map_err(|e| self.refused(&provider, e, client))?;
+        if !self.spend_native_nonce(&provider, nonce).await? {
+            let e = ProviderError::Refused("the nonce is not one authd issued, or used".into());
+            return Err(self.refused(&provider, e, client));
+        }
         let lifetime = expires_at
             .saturating_sub(chrono::Utc::now().timestamp())
             .max(1);

@@ -16,7 +16,7 @@ use crate::actors::hasher::check_stored_hash;
 use crate::domain::email::EmailAddress;
 use crate::domain::user::{check_name, Role};
 use crate::flows::deps::{address_retired, RETIRED_ADDRESS};
-use crate::store::{NewUser, Store, StoreError};
+use crate::store::{NewUser, Store, StoreError, StoreResult};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -62,6 +62,32 @@ fn new_user(line: &str) -> Result<NewUser, String> {
     })
 }
 
+/// What became of one line's account.
+enum Imported {
+    New,
+    /// A live account holds the address: left as it is.
+    AlreadyPresent,
+    /// A deleted account held the address, and it may not be taken again.
+    Retired,
+}
+
+/// Creates `user` unless a live account holds its address (whatever an older, deleted account
+/// of it says) or a deleted one did and `allow_reuse` is off.
+async fn import_one(store: &dyn Store, user: NewUser, allow_reuse: bool) -> StoreResult<Imported> {
+    let email = user.email.canonical();
+    if store.user_by_email(email).await?.is_some() {
+        return Ok(Imported::AlreadyPresent);
+    }
+    if address_retired(store, allow_reuse, email).await? {
+        return Ok(Imported::Retired);
+    }
+    match store.create_user(user).await {
+        Ok(_) => Ok(Imported::New),
+        Err(StoreError::EmailTaken) => Ok(Imported::AlreadyPresent),
+        Err(e) => Err(e),
+    }
+}
+
 /// Imports every line of `input`; stops early only if the store itself becomes unreachable. An
 /// address a deleted account held is refused unless `allow_email_reuse_after_delete`, so running
 /// an import again does not bring back an account its owner deleted.
@@ -90,27 +116,16 @@ pub async fn import_users(
                 continue;
             }
         };
-        let reuse = allow_email_reuse_after_delete;
-        match address_retired(store, reuse, user.email.canonical()).await {
-            Ok(false) => {}
-            Ok(true) => {
+        let outcome = import_one(store, user, allow_email_reuse_after_delete).await;
+        match outcome {
+            Ok(Imported::New) => report.imported += 1,
+            Ok(Imported::AlreadyPresent) => report.already_present += 1,
+            Ok(Imported::Retired) => {
                 let reason = format!("email {RETIRED_ADDRESS}");
                 report.failures.push((number, reason));
-                continue;
             }
             Err(unavailable @ StoreError::Unavailable(_)) => return Err(unavailable),
-            Err(e) => {
-                report.failures.push((number, format!("store: {e}")));
-                continue;
-            }
-        }
-        match store.create_user(user).await {
-            Ok(_) => report.imported += 1,
-            Err(StoreError::EmailTaken) => report.already_present += 1,
-            Err(e @ (StoreError::Backend(_) | StoreError::LastAdmin | StoreError::LastWayIn)) => {
-                report.failures.push((number, format!("store: {e}")))
-            }
-            Err(unavailable @ StoreError::Unavailable(_)) => return Err(unavailable),
+            Err(e) => report.failures.push((number, format!("store: {e}"))),
         }
     }
     Ok(report)

@@ -54,9 +54,17 @@ pub async fn render(
 /// believe (`client` is still the peer): a load balancer on a private address, not configured
 /// in `http.trusted_proxies`, would otherwise pass anyone's scrape on from an allowed network.
 fn through_an_untrusted_proxy(req: &HttpRequest, client: IpAddr) -> bool {
-    let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
-        .iter()
-        .any(|name| req.headers().contains_key(*name));
+    let forwarded = [
+        "x-forwarded-for",
+        "forwarded",
+        "x-real-ip",
+        "via",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x-client-ip",
+    ]
+    .iter()
+    .any(|name| req.headers().contains_key(*name));
     let peer = req.peer_addr().map(|peer| peer.ip());
     forwarded && peer == Some(client)
 }

@@ -2,14 +2,14 @@
 
 use async_trait::async_trait;
 
-use super::{ttl, PostgresStore};
+use super::{bounded, ttl, PostgresStore};
 use crate::store::*;
 
 #[async_trait]
 impl MaintenanceStore for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
         let client = self.client().await?;
-        client.simple_query("SELECT 1").await?;
+        bounded(async { Ok(client.simple_query("SELECT 1").await?) }).await?;
         Ok(())
     }
 

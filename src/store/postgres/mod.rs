@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{
-    GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    GenericClient, Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError,
+    RecyclingMethod, Runtime,
 };
 use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{NoTls, Row};
@@ -54,7 +55,20 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // PostgreSQL cancels a statement stuck on a lock or a slow disk. Set on each new
+        // connection rather than as a startup option, which a pooler such as PgBouncer refuses.
+        let set_timeout = format!("SET statement_timeout = {}", settings.statement_timeout_ms);
         let pool = Pool::builder(manager)
+            .post_create(Hook::async_fn(move |client, _| {
+                let set_timeout = set_timeout.clone();
+                Box::pin(async move {
+                    client
+                        .simple_query(&set_timeout)
+                        .await
+                        .map(|_| ())
+                        .map_err(HookError::Backend)
+                })
+            }))
             .max_size(settings.pool_size)
             .wait_timeout(Some(Duration::from_secs(settings.acquire_timeout_seconds)))
             .create_timeout(Some(Duration::from_secs(settings.connect_timeout_seconds)))
@@ -88,15 +102,45 @@ impl PostgresStore {
         execute(&self.client().await?, sql, params).await
     }
 
+    /// A pooled connection. For a while after a wait for PostgreSQL ran out, each one is checked
+    /// first (an empty query, answered at once by a live connection): the connection that
+    /// waited went back to the pool and may be wedged behind a stalled proxy that keeps it open.
+    /// One that does not answer is taken out of the pool and closed.
     async fn client(&self) -> StoreResult<Object> {
-        self.pool.get().await.map_err(|e| match e {
+        let client = self.pool.get().await.map_err(|e| match e {
             PoolError::Timeout(_) => {
                 StoreError::Unavailable("no database connection available in time".into())
             }
             PoolError::Backend(e) => unavailable(e),
             other => StoreError::Unavailable(other.to_string()),
-        })
+        })?;
+        if unix_millis() >= CHECK_CONNECTIONS_UNTIL_MS.load(Ordering::Relaxed) {
+            return Ok(client);
+        }
+        match tokio::time::timeout(CONNECTION_CHECK, client.simple_query("")).await {
+            Ok(Ok(_)) => Ok(client),
+            _ => {
+                drop(Object::take(client));
+                Err(StoreError::Unavailable(
+                    "a database connection stopped answering; it was closed".into(),
+                ))
+            }
+        }
     }
+}
+
+/// Until when (Unix milliseconds) pooled connections are checked before use: a minute past the
+/// last wait for PostgreSQL that ran out.
+static CHECK_CONNECTIONS_UNTIL_MS: AtomicU64 = AtomicU64::new(0);
+const CHECK_CONNECTIONS_FOR_MS: u64 = 60_000;
+/// How long a live connection may take to answer an empty query.
+const CONNECTION_CHECK: Duration = Duration::from_secs(1);
+
+fn unix_millis() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
 }
 
 /// Holds the user's row until the transaction ends, so that changes to one user which read then
@@ -189,10 +233,10 @@ impl<'a> FromSql<'a> for Role {
 }
 
 /// The connection settings of `database.url`, bounded by the connect timeout. Connections that
-/// serve requests (`Use::Requests`) also carry `database.statement_timeout_ms`: PostgreSQL's own
-/// `statement_timeout` (a statement stuck on a lock or a slow disk is cancelled), the TCP user
+/// serve requests (`Use::Requests`) also carry `database.statement_timeout_ms` as their TCP user
 /// timeout (unacknowledged data: the server or the network is gone) and keepalive probes (an
-/// idle connection to a vanished server is closed, not handed out). Migrations are not bounded.
+/// idle connection to a vanished server is closed, not handed out); PostgreSQL's own
+/// `statement_timeout` is set on each new connection (see `connect`). Migrations are not bounded.
 fn pg_config(settings: &DatabaseSettings, purpose: Use) -> StoreResult<tokio_postgres::Config> {
     let mut config: tokio_postgres::Config = settings
         .url
@@ -202,12 +246,10 @@ fn pg_config(settings: &DatabaseSettings, purpose: Use) -> StoreResult<tokio_pos
     config.connect_timeout(Duration::from_secs(settings.connect_timeout_seconds));
     config.application_name("authd");
     if purpose == Use::Requests {
-        let bound = settings.statement_timeout_ms;
-        let options = config.get_options().unwrap_or_default();
-        config.options(format!("{options} -c statement_timeout={bound}").trim());
-        config.tcp_user_timeout(Duration::from_millis(bound));
+        let bound = Duration::from_millis(settings.statement_timeout_ms);
+        config.tcp_user_timeout(bound);
         config.keepalives(true);
-        config.keepalives_idle(Duration::from_millis(bound));
+        config.keepalives_idle(bound);
     }
     Ok(config)
 }
@@ -233,10 +275,14 @@ fn answer_bound() -> Duration {
 async fn bounded<T>(work: impl std::future::Future<Output = StoreResult<T>>) -> StoreResult<T> {
     match tokio::time::timeout(answer_bound(), work).await {
         Ok(done) => done,
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "PostgreSQL did not answer within {} ms",
-            answer_bound().as_millis()
-        ))),
+        Err(_) => {
+            let until = unix_millis().saturating_add(CHECK_CONNECTIONS_FOR_MS);
+            CHECK_CONNECTIONS_UNTIL_MS.fetch_max(until, Ordering::Relaxed);
+            Err(StoreError::Unavailable(format!(
+                "PostgreSQL did not answer within {} ms",
+                answer_bound().as_millis()
+            )))
+        }
     }
 }
 

@@ -22,35 +22,30 @@ impl UserStore for PostgresStore {
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        let statement = tx
-            .prepare_cached(&format!(
-                "INSERT INTO users (id, email, email_canonical, name, password_hash, role, email_verified,
-                                    created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), now()) RETURNING {USER_COLUMNS}"
-            ))
-            .await?;
-        let row = tx
-            .query_one(
-                &statement,
-                &[
-                    &user.id,
-                    &user.email.as_str(),
-                    &user.email.canonical().as_str(),
-                    &user.name,
-                    &user.password_hash,
-                    &user.role.as_str(),
-                    &user.email_verified,
-                    &user.created_at,
-                ],
-            )
-            .await
-            .map_err(|e| {
-                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-                    StoreError::EmailTaken
-                } else {
-                    e.into()
-                }
-            })?;
+        let insert = format!(
+            "INSERT INTO users (id, email, email_canonical, name, password_hash, role, email_verified,
+                                created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), now()) RETURNING {USER_COLUMNS}"
+        );
+        let values: Params = &[
+            &user.id,
+            &user.email.as_str(),
+            &user.email.canonical().as_str(),
+            &user.name,
+            &user.password_hash,
+            &user.role.as_str(),
+            &user.email_verified,
+            &user.created_at,
+        ];
+        // The raw outcome, to tell a taken address from other failures.
+        let outcome = bounded(async { Ok(tx.query_one(&insert, values).await) }).await?;
+        let row = outcome.map_err(|e| {
+            if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                StoreError::EmailTaken
+            } else {
+                e.into()
+            }
+        })?;
         let created = user_from_row(&row)?;
         if let Some((token, email)) = &user.verification {
             insert_token(&tx, token).await?;
