@@ -379,6 +379,7 @@ impl Application {
                 .app_data(web::Data::new(state))
                 .app_data(web::PayloadConfig::new(max_body_bytes))
                 .wrap(from_fn(http::middleware::rate_limit))
+                .wrap(from_fn(http::middleware::refuse_cross_site_without_origin))
                 .wrap(from_fn(http::middleware::refuse_oversized_headers))
                 .wrap(http::cors(&server_settings))
                 .wrap(from_fn(http::middleware::request_context))

@@ -84,6 +84,10 @@ pub enum AppError {
     /// 403 `forbidden`: authenticated, but not allowed (not an admin).
     #[error("forbidden")]
     Forbidden,
+    /// 403 `origin_not_allowed`: a browser says another site sent the request, and it names no
+    /// origin CORS could judge.
+    #[error("this origin is not allowed to call the API")]
+    CrossSite,
     /// 404 `not_found`
     #[error("not found")]
     NotFound,

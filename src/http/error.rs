@@ -72,6 +72,7 @@ impl AppError {
             AppError::RefreshTokenReused => "refresh_token_reused",
             AppError::AccountLocked => "account_locked",
             AppError::Forbidden => "forbidden",
+            AppError::CrossSite => "origin_not_allowed",
             AppError::ReauthenticationRequired => "reauthentication_required",
             AppError::MfaEnrollmentRequired => "mfa_enrollment_required",
             AppError::MfaTokenInvalid => "mfa_token_invalid",
@@ -146,6 +147,7 @@ impl ResponseError for AppError {
             | AppError::InvalidMfaCode => StatusCode::UNAUTHORIZED,
             AppError::AccountLocked
             | AppError::Forbidden
+            | AppError::CrossSite
             | AppError::EmailNotVerified
             | AppError::ReauthenticationRequired
             | AppError::MfaEnrollmentRequired => StatusCode::FORBIDDEN,

@@ -130,6 +130,41 @@ async fn cors_admits_the_configured_origin_with_credentials_only(backend: Backen
         .await;
     assert_error(simple, 403, "origin_not_allowed").await;
 
+    // A browser that says another site sent a request that changes something, without the
+    // `Origin` CORS would judge, is refused too (a refresh with the cookie, here); a read is not,
+    // nor the same request from the site itself or from an app (no `Sec-Fetch-Site`).
+    let account = app.account().await;
+    let refresh = |site: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(app.url("/auth/refresh"))
+            .header("Cookie", format!("refresh_token={}", account.refresh_token))
+            .header("Content-Type", "application/json")
+            .body("{}");
+        if let Some(site) = site {
+            request = request.header("Sec-Fetch-Site", site);
+        }
+        request.send()
+    };
+    assert_error(
+        refresh(Some("cross-site")).await.unwrap(),
+        403,
+        "origin_not_allowed",
+    )
+    .await;
+    let read = app
+        .fetch_with_headers("/health/live", &[("Sec-Fetch-Site", "cross-site")])
+        .await;
+    assert_eq!(read.status().as_u16(), 200);
+    assert_eq!(
+        refresh(Some("same-origin"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+
     // The right origin asking for what is not allowed is told which part, and what is.
     let preflight = |method: &'static str, headers: &'static str| {
         app.client
