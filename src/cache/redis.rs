@@ -2,6 +2,8 @@
 //! atomic GCRA script using the Redis clock, so every node agrees on time.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -65,11 +67,44 @@ return 1
 /// on one account collide, and a guesser racing itself may well wait.
 const RESERVE_ROUNDS: usize = 8;
 
+/// After a Redis command fails, the commands of the next few seconds skip Redis and take their
+/// declared fallback at once, instead of each waiting out `cache.command_timeout_ms` (an outage
+/// made every request seconds slower); then one command tries again, and a success ends it.
+#[derive(Debug, Default)]
+struct Breaker {
+    skip_until_ms: AtomicU64,
+}
+
+impl Breaker {
+    const SKIP_FOR_MS: u64 = 5_000;
+
+    fn skipping(&self, now_ms: u64) -> bool {
+        now_ms < self.skip_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, now_ms: u64) {
+        let until = now_ms.saturating_add(Self::SKIP_FOR_MS);
+        self.skip_until_ms.fetch_max(until, Ordering::Relaxed);
+    }
+
+    fn recovered(&self) {
+        self.skip_until_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+fn unix_millis() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
 #[derive(Clone)]
 pub struct RedisCache {
     connection: ConnectionManager,
     prefix: String,
     command_timeout: Duration,
+    breaker: Arc<Breaker>,
     gcra: Script,
     read_attempts: Script,
     write_attempts: Script,
@@ -99,6 +134,7 @@ impl RedisCache {
             connection,
             prefix: settings.key_prefix.clone(),
             command_timeout: Duration::from_millis(settings.command_timeout_ms),
+            breaker: Arc::default(),
             gcra: Script::new(GCRA),
             read_attempts: Script::new(READ_ATTEMPTS),
             write_attempts: Script::new(WRITE_ATTEMPTS),
@@ -109,7 +145,22 @@ impl RedisCache {
         format!("{}{}", self.prefix, key)
     }
 
+    /// Runs `op` within the command timeout, unless a recent failure has Redis skipped (see
+    /// [`Breaker`]): then `op` is dropped unsent.
     async fn bounded<T>(
+        &self,
+        op: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, CacheError> {
+        if self.breaker.skipping(unix_millis()) {
+            return Err(CacheError::Unavailable(
+                "Redis failed a moment ago; skipped for a few seconds".into(),
+            ));
+        }
+        self.attempt(op).await
+    }
+
+    /// Runs `op` within the command timeout, and tells the breaker how it went.
+    async fn attempt<T>(
         &self,
         op: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, CacheError> {
@@ -117,8 +168,12 @@ impl RedisCache {
             .await
             .map_err(|_| CacheError::Unavailable("Redis command timed out".into()))
             .and_then(|answer| answer.map_err(unavailable));
-        if answer.is_err() {
-            crate::metrics::backend_error("cache", "unavailable");
+        match &answer {
+            Ok(_) => self.breaker.recovered(),
+            Err(_) => {
+                self.breaker.failed(unix_millis());
+                crate::metrics::backend_error("cache", "unavailable");
+            }
         }
         answer
     }
@@ -145,9 +200,10 @@ fn lockout_key(key: &str) -> String {
 
 #[async_trait]
 impl Cache for RedisCache {
+    /// Always asks Redis (never skipped), so readiness sees it come back and ends the skipping.
     async fn ping(&self) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
-        self.bounded(redis::cmd("PING").query_async::<String>(&mut connection))
+        self.attempt(redis::cmd("PING").query_async::<String>(&mut connection))
             .await
             .map(|_| ())
     }
@@ -219,5 +275,26 @@ impl Cache for RedisCache {
         let mut cmd = redis::cmd("DEL");
         cmd.arg(self.key(&lockout_key(key)));
         self.bounded(cmd.query_async::<()>(&mut connection)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_skips_redis_for_a_few_seconds_and_a_success_ends_it() {
+        let breaker = Breaker::default();
+        assert!(!breaker.skipping(1_000));
+        breaker.failed(1_000);
+        assert!(breaker.skipping(1_000));
+        assert!(breaker.skipping(1_000 + Breaker::SKIP_FOR_MS - 1));
+        assert!(
+            !breaker.skipping(1_000 + Breaker::SKIP_FOR_MS),
+            "then one tries again"
+        );
+        breaker.failed(2_000);
+        breaker.recovered();
+        assert!(!breaker.skipping(2_001));
     }
 }
