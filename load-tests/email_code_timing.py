@@ -16,7 +16,6 @@ Needs: cargo, python3 (standard library only). Bounded: 4N+N requests, then auth
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,10 +23,11 @@ import urllib.error
 import urllib.request
 import uuid
 
+from probe import start_authd
+
 N = int(os.environ.get("N", "30"))
 PORT = int(os.environ.get("PORT", "18091"))
 BASE = f"http://127.0.0.1:{PORT}"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def post(path, body):
@@ -56,12 +56,10 @@ def summary(name, times):
 
 
 def main():
-    subprocess.run(["cargo", "build", "--quiet", "--bin", "authd"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="authd-code-timing.")
     env = dict(os.environ)
     env.update(
         {
-            "AUTHD__SERVER__PORT": str(PORT),
             "AUTHD__AUTH__PASSWORDLESS__ENABLED": "true",
             "AUTHD__RATE_LIMIT__ENABLED": "false",
             "AUTHD__AUTH__LOCKOUT__ENABLED": "false",
@@ -74,21 +72,8 @@ def main():
     if not env.get("DATABASE_URL"):
         env["AUTHD__DATABASE__URL"] = f"sqlite://{work}/authd.db"
     backend = "PostgreSQL" if env.get("DATABASE_URL") else "SQLite (embedded default)"
-    with open(os.path.join(work, "log"), "w") as log:
-        authd = subprocess.Popen(
-            [os.path.join(ROOT, "target/debug/authd"), "serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
+    authd = start_authd(PORT, env, os.path.join(work, "log"))
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(BASE + "/health/live", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
         run = uuid.uuid4().hex[:8]
         known = [f"timing-{run}-{i}@example.com" for i in range(N)]
         unknown = [f"nobody-{run}-{i}@example.com" for i in range(N)]

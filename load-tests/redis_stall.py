@@ -24,10 +24,11 @@ import time
 import urllib.error
 import urllib.request
 
+from probe import start_authd
+
 N = int(os.environ.get("N", "20"))
 PORT = int(os.environ.get("PORT", "18092"))
 BASE = f"http://127.0.0.1:{PORT}"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 stalled = threading.Event()
 
 
@@ -82,13 +83,11 @@ def main():
     listener.listen()
     proxy_port = listener.getsockname()[1]
     threading.Thread(target=proxy, args=(listener,), daemon=True).start()
-    subprocess.run(["cargo", "build", "--quiet", "--bin", "authd"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="authd-redis-stall.")
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
     env.update(
         {
-            "AUTHD__SERVER__PORT": str(PORT),
             "AUTHD__DATABASE__URL": f"sqlite://{work}/authd.db",
             "REDIS_URL": f"redis://127.0.0.1:{proxy_port}/11",
             "AUTHD__HASHER__ARGON2_MEMORY_KIB": "8192",
@@ -97,18 +96,8 @@ def main():
             "AUTHD__LOG__LEVEL": "error",
         }
     )
-    with open(os.path.join(work, "log"), "w") as log:
-        authd = subprocess.Popen(
-            [os.path.join(ROOT, "target/debug/authd"), "serve"], cwd=ROOT, env=env,
-            stdout=log, stderr=log,
-        )
+    authd = start_authd(PORT, env, os.path.join(work, "log"))
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(BASE + "/health/live", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
         body = {"email": f"stall-{os.getpid()}@example.com", "password": "velvet tractor sings at noon"}
         status, payload, _ = request("POST", "/auth/signup", body)
         assert status == 201, f"signup answered {status}"
