@@ -137,10 +137,7 @@ const CHECK_CONNECTIONS_FOR_MS: u64 = 60_000;
 const CONNECTION_CHECK: Duration = Duration::from_secs(1);
 
 fn unix_millis() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.map_or(0, |since| {
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    })
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
 }
 
 /// Holds the user's row until the transaction ends, so that changes to one user which read then
