@@ -139,8 +139,10 @@ pub async fn start_session(tokens: &Tokens, user_id: Uuid) -> IssuedTokens {
             user_agent: Some("bench".into()),
             ip: Some("127.0.0.1".into()),
             methods: AuthMethods::password(),
+            epoch: None,
         })
         .await
         .expect("the actor answers")
         .expect("session")
+        .expect("an ungated session starts")
 }

@@ -27,7 +27,8 @@ use crate::domain::user::Role;
 use crate::error::AppError;
 use crate::keys::{DecodeError, KeyRing, KeySource};
 use crate::store::{
-    NewSession, RevokeReason, Rotation, RotationOutcome, SessionOwner, SessionProof, Store,
+    NewSession, RevokeReason, Rotation, RotationOutcome, SessionEpoch, SessionOwner, SessionProof,
+    Store,
 };
 
 /// What a client receives after signup, login or refresh.
@@ -40,8 +41,10 @@ pub struct IssuedTokens {
 }
 
 /// Start a new session (a new refresh-token family) for a user who just proved who they are.
+/// `None` when the proof was read under `epoch` and every session of the user has been ended
+/// since ([`SessionEpoch`]): nothing is started.
 #[derive(Message)]
-#[rtype(result = "Result<IssuedTokens, AppError>")]
+#[rtype(result = "Result<Option<IssuedTokens>, AppError>")]
 pub struct StartSession {
     pub user_id: Uuid,
     pub role: Role,
@@ -49,6 +52,9 @@ pub struct StartSession {
     pub ip: Option<String>,
     /// What they proved it with.
     pub methods: AuthMethods,
+    /// The user's [`SessionEpoch`] when the proof was read, where ending every session withdraws
+    /// it.
+    pub epoch: Option<SessionEpoch>,
 }
 
 /// A live session proved itself again (step-up): its assurance is now `methods`, as of now.
@@ -154,10 +160,11 @@ impl TokenService {
     pub async fn start_session(
         &self,
         msg: StartSession,
-    ) -> Result<(SessionOwner, RefreshToken), AppError> {
+    ) -> Result<Option<(SessionOwner, RefreshToken)>, AppError> {
         let refresh_token = RefreshToken::generate();
         let session_id = Uuid::new_v4();
-        self.store
+        let created = self
+            .store
             .create_session(NewSession {
                 id: session_id,
                 user_id: msg.user_id,
@@ -166,8 +173,13 @@ impl TokenService {
                 user_agent: msg.user_agent,
                 ip: msg.ip,
                 methods: msg.methods.clone(),
+                epoch: msg.epoch,
             })
             .await?;
+        if !created {
+            tracing::info!("the user's sessions were ended after the proof was read; none started");
+            return Ok(None);
+        }
         let owner = SessionOwner {
             session_id,
             user_id: msg.user_id,
@@ -177,7 +189,7 @@ impl TokenService {
                 authenticated_at: Utc::now().timestamp(),
             },
         };
-        Ok((owner, refresh_token))
+        Ok(Some((owner, refresh_token)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -375,16 +387,16 @@ impl Actor for TokenActor {
 }
 
 impl Handler<StartSession> for TokenActor {
-    type Result = ResponseActFuture<Self, Result<IssuedTokens, AppError>>;
+    type Result = ResponseActFuture<Self, Result<Option<IssuedTokens>, AppError>>;
 
     fn handle(&mut self, msg: StartSession, _: &mut Self::Context) -> Self::Result {
         let sessions = self.sessions.clone();
         Box::pin(
             async move { sessions.start_session(msg).await }
                 .into_actor(self)
-                .map(|started, actor, _| {
-                    let (owner, refresh_token) = started?;
-                    actor.issue(owner, refresh_token)
+                .map(|started, actor, _| match started? {
+                    Some((owner, refresh_token)) => actor.issue(owner, refresh_token).map(Some),
+                    None => Ok(None),
                 }),
         )
     }
@@ -548,8 +560,10 @@ mod tests {
                     user_agent: None,
                     ip: None,
                     methods: AuthMethods::password(),
+                    epoch: None,
                 })
                 .await
+                .unwrap()
                 .unwrap();
             let claims = AccessClaims::new(
                 owner.user_id,

@@ -313,19 +313,20 @@ impl AuthService {
 
         let password = password::normalize(&input.password);
         // Exactly one verification whether or not the account exists: same work, same time.
-        let (user, hash) = match account {
+        let (user, hash, epoch) = match account {
             // An account made through a provider has no password: the dummy hash, as for no
             // account, and so the same answer.
             Some(account) => (
                 Some(account.user),
                 password::usable_hash(account.password_hash),
+                Some(account.session_epoch),
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         let verification = permit.verify(&password, hash).await?;
-        let user = match user {
-            Some(user) if verification.matches => user,
-            known => {
+        let (user, epoch) = match (user, epoch) {
+            (Some(user), Some(epoch)) if verification.matches => (user, epoch),
+            (known, _) => {
                 tracing::info!("login failed");
                 let user_id = known.map(|u| u.id);
                 let reason = if user_id.is_some() {
@@ -351,15 +352,23 @@ impl AuthService {
             self.rehash_in_background(user.id, password);
         }
         // A second factor on the account: no session until it is given.
-        if let Some(challenge) = self.mfa.challenge(&user, AuthMethods::password()).await? {
+        let methods = AuthMethods::password();
+        if let Some(challenge) = self
+            .mfa
+            .challenge(&user, methods.clone(), Some(epoch))
+            .await?
+        {
             tracing::info!(user_id = %user.id, "password right; second factor required");
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
-        tracing::info!(user_id = %user.id, "logged in");
+        // A reset or "sign out everywhere" since the password was read: that password opens
+        // nothing now.
+        let refused = AppError::InvalidCredentials;
         let tokens = self
             .deps
-            .start_session(&user, client, AuthMethods::password())
+            .start_session_since(&user, client, methods, epoch, refused)
             .await?;
+        tracing::info!(user_id = %user.id, "logged in");
         let details = json!({ "sessionId": tokens.session_id });
         self.deps
             .audit

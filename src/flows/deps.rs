@@ -25,7 +25,7 @@ use crate::domain::user::User;
 use crate::error::AppError;
 use crate::flows::audit::{Audit, EventKind};
 use crate::flows::outbox::Outbox;
-use crate::store::{ConsumedToken, NewUser, RevokeReason, Store, StoreError};
+use crate::store::{ConsumedToken, NewUser, RevokeReason, SessionEpoch, Store, StoreError};
 
 /// What the command line says of an address [`address_retired`] closes.
 pub const RETIRED_ADDRESS: &str =
@@ -231,13 +231,44 @@ impl FlowDeps {
             .ok_or(AppError::OneTimeTokenInvalid)
     }
 
-    /// Opens a session for `user`, who just proved who they are with `methods`.
+    /// Opens a session for `user`, who just proved who they are with `methods`, by a proof that
+    /// ending every session does not withdraw: a new account's password, a passkey, a
+    /// provider's word.
     pub async fn start_session(
         &self,
         user: &User,
         client: &ClientContext,
         methods: AuthMethods,
     ) -> Result<IssuedTokens, AppError> {
+        self.open_session(user, client, methods, None)
+            .await?
+            .ok_or_else(|| AppError::Internal("a session without a proof epoch refused".into()))
+    }
+
+    /// Opens a session for `user`, whose proof (a password, a pending login's first step, a
+    /// sign-in mail) was read under `epoch`: `refused` when every session of the user has been
+    /// ended since (a reset, a password change, "sign out everywhere", a lock), so a proof checked
+    /// just before cannot open a session just after.
+    pub async fn start_session_since(
+        &self,
+        user: &User,
+        client: &ClientContext,
+        methods: AuthMethods,
+        epoch: SessionEpoch,
+        refused: AppError,
+    ) -> Result<IssuedTokens, AppError> {
+        self.open_session(user, client, methods, Some(epoch))
+            .await?
+            .ok_or(refused)
+    }
+
+    async fn open_session(
+        &self,
+        user: &User,
+        client: &ClientContext,
+        methods: AuthMethods,
+        epoch: Option<SessionEpoch>,
+    ) -> Result<Option<IssuedTokens>, AppError> {
         let (user_agent, ip) = client.session_fields();
         self.tokens
             .send(StartSession {
@@ -246,6 +277,7 @@ impl FlowDeps {
                 user_agent,
                 ip,
                 methods,
+                epoch,
             })
             .await?
     }

@@ -30,8 +30,7 @@ use crate::flows::audit::EventKind;
 use crate::flows::auth::LoginOutcome;
 use crate::flows::deps::{retry_while_unavailable, FlowDeps};
 use crate::flows::mfa::MfaService;
-use crate::store::NewEmailLogin;
-use crate::store::{ConsumedToken, FactorChoice, RevokeReason};
+use crate::store::{ConsumedToken, FactorChoice, NewEmailLogin, RevokeReason, UsedEmailLogin};
 
 /// The least time a sign-in code's answer takes, however it went: far above what checking a code
 /// costs (a few milliseconds, a little more with a mail pending), so the time of a refusal does
@@ -363,7 +362,7 @@ impl EmailLinkService {
         if !self.passwordless.settings.enabled {
             return Err(AppError::FeatureDisabled);
         }
-        let user_id = match proof {
+        let used = match proof {
             EmailLoginProof::Link(token) => {
                 let token = presented(&token)?;
                 self.deps.store.use_email_login(token.hash()).await?
@@ -377,11 +376,11 @@ impl EmailLinkService {
                 checked?
             }
         };
-        let user = match user_id {
-            Some(id) => self.deps.store.user_by_id(id).await?,
+        let user = match used {
+            Some(used) => self.deps.store.user_by_id(used.user_id).await?,
             None => None,
         };
-        let Some(mut user) = user else {
+        let (Some(mut user), Some(UsedEmailLogin { mut epoch, .. })) = (user, used) else {
             crate::metrics::email_flow("email_login", "invalid");
             return Err(AppError::OneTimeTokenInvalid);
         };
@@ -397,6 +396,9 @@ impl EmailLinkService {
             let revoked = store
                 .revoke_user_sessions(user.id, None, RevokeReason::PasswordReset)
                 .await?;
+            // This ending counted the epoch up once; any other since the mail was sent makes the
+            // session below refused, as without this branch.
+            epoch = epoch.next();
             // Once no session of whoever set them up is left to add more.
             self.remove_unproven_ways_in(&user).await?;
             store.mark_email_verified(user.id).await?;
@@ -408,10 +410,18 @@ impl EmailLinkService {
                 .await;
         }
         let methods = AuthMethods::of(&[AuthMethod::EmailLink]);
-        if let Some(challenge) = self.mfa.challenge(&user, methods.clone()).await? {
+        if let Some(challenge) = self
+            .mfa
+            .challenge(&user, methods.clone(), Some(epoch))
+            .await?
+        {
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
-        let tokens = self.deps.start_session(&user, client, methods).await?;
+        let refused = AppError::OneTimeTokenInvalid;
+        let tokens = self
+            .deps
+            .start_session_since(&user, client, methods, epoch, refused)
+            .await?;
         tracing::info!(user_id = %user.id, "logged in by email");
         crate::metrics::email_flow("email_login", "signed_in");
         let details = json!({ "sessionId": tokens.session_id, "method": "email" });
@@ -443,7 +453,7 @@ impl EmailLinkService {
         raw_email: &str,
         code: &str,
         client: &ClientContext,
-    ) -> Result<Option<uuid::Uuid>, AppError> {
+    ) -> Result<Option<UsedEmailLogin>, AppError> {
         let address = checked_email(raw_email)?;
         let store = &self.deps.store;
         // Looked up before the attempt is counted, so a store that cannot answer costs nothing.

@@ -598,7 +598,9 @@ impl FederationService {
             .refuse_locked_or_unverified(&user, verification, details, client)
             .await?;
         let methods = AuthMethods::of(&[AuthMethod::Federated]);
-        if let Some(challenge) = self.mfa.challenge(&user, methods.clone()).await? {
+        // The provider's word is not withdrawn by ending every session (the user still holds
+        // the identity), so the second step holds to the epoch as of now, not as of a proof.
+        if let Some(challenge) = self.mfa.challenge(&user, methods.clone(), None).await? {
             tracing::info!(user_id = %user.id, "provider sign-in; second factor required");
             return Ok(FederatedOutcome::MfaRequired(challenge));
         }

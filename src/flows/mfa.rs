@@ -21,8 +21,8 @@ use crate::error::AppError;
 use crate::flows::audit::EventKind;
 use crate::flows::deps::FlowDeps;
 use crate::store::{
-    FactorChoice, FactorState, MfaStatus, NewMfaChallenge, SessionProof, TotpConfirmation,
-    TotpFactor,
+    FactorChoice, FactorState, MfaChallenge, MfaStatus, NewMfaChallenge, SessionEpoch,
+    SessionProof, TotpConfirmation, TotpFactor,
 };
 
 /// The configured MFA rules and the key that seals TOTP secrets.
@@ -174,10 +174,13 @@ impl MfaService {
 
     /// After a right password: the second step of the login when the account has a factor,
     /// else `None` (the login completes at once).
+    /// `epoch`: the [`SessionEpoch`] the first step was read under (`None`: as of now), which
+    /// the second must find unchanged.
     pub async fn challenge(
         &self,
         user: &User,
         first_step: AuthMethods,
+        epoch: Option<SessionEpoch>,
     ) -> Result<Option<MfaChallengeIssued>, AppError> {
         let status = self.deps.store.mfa_status(user.id).await?;
         if !status.enabled() {
@@ -192,6 +195,7 @@ impl MfaService {
                 user_id: user.id,
                 methods: first_step,
                 ttl_seconds,
+                epoch,
             })
             .await?;
         let mut methods = Vec::new();
@@ -222,16 +226,18 @@ impl MfaService {
     ) -> Result<(User, IssuedTokens), AppError> {
         let token = OpaqueToken::parse(mfa_token).ok_or(AppError::MfaTokenInvalid)?;
         let store = &self.deps.store;
-        let (user, first_step) = self.pending_login(&token).await?;
+        let (user, pending) = self.pending_login(&token).await?;
         let method = self
             .check_second_factor(&user, &proof, Some(token.hash()), "login", client)
             .await?;
         if !store.consume_mfa_challenge(token.hash()).await? {
             return Err(AppError::MfaTokenInvalid);
         }
+        let methods = pending.methods.with(method);
+        let refused = AppError::MfaTokenInvalid;
         let tokens = self
             .deps
-            .start_session(&user, client, first_step.with(method))
+            .start_session_since(&user, client, methods, pending.epoch, refused)
             .await?;
         tracing::info!(user_id = %user.id, method = method.as_str(), "logged in with a second factor");
         let details = json!({ "sessionId": tokens.session_id, "secondFactor": method.as_str() });
@@ -247,7 +253,7 @@ impl MfaService {
     pub(super) async fn pending_login(
         &self,
         token: &OpaqueToken,
-    ) -> Result<(User, AuthMethods), AppError> {
+    ) -> Result<(User, MfaChallenge), AppError> {
         let max_attempts = self.rules.settings.challenge_max_attempts;
         let challenge = self
             .deps
@@ -262,7 +268,7 @@ impl MfaService {
             .await?
             .filter(|user| !user.locked)
             .ok_or(AppError::MfaTokenInvalid)?;
-        Ok((user, challenge.methods))
+        Ok((user, challenge))
     }
 
     /// Checks a second factor of `user`, each time step, recovery code or passkey ceremony

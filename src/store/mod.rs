@@ -124,8 +124,12 @@ pub trait UserStore: Send + Sync + 'static {
 
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Creates a session whose first refresh token (generation 0) has the given hash.
-    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
+    /// Creates a session whose first refresh token (generation 0) has the given hash; false,
+    /// nothing written, when `session.epoch` is given and the user's sessions have been ended
+    /// since ([`SessionEpoch`]). The check holds the user's row until the session is written, so
+    /// an ending in flight either comes first (and refuses it) or sees the session (and revokes
+    /// it).
+    async fn create_session(&self, session: NewSession) -> StoreResult<bool>;
 
     /// The user behind an access token, if its session is live (not revoked) and the user may
     /// still sign in (not deleted, not locked). The store decides, so a revocation holds across
@@ -148,9 +152,11 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn revoke_session(&self, session_id: Uuid, reason: RevokeReason) -> StoreResult<bool>;
 
     /// Revokes every live session of a user but `except` (the caller's own, when it stays) and
-    /// returns their ids. In the same transaction the sign-ins on their way to a session are
-    /// retired ([`PENDING_SIGN_INS`]: a login waiting for its second factor, an unused sign-in
-    /// mail): what proved the old password or came before the owner's recovery opens nothing.
+    /// returns their ids. In the same transaction the user's [`SessionEpoch`] counts up (first, so
+    /// that a session being created waits for this ending, see `create_session`) and the
+    /// sign-ins on their way to a session are retired ([`PENDING_SIGN_INS`]: a login waiting for
+    /// its second factor, an unused sign-in mail): what proved the old password or came before
+    /// the owner's recovery opens nothing.
     async fn revoke_user_sessions(
         &self,
         user_id: Uuid,
@@ -309,15 +315,17 @@ pub trait EmailLoginStore: Send + Sync + 'static {
     /// Stores a sign-in mail's link and code, replacing the account's unused one (one live code
     /// per account), and the mail itself, in one transaction; only while the account's address is
     /// still `login.address` (false, nothing written, when it moved on meanwhile: a link for the
-    /// old mailbox must not outlive the change, which retires the ones already written).
+    /// old mailbox must not outlive the change, which retires the ones already written). The
+    /// sign-in keeps the user's [`SessionEpoch`] as of now.
     async fn create_email_login(
         &self,
         login: &NewEmailLogin,
         email: &OutboxEmail,
     ) -> StoreResult<bool>;
 
-    /// Uses up the live sign-in whose link this is: its account, once.
-    async fn use_email_login(&self, link_hash: TokenHash) -> StoreResult<Option<Uuid>>;
+    /// Uses up the live sign-in whose link this is: its account and the [`SessionEpoch`] it was
+    /// sent under, once.
+    async fn use_email_login(&self, link_hash: TokenHash) -> StoreResult<Option<UsedEmailLogin>>;
 
     /// Counts one code submission on the account's live sign-in, while it has had fewer than
     /// `max_attempts`: the code to compare with.

@@ -74,6 +74,13 @@ pub struct EmailLoginCode {
     pub code_hash: TokenHash,
 }
 
+/// A sign-in mail used up: whose it is, and the [`SessionEpoch`] it was sent under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsedEmailLogin {
+    pub user_id: Uuid,
+    pub epoch: SessionEpoch,
+}
+
 /// An identity at another provider, to link to an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewIdentity {
@@ -127,6 +134,24 @@ impl UserUpdate {
 pub struct UserCredentials {
     pub user: User,
     pub password_hash: String,
+    /// Read with the hash: a session the password opens starts only while it is unchanged.
+    pub session_epoch: SessionEpoch,
+}
+
+/// How many times all of a user's sessions had been ended (a password reset or change, "sign
+/// out everywhere", a lock) when a sign-in's proof was read. A session starts only while the
+/// user's count is still this one, checked in the transaction that creates it: a password
+/// checked, a second step or a sign-in mail used just before such an ending cannot open a
+/// session just after it (which the ending would not have seen to revoke).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionEpoch(pub i64);
+
+impl SessionEpoch {
+    /// The count after one more ending: what a flow that ends the sessions itself, after reading
+    /// its proof, expects when nobody else ended them meanwhile.
+    pub fn next(self) -> SessionEpoch {
+        SessionEpoch(self.0.saturating_add(1))
+    }
 }
 
 pub struct NewSession {
@@ -138,6 +163,9 @@ pub struct NewSession {
     pub ip: Option<String>,
     /// What the user proved to open it; it was authenticated now.
     pub methods: AuthMethods,
+    /// The user's [`SessionEpoch`] when the proof was read; `None` for proofs that ending every
+    /// session does not withdraw (a new account's password, a passkey, a provider's word).
+    pub epoch: Option<SessionEpoch>,
 }
 
 /// What a rotation asks of the store. The child hash is precomputed from the presented token, so
@@ -644,13 +672,17 @@ pub struct NewMfaChallenge {
     pub user_id: Uuid,
     pub methods: AuthMethods,
     pub ttl_seconds: u64,
+    /// The [`SessionEpoch`] the first step was proved under; `None`: the user's current one.
+    pub epoch: Option<SessionEpoch>,
 }
 
-/// A pending login whose attempt was counted: whose it is and what the first step proved.
+/// A pending login whose attempt was counted: whose it is, what the first step proved, and
+/// under which [`SessionEpoch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MfaChallenge {
     pub user_id: Uuid,
     pub methods: AuthMethods,
+    pub epoch: SessionEpoch,
 }
 
 /// Where a webhook endpoint was registered: the configuration (`webhooks.endpoints`, upserted at

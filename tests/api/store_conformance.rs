@@ -10,8 +10,8 @@ use authd::domain::user::{Role, User};
 use authd::store::postgres::PostgresStore;
 use authd::store::sqlite::SqliteStore;
 use authd::store::{
-    FactorState, NewSession, NewUser, RevokeReason, Rotation, RotationOutcome, Store, StoreError,
-    StoredPasskey, TotpConfirmation, TotpFactor, UserUpdate,
+    FactorState, NewSession, NewUser, RevokeReason, Rotation, RotationOutcome, SessionEpoch, Store,
+    StoreError, StoredPasskey, TotpConfirmation, TotpFactor, UserUpdate,
 };
 use uuid::Uuid;
 
@@ -37,9 +37,22 @@ impl TestStore {
 
     /// Opens a session of `user_id` whose refresh token lives `ttl` seconds.
     async fn session(&self, user_id: Uuid, ttl: u64) -> (Uuid, RefreshToken) {
+        let (started, id, token) = self.session_since(user_id, ttl, None).await;
+        assert!(started, "a session without an epoch starts");
+        (id, token)
+    }
+
+    /// Asks for a session of `user_id` whose proof was read under `epoch`: whether it started.
+    async fn session_since(
+        &self,
+        user_id: Uuid,
+        ttl: u64,
+        epoch: Option<SessionEpoch>,
+    ) -> (bool, Uuid, RefreshToken) {
         let token = RefreshToken::generate();
         let id = Uuid::new_v4();
-        self.store
+        let started = self
+            .store
             .create_session(NewSession {
                 id,
                 user_id,
@@ -48,10 +61,18 @@ impl TestStore {
                 user_agent: Some("test".into()),
                 ip: Some("127.0.0.1".into()),
                 methods: AuthMethods::password(),
+                epoch,
             })
             .await
             .unwrap();
-        (id, token)
+        (started, id, token)
+    }
+
+    /// The user's session epoch as a password login reads it.
+    async fn epoch(&self, user: &User) -> SessionEpoch {
+        let canonical = CanonicalEmail::of(&user.email);
+        let credentials = self.store.user_by_email(&canonical).await.unwrap();
+        credentials.expect("the user exists").session_epoch
     }
 
     /// Presents `token` for rotation with a grace window of `grace_seconds`: the outcome.
@@ -275,6 +296,113 @@ async fn sessions_are_revoked_by_token_by_id_and_all_at_once(backend: Backend) {
         .unwrap();
     assert_eq!(all, vec![third_id], "only the sessions still live");
     assert_eq!(t.rotate(&third, 10).await, RotationOutcome::Invalid);
+}
+
+/// Ending every session of a user counts its epoch up; a session asked for under an older epoch
+/// (its proof read before the ending) is refused and nothing is written, and the pending sign-ins
+/// keep the epoch they were made under (a first step's, or the user's when none is given).
+async fn a_session_starts_only_under_the_epoch_its_proof_was_read_at(backend: Backend) {
+    use authd::store::{NewEmailLogin, NewMfaChallenge, OutboxEmail};
+
+    let t = open(backend).await;
+    let user = t.user("epoch@example.com").await;
+    let before = t.epoch(&user).await;
+    let (started, _, live) = t.session_since(user.id, 3600, Some(before)).await;
+    assert!(started, "nothing ended since the proof");
+
+    let challenge = |epoch| NewMfaChallenge {
+        hash: RefreshToken::generate().hash(),
+        user_id: user.id,
+        methods: AuthMethods::password(),
+        ttl_seconds: 300,
+        epoch,
+    };
+    let first_step = challenge(Some(before));
+    t.store.create_mfa_challenge(&first_step).await.unwrap();
+
+    let ended = t
+        .store
+        .revoke_user_sessions(user.id, None, RevokeReason::PasswordReset)
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1);
+    let after = t.epoch(&user).await;
+    assert_eq!(after, before.next(), "one ending, one count");
+
+    let (started, id, token) = t.session_since(user.id, 3600, Some(before)).await;
+    assert!(!started, "a proof read before the ending opens nothing");
+    assert!(t
+        .store
+        .live_session_user(id, user.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(t.rotate(&token, 10).await, RotationOutcome::Invalid);
+    assert_eq!(t.rotate(&live, 10).await, RotationOutcome::Invalid);
+    let (started, id, _) = t.session_since(user.id, 3600, Some(after)).await;
+    assert!(started, "a proof read after it does");
+    assert!(t
+        .store
+        .live_session_user(id, user.id)
+        .await
+        .unwrap()
+        .is_some());
+
+    // A second step made now, without a first step's epoch, holds the user's current one; one
+    // made with the first step's keeps that.
+    for (made, expected) in [(challenge(None), after), (challenge(Some(before)), before)] {
+        t.store.create_mfa_challenge(&made).await.unwrap();
+        let pending = t.store.attempt_mfa_challenge(made.hash, 5).await.unwrap();
+        assert_eq!(pending.expect("live").epoch, expected);
+    }
+    // The one made before the ending was retired by it.
+    let retired = t.store.attempt_mfa_challenge(first_step.hash, 5).await;
+    assert!(retired.unwrap().is_none());
+
+    // A sign-in mail keeps the epoch it was sent under.
+    let link = RefreshToken::generate();
+    let login = NewEmailLogin {
+        link_hash: link.hash(),
+        user_id: user.id,
+        address: CanonicalEmail::of(&user.email),
+        code_hash: RefreshToken::generate().hash(),
+        ttl_seconds: 300,
+    };
+    let mail = OutboxEmail {
+        id: Uuid::new_v4(),
+        message_id: format!("<{}@test>", Uuid::new_v4()),
+        recipient: user.email.clone(),
+        subject: "s".into(),
+        text_body: "t".into(),
+        html_body: "h".into(),
+    };
+    assert!(t.store.create_email_login(&login, &mail).await.unwrap());
+    let used = t.store.use_email_login(link.hash()).await.unwrap();
+    let used = used.expect("a live sign-in mail");
+    assert_eq!((used.user_id, used.epoch), (user.id, after));
+}
+
+/// A session asked for while every session of its user is being ended: either the ending comes
+/// first and the session is refused, or the session comes first and the ending revokes it; never
+/// a live session from a proof read before the ending (on PostgreSQL, the session's check holds
+/// the user's row, which the ending updates first).
+async fn an_ending_and_a_session_asked_for_at_once_leave_no_session_from_before(backend: Backend) {
+    let t = open(backend).await;
+    let user = t.user("ending-race@example.com").await;
+    for round in 1..=30 {
+        let epoch = t.epoch(&user).await;
+        let ((started, id, _), ended) = tokio::join!(
+            t.session_since(user.id, 3600, Some(epoch)),
+            t.store
+                .revoke_user_sessions(user.id, None, RevokeReason::LogoutAll),
+        );
+        ended.unwrap();
+        let live = t.store.live_session_user(id, user.id).await.unwrap();
+        assert!(
+            !(started && live.is_some()),
+            "round {round}: a session from before the ending is live"
+        );
+    }
 }
 
 async fn the_store_answers_a_ping(backend: Backend) {
@@ -702,6 +830,8 @@ async fn webhook_deliveries_follow_their_event_and_are_claimed_once(backend: Bac
 }
 
 crate::backend_tests!(
+    a_session_starts_only_under_the_epoch_its_proof_was_read_at,
+    an_ending_and_a_session_asked_for_at_once_leave_no_session_from_before,
     two_admins_demoted_at_once_leave_one_admin,
     a_passkey_use_is_recorded_over_the_credential_it_was_checked_against,
     webhook_deliveries_follow_their_event_and_are_claimed_once,

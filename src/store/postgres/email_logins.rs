@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::outbox::insert_email;
-use super::{begin, commit, execute, query, ttl, Columns, Params, PostgresStore};
+use super::{begin, commit, execute, query_opt, ttl, Columns, Params, PostgresStore};
 use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
 
@@ -19,21 +19,21 @@ impl EmailLoginStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
         // FOR SHARE waits for an address change in flight and then sees its outcome.
-        let holder = "SELECT 1 FROM users
+        let holder = "SELECT session_epoch FROM users
                       WHERE id = $1 AND email_canonical = $2 AND deleted_at IS NULL FOR SHARE";
         let address = login.address.as_str();
-        if query(&tx, holder, &[&login.user_id, &address])
-            .await?
-            .is_empty()
-        {
+        let Some(holder) = query_opt(&tx, holder, &[&login.user_id, &address]).await? else {
             return Ok(false);
-        }
+        };
+        let epoch: i64 = holder.column("session_epoch")?;
         let unused = "DELETE FROM email_logins WHERE user_id = $1 AND consumed_at IS NULL";
         execute(&tx, unused, &[&login.user_id]).await?;
-        let insert = "INSERT INTO email_logins (link_hash, user_id, code_hash, expires_at)
-                      VALUES ($1, $2, $3, now() + make_interval(secs => $4))";
+        let insert =
+            "INSERT INTO email_logins (link_hash, user_id, code_hash, expires_at, session_epoch)
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5)";
         let (link, code) = (login.link_hash.as_slice(), login.code_hash.as_slice());
-        let values: Params = &[&link, &login.user_id, &code, &ttl(login.ttl_seconds)];
+        let lifetime = ttl(login.ttl_seconds);
+        let values: Params = &[&link, &login.user_id, &code, &lifetime, &epoch];
         execute(&tx, insert, values).await?;
         insert_email(&tx, email).await?;
         commit(tx).await?;
@@ -41,16 +41,23 @@ impl EmailLoginStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn use_email_login(&self, link_hash: TokenHash) -> StoreResult<Option<Uuid>> {
+    async fn use_email_login(&self, link_hash: TokenHash) -> StoreResult<Option<UsedEmailLogin>> {
         let row = self
             .query_opt(
                 "UPDATE email_logins SET consumed_at = now()
                  WHERE link_hash = $1 AND consumed_at IS NULL AND expires_at > now()
-                 RETURNING user_id",
+                 RETURNING user_id, session_epoch",
                 &[&link_hash.as_slice()],
             )
             .await?;
-        row.map(|row| row.column("user_id")).transpose()
+        row.map(|row| {
+            let epoch = SessionEpoch(row.column("session_epoch")?);
+            Ok(UsedEmailLogin {
+                user_id: row.column("user_id")?,
+                epoch,
+            })
+        })
+        .transpose()
     }
 
     #[tracing::instrument(skip_all)]

@@ -179,13 +179,15 @@ impl MfaStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> StoreResult<()> {
         self.execute(
-            "INSERT INTO mfa_challenges (token_hash, user_id, methods, expires_at)
-             VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+            "INSERT INTO mfa_challenges (token_hash, user_id, methods, expires_at, session_epoch)
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4),
+                     COALESCE($5, (SELECT session_epoch FROM users WHERE id = $2)))",
             &[
                 &challenge.hash.as_slice(),
                 &challenge.user_id,
                 &challenge.methods.to_stored(),
                 &ttl(challenge.ttl_seconds),
+                &challenge.epoch.map(|epoch| epoch.0),
             ],
         )
         .await?;
@@ -199,13 +201,15 @@ impl MfaStore for PostgresStore {
         max_attempts: u32,
     ) -> StoreResult<Option<MfaChallenge>> {
         let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
-        let sql = super::attempt_statement("mfa_challenges", "token_hash", "user_id, methods");
+        let returning = "user_id, methods, session_epoch";
+        let sql = super::attempt_statement("mfa_challenges", "token_hash", returning);
         let row = self
             .query_opt(&sql, &[&hash.as_slice(), &max_attempts])
             .await?;
         row.map(|row| {
             let methods = AuthMethods::parse(row.column("methods")?);
-            Ok(record!(row => MfaChallenge { user_id; methods }))
+            let epoch = SessionEpoch(row.column("session_epoch")?);
+            Ok(record!(row => MfaChallenge { user_id; methods, epoch }))
         })
         .transpose()
     }

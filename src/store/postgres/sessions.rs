@@ -34,9 +34,22 @@ impl SessionStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
+    async fn create_session(&self, session: NewSession) -> StoreResult<bool> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
+        if let Some(epoch) = session.epoch {
+            // FOR SHARE waits for an ending in flight (it updates this row first) and then reads
+            // its count; an ending that comes after waits for this session and revokes it.
+            let current = "SELECT session_epoch FROM users WHERE id = $1 FOR SHARE";
+            let row = query_opt(&tx, current, &[&session.user_id]).await?;
+            let unchanged = match row {
+                Some(row) => row.column::<i64>("session_epoch")? == epoch.0,
+                None => false,
+            };
+            if !unchanged {
+                return Ok(false);
+            }
+        }
         let lifetime = ttl(session.refresh_ttl_seconds);
         let insert_session =
             "INSERT INTO sessions (id, user_id, expires_at, user_agent, ip, auth_methods)
@@ -57,7 +70,8 @@ impl SessionStore for PostgresStore {
                             VALUES ($1, $2, 0, now() + make_interval(secs => $3))";
         let hash = session.refresh_hash.as_slice();
         execute(&tx, insert_token, &[&hash, &session.id, &lifetime]).await?;
-        commit(tx).await
+        commit(tx).await?;
+        Ok(true)
     }
 
     #[tracing::instrument(skip_all)]
@@ -182,6 +196,8 @@ impl SessionStore for PostgresStore {
     ) -> StoreResult<Vec<Uuid>> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
+        let count_up = "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1";
+        execute(&tx, count_up, &[&user_id]).await?;
         let rows = query(
             &tx,
             "UPDATE sessions SET revoked_at = now(), revoked_reason = $2

@@ -63,7 +63,7 @@ impl UserStore for PostgresStore {
         let row = self
             .query_opt(
                 &format!(
-                    "SELECT {USER_COLUMNS}, password_hash FROM users
+                    "SELECT {USER_COLUMNS}, password_hash, session_epoch FROM users
                  WHERE email_canonical = $1 AND deleted_at IS NULL"
                 ),
                 &[&email.as_str()],
@@ -113,7 +113,7 @@ impl UserStore for PostgresStore {
 
     async fn user_credentials_by_id(&self, id: Uuid) -> StoreResult<Option<UserCredentials>> {
         let row = self.query_opt(&format!(
-                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = $1 AND deleted_at IS NULL"
+                "SELECT {USER_COLUMNS}, password_hash, session_epoch FROM users WHERE id = $1 AND deleted_at IS NULL"
             ), &[&id])
             .await?;
         row.as_ref().map(credentials_from_row).transpose()
@@ -248,5 +248,6 @@ fn credentials_from_row(row: &Row) -> StoreResult<UserCredentials> {
     Ok(UserCredentials {
         user: user_from_row(row)?,
         password_hash: row.column("password_hash")?,
+        session_epoch: SessionEpoch(row.column("session_epoch")?),
     })
 }

@@ -195,14 +195,16 @@ impl MfaStore for SqliteStore {
 
     async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> StoreResult<()> {
         let sql =
-            "INSERT INTO mfa_challenges (token_hash, user_id, methods, created_at, expires_at)
-                   VALUES (?1, ?2, ?3, ?4, ?5)";
+            "INSERT INTO mfa_challenges (token_hash, user_id, methods, created_at, expires_at,
+                                         session_epoch)
+             VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, (SELECT session_epoch FROM users WHERE id = ?2)))";
         let values = vec![
             challenge.hash.to_vec().into(),
             text(challenge.user_id),
             text(challenge.methods.to_stored()),
             now_value(),
             micros_from_now(challenge.ttl_seconds),
+            challenge.epoch.map(|epoch| epoch.0).into(),
         ];
         self.execute(sql, values).await?;
         Ok(())
@@ -213,11 +215,13 @@ impl MfaStore for SqliteStore {
         hash: TokenHash,
         max_attempts: u32,
     ) -> StoreResult<Option<MfaChallenge>> {
-        let sql = super::attempt_statement("mfa_challenges", "token_hash", "user_id, methods");
+        let returning = "user_id, methods, session_epoch";
+        let sql = super::attempt_statement("mfa_challenges", "token_hash", returning);
         let values = vec![hash.to_vec().into(), now_value(), max_attempts.into()];
         self.query_opt(sql, values, |row| {
             let methods = AuthMethods::parse(&row.column::<String>("methods")?);
-            Ok(record!(row => MfaChallenge { user_id; methods }))
+            let epoch = SessionEpoch(row.column("session_epoch")?);
+            Ok(record!(row => MfaChallenge { user_id; methods, epoch }))
         })
         .await
     }

@@ -34,8 +34,18 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
+    async fn create_session(&self, session: NewSession) -> StoreResult<bool> {
         self.write(move |tx| {
+            if let Some(epoch) = session.epoch {
+                // Write transactions take turns: an ending came wholly before or comes after.
+                let current: Option<i64> = tx
+                    .prepare_cached("SELECT session_epoch FROM users WHERE id = ?1")?
+                    .query_row([session.user_id.to_string()], |row| row.get(0))
+                    .optional()?;
+                if current != Some(epoch.0) {
+                    return Ok(false);
+                }
+            }
             let now = now_micros();
             let expires_at = now.saturating_add(seconds_to_micros(session.refresh_ttl_seconds));
             let id = session.id.to_string();
@@ -59,7 +69,7 @@ impl SessionStore for SqliteStore {
                  VALUES (?1, ?2, 0, ?3, ?4)",
             )?
             .execute(params![session.refresh_hash.as_slice(), id, now, expires_at])?;
-            Ok(())
+            Ok(true)
         })
         .await
     }
@@ -214,6 +224,8 @@ impl SessionStore for SqliteStore {
             except.into(),
         ];
         self.write(move |tx| {
+            let count_up = "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?1";
+            tx.prepare_cached(count_up)?.execute([&user])?;
             let mut statement = tx.prepare_cached(sql)?;
             let rows =
                 statement.query_map(rusqlite::params_from_iter(values), |row| row.column("id"))?;

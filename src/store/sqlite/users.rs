@@ -60,7 +60,7 @@ impl UserStore for SqliteStore {
 
     async fn user_by_email(&self, email: &CanonicalEmail) -> StoreResult<Option<UserCredentials>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS}, password_hash FROM users
+            "SELECT {USER_COLUMNS}, password_hash, session_epoch FROM users
              WHERE email_canonical = ?1 AND deleted_at IS NULL"
         );
         self.query_opt(sql, vec![text(email.as_str())], credentials_from_row)
@@ -105,7 +105,7 @@ impl UserStore for SqliteStore {
 
     async fn user_credentials_by_id(&self, id: Uuid) -> StoreResult<Option<UserCredentials>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = ?1 AND deleted_at IS NULL"
+            "SELECT {USER_COLUMNS}, password_hash, session_epoch FROM users WHERE id = ?1 AND deleted_at IS NULL"
         );
         self.query_opt(sql, vec![text(id)], credentials_from_row)
             .await
@@ -248,6 +248,7 @@ fn credentials_from_row(row: &Row<'_>) -> rusqlite::Result<UserCredentials> {
     Ok(UserCredentials {
         user,
         password_hash,
+        session_epoch: SessionEpoch(row.column("session_epoch")?),
     })
 }
 
