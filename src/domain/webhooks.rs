@@ -102,6 +102,9 @@ pub struct Message<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct MessageData<'a> {
     pub user_id: Option<Uuid>,
+    /// The admin who acted, for an admin's action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -371,6 +374,7 @@ mod tests {
             timestamp: "2026-01-01T00:00:00.000000Z".into(),
             data: MessageData {
                 user_id: None,
+                actor_id: None,
                 ip: Some("203.0.113.9"),
                 user_agent: None,
                 request_id: Some("r-1"),

@@ -256,13 +256,19 @@ impl AccountService {
         Ok(())
     }
 
-    /// The caller's own audit events, newest first.
+    /// The caller's own audit events, newest first. Which admin acted on the account is not
+    /// shown (the event's kind says an admin did): that is for admins to see.
     pub async fn events(
         &self,
         caller: &AccessClaims,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<(Vec<AuthEvent>, Option<String>), AppError> {
-        event_page(self.deps.store.as_ref(), Some(caller.sub), cursor, limit).await
+        let store = self.deps.store.as_ref();
+        let (mut events, next) = event_page(store, Some(caller.sub), None, cursor, limit).await?;
+        for event in &mut events {
+            event.actor_id = None;
+        }
+        Ok((events, next))
     }
 }

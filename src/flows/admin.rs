@@ -94,7 +94,7 @@ impl AdminService {
         let details = json!({ "email": address.as_str(), "role": role.as_str() });
         self.deps
             .audit
-            .record(EventKind::InvitationSent, Some(admin_id), client, details)
+            .record_admin_action(EventKind::InvitationSent, None, admin_id, client, details)
             .await;
         Ok(address.into_string())
     }
@@ -171,13 +171,18 @@ impl AdminService {
         }
         tracing::info!(admin_id = %admin.id, user_id = %id, ?changes, "admin updated a user");
         let details = json!({
-            "adminId": admin.id,
             "role": changes.role.map(Role::as_str),
             "locked": changes.locked,
         });
         self.deps
             .audit
-            .record(EventKind::AdminUserUpdated, Some(id), client, details)
+            .record_admin_action(
+                EventKind::AdminUserUpdated,
+                Some(id),
+                admin.id,
+                client,
+                details,
+            )
             .await;
         Ok(user)
     }
@@ -197,10 +202,10 @@ impl AdminService {
             .revoke_sessions(id, SessionScope::All, RevokeReason::AccountDeleted)
             .await?;
         tracing::info!(admin_id = %admin.id, user_id = %id, "admin deleted a user");
-        let details = json!({ "adminId": admin.id });
+        let (kind, details) = (EventKind::AdminUserDeleted, json!({}));
         self.deps
             .audit
-            .record(EventKind::AdminUserDeleted, Some(id), client, details)
+            .record_admin_action(kind, Some(id), admin.id, client, details)
             .await;
         Ok(())
     }
@@ -218,22 +223,27 @@ impl AdminService {
             .revoke_sessions(id, SessionScope::All, RevokeReason::RevokedByAdmin)
             .await?;
         tracing::info!(admin_id = %admin.id, user_id = %id, revoked, "admin revoked sessions");
-        let details = json!({ "adminId": admin.id, "revokedSessions": revoked });
+        let (kind, details) = (
+            EventKind::AdminSessionsRevoked,
+            json!({ "revokedSessions": revoked }),
+        );
         self.deps
             .audit
-            .record(EventKind::AdminSessionsRevoked, Some(id), client, details)
+            .record_admin_action(kind, Some(id), admin.id, client, details)
             .await;
         Ok(revoked)
     }
 
-    /// The audit log, newest first: everyone's, or one user's.
+    /// The audit log, newest first: everyone's, or those about one user (`user_id`), or those
+    /// one admin caused (`actor_id`), or both.
     pub async fn events(
         &self,
         user_id: Option<Uuid>,
+        actor_id: Option<Uuid>,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<(Vec<AuthEvent>, Option<String>), AppError> {
-        event_page(self.deps.store.as_ref(), user_id, cursor, limit).await
+        event_page(self.deps.store.as_ref(), user_id, actor_id, cursor, limit).await
     }
 }
 

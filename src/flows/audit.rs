@@ -161,6 +161,31 @@ impl Audit {
         client: &ClientContext,
         details: Value,
     ) {
+        self.write(kind, user_id, None, client, details).await
+    }
+
+    /// Appends an admin's action about `user_id` (when it is about an account): the admin is the
+    /// event's `actor_id`, which `GET /admin/events?actorId=` finds.
+    pub async fn record_admin_action(
+        &self,
+        kind: EventKind,
+        user_id: Option<Uuid>,
+        admin_id: Uuid,
+        client: &ClientContext,
+        details: Value,
+    ) {
+        self.write(kind, user_id, Some(admin_id), client, details)
+            .await
+    }
+
+    async fn write(
+        &self,
+        kind: EventKind,
+        user_id: Option<Uuid>,
+        actor_id: Option<Uuid>,
+        client: &ClientContext,
+        details: Value,
+    ) {
         let id = Uuid::new_v4();
         let ip = client.ip.map(|ip| ip.to_string());
         let webhook_message = self.webhooks.is_some().then(|| {
@@ -170,6 +195,7 @@ impl Audit {
                 timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 data: MessageData {
                     user_id,
+                    actor_id,
                     ip: ip.as_deref(),
                     user_agent: client.user_agent.as_deref(),
                     request_id: client.request_id.as_deref(),
@@ -181,6 +207,7 @@ impl Audit {
         let event = NewEvent {
             id,
             user_id,
+            actor_id,
             kind: kind.as_str(),
             ip,
             user_agent: client.user_agent.clone(),

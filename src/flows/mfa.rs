@@ -107,7 +107,8 @@ pub struct TotpConfirmed {
 pub(super) enum FactorChange {
     Enabled,
     CodesRegenerated,
-    AdminReset,
+    /// By this admin.
+    AdminReset(Uuid),
 }
 
 impl FactorChange {
@@ -118,7 +119,7 @@ impl FactorChange {
                 MessageKind::RecoveryCodesRegenerated,
                 EventKind::RecoveryCodesRegenerated,
             ),
-            FactorChange::AdminReset => (MessageKind::MfaDisabled, EventKind::AdminMfaReset),
+            FactorChange::AdminReset(_) => (MessageKind::MfaDisabled, EventKind::AdminMfaReset),
         }
     }
 }
@@ -160,10 +161,15 @@ impl MfaService {
             .outbox
             .send_notice(notice, &user.email, user.name_for_mail())
             .await?;
-        self.deps
-            .audit
-            .record(event, Some(user.id), client, details)
-            .await;
+        let audit = &self.deps.audit;
+        match change {
+            FactorChange::AdminReset(admin_id) => {
+                audit
+                    .record_admin_action(event, Some(user.id), admin_id, client, details)
+                    .await
+            }
+            _ => audit.record(event, Some(user.id), client, details).await,
+        }
         Ok(())
     }
 
@@ -631,8 +637,7 @@ impl MfaService {
             return Err(AppError::NotFound);
         }
         tracing::info!(admin_id = %admin.id, %user_id, "second factors reset by an admin");
-        let details = json!({ "by": admin.id });
-        self.announce(&user, FactorChange::AdminReset, details, client)
-            .await
+        let change = FactorChange::AdminReset(admin.id);
+        self.announce(&user, change, json!({}), client).await
     }
 }

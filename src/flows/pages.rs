@@ -61,12 +61,14 @@ pub fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
 pub async fn event_page(
     store: &dyn Store,
     user_id: Option<Uuid>,
+    actor_id: Option<Uuid>,
     cursor: Option<&str>,
     limit: Option<u32>,
 ) -> Result<(Vec<AuthEvent>, Option<String>), AppError> {
     let limit = checked_limit(limit)?;
     let page = EventPage {
         user_id,
+        actor_id,
         before: cursor
             .filter(|c| !c.is_empty())
             .map(decode_cursor)

@@ -196,9 +196,10 @@ impl WebhookService {
         let url = shown_url(&endpoint.url);
         let details = json!({ "endpointId": id, "url": url, "events": endpoint.events });
         self.audit
-            .record(
+            .record_admin_action(
                 EventKind::AdminWebhookCreated,
-                Some(admin.id),
+                None,
+                admin.id,
                 client,
                 details,
             )
@@ -232,9 +233,10 @@ impl WebhookService {
         tracing::info!(admin_id = %admin.id, endpoint_id = %id, "admin deleted a webhook endpoint");
         let details = json!({ "endpointId": id, "url": shown_url(&endpoint.url) });
         self.audit
-            .record(
+            .record_admin_action(
                 EventKind::AdminWebhookDeleted,
-                Some(admin.id),
+                None,
+                admin.id,
                 client,
                 details,
             )

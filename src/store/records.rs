@@ -335,7 +335,10 @@ impl DeliveryOutcome {
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub id: Uuid,
+    /// The account the event is about.
     pub user_id: Option<Uuid>,
+    /// The admin who acted, for an admin's action.
+    pub actor_id: Option<Uuid>,
     pub kind: &'static str,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -353,6 +356,7 @@ pub struct NewEvent {
 pub struct AuthEvent {
     pub id: Uuid,
     pub user_id: Option<Uuid>,
+    pub actor_id: Option<Uuid>,
     pub kind: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -366,6 +370,8 @@ pub struct AuthEvent {
 pub struct EventPage {
     /// Only this user's events.
     pub user_id: Option<Uuid>,
+    /// Only the events this admin caused.
+    pub actor_id: Option<Uuid>,
     /// The last (created_at, id) of the previous page.
     pub before: Option<(DateTime<Utc>, Uuid)>,
     pub limit: u32,

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, strings_of, Backend, PASSWORD};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, strings_of, Backend, PASSWORD};
 
 async fn a_users_own_events_tell_the_story_of_their_account(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -76,8 +76,81 @@ async fn reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone(bac
         ["admin_user_updated", "refresh_reuse_detected", "signup"]
     );
     let update = &body["events"][0];
-    assert_eq!(update["details"]["adminId"], admin.user_id.to_string());
+    assert_eq!(update["actorId"], admin.user_id.to_string());
     assert_eq!(update["details"]["locked"], true);
+    assert!(update["details"].get("adminId").is_none(), "{update}");
+
+    // What this admin did, and only that: the lock, the sessions of another user ended, an
+    // invitation (about no account); not another admin's action, not their own sign-in.
+    let other = app.account().await;
+    let revoke = format!("/admin/users/{}/revoke-sessions", other.user_id);
+    let response = app.post_bearer(&revoke, &admin.access_token).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let invitation = json!({ "email": "invited@example.com", "role": "user" });
+    let response = app
+        .authed(
+            reqwest::Method::POST,
+            "/admin/invitations",
+            &admin.access_token,
+            Some(invitation),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 201);
+    let second_admin = app.admin().await;
+    let response = app.post_bearer(&revoke, &second_admin.access_token).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let done: Value = app
+        .get_json(
+            &format!("/admin/events?actorId={}", admin.user_id),
+            &admin.access_token,
+        )
+        .await;
+    let kinds = strings_of(&done["events"], "kind");
+    assert_eq!(
+        kinds,
+        [
+            "invitation_sent",
+            "admin_sessions_revoked",
+            "admin_user_updated"
+        ]
+    );
+    let about: Vec<&Value> = done["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["userId"])
+        .collect();
+    let (other_id, user_id) = (json!(other.user_id), json!(user.user_id));
+    assert_eq!(about, [&Value::Null, &other_id, &user_id]);
+    // Both filters at once: this admin's actions about this user.
+    let both: Value = app
+        .get_json(
+            &format!(
+                "/admin/events?actorId={}&userId={}",
+                admin.user_id, other.user_id
+            ),
+            &admin.access_token,
+        )
+        .await;
+    assert_eq!(
+        strings_of(&both["events"], "kind"),
+        ["admin_sessions_revoked"]
+    );
+    let bad = app
+        .get("/admin/events?actorId=not-a-uuid", &admin.access_token)
+        .await;
+    assert_error(bad, 400, "validation_failed").await;
+
+    // The user sees that an admin ended their sessions, not which admin.
+    let (own_token, _) = app.login_tokens(&other.email).await;
+    let own: Value = app.get_json("/me/events", &own_token).await;
+    let revoked = own["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "admin_sessions_revoked")
+        .expect("the user's log shows the admin's action");
+    assert!(revoked.get("actorId").is_none(), "{revoked}");
 
     let everyone: Value = app.get_json("/admin/events", &admin.access_token).await;
     assert!(everyone["events"].as_array().unwrap().len() >= 4);

@@ -681,6 +681,7 @@ async fn webhook_deliveries_follow_their_event_and_are_claimed_once(backend: Bac
     let event = |kind: &'static str| NewEvent {
         id: Uuid::new_v4(),
         user_id: None,
+        actor_id: None,
         kind,
         ip: None,
         user_agent: None,

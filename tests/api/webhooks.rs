@@ -930,6 +930,9 @@ async fn the_admin_api_needs_an_admin_and_follows_the_configuration(backend: Bac
         .ascii_serialization();
     let shown = format!("{origin}/***");
     assert_eq!(created_event["details"]["url"], shown.as_str());
+    // An admin's action: the admin is its actor, and it is about no account.
+    assert_eq!(created_event["actorId"], admin.user_id.to_string());
+    assert!(created_event["userId"].is_null());
     let listed = app.get_json("/admin/webhooks", &admin.access_token).await;
     let listed = listed["endpoints"].as_array().unwrap().clone();
     assert_eq!(listed.len(), 2);
@@ -993,6 +996,12 @@ async fn the_admin_api_needs_an_admin_and_follows_the_configuration(backend: Bac
     assert!(
         !sent.iter().any(|r| r.body.contains("receiver-token")),
         "the token is not sent to receivers"
+    );
+    let actor = format!(r#""actorId":"{}""#, admin.user_id);
+    assert!(
+        sent.iter()
+            .any(|r| r.body.contains("admin_webhook_created") && r.body.contains(&actor)),
+        "the registration's message names its admin"
     );
     let removed = app
         .delete(&format!("/admin/webhooks/{id}"), &admin.access_token)

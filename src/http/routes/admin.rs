@@ -269,7 +269,7 @@ pub async fn invite(
     tag = "admin",
     security(("bearer" = [])),
     params(AdminEventQuery),
-    responses((status = 200, description = "Audit events of everyone (or of `userId`), newest first", body = EventListBody))
+    responses((status = 200, description = "Audit events of everyone (or those about `userId`'s account, or those `actorId`, an admin, caused), newest first", body = EventListBody))
 )]
 #[get("/events")]
 pub async fn events(
@@ -280,7 +280,12 @@ pub async fn events(
     let QueryParams(query) = query?;
     let (events, next_cursor) = state
         .admin
-        .events(query.user_id, query.cursor.as_deref(), query.limit)
+        .events(
+            query.user_id,
+            query.actor_id,
+            query.cursor.as_deref(),
+            query.limit,
+        )
         .await?;
     Ok(event_page(events, next_cursor))
 }

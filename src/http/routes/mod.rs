@@ -116,8 +116,10 @@ pub struct AdminEventQuery {
     /// Page size (default 50, at most 200).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
-    /// Only this user's events.
+    /// Only the events about this user's account.
     pub user_id: Option<Uuid>,
+    /// Only the events this admin caused (`actorId` of the events).
+    pub actor_id: Option<Uuid>,
 }
 
 /// `role` values, for the document (the domain's `Role` knows nothing of HTTP).
@@ -133,7 +135,11 @@ pub enum RoleName {
 #[serde(rename_all = "camelCase")]
 pub struct EventBody {
     id: Uuid,
+    /// The account the event is about.
     user_id: Option<Uuid>,
+    /// The admin who acted, for an admin's action (in `/admin/events` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor_id: Option<Uuid>,
     kind: String,
     ip: Option<String>,
     user_agent: Option<String>,
@@ -149,6 +155,7 @@ impl From<AuthEvent> for EventBody {
         EventBody {
             id: e.id,
             user_id: e.user_id,
+            actor_id: e.actor_id,
             kind: e.kind,
             ip: e.ip,
             user_agent: e.user_agent,

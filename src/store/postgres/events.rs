@@ -8,10 +8,10 @@ use crate::store::*;
 #[async_trait]
 impl EventStore for PostgresStore {
     async fn record_event(&self, event: &NewEvent) -> StoreResult<u64> {
-        let insert =
-            "INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details)
-                      VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        let event_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        let insert = "INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id,
+                                               details, actor_id)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let event_params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
             &event.id,
             &event.user_id,
             &event.kind,
@@ -19,6 +19,7 @@ impl EventStore for PostgresStore {
             &event.user_agent,
             &event.request_id,
             &event.details,
+            &event.actor_id,
         ];
         let Some(message) = &event.webhook_message else {
             self.execute(insert, &event_params).await?;
@@ -30,10 +31,11 @@ impl EventStore for PostgresStore {
         params.push(message);
         self.execute(
             "WITH event AS (
-                 INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, kind)
+                 INSERT INTO auth_events (id, user_id, kind, ip, user_agent, request_id, details,
+                                          actor_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, kind)
              INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_kind, payload)
-             SELECT gen_random_uuid(), endpoint.id, event.id, event.kind, $8
+             SELECT gen_random_uuid(), endpoint.id, event.id, event.kind, $9
              FROM webhook_endpoints endpoint, event
              WHERE endpoint.enabled
                AND (event.kind = ANY(endpoint.events) OR '*' = ANY(endpoint.events))",
@@ -49,11 +51,13 @@ impl EventStore for PostgresStore {
             &before_time,
             &before_id,
             &i64::from(page.limit),
+            &page.actor_id,
         ];
         let rows = self
             .query(
-                "SELECT id, user_id, kind, ip, user_agent, request_id, details, created_at FROM auth_events
-                 WHERE ($1::uuid IS NULL OR user_id = $1)
+                "SELECT id, user_id, actor_id, kind, ip, user_agent, request_id, details, created_at
+                 FROM auth_events
+                 WHERE ($1::uuid IS NULL OR user_id = $1) AND ($5::uuid IS NULL OR actor_id = $5)
                    AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
                  ORDER BY created_at DESC, id DESC LIMIT $4",
                 params,
@@ -62,7 +66,7 @@ impl EventStore for PostgresStore {
         rows.iter()
             .map(|row| {
                 Ok(record!(row => AuthEvent {
-                    id, user_id, kind, ip, user_agent, request_id, details, created_at
+                    id, user_id, actor_id, kind, ip, user_agent, request_id, details, created_at
                 }))
             })
             .collect()
