@@ -338,6 +338,7 @@ impl Application {
                 password_rules: password_rules.clone(),
                 step_up,
                 allow_email_reuse_after_delete,
+                link_mails,
             };
             let mfa = MfaService::new(deps.clone(), mfa_rules.clone());
             let federation = FederationService::new(
@@ -353,12 +354,7 @@ impl Application {
                 oauth_flow_ttl_seconds,
                 account: AccountService::new(deps.clone()),
                 admin: AdminService::new(deps.clone()),
-                email_links: EmailLinkService::new(
-                    deps.clone(),
-                    mfa.clone(),
-                    passwordless.clone(),
-                    link_mails,
-                ),
+                email_links: EmailLinkService::new(deps.clone(), mfa.clone(), passwordless.clone()),
                 auth: AuthService::new(deps, signup_rules, mfa.clone()),
                 mfa,
                 mfa_requirement: server_settings.auth.mfa.required,

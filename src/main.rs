@@ -73,9 +73,10 @@ enum HashCommand {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Add a new current key for tokens.algorithm (RS*/PS*/ES*/EdDSA). Nodes sign with it after
-    /// their next reload (tokens.key_refresh_seconds); tokens signed by the previous key keep
-    /// verifying until they expire, then that key is retired from the JWKS.
+    /// Add a new key for tokens.algorithm (RS*/PS*/ES*/EdDSA). Every node publishes it at its next
+    /// reload (within tokens.key_refresh_seconds), and all sign with it once that time and 5 s
+    /// more have passed; tokens signed by the previous key keep verifying until they expire, then
+    /// that key is retired from the JWKS.
     Rotate,
 }
 

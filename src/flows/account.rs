@@ -13,7 +13,7 @@ use crate::domain::password;
 use crate::domain::user::{check_name, User};
 use crate::error::AppError;
 use crate::flows::audit::EventKind;
-use crate::flows::deps::FlowDeps;
+use crate::flows::deps::{FlowDeps, ACCOUNT_EXISTS_MAIL, CHANGE_REQUESTED_MAIL};
 use crate::flows::pages::event_page;
 use crate::store::{AuthEvent, RevokeReason, SessionInfo, UserUpdate};
 use serde_json::json;
@@ -66,16 +66,32 @@ impl AccountService {
                 "is the account's address already",
             ));
         }
-        let outbox = &self.deps.outbox;
+        let (deps, outbox) = (&self.deps, &self.deps.outbox);
+        // The newest request is the one the user means: a link sent for an earlier (mistyped)
+        // address opens nothing now, whatever this one sends.
+        deps.store
+            .retire_one_time_tokens(user.id, TokenKind::EmailChange)
+            .await?;
         let name = user.name_for_mail();
-        match self.deps.store.user_by_email(new_email.canonical()).await? {
+        // Every mail below goes to an address under the caps of `auth.link_mails_per_address`:
+        // a signed-in account must not be a way to flood someone's mailbox.
+        let new_canonical = new_email.canonical();
+        match deps.store.user_by_email(new_canonical).await? {
             Some(holder) => {
-                let holder_name = holder.user.name_for_mail();
-                outbox
-                    .send_notice(MessageKind::AccountExists, &holder.user.email, holder_name)
-                    .await?;
+                if deps
+                    .mail_allowed(ACCOUNT_EXISTS_MAIL, new_canonical)
+                    .await?
+                {
+                    let holder_name = holder.user.name_for_mail();
+                    outbox
+                        .send_notice(MessageKind::AccountExists, &holder.user.email, holder_name)
+                        .await?;
+                }
             }
-            None if self.deps.address_retired(new_email.canonical()).await? => {}
+            None if deps.address_retired(new_canonical).await? => {}
+            None if !deps
+                .mail_allowed(TokenKind::EmailChange.as_str(), new_canonical)
+                .await? => {}
             None => {
                 let origin = EmailChangeOrigin {
                     session_id: caller.sid,
@@ -91,14 +107,17 @@ impl AccountService {
                 outbox.send_token(prepared).await?;
             }
         }
-        outbox
-            .send_notice_about(
-                MessageKind::EmailChangeRequested,
-                &user.email,
-                name,
-                new_email.as_str(),
-            )
-            .await?;
+        let current = CanonicalEmail::of(&user.email);
+        if deps.mail_allowed(CHANGE_REQUESTED_MAIL, &current).await? {
+            outbox
+                .send_notice_about(
+                    MessageKind::EmailChangeRequested,
+                    &user.email,
+                    name,
+                    new_email.as_str(),
+                )
+                .await?;
+        }
         crate::metrics::email_flow("email_change", "requested");
         self.deps
             .audit
@@ -256,8 +275,9 @@ impl AccountService {
         Ok(())
     }
 
-    /// The caller's own audit events, newest first. Which admin acted on the account is not
-    /// shown (the event's kind says an admin did): that is for admins to see.
+    /// The caller's own audit events, newest first. Of an admin's action on the account the
+    /// kind says an admin acted; which admin, and from which address and browser, is for admins
+    /// to see (staff addresses and machines are not the user's business).
     pub async fn events(
         &self,
         caller: &AccessClaims,
@@ -266,8 +286,8 @@ impl AccountService {
     ) -> Result<(Vec<AuthEvent>, Option<String>), AppError> {
         let store = self.deps.store.as_ref();
         let (mut events, next) = event_page(store, Some(caller.sub), None, cursor, limit).await?;
-        for event in &mut events {
-            event.actor_id = None;
+        for event in events.iter_mut().filter(|e| e.actor_id.is_some()) {
+            (event.actor_id, event.ip, event.user_agent) = (None, None, None);
         }
         Ok((events, next))
     }

@@ -22,7 +22,7 @@ use crate::domain::password::PasswordContext;
 use crate::domain::user::{check_name, Role, User};
 use crate::domain::{lockout, password};
 use crate::error::{AppError, FieldError};
-use crate::flows::deps::FlowDeps;
+use crate::flows::deps::{FlowDeps, ACCOUNT_EXISTS_MAIL};
 use crate::flows::mfa::{MfaChallengeIssued, MfaService};
 use crate::store::{NewUser, StoreError};
 
@@ -180,7 +180,16 @@ impl AuthService {
         let user = match created {
             Ok(user) => user,
             Err(StoreError::EmailTaken) if hidden => {
-                if let Some(owner) = self.deps.store.user_by_email(email.canonical()).await? {
+                let owner = self.deps.store.user_by_email(email.canonical()).await?;
+                let tell = match owner {
+                    Some(owner) => self
+                        .deps
+                        .mail_allowed(ACCOUNT_EXISTS_MAIL, email.canonical())
+                        .await?
+                        .then_some(owner),
+                    None => None,
+                };
+                if let Some(owner) = tell {
                     self.deps
                         .outbox
                         .send_notice(
@@ -324,6 +333,22 @@ impl AuthService {
             None => (None, None, None),
         };
         let verification = permit.verify(&password, hash).await?;
+        // A locked account answers the same whatever the password (after the same work), so
+        // guessing at it never confirms the right one for use after an unlock: 403
+        // `account_locked`, or, where signup hides which addresses have accounts, the 401 of a
+        // wrong password.
+        if let Some(locked) = user.as_ref().filter(|user| user.locked) {
+            let details = json!({ "reason": "account_locked" });
+            self.deps
+                .audit
+                .record(EventKind::LoginFailed, Some(locked.id), client, details)
+                .await;
+            return Err(if self.signup_rules.require_email_verification {
+                AppError::InvalidCredentials
+            } else {
+                AppError::AccountLocked
+            });
+        }
         let (user, epoch) = match (user, epoch) {
             (Some(user), Some(epoch)) if verification.matches => (user, epoch),
             (known, _) => {

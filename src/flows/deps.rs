@@ -8,10 +8,11 @@ use uuid::Uuid;
 
 use crate::actors::deferred::Deferred;
 use crate::actors::hasher::HasherPool;
-use crate::actors::rate_limiter::{ClearFailures, RateLimiter, ReserveAttempt};
+use crate::actors::rate_limiter::{ClearFailures, CountAction, RateLimiter, ReserveAttempt};
 use crate::actors::tokens::{IssuedTokens, RevokeSessions, SessionScope, StartSession, TokenActor};
 use crate::actors::Tracked;
 use crate::breach::{BreachChecker, BreachVerdict};
+use crate::cache::RateRule;
 use crate::domain::assurance::{AuthMethods, StepUpRule};
 use crate::domain::claims::AccessClaims;
 use crate::domain::client::ClientContext;
@@ -101,6 +102,13 @@ pub struct StepUpPolicy {
     pub admin_actions: bool,
 }
 
+/// [`FlowDeps::mail_allowed`]'s kind of the notice that an address has an account (to a signup,
+/// a provider's sign-in or an address change that named it).
+pub const ACCOUNT_EXISTS_MAIL: &str = "account_exists";
+/// [`FlowDeps::mail_allowed`]'s kind of the notice to an account's address that a change away
+/// from it was asked for.
+pub const CHANGE_REQUESTED_MAIL: &str = "email_change_requested";
+
 /// What every flow is built from, shared rather than copied: one set per HTTP worker, since the
 /// actor addresses are per worker.
 #[derive(Clone)]
@@ -117,9 +125,30 @@ pub struct FlowDeps {
     pub step_up: StepUpPolicy,
     /// `auth.allow_email_reuse_after_delete`.
     pub allow_email_reuse_after_delete: bool,
+    /// Mails of one kind one address may get per window (`auth.link_mails_per_address`).
+    pub link_mails: RateRule,
 }
 
 impl FlowDeps {
+    /// Whether one more mail of `kind` may go to `address` this window (`link_mails`, each kind
+    /// counted apart), counting it: no flooding a mailbox, whoever asks and however (a reset, a
+    /// verification, a link to a new address, the notice that an address has an account). A
+    /// request over it gets its usual answer and sends nothing.
+    pub async fn mail_allowed(
+        &self,
+        kind: &'static str,
+        address: &CanonicalEmail,
+    ) -> Result<bool, AppError> {
+        let key = format!("link-mail:{kind}:{}", address.as_str());
+        let rule = self.link_mails;
+        let allowed = self.limiter.send(CountAction { key, rule }).await?;
+        if !allowed {
+            tracing::info!(kind, "mail limit of the address reached; nothing sent");
+            crate::metrics::email_flow(kind, "mail_limited");
+        }
+        Ok(allowed)
+    }
+
     /// Creates the account; one whose address is not verified yet gets its verification mail in
     /// the same transaction, so it is never left without it.
     pub async fn create_account(&self, mut account: NewUser) -> Result<User, StoreError> {

@@ -46,8 +46,6 @@ pub struct EmailLinkService {
     deps: FlowDeps,
     mfa: MfaService,
     passwordless: Arc<PasswordlessRules>,
-    /// Reset and verification mails per address (each kind its own count).
-    link_mails: RateRule,
 }
 
 /// Passwordless sign-in by email, as configured.
@@ -79,17 +77,11 @@ fn checked_email(raw: &str) -> Result<EmailAddress, AppError> {
 }
 
 impl EmailLinkService {
-    pub fn new(
-        deps: FlowDeps,
-        mfa: MfaService,
-        passwordless: Arc<PasswordlessRules>,
-        link_mails: RateRule,
-    ) -> Self {
+    pub fn new(deps: FlowDeps, mfa: MfaService, passwordless: Arc<PasswordlessRules>) -> Self {
         EmailLinkService {
             deps,
             mfa,
             passwordless,
-            link_mails,
         }
     }
 
@@ -163,11 +155,11 @@ impl EmailLinkService {
         self.after_answer(what, move |this| async move {
             let account = this.account_at(&address).await?;
             if let Some(user) = account.filter(wanted) {
-                let canonical = address.canonical().as_str();
-                let key = format!("link-mail:{}:{canonical}", kind.as_str());
-                let rule = this.link_mails;
-                if !this.deps.limiter.send(CountAction { key, rule }).await? {
-                    tracing::info!(user_id = %user.id, "{what}: mail limit reached; nothing sent");
+                if !this
+                    .deps
+                    .mail_allowed(kind.as_str(), address.canonical())
+                    .await?
+                {
                     return Ok(());
                 }
                 let outbox = &this.deps.outbox;

@@ -14,7 +14,7 @@ use crate::config::NativeNonces;
 use crate::domain::assurance::{AuthMethod, AuthMethods};
 use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::client::ClientContext;
-use crate::domain::email::EmailAddress;
+use crate::domain::email::{CanonicalEmail, EmailAddress};
 use crate::domain::federation::{
     decide, IdentityDecision, IdentityFacts, IdentityRefusal, ReturnUrls,
 };
@@ -25,7 +25,7 @@ use crate::domain::user::{Role, User};
 use crate::error::{AppError, FederationFailure};
 use crate::federation::{Provider, ProviderError, Providers, VouchedIdentity};
 use crate::flows::audit::EventKind;
-use crate::flows::deps::FlowDeps;
+use crate::flows::deps::{FlowDeps, ACCOUNT_EXISTS_MAIL};
 use crate::flows::mfa::{MfaChallengeIssued, MfaService};
 use crate::store::{
     CeremonyKind, LinkedIdentity, NewCeremony, NewIdentity, NewUser, StoreError, Unlinked,
@@ -476,10 +476,17 @@ impl FederationService {
             (refusal, self.rules.require_email_verification, &account)
         {
             let (to, name) = (&owner.user.email, owner.user.name_for_mail());
-            self.deps
-                .outbox
-                .send_notice(MessageKind::AccountExists, to, name)
-                .await?;
+            let canonical = CanonicalEmail::of(to);
+            if self
+                .deps
+                .mail_allowed(ACCOUNT_EXISTS_MAIL, &canonical)
+                .await?
+            {
+                self.deps
+                    .outbox
+                    .send_notice(MessageKind::AccountExists, to, name)
+                    .await?;
+            }
             self.deps
                 .audit
                 .record(EventKind::FederatedLoginFailed, user_id, client, details)

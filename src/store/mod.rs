@@ -192,6 +192,14 @@ pub trait OneTimeTokenStore: Send + Sync + 'static {
         email: Option<&OutboxEmail>,
     ) -> StoreResult<()>;
 
+    /// Retires the account's outstanding tokens of `kind`: a newer request replaces them even
+    /// when it makes no token itself (an address change to a taken address).
+    async fn retire_one_time_tokens(
+        &self,
+        user_id: Uuid,
+        kind: crate::domain::one_time::TokenKind,
+    ) -> StoreResult<()>;
+
     /// The token if `domain::one_time::usable` accepts it for `wanted`, else `None`. With
     /// [`OneTimeAction::Consume`] it is used up exactly once (concurrent uses: one wins).
     async fn one_time_token(

@@ -117,6 +117,10 @@ async fn an_admin_reads_changes_locks_and_deletes_users(backend: Backend) {
         .patch(&path, &admin.access_token, json!({ "role": "root" }))
         .await;
     assert_error(response, 400, "validation_failed").await;
+    for null in [json!({ "role": null }), json!({ "locked": null })] {
+        let response = app.patch(&path, &admin.access_token, null).await;
+        assert_error(response, 400, "validation_failed").await;
+    }
 
     // An admin cannot demote, lock or delete themselves.
     let own = format!("/admin/users/{}", admin.user_id);

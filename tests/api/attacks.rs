@@ -518,6 +518,28 @@ async fn a_locked_login_and_a_cookie_logout_are_audited_with_their_user(backend:
     );
 }
 
+/// Where signup hides which addresses have accounts, a locked account answers any password with
+/// the 401 of a wrong one: neither its existence nor the right password shows.
+async fn a_locked_account_hidden_by_signup_answers_like_a_wrong_password(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.auth.require_email_verification = true).await;
+    let signup = app.signup("locked@example.com", PASSWORD).await;
+    assert_eq!(signup.status().as_u16(), 201);
+    let body: Value = signup.json().await.unwrap();
+    let id = body["user"]["id"].as_str().unwrap().to_string();
+    // Verified, so that only the lock stands between the right password and a session.
+    let lock = "UPDATE users SET locked = TRUE, email_verified = TRUE WHERE id =";
+    app.execute(&format!("{lock} '{id}'")).await;
+    for password in [PASSWORD, "a wrong guess at it"] {
+        app.assert_login_refused("locked@example.com", password)
+            .await;
+    }
+    app.execute(&format!(
+        "UPDATE users SET locked = FALSE WHERE id = '{id}'"
+    ))
+    .await;
+    app.assert_login_works("locked@example.com", PASSWORD).await;
+}
+
 /// Unicode spellings of one mailbox open one account: fullwidth letters, NFD accents, case, and an
 /// internationalised domain in Unicode or punycode. (Local parts are ASCII: the address check
 /// follows RFC 5321, not SMTPUTF8.)
@@ -681,6 +703,7 @@ async fn a_shed_login_answers_503_without_touching_the_store() {
 }
 
 crate::backend_tests!(
+    a_locked_account_hidden_by_signup_answers_like_a_wrong_password,
     a_percent_encoded_path_shares_the_limit_of_the_route_it_reaches,
     a_client_forwarded_header_does_not_pick_the_bucket_behind_the_proxy,
     ipv6_clients_of_one_64_share_a_bucket,

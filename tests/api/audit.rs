@@ -151,6 +151,10 @@ async fn reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone(bac
         .find(|e| e["kind"] == "admin_sessions_revoked")
         .expect("the user's log shows the admin's action");
     assert!(revoked.get("actorId").is_none(), "{revoked}");
+    assert!(
+        revoked["ip"].is_null() && revoked["userAgent"].is_null(),
+        "{revoked}"
+    );
 
     let everyone: Value = app.get_json("/admin/events", &admin.access_token).await;
     assert!(everyone["events"].as_array().unwrap().len() >= 4);

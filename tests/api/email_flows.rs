@@ -518,7 +518,33 @@ async fn inviting_an_address_again_withdraws_the_earlier_invitation(backend: Bac
     assert_eq!(roles, ["user"], "only the second invitation signs up");
 }
 
+/// A deleted account's mailed links open nothing: a reset link from before the deletion is
+/// refused by `POST /auth/tokens/validate` too (no page for a reset that can only fail).
+async fn a_deleted_accounts_links_open_nothing(backend: Backend) {
+    let (app, sink) = spawn_app_mailing(backend).await;
+    let account = app.account().await;
+    app.forgot_password(&account.email).await;
+    let mails = sink.wait_for(2).await;
+    let reset = mails.iter().find(|m| m.subject.contains("Reset")).unwrap();
+    let verify = mails
+        .iter()
+        .find(|m| m.subject.contains("Confirm"))
+        .unwrap();
+    let deleted = app.delete_account(&account.access_token, PASSWORD).await;
+    assert_eq!(deleted.status().as_u16(), 204);
+    for token in [reset.token(), verify.token()] {
+        assert_error(app.validate_token(&token).await, 400, "token_invalid").await;
+    }
+    assert_error(
+        app.verify_email(&verify.token()).await,
+        400,
+        "token_invalid",
+    )
+    .await;
+}
+
 crate::backend_tests!(
+    a_deleted_accounts_links_open_nothing,
     mail_to_an_unproven_address_carries_no_chosen_name,
     inviting_an_address_again_withdraws_the_earlier_invitation,
     an_invitation_signs_up_the_invited_address_with_its_role,

@@ -586,7 +586,69 @@ async fn a_deleted_accounts_address_is_not_taken_by_a_change_or_an_invitation(ba
     assert!(links.is_empty(), "no link to the deleted account's address");
 }
 
+/// A signed-in account is no way to flood a mailbox: the notice to an address's holder, the link
+/// to a free address and the notice to the asker's own address each come at most
+/// `auth.link_mails_per_address` times per window; the answers stay the same.
+async fn address_changes_flood_no_mailbox(backend: Backend) {
+    let (app, sink) = spawn_app_mailing_with(backend, |s| {
+        s.auth.link_mails_per_address = 2;
+    })
+    .await;
+    let (asker, holder): (Account, Account) = (app.account().await, app.account().await);
+    for _ in 0..4 {
+        for target in [holder.email.as_str(), "stranger@example.org"] {
+            let asked = app
+                .request_email_change(&asker.access_token, json!({ "newEmail": target }))
+                .await;
+            assert_eq!(asked.status().as_u16(), 202);
+        }
+    }
+    // Two verification mails, then two of each of the three.
+    sink.wait_for(8).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mails = sink.wait_for(8).await;
+    let to = |address: &str| mails.iter().filter(|m| m.to.contains(address)).count();
+    assert_eq!(
+        mails.len(),
+        8,
+        "{:?}",
+        mails
+            .iter()
+            .map(|m| (&m.to, &m.subject))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(to(&holder.email), 1 + 2);
+    assert_eq!(to("stranger@example.org"), 2);
+    assert_eq!(to(&asker.email), 1 + 2);
+}
+
+/// Asking again for another address (a typo corrected) retires the link sent for the first,
+/// whatever the new request sends (a link, or only a notice to the address's holder).
+async fn a_newer_address_change_retires_the_earlier_link(backend: Backend) {
+    let (app, sink) = spawn_app_mailing(backend).await;
+    let (asker, holder): (Account, Account) = (app.account().await, app.account().await);
+    let change = |to: &'static str| json!({ "newEmail": to });
+    app.request_email_change(&asker.access_token, change("typo@example.org"))
+        .await;
+    let typo = mail_to(&sink, 4, "typo@example.org", "new address").await;
+    app.request_email_change(&asker.access_token, change("right@example.org"))
+        .await;
+    let right = mail_to(&sink, 6, "right@example.org", "new address").await;
+    let stale = app.confirm_email_change(&typo.token(), None).await;
+    assert_error(stale, 400, "token_invalid").await;
+
+    app.request_email_change(&asker.access_token, json!({ "newEmail": holder.email }))
+        .await;
+    sink.wait_for(8).await;
+    let stale = app.confirm_email_change(&right.token(), None).await;
+    assert_error(stale, 400, "token_invalid").await;
+    let me = app.get_json("/me", &asker.access_token).await;
+    assert_eq!(me["email"], asker.email.as_str());
+}
+
 crate::backend_tests!(
+    address_changes_flood_no_mailbox,
+    a_newer_address_change_retires_the_earlier_link,
     a_pending_address_change_ends_with_the_session_that_asked,
     an_address_change_retires_the_links_in_the_old_mailbox,
     a_deleted_accounts_address_is_not_taken_by_a_change_or_an_invitation,

@@ -475,10 +475,13 @@ impl TestApp {
         .await;
     }
 
-    /// The right password of a locked account does not sign in: 403 `account_locked`.
+    /// A locked account does not sign in, and answers the same 403 `account_locked` to the right
+    /// password and a wrong one (a guess is never confirmed).
     pub async fn assert_login_locked(&self, email: &str) {
-        let response = self.login(email, PASSWORD).await;
-        assert_error(response, 403, "account_locked").await;
+        for password in [PASSWORD, "a wrong guess at it"] {
+            let response = self.login(email, password).await;
+            assert_error(response, 403, "account_locked").await;
+        }
     }
 
     /// POST /auth/password/forgot: asks for a reset link mailed to `email`.

@@ -108,23 +108,31 @@ async fn a_rotated_key_takes_over_and_the_old_one_retires_after_the_last_token_e
         .unwrap();
     assert_ne!(new_kid, old_kid);
 
-    // Within a reload interval the new key signs, and both keys are published and accepted.
-    let mut fresh = String::new();
-    for _ in 0..30 {
-        let (access, _) = app.login_tokens(&account.email).await;
-        if decode_header(&access).unwrap().kid.as_deref() == Some(new_kid.as_str()) {
-            fresh = access;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(!fresh.is_empty(), "the rotated key never started signing");
+    // Published by the next reload (1 s), while the old key still signs: a verifier that fetches
+    // the JWKS now knows the key before any token carries it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let kids = strings_of(&jwks(&app).await["keys"], "kid");
     assert!(
         kids.contains(&old_kid) && kids.contains(&new_kid),
         "{kids:?}"
     );
+    let (early, _) = app.login_tokens(&account.email).await;
+    assert_eq!(decode_header(&early).unwrap().kid, Some(old_kid.clone()));
+
+    // From key_refresh_seconds + 5 s after the rotation it signs; both keys verify.
+    let (mut fresh, mut last_old) = (String::new(), early);
+    for _ in 0..100 {
+        let (access, _) = app.login_tokens(&account.email).await;
+        if decode_header(&access).unwrap().kid.as_deref() == Some(new_kid.as_str()) {
+            fresh = access;
+            break;
+        }
+        last_old = access;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!fresh.is_empty(), "the rotated key never started signing");
     assert_eq!(app.me(&fresh).await.status().as_u16(), 200);
+    assert_eq!(app.me(&last_old).await.status().as_u16(), 200);
 
     // Once every token the old key could have signed has expired, it is retired.
     tokio::time::sleep(Duration::from_millis(3200)).await;

@@ -108,10 +108,14 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().json(AdminUserBody::from(&user)))
 }
 
+/// Absent fields stay as they are; `null` is refused (400 naming it): neither field can be
+/// cleared, and a `null` sent for a value would otherwise be a silent no-op.
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct UpdateUserRequest {
+    #[serde(deserialize_with = "super::present")]
     role: Option<Role>,
+    #[serde(deserialize_with = "super::present")]
     locked: Option<bool>,
 }
 

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use uuid::Uuid;
 
 use super::outbox::insert_email;
 use super::{begin, commit, execute, query_opt, ttl, Columns, Params, PostgresStore};
@@ -41,6 +42,13 @@ impl OneTimeTokenStore for PostgresStore {
             insert_email(&tx, email).await?;
         }
         commit(tx).await
+    }
+
+    async fn retire_one_time_tokens(&self, user_id: Uuid, kind: TokenKind) -> StoreResult<()> {
+        let retire = "UPDATE one_time_tokens SET consumed_at = now()
+                      WHERE user_id = $1 AND kind = $2 AND consumed_at IS NULL";
+        self.execute(retire, &[&user_id, &kind.as_str()]).await?;
+        Ok(())
     }
 
     #[tracing::instrument(skip_all)]

@@ -196,6 +196,10 @@ impl UserStore for PostgresStore {
             return Err(StoreError::LastAdmin);
         }
         execute(&tx, "DELETE FROM identities WHERE user_id = $1", &[&id]).await?;
+        // Its mailed links (a reset, a verification, an address change) open nothing now.
+        let retire = "UPDATE one_time_tokens SET consumed_at = now()
+                      WHERE user_id = $1 AND consumed_at IS NULL";
+        execute(&tx, retire, &[&id]).await?;
         commit(tx).await?;
         Ok(deleted)
     }

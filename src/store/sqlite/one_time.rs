@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::outbox::insert_email;
-use super::{corrupt, now_micros, seconds_to_micros, Columns, SqliteStore};
+use super::{corrupt, now_micros, now_value, seconds_to_micros, text, Columns, SqliteStore};
 use crate::domain::one_time::{self, OneTimeAction, OneTimeUse, StoredOneTimeToken, TokenKind};
 use crate::domain::opaque_token::TokenHash;
 use crate::store::*;
@@ -41,6 +41,14 @@ impl OneTimeTokenStore for SqliteStore {
             email.map_or(Ok(()), |email| insert_email(tx, &email, now))
         })
         .await
+    }
+
+    async fn retire_one_time_tokens(&self, user_id: Uuid, kind: TokenKind) -> StoreResult<()> {
+        let retire = "UPDATE one_time_tokens SET consumed_at = ?3
+                      WHERE user_id = ?1 AND kind = ?2 AND consumed_at IS NULL";
+        let values = vec![text(user_id), text(kind.as_str()), now_value()];
+        self.execute(retire, values).await?;
+        Ok(())
     }
 
     #[tracing::instrument(skip_all)]

@@ -193,6 +193,12 @@ impl UserStore for SqliteStore {
                 if deleted > 0 {
                     tx.prepare_cached("DELETE FROM identities WHERE user_id = ?1")?
                         .execute([id.to_string()])?;
+                    // Its mailed links (a reset, a verification, an address change) open nothing
+                    // now.
+                    let retire = "UPDATE one_time_tokens SET consumed_at = ?2
+                                  WHERE user_id = ?1 AND consumed_at IS NULL";
+                    tx.prepare_cached(retire)?
+                        .execute(params![id.to_string(), now_micros()])?;
                 }
                 Ok(deleted > 0)
             })
