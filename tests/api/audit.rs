@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, strings_of, Backend, PASSWORD};
+use crate::helpers::{
+    assert_error, spawn_app, spawn_app_with, strings_of, Account, Backend, TestApp, PASSWORD,
+};
 
 async fn a_users_own_events_tell_the_story_of_their_account(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -55,6 +57,12 @@ async fn a_users_own_events_tell_the_story_of_their_account(backend: Backend) {
     assert!(rest["nextCursor"].is_null());
 }
 
+/// `GET /admin/events?{query}` as `admin`.
+async fn admin_events(app: &TestApp, admin: &Account, query: &str) -> Value {
+    app.get_json(&format!("/admin/events?{query}"), &admin.access_token)
+        .await
+}
+
 async fn reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.tokens.refresh_reuse_grace_seconds = 0).await;
     let admin = app.admin().await;
@@ -64,12 +72,7 @@ async fn reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone(bac
         .await;
     app.lock_user(&admin.access_token, user.user_id).await;
 
-    let body: Value = app
-        .get_json(
-            &format!("/admin/events?userId={}", user.user_id),
-            &admin.access_token,
-        )
-        .await;
+    let body = admin_events(&app, &admin, &format!("userId={}", user.user_id)).await;
     let kinds = strings_of(&body["events"], "kind");
     assert_eq!(
         kinds,
@@ -99,12 +102,7 @@ async fn reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone(bac
     let second_admin = app.admin().await;
     let response = app.post_bearer(&revoke, &second_admin.access_token).await;
     assert_eq!(response.status().as_u16(), 200);
-    let done: Value = app
-        .get_json(
-            &format!("/admin/events?actorId={}", admin.user_id),
-            &admin.access_token,
-        )
-        .await;
+    let done = admin_events(&app, &admin, &format!("actorId={}", admin.user_id)).await;
     let kinds = strings_of(&done["events"], "kind");
     assert_eq!(
         kinds,
@@ -123,15 +121,8 @@ async fn reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone(bac
     let (other_id, user_id) = (json!(other.user_id), json!(user.user_id));
     assert_eq!(about, [&Value::Null, &other_id, &user_id]);
     // Both filters at once: this admin's actions about this user.
-    let both: Value = app
-        .get_json(
-            &format!(
-                "/admin/events?actorId={}&userId={}",
-                admin.user_id, other.user_id
-            ),
-            &admin.access_token,
-        )
-        .await;
+    let query = format!("actorId={}&userId={}", admin.user_id, other.user_id);
+    let both = admin_events(&app, &admin, &query).await;
     assert_eq!(
         strings_of(&both["events"], "kind"),
         ["admin_sessions_revoked"]

@@ -68,6 +68,12 @@ impl TestStore {
         (started, id, token)
     }
 
+    /// Whether the session is live (what an access token of it is checked against).
+    async fn is_live(&self, session_id: Uuid, user_id: Uuid) -> bool {
+        let user = self.store.live_session_user(session_id, user_id).await;
+        user.unwrap().is_some()
+    }
+
     /// The user's session epoch as a password login reads it.
     async fn epoch(&self, user: &User) -> SessionEpoch {
         let canonical = CanonicalEmail::of(&user.email);
@@ -331,22 +337,12 @@ async fn a_session_starts_only_under_the_epoch_its_proof_was_read_at(backend: Ba
 
     let (started, id, token) = t.session_since(user.id, 3600, Some(before)).await;
     assert!(!started, "a proof read before the ending opens nothing");
-    assert!(t
-        .store
-        .live_session_user(id, user.id)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(!t.is_live(id, user.id).await);
     assert_eq!(t.rotate(&token, 10).await, RotationOutcome::Invalid);
     assert_eq!(t.rotate(&live, 10).await, RotationOutcome::Invalid);
     let (started, id, _) = t.session_since(user.id, 3600, Some(after)).await;
     assert!(started, "a proof read after it does");
-    assert!(t
-        .store
-        .live_session_user(id, user.id)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(t.is_live(id, user.id).await);
 
     // A second step made now, without a first step's epoch, holds the user's current one; one
     // made with the first step's keeps that.
@@ -397,9 +393,8 @@ async fn an_ending_and_a_session_asked_for_at_once_leave_no_session_from_before(
                 .revoke_user_sessions(user.id, None, RevokeReason::LogoutAll),
         );
         ended.unwrap();
-        let live = t.store.live_session_user(id, user.id).await.unwrap();
         assert!(
-            !(started && live.is_some()),
+            !(started && t.is_live(id, user.id).await),
             "round {round}: a session from before the ending is live"
         );
     }
