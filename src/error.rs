@@ -58,7 +58,8 @@ pub enum AppError {
     /// 403 `email_not_verified`: right password, but the email must be verified first.
     #[error("the email address is not verified yet")]
     EmailNotVerified,
-    /// 403 `account_locked`: right password, but an administrator locked the account.
+    /// 403 `account_locked`: an administrator locked the account (a login gets it whatever the
+    /// password, so a guess is never confirmed).
     #[error("this account is locked")]
     AccountLocked,
     /// 403 `reauthentication_required`: a sensitive action, and the session has not proved

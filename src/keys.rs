@@ -334,9 +334,14 @@ impl KeyRing {
         let mut by_kid = HashMap::new();
         let mut published = Vec::new();
         let mut signing_keys = Vec::new();
+        // Only keys of the configured algorithm sign, so a key has signed its last token once a
+        // newer one of them has signed for the window (a key of another algorithm stored later,
+        // which never signs here, retires nothing).
+        let retires_older = |newer: usize| {
+            keys[newer].algorithm == settings.algorithm && later(activates_at[newer], window) < now
+        };
         for (index, key) in keys.iter().enumerate() {
-            let retired =
-                (index + 1..keys.len()).any(|newer| later(activates_at[newer], window) < now);
+            let retired = (index + 1..keys.len()).any(retires_older);
             let signs = signers.contains(&index);
             if retired && !signs {
                 continue;
@@ -471,7 +476,8 @@ pub struct KeyWindows {
 impl KeyWindows {
     pub fn of(settings: &TokenSettings) -> Self {
         KeyWindows {
-            activation_delay: Duration::from_secs(settings.key_refresh_seconds) + KEY_LOAD_MARGIN,
+            activation_delay: Duration::from_secs(settings.key_refresh_seconds)
+                .saturating_add(KEY_LOAD_MARGIN),
             verify: Duration::from_secs(settings.access_ttl_seconds + settings.leeway_seconds),
         }
     }
@@ -624,6 +630,15 @@ mod tests {
             "its last token may still be live"
         );
         assert_eq!(kids(&ring(at(65 + 931))), [new.kid.clone()]);
+
+        // A key of another algorithm stored in between (a configuration tried and left) retires
+        // nothing: the old key verifies until the new one of its algorithm has signed long enough.
+        let mut stray = generate(JwtAlgorithm::EdDSA, KEK).unwrap();
+        stray.created_at = rotated - chrono::Duration::hours(2);
+        let three = [old.clone(), stray.clone(), new.clone()];
+        let with_stray = |now| KeyRing::from_stored(&three, &settings, windows, now).unwrap();
+        assert!(kids(&with_stray(at(66))).contains(&old.kid));
+        assert!(!kids(&with_stray(at(65 + 931))).contains(&old.kid));
 
         // The first key of its algorithm signs at once: nothing else could.
         let alone = KeyRing::from_stored(&[new.clone()], &settings, windows, at(0)).unwrap();

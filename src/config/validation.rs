@@ -153,6 +153,11 @@ impl Settings {
                 "must be between 1 and 3600",
             ),
             (
+                tokens.key_refresh_seconds > 86_400,
+                "tokens.key_refresh_seconds",
+                "must be at most 86400 (a day)",
+            ),
+            (
                 tokens.refresh_ttl_seconds < tokens.access_ttl_seconds,
                 "tokens.refresh_ttl_seconds",
                 "must not be shorter than tokens.access_ttl_seconds",

@@ -34,11 +34,15 @@ impl TokenKind {
     }
 
     /// A new mailed token of this kind retires the outstanding ones of the account (or, for an
-    /// invitation, which has no account yet, of the address): only the newest reset link opens
-    /// anything, so an old mail found later in an inbox is worth nothing, and inviting an
-    /// address again (with another role, say) withdraws the earlier invitation.
+    /// invitation, which has no account yet, of the address), in the transaction that stores
+    /// it: only the newest reset link opens anything, so an old mail found later in an inbox is
+    /// worth nothing; inviting an address again (with another role, say) withdraws the earlier
+    /// invitation; a second address change withdraws the link sent for the first.
     pub fn replaces_older(self) -> bool {
-        matches!(self, TokenKind::PasswordReset | TokenKind::Invitation)
+        matches!(
+            self,
+            TokenKind::PasswordReset | TokenKind::Invitation | TokenKind::EmailChange
+        )
     }
 
     pub fn parse(value: &str) -> Option<Self> {

@@ -15,14 +15,13 @@ use crate::domain::assurance::AuthMethods;
 use crate::domain::claims::{AccessClaims, Caller};
 use crate::domain::client::ClientContext;
 use crate::domain::email::{CanonicalEmail, EmailAddress};
-use crate::domain::messages::MessageKind;
 use crate::domain::one_time::{OneTimeAction, OneTimeUse, TokenKind};
 use crate::domain::opaque_token::OpaqueToken;
 use crate::domain::password::PasswordContext;
 use crate::domain::user::{check_name, Role, User};
 use crate::domain::{lockout, password};
 use crate::error::{AppError, FieldError};
-use crate::flows::deps::{FlowDeps, ACCOUNT_EXISTS_MAIL};
+use crate::flows::deps::FlowDeps;
 use crate::flows::mfa::{MfaChallengeIssued, MfaService};
 use crate::store::{NewUser, StoreError};
 
@@ -180,25 +179,8 @@ impl AuthService {
         let user = match created {
             Ok(user) => user,
             Err(StoreError::EmailTaken) if hidden => {
-                let owner = self.deps.store.user_by_email(email.canonical()).await?;
-                let tell = match owner {
-                    Some(owner) => self
-                        .deps
-                        .mail_allowed(ACCOUNT_EXISTS_MAIL, email.canonical())
-                        .await?
-                        .then_some(owner),
-                    None => None,
-                };
-                if let Some(owner) = tell {
-                    self.deps
-                        .outbox
-                        .send_notice(
-                            MessageKind::AccountExists,
-                            &owner.user.email,
-                            owner.user.name_for_mail(),
-                        )
-                        .await?;
-                }
+                self.deps
+                    .tell_account_exists_later(email.canonical().clone());
                 return Ok(SignupOutcome::VerificationSent(stand_in(
                     email.into_string(),
                     name,

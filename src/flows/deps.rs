@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::actors::deferred::Deferred;
+use crate::actors::deferred::{Deferred, Run};
 use crate::actors::hasher::HasherPool;
 use crate::actors::rate_limiter::{ClearFailures, CountAction, RateLimiter, ReserveAttempt};
 use crate::actors::tokens::{IssuedTokens, RevokeSessions, SessionScope, StartSession, TokenActor};
@@ -130,6 +130,32 @@ pub struct FlowDeps {
 }
 
 impl FlowDeps {
+    /// Tells the holder of `address` that someone tried to use it (a signup or a provider
+    /// sign-in where signup hides which addresses have accounts), after the answer has gone:
+    /// the lookup, the mail cap and the write then cost the answer nothing, whatever the
+    /// address. A failure is logged.
+    pub fn tell_account_exists_later(&self, address: CanonicalEmail) {
+        let deps = self.clone();
+        self.deferred.do_send(Run(Box::pin(async move {
+            if let Err(e) = deps.tell_account_exists(&address).await {
+                tracing::warn!(error = %e, "the account-exists notice was not queued");
+            }
+        })));
+    }
+
+    async fn tell_account_exists(&self, address: &CanonicalEmail) -> Result<(), AppError> {
+        let Some(holder) = self.store.user_by_email(address).await? else {
+            return Ok(());
+        };
+        if self.mail_allowed(ACCOUNT_EXISTS_MAIL, address).await? {
+            let (to, name) = (&holder.user.email, holder.user.name_for_mail());
+            self.outbox
+                .send_notice(MessageKind::AccountExists, to, name)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Whether one more mail of `kind` may go to `address` this window (`link_mails`, each kind
     /// counted apart), counting it: no flooding a mailbox, whoever asks and however (a reset, a
     /// verification, a link to a new address, the notice that an address has an account). A
@@ -260,9 +286,9 @@ impl FlowDeps {
             .ok_or(AppError::OneTimeTokenInvalid)
     }
 
-    /// Opens a session for `user`, who just proved who they are with `methods`, by a proof that
-    /// ending every session does not withdraw: a new account's password, a passkey, a
-    /// provider's word.
+    /// Opens a session for `user`, who just proved who they are with `methods`, on an account
+    /// made just now (by a signup or a provider's first sign-in): nothing can have ended its
+    /// sessions since (the store still refuses a locked or deleted user).
     pub async fn start_session(
         &self,
         user: &User,
@@ -275,9 +301,10 @@ impl FlowDeps {
     }
 
     /// Opens a session for `user`, whose proof (a password, a pending login's first step, a
-    /// sign-in mail) was read under `epoch`: `refused` when every session of the user has been
-    /// ended since (a reset, a password change, "sign out everywhere", a lock), so a proof checked
-    /// just before cannot open a session just after.
+    /// sign-in mail, a passkey, a provider's link) was read under `epoch`: `refused` (and
+    /// audited) when every session of the user has been ended since (a reset, a password
+    /// change, "sign out everywhere", a lock), so a proof checked just before cannot open a
+    /// session just after.
     pub async fn start_session_since(
         &self,
         user: &User,
@@ -286,9 +313,16 @@ impl FlowDeps {
         epoch: SessionEpoch,
         refused: AppError,
     ) -> Result<IssuedTokens, AppError> {
-        self.open_session(user, client, methods, Some(epoch))
-            .await?
-            .ok_or(refused)
+        let started = self
+            .open_session(user, client, methods, Some(epoch))
+            .await?;
+        if started.is_none() {
+            let details = json!({ "reason": "sessions_ended" });
+            self.audit
+                .record(EventKind::LoginFailed, Some(user.id), client, details)
+                .await;
+        }
+        started.ok_or(refused)
     }
 
     async fn open_session(

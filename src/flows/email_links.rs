@@ -388,9 +388,9 @@ impl EmailLinkService {
             let revoked = store
                 .revoke_user_sessions(user.id, None, RevokeReason::PasswordReset)
                 .await?;
-            // This ending counted the epoch up once; any other since the mail was sent makes the
-            // session below refused, as without this branch.
-            epoch = epoch.next();
+            // These endings counted the epoch up twice (before and after the removal below); any
+            // other since the mail was sent makes the session below refused, as without them.
+            epoch = epoch.next().next();
             // Once no session of whoever set them up is left to add more.
             self.remove_unproven_ways_in(&user).await?;
             store.mark_email_verified(user.id).await?;
@@ -430,11 +430,17 @@ impl EmailLinkService {
     /// first proves the address (a sign-in mail, a reset), those go, identities included even
     /// when one is the account's only other way in: they were set up by someone who never
     /// showed they hold the address, and the owner now signs in by mail or the new password.
-    /// (The callers replace the password and end the sessions.)
+    /// The callers replace the password and end the sessions first (so no session of whoever
+    /// set them up is left to add more); this ends them once more after the removal, which
+    /// refuses any sign-in whose passkey or identity was read before it (one more count of the
+    /// [`SessionEpoch`](crate::store::SessionEpoch)).
     async fn remove_unproven_ways_in(&self, user: &User) -> Result<(), AppError> {
         let store = &self.deps.store;
         store.remove_identities(user.id).await?;
         store.remove_factors(user.id, FactorChoice::All).await?;
+        store
+            .revoke_user_sessions(user.id, None, RevokeReason::PasswordReset)
+            .await?;
         Ok(())
     }
 

@@ -25,10 +25,11 @@ use crate::domain::user::{Role, User};
 use crate::error::{AppError, FederationFailure};
 use crate::federation::{Provider, ProviderError, Providers, VouchedIdentity};
 use crate::flows::audit::EventKind;
-use crate::flows::deps::{FlowDeps, ACCOUNT_EXISTS_MAIL};
+use crate::flows::deps::FlowDeps;
 use crate::flows::mfa::{MfaChallengeIssued, MfaService};
 use crate::store::{
-    CeremonyKind, LinkedIdentity, NewCeremony, NewIdentity, NewUser, StoreError, Unlinked,
+    CeremonyKind, LinkedIdentity, NewCeremony, NewIdentity, NewUser, SessionEpoch, StoreError,
+    Unlinked,
 };
 
 /// The configured rules of signing in elsewhere.
@@ -435,7 +436,7 @@ impl FederationService {
             _ => None,
         };
         let decision = decide(IdentityFacts {
-            linked_to: owner.as_ref().map(|user| user.id),
+            linked_to: owner.as_ref().map(|(user, _)| user.id),
             has_email: email.is_some(),
             email_verified: identity.email_verified,
             account_with_email: account.as_ref().map(|account| account.user.id),
@@ -443,12 +444,12 @@ impl FederationService {
         });
         let refusal = match decision {
             IdentityDecision::SignIn(_) => {
-                let user =
+                let (user, epoch) =
                     owner.ok_or(AppError::Internal("the identity's owner vanished".into()))?;
                 store
                     .record_identity_use(&provider.name, &identity.subject)
                     .await?;
-                return self.open_session(provider, user, client).await;
+                return self.open_session(provider, user, Some(epoch), client).await;
             }
             IdentityDecision::LinkRequired(account_id) => {
                 let email = email.map(EmailAddress::into_string).unwrap_or_default();
@@ -475,18 +476,8 @@ impl FederationService {
         if let (FederationFailure::UnverifiedEmailTaken, true, Some(owner)) =
             (refusal, self.rules.require_email_verification, &account)
         {
-            let (to, name) = (&owner.user.email, owner.user.name_for_mail());
-            let canonical = CanonicalEmail::of(to);
-            if self
-                .deps
-                .mail_allowed(ACCOUNT_EXISTS_MAIL, &canonical)
-                .await?
-            {
-                self.deps
-                    .outbox
-                    .send_notice(MessageKind::AccountExists, to, name)
-                    .await?;
-            }
+            self.deps
+                .tell_account_exists_later(CanonicalEmail::of(&owner.user.email));
             self.deps
                 .audit
                 .record(EventKind::FederatedLoginFailed, user_id, client, details)
@@ -587,16 +578,18 @@ impl FederationService {
         if !user.email_verified && self.rules.require_email_verification {
             return Ok(FederatedOutcome::VerificationSent);
         }
-        self.open_session(provider, user, client).await
+        self.open_session(provider, user, None, client).await
     }
 
     /// The session of an account that signed in through `provider`: refused like a login for a
     /// locked or (when required) unverified account, held at the second step when the account
-    /// has a factor.
+    /// has a factor. `epoch`: the [`SessionEpoch`] read with the identity's link (`None` for an
+    /// account made just now).
     async fn open_session(
         &self,
         provider: &Provider,
         user: User,
+        epoch: Option<SessionEpoch>,
         client: &ClientContext,
     ) -> Result<FederatedOutcome, AppError> {
         let details = json!({ "provider": provider.name });
@@ -605,13 +598,22 @@ impl FederationService {
             .refuse_locked_or_unverified(&user, verification, details, client)
             .await?;
         let methods = AuthMethods::of(&[AuthMethod::Federated]);
-        // The provider's word is not withdrawn by ending every session (the user still holds
-        // the identity), so the second step holds to the epoch as of now, not as of a proof.
-        if let Some(challenge) = self.mfa.challenge(&user, methods.clone(), None).await? {
+        // The link is withdrawn when the mailbox's owner recovers an account someone else set
+        // up: a session from a link read before that ending is refused.
+        if let Some(challenge) = self.mfa.challenge(&user, methods.clone(), epoch).await? {
             tracing::info!(user_id = %user.id, "provider sign-in; second factor required");
             return Ok(FederatedOutcome::MfaRequired(challenge));
         }
-        let tokens = self.deps.start_session(&user, client, methods).await?;
+        let tokens = match epoch {
+            Some(epoch) => {
+                let refused = AppError::InvalidCredentials;
+                let start = self
+                    .deps
+                    .start_session_since(&user, client, methods, epoch, refused);
+                start.await?
+            }
+            None => self.deps.start_session(&user, client, methods).await?,
+        };
         tracing::info!(user_id = %user.id, provider = %provider.name, "logged in through a provider");
         let details = json!({ "sessionId": tokens.session_id, "provider": provider.name });
         self.deps
@@ -631,7 +633,7 @@ impl FederationService {
         client: &ClientContext,
     ) -> Result<FederatedOutcome, AppError> {
         let store = &self.deps.store;
-        if let Some(owner) = store
+        if let Some((owner, _)) = store
             .identity_owner(&provider.name, &identity.subject)
             .await?
         {

@@ -539,13 +539,16 @@ impl MfaService {
             }
             _ => return Err(refused()),
         };
-        let user = self
+        // Read before the passkey is: a passkey removed by an ending (the owner's recovery of
+        // an account set up by someone else) after this read opens no session after it.
+        let account = self
             .deps
             .store
-            .user_by_id(user_id)
+            .user_credentials_by_id(user_id)
             .await?
-            .filter(|user| !user.locked)
+            .filter(|account| !account.user.locked)
             .ok_or_else(refused)?;
+        let (user, epoch) = (account.user, account.session_epoch);
         let verified = match state {
             PasswordlessCeremony::Listed(state) => {
                 self.finish_assertion(webauthn, user.id, &credential, &state)
@@ -567,9 +570,10 @@ impl MfaService {
             return Err(refused());
         };
         crate::metrics::mfa_outcome("passwordless", "passed");
+        let methods = AuthMethods::of(&[method]);
         let tokens = self
             .deps
-            .start_session(&user, client, AuthMethods::of(&[method]))
+            .start_session_since(&user, client, methods, epoch, refused())
             .await?;
         let details = json!({ "sessionId": tokens.session_id, "method": method.as_str() });
         self.deps

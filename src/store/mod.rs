@@ -125,10 +125,10 @@ pub trait UserStore: Send + Sync + 'static {
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Creates a session whose first refresh token (generation 0) has the given hash; false,
-    /// nothing written, when `session.epoch` is given and the user's sessions have been ended
-    /// since ([`SessionEpoch`]). The check holds the user's row until the session is written, so
-    /// an ending in flight either comes first (and refuses it) or sees the session (and revokes
-    /// it).
+    /// nothing written, when the user is locked or deleted, or `session.epoch` is given and the
+    /// user's sessions have been ended since ([`SessionEpoch`]). The check holds the user's row
+    /// until the session is written, so an ending or a lock in flight either comes first (and
+    /// refuses it) or sees the session (and revokes it).
     async fn create_session(&self, session: NewSession) -> StoreResult<bool>;
 
     /// The user behind an access token, if its session is live (not revoked) and the user may
@@ -347,8 +347,13 @@ pub trait EmailLoginStore: Send + Sync + 'static {
 /// Identities at other providers, linked to accounts.
 #[async_trait]
 pub trait IdentityStore: Send + Sync + 'static {
-    /// The live account an identity is linked to.
-    async fn identity_owner(&self, provider: &str, subject: &str) -> StoreResult<Option<User>>;
+    /// The live account an identity is linked to, and its [`SessionEpoch`] read with the link
+    /// (so an ending that removes the identity after this read refuses the session).
+    async fn identity_owner(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<(User, SessionEpoch)>>;
 
     /// Links an identity; false when it is linked already, or the account has one at that
     /// provider.

@@ -87,7 +87,14 @@ async fn reuse_logout_and_admin_actions_are_recorded_and_admins_see_everyone(bac
     // invitation (about no account); not another admin's action, not their own sign-in.
     let other = app.account().await;
     let revoke = format!("/admin/users/{}/revoke-sessions", other.user_id);
-    let response = app.post_bearer(&revoke, &admin.access_token).await;
+    let response = app
+        .client
+        .post(app.url(&revoke))
+        .bearer_auth(&admin.access_token)
+        .header("User-Agent", "AdminWorkstation/9.9")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let invitation = json!({ "email": "invited@example.com", "role": "user" });
     let response = app

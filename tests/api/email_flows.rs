@@ -307,6 +307,33 @@ async fn a_mailbox_gets_at_most_a_few_link_mails_per_window(backend: Backend) {
     assert_eq!(resets, 2);
 }
 
+/// Where signup hides which addresses have accounts, each signup with a taken address tells its
+/// holder, at most `auth.link_mails_per_address` times per window.
+async fn hidden_signups_with_a_taken_address_tell_its_holder_a_few_times(backend: Backend) {
+    let (app, sink) = spawn_app_mailing_with(backend, |s| {
+        s.auth.require_email_verification = true;
+        s.auth.link_mails_per_address = 2;
+    })
+    .await;
+    let first = app.signup("held@example.com", PASSWORD).await;
+    assert_eq!(first.status().as_u16(), 201);
+    for _ in 0..4 {
+        let again = app.signup("held@example.com", PASSWORD).await;
+        assert_eq!(again.status().as_u16(), 201);
+    }
+    // The verification mail, then two notices.
+    sink.wait_for(3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = sink.wait_for(3).await;
+    assert_eq!(
+        mails.len(),
+        3,
+        "{:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    assert!(mails.iter().all(|m| m.to == "held@example.com"));
+}
+
 /// Account pre-hijacking through a reset: a second factor set up on a never-verified account
 /// goes when the mailbox's owner resets the password.
 async fn a_reset_on_a_never_verified_account_removes_the_factors_set_before_it(backend: Backend) {
@@ -544,6 +571,7 @@ async fn a_deleted_accounts_links_open_nothing(backend: Backend) {
 }
 
 crate::backend_tests!(
+    hidden_signups_with_a_taken_address_tell_its_holder_a_few_times,
     a_deleted_accounts_links_open_nothing,
     mail_to_an_unproven_address_carries_no_chosen_name,
     inviting_an_address_again_withdraws_the_earlier_invitation,

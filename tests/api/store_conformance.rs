@@ -378,6 +378,25 @@ async fn a_session_starts_only_under_the_epoch_its_proof_was_read_at(backend: Ba
     assert_eq!((used.user_id, used.epoch), (user.id, after));
 }
 
+/// Whatever the proof, no session is written for a locked or a deleted user (a passkey or a
+/// provider's sign-in racing a lock or a deletion included).
+async fn no_session_starts_for_a_locked_or_deleted_user(backend: Backend) {
+    let t = open(backend).await;
+    let locked = t.user("locked@example.com").await;
+    let lock = UserUpdate {
+        locked: Some(true),
+        ..UserUpdate::default()
+    };
+    t.store.update_user(locked.id, lock).await.unwrap();
+    let deleted = t.user("deleted@example.com").await;
+    assert!(t.store.soft_delete_user(deleted.id).await.unwrap());
+    for user in [&locked, &deleted] {
+        let (started, id, _) = t.session_since(user.id, 3600, None).await;
+        assert!(!started, "{}", user.email);
+        assert!(!t.is_live(id, user.id).await);
+    }
+}
+
 /// A session asked for while every session of its user is being ended: either the ending comes
 /// first and the session is refused, or the session comes first and the ending revokes it; never
 /// a live session from a proof read before the ending (on PostgreSQL, the session's check holds
@@ -827,6 +846,7 @@ async fn webhook_deliveries_follow_their_event_and_are_claimed_once(backend: Bac
 
 crate::backend_tests!(
     a_session_starts_only_under_the_epoch_its_proof_was_read_at,
+    no_session_starts_for_a_locked_or_deleted_user,
     an_ending_and_a_session_asked_for_at_once_leave_no_session_from_before,
     two_admins_demoted_at_once_leave_one_admin,
     a_passkey_use_is_recorded_over_the_credential_it_was_checked_against,

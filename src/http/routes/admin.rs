@@ -114,8 +114,10 @@ pub async fn get_user(
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct UpdateUserRequest {
     #[serde(deserialize_with = "super::present")]
+    #[schema(nullable = false)]
     role: Option<Role>,
     #[serde(deserialize_with = "super::present")]
+    #[schema(nullable = false)]
     locked: Option<bool>,
 }
 

@@ -233,7 +233,7 @@ pub async fn signup(
         (status = 200, description = "Signed in (refresh cookie set); or, when the account has a second factor, `mfaRequired` and no session until `POST /auth/mfa/verify`", body = LoginResponse,
             headers(("Set-Cookie" = String, description = "`refresh_token`: HttpOnly, SameSite=Strict, Path=/auth"))),
         (status = 401, description = "`invalid_credentials`: the same answer for an unknown email and a wrong password", body = ErrorBody),
-        (status = 403, description = "`account_locked` (by an admin) or `email_not_verified`", body = ErrorBody),
+        (status = 403, description = "`account_locked` (by an admin; whatever the password, or 401 where signup hides addresses) or `email_not_verified` (right password)", body = ErrorBody),
     )
 )]
 #[post("/login")]

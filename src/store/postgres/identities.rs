@@ -12,14 +12,24 @@ use crate::store::*;
 #[async_trait]
 impl IdentityStore for PostgresStore {
     #[tracing::instrument(skip_all)]
-    async fn identity_owner(&self, provider: &str, subject: &str) -> StoreResult<Option<User>> {
+    async fn identity_owner(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<(User, SessionEpoch)>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users
+            "SELECT {USER_COLUMNS}, session_epoch FROM users
              WHERE deleted_at IS NULL
                AND id = (SELECT user_id FROM identities WHERE provider = $1 AND subject = $2)"
         );
         let row = self.query_opt(&sql, &[&provider, &subject]).await?;
-        row.as_ref().map(user_from_row).transpose()
+        row.map(|row| {
+            Ok((
+                user_from_row(&row)?,
+                SessionEpoch(row.column("session_epoch")?),
+            ))
+        })
+        .transpose()
     }
 
     #[tracing::instrument(skip_all)]

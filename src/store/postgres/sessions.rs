@@ -37,18 +37,16 @@ impl SessionStore for PostgresStore {
     async fn create_session(&self, session: NewSession) -> StoreResult<bool> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        if let Some(epoch) = session.epoch {
-            // FOR SHARE waits for an ending in flight (it updates this row first) and then reads
-            // its count; an ending that comes after waits for this session and revokes it.
-            let current = "SELECT session_epoch FROM users WHERE id = $1 FOR SHARE";
-            let row = query_opt(&tx, current, &[&session.user_id]).await?;
-            let unchanged = match row {
-                Some(row) => row.column::<i64>("session_epoch")? == epoch.0,
-                None => false,
-            };
-            if !unchanged {
-                return Ok(false);
-            }
+        // FOR SHARE waits for an ending or a lock in flight (each updates this row first) and
+        // then reads its outcome; one that comes after waits for this session and revokes it.
+        let current = "SELECT session_epoch FROM users
+                       WHERE id = $1 AND deleted_at IS NULL AND NOT locked FOR SHARE";
+        let Some(row) = query_opt(&tx, current, &[&session.user_id]).await? else {
+            return Ok(false);
+        };
+        let current = SessionEpoch(row.column("session_epoch")?);
+        if session.epoch.is_some_and(|epoch| epoch != current) {
+            return Ok(false);
         }
         let lifetime = ttl(session.refresh_ttl_seconds);
         let insert_session =

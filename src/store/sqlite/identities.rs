@@ -12,14 +12,23 @@ use crate::store::*;
 
 #[async_trait]
 impl IdentityStore for SqliteStore {
-    async fn identity_owner(&self, provider: &str, subject: &str) -> StoreResult<Option<User>> {
+    async fn identity_owner(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<(User, SessionEpoch)>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users
+            "SELECT {USER_COLUMNS}, session_epoch FROM users
              WHERE deleted_at IS NULL
                AND id = (SELECT user_id FROM identities WHERE provider = ?1 AND subject = ?2)"
         );
-        self.query_opt(sql, vec![text(provider), text(subject)], user_from_row)
-            .await
+        self.query_opt(sql, vec![text(provider), text(subject)], |row| {
+            Ok((
+                user_from_row(row)?,
+                SessionEpoch(row.column("session_epoch")?),
+            ))
+        })
+        .await
     }
 
     async fn link_identity(&self, identity: &NewIdentity) -> StoreResult<bool> {

@@ -36,15 +36,20 @@ impl SessionStore for SqliteStore {
 
     async fn create_session(&self, session: NewSession) -> StoreResult<bool> {
         self.write(move |tx| {
-            if let Some(epoch) = session.epoch {
-                // Write transactions take turns: an ending came wholly before or comes after.
-                let current: Option<i64> = tx
-                    .prepare_cached("SELECT session_epoch FROM users WHERE id = ?1")?
-                    .query_row([session.user_id.to_string()], |row| row.get(0))
-                    .optional()?;
-                if current != Some(epoch.0) {
-                    return Ok(false);
-                }
+            // Write transactions take turns: an ending or a lock came wholly before or comes
+            // after (and revokes this session).
+            let current: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT session_epoch FROM users
+                     WHERE id = ?1 AND deleted_at IS NULL AND NOT locked",
+                )?
+                .query_row([session.user_id.to_string()], |row| row.get(0))
+                .optional()?;
+            let Some(current) = current.map(SessionEpoch) else {
+                return Ok(false);
+            };
+            if session.epoch.is_some_and(|epoch| epoch != current) {
+                return Ok(false);
             }
             let now = now_micros();
             let expires_at = now.saturating_add(seconds_to_micros(session.refresh_ttl_seconds));
