@@ -29,6 +29,6 @@ ENV AUTHD_ENV=production \
     AUTHD_CONFIG_DIR=/app/config
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-  CMD curl -fsS http://127.0.0.1:8080/health/live || exit 1
+  CMD curl -fsS "http://127.0.0.1:${PORT:-8080}/health/live" || exit 1
 ENTRYPOINT ["authd"]
 CMD ["serve"]

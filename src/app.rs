@@ -79,6 +79,10 @@ pub async fn open_store(
                 applied = PostgresStore::migrate(database)
                     .await
                     .context("database migration")?;
+            } else {
+                PostgresStore::check_schema(database)
+                    .await
+                    .context("database schema")?;
             }
             let store = PostgresStore::connect(database).await.with_context(|| {
                 format!(
@@ -95,6 +99,7 @@ pub async fn open_store(
             let applied = if migrate {
                 store.migrate().await.context("database migration")?
             } else {
+                store.check_schema().await.context("database schema")?;
                 Vec::new()
             };
             Ok((Arc::new(store), applied))

@@ -87,19 +87,22 @@ impl BreachChecker {
         }
     }
 
+    /// The range of `prefix`. Errors leave the URL out: its last five characters are the
+    /// password's SHA-1 prefix, which a log line beside the user's id must not carry.
     async fn range(&self, prefix: &str) -> Result<String, String> {
         let url = format!("{}{prefix}", self.settings.range_url);
+        let unreachable = |e: reqwest::Error| e.without_url().to_string();
         let response = self
             .http
             .get(&url)
             .header("Add-Padding", "true")
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(unreachable)?;
         if !response.status().is_success() {
             return Err(format!("the range API answered {}", response.status()));
         }
-        response.text().await.map_err(|e| e.to_string())
+        response.text().await.map_err(unreachable)
     }
 }
 

@@ -497,11 +497,18 @@ pub async fn rotate(store: &dyn Store, settings: &TokenSettings) -> Result<Strin
             settings.algorithm.name()
         ));
     }
-    let key = generate(
-        settings.algorithm,
-        settings.key_encryption_key.expose().as_bytes(),
-    )
-    .map_err(|e| e.to_string())?;
+    let key_encryption_key = settings.key_encryption_key.expose().as_bytes();
+    // The nodes open every stored key with their key-encryption key: one sealed under another
+    // (a mistyped variable in the shell that rotates) would stop each node at its next start.
+    let stored = store.signing_keys().await.map_err(|e| e.to_string())?;
+    if let Some(newest) = stored.iter().max_by_key(|k| k.created_at) {
+        decrypt(&newest.private_key, key_encryption_key, &newest.kid).map_err(|_| {
+            "the stored signing keys do not open with this tokens.key_encryption_key: nothing \
+             added (a key sealed with it would stop every node at its next start)"
+                .to_string()
+        })?;
+    }
+    let key = generate(settings.algorithm, key_encryption_key).map_err(|e| e.to_string())?;
     store
         .insert_signing_key(&key)
         .await

@@ -57,17 +57,18 @@ enum HashCommand {
     /// hardware authd runs on, while it is otherwise idle.
     Calibrate {
         /// The time one hash should take.
-        #[arg(long, default_value_t = 250)]
+        #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
         target_ms: u64,
         /// Where memory starts (OWASP's floor for argon2id is 19 MiB).
-        #[arg(long, default_value_t = 19456)]
+        #[arg(long, default_value_t = 19456, value_parser = clap::value_parser!(u32).range(8..))]
         min_memory_kib: u32,
-        /// The most memory one hash may take; hasher.workers hashes run at once.
-        #[arg(long, default_value_t = 1048576)]
+        /// The most memory one hash may take (at least --min-memory-kib); hasher.workers hashes
+        /// run at once.
+        #[arg(long, default_value_t = 1048576, value_parser = clap::value_parser!(u32).range(8..))]
         max_memory_kib: u32,
         /// Hashes timed per trial (the median counts).
-        #[arg(long, default_value_t = 3)]
-        samples: usize,
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+        samples: u64,
     },
 }
 
@@ -171,6 +172,17 @@ async fn main() -> ExitCode {
         Command::Hash {
             command:
                 HashCommand::Calibrate {
+                    min_memory_kib,
+                    max_memory_kib,
+                    ..
+                },
+        } if min_memory_kib > max_memory_kib => {
+            eprintln!("authd: --min-memory-kib {min_memory_kib} is above --max-memory-kib {max_memory_kib}");
+            ExitCode::from(2)
+        }
+        Command::Hash {
+            command:
+                HashCommand::Calibrate {
                     target_ms,
                     min_memory_kib,
                     max_memory_kib,
@@ -185,7 +197,7 @@ async fn main() -> ExitCode {
                 max_memory_kib,
                 max_iterations: 10,
             },
-            samples,
+            usize::try_from(samples).unwrap_or(1),
         ),
         Command::Migrate => {
             telemetry::init(&settings);
@@ -286,6 +298,10 @@ async fn import(settings: &config::Settings, file: &std::path::Path) -> ExitCode
         Box::new(std::io::stdin().lock())
     } else {
         match std::fs::File::open(file) {
+            Ok(_) if file.is_dir() => {
+                eprintln!("authd: {}: is a directory, not a file", file.display());
+                return ExitCode::from(2);
+            }
             Ok(f) => Box::new(std::io::BufReader::new(f)),
             Err(e) => {
                 eprintln!("authd: {}: {e}", file.display());

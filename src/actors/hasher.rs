@@ -163,9 +163,45 @@ fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The most a stored hash may ask of one verification (argon2 allocates its memory up front): an
+/// imported hash past these would hold a worker for seconds or abort the process for want of
+/// memory. Far above what any system recommends (OWASP: 19-46 MiB, bcrypt cost 10-12).
+const MAX_ARGON2_MEMORY_KIB: u32 = 262_144;
+const MAX_ARGON2_ITERATIONS: u32 = 10;
+const MAX_ARGON2_LANES: u32 = 16;
+const MAX_BCRYPT_COST: u32 = 15;
+const TOO_COSTLY: &str =
+    "asks more than authd verifies (argon2 m <= 262144 KiB, t <= 10, p <= 16; bcrypt cost <= 15)";
+
+/// Whether verifying `hash` stays within the bounds above; unreadable hashes pass (they never
+/// match, at no cost).
+fn within_bounds(hash: &str) -> bool {
+    if hash.starts_with("$2") {
+        return hash
+            .parse::<bcrypt::HashParts>()
+            .map_or(true, |parts| parts.get_cost() <= MAX_BCRYPT_COST);
+    }
+    PasswordHash::new(hash)
+        .ok()
+        .and_then(|parsed| Params::try_from(&parsed).ok())
+        .is_none_or(|p| {
+            p.m_cost() <= MAX_ARGON2_MEMORY_KIB
+                && p.t_cost() <= MAX_ARGON2_ITERATIONS
+                && p.p_cost() <= MAX_ARGON2_LANES
+        })
+}
+
 /// Verifies against a PHC argon2 string (its own parameters) or a bcrypt hash (`$2a$`, `$2b$`,
-/// `$2y$`). An unreadable hash never matches.
+/// `$2y$`). An unreadable hash never matches, nor one past the bounds (refused at import; one
+/// written to the store by other means is not run).
 fn verify_hash(password: &[u8], hash: &str, current: &Params) -> Verification {
+    if !within_bounds(hash) {
+        tracing::warn!("a stored password hash asks too much to verify; refused unverified");
+        return Verification {
+            matches: false,
+            needs_rehash: false,
+        };
+    }
     if hash.starts_with("$2") {
         let matches = bcrypt::verify(password, hash).unwrap_or(false);
         return Verification {
@@ -192,6 +228,7 @@ pub fn check_stored_hash(hash: &str) -> Result<(), &'static str> {
     if hash.starts_with("$2") {
         let supported = ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p));
         return match (supported, hash.parse::<bcrypt::HashParts>()) {
+            (true, Ok(_)) if !within_bounds(hash) => Err(TOO_COSTLY),
             (true, Ok(_)) => Ok(()),
             _ => Err("is not a valid bcrypt hash ($2a$, $2b$ or $2y$)"),
         };
@@ -201,10 +238,12 @@ pub fn check_stored_hash(hash: &str) -> Result<(), &'static str> {
     let known = [Algorithm::Argon2id, Algorithm::Argon2i, Algorithm::Argon2d]
         .iter()
         .any(|a| parsed.algorithm == a.ident());
-    if known && parsed.hash.is_some() && Params::try_from(&parsed).is_ok() {
-        Ok(())
-    } else {
+    if !(known && parsed.hash.is_some() && Params::try_from(&parsed).is_ok()) {
         Err("is not a valid argon2 PHC string")
+    } else if !within_bounds(hash) {
+        Err(TOO_COSTLY)
+    } else {
+        Ok(())
     }
 }
 
@@ -435,6 +474,24 @@ mod tests {
 
     fn current() -> Params {
         params_from(&cheap()).unwrap()
+    }
+
+    #[test]
+    fn hashes_that_ask_too_much_are_refused_at_import_and_never_run() {
+        let salt = "c2FsdHNhbHQ";
+        let digest = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let costly = format!("$argon2id$v=19$m=50331648,t=1,p=1${salt}${digest}");
+        assert_eq!(check_stored_hash(&costly), Err(TOO_COSTLY));
+        let slow = format!("$argon2id$v=19$m=19456,t=500,p=1${salt}${digest}");
+        assert_eq!(check_stored_hash(&slow), Err(TOO_COSTLY));
+        let fine = format!("$argon2id$v=19$m=19456,t=2,p=1${salt}${digest}");
+        assert_eq!(check_stored_hash(&fine), Ok(()));
+        let bcrypt_slow = "$2b$20$abcdefghijklmnopqrstuu5p4xdUHNzpVh2yM5GS6kzYNqj7wDx2C";
+        assert_eq!(check_stored_hash(bcrypt_slow), Err(TOO_COSTLY));
+        // Stored by other means, it is not run: refused at once (this would allocate 48 GiB).
+        let current = Params::new(1024, 1, 1, None).unwrap();
+        let answer = verify_hash(b"anything", &costly, &current);
+        assert!(!answer.matches && !answer.needs_rehash);
     }
 
     #[test]

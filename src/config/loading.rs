@@ -176,9 +176,27 @@ fn build(
         .add_source(seed)
         .add_source(environment_source.source(Some(prefixed)))
         .build()
-        .map_err(|e| ConfigError::Load(e.to_string()))?;
+        .map_err(|e| ConfigError::Load(without_quoted_source(&e.to_string())))?;
 
     built
         .try_deserialize()
         .map_err(|e| ConfigError::Load(e.to_string()))
+}
+
+/// A parse error without the lines of the file it quotes (`2 | jwt_secret = "..."`): the line
+/// at fault may be a secret's, and the message goes to deploy and container logs. The position
+/// and the file are kept.
+fn without_quoted_source(message: &str) -> String {
+    let quoted = |line: &str| {
+        let line = line.trim_start();
+        line.starts_with('|')
+            || line
+                .split_once('|')
+                .is_some_and(|(number, _)| number.trim().parse::<u64>().is_ok())
+    };
+    message
+        .lines()
+        .filter(|line| !quoted(line))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

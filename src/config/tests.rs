@@ -427,3 +427,100 @@ fn hand_made_secrets_are_refused_outside_development() {
     let refusal = production_refusal(&[("JWT_SECRET", &"a".repeat(40))]);
     assert!(refusal.contains("looks made by hand"), "{refusal}");
 }
+
+#[test]
+fn a_file_that_does_not_parse_is_named_without_its_lines() {
+    let dir = std::env::temp_dir().join(format!("authd-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+    std::fs::copy(shipped, dir.join("default.toml")).unwrap();
+    let broken = "[tokens]\njwt_secret = \"MySecretInToml-0123456789-abcdefghij-typo\n";
+    std::fs::write(dir.join("development.toml"), broken).unwrap();
+    let error = load_from(&dir, Environment::Development, &[]).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let message = error.to_string();
+    assert!(message.contains("line 2"), "{message}");
+    assert!(message.contains("development.toml"), "{message}");
+    assert!(!message.contains("MySecretInToml"), "{message}");
+}
+
+#[test]
+fn production_refuses_plain_transport_and_published_secrets() {
+    let https = ("FRONTEND_URL", "https://app.example.com");
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("FRONTEND_URL", "http://app.example.com")],
+            "app.frontend_url",
+        ),
+        (
+            &[https, ("AUTHD__TOKENS__COOKIE_SECURE", "false")],
+            "tokens.cookie_secure",
+        ),
+        (
+            &[
+                https,
+                ("AUTHD__HTTP__CORS_ALLOWED_ORIGINS", "http://evil.example"),
+            ],
+            "http.cors_allowed_origins",
+        ),
+        (
+            &[
+                https,
+                ("AUTHD__MAIL__SMTP_HOST", "smtp.example.com"),
+                ("AUTHD__MAIL__SMTP_TLS", "none"),
+                ("AUTHD__MAIL__SMTP_USERNAME", "u"),
+                ("AUTHD__MAIL__SMTP_PASSWORD", "x"),
+            ],
+            "mail.smtp_tls",
+        ),
+        (
+            &[
+                https,
+                (
+                    "JWT_SECRET",
+                    "replace-me-with-a-random-secret-of-32-bytes-or-more",
+                ),
+            ],
+            "placeholder",
+        ),
+        (
+            &[
+                https,
+                (
+                    "AUTHD__TOKENS__KEY_ENCRYPTION_KEY",
+                    "test-only-key-encryption-key-0123456789abcdef",
+                ),
+            ],
+            "placeholder",
+        ),
+        (&[https, ("AUTHD__LOG__LEVEL", "verbose")], "log.level"),
+        (
+            &[
+                https,
+                ("AUTHD__HTTP__CORS_ALLOWED_ORIGINS", "https://*.example.com"),
+            ],
+            "patterns are not supported",
+        ),
+        (
+            &[https, ("AUTHD__TOKENS__KEY_ENCRYPTION_KEY", GOOD_JWT)],
+            "must differ from tokens.jwt_secret",
+        ),
+    ];
+    for &(extra, named) in cases {
+        let refusal = production_refusal(extra);
+        assert!(refusal.contains(named), "{extra:?}: {refusal}");
+    }
+    // A stack on one machine (docker-compose.yml's defaults) may use plain http.
+    let local = [
+        ("FRONTEND_URL", "http://localhost:3000"),
+        ("AUTHD__TOKENS__COOKIE_SECURE", "false"),
+        ("AUTHD__MAIL__SMTP_HOST", "127.0.0.1"),
+        ("AUTHD__MAIL__SMTP_TLS", "none"),
+    ];
+    load_from(&dir(), Environment::Production, &production_vars(&local)).expect("loads");
+    let filters = ["authd=debug,info", "warn", "info,tokio_postgres=debug"];
+    for filter in filters {
+        let vars = production_vars(&[("AUTHD__LOG__LEVEL", filter)]);
+        load_from(&dir(), Environment::Production, &vars).expect(filter);
+    }
+}

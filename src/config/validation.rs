@@ -34,6 +34,15 @@ impl Settings {
             &self.tokens.refresh_secret,
         )?;
         if self.tokens.algorithm.is_symmetric()
+            && !self.tokens.key_encryption_key.is_empty()
+            && self.tokens.jwt_secret.expose() == self.tokens.key_encryption_key.expose()
+        {
+            return Err(invalid(
+                "tokens.key_encryption_key",
+                "must differ from tokens.jwt_secret",
+            ));
+        }
+        if self.tokens.algorithm.is_symmetric()
             && self.tokens.jwt_secret.expose() == self.tokens.refresh_secret.expose()
         {
             return Err(invalid(
@@ -69,6 +78,9 @@ impl Settings {
         if let Some((setting, rule)) = self.broken_range() {
             return Err(invalid(setting, rule));
         }
+        if self.environment == Environment::Production {
+            self.check_production_transport()?;
+        }
         // With no allowlist the frontend's URL is the origin: a bad one is reported as that setting.
         let origins_setting = if self.http.cors_allowed_origins.is_empty() {
             "app.frontend_url"
@@ -80,6 +92,12 @@ impl Settings {
                 return Err(invalid(
                     origins_setting,
                     "\"*\" cannot be used: credentials (the refresh cookie) are allowed, so origins must be listed",
+                ));
+            }
+            if origin.contains('*') {
+                return Err(invalid(
+                    origins_setting,
+                    format!("{origin:?}: patterns are not supported, list each origin"),
                 ));
             }
             let host = origin
@@ -156,6 +174,66 @@ impl Settings {
                 tokens.key_refresh_seconds > 86_400,
                 "tokens.key_refresh_seconds",
                 "must be at most 86400 (a day)",
+            ),
+            (
+                tokens.refresh_reuse_grace_seconds > 300,
+                "tokens.refresh_reuse_grace_seconds",
+                "must be at most 300: a longer grace window is reuse detection turned off",
+            ),
+            (
+                tokens.leeway_seconds > 300,
+                "tokens.leeway_seconds",
+                "must be at most 300: it lengthens every token's life",
+            ),
+            (
+                self.auth.email_verification_ttl_seconds == 0
+                    || self.auth.password_reset_ttl_seconds == 0
+                    || self.auth.invitation_ttl_seconds == 0
+                    || self.auth.passwordless.ttl_seconds == 0,
+                "auth",
+                "email_verification_ttl_seconds, password_reset_ttl_seconds, invitation_ttl_seconds \
+                 and passwordless.ttl_seconds must be positive (a link dead on arrival)",
+            ),
+            (
+                !(1..=10).contains(&self.auth.passwordless.max_code_attempts),
+                "auth.passwordless.max_code_attempts",
+                "must be 1 to 10 (a 6-digit code)",
+            ),
+            (
+                self.auth.mfa.challenge_max_attempts > 10,
+                "auth.mfa.challenge_max_attempts",
+                "must be at most 10 (a 6-digit code)",
+            ),
+            (
+                self.cache.command_timeout_ms == 0,
+                "cache.command_timeout_ms",
+                no_timeout,
+            ),
+            (
+                self.janitor.interval_seconds == 0,
+                "janitor.interval_seconds",
+                "must be positive",
+            ),
+            (
+                server.shutdown_timeout_seconds == 0,
+                "server.shutdown_timeout_seconds",
+                "must be positive: in-flight requests need time to finish",
+            ),
+            (
+                server.workers > 1024,
+                "server.workers",
+                "must be at most 1024",
+            ),
+            (
+                mail.smtp_port == 0,
+                "mail.smtp_port",
+                "must be a port (1 to 65535)",
+            ),
+            (
+                !log_filter_is_valid(&self.log.level),
+                "log.level",
+                "must be a level (trace, debug, info, warn, error, off) or directives such as \
+                 `authd=debug,info`: a bare word that is no level would silence every log",
             ),
             (
                 tokens.refresh_ttl_seconds < tokens.access_ttl_seconds,
@@ -342,6 +420,49 @@ impl Settings {
         Ok(())
     }
 
+    /// Production answers browsers and mails links over TLS: plain http (and a cookie without
+    /// `Secure`, SMTP credentials in the clear) only where it never leaves the machine.
+    fn check_production_transport(&self) -> Result<(), ConfigError> {
+        let local = is_loopback_url(&self.app.frontend_url);
+        if self.app.frontend_url.starts_with("http://") && !local {
+            return Err(invalid(
+                "app.frontend_url",
+                "must be https:// in production: mailed links and the passkey origin follow it \
+                 (http:// only for localhost)",
+            ));
+        }
+        if !self.cookie_secure() && !local {
+            return Err(invalid(
+                "tokens.cookie_secure",
+                "cannot be false in production: the refresh cookie would travel over plain http \
+                 (only with a localhost app.frontend_url)",
+            ));
+        }
+        let plain = |origin: &String| origin.starts_with("http://") && !is_loopback_url(origin);
+        if self.http.cors_allowed_origins.iter().any(plain) {
+            return Err(invalid(
+                "http.cors_allowed_origins",
+                "must be https:// origins in production (http:// only for localhost)",
+            ));
+        }
+        if self.auth.passkeys.origins.iter().any(plain) {
+            return Err(invalid(
+                "auth.passkeys.origins",
+                "must be https:// origins in production (http:// only for localhost)",
+            ));
+        }
+        let mail = &self.mail;
+        let remote_smtp = !mail.smtp_host.is_empty() && !is_loopback_host(&mail.smtp_host);
+        if mail.smtp_tls == SmtpTls::None && remote_smtp && !mail.smtp_username.is_empty() {
+            return Err(invalid(
+                "mail.smtp_tls",
+                "cannot be none with credentials to another host in production: the password \
+                 would cross the network in the clear (use starttls or tls)",
+            ));
+        }
+        Ok(())
+    }
+
     fn check_secret(
         &self,
         setting: &str,
@@ -363,6 +484,15 @@ impl Settings {
                 format!("is the example secret, refused outside development (set {variable})"),
             ));
         }
+        if self.environment == Environment::Production && is_placeholder(secret.expose()) {
+            return Err(invalid(
+                setting,
+                format!(
+                    "is a placeholder or a value published with authd (docker-compose.yml, \
+                     config/test.toml), refused in production (set {variable})"
+                ),
+            ));
+        }
         if !self.is_development() && !looks_random(secret.expose()) {
             return Err(invalid(
                 setting,
@@ -375,4 +505,52 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// Words of the placeholders and published values that ship with authd (`replace-me-...` in
+/// docker-compose.yml, `test-only-...` in config/test.toml, `dev-only-...-change-me-...`): a
+/// secret holding one is known to whoever reads the repository.
+const PLACEHOLDER_WORDS: [&str; 6] = [
+    "replace-me",
+    "change-me",
+    "changeme",
+    "test-only",
+    "dev-only",
+    "placeholder",
+];
+
+fn is_placeholder(secret: &str) -> bool {
+    let secret = secret.to_ascii_lowercase();
+    PLACEHOLDER_WORDS.iter().any(|word| secret.contains(word))
+}
+
+/// Whether `filter` is a level or comma-separated directives (`target=level`, or a level),
+/// as `tracing_subscriber::EnvFilter` reads them. A bare word that is no level would parse as a
+/// target enabled at every level, leaving everything else off.
+fn log_filter_is_valid(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |word: &str| LEVELS.contains(&word.trim().to_ascii_lowercase().as_str());
+    !filter.trim().is_empty()
+        && filter
+            .split(',')
+            .all(|directive| match directive.split_once('=') {
+                Some((target, level)) => !target.trim().is_empty() && is_level(level),
+                None => is_level(directive),
+            })
+}
+
+/// Whether `url`'s host is this machine (`localhost` or a loopback address).
+fn is_loopback_url(url: &str) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|url| url.host_str().map(is_loopback_host))
+        .unwrap_or(false)
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

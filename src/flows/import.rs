@@ -101,10 +101,23 @@ pub async fn import_users(
         let number = index + 1;
         let line = match line {
             Ok(line) => line,
-            Err(e) => {
+            // A line that is not UTF-8 was read past; any other error would come back on every
+            // read (a directory, a device): the import stops there.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 report.failures.push((number, format!("unreadable: {e}")));
                 continue;
             }
+            Err(e) => {
+                report
+                    .failures
+                    .push((number, format!("unreadable: {e}; stopped")));
+                break;
+            }
+        };
+        // A byte-order mark some editors put before the first line.
+        let line = match number {
+            1 => line.trim_start_matches('\u{feff}').to_string(),
+            _ => line,
         };
         if line.trim().is_empty() {
             continue;

@@ -27,7 +27,9 @@ mod records;
 pub mod sqlite;
 
 pub use migrations::MigrationTarget;
-pub(crate) use migrations::{applies_canonical_emails, configured_runner, migration_error};
+pub(crate) use migrations::{
+    applies_canonical_emails, check_schema, configured_runner, migration_error, newest,
+};
 pub use records::*;
 
 #[derive(Debug, thiserror::Error)]

@@ -59,8 +59,33 @@ fn dockerfile_env() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The authd services of docker-compose.yml and their environments (anchors merged).
+/// The authd services of docker-compose.yml and their environments (anchors merged), with the
+/// secrets an operator sets (its header asks for them; its placeholders are refused, below).
 fn compose_authd_services() -> Vec<(String, Vec<(String, String)>)> {
+    let operator_set = |name: &str| match name {
+        "JWT_SECRET" => Some("Kq3vN8xZ2pL7rT1wY6uB4mC9sD5fG0hJ-operator"),
+        "AUTHD__TOKENS__REFRESH_SECRET" => Some("Xy7Rt2Lp9Qw4Zm6Nb1Vc8Kd3Hs5Jf0Ga-operator"),
+        "AUTHD__TOKENS__KEY_ENCRYPTION_KEY" => Some("Pm4Wq8Er2Ty6Ui0Op3As7Df1Gh5Jk9Lz-operator"),
+        _ => None,
+    };
+    compose_authd_services_as_shipped()
+        .into_iter()
+        .map(|(service, vars)| {
+            let vars = vars
+                .into_iter()
+                .map(|(name, value)| {
+                    let value = operator_set(&name).map_or(value, str::to_string);
+                    (name, value)
+                })
+                .collect();
+            (service, vars)
+        })
+        .collect()
+}
+
+/// The authd services of docker-compose.yml and their environments (anchors merged), as the
+/// file has them when no variable is set.
+fn compose_authd_services_as_shipped() -> Vec<(String, Vec<(String, String)>)> {
     let mut compose: Value = serde_yaml::from_str(&repo_file("docker-compose.yml")).unwrap();
     compose.apply_merge().unwrap();
     let services = compose["services"].as_mapping().expect("services");
@@ -79,6 +104,20 @@ fn compose_authd_services() -> Vec<(String, Vec<(String, String)>)> {
             (scalar(name), vars)
         })
         .collect()
+}
+
+/// `docker compose up` without the secrets set: the placeholders are public, and production
+/// refuses them, naming the variable to set.
+#[test]
+fn the_compose_placeholder_secrets_are_refused_in_production() {
+    let config_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for (service, vars) in compose_authd_services_as_shipped() {
+        let error = config::load_from(&config_dir, Environment::Production, &vars)
+            .err()
+            .unwrap_or_else(|| panic!("{service}: the placeholders were accepted"));
+        let line = error.to_string();
+        assert!(line.contains("placeholder"), "{service}: {line}");
+    }
 }
 
 #[test]

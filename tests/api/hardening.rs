@@ -324,12 +324,17 @@ fn the_import_command_reports_each_bad_line_and_exits_1() {
     let dir = TempDir::new("import");
     let file = dir.0.join("users.jsonl");
     let hash = bcrypt::hash("legacy bcrypt pass", 4).unwrap();
+    // A byte-order mark before the first line, as some editors write; a hash that would take
+    // 48 GiB to verify.
+    let costly =
+        "$argon2id$v=19$m=50331648,t=1,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     std::fs::write(
         &file,
         format!(
-            "{}\n{}\n",
+            "\u{feff}{}\n{}\n{}\n",
             json!({ "email": "cli@example.com", "passwordHash": hash }),
-            json!({ "email": "bad", "passwordHash": hash })
+            json!({ "email": "bad", "passwordHash": hash }),
+            json!({ "email": "costly@example.com", "passwordHash": costly })
         ),
     )
     .unwrap();
@@ -347,17 +352,29 @@ fn the_import_command_reports_each_bad_line_and_exits_1() {
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert_eq!(first.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
-        stdout.contains("imported 1, already present 0, failed 1"),
+        stdout.contains("imported 1, already present 0, failed 2"),
         "{stdout}"
     );
     assert!(
         stderr.contains("line 2: email must be a valid email address"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("line 3: passwordHash asks more than authd verifies"),
+        "{stderr}"
+    );
     let second = run();
     assert!(
-        String::from_utf8_lossy(&second.stdout).contains("imported 0, already present 1, failed 1")
+        String::from_utf8_lossy(&second.stdout).contains("imported 0, already present 1, failed 2")
     );
+    // A directory is no file: one line and exit 2 (reading it line by line never ended).
+    let directory = authd_cli(&dir.0)
+        .args(["users", "import"])
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(directory.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&directory.stderr).contains("is a directory"));
 }
 
 /// `authd hash calibrate` times real hashes and prints settings it found within the target,

@@ -173,17 +173,15 @@ crate::backend_tests!(
 #[test]
 fn the_rotate_command_refuses_hs_keys_and_adds_asymmetric_ones() {
     let dir = TempDir::new("keys");
-    let run = |algorithm: &str| {
+    let run_with = |algorithm: &str, key_encryption_key: &str| {
         authd_cli(&dir.0)
             .args(["keys", "rotate"])
-            .env(
-                "AUTHD__TOKENS__KEY_ENCRYPTION_KEY",
-                "a-keys-test-encryption-key-0123456789ab",
-            )
+            .env("AUTHD__TOKENS__KEY_ENCRYPTION_KEY", key_encryption_key)
             .env("AUTHD__TOKENS__ALGORITHM", algorithm)
             .output()
             .unwrap()
     };
+    let run = |algorithm: &str| run_with(algorithm, "a-keys-test-encryption-key-0123456789ab");
     let hs = run("HS256");
     assert_eq!(hs.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&hs.stderr).contains("tokens.jwt_secret"));
@@ -194,4 +192,10 @@ fn the_rotate_command_refuses_hs_keys_and_adds_asymmetric_ones() {
         String::from_utf8_lossy(&ed.stderr)
     );
     assert!(String::from_utf8_lossy(&ed.stdout).starts_with("new signing key eddsa-"));
+    // Under another key-encryption key the stored keys do not open: nothing is added, so no
+    // node is left unable to load its ring.
+    let mistyped = run_with("EdDSA", "another-keys-test-encryption-key-0123456789");
+    assert_eq!(mistyped.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&mistyped.stderr).contains("do not open"));
+    assert!(run("EdDSA").status.success());
 }

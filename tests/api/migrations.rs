@@ -173,12 +173,32 @@ async fn a_database_migrated_by_a_newer_authd_is_refused(backend: Backend) {
     )
     .await;
     let settings = test_settings(backend, &database);
+    for auto_migrate in [true, false] {
+        let mut settings = settings.clone();
+        settings.database.auto_migrate = auto_migrate;
+        let error = authd::app::Application::build(settings)
+            .await
+            .err()
+            .expect("refused");
+        let message = format!("{error:#}");
+        assert!(message.contains("newer version"), "{message}");
+    }
+    database.remove();
+}
+
+/// A start that does not migrate (`database.auto_migrate = false`) on a database behind this
+/// authd's schema is refused with what to do, not with the first statement that fails.
+async fn a_database_behind_is_refused_when_not_migrating(backend: Backend) {
+    let database = TestDatabase::new(backend);
+    migrate_to(backend, &database, Some(1)).await;
+    let mut settings = test_settings(backend, &database);
+    settings.database.auto_migrate = false;
     let error = authd::app::Application::build(settings)
         .await
         .err()
         .expect("refused");
     let message = format!("{error:#}");
-    assert!(message.contains("newer version"), "{message}");
+    assert!(message.contains("authd migrate"), "{message}");
     database.remove();
 }
 
@@ -187,4 +207,5 @@ crate::backend_tests!(
     a_first_schema_database_with_users_upgrades_in_place,
     migrating_again_changes_nothing,
     a_database_migrated_by_a_newer_authd_is_refused,
+    a_database_behind_is_refused_when_not_migrating,
 );

@@ -8,7 +8,8 @@ use super::{pg_config, unavailable, PostgresStore, Use};
 use crate::config::DatabaseSettings;
 use crate::domain::email::CanonicalEmail;
 use crate::store::{
-    applies_canonical_emails, configured_runner, migration_error, MigrationTarget, StoreResult,
+    applies_canonical_emails, check_schema, configured_runner, migration_error, newest,
+    MigrationTarget, StoreResult,
 };
 
 mod embedded {
@@ -54,6 +55,22 @@ impl PostgresStore {
     /// database that holds migrations this build does not know (migrated by a newer authd).
     pub async fn migrate(settings: &DatabaseSettings) -> StoreResult<Vec<String>> {
         Self::migrate_to(settings, None).await
+    }
+
+    /// Refuses a database whose schema is not the one this authd ships, without changing it (a
+    /// start with `database.auto_migrate = false`).
+    pub async fn check_schema(settings: &DatabaseSettings) -> StoreResult<()> {
+        let (mut client, connection) = pg_config(settings, Use::Migrations)?
+            .connect(NoTls)
+            .await
+            .map_err(unavailable)?;
+        let driver = tokio::spawn(connection);
+        let runner = embedded::migrations::runner();
+        let applied = runner.get_last_applied_migration_async(&mut client).await;
+        drop(client);
+        let _ = driver.await;
+        let applied = applied.map_err(|e| migration_error(&e))?;
+        check_schema(applied.map(|m| m.version()), newest(&runner))
     }
 
     /// Applies migrations up to `target` (all when `None`).

@@ -294,7 +294,17 @@ async fn commit(tx: deadpool_postgres::Transaction<'_>) -> StoreResult<()> {
 }
 
 pub(super) fn unavailable(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::Unavailable(described(&e))
+}
+
+/// The error with the server's own message when it sent one (`database "x" does not exist`,
+/// `role "y" does not exist`), which tokio-postgres shows only as `db error`. The message names
+/// objects, never values (those are in its detail, left out).
+fn described(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{e}: {}", db.message()),
+        None => e.to_string(),
+    }
 }
 
 fn ttl(seconds: u64) -> f64 {
@@ -317,9 +327,9 @@ impl From<tokio_postgres::Error> for StoreError {
                 || code == "57014"
         });
         if e.is_closed() || retryable_code || (e.as_db_error().is_none() && e.code().is_none()) {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(described(&e))
         } else {
-            StoreError::Backend(e.to_string())
+            StoreError::Backend(described(&e))
         }
     }
 }

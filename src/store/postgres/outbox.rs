@@ -45,8 +45,10 @@ impl OutboxStore for PostgresStore {
     async fn record_delivery(&self, id: Uuid, outcome: &DeliveryOutcome) -> StoreResult<()> {
         match outcome {
             DeliveryOutcome::Sent => {
-                let sent =
-                    "UPDATE email_outbox SET status = 'sent', sent_at = now(), last_error = NULL
+                // The body goes once it is sent (or dead): it held a live link or code.
+                let sent = "UPDATE email_outbox
+                            SET status = 'sent', sent_at = now(), last_error = NULL,
+                                text_body = '', html_body = ''
                             WHERE id = $1";
                 self.execute(sent, &[&id]).await?
             }
@@ -61,7 +63,9 @@ impl OutboxStore for PostgresStore {
                     .await?
             }
             DeliveryOutcome::Dead { error } => {
-                let dead = "UPDATE email_outbox SET status = 'dead', last_error = $2 WHERE id = $1";
+                let dead = "UPDATE email_outbox
+                            SET status = 'dead', last_error = $2, text_body = '', html_body = ''
+                            WHERE id = $1";
                 self.execute(dead, &[&id, error]).await?
             }
         };

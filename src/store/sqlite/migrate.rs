@@ -5,8 +5,8 @@ use rusqlite::params;
 use super::SqliteStore;
 use crate::domain::email::CanonicalEmail;
 use crate::store::{
-    applies_canonical_emails, configured_runner, migration_error, MigrationTarget, StoreError,
-    StoreResult,
+    applies_canonical_emails, check_schema, configured_runner, migration_error, newest,
+    MigrationTarget, StoreError, StoreResult,
 };
 
 mod embedded {
@@ -18,6 +18,21 @@ impl SqliteStore {
     /// this build does not know.
     pub async fn migrate(&self) -> StoreResult<Vec<String>> {
         self.migrate_to(None).await
+    }
+
+    /// Refuses a database whose schema is not the one this authd ships, without changing it (a
+    /// start with `database.auto_migrate = false`).
+    pub async fn check_schema(&self) -> StoreResult<()> {
+        self.connection
+            .call(move |c| {
+                let runner = embedded::migrations::runner();
+                Ok(match runner.get_last_applied_migration(c) {
+                    Ok(applied) => check_schema(applied.map(|m| m.version()), newest(&runner)),
+                    Err(e) => Err(migration_error(&e)),
+                })
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("schema check failed: {e}")))?
     }
 
     /// Applies migrations up to `target` (all when `None`).

@@ -43,7 +43,9 @@ impl OutboxStore for SqliteStore {
     async fn record_delivery(&self, id: Uuid, outcome: &DeliveryOutcome) -> StoreResult<()> {
         let (sql, values) = match outcome {
             DeliveryOutcome::Sent => (
-                "UPDATE email_outbox SET status = 'sent', sent_at = ?2, last_error = NULL
+                // The body goes once it is sent (or dead): it held a live link or code.
+                "UPDATE email_outbox SET status = 'sent', sent_at = ?2, last_error = NULL,
+                                         text_body = '', html_body = ''
                  WHERE id = ?1",
                 vec![text(id), now_value()],
             ),
@@ -55,7 +57,9 @@ impl OutboxStore for SqliteStore {
                 vec![text(id), micros_from_now(*after_seconds), text(error)],
             ),
             DeliveryOutcome::Dead { error } => (
-                "UPDATE email_outbox SET status = 'dead', last_error = ?2 WHERE id = ?1",
+                "UPDATE email_outbox SET status = 'dead', last_error = ?2, text_body = '',
+                                         html_body = ''
+                 WHERE id = ?1",
                 vec![text(id), text(error)],
             ),
         };
