@@ -6,12 +6,14 @@ UPDATE auth_events
 SET actor_id = json_extract(details, '$.adminId'),
     details = json_remove(details, '$.adminId')
 WHERE kind IN ('admin_user_updated', 'admin_user_deleted', 'admin_sessions_revoked')
-  AND json_valid(details) AND json_type(details, '$.adminId') = 'text';
+  AND json_valid(details) AND json_type(details, '$.adminId') = 'text'
+  AND length(json_extract(details, '$.adminId')) = 36;
 UPDATE auth_events
 SET actor_id = json_extract(details, '$.by'),
     details = json_remove(details, '$.by')
 WHERE kind = 'admin_mfa_reset'
-  AND json_valid(details) AND json_type(details, '$.by') = 'text';
+  AND json_valid(details) AND json_type(details, '$.by') = 'text'
+  AND length(json_extract(details, '$.by')) = 36;
 UPDATE auth_events
 SET actor_id = user_id, user_id = NULL
 WHERE kind IN ('invitation_sent', 'admin_webhook_created', 'admin_webhook_deleted')

@@ -173,21 +173,24 @@ const MAX_BCRYPT_COST: u32 = 15;
 const TOO_COSTLY: &str =
     "asks more than authd verifies (argon2 m <= 262144 KiB, t <= 10, p <= 16; bcrypt cost <= 15)";
 
-/// Whether verifying `hash` stays within the bounds above; unreadable hashes pass (they never
-/// match, at no cost).
-fn within_bounds(hash: &str) -> bool {
+/// Whether verifying `hash` stays within the bounds above, or within `configured` (the
+/// parameters authd hashes with, which an operator may set higher: its own hashes always
+/// verify); unreadable hashes pass (they never match, at no cost).
+fn within_bounds(hash: &str, configured: Option<&Params>) -> bool {
     if hash.starts_with("$2") {
         return hash
             .parse::<bcrypt::HashParts>()
             .map_or(true, |parts| parts.get_cost() <= MAX_BCRYPT_COST);
     }
+    let ceiling =
+        |bound: u32, own: fn(&Params) -> u32| configured.map_or(bound, |c| bound.max(own(c)));
     PasswordHash::new(hash)
         .ok()
         .and_then(|parsed| Params::try_from(&parsed).ok())
         .is_none_or(|p| {
-            p.m_cost() <= MAX_ARGON2_MEMORY_KIB
-                && p.t_cost() <= MAX_ARGON2_ITERATIONS
-                && p.p_cost() <= MAX_ARGON2_LANES
+            p.m_cost() <= ceiling(MAX_ARGON2_MEMORY_KIB, Params::m_cost)
+                && p.t_cost() <= ceiling(MAX_ARGON2_ITERATIONS, Params::t_cost)
+                && p.p_cost() <= ceiling(MAX_ARGON2_LANES, Params::p_cost)
         })
 }
 
@@ -195,7 +198,7 @@ fn within_bounds(hash: &str) -> bool {
 /// `$2y$`). An unreadable hash never matches, nor one past the bounds (refused at import; one
 /// written to the store by other means is not run).
 fn verify_hash(password: &[u8], hash: &str, current: &Params) -> Verification {
-    if !within_bounds(hash) {
+    if !within_bounds(hash, Some(current)) {
         tracing::warn!("a stored password hash asks too much to verify; refused unverified");
         return Verification {
             matches: false,
@@ -228,7 +231,7 @@ pub fn check_stored_hash(hash: &str) -> Result<(), &'static str> {
     if hash.starts_with("$2") {
         let supported = ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p));
         return match (supported, hash.parse::<bcrypt::HashParts>()) {
-            (true, Ok(_)) if !within_bounds(hash) => Err(TOO_COSTLY),
+            (true, Ok(_)) if !within_bounds(hash, None) => Err(TOO_COSTLY),
             (true, Ok(_)) => Ok(()),
             _ => Err("is not a valid bcrypt hash ($2a$, $2b$ or $2y$)"),
         };
@@ -240,7 +243,7 @@ pub fn check_stored_hash(hash: &str) -> Result<(), &'static str> {
         .any(|a| parsed.algorithm == a.ident());
     if !(known && parsed.hash.is_some() && Params::try_from(&parsed).is_ok()) {
         Err("is not a valid argon2 PHC string")
-    } else if !within_bounds(hash) {
+    } else if !within_bounds(hash, None) {
         Err(TOO_COSTLY)
     } else {
         Ok(())
@@ -492,6 +495,11 @@ mod tests {
         let current = Params::new(1024, 1, 1, None).unwrap();
         let answer = verify_hash(b"anything", &costly, &current);
         assert!(!answer.matches && !answer.needs_rehash);
+        // Parameters authd is configured with always verify, above the bounds too.
+        let own = format!("$argon2id$v=19$m=524288,t=12,p=32${salt}${digest}");
+        let configured = Params::new(524_288, 12, 32, None).unwrap();
+        assert!(within_bounds(&own, Some(&configured)));
+        assert!(!within_bounds(&own, None));
     }
 
     #[test]

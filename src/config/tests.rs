@@ -497,6 +497,16 @@ fn production_refuses_plain_transport_and_published_secrets() {
         (
             &[
                 https,
+                (
+                    "AUTHD__HTTP__CORS_ALLOWED_ORIGINS",
+                    "https://a.example, HTTP://b.example",
+                ),
+            ],
+            "http.cors_allowed_origins",
+        ),
+        (
+            &[
+                https,
                 ("AUTHD__HTTP__CORS_ALLOWED_ORIGINS", "https://*.example.com"),
             ],
             "patterns are not supported",
@@ -518,7 +528,13 @@ fn production_refuses_plain_transport_and_published_secrets() {
         ("AUTHD__MAIL__SMTP_TLS", "none"),
     ];
     load_from(&dir(), Environment::Production, &production_vars(&local)).expect("loads");
-    let filters = ["authd=debug,info", "warn", "info,tokio_postgres=debug"];
+    let filters = [
+        "authd=debug,info",
+        "warn",
+        "info,tokio_postgres=debug",
+        "authd=debug, info",
+        "authd::flows=debug,info",
+    ];
     for filter in filters {
         let vars = production_vars(&[("AUTHD__LOG__LEVEL", filter)]);
         load_from(&dir(), Environment::Production, &vars).expect(filter);

@@ -424,7 +424,7 @@ impl Settings {
     /// `Secure`, SMTP credentials in the clear) only where it never leaves the machine.
     fn check_production_transport(&self) -> Result<(), ConfigError> {
         let local = is_loopback_url(&self.app.frontend_url);
-        if self.app.frontend_url.starts_with("http://") && !local {
+        if is_plain_http(&self.app.frontend_url) && !local {
             return Err(invalid(
                 "app.frontend_url",
                 "must be https:// in production: mailed links and the passkey origin follow it \
@@ -438,8 +438,8 @@ impl Settings {
                  (only with a localhost app.frontend_url)",
             ));
         }
-        let plain = |origin: &String| origin.starts_with("http://") && !is_loopback_url(origin);
-        if self.http.cors_allowed_origins.iter().any(plain) {
+        let plain = |origin: &String| is_plain_http(origin) && !is_loopback_url(origin);
+        if self.cors_origins().iter().any(plain) {
             return Err(invalid(
                 "http.cors_allowed_origins",
                 "must be https:// origins in production (http:// only for localhost)",
@@ -524,24 +524,31 @@ fn is_placeholder(secret: &str) -> bool {
     PLACEHOLDER_WORDS.iter().any(|word| secret.contains(word))
 }
 
-/// Whether `filter` is a level or comma-separated directives (`target=level`, or a level),
-/// as `tracing_subscriber::EnvFilter` reads them. A bare word that is no level would parse as a
-/// target enabled at every level, leaving everything else off.
+/// Whether `filter`, as authd hands it to `tracing_subscriber::EnvFilter` (trimmed, see
+/// `telemetry::directives`), parses and names no bare word that is not a level: such a word
+/// would read as a target enabled at every level, leaving everything else off.
 fn log_filter_is_valid(filter: &str) -> bool {
-    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
-    let is_level = |word: &str| LEVELS.contains(&word.trim().to_ascii_lowercase().as_str());
+    const LEVELS: [&str; 12] = [
+        "trace", "debug", "info", "warn", "error", "off", "0", "1", "2", "3", "4", "5",
+    ];
+    let directives = crate::telemetry::directives(filter);
+    let is_level = |word: &str| LEVELS.contains(&word.to_ascii_lowercase().as_str());
     !filter.trim().is_empty()
-        && filter
+        && directives
             .split(',')
-            .all(|directive| match directive.split_once('=') {
-                Some((target, level)) => !target.trim().is_empty() && is_level(level),
-                None => is_level(directive),
-            })
+            .filter(|d| !d.contains('='))
+            .all(is_level)
+        && tracing_subscriber::EnvFilter::try_new(directives).is_ok()
+}
+
+/// Whether `url` is `http://` (whatever its case or surrounding spaces).
+fn is_plain_http(url: &str) -> bool {
+    url::Url::parse(url.trim()).is_ok_and(|url| url.scheme() == "http")
 }
 
 /// Whether `url`'s host is this machine (`localhost` or a loopback address).
 fn is_loopback_url(url: &str) -> bool {
-    url::Url::parse(url)
+    url::Url::parse(url.trim())
         .ok()
         .and_then(|url| url.host_str().map(is_loopback_host))
         .unwrap_or(false)

@@ -137,7 +137,8 @@ impl FlowDeps {
     pub fn tell_account_exists_later(&self, address: CanonicalEmail) {
         let deps = self.clone();
         self.deferred.do_send(Run(Box::pin(async move {
-            if let Err(e) = deps.tell_account_exists(&address).await {
+            let tell = || deps.tell_account_exists(&address);
+            if let Err(e) = retry_while_unavailable(tell).await {
                 tracing::warn!(error = %e, "the account-exists notice was not queued");
             }
         })));

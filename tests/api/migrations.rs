@@ -35,6 +35,12 @@ async fn migrate_to(backend: Backend, database: &TestDatabase, target: Option<u3
     }
 }
 
+/// Why authd refuses to start with `settings`.
+async fn refused_start(settings: authd::config::Settings) -> String {
+    let error = authd::app::Application::build(settings).await.err();
+    format!("{:#}", error.expect("refused"))
+}
+
 async fn run_sql(database: &TestDatabase, sql: &str) {
     match database {
         TestDatabase::Postgres { url, .. } => {
@@ -176,11 +182,7 @@ async fn a_database_migrated_by_a_newer_authd_is_refused(backend: Backend) {
     for auto_migrate in [true, false] {
         let mut settings = settings.clone();
         settings.database.auto_migrate = auto_migrate;
-        let error = authd::app::Application::build(settings)
-            .await
-            .err()
-            .expect("refused");
-        let message = format!("{error:#}");
+        let message = refused_start(settings).await;
         assert!(message.contains("newer version"), "{message}");
     }
     database.remove();
@@ -189,17 +191,28 @@ async fn a_database_migrated_by_a_newer_authd_is_refused(backend: Backend) {
 /// A start that does not migrate (`database.auto_migrate = false`) on a database behind this
 /// authd's schema is refused with what to do, not with the first statement that fails.
 async fn a_database_behind_is_refused_when_not_migrating(backend: Backend) {
-    let database = TestDatabase::new(backend);
-    migrate_to(backend, &database, Some(1)).await;
-    let mut settings = test_settings(backend, &database);
-    settings.database.auto_migrate = false;
-    let error = authd::app::Application::build(settings)
-        .await
-        .err()
-        .expect("refused");
-    let message = format!("{error:#}");
-    assert!(message.contains("authd migrate"), "{message}");
-    database.remove();
+    // None: created, never migrated (no history table at all).
+    for behind in [None, Some(1)] {
+        let database = TestDatabase::new(backend);
+        match behind {
+            Some(version) => {
+                migrate_to(backend, &database, Some(version)).await;
+            }
+            None if backend == Backend::PostgresRedis => {
+                let settings = test_settings(backend, &database);
+                let database_settings = &settings.database;
+                PostgresStore::create_database_if_missing(database_settings)
+                    .await
+                    .unwrap();
+            }
+            None => {}
+        }
+        let mut settings = test_settings(backend, &database);
+        settings.database.auto_migrate = false;
+        let message = refused_start(settings).await;
+        assert!(message.contains("authd migrate"), "{behind:?}: {message}");
+        database.remove();
+    }
 }
 
 crate::backend_tests!(

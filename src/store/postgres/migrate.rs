@@ -66,11 +66,19 @@ impl PostgresStore {
             .map_err(unavailable)?;
         let driver = tokio::spawn(connection);
         let runner = embedded::migrations::runner();
-        let applied = runner.get_last_applied_migration_async(&mut client).await;
+        // A database never migrated has no history table: "none", not a failed query.
+        let history = "SELECT to_regclass('refinery_schema_history') IS NOT NULL";
+        let applied = match client.query_one(history, &[]).await {
+            Ok(row) if row.get::<_, bool>(0) => runner
+                .get_last_applied_migration_async(&mut client)
+                .await
+                .map_err(|e| migration_error(&e)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e.into()),
+        };
         drop(client);
         let _ = driver.await;
-        let applied = applied.map_err(|e| migration_error(&e))?;
-        check_schema(applied.map(|m| m.version()), newest(&runner))
+        check_schema(applied?.map(|m| m.version()), newest(&runner))
     }
 
     /// Applies migrations up to `target` (all when `None`).

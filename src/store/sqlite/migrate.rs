@@ -26,6 +26,12 @@ impl SqliteStore {
         self.connection
             .call(move |c| {
                 let runner = embedded::migrations::runner();
+                // A database never migrated has no history table: "none", not a failed query.
+                let history = "SELECT count(*) FROM sqlite_master
+                               WHERE type = 'table' AND name = 'refinery_schema_history'";
+                if c.query_row(history, [], |row| row.get::<_, i64>(0))? == 0 {
+                    return Ok(check_schema(None, newest(&runner)));
+                }
                 Ok(match runner.get_last_applied_migration(c) {
                     Ok(applied) => check_schema(applied.map(|m| m.version()), newest(&runner)),
                     Err(e) => Err(migration_error(&e)),
