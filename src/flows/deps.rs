@@ -296,9 +296,11 @@ impl FlowDeps {
         client: &ClientContext,
         methods: AuthMethods,
     ) -> Result<IssuedTokens, AppError> {
+        // Refused only if an admin locked or deleted the new account in the meantime: the
+        // answer of a login to it, not a 500.
         self.open_session(user, client, methods, None)
             .await?
-            .ok_or_else(|| AppError::Internal("a session without a proof epoch refused".into()))
+            .ok_or(AppError::InvalidCredentials)
     }
 
     /// Opens a session for `user`, whose proof (a password, a pending login's first step, a
