@@ -794,6 +794,54 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// Dependencies whose debug output carries what authd never logs: tokio-postgres prints every
+/// statement's parameters (queued mails with their links and codes, password hashes), lettre
+/// the messages it sends, the HTTP clients the URLs and headers of webhook and provider calls.
+/// Under a default level more verbose than `info` they stay at `info`, unless a directive names
+/// them (a directive for one of their modules applies to that module only).
+const QUIET_DEPENDENCIES: [&str; 7] = [
+    "tokio_postgres",
+    "lettre",
+    "reqwest",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+];
+
+/// `requested`'s directives, trimmed (EnvFilter reads ` info` as a target, not a level), and
+/// then: refinery logs a debug dump of every migration, SQL text included, at info (authd logs
+/// each migration it applies itself), so it speaks only of problems unless named; the
+/// `QUIET_DEPENDENCIES` are held at info when the default level would let their debug lines
+/// through.
+pub fn log_directives(requested: &str) -> String {
+    let given: Vec<&str> = requested
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    let names = |target: &str| {
+        given.iter().any(|d| {
+            // Only the crate itself: a directive for one of its modules is more specific than
+            // the cap, so it applies to that module and the cap to the rest.
+            d.split(['=', '[']).next().unwrap_or_default().trim() == target
+        })
+    };
+    let verbose = given
+        .iter()
+        .filter(|d| !d.contains('='))
+        .any(|level| ["debug", "trace"].contains(&level.to_ascii_lowercase().as_str()));
+    let mut all: Vec<String> = given.iter().map(|d| d.to_string()).collect();
+    if !names("refinery_core") {
+        all.push("refinery_core=warn".into());
+    }
+    if verbose {
+        let quiet = QUIET_DEPENDENCIES.iter().filter(|target| !names(target));
+        all.extend(quiet.map(|target| format!("{target}=info")));
+    }
+    all.join(",")
+}
+
 impl Settings {
     pub fn is_development(&self) -> bool {
         self.environment == Environment::Development

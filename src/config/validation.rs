@@ -525,13 +525,13 @@ fn is_placeholder(secret: &str) -> bool {
 }
 
 /// Whether `filter`, as authd hands it to `tracing_subscriber::EnvFilter` (trimmed, see
-/// `telemetry::directives`), parses and names no bare word that is not a level: such a word
+/// [`log_directives`]), parses and names no bare word that is not a level: such a word
 /// would read as a target enabled at every level, leaving everything else off.
 fn log_filter_is_valid(filter: &str) -> bool {
     const LEVELS: [&str; 12] = [
         "trace", "debug", "info", "warn", "error", "off", "0", "1", "2", "3", "4", "5",
     ];
-    let directives = crate::telemetry::directives(filter);
+    let directives = log_directives(filter);
     let is_level = |word: &str| LEVELS.contains(&word.to_ascii_lowercase().as_str());
     !filter.trim().is_empty()
         && directives
