@@ -297,6 +297,10 @@ impl Application {
             path: format!("{base_path}/auth/oauth"),
             ..cookie_policy.clone()
         };
+        let link_cookie = CookiePolicy {
+            path: format!("{base_path}/me/identities"),
+            ..cookie_policy.clone()
+        };
         let oauth_flow_ttl_seconds = i64::try_from(settings.oauth.flow_ttl_seconds).unwrap_or(600);
         let max_body_bytes = settings.http.max_body_bytes;
         let trusted_proxies = Arc::new(TrustedProxies::new(
@@ -356,6 +360,7 @@ impl Application {
                 federation,
                 webhooks: webhook_service.clone(),
                 oauth_cookie: oauth_cookie.clone(),
+                link_cookie: link_cookie.clone(),
                 oauth_flow_ttl_seconds,
                 account: AccountService::new(deps.clone()),
                 admin: AdminService::new(deps.clone()),

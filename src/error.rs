@@ -237,6 +237,8 @@ impl From<StoreError> for AppError {
             StoreError::EmailTaken => AppError::EmailTaken,
             StoreError::LastAdmin => AppError::LastAdmin,
             StoreError::LastWayIn => AppError::Federation(FederationFailure::LastWayIn),
+            // As if the request had come a moment later, after the ending.
+            StoreError::SessionEnded => AppError::TokenInvalid,
             StoreError::Unavailable(cause) => {
                 crate::metrics::backend_error("store", "unavailable");
                 AppError::Unavailable(cause)

@@ -30,7 +30,9 @@ use crate::flows::audit::EventKind;
 use crate::flows::auth::LoginOutcome;
 use crate::flows::deps::{retry_while_unavailable, FlowDeps};
 use crate::flows::mfa::MfaService;
-use crate::store::{ConsumedToken, FactorChoice, NewEmailLogin, RevokeReason, UsedEmailLogin};
+use crate::store::{
+    ConsumedToken, FactorChoice, NewEmailLogin, RevokeReason, StoreError, UsedEmailLogin,
+};
 
 /// The least time a sign-in code's answer takes, however it went: far above what checking a code
 /// costs (a few milliseconds, a little more with a mail pending), so the time of a refusal does
@@ -520,8 +522,20 @@ impl EmailLinkService {
         if self.deps.address_retired(new_email.canonical()).await? {
             return Err(AppError::EmailTaken);
         }
-        if !self.deps.store.change_email(user.id, &new_email).await? {
-            return Err(AppError::OneTimeTokenInvalid);
+        // The session is checked again as the address moves: an ending in between (the owner's
+        // reset, say) must not be followed by the address it did not see.
+        let changed = self
+            .deps
+            .store
+            .change_email(user.id, &new_email, origin.session_id)
+            .await;
+        match changed {
+            Ok(true) => {}
+            Ok(false) | Err(StoreError::SessionEnded) => {
+                tracing::info!(%user_id, "address change refused: the session that asked has ended");
+                return Err(AppError::OneTimeTokenInvalid);
+            }
+            Err(e) => return Err(e.into()),
         }
         let scope = match caller {
             Some(claims) if claims.sub == user.id => SessionScope::AllExcept(claims.sid),

@@ -66,6 +66,8 @@ pub enum FederatedOutcome {
     LinkRequired {
         link_token: String,
         email: String,
+        /// The provider's name, for the page's "link your <provider> account?".
+        provider: String,
     },
     /// A signed-in user's round trip to link the identity: done.
     Linked,
@@ -106,6 +108,12 @@ struct PendingLink {
     provider: String,
     subject: String,
     email: String,
+    /// For an offer made to a browser's round trip: the hash (hex) of that browser's flow key,
+    /// which must come back (the `oauth_link` cookie) with the link. Someone else's offer,
+    /// planted in a victim's page as a crafted return URL, then links nothing. `None` for a
+    /// native app's offer, answered in the body of the app's own request.
+    #[serde(default)]
+    browser: Option<String>,
 }
 
 /// A provider as frontends list it.
@@ -288,7 +296,8 @@ impl FederationService {
             .await
             .map_err(|e| self.refused(&provider, e, client))?;
         let Some(user_id) = ceremony.user_id else {
-            return self.sign_in(&provider, identity, client).await;
+            let browser = Some(trip.browser.as_str());
+            return self.sign_in(&provider, identity, browser, client).await;
         };
         // A link is the asking session's: once it has ended (signed out everywhere, a reset,
         // a lock, the account deleted), the round trip links nothing.
@@ -297,11 +306,21 @@ impl FederationService {
             (Some(user), Some(session_id)) => self.deps.session_lives(user, session_id).await?,
             _ => false,
         };
-        if !session_lives {
+        let session_id = trip.session_id.filter(|_| session_lives);
+        let Some(session_id) = session_id else {
             tracing::info!(%user_id, "identity link refused: the session that asked has ended");
             return Err(invalid());
+        };
+        match self
+            .link(&provider, &identity, user_id, session_id, client)
+            .await
+        {
+            Err(AppError::TokenInvalid) => {
+                tracing::info!(%user_id, "identity link refused: the session that asked has ended");
+                Err(invalid())
+            }
+            linked => linked,
         }
-        self.link(&provider, &identity, user_id, client).await
     }
 
     /// A nonce for the ID token a native app is about to ask `provider` for: single-use, for
@@ -391,7 +410,7 @@ impl FederationService {
             let e = ProviderError::Refused("the ID token was used before".into());
             return Err(self.refused(&provider, e, client));
         }
-        let outcome = self.sign_in(&provider, identity, client).await;
+        let outcome = self.sign_in(&provider, identity, None, client).await;
         if let Err(e) = &outcome {
             crate::metrics::federation_outcome("id_token", e.code());
         }
@@ -421,6 +440,7 @@ impl FederationService {
         &self,
         provider: &Provider,
         identity: VouchedIdentity,
+        browser: Option<&str>,
         client: &ClientContext,
     ) -> Result<FederatedOutcome, AppError> {
         let store = &self.deps.store;
@@ -454,7 +474,7 @@ impl FederationService {
             IdentityDecision::LinkRequired(account_id) => {
                 let email = email.map(EmailAddress::into_string).unwrap_or_default();
                 return self
-                    .offer_link(provider, &identity, account_id, email)
+                    .offer_link(provider, &identity, account_id, email, browser)
                     .await;
             }
             IdentityDecision::CreateAccount => match email {
@@ -499,12 +519,14 @@ impl FederationService {
         identity: &VouchedIdentity,
         account_id: Uuid,
         email: String,
+        browser: Option<&str>,
     ) -> Result<FederatedOutcome, AppError> {
         let token = OpaqueToken::generate();
         let pending = PendingLink {
             provider: provider.name.clone(),
             subject: identity.subject.clone(),
             email: email.clone(),
+            browser: browser.map(str::to_string),
         };
         self.deps
             .store
@@ -521,6 +543,7 @@ impl FederationService {
         Ok(FederatedOutcome::LinkRequired {
             link_token: token.as_str().to_string(),
             email,
+            provider: provider.name.clone(),
         })
     }
 
@@ -624,12 +647,14 @@ impl FederationService {
         Ok(FederatedOutcome::SignedIn(user, tokens))
     }
 
-    /// Links the identity to `user_id`, who asked for it while signed in.
+    /// Links the identity to `user_id`, who asked for it while signed in (in session
+    /// `session_id`, which must still live as the link is written).
     async fn link(
         &self,
         provider: &Provider,
         identity: &VouchedIdentity,
         user_id: Uuid,
+        session_id: Uuid,
         client: &ClientContext,
     ) -> Result<FederatedOutcome, AppError> {
         let store = &self.deps.store;
@@ -643,12 +668,15 @@ impl FederationService {
             return Err(AppError::Federation(FederationFailure::IdentityTaken));
         }
         let linked = store
-            .link_identity(&NewIdentity {
-                provider: provider.name.clone(),
-                subject: identity.subject.clone(),
-                user_id,
-                email: identity.email.clone(),
-            })
+            .link_identity(
+                &NewIdentity {
+                    provider: provider.name.clone(),
+                    subject: identity.subject.clone(),
+                    user_id,
+                    email: identity.email.clone(),
+                },
+                session_id,
+            )
             .await?;
         if !linked {
             return Err(AppError::Federation(FederationFailure::IdentityTaken));
@@ -675,11 +703,13 @@ impl FederationService {
     }
 
     /// The signed-in owner of an address links the identity that was offered for it
-    /// (`linkToken`). Only the account the offer was made for can take it, or use it up.
+    /// (`linkToken`). Only the account the offer was made for can take it, or use it up; an
+    /// offer made to a browser's round trip, only with that browser's `browser_key`.
     pub async fn accept_link(
         &self,
         caller: &Caller,
         link_token: &str,
+        browser_key: Option<&str>,
         client: &ClientContext,
     ) -> Result<LinkedIdentity, AppError> {
         self.deps.require_step_up(&caller.claims).await?;
@@ -698,6 +728,15 @@ impl FederationService {
             return Err(invalid());
         }
         let pending: PendingLink = serde_json::from_str(&ceremony.state).map_err(|_| invalid())?;
+        if let Some(expected) = &pending.browser {
+            let same_browser = browser_key
+                .and_then(OpaqueToken::parse)
+                .is_some_and(|key| hex(&key.hash()) == *expected);
+            if !same_browser {
+                tracing::info!(user_id = %caller.user.id, "identity link refused: not the browser the provider answered");
+                return Err(invalid());
+            }
+        }
         let provider = self.provider(&pending.provider)?;
         let identity = VouchedIdentity {
             subject: pending.subject,
@@ -705,7 +744,8 @@ impl FederationService {
             email_verified: true,
             name: None,
         };
-        self.link(&provider, &identity, caller.user.id, client)
+        let (user_id, session_id) = (caller.user.id, caller.claims.sid);
+        self.link(&provider, &identity, user_id, session_id, client)
             .await?;
         self.deps
             .store

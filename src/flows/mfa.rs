@@ -464,6 +464,7 @@ impl MfaService {
         let (codes, hashes) = Self::fresh_recovery_codes();
         let confirmation = TotpConfirmation {
             factor_id: pending.id,
+            session_id: caller.sid,
             step,
             recovery_codes: hashes,
         };

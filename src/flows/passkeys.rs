@@ -181,7 +181,7 @@ impl MfaService {
             created_at: crate::domain::user::at_store_precision(Utc::now()),
             last_used_at: None,
         };
-        if !self.deps.store.add_passkey(&stored).await? {
+        if !self.deps.store.add_passkey(&stored, caller.sid).await? {
             return Err(AppError::validation(
                 "credential",
                 "this passkey is registered already",

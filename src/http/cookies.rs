@@ -12,6 +12,8 @@ pub const REFRESH_COOKIE: &str = "refresh_token";
 pub const ONE_TIME_COOKIE: &str = "one_time_token";
 /// Ties a provider's callback to the browser that started the sign-in.
 pub const OAUTH_FLOW_COOKIE: &str = "oauth_flow";
+/// Ties a link offer (`link_required`) to the browser the provider answered.
+pub const OAUTH_LINK_COOKIE: &str = "oauth_link";
 
 #[derive(Debug, Clone)]
 pub struct CookiePolicy {
@@ -64,6 +66,20 @@ impl CookiePolicy {
             SameSite::Lax
         });
         cookie.set_max_age(Duration::seconds(max_age_seconds));
+        cookie
+    }
+
+    /// The `oauth_link` cookie: the round trip's browser key, kept (SameSite=Strict, for
+    /// `POST /me/identities` only) while the offer of a link waits for the account to sign in.
+    pub fn oauth_link(&self, key: &str, max_age_seconds: i64) -> Cookie<'static> {
+        let mut cookie = self.named(OAUTH_LINK_COOKIE, key.to_string());
+        cookie.set_max_age(Duration::seconds(max_age_seconds));
+        cookie
+    }
+
+    pub fn oauth_link_cleared(&self) -> Cookie<'static> {
+        let mut cookie = self.oauth_link("", 0);
+        cookie.make_removal();
         cookie
     }
 

@@ -46,6 +46,8 @@ pub struct AppState {
     pub one_time_cookie: cookies::CookiePolicy,
     /// The `oauth_flow` cookie of a round trip to a provider (path `/auth/oauth`).
     pub oauth_cookie: cookies::CookiePolicy,
+    /// The `oauth_link` cookie of a link offer (path `/me/identities`).
+    pub link_cookie: cookies::CookiePolicy,
     pub oauth_flow_ttl_seconds: i64,
     pub base_path: String,
     pub max_body_bytes: usize,

@@ -43,6 +43,18 @@ pub enum StoreError {
     /// The removal would leave the account no way to sign in (no password, passkey or identity).
     #[error("the last way to sign in")]
     LastWayIn,
+    /// The signed-in session a write was made for has ended (signed out, everywhere or by a
+    /// reset, a lock, a deletion): nothing was written. The writes a session asks for that add
+    /// a way into the account or move it (a passkey, a provider's identity, a TOTP factor, a new
+    /// address) check, in their own transaction, that the asking session still lives: the check
+    /// at the request's start is not enough, as an ending of the user's sessions (the owner's
+    /// reset or recovery, "sign out everywhere", a lock) landing between it and the write would
+    /// leave what the ended session added. An ending updates the user's row first, and these
+    /// writes hold that row (PostgreSQL) or take turns with every write (SQLite), so an ending
+    /// comes wholly before the check (which then fails) or after the write (and ends or removes
+    /// what it made).
+    #[error("the session that asked has ended")]
+    SessionEnded,
     /// The backend cannot be reached or has no free connection in time: retryable.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -111,8 +123,14 @@ pub trait UserStore: Send + Sync + 'static {
     /// Gives a live account a new, verified address; `EmailTaken` when another account holds it.
     /// In the same transaction, every outstanding token mailed to the account (reset,
     /// verification, address change, sign-in mail, and their follow-ups) is used up: a link in
-    /// the old mailbox opens nothing once the address has moved on.
-    async fn change_email(&self, id: Uuid, email: &EmailAddress) -> StoreResult<bool>;
+    /// the old mailbox opens nothing once the address has moved on. Made only while the
+    /// session that asked for the change lives ([`StoreError::SessionEnded`]).
+    async fn change_email(
+        &self,
+        id: Uuid,
+        email: &EmailAddress,
+        session_id: Uuid,
+    ) -> StoreResult<bool>;
 
     /// Marks a user deleted (the row stays, the email is free again) and unlinks its identities,
     /// so they may sign up again; false if there was none, `LastAdmin` when it is the last live,
@@ -271,7 +289,8 @@ pub trait MfaStore: Send + Sync + 'static {
     async fn use_totp_step(&self, factor_id: Uuid, step: i64) -> StoreResult<bool>;
 
     /// Confirms a pending factor with the step of its first code and, in the same transaction,
-    /// replaces the user's recovery codes; false when it is no longer pending.
+    /// replaces the user's recovery codes; false when it is no longer pending. Made only while
+    /// the enrolling session lives ([`StoreError::SessionEnded`]).
     async fn confirm_totp_factor(&self, confirmation: &TotpConfirmation) -> StoreResult<bool>;
 
     /// Replaces every recovery code of the user (the old ones stop working).
@@ -357,9 +376,9 @@ pub trait IdentityStore: Send + Sync + 'static {
         subject: &str,
     ) -> StoreResult<Option<(User, SessionEpoch)>>;
 
-    /// Links an identity; false when it is linked already, or the account has one at that
-    /// provider.
-    async fn link_identity(&self, identity: &NewIdentity) -> StoreResult<bool>;
+    /// Links an identity for the account's signed-in session `session_id` ([`StoreError::SessionEnded`]);
+    /// false when it is linked already, or the account has one at that provider.
+    async fn link_identity(&self, identity: &NewIdentity, session_id: Uuid) -> StoreResult<bool>;
 
     /// The account's identities, oldest first.
     async fn identities_of(&self, user_id: Uuid) -> StoreResult<Vec<LinkedIdentity>>;
@@ -381,8 +400,9 @@ pub trait IdentityStore: Send + Sync + 'static {
 /// Passkeys.
 #[async_trait]
 pub trait PasskeyStore: Send + Sync + 'static {
-    /// Stores a passkey; false when its credential id is registered already (to anyone).
-    async fn add_passkey(&self, passkey: &StoredPasskey) -> StoreResult<bool>;
+    /// Stores a passkey for the account's signed-in session `session_id` ([`StoreError::SessionEnded`]);
+    /// false when its credential id is registered already (to anyone).
+    async fn add_passkey(&self, passkey: &StoredPasskey, session_id: Uuid) -> StoreResult<bool>;
 
     /// The user's passkeys, oldest first.
     async fn passkeys_of(&self, user_id: Uuid) -> StoreResult<Vec<StoredPasskey>>;

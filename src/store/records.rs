@@ -550,6 +550,8 @@ pub struct SessionProof {
 #[derive(Debug, Clone)]
 pub struct TotpConfirmation {
     pub factor_id: Uuid,
+    /// The enrolling session: nothing is confirmed once it has ended.
+    pub session_id: Uuid,
     /// The time step of the code: later codes must be of later steps.
     pub step: i64,
     pub recovery_codes: Vec<TokenHash>,

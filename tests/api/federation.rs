@@ -89,9 +89,18 @@ struct Landing {
     url: url::Url,
     fields: HashMap<String, String>,
     refresh_token: Option<String>,
+    /// The `oauth_link` cookie's line, set with a link offer.
+    link_cookie_line: Option<String>,
 }
 
 impl Landing {
+    /// The `oauth_link` cookie's value, as this browser sends it back.
+    fn link_cookie(&self) -> Option<String> {
+        let line = self.link_cookie_line.as_deref()?;
+        let value = line.strip_prefix("oauth_link=")?.split(';').next()?;
+        Some(value.to_string()).filter(|value| !value.is_empty())
+    }
+
     fn status(&self) -> &str {
         self.fields.get("status").map(String::as_str).unwrap_or("")
     }
@@ -178,11 +187,30 @@ impl TestApp {
         self.post_json("/auth/oauth/fake/token", &body).await
     }
 
-    /// `POST /me/identities`: takes a link offer.
-    async fn accept_link(&self, token: &str, link_token: &str) -> reqwest::Response {
-        let body = json!({ "linkToken": link_token });
-        self.authed(Method::POST, "/me/identities", token, Some(body))
+    /// `POST /me/identities` from the browser that landed with `offer`: takes its link offer.
+    async fn accept_link(&self, token: &str, offer: &Landing) -> reqwest::Response {
+        let cookie = offer.link_cookie();
+        self.accept_link_with(token, &offer.fields["linkToken"], cookie.as_deref())
             .await
+    }
+
+    /// `POST /me/identities` with `link_token`, and `cookie` as the `oauth_link` cookie.
+    async fn accept_link_with(
+        &self,
+        token: &str,
+        link_token: &str,
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
+        let body = json!({ "linkToken": link_token });
+        let mut request = self
+            .client
+            .post(self.url("/me/identities"))
+            .bearer_auth(token)
+            .json(&body);
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", format!("oauth_link={cookie}"));
+        }
+        request.send().await.unwrap()
     }
 
     async fn identities(&self, token: &str) -> Value {
@@ -255,6 +283,7 @@ fn landing(response: reqwest::Response) -> Landing {
         .collect();
     Landing {
         refresh_token: refresh_cookie(response.headers()),
+        link_cookie_line: crate::helpers::cookie_line(response.headers(), "oauth_link"),
         url,
         fields,
     }
@@ -479,7 +508,15 @@ async fn an_address_with_an_account_is_never_taken_over(backend: Backend) {
         "no session before the owner proves itself"
     );
     assert_eq!(landing.fields["email"], owner.email);
-    let link_token = landing.fields["linkToken"].clone();
+    assert_eq!(landing.fields["provider"], "fake");
+    // The offer is this browser's: HttpOnly, for `POST /me/identities` only.
+    let line = landing
+        .link_cookie_line
+        .clone()
+        .expect("the oauth_link cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/me/identities"] {
+        assert!(line.contains(attribute), "{line}");
+    }
     assert!(app
         .identities(&owner.access_token)
         .await
@@ -490,13 +527,15 @@ async fn an_address_with_an_account_is_never_taken_over(backend: Backend) {
 
     // Someone else, signed in, cannot take the offer, nor use it up.
     let other = app.account().await;
-    let taken = app.accept_link(&other.access_token, &link_token).await;
+    let taken = app.accept_link(&other.access_token, &landing).await;
     assert_error(taken, 400, "validation_failed").await;
 
     // The offer, taken by the owner after signing in with the password.
-    let linked = app.accept_link(&owner.access_token, &link_token).await;
+    let linked = app.accept_link(&owner.access_token, &landing).await;
     assert_eq!(linked.status().as_u16(), 201);
-    let again = app.accept_link(&owner.access_token, &link_token).await;
+    let cleared = crate::helpers::cookie_line(linked.headers(), "oauth_link").unwrap_or_default();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let again = app.accept_link(&owner.access_token, &landing).await;
     assert_error(again, 400, "validation_failed").await;
     // From now on the identity signs the owner in.
     let token = app.sign_in_through("fake").await;
@@ -534,6 +573,55 @@ async fn a_second_factor_still_applies(backend: Backend) {
 
 /// The ID token's own checks, with nonces the app makes (`oauth.native_nonces = "any"`); the
 /// issued ones are the next test's.
+/// A link offer made to one browser's round trip links only from that browser: someone who
+/// gets an offer for a victim's address (a provider account claiming it) and plants it in the
+/// victim's page as a crafted return URL links nothing, though the victim is signed in. A
+/// native app's offer, answered in its own request's body, needs no cookie.
+async fn a_link_offer_is_taken_only_in_the_browser_it_was_made_to(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let issuer = fake.issuer.clone();
+    let app = spawn_app_with(backend, move |settings| {
+        with_providers(&issuer)(settings);
+        settings.oauth.native_nonces = NativeNonces::Any;
+    })
+    .await;
+    let victim = app.account().await;
+    fake.signs_in(&Person::new(&victim.email));
+    let planted = app.round_trip("fake", None).await;
+    assert_eq!(planted.status(), "link_required");
+    let link_token = planted.fields["linkToken"].clone();
+    // The victim's browser: no cookie, or the cookie of an offer of its own.
+    let own = app.round_trip("fake", None).await;
+    for cookie in [None, own.link_cookie()] {
+        let refused = app
+            .accept_link_with(&victim.access_token, &link_token, cookie.as_deref())
+            .await;
+        assert_error(refused, 400, "validation_failed").await;
+    }
+    let linked = app.identities(&victim.access_token).await;
+    assert!(linked.as_array().unwrap().is_empty(), "{linked}");
+    // Refused, the planted offer is used up: not even its own browser can take it now.
+    let used = app.accept_link(&victim.access_token, &planted).await;
+    assert_error(used, 400, "validation_failed").await;
+
+    // A native app's offer: the body names the provider, and the app takes it as it is.
+    let person = Person {
+        subject: "native-subject".into(),
+        ..Person::new(&victim.email)
+    };
+    let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, "n");
+    let offered = app.exchange(&token, "n").await;
+    assert_eq!(offered.status().as_u16(), 200);
+    let body: Value = offered.json().await.unwrap();
+    assert_eq!(body["linkRequired"], true, "{body}");
+    assert_eq!(body["provider"], "fake", "{body}");
+    let link_token = body["linkToken"].as_str().unwrap();
+    let linked = app
+        .accept_link_with(&victim.access_token, link_token, None)
+        .await;
+    assert_eq!(linked.status().as_u16(), 201);
+}
+
 async fn native_apps_exchange_an_id_token_once(backend: Backend) {
     let fake = FakeProvider::start().await;
     let issuer = fake.issuer.clone();
@@ -895,9 +983,7 @@ async fn closed_signup_and_locked_accounts_open_no_session(backend: Backend) {
     let owner = app.account().await;
     fake.signs_in(&Person::new(&owner.email));
     let offer = app.round_trip("fake", None).await;
-    let linked = app
-        .accept_link(&owner.access_token, &offer.fields["linkToken"])
-        .await;
+    let linked = app.accept_link(&owner.access_token, &offer).await;
     assert_eq!(linked.status().as_u16(), 201);
     app.lock_user(&admin.access_token, owner.user_id).await;
     let landing = app.round_trip("fake", None).await;
@@ -940,6 +1026,7 @@ crate::backend_tests!(
     a_code_is_redeemed_once,
     return_urls_stay_on_the_allowlist,
     an_address_with_an_account_is_never_taken_over,
+    a_link_offer_is_taken_only_in_the_browser_it_was_made_to,
     a_second_factor_still_applies,
     native_apps_exchange_an_id_token_once,
     native_apps_use_a_nonce_authd_issued_once,

@@ -10,8 +10,9 @@ use authd::domain::user::{Role, User};
 use authd::store::postgres::PostgresStore;
 use authd::store::sqlite::SqliteStore;
 use authd::store::{
-    FactorState, NewSession, NewUser, RevokeReason, Rotation, RotationOutcome, SessionEpoch, Store,
-    StoreError, StoredPasskey, TotpConfirmation, TotpFactor, UserUpdate,
+    FactorChoice, FactorState, NewIdentity, NewSession, NewUser, RevokeReason, Rotation,
+    RotationOutcome, SessionEpoch, Store, StoreError, StoredPasskey, TotpConfirmation, TotpFactor,
+    UserUpdate,
 };
 use uuid::Uuid;
 
@@ -419,6 +420,131 @@ async fn an_ending_and_a_session_asked_for_at_once_leave_no_session_from_before(
     }
 }
 
+fn passkey_of(user: &User, credential_id: u8) -> StoredPasskey {
+    StoredPasskey {
+        id: Uuid::new_v4(),
+        user_id: user.id,
+        credential_id: vec![credential_id; 16],
+        name: "key".into(),
+        credential: r#"{"counter":0}"#.into(),
+        created_at: chrono::Utc::now(),
+        last_used_at: None,
+    }
+}
+
+/// What a signed-in session adds to its account or changes of it (a passkey, an identity, a
+/// TOTP factor, the address) is written only while that session lives, checked in the write's
+/// own transaction: once it is revoked (or its user locked), nothing is written.
+async fn what_a_session_adds_is_written_only_while_it_lives(backend: Backend) {
+    let t = open(backend).await;
+    let user = t.user("adder@example.com").await;
+    let other = t.user("other@example.com").await;
+    let (live, _) = t.session(user.id, 3600).await;
+    let (ended, _) = t.session(user.id, 3600).await;
+    let (others, _) = t.session(other.id, 3600).await;
+    assert!(t
+        .store
+        .revoke_session(ended, RevokeReason::Logout)
+        .await
+        .unwrap());
+    let refused =
+        |outcome: &Result<bool, StoreError>| matches!(outcome, Err(StoreError::SessionEnded));
+    let identity = |subject: &str| NewIdentity {
+        provider: "example".into(),
+        subject: subject.into(),
+        user_id: user.id,
+        email: None,
+    };
+    let factor = TotpFactor {
+        id: Uuid::new_v4(),
+        user_id: user.id,
+        sealed_secret: vec![1, 2, 3],
+        created_at: chrono::Utc::now(),
+        confirmed_at: None,
+    };
+    t.store.create_totp_factor(&factor).await.unwrap();
+    let confirmation = |session_id| TotpConfirmation {
+        factor_id: factor.id,
+        session_id,
+        step: 100,
+        recovery_codes: Vec::new(),
+    };
+    let address = EmailAddress::parse("moved@example.com").unwrap();
+    for session in [ended, others] {
+        let added = t.store.add_passkey(&passkey_of(&user, 1), session).await;
+        assert!(refused(&added), "{added:?}");
+        let linked = t.store.link_identity(&identity("one"), session).await;
+        assert!(refused(&linked), "{linked:?}");
+        let confirmed = t.store.confirm_totp_factor(&confirmation(session)).await;
+        assert!(refused(&confirmed), "{confirmed:?}");
+        let changed = t.store.change_email(user.id, &address, session).await;
+        assert!(refused(&changed), "{changed:?}");
+    }
+    assert!(t.store.passkeys_of(user.id).await.unwrap().is_empty());
+    assert!(t.store.identities_of(user.id).await.unwrap().is_empty());
+    assert!(!t.store.mfa_status(user.id).await.unwrap().enabled());
+    let unmoved = t.store.user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(unmoved.email, "adder@example.com");
+
+    // The live session's writes go through.
+    let added = t.store.add_passkey(&passkey_of(&user, 1), live).await;
+    assert!(added.unwrap());
+    assert!(t.store.link_identity(&identity("one"), live).await.unwrap());
+    let confirmed = t.store.confirm_totp_factor(&confirmation(live)).await;
+    assert!(confirmed.unwrap());
+    assert!(t.store.change_email(user.id, &address, live).await.unwrap());
+
+    // A lock ends what the session may add, whatever its row says.
+    let lock = UserUpdate {
+        locked: Some(true),
+        ..UserUpdate::default()
+    };
+    t.store.update_user(user.id, lock).await.unwrap();
+    let added = t.store.add_passkey(&passkey_of(&user, 2), live).await;
+    assert!(refused(&added), "{added:?}");
+    assert_eq!(t.store.passkeys_of(user.id).await.unwrap().len(), 1);
+}
+
+/// A passkey registered by a session while the owner's recovery ends every session and removes
+/// every factor: either the registration comes first and the removal takes its passkey, or the
+/// ending comes first and the registration is refused; never a passkey left after the recovery
+/// (on PostgreSQL, the write holds the user's row, which the ending updates first). The window
+/// without that lock is one round trip wide, which these rounds rarely hit: the case above is
+/// what fails without the check.
+async fn a_passkey_added_while_the_owner_recovers_does_not_outlive_the_recovery(backend: Backend) {
+    let t = open(backend).await;
+    let user = t.user("recovered@example.com").await;
+    for round in 1..=30u8 {
+        let (session_id, _) = t.session(user.id, 3600).await;
+        // Staggered by a few hundred microseconds, so that over the rounds the ending lands
+        // before, inside and after the registration's transaction.
+        let stagger = std::time::Duration::from_micros(u64::from(round % 6) * 300);
+        let recovery = async {
+            tokio::time::sleep(stagger).await;
+            let ended = t
+                .store
+                .revoke_user_sessions(user.id, None, RevokeReason::PasswordReset)
+                .await;
+            ended.unwrap();
+            t.store
+                .remove_factors(user.id, FactorChoice::All)
+                .await
+                .unwrap();
+        };
+        let passkey = passkey_of(&user, round);
+        let (added, ()) = tokio::join!(t.store.add_passkey(&passkey, session_id), recovery);
+        assert!(
+            matches!(added, Ok(true) | Err(StoreError::SessionEnded)),
+            "round {round}: {added:?}"
+        );
+        let left = t.store.passkeys_of(user.id).await.unwrap();
+        assert!(
+            left.is_empty(),
+            "round {round}: a passkey outlived the recovery"
+        );
+    }
+}
+
 async fn the_store_answers_a_ping(backend: Backend) {
     let t = open(backend).await;
     t.store.ping().await.unwrap();
@@ -527,8 +653,10 @@ async fn a_second_totp_enrolment_cannot_be_confirmed_beside_an_active_one(backen
         created_at: chrono::Utc::now(),
         confirmed_at: None,
     };
+    let (session_id, _) = t.session(user.id, 3600).await;
     let confirmation = |factor_id| TotpConfirmation {
         factor_id,
+        session_id,
         step: 100,
         recovery_codes: Vec::new(),
     };
@@ -566,7 +694,8 @@ async fn a_passkey_use_is_recorded_over_the_credential_it_was_checked_against(ba
         created_at: chrono::Utc::now(),
         last_used_at: None,
     };
-    assert!(t.store.add_passkey(&passkey).await.unwrap());
+    let (session_id, _) = t.session(user.id, 3600).await;
+    assert!(t.store.add_passkey(&passkey, session_id).await.unwrap());
     let (checked, first, second) = (
         r#"{"counter":1}"#,
         r#"{"counter":2}"#,
@@ -845,6 +974,8 @@ async fn webhook_deliveries_follow_their_event_and_are_claimed_once(backend: Bac
 }
 
 crate::backend_tests!(
+    what_a_session_adds_is_written_only_while_it_lives,
+    a_passkey_added_while_the_owner_recovers_does_not_outlive_the_recovery,
     a_session_starts_only_under_the_epoch_its_proof_was_read_at,
     no_session_starts_for_a_locked_or_deleted_user,
     an_ending_and_a_session_asked_for_at_once_leave_no_session_from_before,

@@ -6,7 +6,8 @@
 //! outcome rides in the URL's fragment (never sent to a server, never in a `Referer`):
 //! `#status=signed_in` (the refresh cookie is set: call `POST /auth/refresh`),
 //! `#status=mfa_required&mfaToken=..&methods=..&expiresIn=..`,
-//! `#status=link_required&linkToken=..&email=..`, `#status=verification_sent`, `#status=linked`,
+//! `#status=link_required&linkToken=..&email=..&provider=..` (with the `oauth_link` cookie that
+//! `POST /me/identities` needs), `#status=verification_sent`, `#status=linked`,
 //! or `#status=error&error=<code>`.
 
 use actix_web::http::header::LOCATION;
@@ -18,7 +19,7 @@ use super::auth::{token_response, MfaRequiredBody, SignedInBody, TokenTransport}
 use crate::domain::claims::Caller;
 use crate::error::AppError;
 use crate::flows::federation::{Callback, CallbackResult, FederatedOutcome, StartedFlow};
-use crate::http::cookies::{request_cookie, OAUTH_FLOW_COOKIE};
+use crate::http::cookies::{request_cookie, OAUTH_FLOW_COOKIE, OAUTH_LINK_COOKIE};
 use crate::http::error::ErrorBody;
 use crate::http::extractors::{AuthUser, Client, JsonBody, QueryParams};
 use crate::http::AppState;
@@ -87,6 +88,8 @@ pub struct LinkRequiredBody {
     /// Single-use, for the account holding `email`, valid `oauth.flow_ttl_seconds`.
     link_token: String,
     email: String,
+    /// The provider whose identity is offered (for the page's "link your ... account?").
+    provider: String,
 }
 
 /// A new account whose address the provider did not verify: a verification mail is on its way.
@@ -216,13 +219,19 @@ pub async fn start(
                 return_to,
                 outcome: Err(e),
             },
+            None,
         )),
         Err(e) => Err(e),
     }
 }
 
-/// The redirect back to the frontend, the outcome in the fragment.
-fn back_to_frontend(state: &AppState, result: CallbackResult) -> HttpResponse {
+/// The redirect back to the frontend, the outcome in the fragment. `browser_key`: the round
+/// trip's `oauth_flow` key, kept for a link offer in the `oauth_link` cookie.
+fn back_to_frontend(
+    state: &AppState,
+    result: CallbackResult,
+    browser_key: Option<&str>,
+) -> HttpResponse {
     let mut url = result.return_to;
     let mut fragment = url::form_urlencoded::Serializer::new(String::new());
     let mut answer = HttpResponse::Found();
@@ -239,11 +248,20 @@ fn back_to_frontend(state: &AppState, result: CallbackResult) -> HttpResponse {
                 .append_pair("methods", &challenge.methods.join(","))
                 .append_pair("expiresIn", &challenge.expires_in.to_string());
         }
-        Ok(FederatedOutcome::LinkRequired { link_token, email }) => {
+        Ok(FederatedOutcome::LinkRequired {
+            link_token,
+            email,
+            provider,
+        }) => {
+            if let Some(key) = browser_key {
+                let ttl = state.oauth_flow_ttl_seconds;
+                answer.cookie(state.link_cookie.oauth_link(key, ttl));
+            }
             fragment
                 .append_pair("status", "link_required")
                 .append_pair("linkToken", &link_token)
-                .append_pair("email", &email);
+                .append_pair("email", &email)
+                .append_pair("provider", &provider);
         }
         Ok(FederatedOutcome::VerificationSent) => {
             fragment.append_pair("status", "verification_sent");
@@ -283,7 +301,7 @@ async fn finish(
         .federation
         .callback(provider, presented, &client)
         .await;
-    back_to_frontend(&state, result)
+    back_to_frontend(&state, result, browser_key.as_deref())
 }
 
 /// A provider's answer (redirect)
@@ -402,13 +420,16 @@ pub async fn exchange_id_token(
         FederatedOutcome::MfaRequired(challenge) => {
             HttpResponse::Ok().json(MfaRequiredBody::from(challenge))
         }
-        FederatedOutcome::LinkRequired { link_token, email } => {
-            HttpResponse::Ok().json(LinkRequiredBody {
-                link_required: true,
-                link_token,
-                email,
-            })
-        }
+        FederatedOutcome::LinkRequired {
+            link_token,
+            email,
+            provider,
+        } => HttpResponse::Ok().json(LinkRequiredBody {
+            provider,
+            link_required: true,
+            link_token,
+            email,
+        }),
         FederatedOutcome::VerificationSent => HttpResponse::Ok().json(VerificationSentBody {
             verification_sent: true,
         }),
@@ -480,17 +501,21 @@ pub async fn start_link(
 )]
 #[post("/me/identities")]
 pub async fn accept_link(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Client(client): Client,
     AuthUser(caller): AuthUser,
     body: Result<JsonBody<AcceptLinkRequest>, AppError>,
 ) -> Result<HttpResponse, AppError> {
     let JsonBody(body) = body?;
+    let browser_key = request_cookie(&req, OAUTH_LINK_COOKIE);
     let linked = state
         .federation
-        .accept_link(&caller, &body.link_token, &client)
+        .accept_link(&caller, &body.link_token, browser_key.as_deref(), &client)
         .await?;
-    Ok(HttpResponse::Created().json(IdentityBody::from(linked)))
+    Ok(HttpResponse::Created()
+        .cookie(state.link_cookie.oauth_link_cleared())
+        .json(IdentityBody::from(linked)))
 }
 
 /// Unlink a provider identity

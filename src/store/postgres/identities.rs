@@ -4,7 +4,10 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::users::user_from_row;
-use super::{begin, commit, execute, exists, lock_user, Columns, PostgresStore, USER_COLUMNS};
+use super::{
+    begin, commit, execute, exists, lock_user, lock_user_for_session, Columns, PostgresStore,
+    USER_COLUMNS,
+};
 use crate::domain::password::NO_PASSWORD;
 use crate::domain::user::User;
 use crate::store::*;
@@ -33,9 +36,13 @@ impl IdentityStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn link_identity(&self, identity: &NewIdentity) -> StoreResult<bool> {
-        let client = self.client().await?;
-        Ok(insert_identity(&client, identity).await? == 1)
+    async fn link_identity(&self, identity: &NewIdentity, session_id: Uuid) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        lock_user_for_session(&tx, &identity.user_id, &session_id).await?;
+        let linked = insert_identity(&tx, identity).await? == 1;
+        commit(tx).await?;
+        Ok(linked)
     }
 
     async fn identities_of(&self, user_id: Uuid) -> StoreResult<Vec<LinkedIdentity>> {

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{
-    begin, commit, execute, exists, lock_user, query, query_opt, ttl, Columns, Params,
-    PostgresStore,
+    begin, commit, execute, exists, lock_user, lock_user_for_session, query, query_opt, ttl,
+    Columns, Params, PostgresStore,
 };
 use crate::domain::assurance::AuthMethods;
 use crate::domain::opaque_token::TokenHash;
@@ -73,7 +73,7 @@ impl MfaStore for PostgresStore {
             return Ok(false);
         };
         let user_id: Uuid = owner.column("user_id")?;
-        lock_user(&tx, &user_id).await?;
+        lock_user_for_session(&tx, &user_id, &confirmation.session_id).await?;
         // An enrolment begun while another was being confirmed must not make a second active
         // factor (the unique index would refuse it as an error).
         let confirm = "UPDATE mfa_factors SET confirmed_at = now(), last_used_step = $2

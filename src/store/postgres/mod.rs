@@ -152,6 +152,26 @@ pub(super) async fn lock_user(
     Ok(())
 }
 
+/// Holds the user's row (see [`lock_user`]) and goes on only while their session `session_id`
+/// lives: otherwise [`StoreError::SessionEnded`]. An ending of the user's sessions updates that
+/// row first, so it has committed before the second statement reads the session (a fresh
+/// snapshot under READ COMMITTED) or waits for this transaction.
+pub(super) async fn lock_user_for_session(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: &uuid::Uuid,
+    session_id: &uuid::Uuid,
+) -> StoreResult<()> {
+    lock_user(tx, user_id).await?;
+    let live = "SELECT EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+                               WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL
+                                 AND u.deleted_at IS NULL AND NOT u.locked)";
+    if exists(tx, live, &[session_id, user_id]).await? {
+        Ok(())
+    } else {
+        Err(StoreError::SessionEnded)
+    }
+}
+
 /// Whether `sql`, a `SELECT EXISTS (...)`, finds a row.
 async fn exists(client: &impl GenericClient, sql: &str, params: Params<'_>) -> StoreResult<bool> {
     bounded(async {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{Columns, PostgresStore};
+use super::{begin, commit, execute, lock_user_for_session, Columns, Params, PostgresStore};
 use crate::store::*;
 
 const PASSKEY_COLUMNS: &str =
@@ -18,21 +18,23 @@ fn passkey_from_row(row: &tokio_postgres::Row) -> StoreResult<StoredPasskey> {
 #[async_trait]
 impl PasskeyStore for PostgresStore {
     #[tracing::instrument(skip_all)]
-    async fn add_passkey(&self, passkey: &StoredPasskey) -> StoreResult<bool> {
-        let added = self
-            .execute(
-                "INSERT INTO passkeys (id, user_id, credential_id, name, credential, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (credential_id) DO NOTHING",
-                &[
-                    &passkey.id,
-                    &passkey.user_id,
-                    &passkey.credential_id,
-                    &passkey.name,
-                    &passkey.credential,
-                    &passkey.created_at,
-                ],
-            )
-            .await?;
+    async fn add_passkey(&self, passkey: &StoredPasskey, session_id: Uuid) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        lock_user_for_session(&tx, &passkey.user_id, &session_id).await?;
+        let insert =
+            "INSERT INTO passkeys (id, user_id, credential_id, name, credential, created_at)
+                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (credential_id) DO NOTHING";
+        let values: Params = &[
+            &passkey.id,
+            &passkey.user_id,
+            &passkey.credential_id,
+            &passkey.name,
+            &passkey.credential,
+            &passkey.created_at,
+        ];
+        let added = execute(&tx, insert, values).await?;
+        commit(tx).await?;
         Ok(added == 1)
     }
 

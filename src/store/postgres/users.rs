@@ -9,8 +9,8 @@ use super::identities::insert_identity;
 use super::one_time::insert_token;
 use super::outbox::insert_email;
 use super::{
-    begin, bounded, commit, execute, exists, query_opt, Columns, Params, PostgresStore,
-    USER_COLUMNS,
+    begin, bounded, commit, execute, exists, lock_user_for_session, query_opt, Columns, Params,
+    PostgresStore, USER_COLUMNS,
 };
 use crate::domain::email::{CanonicalEmail, EmailAddress};
 use crate::domain::user::{Role, User};
@@ -154,9 +154,15 @@ impl UserStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn change_email(&self, id: Uuid, email: &EmailAddress) -> StoreResult<bool> {
+    async fn change_email(
+        &self,
+        id: Uuid,
+        email: &EmailAddress,
+        session_id: Uuid,
+    ) -> StoreResult<bool> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
+        lock_user_for_session(&tx, &id, &session_id).await?;
         let update = "UPDATE users SET email = $2, email_canonical = $3, email_verified = true,
                              updated_at = now()
                       WHERE id = $1 AND deleted_at IS NULL";

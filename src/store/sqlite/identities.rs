@@ -31,9 +31,11 @@ impl IdentityStore for SqliteStore {
         .await
     }
 
-    async fn link_identity(&self, identity: &NewIdentity) -> StoreResult<bool> {
+    async fn link_identity(&self, identity: &NewIdentity, session_id: Uuid) -> StoreResult<bool> {
         let identity = identity.clone();
-        let inserted = self.write(move |tx| insert_identity(tx, &identity, super::now_micros()));
+        let inserted = self.write_for_session(identity.user_id, session_id, move |tx| {
+            insert_identity(tx, &identity, super::now_micros())
+        });
         Ok(inserted.await? == 1)
     }
 

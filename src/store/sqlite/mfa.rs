@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 use uuid::Uuid;
 
-use super::{micros_from_now, now_micros, now_value, text, Columns, SqliteStore};
+use super::{micros_from_now, now_micros, now_value, session_lives, text, Columns, SqliteStore};
 use crate::domain::assurance::AuthMethods;
 use crate::domain::opaque_token::TokenHash;
 use crate::domain::password::NO_PASSWORD;
@@ -63,33 +63,41 @@ impl MfaStore for SqliteStore {
     async fn confirm_totp_factor(&self, confirmation: &TotpConfirmation) -> StoreResult<bool> {
         let TotpConfirmation {
             factor_id,
+            session_id,
             step,
             recovery_codes: codes,
         } = confirmation.clone();
-        self.write(move |tx| {
+        let confirmed = self.write(move |tx| {
             let now = now_micros();
+            let owner: Option<Uuid> = tx
+                .prepare_cached("SELECT user_id FROM mfa_factors WHERE id = ?1")?
+                .query_row([factor_id.to_string()], |row| row.column("user_id"))
+                .optional()?;
+            let Some(owner) = owner else {
+                return Ok(Some(false));
+            };
+            if !session_lives(tx, owner, session_id)? {
+                return Ok(None);
+            }
             // An enrolment begun while another was being confirmed must not make a second
             // active factor.
-            let user_id = tx
+            let confirmed = tx
                 .prepare_cached(
                     "UPDATE mfa_factors SET confirmed_at = ?2, last_used_step = ?3
                      WHERE id = ?1 AND confirmed_at IS NULL
                        AND NOT EXISTS (SELECT 1 FROM mfa_factors active
                                        WHERE active.user_id = mfa_factors.user_id
                                          AND active.kind = mfa_factors.kind
-                                         AND active.confirmed_at IS NOT NULL)
-                     RETURNING user_id",
+                                         AND active.confirmed_at IS NOT NULL)",
                 )?
-                .query_row(params![factor_id.to_string(), now, step], |row| {
-                    row.get::<_, String>(0)
-                })
-                .optional()?;
-            match user_id {
-                Some(user_id) => replace_codes(tx, &user_id, &codes, now).map(|()| true),
-                None => Ok(false),
+                .execute(params![factor_id.to_string(), now, step])?
+                > 0;
+            if confirmed {
+                replace_codes(tx, &owner.to_string(), &codes, now)?;
             }
-        })
-        .await
+            Ok(Some(confirmed))
+        });
+        confirmed.await?.ok_or(StoreError::SessionEnded)
     }
 
     async fn replace_recovery_codes(&self, user_id: Uuid, codes: &[TokenHash]) -> StoreResult<()> {

@@ -76,6 +76,19 @@ fn is_unique_violation(e: &tokio_rusqlite::Error) -> bool {
     )
 }
 
+/// Whether `user_id`'s session `session_id` lives: not revoked, the user neither locked nor
+/// deleted (what [`StoreError::SessionEnded`] guards).
+fn session_lives(tx: &Transaction<'_>, user_id: Uuid, session_id: Uuid) -> rusqlite::Result<bool> {
+    tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+                        WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL
+                          AND u.deleted_at IS NULL AND NOT u.locked)",
+    )?
+    .query_row([session_id.to_string(), user_id.to_string()], |row| {
+        row.get(0)
+    })
+}
+
 /// A value read from the database that does not fit its type (a corrupt row).
 fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text)
@@ -211,6 +224,30 @@ impl SqliteStore {
             Ok(done)
         })
         .await
+    }
+
+    /// [`write`](Self::write) for a request of `user_id`'s signed-in session `session_id`: `work`
+    /// runs only while that session lives, else nothing is written and the answer is
+    /// [`StoreError::SessionEnded`]. Write transactions take turns, so an ending of the user's
+    /// sessions came wholly before the check or comes after the write.
+    async fn write_for_session<T, F>(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        work: F,
+    ) -> StoreResult<T>
+    where
+        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let done = self.write(move |tx| {
+            if session_lives(tx, user_id, session_id)? {
+                work(tx).map(Some)
+            } else {
+                Ok(None)
+            }
+        });
+        done.await?.ok_or(StoreError::SessionEnded)
     }
 
     /// Opens (creating it and its directory if needed) the database file, or an in-memory one.

@@ -3,23 +3,30 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use rusqlite::params;
+
 use super::{now_value, text, Columns, SqliteStore};
 use crate::store::*;
 
 #[async_trait]
 impl PasskeyStore for SqliteStore {
-    async fn add_passkey(&self, passkey: &StoredPasskey) -> StoreResult<bool> {
-        let sql = "INSERT INTO passkeys (id, user_id, credential_id, name, credential, created_at)
-                   VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (credential_id) DO NOTHING";
-        let values = vec![
-            text(passkey.id),
-            text(passkey.user_id),
-            passkey.credential_id.clone().into(),
-            text(&passkey.name),
-            text(&passkey.credential),
-            passkey.created_at.timestamp_micros().into(),
-        ];
-        Ok(self.execute(sql, values).await? == 1)
+    async fn add_passkey(&self, passkey: &StoredPasskey, session_id: Uuid) -> StoreResult<bool> {
+        let passkey = passkey.clone();
+        let added = self.write_for_session(passkey.user_id, session_id, move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO passkeys (id, user_id, credential_id, name, credential, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (credential_id) DO NOTHING",
+            )?
+            .execute(params![
+                passkey.id.to_string(),
+                passkey.user_id.to_string(),
+                passkey.credential_id,
+                passkey.name,
+                passkey.credential,
+                passkey.created_at.timestamp_micros(),
+            ])
+        });
+        Ok(added.await? == 1)
     }
 
     async fn passkeys_of(&self, user_id: Uuid) -> StoreResult<Vec<StoredPasskey>> {

@@ -8,8 +8,8 @@ use super::identities::insert_identity;
 use super::one_time::insert_token;
 use super::outbox::insert_email;
 use super::{
-    cursor_values, is_unique_violation, now_micros, now_value, text, Columns, SqliteStore,
-    USER_COLUMNS,
+    cursor_values, is_unique_violation, now_micros, now_value, session_lives, text, Columns,
+    SqliteStore, USER_COLUMNS,
 };
 use crate::domain::email::{CanonicalEmail, EmailAddress};
 use crate::domain::user::User;
@@ -144,7 +144,12 @@ impl UserStore for SqliteStore {
         Ok(held.await?.unwrap_or(false))
     }
 
-    async fn change_email(&self, id: Uuid, email: &EmailAddress) -> StoreResult<bool> {
+    async fn change_email(
+        &self,
+        id: Uuid,
+        email: &EmailAddress,
+        session_id: Uuid,
+    ) -> StoreResult<bool> {
         let (address, canonical) = (
             email.as_str().to_string(),
             email.canonical().as_str().to_string(),
@@ -153,6 +158,9 @@ impl UserStore for SqliteStore {
             .call(move |c| {
                 let now = now_micros();
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if !session_lives(&tx, id, session_id)? {
+                    return Ok(None);
+                }
                 let changed = tx
                     .prepare_cached(
                         "UPDATE users SET email = ?2, email_canonical = ?3, email_verified = 1,
@@ -173,10 +181,11 @@ impl UserStore for SqliteStore {
                     }
                 }
                 tx.commit()?;
-                Ok(changed)
+                Ok(Some(changed))
             })
             .await
-            .map_err(address_taken_or)
+            .map_err(address_taken_or)?
+            .ok_or(StoreError::SessionEnded)
     }
 
     async fn soft_delete_user(&self, id: Uuid) -> StoreResult<bool> {
