@@ -28,7 +28,7 @@ pub mod sqlite;
 
 pub use migrations::MigrationTarget;
 pub(crate) use migrations::{
-    applies_canonical_emails, check_schema, configured_runner, migration_error, newest,
+    applies_canonical_emails, check_schema, configured_runner, migration_error, stamps,
 };
 pub use records::*;
 

@@ -188,6 +188,30 @@ async fn a_database_migrated_by_a_newer_authd_is_refused(backend: Backend) {
     database.remove();
 }
 
+/// A database whose migration of some number is not the one shipped (edited by hand, or another
+/// build's) is refused whether the start migrates or not, though its newest number is this
+/// authd's.
+async fn a_database_with_a_different_migration_is_refused(backend: Backend) {
+    let database = TestDatabase::new(backend);
+    migrate_to(backend, &database, None).await;
+    run_sql(
+        &database,
+        "UPDATE refinery_schema_history SET checksum = '1' WHERE version = 3",
+    )
+    .await;
+    let settings = test_settings(backend, &database);
+    for auto_migrate in [true, false] {
+        let mut settings = settings.clone();
+        settings.database.auto_migrate = auto_migrate;
+        let message = refused_start(settings).await;
+        assert!(
+            message.contains("migration V3__one_time_tokens_and_outbox in the database differs"),
+            "auto_migrate {auto_migrate}: {message}"
+        );
+    }
+    database.remove();
+}
+
 /// A start that does not migrate (`database.auto_migrate = false`) on a database behind this
 /// authd's schema is refused with what to do, not with the first statement that fails.
 async fn a_database_behind_is_refused_when_not_migrating(backend: Backend) {
@@ -220,5 +244,6 @@ crate::backend_tests!(
     a_first_schema_database_with_users_upgrades_in_place,
     migrating_again_changes_nothing,
     a_database_migrated_by_a_newer_authd_is_refused,
+    a_database_with_a_different_migration_is_refused,
     a_database_behind_is_refused_when_not_migrating,
 );

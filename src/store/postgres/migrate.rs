@@ -8,7 +8,7 @@ use super::{pg_config, unavailable, PostgresStore, Use};
 use crate::config::DatabaseSettings;
 use crate::domain::email::CanonicalEmail;
 use crate::store::{
-    applies_canonical_emails, check_schema, configured_runner, migration_error, newest,
+    applies_canonical_emails, check_schema, configured_runner, migration_error, stamps,
     MigrationTarget, StoreResult,
 };
 
@@ -70,15 +70,15 @@ impl PostgresStore {
         let history = "SELECT to_regclass('refinery_schema_history') IS NOT NULL";
         let applied = match client.query_one(history, &[]).await {
             Ok(row) if row.get::<_, bool>(0) => runner
-                .get_last_applied_migration_async(&mut client)
+                .get_applied_migrations_async(&mut client)
                 .await
                 .map_err(|e| migration_error(&e)),
-            Ok(_) => Ok(None),
+            Ok(_) => Ok(Vec::new()),
             Err(e) => Err(e.into()),
         };
         drop(client);
         let _ = driver.await;
-        check_schema(applied?.map(|m| m.version()), newest(&runner))
+        check_schema(&stamps(&applied?), &stamps(runner.get_migrations()))
     }
 
     /// Applies migrations up to `target` (all when `None`).

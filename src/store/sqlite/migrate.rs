@@ -5,7 +5,7 @@ use rusqlite::params;
 use super::SqliteStore;
 use crate::domain::email::CanonicalEmail;
 use crate::store::{
-    applies_canonical_emails, check_schema, configured_runner, migration_error, newest,
+    applies_canonical_emails, check_schema, configured_runner, migration_error, stamps,
     MigrationTarget, StoreError, StoreResult,
 };
 
@@ -29,11 +29,12 @@ impl SqliteStore {
                 // A database never migrated has no history table: "none", not a failed query.
                 let history = "SELECT count(*) FROM sqlite_master
                                WHERE type = 'table' AND name = 'refinery_schema_history'";
+                let shipped = stamps(runner.get_migrations());
                 if c.query_row(history, [], |row| row.get::<_, i64>(0))? == 0 {
-                    return Ok(check_schema(None, newest(&runner)));
+                    return Ok(check_schema(&[], &shipped));
                 }
-                Ok(match runner.get_last_applied_migration(c) {
-                    Ok(applied) => check_schema(applied.map(|m| m.version()), newest(&runner)),
+                Ok(match runner.get_applied_migrations(c) {
+                    Ok(applied) => check_schema(&stamps(&applied), &shipped),
                     Err(e) => Err(migration_error(&e)),
                 })
             })
