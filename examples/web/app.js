@@ -11,15 +11,17 @@
 //    back to /auth/refresh and /auth/logout, although the API is on another origin.
 //  - An authenticated call that gets 401 triggers one refresh (concurrent 401s share it) and is
 //    retried once. If authd refuses the refresh, the client calls onSessionEnded.
-//  - 429 and 503 with a short Retry-After are retried once after the wait; errors are AuthdError
-//    with authd's stable `code`.
+//  - 429, 503 overloaded (and any 503 of a GET) with a short Retry-After are retried once after
+//    the wait; errors are AuthdError with authd's stable `code`.
 //  - Passkeys (WebAuthn, when the browser has it): the client asks authd for the ceremony's
 //    options, hands them to navigator.credentials and sends the authenticator's answer back:
 //    adding one while signed in, signing in with one alone, or as the second step of a login.
-//  - Sign-in with other providers: the page navigates to authd's start URL; the provider sends the
-//    browser back here with the outcome in the URL's fragment, which handleOAuthReturn() reads and
-//    removes from the address bar (it may hold an mfaToken or a linkToken). "Signed in" carries no
-//    token: authd set the refresh cookie, and the client makes one refresh.
+//  - Sign-in with other providers: startOAuthSignIn() notes the start in this tab's sessionStorage
+//    and navigates to authd's start URL; the provider sends the browser back here with the outcome
+//    in the URL's fragment, which handleOAuthReturn() reads and removes from the address bar (it
+//    may hold an mfaToken or a linkToken), honouring a second step or a link only on a return this
+//    tab started. "Signed in" carries no token: authd set the refresh cookie, and the client makes
+//    one refresh. A link is made only after the user confirms it.
 
 import { AuthdClient, AuthdError } from './vendor/authd-client/index.js';
 
@@ -34,7 +36,7 @@ const client = new AuthdClient({
 });
 
 let mfaToken = null; // between a login that answered mfa-required and the second step
-let linkToken = null; // a provider's identity waiting for its account to sign in (link-required)
+let pendingLink = null; // {linkToken, email, provider}: a provider's identity waiting for its account to sign in, then for the user's yes
 
 // Signup answers a session, or (auth.require_email_verification) a message and no session.
 async function signUp(fields) {
@@ -51,7 +53,7 @@ async function logIn(fields) {
     showMfaStep(result.methods);
   } else {
     showSignedIn(result.user);
-    await linkWaitingIdentity();
+    askToLink();
   }
 }
 
@@ -61,7 +63,7 @@ async function verifySecondFactor({ code }) {
   const result = await client.verifyMfa({ mfaToken, ...proof });
   mfaToken = null;
   showSignedIn(result.user);
-  await linkWaitingIdentity();
+  askToLink();
 }
 
 // ---- passkeys ----
@@ -86,7 +88,7 @@ async function signInWithPasskey() {
   const result = await client.signInWithPasskey(email || undefined);
   $('#login-form').reset();
   showSignedIn(result.user);
-  await linkWaitingIdentity();
+  askToLink();
 }
 
 // The second step with a passkey instead of a code.
@@ -94,7 +96,7 @@ async function verifyWithPasskey() {
   const result = await client.verifyMfaWithPasskey(mfaToken);
   mfaToken = null;
   showSignedIn(result.user);
-  await linkWaitingIdentity();
+  askToLink();
 }
 
 // ---- sign-in with other providers ----
@@ -117,9 +119,11 @@ async function showProviders() {
 
 // A top-level navigation, not fetch: the provider's pages need the window, and authd's cookie
 // that ties the round trip to this browser must travel with it. It comes back to this very URL
-// (authd's oauth.allowed_return_urls must allow it), the outcome in the fragment.
+// (authd's oauth.allowed_return_urls must allow it), the outcome in the fragment. The client
+// first notes in this tab's sessionStorage that it started a sign-in: a return URL someone else
+// made (with their mfaToken or linkToken) finds no note and is refused.
 function signInWith(provider) {
-  location.assign(client.oauthStartUrl(provider, location.href));
+  client.startOAuthSignIn(provider, { returnTo: location.href });
 }
 
 // What the fragment can say besides "signed in" and "second step", for people.
@@ -134,6 +138,7 @@ const PROVIDER_ERRORS = {
   identity_taken: 'That identity is already linked to another account.',
   account_locked: 'This account is locked.',
   email_not_verified: 'Please confirm your email address first (see the mail we sent).',
+  oauth_return_unexpected: 'This page did not start that sign-in (an old or forwarded link?): nothing was done. Use the buttons to sign in.',
 };
 
 // On load: did a provider round trip bring the browser back here? (null: an ordinary load)
@@ -148,10 +153,11 @@ async function handleProviderReturn() {
       mfaToken = outcome.mfaToken;
       showMfaStep(outcome.methods, 'Your provider signed you in: one more step');
       return true;
-    case 'link-required': // never linked silently: the account must sign in first
-      linkToken = outcome.linkToken;
+    case 'link-required': // never linked silently: the account signs in first, then the user confirms
+      pendingLink = { linkToken: outcome.linkToken, email: outcome.email, provider: outcome.provider };
       await restoreSession();
-      $('#message').textContent = `${outcome.email} already has an account: log in to it, and your provider will be linked to it.`;
+      $('#message').textContent = `${outcome.email} already has an account: log in to it, and you will be asked whether to link your ${outcome.provider} account to it.`;
+      if ($('#status').dataset.state === 'signed-in') askToLink();
       return true;
     case 'verification-sent':
       await restoreSession();
@@ -170,22 +176,35 @@ async function handleProviderReturn() {
   }
 }
 
-// After a login that followed link-required: the provider's identity joins this account.
-async function linkWaitingIdentity() {
+// Signed in after link-required: ask before the provider's identity joins this account. Only
+// the user's yes links it (a link the user did not ask for would let that identity sign in here).
+function askToLink() {
+  if (!pendingLink) return;
+  $('#link-question').textContent = `Link your ${pendingLink.provider} account ${pendingLink.email} to this account?`;
+  $('#link-confirm').hidden = false;
+}
+
+async function confirmLink() {
+  const { linkToken } = pendingLink ?? {};
+  pendingLink = null;
+  $('#link-confirm').hidden = true;
   if (!linkToken) return;
-  const token = linkToken;
-  linkToken = null;
-  const identity = await client.linkIdentity(token);
+  const identity = await client.linkIdentity(linkToken);
   $('#message').textContent = `Linked your ${identity.provider} identity (${identity.email ?? 'no address'}) to this account.`;
 }
 
+function declineLink() {
+  pendingLink = null;
+  $('#link-confirm').hidden = true;
+  $('#message').textContent = 'Nothing was linked.';
+}
+
 async function logout() {
-  try {
-    // The cookie names the session to end; the Bearer token (even an expired one) is denied too.
-    await client.logout();
-  } finally {
-    showSignedOut('Logged out.');
-  }
+  // The cookie names the session to end; the Bearer token (even an expired one) is denied too.
+  // Only a logout authd answered ends the session: if this throws (authd unreachable, a 5xx),
+  // the page stays signed in and shows the error, since the cookie would restore the session.
+  await client.logout();
+  showSignedOut('Logged out.');
 }
 
 async function loadAccount() {
@@ -259,6 +278,7 @@ function showSignedOut(message = '') {
   $('#sessions').replaceChildren();
   $('#add-passkey').hidden = true;
   $('#recovery-codes').hidden = true;
+  $('#link-confirm').hidden = true;
   $('#message').textContent = message;
 }
 
@@ -308,6 +328,8 @@ $('#logout').addEventListener('click', action(logout));
 $('#add-passkey').addEventListener('click', action(addPasskey));
 $('#passkey-login').addEventListener('click', action(signInWithPasskey));
 $('#mfa-passkey').addEventListener('click', action(verifyWithPasskey));
+$('#link-yes').addEventListener('click', action(confirmLink));
+$('#link-no').addEventListener('click', action(declineLink));
 $('#passkey-login').hidden = !PASSKEYS;
 showProviders().catch(() => {}); // no buttons when authd cannot list them (the request list shows why)
 handleProviderReturn()

@@ -637,7 +637,9 @@ async function main() {
   step('an address with an account: the page asks for its login and links the provider; then the provider\'s sign-in asks for the second factor');
   provider.signsIn(person(mfaEmail));
   trip = await roundTrip();
-  checkEqual(trip.location.replace(/linkToken=[\w-]+/, 'linkToken=…'), `${pageUrl}#status=link_required&linkToken=…&email=${encodeURIComponent(mfaEmail)}`, 'link_required, with a link token');
+  checkEqual(trip.location.replace(/linkToken=[\w-]+/, 'linkToken=…'), `${pageUrl}#status=link_required&linkToken=…&email=${encodeURIComponent(mfaEmail)}&provider=fake`, 'link_required, with a link token and the provider');
+  const linkCookie = (await context.cookies(`${api}/me/identities`)).find((c) => c.name === 'oauth_link');
+  checkEqual(linkCookie && [linkCookie.httpOnly, linkCookie.sameSite, linkCookie.path], [true, 'Strict', '/me/identities'], 'the offer is bound to this browser by an HttpOnly oauth_link cookie for POST /me/identities only');
   await page.locator('#message', { hasText: 'already has an account' }).waitFor();
   checkEqual([await status(), page.url()], ['signed-out', pageUrl], 'no session, and the link token left the address bar');
   mark = traffic.mark();
@@ -645,6 +647,9 @@ async function main() {
   await page.waitForSelector('#mfa-form', { state: 'visible' });
   await page.fill('#mfa-form [name=code]', confirmed.json.recoveryCodes[1]);
   await page.click('#mfa-form button');
+  await page.locator('#link-question', { hasText: `Link your fake account ${mfaEmail}` }).waitFor();
+  checkEqual(statuses(await traffic.since(mark), 'POST', '/me/identities'), [], 'signed in, the page asks before linking');
+  await page.click('#link-yes');
   await page.locator('#message', { hasText: 'Linked your fake identity' }).waitFor();
   calls = await traffic.since(mark);
   checkEqual(statuses(calls, 'POST', '/me/identities'), [201], `after the login the page linked the identity (${show(calls)})`);

@@ -16,7 +16,7 @@ export type { ApiErrorBody, AuthdErrorCode, FieldError } from './errors.js';
 export { parseOAuthReturn } from './oauth.js';
 export type { HistoryLike, Linked, LinkRequired, OAuthErrorCode, OAuthFailed, OAuthOutcome, VerificationSent } from './oauth.js';
 export { base64url, bytes, creationOptions, credentialJson, platformWebAuthn, requestOptions } from './passkeys.js';
-export type { WebAuthnApi } from './passkeys.js';
+export type { PasskeyCeremonyOptions, WebAuthnApi } from './passkeys.js';
 export { memoryStorage } from './storage.js';
 export type { RefreshTokenStorage } from './storage.js';
 export type * from './types.js';

@@ -7,6 +7,11 @@
 //
 // The fragment never reaches a server (nor a Referer), which is why authd uses it; the page must
 // still remove it from the address bar (history) at once: it may carry an mfaToken or linkToken.
+//
+// Anyone can send a victim a URL of the page with a fragment of their own making (an attacker's
+// mfaToken or linkToken), so the tab notes in its sessionStorage that it started a sign-in
+// (`startOAuthSignIn`), and `handleOAuthReturn` honours `mfa_required` and `link_required` only
+// on a return that tab expected.
 
 import type { AuthdErrorCode } from './errors.js';
 import type { MfaRequired } from './client.js';
@@ -35,14 +40,24 @@ export type OAuthErrorCode =
   | 'email_not_verified'
   /** The fragment had `status` but not the fields its status needs (the client's own code). */
   | 'unexpected_response'
+  /** `mfa_required` or `link_required` came back to a tab that started no provider sign-in with
+   * `startOAuthSignIn` (or already handled its return): possibly a URL forged to sign the user in
+   * to someone else's account or to link someone else's identity. Nothing was done (the client's
+   * own code). */
+  | 'oauth_return_unexpected'
   | AuthdErrorCode;
 
 /** The provider vouched for an address that has an account: sign in to it (password, passkey),
- * then `linkIdentity(linkToken)` links the provider; `linkToken` is single-use and short-lived. */
+ * ask the user to confirm ("Link your <provider> account <email>?"), and only then
+ * `linkIdentity(linkToken)` links the provider; `linkToken` is single-use and short-lived. */
 export interface LinkRequired {
   status: 'link-required';
   linkToken: string;
   email: string;
+  /** The provider's name: from the fragment's `provider` when authd sends it, else the one the
+   * tab started (`handleOAuthReturn`) or the one exchanged for (`exchangeIdToken`); absent only
+   * from `parseOAuthReturn` of a fragment without it. */
+  provider?: string;
 }
 /** A new account whose address the provider did not verify: a verification mail was sent. */
 export interface VerificationSent {
@@ -70,7 +85,8 @@ export interface HistoryLike {
 /**
  * Reads the outcome of a provider round trip from a URL (`location.href`, or a string / `URL`).
  * Null when the fragment is not one of authd's (no `status` in it): an app's own `#section` or
- * `#/route` is left alone. Pure: no request, no history change (see `AuthdClient.handleOAuthReturn`).
+ * `#/route` is left alone. Pure: no request, no history change, and no check that this tab
+ * started a sign-in: act on a return with `AuthdClient.handleOAuthReturn`, which makes it.
  */
 export function parseOAuthReturn(url: string | URL | { readonly href: string }): OAuthOutcome | null {
   const href = typeof url === 'string' ? url : url.href;
@@ -93,8 +109,9 @@ export function parseOAuthReturn(url: string | URL | { readonly href: string }):
     case 'link_required': {
       const linkToken = fields.get('linkToken');
       const email = fields.get('email');
-      if (!linkToken || email === null) return malformed;
-      return { status: 'link-required', linkToken, email };
+      const provider = fields.get('provider');
+      if (!linkToken || email === null || provider === '') return malformed;
+      return provider === null ? { status: 'link-required', linkToken, email } : { status: 'link-required', linkToken, email, provider };
     }
     case 'verification_sent':
       return { status: 'verification-sent' };
@@ -112,4 +129,30 @@ export function withoutFragment(url: string | URL | { readonly href: string }): 
   const href = typeof url === 'string' ? url : url.href;
   const at = href.indexOf('#');
   return at < 0 ? href : href.slice(0, at);
+}
+
+// The tab's note that it sent the browser to a provider: one sessionStorage key (per tab, per
+// origin), the provider's name, no token. Written just before the navigation, taken (read and
+// removed) by the first return.
+const STARTED_KEY = 'authd.oauth-started';
+
+/** Notes that this tab starts a sign-in with `provider` (`AuthdClient.startOAuthSignIn`). */
+export function noteOAuthStart(provider: string): void {
+  const storage = (globalThis as { sessionStorage?: Storage }).sessionStorage;
+  if (!storage) throw new TypeError('startOAuthSignIn: no sessionStorage here (browsers only)');
+  storage.setItem(STARTED_KEY, provider);
+}
+
+/** The provider this tab started a sign-in with, or null; the note is removed either way. */
+export function takeOAuthStart(): string | null {
+  try {
+    const storage = (globalThis as { sessionStorage?: Storage }).sessionStorage;
+    if (!storage) return null;
+    const provider = storage.getItem(STARTED_KEY);
+    storage.removeItem(STARTED_KEY);
+    return provider;
+  } catch {
+    // Storage disabled (a sandboxed frame): no note, so nothing that needs one is honoured.
+    return null;
+  }
 }

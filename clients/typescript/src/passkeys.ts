@@ -8,8 +8,19 @@
  * (React Native) pass an implementation backed by the platform's passkey API.
  */
 export interface WebAuthnApi {
-  create(options: { publicKey: PublicKeyCredentialCreationOptions }): Promise<Credential | null>;
-  get(options: { publicKey: PublicKeyCredentialRequestOptions }): Promise<Credential | null>;
+  create(options: { publicKey: PublicKeyCredentialCreationOptions; signal?: AbortSignal }): Promise<Credential | null>;
+  get(options: { publicKey: PublicKeyCredentialRequestOptions; mediation?: CredentialMediationRequirement; signal?: AbortSignal }): Promise<Credential | null>;
+}
+
+/** Per-ceremony options handed to `navigator.credentials.get` (and the calls to authd): `mediation`
+ * (`'conditional'`: the browser offers passkeys in the autofill of an input with
+ * `autocomplete="username webauthn"` instead of a dialog) and `signal` (aborts the wait for the
+ * authenticator and the requests; a conditional request waits until the user picks a passkey, so
+ * abort it when they sign in another way). */
+export interface PasskeyCeremonyOptions {
+  webauthn?: WebAuthnApi;
+  mediation?: CredentialMediationRequirement;
+  signal?: AbortSignal;
 }
 
 /** The browser's `navigator.credentials`, or an error that says to pass one. */

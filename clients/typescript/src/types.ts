@@ -73,6 +73,8 @@ export type LoginRequest = Omit<Schemas['LoginRequest'], 'tokenTransport'>;
 export type MfaVerifyRequest = Omit<Schemas['MfaVerifyRequest'], 'tokenTransport'>;
 export type ResetPasswordRequest = Schemas['ResetRequest'];
 export type ChangePasswordRequest = Schemas['ChangePasswordRequest'];
+/** `deleteAccount`'s proof: the password. */
+export type DeleteAccountRequest = Schemas['DeleteMeRequest'];
 /** A provider to sign in with: `name` goes in the paths, `displayName` on the button. */
 export type OAuthProvider = Schemas['ProviderBody'];
 /** An identity at a provider linked to the caller's account. */

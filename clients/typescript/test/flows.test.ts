@@ -99,6 +99,55 @@ describe('signup, login, me', () => {
     await assert.rejects(other.client.me(), (e) => e instanceof AuthdError && e.status === 401, 'the ended session is over');
     assert.equal((await client.sessions()).length, 1);
   });
+
+  test('a path parameter of "", "." or ".." is refused before any request (it would name another path)', async () => {
+    const { client, traffic } = browserClient();
+    await client.signup(newAccount('dots'));
+    const mark = traffic.mark();
+    for (const id of ['', '.', '..']) {
+      await assert.rejects(client.revokeSession(id), (e) => e instanceof TypeError && e.message.includes('"id"'), JSON.stringify(id));
+      await assert.rejects(client.request('DELETE', '/auth/sessions/{id}', { params: { path: { id } } }), TypeError, JSON.stringify(id));
+      assert.throws(() => client.oauthStartUrl(id), TypeError, JSON.stringify(id));
+    }
+    assert.equal(traffic.since(mark).length, 0, 'nothing was sent');
+    await assert.rejects(client.revokeSession('a..b'), authdError(400, 'validation_failed'), 'dots inside a value are its own characters (here: not a UUID)');
+    assert.equal((await client.sessions()).length, 1, 'the session is still there');
+  });
+
+  test('request() refuses the calls that change the client\'s session, naming the method to use', async () => {
+    const { client, traffic } = browserClient();
+    const account = newAccount('refused');
+    await client.signup(account);
+    const mark = traffic.mark();
+    const refused = (method: string) => (e: unknown) => e instanceof TypeError && e.message.includes(`use ${method}`);
+    await assert.rejects(client.request('POST', '/auth/refresh'), refused('refresh() or restoreSession()'));
+    await assert.rejects(client.request('POST', '/auth/logout'), refused('logout()'));
+    await assert.rejects(client.request('POST', '/auth/logout-all'), refused('logoutAll()'));
+    await assert.rejects(client.request('DELETE', '/me', { body: { password: account.password } }), refused('deleteAccount()'));
+    assert.equal(traffic.since(mark).length, 0, 'nothing was sent');
+    assert.equal(client.state, 'signed-in');
+    assert.equal((await client.me()).email, account.email);
+  });
+
+  test('deleteAccount: a wrong password is a field error; the right one deletes the account and signs out', async () => {
+    let ended = 0;
+    const { client } = browserClient({ onSessionEnded: () => (ended += 1) });
+    const account = newAccount('delete');
+    await client.signup(account);
+    await assert.rejects(
+      client.deleteAccount({ password: 'not the password at all' }),
+      authdError(400, 'validation_failed', (e) => assert.equal(e.details[0]?.field, 'password')),
+    );
+    assert.equal(client.state, 'signed-in');
+    const token = client.getAccessToken();
+    await client.deleteAccount({ password: account.password });
+    assert.deepEqual([client.state, client.getAccessToken()], ['signed-out', null]);
+    const denied = await fetch(`${authd.url}/me`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(denied.status, 401, 'the session ended with the account');
+    await assert.rejects(client.login(account), authdError(401, 'invalid_credentials'));
+    await Promise.resolve();
+    assert.equal(ended, 0, 'asked for: no onSessionEnded');
+  });
 });
 
 describe('sign-in with other providers, none configured', () => {
@@ -136,6 +185,17 @@ describe('typed errors', () => {
     );
   });
 
+  test('feature_disabled (passwordless sign-in is off by default), with authd\'s timestamp', async () => {
+    const { client } = browserClient();
+    await assert.rejects(
+      client.request('POST', '/auth/email/login', { body: { email: 'someone@example.com' } }),
+      authdError(404, 'feature_disabled', (e) => {
+        assert.ok(e.timestamp && Math.abs(Date.parse(e.timestamp) - Date.now()) < 60_000, `timestamp ${e.timestamp}`);
+        assert.deepEqual(e.details, []);
+      }),
+    );
+  });
+
   test('email_taken', async () => {
     const { client } = browserClient();
     const account = newAccount('taken');
@@ -164,6 +224,52 @@ describe('logout', () => {
     await assert.rejects(client.me(), authdError(401, 'unauthorized'));
     assert.equal(show(traffic.since(mark)), 'GET /me 401, POST /auth/refresh 401', 'one refresh attempt, no loop');
     assert.equal(ended, 0, 'logging out is not a session that ended by itself');
+  });
+
+  test('a logout authd did not answer keeps the session (the cookie would sign back in); a later one ends it', async () => {
+    const traffic = recordTraffic({ cookieJar: true });
+    // What the network or a failing authd can do to the logout (authd cannot be made to).
+    let failure: (() => Response) | null = () => {
+      throw new TypeError('fetch failed');
+    };
+    const client = new AuthdClient({
+      baseUrl: authd.url,
+      fetch: async (input, init) => (failure && new URL(String(input)).pathname === '/auth/logout' ? failure() : traffic.fetch(input, init)),
+    });
+    const account = newAccount('logout-fails');
+    await client.signup(account);
+    const token = client.getAccessToken();
+
+    await assert.rejects(client.logout(), TypeError, 'no answer');
+    assert.deepEqual([client.state, client.getAccessToken()], ['signed-in', token], 'still signed in');
+    assert.ok(traffic.cookies.has('refresh_token'), 'the cookie is still there');
+    failure = () =>
+      new Response(JSON.stringify({ error: 'try again', code: 'unavailable', statusCode: 503, requestId: 'r-503', timestamp: new Date().toISOString() }), {
+        status: 503,
+        headers: { 'content-type': 'application/json', 'retry-after': '1' },
+      });
+    await assert.rejects(client.logout(), authdError(503, 'unavailable'));
+    assert.deepEqual([client.state, (await client.me()).email], ['signed-in', account.email], 'still signed in, and the session works');
+    const reloaded = new AuthdClient({ baseUrl: authd.url, fetch: traffic.fetch });
+    assert.equal(await reloaded.restoreSession(), true, 'which is why the client must not pretend it is over');
+
+    failure = null;
+    await reloaded.logout();
+    await client.logout();
+    assert.deepEqual([client.state, client.getAccessToken(), reloaded.state], ['signed-out', null, 'signed-out']);
+    assert.equal(await new AuthdClient({ baseUrl: authd.url, fetch: traffic.fetch }).restoreSession(), false, 'now the session is over');
+
+    // 401 means there is no session to end: signed out here too.
+    const gone = new AuthdClient({
+      baseUrl: authd.url,
+      fetch: async (input, init) =>
+        new URL(String(input)).pathname === '/auth/logout'
+          ? new Response(JSON.stringify({ error: 'no', code: 'unauthorized', statusCode: 401, requestId: 'r-401', timestamp: '' }), { status: 401 })
+          : traffic.fetch(input, init),
+    });
+    await gone.login(account);
+    await gone.logout();
+    assert.equal(gone.state, 'signed-out');
   });
 
   test('logoutAll ends every session of the user', async () => {

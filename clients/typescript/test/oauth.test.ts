@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { AuthdClient, memoryStorage, parseOAuthReturn, type HistoryLike } from '@authd/client';
 
 import { startAuthd, type Authd } from './support/authd.js';
-import { authdError, newAccount } from './support/fixtures.js';
+import { authdError, newAccount, RecordingStorage } from './support/fixtures.js';
 import { emailedToken } from './support/mail.js';
 import { person, startOidcProvider, type OidcProvider } from './support/oidc-provider.js';
 import { totp } from './support/totp.js';
@@ -19,6 +19,12 @@ import { recordTraffic, show } from './support/traffic.js';
 // authd's default return-URL allowlist is the origin of app.frontend_url (http://localhost:3000
 // in config/): the page the round trip returns to. Nothing listens there; navigate() stops at it.
 const PAGE = 'http://localhost:3000/signed-in?from=provider';
+
+// The tab's sessionStorage, where startOAuthSignIn notes the sign-in it starts (one tab here:
+// the tests run one after the other).
+const sessionStore = new RecordingStorage();
+Object.assign(globalThis, { sessionStorage: sessionStore });
+const STARTED_KEY = 'authd.oauth-started';
 
 let authd: Authd;
 let provider: OidcProvider;
@@ -42,7 +48,13 @@ function browser(server: Authd = authd) {
   const traffic = recordTraffic({ cookieJar: true });
   const client = new AuthdClient({ baseUrl: server.url, fetch: traffic.fetch });
   const navigate = (url: string) => traffic.navigate(url, { cookieOrigin: server.url, follow: [server.url, provider.issuer] });
-  return { client, traffic, navigate, history: recordingHistory() };
+  /** The page's button: startOAuthSignIn notes the start in this tab and navigates (here: returns where to). */
+  const startSignIn = (name = 'fake', returnTo: string = PAGE) => {
+    let assigned = '';
+    client.startOAuthSignIn(name, { returnTo, location: { assign: (url) => (assigned = url) } });
+    return assigned;
+  };
+  return { client, traffic, navigate, startSignIn, history: recordingHistory() };
 }
 
 /** The attributes of the Set-Cookie line for `name`, lower-cased, without its value. */
@@ -150,8 +162,8 @@ describe('the browser round trip', () => {
     const enrolment = await first.client.request('POST', '/me/mfa/totp');
     const confirmed = await first.client.request('POST', '/me/mfa/totp/confirm', { body: { code: totp(enrolment.secret) } });
 
-    const { client, traffic, navigate, history } = browser();
-    const trip = await navigate(client.oauthStartUrl('fake', PAGE));
+    const { client, traffic, navigate, startSignIn, history } = browser();
+    const trip = await navigate(startSignIn());
     assert.match(trip.url, /#status=mfa_required&mfaToken=[\w-]+&methods=totp%2Crecovery_code&expiresIn=\d+$/);
     assert.ok(!trip.hops.at(-1)!.setCookies.some((l) => l.startsWith('refresh_token=')), 'no session before the second step');
     const result = await client.handleOAuthReturn(trip.url, history);
@@ -177,11 +189,11 @@ describe('the browser round trip', () => {
     await owner.client.signup(account);
     provider.signsIn(person(account.email));
 
-    const { client, traffic, navigate, history } = browser();
-    const trip = await navigate(client.oauthStartUrl('fake', PAGE));
+    const { client, traffic, navigate, startSignIn, history } = browser();
+    const trip = await navigate(startSignIn());
     const result = await client.handleOAuthReturn(trip.url, history);
     assert.ok(result?.status === 'link-required', JSON.stringify(result));
-    assert.equal(result.email, account.email);
+    assert.deepEqual([result.email, result.provider], [account.email, 'fake'], 'the provider to name when asking the user to confirm');
     assert.deepEqual([history.replaced.map((r) => r.url), traffic.exchanges.length, client.state], [[PAGE], 0, 'unknown'], 'no session: never linked silently');
 
     await client.login({ email: account.email, password: account.password });
@@ -189,6 +201,8 @@ describe('the browser round trip', () => {
     assert.deepEqual([linked.provider, linked.email], ['fake', account.email]);
     assert.deepEqual((await client.identities()).map((i) => i.provider), ['fake']);
     await assert.rejects(client.linkIdentity(result.linkToken), authdError(400, 'validation_failed'), 'a link token works once');
+    assert.equal(sessionStore.getItem(STARTED_KEY), null, 'the return took the note');
+    assert.deepEqual(await client.handleOAuthReturn(trip.url, null), { status: 'error', code: 'oauth_return_unexpected' }, 'the same return again is not expected');
 
     const later = browser();
     const back = await later.client.handleOAuthReturn((await later.navigate(later.client.oauthStartUrl('fake', PAGE))).url, null);
@@ -220,16 +234,56 @@ describe('the browser round trip', () => {
   });
 });
 
+describe('a return this tab did not start (a forged URL)', () => {
+  test('startOAuthSignIn notes the provider in sessionStorage and navigates to the start URL', () => {
+    const { client } = browser();
+    const writes = sessionStore.writes.length;
+    const assigned: string[] = [];
+    client.startOAuthSignIn('fake', { returnTo: `${PAGE}#old`, location: { assign: (url) => assigned.push(url) } });
+    assert.deepEqual(assigned, [client.oauthStartUrl('fake', PAGE)]);
+    assert.deepEqual(sessionStore.writes.slice(writes), [[STARTED_KEY, 'fake']], 'one key, the provider, no token');
+    assert.throws(() => client.startOAuthSignIn('fake', { returnTo: PAGE }), TypeError, 'Node has no location: it must be passed');
+    sessionStore.clear();
+  });
+
+  test('mfa_required and link_required without a sign-in started here: oauth_return_unexpected, nothing done', async () => {
+    sessionStore.clear();
+    const { client, traffic, history } = browser();
+    const forgedLink = `${PAGE}#status=link_required&linkToken=attackers-token&email=victim%40example.com&provider=fake`;
+    assert.deepEqual(await client.handleOAuthReturn(forgedLink, history), { status: 'error', code: 'oauth_return_unexpected' });
+    const forgedMfa = `${PAGE}#status=mfa_required&mfaToken=attackers-token&methods=totp&expiresIn=300`;
+    assert.deepEqual(await client.handleOAuthReturn(forgedMfa, history), { status: 'error', code: 'oauth_return_unexpected' });
+    assert.deepEqual([history.replaced.map((r) => r.url), traffic.exchanges.length, client.state], [[PAGE, PAGE], 0, 'unknown'], 'the fragment is removed all the same; no request');
+  });
+
+  test('a link_required naming another provider than the one started is unexpected; any return clears the note', async () => {
+    const { client, startSignIn } = browser();
+    startSignIn('fake');
+    const other = `${PAGE}#status=link_required&linkToken=t&email=a%40example.com&provider=elsewhere`;
+    assert.deepEqual(await client.handleOAuthReturn(other, null), { status: 'error', code: 'oauth_return_unexpected' });
+    assert.equal(sessionStore.getItem(STARTED_KEY), null);
+
+    startSignIn('fake');
+    assert.deepEqual(await client.handleOAuthReturn(`${PAGE}#status=error&error=oauth_cancelled`, null), { status: 'error', code: 'oauth_cancelled' });
+    assert.equal(sessionStore.getItem(STARTED_KEY), null, 'an error return clears it too');
+    assert.deepEqual(await client.handleOAuthReturn(`${PAGE}#status=link_required&linkToken=t&email=a%40example.com`, null), { status: 'error', code: 'oauth_return_unexpected' });
+
+    startSignIn('fake');
+    assert.deepEqual(await client.handleOAuthReturn(`${PAGE}#status=link_required&linkToken=t&email=a%40example.com&provider=fake`, null), { status: 'link-required', linkToken: 't', email: 'a@example.com', provider: 'fake' });
+  });
+});
+
 describe('parseOAuthReturn and handleOAuthReturn without an outcome', () => {
   test('each status, typed; malformed ones are unexpected_response; other fragments are not ours', () => {
     const at = (hash: string) => parseOAuthReturn(`https://app.example/p?q=1${hash}`);
     assert.deepEqual(at('#status=signed_in'), { status: 'signed-in' });
     assert.deepEqual(at('#status=mfa_required&mfaToken=t-1&methods=totp%2Cpasskey&expiresIn=300'), { status: 'mfa-required', mfaToken: 't-1', methods: ['totp', 'passkey'], expiresIn: 300 });
     assert.deepEqual(at('#status=link_required&linkToken=l-1&email=a%2Bb%40example.com'), { status: 'link-required', linkToken: 'l-1', email: 'a+b@example.com' });
+    assert.deepEqual(at('#status=link_required&linkToken=l-1&email=a%40b.c&provider=github'), { status: 'link-required', linkToken: 'l-1', email: 'a@b.c', provider: 'github' }, 'the provider when authd names it');
     assert.deepEqual(at('#status=verification_sent'), { status: 'verification-sent' });
     assert.deepEqual(at('#status=linked'), { status: 'linked' });
     assert.deepEqual(at('#status=error&error=identity_email_unverified'), { status: 'error', code: 'identity_email_unverified' });
-    for (const bad of ['#status=mfa_required&methods=totp&expiresIn=300', '#status=mfa_required&mfaToken=t&expiresIn=soon', '#status=link_required&email=a%40b.c', '#status=error', '#status=teleported']) {
+    for (const bad of ['#status=link_required&linkToken=l&email=a%40b.c&provider=', '#status=mfa_required&methods=totp&expiresIn=300', '#status=mfa_required&mfaToken=t&expiresIn=soon', '#status=link_required&email=a%40b.c', '#status=error', '#status=teleported']) {
       assert.deepEqual(at(bad), { status: 'error', code: 'unexpected_response' }, bad);
     }
     for (const none of ['', '#', '#section-2', '#/settings?tab=1', '#statusbar=1']) assert.equal(at(none), null, none);
@@ -288,7 +342,28 @@ describe('native apps: exchangeIdToken', () => {
     const { nonce } = await client.nativeNonce('fake');
     const result = await client.exchangeIdToken('fake', { idToken: provider.idToken({ person: person(account.email), nonce }), nonce });
     assert.ok(result.status === 'link-required' && result.email === account.email && result.linkToken);
+    assert.equal(result.provider, 'fake');
     assert.equal(client.getAccessToken(), null);
+  });
+
+  test('an answer that is none of the exchange\'s outcomes is unexpected_response, not verification-sent', async () => {
+    // authd always answers one of them: a proxy's 200 with another body stands in for a broken one.
+    const traffic = recordTraffic();
+    const client = new AuthdClient({
+      baseUrl: authd.url,
+      fetch: async (input, init) => {
+        const res = await traffic.fetch(input, init);
+        if (!String(input).endsWith('/token')) return res;
+        await res.body?.cancel();
+        return new Response('{"message":"ok"}', { status: 200, headers: { 'content-type': 'application/json' } });
+      },
+    });
+    const { nonce } = await client.nativeNonce('fake');
+    await assert.rejects(
+      client.exchangeIdToken('fake', { idToken: provider.idToken({ person: person(newAccount('native-odd').email), nonce }), nonce }),
+      authdError(200, 'unexpected_response'),
+    );
+    assert.equal(client.state, 'unknown');
   });
 });
 
@@ -310,5 +385,13 @@ describe('with auth.require_email_verification', () => {
     assert.deepEqual(await client.handleOAuthReturn(trip.url, history), { status: 'verification-sent' });
     assert.deepEqual([traffic.exchanges.length, client.state], [0, 'unknown']);
     assert.ok(await emailedToken(strict.outbox, unverified.email!, 'Confirm your email'), 'the verification mail went out');
+  });
+
+  test('a native app\'s ID token with an unverified address: verification-sent, no session', async () => {
+    const client = new AuthdClient({ baseUrl: strict.url });
+    const { nonce } = await client.nativeNonce('fake');
+    const unverified = person(newAccount('native-unverified').email, { emailVerified: false });
+    assert.deepEqual(await client.exchangeIdToken('fake', { idToken: provider.idToken({ person: unverified, nonce }), nonce }), { status: 'verification-sent' });
+    assert.equal(client.getAccessToken(), null);
   });
 });

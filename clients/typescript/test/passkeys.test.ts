@@ -117,6 +117,37 @@ describe('a ceremony against authd', () => {
     assert.equal(traffic.since(0, 'POST /auth/passkey/login').length, 0, 'no answer, no sign-in attempt');
   });
 
+  test('mediation and signal reach navigator.credentials (and the signal the requests); without them nothing is added', async () => {
+    const traffic = recordTraffic({ cookieJar: true });
+    const client = new AuthdClient({ baseUrl: authd.url, fetch: traffic.fetch });
+    const asked: Array<{ call: string; options: Record<string, unknown> }> = [];
+    const recording: WebAuthnApi = {
+      create: async (options) => (asked.push({ call: 'create', options }), null),
+      get: async (options) => (asked.push({ call: 'get', options }), null),
+    };
+    const controller = new AbortController();
+    const noCredential = /no public-key credential/;
+    await assert.rejects(client.signInWithPasskey(undefined, { webauthn: recording, mediation: 'conditional', signal: controller.signal }), noCredential);
+    await assert.rejects(client.signInWithPasskey(undefined, { webauthn: recording }), noCredential);
+    await client.signup(newAccount('ceremony-options'));
+    await assert.rejects(client.registerPasskey({ webauthn: recording, signal: controller.signal }), noCredential);
+    assert.deepEqual(
+      asked.map(({ call, options }) => [call, Object.keys(options).sort(), options.mediation, options.signal === controller.signal]),
+      [
+        ['get', ['mediation', 'publicKey', 'signal'], 'conditional', true],
+        ['get', ['publicKey'], undefined, false],
+        ['create', ['publicKey', 'signal'], undefined, true],
+      ],
+    );
+
+    // Aborted (the user signed in another way): the ceremony stops before authd is asked.
+    const mark = traffic.mark();
+    controller.abort(new Error('signed in with the password instead'));
+    await assert.rejects(client.signInWithPasskey(undefined, { webauthn: recording, signal: controller.signal }), /signed in with the password instead/);
+    assert.equal(traffic.since(mark).length, 0);
+    assert.equal(asked.length, 3);
+  });
+
   test('an authenticator that answers nothing fails the call before authd is asked again', async () => {
     const traffic = recordTraffic({ cookieJar: true });
     const client = new AuthdClient({ baseUrl: authd.url, fetch: traffic.fetch });

@@ -30,6 +30,24 @@ async function untilExpired(issuedAt: number) {
   await sleep(Math.max(0, issuedAt + ACCESS_TTL_SECONDS * 1000 + 1100 - performance.now()));
 }
 
+/** A point a request stops at until the test opens it; `reached` resolves when one got there. */
+function gate() {
+  let open!: () => void;
+  let arrive!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  const reached = new Promise<void>((resolve) => (arrive = resolve));
+  return { open, reached, pass: () => (arrive(), opened) };
+}
+
+/** `traffic.fetch`, with the answers to the paths in `holds` held at their gate (after authd answered and the jar kept its cookies). */
+function holding(traffic: ReturnType<typeof recordTraffic>, holds: Record<string, ReturnType<typeof gate>>): typeof fetch {
+  return async (input, init) => {
+    const res = await traffic.fetch(input, init);
+    await holds[new URL(String(input)).pathname]?.pass();
+    return res;
+  };
+}
+
 const statuses = (exchanges: Exchange[], route: string) =>
   exchanges.filter((e) => `${e.method} ${e.path}` === route).map((e) => e.status);
 
@@ -136,6 +154,52 @@ describe('cookie transport (browsers)', () => {
     assert.equal(ended.length, 1, 'no second event once signed out');
   });
 
+  test('a refresh overtaken by a logout does not sign back in', async () => {
+    const traffic = recordTraffic({ cookieJar: true });
+    const logoutSent = gate();
+    const refreshAnswer = gate();
+    const client = new AuthdClient({
+      baseUrl: authd.url,
+      fetch: async (input, init) => {
+        const path = new URL(String(input)).pathname;
+        if (path === '/auth/logout') await logoutSent.pass(); // held before it leaves
+        return holding(traffic, { '/auth/refresh': refreshAnswer })(input, init);
+      },
+    });
+    await client.signup(newAccount('stale-logout'));
+    const mark = traffic.mark();
+    const logout = client.logout();
+    await logoutSent.reached;
+    const refreshing = client.refresh(); // started while the logout is on its way: answered 200, held
+    await refreshAnswer.reached;
+    logoutSent.open();
+    await logout;
+    assert.equal(client.state, 'signed-out');
+    refreshAnswer.open();
+    await assert.rejects(refreshing, authdError(0, 'session_unavailable'));
+    assert.deepEqual([client.state, client.getAccessToken()], ['signed-out', null], 'the late refresh did not sign back in');
+    assert.equal(show(traffic.since(mark)), 'POST /auth/refresh 200, POST /auth/logout 200');
+    assert.equal(await new AuthdClient({ baseUrl: authd.url, fetch: traffic.fetch }).restoreSession(), false, 'the session is over on authd too');
+  });
+
+  test('a call whose signal aborts stops waiting for the shared refresh; the refresh goes on', async () => {
+    const traffic = recordTraffic({ cookieJar: true });
+    const refreshAnswer = gate();
+    const client = new AuthdClient({ baseUrl: authd.url, fetch: holding(traffic, { '/auth/refresh': refreshAnswer }) });
+    await client.signup(newAccount('abort-wait'));
+    const mark = traffic.mark();
+    const refreshing = client.refresh();
+    await refreshAnswer.reached;
+    const controller = new AbortController();
+    const call = client.request('GET', '/me', { signal: controller.signal }); // waits for the refresh
+    controller.abort(new Error('the user left the page'));
+    await assert.rejects(call, /the user left the page/);
+    refreshAnswer.open();
+    await refreshing;
+    assert.equal(show(traffic.since(mark)), 'POST /auth/refresh 200', 'the aborted call sent nothing');
+    await client.me();
+  });
+
   test('restoreSession on start-up: true with a live cookie, false (no event) without', async () => {
     const ended: AuthdError[] = [];
     const traffic = recordTraffic({ cookieJar: true });
@@ -156,6 +220,44 @@ describe('cookie transport (browsers)', () => {
 });
 
 describe('body transport (React Native, servers)', () => {
+  test('a refresh overtaken by a login neither ends the new session nor calls onSessionEnded; the waiting call retries with the new token', async () => {
+    const traffic = recordTraffic();
+    const storage = memoryStorage();
+    const ended: AuthdError[] = [];
+    const loginAnswer = gate();
+    const refreshAnswer = gate();
+    let hold = false;
+    const held = holding(traffic, { '/auth/login': loginAnswer, '/auth/refresh': refreshAnswer });
+    const client = new AuthdClient({
+      baseUrl: authd.url,
+      fetch: (input, init) => (hold ? held(input, init) : traffic.fetch(input, init)),
+      tokenTransport: 'body',
+      refreshTokenStorage: storage,
+      onSessionEnded: (e) => ended.push(e),
+    });
+    const account = newAccount('stale-login');
+    await client.signup(account);
+    // Another device ends every session: this client's next refresh is refused.
+    const res = await fetch(`${authd.url}/auth/logout-all`, { method: 'POST', headers: { authorization: `Bearer ${client.getAccessToken()}` } });
+    assert.equal(res.status, 200);
+
+    hold = true;
+    const mark = traffic.mark();
+    const login = client.login(account); // answered, the answer held
+    await loginAnswer.reached;
+    const me = client.me(); // 401 with the old token: a refresh, refused, its answer held
+    await refreshAnswer.reached;
+    loginAnswer.open();
+    const signedIn = await login;
+    assert.equal(signedIn.status, 'signed-in');
+    const loginRefreshToken = await storage.get();
+    refreshAnswer.open();
+    assert.equal((await me).email, account.email, 'the waiting call went on with the new session');
+    assert.equal(show(traffic.since(mark)), 'POST /auth/login 200, GET /me 401, POST /auth/refresh 401, GET /me 200');
+    await Promise.resolve();
+    assert.deepEqual([ended.length, client.state, await storage.get()], [0, 'signed-in', loginRefreshToken], 'the new session is kept, no event');
+  });
+
   /** The app's secure store, recording what it is given. */
   function recordingStorage(): RefreshTokenStorage & { values: string[]; current: () => string | null } {
     const inner = memoryStorage();

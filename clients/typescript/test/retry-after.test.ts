@@ -83,6 +83,25 @@ describe('503 (scripted answers)', () => {
       headers: retryAfter ? { 'retry-after': retryAfter, 'content-type': 'application/json' } : { 'content-type': 'application/json' },
     });
   const ok = () => new Response(JSON.stringify({ message: 'on its way' }), { status: 202 });
+  // authd's 503 when the store or cache failed mid-handler: perhaps after the work was done.
+  const unavailable = () => () =>
+    new Response(JSON.stringify({ error: 'a backing service is unavailable', code: 'unavailable', statusCode: 503, requestId: 'r-2', timestamp: '' }), {
+      status: 503,
+      headers: { 'retry-after': '1', 'content-type': 'application/json' },
+    });
+  const user = () => new Response(JSON.stringify({ id: 'u', email: 'a@example.com' }), { status: 200 });
+
+  test('503 unavailable: a POST is not repeated (signup may have made the account); a GET is', async () => {
+    const post = scripted(unavailable());
+    await assert.rejects(new AuthdClient({ baseUrl: 'http://authd.test', fetch: post.fetch }).forgotPassword('a@example.com'), authdError(503, 'unavailable'));
+    assert.equal(post.times.length, 1, 'one request');
+    const proxy = scripted(() => new Response('<html>busy</html>', { status: 503, headers: { 'retry-after': '0' } }));
+    await assert.rejects(new AuthdClient({ baseUrl: 'http://authd.test', fetch: proxy.fetch }).signup({ email: 'a@example.com', password: 'pw' }), authdError(503, 'unexpected_response'));
+    assert.equal(proxy.times.length, 1, 'a 503 that is not overloaded is not repeated for a POST');
+    const get = scripted(unavailable(), user);
+    assert.equal((await new AuthdClient({ baseUrl: 'http://authd.test', fetch: get.fetch }).me()).email, 'a@example.com');
+    assert.equal(get.times.length, 2, 'GET: retried once');
+  });
 
   test('503 overloaded with Retry-After: 1 is retried once after a second', async () => {
     const { fetch, times } = scripted(overloaded('1'), ok);
@@ -116,12 +135,32 @@ describe('503 (scripted answers)', () => {
     assert.equal(times.length, 1);
   });
 
-  test('parseRetryAfter reads seconds and HTTP dates', () => {
+  test('parseRetryAfter reads delta-seconds and IMF-fixdate HTTP dates, nothing else', () => {
     assert.equal(parseRetryAfter('3'), 3);
+    assert.equal(parseRetryAfter(' 2 '), 2);
     assert.equal(parseRetryAfter(null), null);
     assert.equal(parseRetryAfter('soon'), null);
     const inTenSeconds = parseRetryAfter(new Date(Date.now() + 10_000).toUTCString());
     assert.ok(inTenSeconds !== null && inTenSeconds >= 9 && inTenSeconds <= 10, String(inTenSeconds));
+    assert.equal(parseRetryAfter('Thu, 01 Jan 1970 00:00:00 GMT'), 0, 'a date in the past: no wait');
+    // Date.parse reads each of these as some date (`1.5` as January 2001): an immediate retry.
+    for (const odd of ['1.5', '-1', '', '1e3', '0x10', '2030-01-01T00:00:00Z', 'Sunday, 06-Nov-94 08:49:37 GMT', 'Sun Nov  6 08:49:37 1994']) {
+      assert.equal(parseRetryAfter(odd), null, JSON.stringify(odd));
+    }
+  });
+
+  test('an unreadable Retry-After is no Retry-After: no retry', async () => {
+    const { fetch, times } = scripted(overloaded('1.5'), ok);
+    await assert.rejects(new AuthdClient({ baseUrl: 'http://authd.test', fetch }).forgotPassword('a@example.com'), (e) => e instanceof AuthdError && e.code === 'overloaded' && e.retryAfterSeconds === null);
+    assert.equal(times.length, 1);
+  });
+
+  test('details that are not a list (a proxy\'s rewrite) are an empty list', async () => {
+    const { fetch } = scripted(() => new Response(JSON.stringify({ error: 'bad', code: 'validation_failed', statusCode: 400, requestId: 'r-3', timestamp: 'then', details: { field: 'email' } }), { status: 400 }));
+    await assert.rejects(
+      new AuthdClient({ baseUrl: 'http://authd.test', fetch }).forgotPassword('a@example.com'),
+      authdError(400, 'validation_failed', (e) => assert.deepEqual([e.details, e.timestamp, e.requestId], [[], 'then', 'r-3'])),
+    );
   });
 
   test('an answer that is not authd\'s error shape is unexpected_response', async () => {

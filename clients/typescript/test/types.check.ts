@@ -1,7 +1,7 @@
 // Compile-time checks of the typing (not run: `npm run build` fails if any line here is wrong).
 // Each `@ts-expect-error` must be an error, and every other line must compile.
 
-import type { AuthdClient, AuthdError, LoginResult, OAuthErrorCode, OAuthReturn, ResponseBody } from '@authd/client';
+import type { AuthdClient, AuthdError, AuthdErrorCode, LoginResult, OAuthErrorCode, OAuthReturn, ResponseBody } from '@authd/client';
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 const is = <T extends true>(_: T) => undefined;
@@ -39,7 +39,7 @@ export async function typing(client: AuthdClient) {
   await client.request('POST', '/auth/login', { body: { email: 'a@example.com' } });
   // @ts-expect-error GET /me takes no body
   await client.request('GET', '/me', { body: {} });
-  await client.request('POST', '/auth/refresh'); // an optional body may be left out
+  await client.request('POST', '/auth/passkey/options'); // an optional body may be left out
 
   // The login result is a discriminated union: the MFA branch must be handled to reach `user`.
   const login: LoginResult = await client.login({ email: 'a@example.com', password: 'pw' });
@@ -59,7 +59,10 @@ export async function typing(client: AuthdClient) {
     // @ts-expect-error `mfaToken` only on mfa-required
     void back.mfaToken;
     if (back.status === 'mfa-required') await client.verifyMfa({ mfaToken: back.mfaToken, recoveryCode: 'x' });
-    else if (back.status === 'link-required') await client.linkIdentity(back.linkToken);
+    else if (back.status === 'link-required') {
+      is<Equal<typeof back.provider, string | undefined>>(true);
+      await client.linkIdentity(back.linkToken);
+    }
     else if (back.status === 'signed-in') is<Equal<typeof back.user.email, string>>(true);
     else if (back.status === 'error') {
       const oauthCode: OAuthErrorCode = back.code;
@@ -74,6 +77,17 @@ export async function typing(client: AuthdClient) {
   // @ts-expect-error a step-up needs the password (or reauthenticateWithPasskey)
   await client.reauthenticate({ code: '123456' });
   await client.reauthenticate({ password: 'p', code: '123456' });
+
+  // The account's deletion goes through its named method, with the password.
+  await client.deleteAccount({ password: 'pw' });
+  // @ts-expect-error the password is the proof
+  await client.deleteAccount({});
+
+  // Every code authd answers is one of the named ones (not only `string & {}`).
+  type Named = AuthdErrorCode extends infer C ? (C extends string ? (string extends C ? never : C) : never) : never;
+  type Added = 'feature_disabled' | 'last_admin' | 'cors_method_not_allowed' | 'cors_header_not_allowed' | 'error';
+  is<Equal<Extract<Named, Added>, Added>>(true);
+  is<Equal<Extract<OAuthErrorCode, 'oauth_return_unexpected'>, 'oauth_return_unexpected'>>(true);
 
   // Error codes autocomplete, and unknown future codes still type-check.
   const code: AuthdError['code'] = 'invalid_credentials';

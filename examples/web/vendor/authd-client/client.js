@@ -1,8 +1,18 @@
 // Copied from clients/typescript/dist/client.js by `npm run update:example`: do not edit here.
 import { AuthdError, parseRetryAfter } from './errors.js';
-import { parseOAuthReturn, withoutFragment } from './oauth.js';
+import { noteOAuthStart, parseOAuthReturn, takeOAuthStart, withoutFragment } from './oauth.js';
 import { creationOptions, credentialJson, platformWebAuthn, requestOptions } from './passkeys.js';
 import { memoryStorage } from './storage.js';
+/** `request()` refuses the calls that change the client's own session: their named methods keep
+ * the client's state (token, `state`, stored refresh token, the shared refresh) right. */
+const SESSION_CALLS = {
+    'POST /auth/refresh': 'refresh() or restoreSession()',
+    'POST /auth/logout': 'logout()',
+    'POST /auth/logout-all': 'logoutAll()',
+    'DELETE /me': 'deleteAccount()',
+};
+/** The outcome of a refresh that a sign-in or sign-out overtook: nothing of it was applied. */
+const STALE = Symbol('stale refresh');
 // A Record over the schema-derived union: regenerating the schema with a new such path fails to
 // compile until it is listed here, so body transport cannot silently miss an endpoint.
 const TAKES_TRANSPORT = {
@@ -33,6 +43,10 @@ export class AuthdClient {
     /** `expiresIn` of the answer that brought the access token. */
     #expiresIn = null;
     #state = 'unknown';
+    // The session generation: bumped whenever a token is kept and whenever the session is
+    // forgotten. A refresh applies its outcome only if it is unchanged since the refresh started,
+    // so one overtaken by a login or logout can neither end the new session nor undo the logout.
+    #generation = 0;
     // One refresh at a time. `#refreshes` counts refreshes started; a call remembers the count when
     // it is sent, and on 401 joins the latest refresh if one started since (finished or not),
     // else starts one. So calls that fail together share ONE `POST /auth/refresh`.
@@ -60,11 +74,16 @@ export class AuthdClient {
      * { params: { query: { limit: 20 } } })`, `request('DELETE', '/auth/sessions/{id}',
      * { params: { path: { id } } })`. Sends the access token, refreshes on 401 like every
      * authenticated call, and keeps any access (or, body transport, refresh) token an answer carries.
+     * The calls that change the client's own session are refused with a `TypeError` naming the
+     * method to use: `POST /auth/refresh` (`refresh`, `restoreSession`), `POST /auth/logout`
+     * (`logout`), `POST /auth/logout-all` (`logoutAll`), `DELETE /me` (`deleteAccount`).
      */
     request(method, path, ...[options]) {
-        // The refresh and logout endpoints carry the session themselves: a 401 there is the answer.
-        const refreshOn401 = path !== '/auth/refresh' && path !== '/auth/logout';
-        return this.#typed(method, path, options, { bearer: true, refreshOn401 });
+        const named = SESSION_CALLS[`${method} ${path}`];
+        if (named) {
+            return Promise.reject(new TypeError(`request('${method}', '${path}') would leave the client's session state behind: use ${named}`));
+        }
+        return this.#typed(method, path, options, AUTHENTICATED);
     }
     // ---- the auth flows ----------------------------------------------------------------------
     /** `POST /auth/signup`: signed in, or (email verification required) not yet. */
@@ -99,10 +118,11 @@ export class AuthdClient {
     /** `reauthenticate` with a passkey instead of the password: `POST /auth/reauthenticate/passkey-options`, the authenticator, `POST /auth/reauthenticate`. */
     async reauthenticateWithPasskey(options = {}) {
         const webauthn = options.webauthn ?? platformWebAuthn();
-        const started = await this.#typed('POST', '/auth/reauthenticate/passkey-options', {}, AUTHENTICATED);
-        const credential = credentialJson(await webauthn.get({ publicKey: requestOptions(started.options) }));
+        const { signal } = options;
+        const started = await this.#typed('POST', '/auth/reauthenticate/passkey-options', { signal }, AUTHENTICATED);
+        const credential = credentialJson(await webauthn.get(ceremony(requestOptions(started.options), options)));
         const body = { ceremonyId: started.ceremonyId, credential };
-        await this.#typed('POST', '/auth/reauthenticate', { body }, AUTHENTICATED);
+        await this.#typed('POST', '/auth/reauthenticate', { body, signal }, AUTHENTICATED);
     }
     /**
      * Registers a passkey for the signed-in user: `POST /me/mfa/passkey-options`, the
@@ -112,31 +132,37 @@ export class AuthdClient {
      */
     async registerPasskey(options = {}) {
         const webauthn = options.webauthn ?? platformWebAuthn();
-        const started = await this.#typed('POST', '/me/mfa/passkey-options', {}, AUTHENTICATED);
-        const credential = credentialJson(await webauthn.create({ publicKey: creationOptions(started.options) }));
+        const { signal } = options;
+        const started = await this.#typed('POST', '/me/mfa/passkey-options', { signal }, AUTHENTICATED);
+        const publicKey = creationOptions(started.options);
+        const credential = credentialJson(await webauthn.create(signal === undefined ? { publicKey } : { publicKey, signal }));
         const body = { ceremonyId: started.ceremonyId, credential, name: options.name };
-        return this.#typed('POST', '/me/mfa/passkeys', { body }, AUTHENTICATED);
+        return this.#typed('POST', '/me/mfa/passkeys', { body, signal }, AUTHENTICATED);
     }
     /**
      * Signs in with a passkey alone: `POST /auth/passkey/options`, the authenticator, `POST /auth/passkey/login`.
      * Without `email` the authenticator offers the passkeys it keeps for the site and its answer
      * names the account (nothing tells whether an address has an account); with it, the passkeys of
      * that address's account are listed (also those the authenticator does not keep).
+     * `mediation: 'conditional'` (without `email`) offers the passkeys in the browser's autofill;
+     * `signal` aborts the wait (and the requests).
      */
     async signInWithPasskey(email, options = {}) {
         const webauthn = options.webauthn ?? platformWebAuthn();
+        const { signal } = options;
         const asked = email === undefined ? {} : { email };
-        const started = await this.#typed('POST', '/auth/passkey/options', { body: asked }, ANONYMOUS);
-        const credential = credentialJson(await webauthn.get({ publicKey: requestOptions(started.options) }));
+        const started = await this.#typed('POST', '/auth/passkey/options', { body: asked, signal }, ANONYMOUS);
+        const credential = credentialJson(await webauthn.get(ceremony(requestOptions(started.options), options)));
         const body = { ceremonyId: started.ceremonyId, credential };
-        return signedIn(await this.#typed('POST', '/auth/passkey/login', { body }, ANONYMOUS));
+        return signedIn(await this.#typed('POST', '/auth/passkey/login', { body, signal }, ANONYMOUS));
     }
     /** The second step of a login with a passkey (when `methods` lists `passkey`): `POST /auth/mfa/passkey-options`, the authenticator, `verifyMfa`. */
     async verifyMfaWithPasskey(mfaToken, options = {}) {
         const webauthn = options.webauthn ?? platformWebAuthn();
-        const started = await this.#typed('POST', '/auth/mfa/passkey-options', { body: { mfaToken } }, ANONYMOUS);
-        const credential = credentialJson(await webauthn.get({ publicKey: requestOptions(started.options) }));
-        return this.verifyMfa({ mfaToken, credential });
+        const { signal } = options;
+        const started = await this.#typed('POST', '/auth/mfa/passkey-options', { body: { mfaToken }, signal }, ANONYMOUS);
+        const credential = credentialJson(await webauthn.get(ceremony(requestOptions(started.options), options)));
+        return signedIn(await this.#typed('POST', '/auth/mfa/verify', { body: { mfaToken, credential }, signal }, ANONYMOUS));
     }
     /**
      * `POST /auth/refresh` now (joining one under way). Resolves when there is a new access token;
@@ -144,7 +170,7 @@ export class AuthdClient {
      * answer. Calls refresh by themselves on 401: this is for refreshing ahead of expiry.
      */
     async refresh() {
-        const failure = await (this.#refreshInFlight ?? this.#refreshSince(this.#refreshes));
+        const failure = await this.#refreshNow();
         if (failure)
             throw failure;
     }
@@ -154,25 +180,42 @@ export class AuthdClient {
      * is none, without `onSessionEnded`. Rejects only when authd could not answer.
      */
     async restoreSession() {
-        const failure = await (this.#refreshInFlight ?? this.#refreshSince(this.#refreshes));
+        const failure = await this.#refreshNow();
         return failure === null;
     }
-    /** `POST /auth/logout`: ends this session on authd (idempotent) and forgets it here, whatever authd answered. */
+    /**
+     * `POST /auth/logout`: ends this session on authd (idempotent), then forgets it here. Only an
+     * answer from authd that the session is over (2xx, or 401: nothing left to end) signs the client
+     * out. Anything else (no answer, a 5xx, a 429 or 503 past the retry) rejects and keeps the
+     * session: in a browser the HttpOnly refresh cookie, which only authd can clear, would still
+     * sign the next `restoreSession()` back in. Tell the user the logout failed, and let them retry.
+     */
     async logout() {
         try {
             // The cookie or the body's refresh token names the session; the Bearer token (even an
             // expired one) is denied at once too.
             await this.#typed('POST', '/auth/logout', {}, { bearer: true, refreshOn401: false });
         }
-        finally {
-            await this.#forget();
+        catch (e) {
+            if (!(e instanceof AuthdError && e.status === 401))
+                throw e;
         }
+        await this.#forget();
     }
     /** `POST /auth/logout-all`: ends every session of the user, this one included. */
     async logoutAll() {
         const res = await this.#typed('POST', '/auth/logout-all', {}, AUTHENTICATED);
         await this.#forget();
         return { revokedSessions: res.revokedSessions };
+    }
+    /**
+     * `DELETE /me` (a recent sign-in needed): deletes the account with the password's proof; every
+     * session ends, and the client forgets its own (no `onSessionEnded`). A wrong password is 400
+     * `validation_failed` naming `password`; the last admin gets 409 `last_admin`.
+     */
+    async deleteAccount(body) {
+        await this.#typed('DELETE', '/me', { body }, AUTHENTICATED);
+        await this.#forget();
     }
     /** `GET /me`. */
     me() {
@@ -226,8 +269,24 @@ export class AuthdClient {
      * outcome replaces it, and an old outcome must not travel).
      */
     oauthStartUrl(provider, returnTo) {
-        const url = `${this.#baseUrl}/auth/oauth/${encodeURIComponent(provider)}/start`;
+        const url = `${this.#baseUrl}/auth/oauth/${pathSegment('/auth/oauth/{provider}/start', 'provider', provider)}/start`;
         return returnTo === undefined ? url : `${url}?${new URLSearchParams({ returnTo: withoutFragment(returnTo) })}`;
+    }
+    /**
+     * Sends the browser to sign in with `provider` (browsers only): notes in this tab's
+     * sessionStorage that it started a sign-in (the provider's name; no token), then
+     * `location.assign(oauthStartUrl(provider, returnTo))`. `handleOAuthReturn` honours
+     * `mfa_required` and `link_required` only on a return this tab started this way, so a forged
+     * return URL cannot slip the user someone else's `mfaToken` or `linkToken`. `location`: what to
+     * call `assign` on (default `window.location`).
+     */
+    startOAuthSignIn(provider, options = {}) {
+        const url = this.oauthStartUrl(provider, options.returnTo);
+        const target = options.location ?? globalThis.location;
+        if (!target)
+            throw new TypeError('startOAuthSignIn: no location here (browsers only): pass `location`');
+        noteOAuthStart(provider);
+        target.assign(url);
     }
     /**
      * On the page a provider round trip returned to: reads the outcome from the fragment, removes
@@ -237,10 +296,14 @@ export class AuthdClient {
      * carries no outcome (an ordinary page load: call `restoreSession()` as usual).
      *
      * `mfa-required` goes on with `verifyMfa({ mfaToken, code })`; `link-required` with a sign-in
-     * to the account, then `linkIdentity(linkToken)`; `linked` (and an `error` during linking)
-     * leave the session as it was: `restoreSession()`. Rejects only when the session cannot be
-     * restored after `signed_in` (the `AuthdError` of the refresh: typically the browser did not
-     * keep the cookie because the page and authd are not on the same site; or no answer).
+     * to the account, the user's confirmation ("Link your <provider> account <email>?"), then
+     * `linkIdentity(linkToken)`: never link without asking. Both are honoured only when this tab
+     * started the sign-in with `startOAuthSignIn` (its note is cleared by any return); otherwise the
+     * answer is `{status: 'error', code: 'oauth_return_unexpected'}` and nothing is done. `linked`
+     * (and an `error` during linking) leave the session as it was: `restoreSession()`. Rejects only
+     * after `signed_in`: when the refresh fails (its `AuthdError`: typically the browser did not
+     * keep the cookie because the page and authd are not on the same site; or no answer), or when
+     * the `GET /me` after it fails.
      *
      * Browsers only: a native app has no cookie from the round trip; it uses `exchangeIdToken`.
      */
@@ -251,9 +314,20 @@ export class AuthdClient {
         if (!outcome)
             return null;
         history?.replaceState(history.state, '', withoutFragment(location));
+        const started = takeOAuthStart();
+        if (outcome.status === 'mfa-required' || outcome.status === 'link-required') {
+            const unexpected = { status: 'error', code: 'oauth_return_unexpected' };
+            if (started === null)
+                return unexpected;
+            if (outcome.status === 'mfa-required')
+                return outcome;
+            if (outcome.provider !== undefined && outcome.provider !== started)
+                return unexpected;
+            return { ...outcome, provider: started };
+        }
         if (outcome.status !== 'signed-in')
             return outcome;
-        const failure = await (this.#refreshInFlight ?? this.#refreshSince(this.#refreshes));
+        const failure = await this.#refreshNow();
         if (failure)
             throw failure;
         const user = await this.me();
@@ -283,8 +357,10 @@ export class AuthdClient {
             return { status: 'mfa-required', mfaToken: res.mfaToken, methods: res.methods, expiresIn: res.expiresIn };
         }
         if ('linkToken' in res)
-            return { status: 'link-required', linkToken: res.linkToken, email: res.email };
-        return { status: 'verification-sent' };
+            return { status: 'link-required', linkToken: res.linkToken, email: res.email, provider };
+        if ('verificationSent' in res)
+            return { status: 'verification-sent' };
+        throw new AuthdError({ status: 200, code: 'unexpected_response', message: 'the ID token exchange answered none of its outcomes' });
     }
     /** `GET /me/identities`: the providers linked to the account, oldest first. */
     identities() {
@@ -319,22 +395,31 @@ export class AuthdClient {
     async #call(call) {
         // A refresh under way is about to replace the access token: sending the old one would only
         // earn a 401. Its failure is not this call's concern yet (the call will get its own 401).
-        await this.#refreshInFlight?.catch(() => undefined);
+        // The call's `signal` ends the wait (the refresh goes on for the others).
+        if (this.#refreshInFlight)
+            await abortable(this.#refreshInFlight.catch(() => undefined), call.signal);
         const seen = this.#refreshes;
         let res = await this.#send(call);
         if (res.status === 401 && call.refreshOn401) {
             const error = await AuthdError.fromResponse(res);
             if (!ACCESS_TOKEN_CODES.has(error.code))
                 throw error;
-            const failure = await this.#refreshSince(seen, error);
-            if (failure)
+            const failure = await abortable(this.#refreshSince(seen, error), call.signal);
+            // STALE: a login or logout overtook the refresh, whose outcome was dropped: the retry goes
+            // with the token current now (none after a logout: then its 401 is the answer).
+            if (failure !== null && failure !== STALE)
                 throw failure;
             // Once: if the new token gets a 401 too, that error is the answer (no loop).
             res = await this.#send(call);
         }
         return this.#read(res);
     }
-    /** One request, plus at most one retry after a short enough `Retry-After` on 429/503. */
+    /**
+     * One request, plus at most one retry after a short enough `Retry-After`: on 429 (refused before
+     * any work), on 503 `overloaded` (likewise), and for GET/HEAD on any 503. Any other 503 of a
+     * POST, PUT, PATCH or DELETE (`unavailable`: the store or cache failed mid-handler, perhaps after
+     * the work was done) is the answer: repeating it could act twice.
+     */
     async #send(call) {
         const url = this.#url(call);
         const body = await this.#prepareBody(call.path, call.body);
@@ -360,17 +445,20 @@ export class AuthdClient {
         // No Retry-After, or longer than the caller is willing to wait: the typed error, at once.
         if (wait === null || wait > this.#maxRetryAfterSeconds)
             return res;
+        if (res.status === 503 && call.method !== 'GET' && call.method !== 'HEAD') {
+            const code = await res
+                .clone()
+                .json()
+                .then((b) => (typeof b === 'object' && b !== null && 'code' in b ? b.code : null), () => null);
+            if (code !== 'overloaded')
+                return res;
+        }
         await res.body?.cancel();
         await sleep(wait * 1000, call.signal);
         return this.#fetch(url, init);
     }
     #url(call) {
-        const path = call.path.replace(/\{(\w+)\}/g, (_, name) => {
-            const value = call.params?.path?.[name];
-            if (value === undefined || value === null)
-                throw new TypeError(`${call.path}: path parameter "${name}" is missing`);
-            return encodeURIComponent(String(value));
-        });
+        const path = call.path.replace(/\{(\w+)\}/g, (_, name) => pathSegment(call.path, name, call.params?.path?.[name]));
         const query = new URLSearchParams();
         for (const [key, value] of Object.entries(call.params?.query ?? {})) {
             if (value === undefined || value === null)
@@ -398,35 +486,62 @@ export class AuthdClient {
     }
     /** A success answer's body (undefined for 204), keeping any tokens it carries; else the AuthdError. */
     async #read(res) {
+        const body = await this.#body(res);
+        await this.#keep(body);
+        return body;
+    }
+    /** A success answer's JSON (undefined for 204); else the AuthdError. */
+    async #body(res) {
         if (!res.ok)
             throw await AuthdError.fromResponse(res);
         const text = await res.text();
         if (!text)
             return undefined;
-        let body;
         try {
-            body = JSON.parse(text);
+            return JSON.parse(text);
         }
         catch {
             throw new AuthdError({ status: res.status, code: 'unexpected_response', message: `HTTP ${res.status}: the body is not JSON`, requestId: res.headers.get('x-request-id') });
         }
-        // Every answer with an access token (login, signup, MFA verify, passkey login, refresh,
-        // re-authentication, TOTP confirmation) replaces the one in memory.
-        if (typeof body === 'object' && body !== null && 'accessToken' in body && typeof body.accessToken === 'string') {
-            this.#accessToken = body.accessToken;
-            this.#expiresIn = 'expiresIn' in body && typeof body.expiresIn === 'number' ? body.expiresIn : null;
-            this.#state = 'signed-in';
-            if (this.#transport === 'body' && 'refreshToken' in body && typeof body.refreshToken === 'string') {
-                await this.#storage.set(body.refreshToken);
-            }
+    }
+    /**
+     * Every answer with an access token (login, signup, MFA verify, passkey login, refresh,
+     * re-authentication, TOTP confirmation) replaces the one in memory: a new session generation.
+     * With `generation` (a refresh's), only if the generation is still that one. True when kept.
+     */
+    async #keep(body, generation) {
+        if (typeof body !== 'object' || body === null || !('accessToken' in body) || typeof body.accessToken !== 'string')
+            return false;
+        if (generation !== undefined && generation !== this.#generation)
+            return false;
+        this.#generation += 1;
+        this.#accessToken = body.accessToken;
+        this.#expiresIn = 'expiresIn' in body && typeof body.expiresIn === 'number' ? body.expiresIn : null;
+        this.#state = 'signed-in';
+        if (this.#transport === 'body' && 'refreshToken' in body && typeof body.refreshToken === 'string') {
+            await this.#storage.set(body.refreshToken);
         }
-        return body;
+        return true;
+    }
+    /**
+     * `refresh()`, `restoreSession()` and `handleOAuthReturn`: the refresh under way, or a new one.
+     * If a login or logout overtook it (STALE), the state now answers: the new session's token, or
+     * after a logout `session_unavailable` (no second request).
+     */
+    async #refreshNow() {
+        const outcome = await (this.#refreshInFlight ?? this.#refreshSince(this.#refreshes));
+        if (outcome !== STALE)
+            return outcome;
+        if (this.#accessToken)
+            return null;
+        return new AuthdError({ status: 0, code: 'session_unavailable', message: 'the client was signed out while the refresh was under way' });
     }
     /**
      * The shared refresh: starts one unless one has started since the failing call was sent (`seen`),
      * in which case that one's outcome answers this call too. Resolves to null when there is a new
-     * access token, or to the error that ended the session; rejects when authd could not answer
-     * (network, 429 past the cap, 5xx): the session may still be fine, so it is kept.
+     * access token, or to the error that ended the session, or to STALE when a login or logout
+     * (a new session generation) overtook it: then nothing of it was applied. Rejects when authd
+     * could not answer (network, 429 past the cap, 5xx): the session may still be fine, so it is kept.
      */
     #refreshSince(seen, cause) {
         if (this.#refreshes === seen || !this.#latestRefresh) {
@@ -443,17 +558,37 @@ export class AuthdClient {
         return this.#latestRefresh;
     }
     async #runRefresh(cause) {
+        const generation = this.#generation;
+        try {
+            return await this.#attemptRefresh(generation, cause);
+        }
+        catch (e) {
+            // No answer about the session of that generation is news about the one now.
+            if (this.#generation !== generation)
+                return STALE;
+            throw e;
+        }
+    }
+    async #attemptRefresh(generation, cause) {
         if (this.#transport === 'body' && !(await this.#storage.get())) {
+            if (this.#generation !== generation)
+                return STALE;
             // Nothing to refresh with: the session is over (or never was) without asking authd.
             return this.#endSession(cause ?? new AuthdError({ status: 0, code: 'session_unavailable', message: 'no refresh token is stored' }));
         }
         // No body in cookie mode: the cookie is the credential. Body mode: #prepareBody adds the token.
         const res = await this.#send({ method: 'POST', path: '/auth/refresh', ...ANONYMOUS });
         if (res.ok) {
-            await this.#read(res);
-            return null;
+            const body = await this.#body(res);
+            if (await this.#keep(body, generation))
+                return null;
+            if (this.#generation !== generation)
+                return STALE;
+            throw new AuthdError({ status: res.status, code: 'unexpected_response', message: 'the refresh answered no access token', requestId: res.headers.get('x-request-id') });
         }
         const error = await AuthdError.fromResponse(res);
+        if (this.#generation !== generation)
+            return STALE;
         // 408, 429 and 5xx say nothing about the refresh token: keep the session and let calls fail.
         if (res.status === 408 || res.status === 429 || res.status >= 500)
             throw error;
@@ -470,6 +605,7 @@ export class AuthdClient {
         return error;
     }
     async #forget() {
+        this.#generation += 1;
         this.#accessToken = null;
         this.#expiresIn = null;
         this.#state = 'signed-out';
@@ -483,6 +619,43 @@ function signedIn(res) {
     if (!res.user)
         throw new AuthdError({ status: 200, code: 'unexpected_response', message: 'the answer has no user' });
     return { status: 'signed-in', user: res.user, expiresIn: res.expiresIn };
+}
+/** A path parameter as one path segment: refused when empty, `.` or `..`, which the URL would
+ * resolve into another path (`/auth/sessions/..` is `/auth/`). */
+function pathSegment(path, name, value) {
+    if (value === undefined || value === null)
+        throw new TypeError(`${path}: path parameter "${name}" is missing`);
+    const text = String(value);
+    if (text === '' || text === '.' || text === '..')
+        throw new TypeError(`${path}: path parameter "${name}" cannot be ${JSON.stringify(text)}`);
+    return encodeURIComponent(text);
+}
+/** The `navigator.credentials.get` argument of a ceremony: the options, and `mediation` and
+ * `signal` when the caller gave them. */
+function ceremony(publicKey, options) {
+    return {
+        publicKey,
+        ...(options.mediation === undefined ? {} : { mediation: options.mediation }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+    };
+}
+/** `promise`, or the abort of `signal` if that comes first (the promise itself goes on). */
+function abortable(promise, signal) {
+    if (!signal)
+        return promise;
+    if (signal.aborted)
+        return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+        const onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        promise.then((value) => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(value);
+        }, (error) => {
+            signal.removeEventListener('abort', onAbort);
+            reject(error);
+        });
+    });
 }
 function sleep(ms, signal) {
     return new Promise((resolve, reject) => {

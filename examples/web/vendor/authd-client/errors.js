@@ -2,13 +2,15 @@
 /** A failed call: authd answered with an error (or something that is not authd's answer). */
 export class AuthdError extends Error {
     name = 'AuthdError';
-    /** The HTTP status (0 for `session_unavailable`, which no request answered). */
+    /** The HTTP status (authd's `statusCode` repeats it; 0 for `session_unavailable`, which no request answered). */
     status;
     code;
     /** `X-Request-Id` of the answer: quote it when reporting a problem. */
     requestId;
     /** Per-field problems; empty unless `validation_failed` or `not_ready`. */
     details;
+    /** authd's `timestamp` of the error (RFC 3339, UTC); null for an answer that is not authd's error shape. */
+    timestamp;
     /** `Retry-After` in seconds, on 429 and 503 answers that carry it. */
     retryAfterSeconds;
     constructor(init) {
@@ -18,6 +20,7 @@ export class AuthdError extends Error {
         this.requestId = init.requestId ?? null;
         this.details = init.details ?? [];
         this.retryAfterSeconds = init.retryAfterSeconds ?? null;
+        this.timestamp = init.timestamp ?? null;
     }
     /** Builds the error from an answer that is not 2xx; reads (and so consumes) its body. */
     static async fromResponse(res) {
@@ -39,8 +42,10 @@ export class AuthdError extends Error {
             code: body.code,
             message: body.error,
             requestId,
-            details: body.details,
+            // Whatever a proxy in between made of the body, `details` is always a list.
+            details: Array.isArray(body.details) ? body.details : [],
             retryAfterSeconds,
+            timestamp: typeof body.timestamp === 'string' ? body.timestamp : null,
         });
     }
 }
@@ -58,9 +63,12 @@ function parseErrorBody(text) {
     }
     return null;
 }
+// RFC 9110's IMF-fixdate, the one HTTP-date form a sender may generate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+const IMF_FIXDATE = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 /**
- * `Retry-After` in seconds: delta-seconds (what authd sends) or an HTTP date (what a proxy in
- * front of it may send). Null when absent or unreadable.
+ * `Retry-After` in seconds: delta-seconds (digits only: what authd sends) or an IMF-fixdate HTTP
+ * date (what a proxy in front of it may send). Null when absent or anything else (`1.5`, `-1`,
+ * obsolete date forms): `Date.parse` alone would read `1.5` as a date in 2001, an immediate retry.
  */
 export function parseRetryAfter(value) {
     if (value === null)
@@ -68,6 +76,8 @@ export function parseRetryAfter(value) {
     const trimmed = value.trim();
     if (/^\d+$/.test(trimmed))
         return Number(trimmed);
+    if (!IMF_FIXDATE.test(trimmed))
+        return null;
     const date = Date.parse(trimmed);
     if (Number.isNaN(date))
         return null;

@@ -8,10 +8,16 @@
 //
 // The fragment never reaches a server (nor a Referer), which is why authd uses it; the page must
 // still remove it from the address bar (history) at once: it may carry an mfaToken or linkToken.
+//
+// Anyone can send a victim a URL of the page with a fragment of their own making (an attacker's
+// mfaToken or linkToken), so the tab notes in its sessionStorage that it started a sign-in
+// (`startOAuthSignIn`), and `handleOAuthReturn` honours `mfa_required` and `link_required` only
+// on a return that tab expected.
 /**
  * Reads the outcome of a provider round trip from a URL (`location.href`, or a string / `URL`).
  * Null when the fragment is not one of authd's (no `status` in it): an app's own `#section` or
- * `#/route` is left alone. Pure: no request, no history change (see `AuthdClient.handleOAuthReturn`).
+ * `#/route` is left alone. Pure: no request, no history change, and no check that this tab
+ * started a sign-in: act on a return with `AuthdClient.handleOAuthReturn`, which makes it.
  */
 export function parseOAuthReturn(url) {
     const href = typeof url === 'string' ? url : url.href;
@@ -37,9 +43,10 @@ export function parseOAuthReturn(url) {
         case 'link_required': {
             const linkToken = fields.get('linkToken');
             const email = fields.get('email');
-            if (!linkToken || email === null)
+            const provider = fields.get('provider');
+            if (!linkToken || email === null || provider === '')
                 return malformed;
-            return { status: 'link-required', linkToken, email };
+            return provider === null ? { status: 'link-required', linkToken, email } : { status: 'link-required', linkToken, email, provider };
         }
         case 'verification_sent':
             return { status: 'verification-sent' };
@@ -56,4 +63,30 @@ export function withoutFragment(url) {
     const href = typeof url === 'string' ? url : url.href;
     const at = href.indexOf('#');
     return at < 0 ? href : href.slice(0, at);
+}
+// The tab's note that it sent the browser to a provider: one sessionStorage key (per tab, per
+// origin), the provider's name, no token. Written just before the navigation, taken (read and
+// removed) by the first return.
+const STARTED_KEY = 'authd.oauth-started';
+/** Notes that this tab starts a sign-in with `provider` (`AuthdClient.startOAuthSignIn`). */
+export function noteOAuthStart(provider) {
+    const storage = globalThis.sessionStorage;
+    if (!storage)
+        throw new TypeError('startOAuthSignIn: no sessionStorage here (browsers only)');
+    storage.setItem(STARTED_KEY, provider);
+}
+/** The provider this tab started a sign-in with, or null; the note is removed either way. */
+export function takeOAuthStart() {
+    try {
+        const storage = globalThis.sessionStorage;
+        if (!storage)
+            return null;
+        const provider = storage.getItem(STARTED_KEY);
+        storage.removeItem(STARTED_KEY);
+        return provider;
+    }
+    catch {
+        // Storage disabled (a sandboxed frame): no note, so nothing that needs one is honoured.
+        return null;
+    }
 }
