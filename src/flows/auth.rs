@@ -22,7 +22,7 @@ use crate::domain::user::{check_name, Role, User};
 use crate::domain::{lockout, password};
 use crate::error::{AppError, FieldError};
 use crate::flows::deps::FlowDeps;
-use crate::flows::mfa::{MfaChallengeIssued, MfaService};
+use crate::flows::mfa::{AfterFirstFactor, MfaChallengeIssued, MfaService};
 use crate::store::{NewUser, StoreError};
 
 /// Longest password accepted at login, in characters (the OpenAPI `maxLength`): longer input is
@@ -358,23 +358,20 @@ impl AuthService {
         if verification.needs_rehash {
             self.rehash_in_background(user.id, password);
         }
-        // A second factor on the account: no session until it is given.
-        let methods = AuthMethods::password();
-        if let Some(challenge) = self
-            .mfa
-            .challenge(&user, methods.clone(), Some(epoch))
-            .await?
-        {
-            tracing::info!(user_id = %user.id, "password right; second factor required");
-            return Ok(LoginOutcome::MfaRequired(challenge));
-        }
         // A reset or "sign out everywhere" since the password was read: that password opens
         // nothing now.
         let refused = AppError::InvalidCredentials;
-        let tokens = self
-            .deps
-            .start_session_since(&user, client, methods, epoch, refused)
-            .await?;
+        let methods = AuthMethods::password();
+        let next = self
+            .mfa
+            .after_first_factor(&user, methods, Some(epoch), refused, client);
+        let tokens = match next.await? {
+            AfterFirstFactor::SignedIn(tokens) => tokens,
+            AfterFirstFactor::SecondStep(challenge) => {
+                tracing::info!(user_id = %user.id, "password right; second factor required");
+                return Ok(LoginOutcome::MfaRequired(challenge));
+            }
+        };
         tracing::info!(user_id = %user.id, "logged in");
         let details = json!({ "sessionId": tokens.session_id });
         self.deps

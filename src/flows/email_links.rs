@@ -29,7 +29,7 @@ use crate::error::AppError;
 use crate::flows::audit::EventKind;
 use crate::flows::auth::LoginOutcome;
 use crate::flows::deps::{retry_while_unavailable, FlowDeps};
-use crate::flows::mfa::MfaService;
+use crate::flows::mfa::{AfterFirstFactor, MfaService};
 use crate::store::{
     ConsumedToken, FactorChoice, NewEmailLogin, RevokeReason, StoreError, UsedEmailLogin,
 };
@@ -404,18 +404,16 @@ impl EmailLinkService {
                 .await;
         }
         let methods = AuthMethods::of(&[AuthMethod::EmailLink]);
-        if let Some(challenge) = self
-            .mfa
-            .challenge(&user, methods.clone(), Some(epoch))
-            .await?
-        {
-            return Ok(LoginOutcome::MfaRequired(challenge));
-        }
         let refused = AppError::OneTimeTokenInvalid;
-        let tokens = self
-            .deps
-            .start_session_since(&user, client, methods, epoch, refused)
-            .await?;
+        let next = self
+            .mfa
+            .after_first_factor(&user, methods, Some(epoch), refused, client);
+        let tokens = match next.await? {
+            AfterFirstFactor::SignedIn(tokens) => tokens,
+            AfterFirstFactor::SecondStep(challenge) => {
+                return Ok(LoginOutcome::MfaRequired(challenge));
+            }
+        };
         tracing::info!(user_id = %user.id, "logged in by email");
         crate::metrics::email_flow("email_login", "signed_in");
         let details = json!({ "sessionId": tokens.session_id, "method": "email" });

@@ -26,7 +26,7 @@ use crate::error::{AppError, FederationFailure};
 use crate::federation::{Provider, ProviderError, Providers, VouchedIdentity};
 use crate::flows::audit::EventKind;
 use crate::flows::deps::FlowDeps;
-use crate::flows::mfa::{MfaChallengeIssued, MfaService};
+use crate::flows::mfa::{AfterFirstFactor, MfaChallengeIssued, MfaService};
 use crate::store::{
     CeremonyKind, LinkedIdentity, NewCeremony, NewIdentity, NewUser, SessionEpoch, StoreError,
     Unlinked,
@@ -623,19 +623,16 @@ impl FederationService {
         let methods = AuthMethods::of(&[AuthMethod::Federated]);
         // The link is withdrawn when the mailbox's owner recovers an account someone else set
         // up: a session from a link read before that ending is refused.
-        if let Some(challenge) = self.mfa.challenge(&user, methods.clone(), epoch).await? {
-            tracing::info!(user_id = %user.id, "provider sign-in; second factor required");
-            return Ok(FederatedOutcome::MfaRequired(challenge));
-        }
-        let tokens = match epoch {
-            Some(epoch) => {
-                let refused = AppError::InvalidCredentials;
-                let start = self
-                    .deps
-                    .start_session_since(&user, client, methods, epoch, refused);
-                start.await?
+        let refused = AppError::InvalidCredentials;
+        let next = self
+            .mfa
+            .after_first_factor(&user, methods, epoch, refused, client);
+        let tokens = match next.await? {
+            AfterFirstFactor::SignedIn(tokens) => tokens,
+            AfterFirstFactor::SecondStep(challenge) => {
+                tracing::info!(user_id = %user.id, "provider sign-in; second factor required");
+                return Ok(FederatedOutcome::MfaRequired(challenge));
             }
-            None => self.deps.start_session(&user, client, methods).await?,
         };
         tracing::info!(user_id = %user.id, provider = %provider.name, "logged in through a provider");
         let details = json!({ "sessionId": tokens.session_id, "provider": provider.name });

@@ -86,6 +86,13 @@ pub struct MfaChallengeIssued {
     pub expires_in: u64,
 }
 
+/// Where a first factor led ([`MfaService::after_first_factor`]).
+pub enum AfterFirstFactor {
+    /// The account has a second factor: no session until `POST /auth/mfa/verify`.
+    SecondStep(MfaChallengeIssued),
+    SignedIn(IssuedTokens),
+}
+
 /// A started TOTP enrolment: what the authenticator app needs (no `Debug`: the secret).
 #[derive(Clone)]
 pub struct TotpEnrolment {
@@ -178,11 +185,35 @@ impl MfaService {
         Ok(self.deps.store.mfa_status(user_id).await?)
     }
 
-    /// After a right password: the second step of the login when the account has a factor,
-    /// else `None` (the login completes at once).
-    /// `epoch`: the [`SessionEpoch`] the first step was read under (`None`: as of now), which
-    /// the second must find unchanged.
-    pub async fn challenge(
+    /// Where a first factor (a password, a sign-in mail, a provider) leads: the second step when
+    /// the account has a factor, else a session. `epoch`: the [`SessionEpoch`] the first factor
+    /// was read under (`None`: an account made just now), which the second step, or the session
+    /// at once, must find unchanged: `refused` (audited) when every session of the user has been
+    /// ended since.
+    pub async fn after_first_factor(
+        &self,
+        user: &User,
+        methods: AuthMethods,
+        epoch: Option<SessionEpoch>,
+        refused: AppError,
+        client: &ClientContext,
+    ) -> Result<AfterFirstFactor, AppError> {
+        if let Some(challenge) = self.challenge(user, methods.clone(), epoch).await? {
+            return Ok(AfterFirstFactor::SecondStep(challenge));
+        }
+        let deps = &self.deps;
+        let tokens = match epoch {
+            Some(epoch) => {
+                let start = deps.start_session_since(user, client, methods, epoch, refused);
+                start.await?
+            }
+            None => deps.start_session(user, client, methods).await?,
+        };
+        Ok(AfterFirstFactor::SignedIn(tokens))
+    }
+
+    /// The second step of a sign-in when the account has a factor, else `None`.
+    async fn challenge(
         &self,
         user: &User,
         first_step: AuthMethods,
