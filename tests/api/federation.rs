@@ -66,6 +66,16 @@ async fn spawn(backend: Backend, fake: &FakeProvider) -> TestApp {
     spawn_app_with(backend, with_providers(&fake.issuer)).await
 }
 
+/// An app that takes the nonces native apps make (`oauth.native_nonces = "any"`).
+async fn spawn_taking_app_nonces(backend: Backend, fake: &FakeProvider) -> TestApp {
+    let issuer = fake.issuer.clone();
+    spawn_app_with(backend, move |settings| {
+        with_providers(&issuer)(settings);
+        settings.oauth.native_nonces = NativeNonces::Any;
+    })
+    .await
+}
+
 /// A provider, a mail sink and an app using both, with `customize` on its settings.
 async fn spawn_mailing(
     backend: Backend,
@@ -571,20 +581,13 @@ async fn a_second_factor_still_applies(backend: Backend) {
     assert_eq!(claims["aal"], 2);
 }
 
-/// The ID token's own checks, with nonces the app makes (`oauth.native_nonces = "any"`); the
-/// issued ones are the next test's.
 /// A link offer made to one browser's round trip links only from that browser: someone who
 /// gets an offer for a victim's address (a provider account claiming it) and plants it in the
 /// victim's page as a crafted return URL links nothing, though the victim is signed in. A
 /// native app's offer, answered in its own request's body, needs no cookie.
 async fn a_link_offer_is_taken_only_in_the_browser_it_was_made_to(backend: Backend) {
     let fake = FakeProvider::start().await;
-    let issuer = fake.issuer.clone();
-    let app = spawn_app_with(backend, move |settings| {
-        with_providers(&issuer)(settings);
-        settings.oauth.native_nonces = NativeNonces::Any;
-    })
-    .await;
+    let app = spawn_taking_app_nonces(backend, &fake).await;
     let victim = app.account().await;
     fake.signs_in(&Person::new(&victim.email));
     let planted = app.round_trip("fake", None).await;
@@ -622,14 +625,11 @@ async fn a_link_offer_is_taken_only_in_the_browser_it_was_made_to(backend: Backe
     assert_eq!(linked.status().as_u16(), 201);
 }
 
+/// The ID token's own checks, with nonces the app makes (`oauth.native_nonces = "any"`); the
+/// issued ones are the next test's.
 async fn native_apps_exchange_an_id_token_once(backend: Backend) {
     let fake = FakeProvider::start().await;
-    let issuer = fake.issuer.clone();
-    let app = spawn_app_with(backend, move |settings| {
-        with_providers(&issuer)(settings);
-        settings.oauth.native_nonces = NativeNonces::Any;
-    })
-    .await;
+    let app = spawn_taking_app_nonces(backend, &fake).await;
     let person = Person::new("ios@example.com");
     let nonce = "a-nonce-the-app-made";
     let hashed: String = Sha256::digest(nonce.as_bytes())

@@ -170,46 +170,40 @@ async fn migrating_again_changes_nothing(backend: Backend) {
 }
 
 async fn a_database_migrated_by_a_newer_authd_is_refused(backend: Backend) {
-    let database = TestDatabase::new(backend);
-    migrate_to(backend, &database, None).await;
-    run_sql(
-        &database,
-        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
-         VALUES (99, 'from_a_newer_authd', '2030-01-01T00:00:00Z', '0')",
-    )
-    .await;
-    let settings = test_settings(backend, &database);
-    for auto_migrate in [true, false] {
-        let mut settings = settings.clone();
-        settings.database.auto_migrate = auto_migrate;
-        let message = refused_start(settings).await;
+    let tampered = "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+                    VALUES (99, 'from_a_newer_authd', '2030-01-01T00:00:00Z', '0')";
+    let refusals = refusals_of_a_migrated_database(backend, tampered).await;
+    for message in refusals {
         assert!(message.contains("newer version"), "{message}");
     }
+}
+
+/// What a start answers, migrating and not, on a database migrated in full and then changed by
+/// `tampering` (SQL).
+async fn refusals_of_a_migrated_database(backend: Backend, tampering: &str) -> Vec<String> {
+    let database = TestDatabase::new(backend);
+    migrate_to(backend, &database, None).await;
+    run_sql(&database, tampering).await;
+    let mut refusals = Vec::new();
+    for auto_migrate in [true, false] {
+        let mut settings = test_settings(backend, &database);
+        settings.database.auto_migrate = auto_migrate;
+        refusals.push(refused_start(settings).await);
+    }
     database.remove();
+    refusals
 }
 
 /// A database whose migration of some number is not the one shipped (edited by hand, or another
 /// build's) is refused whether the start migrates or not, though its newest number is this
 /// authd's.
 async fn a_database_with_a_different_migration_is_refused(backend: Backend) {
-    let database = TestDatabase::new(backend);
-    migrate_to(backend, &database, None).await;
-    run_sql(
-        &database,
-        "UPDATE refinery_schema_history SET checksum = '1' WHERE version = 3",
-    )
-    .await;
-    let settings = test_settings(backend, &database);
-    for auto_migrate in [true, false] {
-        let mut settings = settings.clone();
-        settings.database.auto_migrate = auto_migrate;
-        let message = refused_start(settings).await;
-        assert!(
-            message.contains("migration V3__one_time_tokens_and_outbox in the database differs"),
-            "auto_migrate {auto_migrate}: {message}"
-        );
+    let tampered = "UPDATE refinery_schema_history SET checksum = '1' WHERE version = 3";
+    let refusals = refusals_of_a_migrated_database(backend, tampered).await;
+    for message in refusals {
+        let said = "migration V3__one_time_tokens_and_outbox in the database differs";
+        assert!(message.contains(said), "{message}");
     }
-    database.remove();
 }
 
 /// A start that does not migrate (`database.auto_migrate = false`) on a database behind this
