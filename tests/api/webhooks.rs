@@ -433,6 +433,11 @@ async fn events_reach_the_endpoints_subscribed_to_their_kind_signed(backend: Bac
     );
     assert_eq!(narrow_log[0]["eventType"], "login_failed");
     assert_eq!(narrow_log[0]["status"], "sent");
+    let sent = &narrow_log[0];
+    assert!(
+        time_of(&sent["nextAttemptAt"]) <= time_of(&sent["deliveredAt"]),
+        "{sent}"
+    );
     assert_eq!(narrow_log[0]["eventId"], failures[0].id.as_str());
     // One event, one message id, whichever endpoint receives it.
     let failed_at_wide = messages
@@ -639,6 +644,9 @@ async fn a_dead_delivery_shows_in_the_log_and_a_retry_sends_it_again(backend: Ba
         "{dead}"
     );
     assert!(dead["deliveredAt"].is_null());
+    // When it was given up, not the lease its last attempt held: no attempt is to come.
+    let now = chrono::Utc::now();
+    assert!(time_of(&dead["nextAttemptAt"]) <= now, "{dead}");
     assert_eq!(receiver.received().len(), 2, "two attempts, no more");
     let delivery = dead["id"].as_str().unwrap();
     let retry_path = format!("/admin/webhooks/{endpoint}/deliveries/{delivery}/retry");

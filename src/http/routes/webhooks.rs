@@ -187,7 +187,7 @@ pub struct DeliveryBody {
     payload: serde_json::Value,
     #[serde(serialize_with = "super::timestamp")]
     created_at: chrono::DateTime<chrono::Utc>,
-    /// When it is (or was last) due: the next attempt while pending.
+    /// The next attempt while pending; once sent or dead, when its last attempt ended.
     #[serde(serialize_with = "super::timestamp")]
     next_attempt_at: chrono::DateTime<chrono::Utc>,
     #[serde(serialize_with = "super::optional_timestamp")]

@@ -162,7 +162,7 @@ impl WebhookStore for PostgresStore {
             DeliveryOutcome::Sent => {
                 let sent = "UPDATE webhook_deliveries
                             SET status = 'sent', delivered_at = now(), last_error = NULL,
-                                last_status = $2
+                                last_status = $2, next_attempt_at = now()
                             WHERE id = $1";
                 self.execute(sent, &[&id, &status]).await?
             }
@@ -179,7 +179,8 @@ impl WebhookStore for PostgresStore {
             }
             DeliveryOutcome::Dead { error } => {
                 let dead = "UPDATE webhook_deliveries
-                            SET status = 'dead', last_error = $2, last_status = $3
+                            SET status = 'dead', last_error = $2, last_status = $3,
+                                next_attempt_at = now()
                             WHERE id = $1";
                 self.execute(dead, &[&id, error, &status]).await?
             }

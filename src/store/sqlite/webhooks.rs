@@ -200,7 +200,8 @@ impl WebhookStore for SqliteStore {
         let (sql, values) = match &attempt.outcome {
             DeliveryOutcome::Sent => (
                 "UPDATE webhook_deliveries
-                 SET status = 'sent', delivered_at = ?2, last_error = NULL, last_status = ?3
+                 SET status = 'sent', delivered_at = ?2, last_error = NULL, last_status = ?3,
+                     next_attempt_at = ?2
                  WHERE id = ?1",
                 vec![text(id), now_value(), status],
             ),
@@ -219,9 +220,10 @@ impl WebhookStore for SqliteStore {
                 ],
             ),
             DeliveryOutcome::Dead { error } => (
-                "UPDATE webhook_deliveries SET status = 'dead', last_error = ?2, last_status = ?3
+                "UPDATE webhook_deliveries SET status = 'dead', last_error = ?2, last_status = ?3,
+                                              next_attempt_at = ?4
                  WHERE id = ?1",
-                vec![text(id), text(error), status],
+                vec![text(id), text(error), status, now_value()],
             ),
         };
         self.execute(sql, values).await?;
