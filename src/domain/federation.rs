@@ -158,8 +158,12 @@ pub fn nonce_matches(in_token: &str, presented: &str) -> bool {
 /// Longest provider subject kept (the store's limit; OpenID Connect says 255 ASCII characters).
 pub const MAX_SUBJECT_CHARS: usize = 255;
 
-/// A provider's subject (`sub`) authd can keep as an identity's key.
+/// A provider's subject (`sub`) authd can keep as an identity's key: 1 to 255 characters, none
+/// of them a control character (PostgreSQL cannot store NUL, and no provider's ids hold one).
 pub fn check_subject(subject: &str) -> Result<(), String> {
+    if subject.chars().any(char::is_control) {
+        return Err("the subject holds a control character".into());
+    }
     match subject.chars().count() {
         0 => Err("the identity has no subject".into()),
         n if n > MAX_SUBJECT_CHARS => Err(format!(
@@ -220,6 +224,9 @@ mod tests {
         assert!(check_subject("1").is_ok());
         assert!(check_subject(&"é".repeat(255)).is_ok());
         assert!(check_subject(&"x".repeat(256)).is_err());
+        for control in ["x\0", "\0", "a\u{7f}b", "line\nbreak"] {
+            assert!(check_subject(control).is_err(), "{control:?}");
+        }
     }
 
     #[test]

@@ -33,9 +33,20 @@ pub struct VouchedIdentity {
 }
 
 /// An identity authd can keep: a subject of 1 to 255 characters (what the store holds; an empty
-/// one would make every user of a faulty provider one identity).
+/// one would make every user of a faulty provider one identity), and neither it nor the address
+/// holding a control character (NUL, which PostgreSQL refuses, among them: a 500 otherwise, and
+/// backends that disagree).
 fn checked(identity: VouchedIdentity) -> Result<VouchedIdentity, ProviderError> {
     crate::domain::federation::check_subject(&identity.subject).map_err(ProviderError::Refused)?;
+    if identity
+        .email
+        .as_deref()
+        .is_some_and(|email| email.chars().any(char::is_control))
+    {
+        return Err(ProviderError::Refused(
+            "the address holds a control character".into(),
+        ));
+    }
     Ok(identity)
 }
 

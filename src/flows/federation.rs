@@ -111,7 +111,8 @@ struct PendingLink {
     /// For an offer made to a browser's round trip: the hash (hex) of that browser's flow key,
     /// which must come back (the `oauth_link` cookie) with the link. Someone else's offer,
     /// planted in a victim's page as a crafted return URL, then links nothing. `None` for a
-    /// native app's offer, answered in the body of the app's own request.
+    /// native app's offer, answered in the body of the app's own request: taken only by a
+    /// request that no page sent (no `Origin`), so it cannot be planted in a page either.
     #[serde(default)]
     browser: Option<String>,
 }
@@ -701,12 +702,15 @@ impl FederationService {
 
     /// The signed-in owner of an address links the identity that was offered for it
     /// (`linkToken`). Only the account the offer was made for can take it, or use it up; an
-    /// offer made to a browser's round trip, only with that browser's `browser_key`.
+    /// offer made to a browser's round trip, only with that browser's `browser_key`; a native
+    /// app's, only from a request no page sent (`from_page`: it carries `Origin`, which every
+    /// browser sends with a page's POST).
     pub async fn accept_link(
         &self,
         caller: &Caller,
         link_token: &str,
         browser_key: Option<&str>,
+        from_page: bool,
         client: &ClientContext,
     ) -> Result<LinkedIdentity, AppError> {
         self.deps.require_step_up(&caller.claims).await?;
@@ -725,14 +729,15 @@ impl FederationService {
             return Err(invalid());
         }
         let pending: PendingLink = serde_json::from_str(&ceremony.state).map_err(|_| invalid())?;
-        if let Some(expected) = &pending.browser {
-            let same_browser = browser_key
+        let taken_where_offered = match &pending.browser {
+            Some(expected) => browser_key
                 .and_then(OpaqueToken::parse)
-                .is_some_and(|key| hex(&key.hash()) == *expected);
-            if !same_browser {
-                tracing::info!(user_id = %caller.user.id, "identity link refused: not the browser the provider answered");
-                return Err(invalid());
-            }
+                .is_some_and(|key| hex(&key.hash()) == *expected),
+            None => !from_page,
+        };
+        if !taken_where_offered {
+            tracing::info!(user_id = %caller.user.id, "identity link refused: not where the offer was made");
+            return Err(invalid());
         }
         let provider = self.provider(&pending.provider)?;
         let identity = VouchedIdentity {

@@ -20,6 +20,12 @@ use crate::error::AppError;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Marks a HEAD request, routed as GET: the few GETs that act (a provider sign-in's start and
+/// callback) answer it with 405 instead of acting for an answer nobody reads (a link checker's
+/// or a prefetcher's HEAD would use up the sign-in).
+#[derive(Debug, Clone, Copy)]
+pub struct HeadRequest;
+
 /// The id of the current request, as answered in `X-Request-Id`.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -94,6 +100,7 @@ pub async fn request_context(
     // the request's own method, sends the head of the answer only.
     if method == Method::HEAD {
         req.head_mut().method = Method::GET;
+        req.extensions_mut().insert(HeadRequest);
     }
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let started = Instant::now();

@@ -417,8 +417,27 @@ async fn the_callback_needs_the_state_of_this_browser_once(backend: Backend) {
         .await;
     assert_eq!(landing.error(), "oauth_state_invalid");
 
-    // A state is used once: replaying a good callback finds nothing.
+    // A state is used once: replaying a good callback finds nothing. A HEAD of the callback
+    // (a link checker's, a prefetcher's) or of the start acts on nothing: 405.
     let at = app.to_provider("fake", None).await;
+    for (path, allow) in [
+        (
+            format!("/auth/oauth/fake/callback?{}", at.callback_query),
+            "GET, POST",
+        ),
+        ("/auth/oauth/fake/start".to_string(), "GET"),
+    ] {
+        let head = app
+            .client
+            .head(app.url(&path))
+            .header("Cookie", format!("oauth_flow={}", at.flow_cookie))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status().as_u16(), 405, "HEAD {path}");
+        assert_eq!(head.headers()["allow"], allow);
+        assert!(refresh_cookie(head.headers()).is_none());
+    }
     let first = app
         .callback("fake", &at.callback_query, Some(&at.flow_cookie))
         .await;
@@ -584,7 +603,8 @@ async fn a_second_factor_still_applies(backend: Backend) {
 /// A link offer made to one browser's round trip links only from that browser: someone who
 /// gets an offer for a victim's address (a provider account claiming it) and plants it in the
 /// victim's page as a crafted return URL links nothing, though the victim is signed in. A
-/// native app's offer, answered in its own request's body, needs no cookie.
+/// native app's offer, answered in its own request's body, needs no cookie but is taken only by
+/// a request no page sent (no `Origin`).
 async fn a_link_offer_is_taken_only_in_the_browser_it_was_made_to(backend: Backend) {
     let fake = FakeProvider::start().await;
     let app = spawn_taking_app_nonces(backend, &fake).await;
@@ -619,6 +639,20 @@ async fn a_link_offer_is_taken_only_in_the_browser_it_was_made_to(backend: Backe
     assert_eq!(body["linkRequired"], true, "{body}");
     assert_eq!(body["provider"], "fake", "{body}");
     let link_token = body["linkToken"].as_str().unwrap();
+    // Planted in the victim's page (whose requests carry Origin): refused, and used up.
+    let planted = app
+        .client
+        .post(app.url("/me/identities"))
+        .bearer_auth(&victim.access_token)
+        .header("Origin", "http://localhost:3000")
+        .json(&json!({ "linkToken": link_token }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(planted, 400, "validation_failed").await;
+    let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, "m");
+    let body: Value = app.exchange(&token, "m").await.json().await.unwrap();
+    let link_token = body["linkToken"].as_str().expect("a second offer");
     let linked = app
         .accept_link_with(&victim.access_token, link_token, None)
         .await;
@@ -669,6 +703,20 @@ async fn native_apps_exchange_an_id_token_once(backend: Backend) {
     };
     let token = fake.id_token_for_app(&long, NATIVE_CLIENT_ID, nonce);
     assert_error(app.exchange(&token, nonce).await, 401, "oauth_failed").await;
+    // A NUL in the subject or the address (PostgreSQL cannot store one): refused on both
+    // backends alike, not a 500.
+    let nul_subject = Person {
+        subject: "x\0y".into(),
+        ..Person::new("nul-subject@example.com")
+    };
+    let nul_address = Person {
+        email: Some("nul\0@example.com".into()),
+        ..Person::new("nul-address@example.com")
+    };
+    for person in [nul_subject, nul_address] {
+        let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, nonce);
+        assert_error(app.exchange(&token, nonce).await, 401, "oauth_failed").await;
+    }
     // A token that would be remembered as spent for thirty years.
     fake.forge_next(Forgery::LivesForYears);
     let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, nonce);

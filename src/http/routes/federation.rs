@@ -10,8 +10,8 @@
 //! `POST /me/identities` needs), `#status=verification_sent`, `#status=linked`,
 //! or `#status=error&error=<code>`.
 
-use actix_web::http::header::LOCATION;
-use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use actix_web::http::header::{ALLOW, LOCATION, ORIGIN};
+use actix_web::{delete, get, post, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -22,6 +22,7 @@ use crate::flows::federation::{Callback, CallbackResult, FederatedOutcome, Start
 use crate::http::cookies::{request_cookie, OAUTH_FLOW_COOKIE, OAUTH_LINK_COOKIE};
 use crate::http::error::ErrorBody;
 use crate::http::extractors::{AuthUser, Client, JsonBody, QueryParams};
+use crate::http::middleware::HeadRequest;
 use crate::http::AppState;
 use crate::store::LinkedIdentity;
 
@@ -198,10 +199,14 @@ pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
 )]
 #[get("/oauth/{provider}/start")]
 pub async fn start(
+    req: HttpRequest,
     state: web::Data<AppState>,
     provider: web::Path<String>,
     QueryParams(query): QueryParams<StartQuery>,
 ) -> Result<HttpResponse, AppError> {
+    if let Some(refused) = refused_head(&req, "GET") {
+        return Ok(refused);
+    }
     let return_to = state.federation.return_url(query.return_to.as_deref())?;
     match state
         .federation
@@ -223,6 +228,18 @@ pub async fn start(
         )),
         Err(e) => Err(e),
     }
+}
+
+/// 405 for a HEAD of a GET that acts (see [`HeadRequest`]), with the methods that do act.
+fn refused_head(req: &HttpRequest, allow: &'static str) -> Option<HttpResponse> {
+    req.extensions().contains::<HeadRequest>().then(|| {
+        let mut refused = HttpResponse::from_error(AppError::MethodNotAllowed);
+        refused.headers_mut().insert(
+            ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        refused
+    })
 }
 
 /// The redirect back to the frontend, the outcome in the fragment. `browser_key`: the round
@@ -320,6 +337,9 @@ pub async fn callback(
     provider: web::Path<String>,
     QueryParams(params): QueryParams<CallbackParams>,
 ) -> HttpResponse {
+    if let Some(refused) = refused_head(&req, "GET, POST") {
+        return refused;
+    }
     finish(req, state, client, &provider, params).await
 }
 
@@ -509,9 +529,16 @@ pub async fn accept_link(
 ) -> Result<HttpResponse, AppError> {
     let JsonBody(body) = body?;
     let browser_key = request_cookie(&req, OAUTH_LINK_COOKIE);
+    let from_page = req.headers().contains_key(ORIGIN);
     let linked = state
         .federation
-        .accept_link(&caller, &body.link_token, browser_key.as_deref(), &client)
+        .accept_link(
+            &caller,
+            &body.link_token,
+            browser_key.as_deref(),
+            from_page,
+            &client,
+        )
         .await?;
     Ok(HttpResponse::Created()
         .cookie(state.link_cookie.oauth_link_cleared())
