@@ -529,7 +529,11 @@ impl EmailLinkService {
             .await;
         match changed {
             Ok(true) => {}
-            Ok(false) | Err(StoreError::SessionEnded) => {
+            Ok(false) => {
+                tracing::info!(%user_id, "address change refused: the account is gone");
+                return Err(AppError::OneTimeTokenInvalid);
+            }
+            Err(StoreError::SessionEnded) => {
                 tracing::info!(%user_id, "address change refused: the session that asked has ended");
                 return Err(AppError::OneTimeTokenInvalid);
             }

@@ -86,6 +86,8 @@ pub struct Callback<'a> {
     /// The provider's `error` (the user said no).
     pub error: Option<&'a str>,
     pub browser_key: Option<&'a str>,
+    /// The key a link offer made to this browser is bound to (its `oauth_link` cookie's).
+    pub link_key: Option<&'a str>,
 }
 
 /// The round trip's state, kept server-side under the hash of `state` until the callback.
@@ -108,11 +110,12 @@ struct PendingLink {
     provider: String,
     subject: String,
     email: String,
-    /// For an offer made to a browser's round trip: the hash (hex) of that browser's flow key,
-    /// which must come back (the `oauth_link` cookie) with the link. Someone else's offer,
-    /// planted in a victim's page as a crafted return URL, then links nothing. `None` for a
-    /// native app's offer, answered in the body of the app's own request: taken only by a
-    /// request that no page sent (no `Origin`), so it cannot be planted in a page either.
+    /// For an offer made to a browser (a round trip's callback, or a page's token exchange): the
+    /// hash (hex) of that browser's link key, which must come back (the `oauth_link` cookie)
+    /// with the link. Someone else's offer, planted in a victim's page as a crafted return URL,
+    /// then links nothing. `None` for a native app's offer, answered in the body of the app's
+    /// own request: taken only by a request that no page sent (no `Origin`), so it cannot be
+    /// planted in a page either.
     #[serde(default)]
     browser: Option<String>,
 }
@@ -134,6 +137,13 @@ pub struct FederationService {
 
 fn hex(hash: &TokenHash) -> String {
     hash.as_slice().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a link offer keeps of the browser key it is bound to: its hash, hex.
+fn link_binding(link_key: Option<&str>) -> Option<String> {
+    link_key
+        .and_then(OpaqueToken::parse)
+        .map(|key| hex(&key.hash()))
 }
 
 fn from_provider(e: ProviderError) -> AppError {
@@ -297,8 +307,10 @@ impl FederationService {
             .await
             .map_err(|e| self.refused(&provider, e, client))?;
         let Some(user_id) = ceremony.user_id else {
-            let browser = Some(trip.browser.as_str());
-            return self.sign_in(&provider, identity, browser, client).await;
+            let browser = link_binding(callback.link_key);
+            return self
+                .sign_in(&provider, identity, browser.as_deref(), client)
+                .await;
         };
         // A link is the asking session's: once it has ended (signed out everywhere, a reset,
         // a lock, the account deleted), the round trip links nothing.
@@ -372,11 +384,14 @@ impl FederationService {
     /// nonce it asked for (one authd issued, unless `oauth.native_nonces = "any"`): each token
     /// and each nonce is accepted once.
     #[tracing::instrument(skip_all, fields(provider = provider))]
+    /// `link_key`: for a page's request, the key a link offer is bound to (its `oauth_link`
+    /// cookie's); `None` for an app's, whose offer only an app can take.
     pub async fn exchange_id_token(
         &self,
         provider: &str,
         id_token: &str,
         nonce: &str,
+        link_key: Option<&str>,
         client: &ClientContext,
     ) -> Result<FederatedOutcome, AppError> {
         let provider = self.provider(provider)?;
@@ -411,7 +426,10 @@ impl FederationService {
             let e = ProviderError::Refused("the ID token was used before".into());
             return Err(self.refused(&provider, e, client));
         }
-        let outcome = self.sign_in(&provider, identity, None, client).await;
+        let browser = link_binding(link_key);
+        let outcome = self
+            .sign_in(&provider, identity, browser.as_deref(), client)
+            .await;
         if let Err(e) = &outcome {
             crate::metrics::federation_outcome("id_token", e.code());
         }
@@ -702,7 +720,7 @@ impl FederationService {
 
     /// The signed-in owner of an address links the identity that was offered for it
     /// (`linkToken`). Only the account the offer was made for can take it, or use it up; an
-    /// offer made to a browser's round trip, only with that browser's `browser_key`; a native
+    /// offer made to a browser, only with that browser's link key (`browser_key`); a native
     /// app's, only from a request no page sent (`from_page`: it carries `Origin`, which every
     /// browser sends with a page's POST).
     pub async fn accept_link(
@@ -730,9 +748,7 @@ impl FederationService {
         }
         let pending: PendingLink = serde_json::from_str(&ceremony.state).map_err(|_| invalid())?;
         let taken_where_offered = match &pending.browser {
-            Some(expected) => browser_key
-                .and_then(OpaqueToken::parse)
-                .is_some_and(|key| hex(&key.hash()) == *expected),
+            Some(expected) => link_binding(browser_key).is_some_and(|key| key == *expected),
             None => !from_page,
         };
         if !taken_where_offered {

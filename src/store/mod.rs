@@ -43,16 +43,17 @@ pub enum StoreError {
     /// The removal would leave the account no way to sign in (no password, passkey or identity).
     #[error("the last way to sign in")]
     LastWayIn,
-    /// The signed-in session a write was made for has ended (signed out, everywhere or by a
-    /// reset, a lock, a deletion): nothing was written. The writes a session asks for that add
-    /// a way into the account or move it (a passkey, a provider's identity, a TOTP factor, a new
-    /// address) check, in their own transaction, that the asking session still lives: the check
-    /// at the request's start is not enough, as an ending of the user's sessions (the owner's
-    /// reset or recovery, "sign out everywhere", a lock) landing between it and the write would
-    /// leave what the ended session added. An ending updates the user's row first, and these
-    /// writes hold that row (PostgreSQL) or take turns with every write (SQLite), so an ending
-    /// comes wholly before the check (which then fails) or after the write (and ends or removes
-    /// what it made).
+    /// The signed-in session a write was made for has ended (revoked, expired, its user locked
+    /// or deleted): nothing was written. The writes a session asks for that add a way into the
+    /// account or move it (a passkey, a provider's identity, a TOTP factor, a new address) check,
+    /// in their own transaction, that the asking session still lives: the check at the
+    /// request's start is not enough, as an ending of every session of the user (the owner's
+    /// reset or recovery, "sign out everywhere", a lock, a deletion) landing between it and the
+    /// write would leave what the ended session added. Those endings update the user's row
+    /// first, and these writes hold that row (PostgreSQL) or take turns with every write
+    /// (SQLite), so such an ending comes wholly before the check (which then fails) or after the
+    /// write (and ends or removes what it made). A single sign-out touches only its session: a
+    /// write it races is as if made just before it, which nothing undoes anyway.
     #[error("the session that asked has ended")]
     SessionEnded,
     /// The backend cannot be reached or has no free connection in time: retryable.

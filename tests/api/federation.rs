@@ -200,16 +200,32 @@ impl TestApp {
     /// `POST /me/identities` from the browser that landed with `offer`: takes its link offer.
     async fn accept_link(&self, token: &str, offer: &Landing) -> reqwest::Response {
         let cookie = offer.link_cookie();
-        self.accept_link_with(token, &offer.fields["linkToken"], cookie.as_deref())
+        self.accept_link_with(token, &offer.fields["linkToken"], cookie.as_deref(), false)
             .await
     }
 
-    /// `POST /me/identities` with `link_token`, and `cookie` as the `oauth_link` cookie.
+    /// The whole round trip in a browser that holds the link key `link_key`.
+    async fn round_trip_holding_link_key(&self, provider: &str, link_key: &str) -> Landing {
+        let at = self.to_provider(provider, None).await;
+        let query = &at.callback_query;
+        let request = self
+            .client
+            .get(self.url(&format!("/auth/oauth/{provider}/callback?{query}")))
+            .header(
+                "Cookie",
+                format!("oauth_flow={}; oauth_link={link_key}", at.flow_cookie),
+            );
+        landing(request.send().await.unwrap())
+    }
+
+    /// `POST /me/identities` with `link_token`, `cookie` as the `oauth_link` cookie, and, as a
+    /// page sends it, `Origin` when `from_page`.
     async fn accept_link_with(
         &self,
         token: &str,
         link_token: &str,
         cookie: Option<&str>,
+        from_page: bool,
     ) -> reqwest::Response {
         let body = json!({ "linkToken": link_token });
         let mut request = self
@@ -219,6 +235,9 @@ impl TestApp {
             .json(&body);
         if let Some(cookie) = cookie {
             request = request.header("Cookie", format!("oauth_link={cookie}"));
+        }
+        if from_page {
+            request = request.header("Origin", "http://localhost:3000");
         }
         request.send().await.unwrap()
     }
@@ -600,63 +619,97 @@ async fn a_second_factor_still_applies(backend: Backend) {
     assert_eq!(claims["aal"], 2);
 }
 
-/// A link offer made to one browser's round trip links only from that browser: someone who
-/// gets an offer for a victim's address (a provider account claiming it) and plants it in the
-/// victim's page as a crafted return URL links nothing, though the victim is signed in. A
-/// native app's offer, answered in its own request's body, needs no cookie but is taken only by
-/// a request no page sent (no `Origin`).
-async fn a_link_offer_is_taken_only_in_the_browser_it_was_made_to(backend: Backend) {
+/// A link offer made to a browser links only from that browser: someone who gets an offer for a
+/// victim's address (a provider account claiming it) and plants it in the victim's page as a
+/// crafted return URL links nothing, though the victim is signed in. One browser's offers share
+/// its key, so a second offer does not undo the first. An app's offer (a token exchange no page
+/// sent) needs no cookie but is taken only by a request no page sent (no `Origin`); a page's
+/// exchange is bound to its browser like a round trip.
+async fn a_link_offer_is_taken_only_where_it_was_made(backend: Backend) {
     let fake = FakeProvider::start().await;
     let app = spawn_taking_app_nonces(backend, &fake).await;
     let victim = app.account().await;
     fake.signs_in(&Person::new(&victim.email));
-    let planted = app.round_trip("fake", None).await;
-    assert_eq!(planted.status(), "link_required");
-    let link_token = planted.fields["linkToken"].clone();
-    // The victim's browser: no cookie, or the cookie of an offer of its own.
+    // The victim's browser holds an offer of its own, and so its own link key.
     let own = app.round_trip("fake", None).await;
     for cookie in [None, own.link_cookie()] {
+        let planted = app.round_trip("fake", None).await;
+        assert_eq!(planted.status(), "link_required");
         let refused = app
-            .accept_link_with(&victim.access_token, &link_token, cookie.as_deref())
+            .accept_link_with(
+                &victim.access_token,
+                &planted.fields["linkToken"],
+                cookie.as_deref(),
+                false,
+            )
             .await;
         assert_error(refused, 400, "validation_failed").await;
+        // Refused, the planted offer is used up: not even its own browser can take it now.
+        let used = app.accept_link(&victim.access_token, &planted).await;
+        assert_error(used, 400, "validation_failed").await;
     }
     let linked = app.identities(&victim.access_token).await;
     assert!(linked.as_array().unwrap().is_empty(), "{linked}");
-    // Refused, the planted offer is used up: not even its own browser can take it now.
-    let used = app.accept_link(&victim.access_token, &planted).await;
-    assert_error(used, 400, "validation_failed").await;
+    // A second round trip in the victim's browser keeps its key: the first offer still links.
+    let key = own.link_cookie().expect("the browser's link key");
+    let second = app.round_trip_holding_link_key("fake", &key).await;
+    assert_eq!(second.link_cookie().as_deref(), Some(key.as_str()));
+    let linked = app.accept_link(&victim.access_token, &own).await;
+    assert_eq!(linked.status().as_u16(), 201);
+    unlink(&app, &victim.access_token, "fake").await;
 
-    // A native app's offer: the body names the provider, and the app takes it as it is.
+    // An app's offer: the body names the provider; planted in a page (whose requests carry
+    // Origin), refused and used up; taken by the app as it is.
     let person = Person {
         subject: "native-subject".into(),
         ..Person::new(&victim.email)
     };
-    let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, "n");
-    let offered = app.exchange(&token, "n").await;
-    assert_eq!(offered.status().as_u16(), 200);
-    let body: Value = offered.json().await.unwrap();
-    assert_eq!(body["linkRequired"], true, "{body}");
-    assert_eq!(body["provider"], "fake", "{body}");
-    let link_token = body["linkToken"].as_str().unwrap();
-    // Planted in the victim's page (whose requests carry Origin): refused, and used up.
-    let planted = app
+    let offer_to_app = |nonce: &'static str| {
+        let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, nonce);
+        let app = &app;
+        async move {
+            let body: Value = app.exchange(&token, nonce).await.json().await.unwrap();
+            assert_eq!(body["linkRequired"], true, "{body}");
+            assert_eq!(body["provider"], "fake", "{body}");
+            body["linkToken"].as_str().expect("an offer").to_string()
+        }
+    };
+    let planted = offer_to_app("n").await;
+    let from_page = app
+        .accept_link_with(&victim.access_token, &planted, None, true)
+        .await;
+    assert_error(from_page, 400, "validation_failed").await;
+    let offer = offer_to_app("m").await;
+    let linked = app
+        .accept_link_with(&victim.access_token, &offer, None, false)
+        .await;
+    assert_eq!(linked.status().as_u16(), 201);
+    unlink(&app, &victim.access_token, "fake").await;
+
+    // A page's exchange (a sign-in button's ID token): bound to that browser by the cookie.
+    let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, "p");
+    let body = json!({ "idToken": token, "nonce": "p" });
+    let answered = app
         .client
-        .post(app.url("/me/identities"))
-        .bearer_auth(&victim.access_token)
+        .post(app.url("/auth/oauth/fake/token"))
         .header("Origin", "http://localhost:3000")
-        .json(&json!({ "linkToken": link_token }))
+        .json(&body)
         .send()
         .await
         .unwrap();
-    assert_error(planted, 400, "validation_failed").await;
-    let token = fake.id_token_for_app(&person, NATIVE_CLIENT_ID, "m");
-    let body: Value = app.exchange(&token, "m").await.json().await.unwrap();
-    let link_token = body["linkToken"].as_str().expect("a second offer");
+    let cookie = cookie_value(answered.headers(), "oauth_link").expect("the page's link key");
+    let offer: Value = answered.json().await.unwrap();
+    let offer = offer["linkToken"].as_str().expect("an offer");
     let linked = app
-        .accept_link_with(&victim.access_token, link_token, None)
+        .accept_link_with(&victim.access_token, offer, Some(&cookie), true)
         .await;
     assert_eq!(linked.status().as_u16(), 201);
+}
+
+async fn unlink(app: &TestApp, token: &str, provider: &str) {
+    let path = format!("/me/identities/{provider}");
+    let unlinked = app.authed(Method::DELETE, &path, token, None).await;
+    assert_eq!(unlinked.status().as_u16(), 204);
 }
 
 /// The ID token's own checks, with nonces the app makes (`oauth.native_nonces = "any"`); the
@@ -1074,7 +1127,7 @@ crate::backend_tests!(
     a_code_is_redeemed_once,
     return_urls_stay_on_the_allowlist,
     an_address_with_an_account_is_never_taken_over,
-    a_link_offer_is_taken_only_in_the_browser_it_was_made_to,
+    a_link_offer_is_taken_only_where_it_was_made,
     a_second_factor_still_applies,
     native_apps_exchange_an_id_token_once,
     native_apps_use_a_nonce_authd_issued_once,

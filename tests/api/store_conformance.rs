@@ -545,6 +545,37 @@ async fn a_passkey_added_while_the_owner_recovers_does_not_outlive_the_recovery(
     }
 }
 
+/// On PostgreSQL, the moment the race above rarely hits, made to happen: an ending of every
+/// session of the user is in flight (its transaction has updated the user's row and not yet
+/// committed) when a passkey is added for one of those sessions. The write waits for it, then
+/// finds the session ended and writes nothing; without the lock on the user's row it would
+/// read the session as live (the ending not yet committed) and keep its passkey.
+#[actix_web::test]
+async fn on_postgresql_a_write_for_a_session_waits_for_an_ending_in_flight() {
+    let t = open(Backend::PostgresRedis).await;
+    let user = t.user("in-flight@example.com").await;
+    let (session_id, _) = t.session(user.id, 3600).await;
+    let ending = crate::helpers::postgres_client(&t.database.url()).await;
+    let begin = format!(
+        "BEGIN; UPDATE users SET session_epoch = session_epoch + 1 WHERE id = '{}'",
+        user.id
+    );
+    ending.batch_execute(&begin).await.unwrap();
+    let store = Arc::clone(&t.store);
+    let passkey = passkey_of(&user, 9);
+    let adding = actix_web::rt::spawn(async move { store.add_passkey(&passkey, session_id).await });
+    // Room for the write to reach the lock (were it not waiting, it would be done by now).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let end = format!(
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = '{}'; COMMIT",
+        user.id
+    );
+    ending.batch_execute(&end).await.unwrap();
+    let added = adding.await.unwrap();
+    assert!(matches!(added, Err(StoreError::SessionEnded)), "{added:?}");
+    assert!(t.store.passkeys_of(user.id).await.unwrap().is_empty());
+}
+
 async fn the_store_answers_a_ping(backend: Backend) {
     let t = open(backend).await;
     t.store.ping().await.unwrap();

@@ -10,13 +10,14 @@
 //! `POST /me/identities` needs), `#status=verification_sent`, `#status=linked`,
 //! or `#status=error&error=<code>`.
 
-use actix_web::http::header::{ALLOW, LOCATION, ORIGIN};
+use actix_web::http::header::{HeaderValue, ALLOW, LOCATION, ORIGIN};
 use actix_web::{delete, get, post, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{token_response, MfaRequiredBody, SignedInBody, TokenTransport};
 use crate::domain::claims::Caller;
+use crate::domain::opaque_token::OpaqueToken;
 use crate::error::AppError;
 use crate::flows::federation::{Callback, CallbackResult, FederatedOutcome, StartedFlow};
 use crate::http::cookies::{request_cookie, OAUTH_FLOW_COOKIE, OAUTH_LINK_COOKIE};
@@ -234,20 +235,26 @@ pub async fn start(
 fn refused_head(req: &HttpRequest, allow: &'static str) -> Option<HttpResponse> {
     req.extensions().contains::<HeadRequest>().then(|| {
         let mut refused = HttpResponse::from_error(AppError::MethodNotAllowed);
-        refused.headers_mut().insert(
-            ALLOW,
-            actix_web::http::header::HeaderValue::from_static(allow),
-        );
+        let allow = HeaderValue::from_static(allow);
+        refused.headers_mut().insert(ALLOW, allow);
         refused
     })
 }
 
-/// The redirect back to the frontend, the outcome in the fragment. `browser_key`: the round
-/// trip's `oauth_flow` key, kept for a link offer in the `oauth_link` cookie.
+/// The key link offers made to this browser are bound to: its `oauth_link` cookie's, so that a
+/// second offer does not undo the first, or a new one (set with the offer).
+fn link_key(req: &HttpRequest) -> String {
+    request_cookie(req, OAUTH_LINK_COOKIE)
+        .filter(|key| OpaqueToken::parse(key).is_some())
+        .unwrap_or_else(|| OpaqueToken::generate().as_str().to_string())
+}
+
+/// The redirect back to the frontend, the outcome in the fragment. `link_key`: the browser's,
+/// kept for a link offer in the `oauth_link` cookie.
 fn back_to_frontend(
     state: &AppState,
     result: CallbackResult,
-    browser_key: Option<&str>,
+    link_key: Option<&str>,
 ) -> HttpResponse {
     let mut url = result.return_to;
     let mut fragment = url::form_urlencoded::Serializer::new(String::new());
@@ -270,7 +277,7 @@ fn back_to_frontend(
             email,
             provider,
         }) => {
-            if let Some(key) = browser_key {
+            if let Some(key) = link_key {
                 let ttl = state.oauth_flow_ttl_seconds;
                 answer.cookie(state.link_cookie.oauth_link(key, ttl));
             }
@@ -308,17 +315,19 @@ async fn finish(
     params: CallbackParams,
 ) -> HttpResponse {
     let browser_key = request_cookie(&req, OAUTH_FLOW_COOKIE);
+    let link_key = link_key(&req);
     let presented = Callback {
         state: params.state.as_deref(),
         code: params.code.as_deref(),
         error: params.error.as_deref(),
         browser_key: browser_key.as_deref(),
+        link_key: Some(&link_key),
     };
     let result = state
         .federation
         .callback(provider, presented, &client)
         .await;
-    back_to_frontend(&state, result, browser_key.as_deref())
+    back_to_frontend(&state, result, Some(&link_key))
 }
 
 /// A provider's answer (redirect)
@@ -327,7 +336,7 @@ async fn finish(
     params(("provider" = String, Path, description = "A configured provider's name"), CallbackParams),
     responses((status = 302, description = "Back to the return URL, the outcome in the fragment (`#status=...`); signed in: the refresh cookie is set",
         headers(("Location" = String, description = "The return URL with the outcome in its fragment"),
-                ("Set-Cookie" = String, description = "`oauth_flow` cleared; `refresh_token` when signed in"))))
+                ("Set-Cookie" = String, description = "`oauth_flow` cleared; `refresh_token` when signed in; `oauth_link` (HttpOnly, SameSite=Strict, Path=/me/identities) with a link offer"))))
 )]
 #[get("/oauth/{provider}/callback")]
 pub async fn callback(
@@ -401,7 +410,7 @@ pub async fn native_nonce(
     request_body = IdTokenRequest,
     responses(
         (status = 200, description = "Signed in (refresh cookie set), or what is left: `mfaRequired`, `linkRequired`, `verificationSent`", body = IdTokenResponse,
-            headers(("Set-Cookie" = String, description = "`refresh_token` when signed in"))),
+            headers(("Set-Cookie" = String, description = "`refresh_token` when signed in; `oauth_link` with a link offer to a page (a request with `Origin`)"))),
         (status = 400, description = "`validation_failed` (a missing field; a provider without ID tokens) or `identity_email_missing`", body = ErrorBody),
         (status = 401, description = "`oauth_failed`: the token's issuer, audience, nonce, signature or lifetime is wrong, it was used before, or the nonce is not an unused one authd issued for this provider", body = ErrorBody),
         (status = 403, description = "`signup_disabled`, `account_locked` or `email_not_verified`", body = ErrorBody),
@@ -412,6 +421,7 @@ pub async fn native_nonce(
 )]
 #[post("/oauth/{provider}/token")]
 pub async fn exchange_id_token(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Client(client): Client,
     provider: web::Path<String>,
@@ -425,9 +435,18 @@ pub async fn exchange_id_token(
         };
         return Err(AppError::validation(field, "is required"));
     }
+    // A page's exchange (a sign-in button's ID token): a link offer is bound to the browser,
+    // as a round trip's is; an app's is taken only by an app.
+    let link_key = req.headers().contains_key(ORIGIN).then(|| link_key(&req));
     let outcome = state
         .federation
-        .exchange_id_token(&provider, &body.id_token, &body.nonce, &client)
+        .exchange_id_token(
+            &provider,
+            &body.id_token,
+            &body.nonce,
+            link_key.as_deref(),
+            &client,
+        )
         .await?;
     Ok(match outcome {
         FederatedOutcome::SignedIn(user, tokens) => token_response(
@@ -444,12 +463,19 @@ pub async fn exchange_id_token(
             link_token,
             email,
             provider,
-        } => HttpResponse::Ok().json(LinkRequiredBody {
-            provider,
-            link_required: true,
-            link_token,
-            email,
-        }),
+        } => {
+            let mut answer = HttpResponse::Ok();
+            if let Some(key) = &link_key {
+                let ttl = state.oauth_flow_ttl_seconds;
+                answer.cookie(state.link_cookie.oauth_link(key, ttl));
+            }
+            answer.json(LinkRequiredBody {
+                provider,
+                link_required: true,
+                link_token,
+                email,
+            })
+        }
         FederatedOutcome::VerificationSent => HttpResponse::Ok().json(VerificationSentBody {
             verification_sent: true,
         }),
@@ -514,8 +540,10 @@ pub async fn start_link(
     security(("bearer" = [])),
     request_body = AcceptLinkRequest,
     responses(
-        (status = 201, description = "Linked (needs a recent sign-in)", body = IdentityBody),
-        (status = 400, description = "`validation_failed`: the link token is unknown, used, expired or for another account", body = ErrorBody),
+        (status = 201, description = "Linked (needs a recent sign-in); the `oauth_link` cookie is cleared", body = IdentityBody,
+            headers(("Set-Cookie" = String, description = "`oauth_link` cleared"))),
+        (status = 400, description = "`validation_failed`: the link token is unknown, used, expired or for another account, or taken elsewhere than where it was offered: an offer made to a browser needs its `oauth_link` cookie, an app's offer a request without `Origin` (then used up)", body = ErrorBody),
+        (status = 401, description = "`token_invalid`: the session ended meanwhile", body = ErrorBody),
         (status = 409, description = "`identity_taken`", body = ErrorBody),
     )
 )]

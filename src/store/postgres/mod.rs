@@ -153,9 +153,9 @@ pub(super) async fn lock_user(
 }
 
 /// Holds the user's row (see [`lock_user`]) and goes on only while their session `session_id`
-/// lives: otherwise [`StoreError::SessionEnded`]. An ending of the user's sessions updates that
-/// row first, so it has committed before the second statement reads the session (a fresh
-/// snapshot under READ COMMITTED) or waits for this transaction.
+/// lives: otherwise [`StoreError::SessionEnded`]. An ending of every session of the user, a lock
+/// and a deletion update that row first, so each has committed before the second statement
+/// reads the session (a fresh snapshot under READ COMMITTED) or waits for this transaction.
 pub(super) async fn lock_user_for_session(
     tx: &deadpool_postgres::Transaction<'_>,
     user_id: &uuid::Uuid,
@@ -164,6 +164,7 @@ pub(super) async fn lock_user_for_session(
     lock_user(tx, user_id).await?;
     let live = "SELECT EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
                                WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL
+                                 AND s.expires_at > now()
                                  AND u.deleted_at IS NULL AND NOT u.locked)";
     if exists(tx, live, &[session_id, user_id]).await? {
         Ok(())

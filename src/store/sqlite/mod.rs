@@ -76,17 +76,18 @@ fn is_unique_violation(e: &tokio_rusqlite::Error) -> bool {
     )
 }
 
-/// Whether `user_id`'s session `session_id` lives: not revoked, the user neither locked nor
-/// deleted (what [`StoreError::SessionEnded`] guards).
+/// Whether `user_id`'s session `session_id` lives: not revoked nor expired, the user neither
+/// locked nor deleted (what [`StoreError::SessionEnded`] guards).
 fn session_lives(tx: &Transaction<'_>, user_id: Uuid, session_id: Uuid) -> rusqlite::Result<bool> {
     tx.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
                         WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL
-                          AND u.deleted_at IS NULL AND NOT u.locked)",
+                          AND s.expires_at > ?3 AND u.deleted_at IS NULL AND NOT u.locked)",
     )?
-    .query_row([session_id.to_string(), user_id.to_string()], |row| {
-        row.get(0)
-    })
+    .query_row(
+        rusqlite::params![session_id.to_string(), user_id.to_string(), now_micros()],
+        |row| row.get(0),
+    )
 }
 
 /// A value read from the database that does not fit its type (a corrupt row).

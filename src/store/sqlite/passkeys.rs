@@ -1,9 +1,8 @@
 //! Passkeys.
 
 use async_trait::async_trait;
-use uuid::Uuid;
-
 use rusqlite::params;
+use uuid::Uuid;
 
 use super::{now_value, text, Columns, SqliteStore};
 use crate::store::*;
