@@ -6,6 +6,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
     VerifyEmail,
+    /// The verification of an address a provider's sign-in (`{{provider}}`) gave a new account
+    /// without having verified it: the mailbox's owner is told not to confirm unless it was them
+    /// (confirming would keep that sign-in as the account's way in).
+    VerifyEmailFromProvider,
     ResetPassword,
     Invitation,
     /// Somebody signed up with an address that has an account (sent instead of revealing it).
@@ -46,6 +50,11 @@ fn templates(kind: MessageKind) -> (&'static str, &'static str, &'static str) {
             "Confirm your email address",
             include_str!("../../templates/email/verify.txt"),
             include_str!("../../templates/email/verify.html"),
+        ),
+        MessageKind::VerifyEmailFromProvider => (
+            "Confirm your email address, if this account is yours",
+            include_str!("../../templates/email/verify_provider.txt"),
+            include_str!("../../templates/email/verify_provider.html"),
         ),
         MessageKind::ResetPassword => (
             "Reset your password",

@@ -175,7 +175,7 @@ impl AuthService {
             email_verified: invited.is_some(),
             ..NewUser::new(email.clone(), name.clone(), password_hash, role)
         };
-        let created = self.deps.create_account(account).await;
+        let created = self.deps.create_account(account, None).await;
         let user = match created {
             Ok(user) => user,
             Err(StoreError::EmailTaken) if hidden => {

@@ -178,11 +178,15 @@ impl FlowDeps {
 
     /// Creates the account; one whose address is not verified yet gets its verification mail in
     /// the same transaction, so it is never left without it.
-    pub async fn create_account(&self, mut account: NewUser) -> Result<User, StoreError> {
+    pub async fn create_account(
+        &self,
+        mut account: NewUser,
+        provider: Option<&str>,
+    ) -> Result<User, StoreError> {
         if !account.email_verified {
-            let verification = self
-                .outbox
-                .prepare_verification(account.id, account.email.as_str());
+            let verification =
+                self.outbox
+                    .prepare_verification(account.id, account.email.as_str(), provider);
             account.verification = Some(verification);
         }
         let user = self.store.create_user(account).await?;

@@ -602,7 +602,8 @@ impl FederationService {
             user_id: account.id,
             email: Some(email.into_string()),
         });
-        let created = self.deps.create_account(account).await;
+        let provider_name = Some(provider.display_name.as_str());
+        let created = self.deps.create_account(account, provider_name).await;
         let user = match created {
             Ok(user) => user,
             // A sign-in racing this one made the account first: the identity is linked now.

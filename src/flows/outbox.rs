@@ -121,11 +121,31 @@ impl Outbox {
         name: Option<&str>,
         metadata: &serde_json::Value,
     ) -> (NewOneTimeToken, OutboxEmail) {
+        let mail = (message_kind(kind), name, "");
+        self.prepare_token_mail(kind, user_id, to, mail, metadata)
+    }
+
+    /// [`Outbox::prepare_token`] with the mail's kind, greeting and `about` given.
+    fn prepare_token_mail(
+        &self,
+        kind: TokenKind,
+        user_id: Option<Uuid>,
+        to: &str,
+        (message, name, about): (MessageKind, Option<&str>, &str),
+        metadata: &serde_json::Value,
+    ) -> (NewOneTimeToken, OutboxEmail) {
         let token = OpaqueToken::generate();
         let lifetime = self.lifetimes.of(kind);
         let link = self.app.link(self.page(kind), token.as_str());
-        let message = messages::render(message_kind(kind), &self.app_name, name, &link, lifetime);
-        let email = self.outbox_email(to, message);
+        let values = messages::MessageValues {
+            app_name: &self.app_name,
+            name,
+            link: &link,
+            expires_in: lifetime,
+            code: "",
+            about,
+        };
+        let email = self.outbox_email(to, messages::render_with(message, &values));
         let stored = NewOneTimeToken {
             hash: token.hash(),
             kind,
@@ -140,11 +160,23 @@ impl Outbox {
 
     /// The verification token of a new account `user_id` at `to`, and its mail: to write with
     /// the account, in the same transaction. The mail greets no name: the address is not proven
-    /// (see `User::name_for_mail`).
-    pub fn prepare_verification(&self, user_id: Uuid, to: &str) -> (NewOneTimeToken, OutboxEmail) {
+    /// (see `User::name_for_mail`). `provider`: the name of the provider whose sign-in made the
+    /// account without verifying the address; the mail then tells its reader not to confirm
+    /// unless that was them (confirming keeps that sign-in as a way into the account, and a
+    /// reset no longer removes it).
+    pub fn prepare_verification(
+        &self,
+        user_id: Uuid,
+        to: &str,
+        provider: Option<&str>,
+    ) -> (NewOneTimeToken, OutboxEmail) {
         let metadata = serde_json::json!({});
         let kind = TokenKind::EmailVerification;
-        self.prepare_token(kind, Some(user_id), to, None, &metadata)
+        let mail = match provider {
+            Some(provider) => (MessageKind::VerifyEmailFromProvider, None, provider),
+            None => (MessageKind::VerifyEmail, None, ""),
+        };
+        self.prepare_token_mail(kind, Some(user_id), to, mail, &metadata)
     }
 
     /// Tells the mailer that mail was queued.

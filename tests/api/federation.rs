@@ -969,9 +969,25 @@ async fn an_identity_made_before_the_address_was_proven_goes_with_the_owners_res
     let landing = app.round_trip("fake", None).await;
     assert_eq!(landing.status(), "signed_in", "{:?}", landing.fields);
 
-    // The verification mail of the sign-up, then the reset.
+    // The verification mail of the sign-up names the provider and tells a reader who did not
+    // sign in with it not to confirm (a resend says the same); then the owner's reset.
+    let verification = sink.wait_for(1).await.remove(0);
+    app.post_json("/auth/email/resend", &json!({ "email": address }))
+        .await;
+    let resent = sink.wait_for(2).await.remove(1);
+    for mail in [&verification, &resent] {
+        assert!(
+            mail.subject.contains("if this account is yours"),
+            "{}",
+            mail.subject
+        );
+        for said in ["by signing in with fake", "do not open the link"] {
+            assert!(mail.text.contains(said), "{said}: {}", mail.text);
+            assert!(mail.html.contains(said), "{said}: {}", mail.html);
+        }
+    }
     app.forgot_password(address).await;
-    let mails = sink.wait_for(2).await;
+    let mails = sink.wait_for(3).await;
     let reset = mails.iter().find(|m| m.subject.contains("Reset")).unwrap();
     let response = app
         .reset_password(&reset.token(), "a new passphrase, the owner's")
