@@ -13,17 +13,14 @@ Usage: load-tests/email_code_timing.py            (N=30, PORT=18091)
 Needs: cargo, python3 (standard library only). Bounded: 4N+N requests, then authd is stopped.
 """
 
-import json
 import os
-import statistics
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 
-from probe import start_authd
+from probe import post as post_to
+from probe import sorted_right, start_authd, summary
 
 N = int(os.environ.get("N", "30"))
 PORT = int(os.environ.get("PORT", "18091"))
@@ -31,28 +28,7 @@ BASE = f"http://127.0.0.1:{PORT}"
 
 
 def post(path, body):
-    request = urllib.request.Request(
-        BASE + path,
-        data=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
-        method="POST",
-    )
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status = response.status
-            response.read()
-    except urllib.error.HTTPError as refused:
-        status = refused.code
-        refused.read()
-    return status, (time.perf_counter() - started) * 1000
-
-
-def summary(name, times):
-    print(
-        f"  {name:<28} median {statistics.median(times):7.2f} ms"
-        f"  min {min(times):7.2f}  max {max(times):7.2f}"
-    )
+    return post_to(BASE, path, body)
 
 
 def main():
@@ -94,13 +70,9 @@ def main():
         print(f"POST /auth/email/login/verify, a wrong code, {N} addresses each, on {backend}:")
         summary("account with a pending mail", known_times)
         summary("unknown address", unknown_times)
-        threshold = (statistics.median(known_times) + statistics.median(unknown_times)) / 2
-        slower = statistics.median(known_times) > statistics.median(unknown_times)
-        right = sum((t > threshold) == slower for t in known_times) + sum(
-            (t > threshold) != slower for t in unknown_times
-        )
         print(f"  answers: {sorted(statuses)}")
-        print(f"  one request sorted by the midpoint threshold: {100 * right / (2 * N):.0f}% right")
+        right = sorted_right(known_times, unknown_times)
+        print(f"  one request sorted by the midpoint threshold: {right:.0f}% right")
     finally:
         authd.terminate()
         authd.wait(timeout=10)

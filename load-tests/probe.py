@@ -1,8 +1,11 @@
 """What the probe scripts of load-tests/ share: the debug build of authd started on loopback."""
 
+import json
 import os
+import statistics
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,3 +31,41 @@ def start_authd(port, env, log_path):
             time.sleep(0.1)
     authd.terminate()
     raise RuntimeError(f"authd did not start; see {log_path}")
+
+
+def post(base, path, body):
+    """POSTs `body` as JSON: the status and how long the answer took (ms)."""
+    request = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status = response.status
+            response.read()
+    except urllib.error.HTTPError as refused:
+        status = refused.code
+        refused.read()
+    return status, (time.perf_counter() - started) * 1000
+
+
+def summary(name, times):
+    """One line: the median and range of `times` (ms)."""
+    print(
+        f"  {name:<28} median {statistics.median(times):7.2f} ms"
+        f"  min {min(times):7.2f}  max {max(times):7.2f}"
+    )
+
+
+def sorted_right(known_times, unknown_times):
+    """How often (%) the best single threshold, midway between the medians, sorts one request
+    into "has an account" or not: 50% is a coin toss."""
+    threshold = (statistics.median(known_times) + statistics.median(unknown_times)) / 2
+    slower = statistics.median(known_times) > statistics.median(unknown_times)
+    right = sum((t > threshold) == slower for t in known_times) + sum(
+        (t > threshold) != slower for t in unknown_times
+    )
+    return 100 * right / (len(known_times) + len(unknown_times))

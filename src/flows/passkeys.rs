@@ -438,10 +438,11 @@ impl MfaService {
         };
         let canonical = CanonicalEmail::of(email);
         let account = self.deps.store.user_by_email(&canonical).await?;
-        let credentials = match &account {
-            Some(account) => Self::credentials(&self.passkeys(account.user.id).await?),
-            None => Vec::new(),
-        };
+        // An unknown address runs the same lookup (for nobody): its time must not tell.
+        let owner = account
+            .as_ref()
+            .map_or(Uuid::nil(), |account| account.user.id);
+        let credentials = Self::credentials(&self.passkeys(owner).await?);
         let options = if let (Some(account), false) = (&account, credentials.is_empty()) {
             let (options, state) = webauthn
                 .start_passkey_authentication(&credentials)
