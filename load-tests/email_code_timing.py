@@ -15,12 +15,11 @@ Needs: cargo, python3 (standard library only). Bounded: 4N+N requests, then auth
 
 import os
 import sys
-import tempfile
 import time
 import uuid
 
 from probe import post as post_to
-from probe import sorted_right, start_authd, summary
+from probe import report, sign_up, start_timing_probe
 
 N = int(os.environ.get("N", "30"))
 PORT = int(os.environ.get("PORT", "18091"))
@@ -32,32 +31,13 @@ def post(path, body):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="authd-code-timing.")
-    env = dict(os.environ)
-    env.update(
-        {
-            "AUTHD__AUTH__PASSWORDLESS__ENABLED": "true",
-            "AUTHD__RATE_LIMIT__ENABLED": "false",
-            "AUTHD__AUTH__LOCKOUT__ENABLED": "false",
-            "AUTHD__HASHER__ARGON2_MEMORY_KIB": "8192",
-            "AUTHD__HASHER__ARGON2_ITERATIONS": "1",
-            "AUTHD__MAIL__FILE_DIR": os.path.join(work, "outbox"),
-            "AUTHD__LOG__LEVEL": "warn",
-        }
-    )
-    if not env.get("DATABASE_URL"):
-        env["AUTHD__DATABASE__URL"] = f"sqlite://{work}/authd.db"
-    backend = "PostgreSQL" if env.get("DATABASE_URL") else "SQLite (embedded default)"
-    authd = start_authd(PORT, env, os.path.join(work, "log"))
+    passwordless = {"AUTHD__AUTH__PASSWORDLESS__ENABLED": "true"}
+    authd, backend = start_timing_probe(PORT, "authd-code-timing.", passwordless)
     try:
         run = uuid.uuid4().hex[:8]
         known = [f"timing-{run}-{i}@example.com" for i in range(N)]
         unknown = [f"nobody-{run}-{i}@example.com" for i in range(N)]
-        for email in known:
-            status, _ = post(
-                "/auth/signup", {"email": email, "password": "velvet tractor sings at noon"}
-            )
-            assert status == 201, f"signup answered {status}"
+        sign_up(BASE, known)
         for email in known + unknown:
             post("/auth/email/login", {"email": email})
         time.sleep(1.5)  # the mails are written
@@ -68,11 +48,7 @@ def main():
                 statuses.add(status)
                 times.append(took)
         print(f"POST /auth/email/login/verify, a wrong code, {N} addresses each, on {backend}:")
-        summary("account with a pending mail", known_times)
-        summary("unknown address", unknown_times)
-        print(f"  answers: {sorted(statuses)}")
-        right = sorted_right(known_times, unknown_times)
-        print(f"  one request sorted by the midpoint threshold: {right:.0f}% right")
+        report("account with a pending mail", known_times, unknown_times, statuses)
     finally:
         authd.terminate()
         authd.wait(timeout=10)

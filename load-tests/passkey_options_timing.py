@@ -18,10 +18,9 @@ is stopped.
 import os
 import statistics
 import sys
-import tempfile
 import uuid
 
-from probe import post, sorted_right, start_authd, summary
+from probe import post, report, sign_up, sorted_right, start_timing_probe
 
 N = int(os.environ.get("N", "30"))
 R = int(os.environ.get("R", "5"))
@@ -30,31 +29,12 @@ BASE = f"http://127.0.0.1:{PORT}"
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="authd-passkey-timing.")
-    env = dict(os.environ)
-    env.update(
-        {
-            "AUTHD__RATE_LIMIT__ENABLED": "false",
-            "AUTHD__AUTH__LOCKOUT__ENABLED": "false",
-            "AUTHD__HASHER__ARGON2_MEMORY_KIB": "8192",
-            "AUTHD__HASHER__ARGON2_ITERATIONS": "1",
-            "AUTHD__MAIL__FILE_DIR": os.path.join(work, "outbox"),
-            "AUTHD__LOG__LEVEL": "warn",
-        }
-    )
-    if not env.get("DATABASE_URL"):
-        env["AUTHD__DATABASE__URL"] = f"sqlite://{work}/authd.db"
-    backend = "PostgreSQL" if env.get("DATABASE_URL") else "SQLite (embedded default)"
-    authd = start_authd(PORT, env, os.path.join(work, "log"))
+    authd, backend = start_timing_probe(PORT, "authd-passkey-timing.")
     try:
         run = uuid.uuid4().hex[:8]
         known = [f"passkey-{run}-{i}@example.com" for i in range(N)]
         unknown = [f"nobody-{run}-{i}@example.com" for i in range(N)]
-        for email in known:
-            status, _ = post(
-                BASE, "/auth/signup", {"email": email, "password": "velvet tractor sings at noon"}
-            )
-            assert status == 201, f"signup answered {status}"
+        sign_up(BASE, known)
         known_times = {email: [] for email in known}
         unknown_times = {email: [] for email in unknown}
         statuses = set()
@@ -67,11 +47,7 @@ def main():
         every_known = [t for times in known_times.values() for t in times]
         every_unknown = [t for times in unknown_times.values() for t in times]
         print(f"POST /auth/passkey/options with an address, {N} addresses each, {R} rounds, on {backend}:")
-        summary("account (no passkey)", every_known)
-        summary("unknown address", every_unknown)
-        print(f"  answers: {sorted(statuses)}")
-        right = sorted_right(every_known, every_unknown)
-        print(f"  one request sorted by the midpoint threshold: {right:.0f}% right")
+        report("account (no passkey)", every_known, every_unknown, statuses)
         means = sorted_right(
             [statistics.mean(t) for t in known_times.values()],
             [statistics.mean(t) for t in unknown_times.values()],

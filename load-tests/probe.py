@@ -4,6 +4,7 @@ import json
 import os
 import statistics
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +32,36 @@ def start_authd(port, env, log_path):
             time.sleep(0.1)
     authd.terminate()
     raise RuntimeError(f"authd did not start; see {log_path}")
+
+
+def start_timing_probe(port, prefix, extra_env=None):
+    """Starts authd for a timing probe, limits off and hashing cheap, on the embedded default in a
+    throwaway directory (or PostgreSQL when DATABASE_URL is set): the process, and the backend's
+    name for the report."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    env = dict(os.environ)
+    env.update(
+        {
+            "AUTHD__RATE_LIMIT__ENABLED": "false",
+            "AUTHD__AUTH__LOCKOUT__ENABLED": "false",
+            "AUTHD__HASHER__ARGON2_MEMORY_KIB": "8192",
+            "AUTHD__HASHER__ARGON2_ITERATIONS": "1",
+            "AUTHD__MAIL__FILE_DIR": os.path.join(work, "outbox"),
+            "AUTHD__LOG__LEVEL": "warn",
+            **(extra_env or {}),
+        }
+    )
+    if not env.get("DATABASE_URL"):
+        env["AUTHD__DATABASE__URL"] = f"sqlite://{work}/authd.db"
+    backend = "PostgreSQL" if env.get("DATABASE_URL") else "SQLite (embedded default)"
+    return start_authd(port, env, os.path.join(work, "log")), backend
+
+
+def sign_up(base, emails):
+    """Signs each address up (a known password); fails loudly on any other answer than 201."""
+    for email in emails:
+        status, _ = post(base, "/auth/signup", {"email": email, "password": "velvet tractor sings at noon"})
+        assert status == 201, f"signup answered {status}"
 
 
 def post(base, path, body):
@@ -69,3 +100,13 @@ def sorted_right(known_times, unknown_times):
         (t > threshold) != slower for t in unknown_times
     )
     return 100 * right / (len(known_times) + len(unknown_times))
+
+
+def report(known_name, known_times, unknown_times, statuses):
+    """The medians and ranges of both kinds of address, the answers seen, and how well one
+    request's time sorts them."""
+    summary(known_name, known_times)
+    summary("unknown address", unknown_times)
+    print(f"  answers: {sorted(statuses)}")
+    right = sorted_right(known_times, unknown_times)
+    print(f"  one request sorted by the midpoint threshold: {right:.0f}% right")
