@@ -178,16 +178,22 @@ async fn sigterm_answers_every_accepted_request_and_flushes_the_outbox() {
 
 /// "Send me a reset link" while PostgreSQL is down is answered 503 (ask again), never a 202 whose
 /// mail nobody writes; once the database is back, the same request mails the link.
-#[actix_web::test]
-async fn a_reset_asked_for_while_postgresql_is_down_is_refused_then_mailed_once_it_is_back() {
-    let postgres = OwnPostgres::start();
-    let cluster = ClusterEnv::on_database(
+/// A cluster on `postgres` whose nodes give up on the database within a second (a wait for a
+/// connection, a connection attempt), so that an outage answers 503 at once.
+fn failing_fast_on(postgres: &OwnPostgres) -> ClusterEnv {
+    ClusterEnv::on_database(
         postgres.database(),
         &[
             ("AUTHD__DATABASE__ACQUIRE_TIMEOUT_SECONDS", "1"),
             ("AUTHD__DATABASE__CONNECT_TIMEOUT_SECONDS", "1"),
         ],
-    );
+    )
+}
+
+#[actix_web::test]
+async fn a_reset_asked_for_while_postgresql_is_down_is_refused_then_mailed_once_it_is_back() {
+    let postgres = OwnPostgres::start();
+    let cluster = failing_fast_on(&postgres);
     let node = cluster.start_node("mailing");
     let client = NodeClient::new();
     let email = email();
@@ -228,13 +234,7 @@ async fn a_reset_asked_for_while_postgresql_is_down_is_refused_then_mailed_once_
 #[actix_web::test]
 async fn postgresql_restarted_under_load_fails_fast_recovers_and_leaves_no_half_written_rows() {
     let postgres = OwnPostgres::start();
-    let cluster = ClusterEnv::on_database(
-        postgres.database(),
-        &[
-            ("AUTHD__DATABASE__ACQUIRE_TIMEOUT_SECONDS", "1"),
-            ("AUTHD__DATABASE__CONNECT_TIMEOUT_SECONDS", "1"),
-        ],
-    );
+    let cluster = failing_fast_on(&postgres);
     let node = cluster.start_node("steady");
     let client = NodeClient::new();
     let stop = AtomicBool::new(false);
