@@ -52,12 +52,14 @@ fn head_bytes(req: &ServiceRequest) -> usize {
 /// Inside CORS: refuses a request that changes something (not GET, HEAD or OPTIONS) when the
 /// browser says another site sent it (`Sec-Fetch-Site: cross-site`) and it carries no `Origin`
 /// for CORS to judge. Browsers send `Origin` on such requests, and the refresh cookie is
-/// SameSite=Strict, so this only stands in for them if either ever fails; apps send neither.
+/// SameSite=Strict, so this only stands in for them if either ever fails; apps send neither. A
+/// provider's form post to the callback is left to the callback, which answers with a redirect.
 pub async fn refuse_cross_site_without_origin(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && !super::provider_form_post(req.method(), req.path());
     let headers = req.headers();
     let cross_site = headers
         .get("sec-fetch-site")

@@ -61,6 +61,13 @@ pub struct AppState {
     pub metrics_networks: Option<Arc<[ipnet::IpNet]>>,
 }
 
+/// A provider's answer posted to a callback (`response_mode=form_post`, Apple's): a cross-site
+/// navigation, answered with a redirect whatever it carries. Its own check (the state bound to
+/// the browser's `oauth_flow` cookie) is what stops a forged one, not the origin rules.
+pub fn provider_form_post(method: &Method, path: &str) -> bool {
+    method == Method::POST && path.contains("/auth/oauth/") && path.ends_with("/callback")
+}
+
 /// The methods a browser may use across origins.
 pub const CORS_METHODS: [Method; 4] = [Method::GET, Method::POST, Method::PATCH, Method::DELETE];
 
@@ -89,11 +96,7 @@ pub fn cors(settings: &Settings) -> Cors {
         .supports_credentials()
         // Apple posts a provider's answer from its own origin (`response_mode=form_post`): a
         // navigation, which the callback turns into a redirect.
-        .allowed_origin_fn(|_, request| {
-            request.method == Method::POST
-                && request.uri.path().contains("/auth/oauth/")
-                && request.uri.path().ends_with("/callback")
-        })
+        .allowed_origin_fn(|_, request| provider_form_post(&request.method, request.uri.path()))
         // A browser request from another origin is refused outright (403), not merely left
         // without CORS headers: defence in depth for the cookie-carrying endpoints.
         .block_on_origin_mismatch(true)

@@ -1046,8 +1046,20 @@ async fn apple_gets_a_signed_client_secret_and_posts_its_answer(backend: Backend
         .send()
         .await
         .unwrap();
-    let landing = landing(posted);
-    assert_eq!(landing.status(), "signed_in", "{:?}", landing.fields);
+    let signed_in = landing(posted);
+    assert_eq!(signed_in.status(), "signed_in", "{:?}", signed_in.fields);
+    // A post the browser marks cross-site but sends without Origin (no browser does; a tool
+    // might): still the callback's answer, a redirect, not the API's JSON refusal.
+    let bare = app
+        .client
+        .post(app.url("/auth/oauth/apple/callback"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Sec-Fetch-Site", "cross-site")
+        .body(format!("{}&user=%7B%7D", at.callback_query))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(landing(bare).error(), "oauth_state_invalid");
     let secret = fake.client_secrets().pop().expect("authd authenticated");
     let claims = verify_apple_secret(&secret, &public_jwk, &fake.issuer);
     assert_eq!(claims["sub"], CLIENT_ID);
