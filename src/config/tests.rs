@@ -191,6 +191,11 @@ fn bad_settings_stop_the_start_naming_the_setting() {
         ),
         ((cors, "app.example"), "http.cors_allowed_origins"),
         ((cors, "https://"), "http.cors_allowed_origins"),
+        // 8 x parallelism overflowed (found by the property test below): named, not a panic.
+        (
+            ("AUTHD__HASHER__ARGON2_PARALLELISM", "4294967295"),
+            "hasher.argon2_memory_kib",
+        ),
     ];
     for (setting, named) in cases {
         let err = production_refusal(&[setting]);

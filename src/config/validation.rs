@@ -271,7 +271,7 @@ impl Settings {
                 "must be 0 to 19",
             ),
             (
-                hasher.argon2_memory_kib < 8 * hasher.argon2_parallelism,
+                hasher.argon2_memory_kib < hasher.argon2_parallelism.saturating_mul(8),
                 "hasher.argon2_memory_kib",
                 "must be at least 8 x argon2_parallelism",
             ),
