@@ -191,6 +191,14 @@ fn bad_settings_stop_the_start_naming_the_setting() {
         ),
         ((cors, "app.example"), "http.cors_allowed_origins"),
         ((cors, "https://"), "http.cors_allowed_origins"),
+        (
+            ("AUTHD__TOKENS__REFRESH_TTL_SECONDS", "18446744073709551615"),
+            "tokens.refresh_ttl_seconds: must be at most 34560000",
+        ),
+        (
+            ("AUTHD__TOKENS__SESSION_MAX_LIFETIME_SECONDS", "315360001"),
+            "tokens.session_max_lifetime_seconds: must be at most",
+        ),
         // 8 x parallelism overflowed (found by the property test below): named, not a panic.
         (
             ("AUTHD__HASHER__ARGON2_PARALLELISM", "4294967295"),

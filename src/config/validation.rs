@@ -2,6 +2,12 @@
 
 use super::*;
 
+/// Browsers keep no cookie longer than 400 days (RFC 6265bis), so a longer refresh lifetime would
+/// only be cut short (and past i64 it would turn the cookie's Max-Age negative).
+const MAX_COOKIE_LIFETIME_SECONDS: u64 = 400 * 86_400;
+/// Ten years: past this an absolute lifetime is no limit, and intervals stop being representable.
+const MAX_SESSION_LIFETIME_SECONDS: u64 = 10 * 365 * 86_400;
+
 impl Settings {
     /// Checks every rule a bad value could break; the first failure names its setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -241,6 +247,11 @@ impl Settings {
                 "must not be shorter than tokens.access_ttl_seconds",
             ),
             (
+                tokens.refresh_ttl_seconds > MAX_COOKIE_LIFETIME_SECONDS,
+                "tokens.refresh_ttl_seconds",
+                "must be at most 34560000 (400 days: browsers keep no cookie longer)",
+            ),
+            (
                 tokens.issuer.is_empty(),
                 "tokens.issuer",
                 "must not be empty",
@@ -299,6 +310,11 @@ impl Settings {
                 tokens.session_max_lifetime_seconds < tokens.access_ttl_seconds,
                 "tokens.session_max_lifetime_seconds",
                 "must not be shorter than tokens.access_ttl_seconds",
+            ),
+            (
+                tokens.session_max_lifetime_seconds > MAX_SESSION_LIFETIME_SECONDS,
+                "tokens.session_max_lifetime_seconds",
+                "must be at most 315360000 (ten years)",
             ),
             (
                 self.janitor.batch_size == 0,
