@@ -164,24 +164,7 @@ pub struct MessageValues<'a> {
     pub about: &'a str,
 }
 
-pub fn render(
-    kind: MessageKind,
-    app_name: &str,
-    name: Option<&str>,
-    link: &str,
-    expires_in: Duration,
-) -> Message {
-    let values = MessageValues {
-        app_name,
-        name,
-        link,
-        expires_in,
-        code: "",
-        about: "",
-    };
-    render_with(kind, &values)
-}
-
+/// The mail of `kind` with `values` filled in (HTML-escaped in the HTML part).
 pub fn render_with(kind: MessageKind, values: &MessageValues<'_>) -> Message {
     let (subject, text, html) = templates(kind);
     let (app_name, name) = (values.app_name, values.name.unwrap_or("there"));
@@ -209,13 +192,15 @@ mod tests {
 
     #[test]
     fn both_parts_carry_the_link_and_html_is_escaped() {
-        let message = render(
-            MessageKind::ResetPassword,
-            "authd",
-            Some("<Ada>"),
-            "https://app.example.com/reset-password?token=abc&x=1",
-            Duration::from_secs(3600),
-        );
+        let values = MessageValues {
+            app_name: "authd",
+            name: Some("<Ada>"),
+            link: "https://app.example.com/reset-password?token=abc&x=1",
+            expires_in: Duration::from_secs(3600),
+            code: "",
+            about: "",
+        };
+        let message = render_with(MessageKind::ResetPassword, &values);
         assert_eq!(message.subject, "authd: Reset your password");
         assert!(message
             .text
