@@ -92,8 +92,8 @@ def summary(name, times):
 
 
 def sorted_right(known_times, unknown_times):
-    """How often (%) the best single threshold, midway between the medians, sorts one request
-    into "has an account" or not: 50% is a coin toss."""
+    """How often (%) one threshold, midway between the two medians, sorts one request into "has
+    an account" or not: 50% is a coin toss (a simple cut, not the best one possible)."""
     threshold = (statistics.median(known_times) + statistics.median(unknown_times)) / 2
     slower = statistics.median(known_times) > statistics.median(unknown_times)
     right = sum((t > threshold) == slower for t in known_times) + sum(

@@ -199,6 +199,10 @@ fn bad_settings_stop_the_start_naming_the_setting() {
             ("AUTHD__TOKENS__SESSION_MAX_LIFETIME_SECONDS", "315360001"),
             "tokens.session_max_lifetime_seconds: must be at most",
         ),
+        (
+            ("AUTHD__OAUTH__FLOW_TTL_SECONDS", "0"),
+            "oauth.flow_ttl_seconds: must be 1 to 86400",
+        ),
         // 8 x parallelism overflowed (found by the property test below): named, not a panic.
         (
             ("AUTHD__HASHER__ARGON2_PARALLELISM", "4294967295"),

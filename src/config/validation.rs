@@ -312,6 +312,11 @@ impl Settings {
                 "must not be shorter than tokens.access_ttl_seconds",
             ),
             (
+                !(1..=86_400).contains(&self.oauth.flow_ttl_seconds),
+                "oauth.flow_ttl_seconds",
+                "must be 1 to 86400 (a sign-in's round trip, an issued nonce, a link offer)",
+            ),
+            (
                 tokens.session_max_lifetime_seconds > MAX_SESSION_LIFETIME_SECONDS,
                 "tokens.session_max_lifetime_seconds",
                 "must be at most 315360000 (ten years)",

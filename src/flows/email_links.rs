@@ -165,18 +165,9 @@ impl EmailLinkService {
                     return Ok(());
                 }
                 let outbox = &this.deps.outbox;
-                let prepared = if kind == TokenKind::EmailVerification {
-                    // An account a provider's sign-in made: the mail names the provider and
-                    // warns, as the first one did (see `Outbox::prepare_verification`).
-                    let identities = this.deps.store.identities_of(user.id).await?;
-                    let provider = identities
-                        .first()
-                        .map(|identity| identity.provider.as_str());
-                    outbox.prepare_verification(user.id, &user.email, provider)
-                } else {
-                    let name = user.name_for_mail();
-                    outbox.prepare_token(kind, Some(user.id), &user.email, name, &json!({}))
-                };
+                let name = user.name_for_mail();
+                let prepared =
+                    outbox.prepare_token(kind, Some(user.id), &user.email, name, &json!({}));
                 let send = || outbox.send_token(prepared.clone());
                 retry_while_unavailable(send).await?;
             }

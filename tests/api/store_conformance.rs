@@ -555,6 +555,8 @@ async fn on_postgresql_a_write_for_a_session_waits_for_an_ending_in_flight() {
     let t = open(Backend::PostgresRedis).await;
     let user = t.user("in-flight@example.com").await;
     let (session_id, _) = t.session(user.id, 3600).await;
+    // The ending's statements, in the order `revoke_user_sessions` runs them (the user's row
+    // first, then the sessions): should that order change, this test must follow it.
     let ending = crate::helpers::postgres_client(&t.database.url()).await;
     let begin = format!(
         "BEGIN; UPDATE users SET session_epoch = session_epoch + 1 WHERE id = '{}'",

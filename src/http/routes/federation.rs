@@ -241,12 +241,12 @@ fn refused_head(req: &HttpRequest, allow: &'static str) -> Option<HttpResponse> 
     })
 }
 
-/// The key link offers made to this browser are bound to: its `oauth_link` cookie's, so that a
-/// second offer does not undo the first, or a new one (set with the offer).
-fn link_key(req: &HttpRequest) -> String {
-    request_cookie(req, OAUTH_LINK_COOKIE)
-        .filter(|key| OpaqueToken::parse(key).is_some())
-        .unwrap_or_else(|| OpaqueToken::generate().as_str().to_string())
+/// A new key for a link offer to this browser, set with the offer in the `oauth_link` cookie. Always
+/// new: an `oauth_link` arriving here (the callback, the token exchange) is none authd set, since
+/// its own is scoped to `/me/identities`; one planted from elsewhere must not choose the binding.
+/// So a browser's newest offer is the one it can take.
+fn new_link_key() -> String {
+    OpaqueToken::generate().as_str().to_string()
 }
 
 /// The redirect back to the frontend, the outcome in the fragment. `link_key`: the browser's,
@@ -315,7 +315,7 @@ async fn finish(
     params: CallbackParams,
 ) -> HttpResponse {
     let browser_key = request_cookie(&req, OAUTH_FLOW_COOKIE);
-    let link_key = link_key(&req);
+    let link_key = new_link_key();
     let presented = Callback {
         state: params.state.as_deref(),
         code: params.code.as_deref(),
@@ -437,7 +437,7 @@ pub async fn exchange_id_token(
     }
     // A page's exchange (a sign-in button's ID token): a link offer is bound to the browser,
     // as a round trip's is; an app's is taken only by an app.
-    let link_key = req.headers().contains_key(ORIGIN).then(|| link_key(&req));
+    let link_key = req.headers().contains_key(ORIGIN).then(new_link_key);
     let outcome = state
         .federation
         .exchange_id_token(
